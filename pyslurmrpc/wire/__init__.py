@@ -1,0 +1,26 @@
+"""pyslurmrpc's sans-I/O wire layer: construct schemas, codec and framer.
+
+Nothing in this package opens a socket, starts a thread or touches asyncio.
+
+Public entry points:
+
+* :func:`decode_message` - a whole frame (length prefix included) to a :class:`Message`.
+* :func:`encode_message` - a :class:`Message` back to bytes (byte-exact round trip).
+* :class:`Framer` - bytes in any chunking to whole frames.
+"""
+
+from .codec import decode_message, encode_message
+from .constants import (
+    INFINITE, MAX_MSG_SIZE, NO_VAL, NO_VAL16, SLURM_BATCH_SCRIPT, SLURM_EXTERN_CONT, AuthPluginId,
+    CheckOp, MsgType,
+)
+from .framer import Framer
+from .types import Address, Auth, Forward, Header, Message, RetEntry
+from .versions import CHECKPOINT_VERSIONS, VERSION_CODES, VERSIONS, version_code
+
+__all__ = [
+    "decode_message", "encode_message", "Framer", "Message", "Header", "Auth", "Forward",
+    "RetEntry", "Address", "MsgType", "CheckOp", "AuthPluginId", "NO_VAL", "NO_VAL16",
+    "SLURM_BATCH_SCRIPT", "SLURM_EXTERN_CONT", "INFINITE", "MAX_MSG_SIZE", "VERSIONS",
+    "VERSION_CODES", "CHECKPOINT_VERSIONS", "version_code",
+]
