@@ -62,10 +62,15 @@ return_code_msg_t = Struct("return_code" / i32)
 # slurm_protocol_pack.c pack_msg: REQUEST_PING carries no body
 ping_msg_t = Struct()
 
+# slurm_protocol_pack.c pack_msg: RESPONSE_FORWARD_FAILED (a ret_list entry for a node
+# that could not be reached) carries no body either
+forward_failed_msg_t = Struct()
+
 #: Bodies every supported release knows.
 COMMON_BODIES = {
     MsgType.REQUEST_PING: ping_msg_t,
     MsgType.RESPONSE_SLURM_RC: return_code_msg_t,
+    MsgType.RESPONSE_FORWARD_FAILED: forward_failed_msg_t,
 }
 
 #: Bodies of the releases that still have checkpoint RPCs (17.11 - 19.05).

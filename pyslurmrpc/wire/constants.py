@@ -39,6 +39,7 @@ class MsgType(enum.IntEnum):
     RESPONSE_CHECKPOINT_COMP = 5013
     REQUEST_CHECKPOINT_TASKS = 6005
     RESPONSE_SLURM_RC = 8001
+    RESPONSE_FORWARD_FAILED = 9001
 
 
 class CheckOp(enum.IntEnum):
@@ -55,7 +56,7 @@ class CheckOp(enum.IntEnum):
 
 
 class AuthPluginId(enum.IntEnum):
-    """Numeric auth plugin ids (src/common/slurm_auth.h, 19.05 and later)."""
+    """Numeric auth plugin ids (slurm/slurm.h.in AUTH_PLUGIN_*, 19.05 and later)."""
 
     AUTH_PLUGIN_NONE = 100
     AUTH_PLUGIN_MUNGE = 101

@@ -37,7 +37,7 @@ class Layout:
 _BY_TYPE_CREDS = {"auth/munge": munge_cred_t, "auth/none": none_cred_1711_t}
 _BY_ID_1905 = {AuthPluginId.AUTH_PLUGIN_MUNGE: munge_cred_t,
                AuthPluginId.AUTH_PLUGIN_NONE: none_cred_1905_t}
-_BY_ID_MODERN = {AuthPluginId.AUTH_PLUGIN_MUNGE: munge_cred_t}
+_BY_ID_MODERN = _BY_ID_1905  # auth/none keeps the 19.05 credential through 25.05
 
 _LAYOUTS = {
     "17.11": Layout(True, forward_t, sockaddr_in_t, "by_type", _BY_TYPE_CREDS, CHECKPOINT_BODIES),
