@@ -65,23 +65,45 @@ class InvalidFieldError(ProtocolError):
     """A field holds a value the format does not allow (e.g. no NUL at the end of a string)."""
 
 
+class UnexpectedMessageError(ProtocolError):
+    """A well-formed reply of a type (or version) the request cannot be answered with."""
+
+
 # --------------------------------------------------------------------------
 # Transport errors
 # --------------------------------------------------------------------------
 class TransportError(PyslurmrpcError):
-    """The connection to a daemon failed."""
+    """The connection to a daemon failed.
+
+    ``slurm_errno`` is the number libslurm would have left in errno for the same
+    failure (e.g. 1800 SLURMCTLD_COMMUNICATIONS_CONNECTION_ERROR), ``address``
+    the (host, port) concerned when there is one.
+    """
+
+    default_errno = 1001  # SLURM_COMMUNICATIONS_CONNECTION_ERROR
+
+    def __init__(self, message: str, *, slurm_errno: int | None = None, address=None):
+        self.slurm_errno = self.default_errno if slurm_errno is None else slurm_errno
+        self.address = address
+        super().__init__(message)
 
 
 class ConnectionRefusedTransportError(TransportError):
     """Nobody listens at the address (every controller tried refused)."""
 
+    default_errno = 1800  # SLURMCTLD_COMMUNICATIONS_CONNECTION_ERROR
+
 
 class TimeoutTransportError(TransportError):
     """The daemon did not answer within the timeout."""
 
+    default_errno = 5004  # SLURM_PROTOCOL_SOCKET_IMPL_TIMEOUT
+
 
 class ConnectionClosedError(TransportError):
     """The daemon closed the connection without (a complete) reply."""
+
+    default_errno = 5005  # SLURM_PROTOCOL_SOCKET_ZERO_BYTES_SENT
 
 
 # --------------------------------------------------------------------------
@@ -99,5 +121,29 @@ class AuthError(PyslurmrpcError):
 # --------------------------------------------------------------------------
 # Slurm-level errors
 # --------------------------------------------------------------------------
+class SlurmError(PyslurmrpcError):
+    """The daemon answered with a Slurm error code.
+
+    ``errno`` is the number (2037), ``name`` Slurm's symbol ("ESLURM_DISABLED")
+    and ``str()`` Slurm's own text for it ("Requested operation is presently
+    disabled"), exactly as ``slurm_strerror`` gives it in 19.05.
+    """
+
+    def __init__(self, errno: int, *, details=None):
+        from .slurm_errno import name_of, text_of
+
+        self.errno = errno
+        self.name = name_of(errno) or f"E{errno}"
+        self.details = details  # e.g. per-node codes of checkpoint_tasks
+        super().__init__(text_of(errno))
+
+
 class CheckpointUnsupported(PyslurmrpcError):
     """The controller speaks only Slurm 20.02 or newer, which removed checkpoint RPCs."""
+
+    def __init__(self, controller: str, version: str):
+        self.controller = controller
+        self.version = version
+        super().__init__(
+            f"controller {controller} speaks Slurm {version}: checkpoint RPCs were removed "
+            f"in Slurm 20.02, so this controller cannot checkpoint")

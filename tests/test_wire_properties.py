@@ -58,11 +58,13 @@ def _addr_strategy(spec):
 
 
 def _forward_strategy(spec):
-    has_net_cred = "net_cred" in [sc.name for sc in spec.layout.forward.subcons]
+    names = [sc.name for sc in spec.layout.forward.subcons]
+    has_net_cred, has_depth = "net_cred" in names, "tree_depth" in names
     return st.one_of(
         st.just(Forward()),
-        st.builds(lambda c, n, t, w, cred: Forward(c, n, t, w, cred if has_net_cred else None),
-                  st.integers(1, 2**16 - 1), text, u32, u16, text),
+        st.builds(lambda c, n, t, w, cred, d: Forward(c, n, t, w, cred if has_net_cred else None,
+                                                      d if has_depth else None),
+                  st.integers(1, 2**16 - 1), text, u32, u16, text, u16),
     )
 
 
@@ -81,10 +83,15 @@ def messages(draw):
     rets = draw(st.lists(st.builds(
         lambda n, e, rc: RetEntry(n, e, int(MsgType.RESPONSE_SLURM_RC), {"return_code": rc}),
         text, i32, i32), max_size=3))
+    auth = draw(_auth_strategy(spec))
+    flags &= ~0x40
+    if spec.layout.no_auth_flag and draw(st.booleans()):
+        flags |= 0x40
+        auth = None
     header = Header(version=code, msg_type=msg_type, flags=flags,
                     msg_index=draw(u16) if spec.layout.msg_index else 0,
                     forward=forward, ret_list=tuple(rets), orig_addr=draw(_addr_strategy(spec)))
-    return Message(header, draw(_auth_strategy(spec)), draw(_body_strategy(schema)))
+    return Message(header, auth, draw(_body_strategy(schema)))
 
 
 @settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -94,8 +101,8 @@ def test_every_schema_round_trips(message):
     decoded = decode_message(frame)
     assert decoded.header.msg_type == message.header.msg_type
     assert dict(decoded.body) == dict(message.body)
-    assert decoded.auth.credential == message.auth.credential
-    assert decoded.auth.uid == message.auth.uid
+    assert decoded.auth == message.auth
+    assert decoded.header.forward == message.header.forward
     assert decoded.header.forward.nodelist == message.header.forward.nodelist
     assert [r.body for r in decoded.header.ret_list] == [r.body for r in message.header.ret_list]
     assert decoded.header.orig_addr.addr == message.header.orig_addr.addr

@@ -16,7 +16,9 @@ from ..errors import (
     FrameTooLargeError, InvalidFieldError, ProtocolError, TrailingBytesError, TruncatedError,
     UnknownMessageTypeError, UnsupportedVersionError,
 )
-from .constants import AUTH_PLUGIN_IDS, AUTH_PLUGIN_NAMES, LENGTH_PREFIX_SIZE, MAX_MSG_SIZE
+from .constants import (
+    AUTH_PLUGIN_IDS, AUTH_PLUGIN_NAMES, LENGTH_PREFIX_SIZE, MAX_MSG_SIZE, SLURM_NO_AUTH_CRED,
+)
 from .primitives import BadField, FieldError, OversizedField, TruncatedField, UnknownType
 from .types import Address, Auth, Forward, Header, Message, RetEntry
 from .versions import VERSIONS, VersionSpec
@@ -156,7 +158,8 @@ def _to_forward(f) -> Forward:
     if not f["cnt"]:
         return _NO_FORWARD
     return Forward(cnt=f["cnt"], nodelist=f["nodelist"], timeout=f["timeout"],
-                   tree_width=f["tree_width"], net_cred=f.get("net_cred"))
+                   tree_width=f["tree_width"], net_cred=f.get("net_cred"),
+                   tree_depth=f.get("tree_depth"))
 
 
 def _to_ret(r) -> RetEntry:
@@ -172,7 +175,9 @@ def _to_addr(a) -> Address:
     return Address(a["family"], inner["addr"], inner["port"])
 
 
-def _to_auth(a) -> Auth:
+def _to_auth(a) -> Auth | None:
+    if a is None:
+        return None
     cred = a["cred"]
     if "plugin_id" in a:
         pid = a["plugin_id"]
@@ -201,6 +206,10 @@ def encode_message(message: Message) -> bytes:
     if spec is None:
         raise UnsupportedVersionError(f"protocol version {message.header.version!r} is not supported",
                                       field="header.version")
+    no_auth = spec.layout.no_auth_flag and bool(message.header.flags & SLURM_NO_AUTH_CRED)
+    if (message.auth is None) != no_auth:
+        raise InvalidFieldError("auth must be None exactly when flags carry SLURM_NO_AUTH_CRED "
+                                "(23.02 and later headers)", field="auth")
     tree = {
         "length": 0,
         "header": _header_tree(message.header),
@@ -251,7 +260,8 @@ def _header_tree(h: Header) -> dict:
         "version": h.version, "flags": h.flags, "msg_index": h.msg_index, "msg_type": h.msg_type,
         "body_length": 0,
         "forward": {"cnt": f.cnt, "nodelist": f.nodelist, "timeout": f.timeout,
-                    "tree_width": f.tree_width, "net_cred": f.net_cred},
+                    "tree_width": f.tree_width, "net_cred": f.net_cred,
+                    "tree_depth": f.tree_depth or 0},
         "ret_cnt": len(h.ret_list),
         "ret_list": [{"err": r.err, "msg_type": r.msg_type, "node_name": r.node_name,
                       "body": dict(r.body or {})} for r in h.ret_list],
@@ -259,7 +269,9 @@ def _header_tree(h: Header) -> dict:
     }
 
 
-def _auth_tree(spec: VersionSpec, a: Auth) -> dict:
+def _auth_tree(spec: VersionSpec, a: Auth | None) -> dict | None:
+    if a is None:
+        return None
     cred = {"credential": a.credential, "uid": a.uid, "gid": a.gid, "hostname": a.hostname}
     if spec.layout.auth == "by_type":
         return {"plugin_type": a.plugin, "plugin_version": a.plugin_version, "cred": cred}

@@ -76,4 +76,5 @@ AUTH_PLUGIN_IDS = {name: pid for pid, name in AUTH_PLUGIN_NAMES.items()}
 #: Header flag bits (src/common/slurm_protocol_defs.h).
 SLURM_GLOBAL_AUTH_KEY = 0x0001
 SLURMDBD_CONNECTION = 0x0002
+SLURM_NO_AUTH_CRED = 0x0040  # 23.02+: no auth envelope follows the header
 SLURM_PACK_ADDRS = 0x0080  # 23.11+: forward part carries the alias net_cred

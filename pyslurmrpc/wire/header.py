@@ -65,6 +65,17 @@ forward_t_2311 = Struct(
 )
 
 
+# slurm_protocol_pack.c pack_header (24.11+): the 23.11 forward part plus tree_depth
+forward_t_2411 = Struct(
+    "cnt" / u16,
+    "nodelist" / If(_has_forward, SlurmString()),
+    "timeout" / If(_has_forward, u32),
+    "tree_width" / If(_has_forward, u16),
+    "net_cred" / If((this.cnt > 0) & ((this._.flags & SLURM_PACK_ADDRS) != 0), SlurmString()),
+    "tree_depth" / If(_has_forward, u16),
+)
+
+
 def _plain(table: dict) -> dict:
     """Enum keys become plain ints: compiled construct code embeds the keys' repr."""
     return {(int(k) if isinstance(k, int) else k): v for k, v in table.items()}

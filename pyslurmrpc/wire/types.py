@@ -17,6 +17,7 @@ class Forward:
     timeout: int = 0
     tree_width: int = 0
     net_cred: Optional[str] = field(default=None, repr=False)  # 23.11+ with SLURM_PACK_ADDRS
+    tree_depth: Optional[int] = None  # 24.11+
 
 
 @dataclass(frozen=True)
@@ -93,10 +94,12 @@ class Message:
     """A decoded (or to-be-encoded) Slurm message.
 
     ``body`` is a :class:`munch.Munch` with the body's fields as attributes.
+    ``auth`` is None for a 23.02+ frame whose flags carry SLURM_NO_AUTH_CRED
+    (newer daemons send replies without a credential).
     """
 
     header: Header
-    auth: Auth
+    auth: Optional[Auth]
     body: Munch
 
     @property

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from construct import Construct, Switch, Tell, this
+from construct import Construct, If, Switch, Tell, this
 from .fast import FastStruct as Struct
 
 from .bodies import CHECKPOINT_BODIES, COMMON_BODIES
-from .constants import AuthPluginId
+from .constants import SLURM_NO_AUTH_CRED, AuthPluginId
 from .header import (
-    _plain, auth_by_id_t, auth_by_type_t, forward_t, forward_t_2311, header_t, munge_cred_t,
+    _plain, auth_by_id_t, auth_by_type_t, forward_t, forward_t_2311, forward_t_2411, header_t,
+    munge_cred_t,
     none_cred_1711_t, none_cred_1905_t, slurm_addr_t, sockaddr_in_t,
 )
 from .primitives import Unknown, u32
@@ -32,6 +33,7 @@ class Layout:
     auth: str  # "by_type" (17.11/18.08) or "by_id" (19.05+)
     creds: dict
     bodies: dict
+    no_auth_flag: bool = False  # 23.02+: SLURM_NO_AUTH_CRED in flags drops the envelope
 
 
 _BY_TYPE_CREDS = {"auth/munge": munge_cred_t, "auth/none": none_cred_1711_t}
@@ -45,7 +47,9 @@ _LAYOUTS = {
     "20.02": Layout(True, forward_t, sockaddr_in_t, "by_id", _BY_ID_MODERN, COMMON_BODIES),
     "20.11": Layout(True, forward_t, slurm_addr_t, "by_id", _BY_ID_MODERN, COMMON_BODIES),
     "22.05": Layout(False, forward_t, slurm_addr_t, "by_id", _BY_ID_MODERN, COMMON_BODIES),
-    "23.11": Layout(False, forward_t_2311, slurm_addr_t, "by_id", _BY_ID_MODERN, COMMON_BODIES),
+    "23.02": Layout(False, forward_t, slurm_addr_t, "by_id", _BY_ID_MODERN, COMMON_BODIES, True),
+    "23.11": Layout(False, forward_t_2311, slurm_addr_t, "by_id", _BY_ID_MODERN, COMMON_BODIES, True),
+    "24.11": Layout(False, forward_t_2411, slurm_addr_t, "by_id", _BY_ID_MODERN, COMMON_BODIES, True),
 }
 
 #: (protocol version, release name, layout name)
@@ -57,11 +61,11 @@ _RELEASES = [
     (0x2400, "20.11", "20.11"),
     (0x2500, "21.08", "20.11"),
     (0x2600, "22.05", "22.05"),
-    (0x2700, "23.02", "22.05"),
+    (0x2700, "23.02", "23.02"),
     (0x2800, "23.11", "23.11"),
     (0x2900, "24.05", "23.11"),
-    (0x2A00, "24.11", "23.11"),
-    (0x2B00, "25.05", "23.11"),
+    (0x2A00, "24.11", "24.11"),
+    (0x2B00, "25.05", "24.11"),
 ]
 
 
@@ -100,6 +104,8 @@ def _make_spec(code: int, name: str, layout: Layout) -> VersionSpec:
     header = header_t(layout.bodies, msg_index=layout.msg_index,
                       forward=layout.forward, addr=layout.addr)
     auth = (auth_by_type_t if layout.auth == "by_type" else auth_by_id_t)(layout.creds)
+    if layout.no_auth_flag:
+        auth = If((this.header.flags & SLURM_NO_AUTH_CRED) == 0, auth)
     frame = Struct(
         "length" / u32,
         "header" / header,

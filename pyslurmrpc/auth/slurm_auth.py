@@ -1,0 +1,298 @@
+"""Slurm's auth envelope for auth/munge and auth/none: build it, verify it.
+
+Each authenticator has ``create(protocol_version) -> Auth`` (the envelope a
+request - or a fake daemon's response - carries) and ``verify(auth,
+protocol_version=None) -> VerifiedAuth`` which accepts exactly what libslurm
+19.05's receive path accepts (``slurm_unpack_received_msg`` in
+src/common/slurm_protocol_api.c, ``g_slurm_auth_unpack`` in
+src/common/slurm_auth.c, ``slurm_auth_verify`` in the plugins) and fails with
+the Slurm error it would report.  protocol_specs/munge.md lists the checks.
+
+Variants: :class:`MungeAuth` (blocking munged), :class:`AsyncMungeAuth`
+(asyncio munged), :class:`OfflineMungeAuth` (key file, no munged: for
+recordings and fake daemons), :class:`NoneAuth`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import time
+from dataclasses import dataclass, field
+from typing import Optional, Union
+
+from pyslurmrpc.wire.types import Auth
+
+from .errors import (
+    ESLURM_AUTH_CRED_INVALID, ESLURM_AUTH_UNPACK, ESLURM_PROTOCOL_INCOMPLETE_PACKET,
+    SLURM_PROTOCOL_AUTHENTICATION_ERROR, MungeError, SlurmAuthError,
+)
+from .munge import AsyncMungeClient, MungeClient
+from .munge_constants import MungeErr
+from .munge_cred import KeyLike, MungeKey, ReplayCache, decode_offline, encode_offline
+from .munge_proto import Credential
+from .munge_xfer import LIBMUNGE_RETRY, RetryPolicy
+
+# src/common/slurm_protocol_common.h
+SLURM_19_05_PROTOCOL_VERSION = (34 << 8) | 0
+SLURM_18_08_PROTOCOL_VERSION = (33 << 8) | 0
+SLURM_17_11_PROTOCOL_VERSION = (32 << 8) | 0
+SLURM_MIN_PROTOCOL_VERSION = SLURM_17_11_PROTOCOL_VERSION
+
+# src/common/slurm_auth.h and the plugins' plugin_type strings
+AUTH_PLUGIN_NONE = 100
+AUTH_PLUGIN_MUNGE = 101
+PLUGIN_NAMES = {AUTH_PLUGIN_NONE: "auth/none", AUTH_PLUGIN_MUNGE: "auth/munge"}
+
+# src/plugins/auth/munge/auth_munge.c: EMUNGE_SOCKET is retried 20 times, 0.1 s apart
+SLURM_MUNGE_RETRIES = 20
+SLURM_MUNGE_RETRY_DELAY = 0.1
+
+
+@dataclass(frozen=True)
+class VerifiedAuth:
+    """What a verified envelope vouches for: who sent the message."""
+
+    uid: int
+    gid: int
+    plugin: str
+    hostname: Optional[str] = None
+    credential: Optional[Credential] = field(default=None, repr=False)
+
+
+def _auth_error(message: str, slurm_errno: int, plugin_errno: Optional[int] = None,
+                cause: Optional[MungeError] = None) -> SlurmAuthError:
+    return SlurmAuthError(message, slurm_errno=slurm_errno, plugin_errno=plugin_errno,
+                          munge_error=cause)
+
+
+def _check_version(protocol_version: int) -> None:
+    if protocol_version < SLURM_MIN_PROTOCOL_VERSION:
+        raise _auth_error(f"protocol_version {protocol_version} not supported",
+                          SLURM_PROTOCOL_AUTHENTICATION_ERROR)
+
+
+def _check_plugin(auth: Auth, plugin_id: int, protocol_version: Optional[int]) -> None:
+    """``g_slurm_auth_unpack``: only the configured plugin is known to a client.
+
+    From 19.05 the envelope is matched by plugin id, before by plugin name;
+    an unknown one makes the receive fail with ESLURM_PROTOCOL_INCOMPLETE_PACKET.
+    """
+    by_id = protocol_version is None or protocol_version >= SLURM_19_05_PROTOCOL_VERSION
+    if by_id and auth.plugin_id is not None:
+        ok = auth.plugin_id == plugin_id
+    else:
+        ok = auth.plugin == PLUGIN_NAMES[plugin_id]
+    if not ok:
+        raise _auth_error(f"remote auth plugin {auth.plugin!r} (id {auth.plugin_id}) not found; "
+                          f"this client uses {PLUGIN_NAMES[plugin_id]}",
+                          ESLURM_PROTOCOL_INCOMPLETE_PACKET)
+
+
+class _MungeEnvelope:
+    """Shared envelope logic of the auth/munge authenticators (no I/O)."""
+
+    plugin_version = 0  # what 19.05's g_slurm_auth_pack writes for pre-19.05 peers
+
+    def _envelope(self, credential: str, protocol_version: int) -> Auth:
+        _check_version(protocol_version)
+        return Auth(plugin=PLUGIN_NAMES[AUTH_PLUGIN_MUNGE], plugin_id=AUTH_PLUGIN_MUNGE,
+                    credential=credential, plugin_version=self.plugin_version)
+
+    @staticmethod
+    def _credential_of(auth: Auth, protocol_version: Optional[int]) -> str:
+        _check_plugin(auth, AUTH_PLUGIN_MUNGE, protocol_version)
+        if not auth.credential:
+            raise _auth_error("auth/munge envelope without a credential",
+                              ESLURM_PROTOCOL_INCOMPLETE_PACKET, ESLURM_AUTH_UNPACK)
+        return auth.credential
+
+    @staticmethod
+    def _verified(cred: Credential) -> VerifiedAuth:
+        return VerifiedAuth(uid=cred.uid, gid=cred.gid, plugin=PLUGIN_NAMES[AUTH_PLUGIN_MUNGE],
+                            credential=cred)
+
+    @staticmethod
+    def _rejected(err: MungeError) -> SlurmAuthError:
+        # auth_munge.c _decode_cred: any MUNGE failure -> ESLURM_AUTH_CRED_INVALID,
+        # and slurm_unpack_received_msg turns that into the protocol error.
+        return _auth_error(f"Munge decode failed: {err.text}", SLURM_PROTOCOL_AUTHENTICATION_ERROR,
+                           ESLURM_AUTH_CRED_INVALID, err)
+
+    @staticmethod
+    def _create_failed(err: MungeError) -> SlurmAuthError:
+        return _auth_error(f"Munge encode failed: {err.text}", SLURM_PROTOCOL_AUTHENTICATION_ERROR,
+                           ESLURM_AUTH_CRED_INVALID, err)
+
+
+def _is_socket_error(err: MungeError) -> bool:
+    return err.code == MungeErr.SOCKET
+
+
+class MungeAuth(_MungeEnvelope):
+    """auth/munge through a local munged (blocking).
+
+    ``ttl`` is Slurm's ``AuthInfo=ttl=N`` (None: munged's default).
+    ``slurm_retries``/``slurm_retry_delay``: auth_munge's own retry of socket
+    errors on top of libmunge's (20 x 0.1 s in Slurm 19.05).
+    """
+
+    def __init__(self, socket_path: Optional[str] = None, ttl: Optional[int] = None, *,
+                 retry: RetryPolicy = LIBMUNGE_RETRY, slurm_retries: int = SLURM_MUNGE_RETRIES,
+                 slurm_retry_delay: float = SLURM_MUNGE_RETRY_DELAY):
+        self.client = MungeClient(socket_path, retry=retry)
+        self.ttl = ttl
+        self.slurm_retries = slurm_retries
+        self.slurm_retry_delay = slurm_retry_delay
+
+    def _retrying(self, call, *args):
+        for attempt in range(self.slurm_retries + 1):
+            try:
+                return call(*args)
+            except MungeError as err:
+                if not _is_socket_error(err) or attempt == self.slurm_retries:
+                    raise
+            time.sleep(self.slurm_retry_delay)
+
+    def create(self, protocol_version: int = SLURM_19_05_PROTOCOL_VERSION) -> Auth:
+        """Envelope with a fresh credential (no payload, no uid restriction, as Slurm does)."""
+        try:
+            cred = self._retrying(self.client.encode, b"", self.ttl)
+        except MungeError as err:
+            raise self._create_failed(err) from err
+        return self._envelope(cred, protocol_version)
+
+    def verify(self, auth: Auth, protocol_version: Optional[int] = None) -> VerifiedAuth:
+        """Check ``auth`` as libslurm 19.05 does; raise :class:`SlurmAuthError` if it would fail."""
+        text = self._credential_of(auth, protocol_version)
+        try:
+            return self._verified(self._retrying(self.client.decode, text))
+        except MungeError as err:
+            raise self._rejected(err) from err
+
+
+class AsyncMungeAuth(_MungeEnvelope):
+    """asyncio twin of :class:`MungeAuth` (same arguments, awaitable methods)."""
+
+    def __init__(self, socket_path: Optional[str] = None, ttl: Optional[int] = None, *,
+                 retry: RetryPolicy = LIBMUNGE_RETRY, slurm_retries: int = SLURM_MUNGE_RETRIES,
+                 slurm_retry_delay: float = SLURM_MUNGE_RETRY_DELAY):
+        self.client = AsyncMungeClient(socket_path, retry=retry)
+        self.ttl = ttl
+        self.slurm_retries = slurm_retries
+        self.slurm_retry_delay = slurm_retry_delay
+
+    async def _retrying(self, call, *args):
+        for attempt in range(self.slurm_retries + 1):
+            try:
+                return await call(*args)
+            except MungeError as err:
+                if not _is_socket_error(err) or attempt == self.slurm_retries:
+                    raise
+            await asyncio.sleep(self.slurm_retry_delay)
+
+    async def create(self, protocol_version: int = SLURM_19_05_PROTOCOL_VERSION) -> Auth:
+        """See :meth:`MungeAuth.create`."""
+        try:
+            cred = await self._retrying(self.client.encode, b"", self.ttl)
+        except MungeError as err:
+            raise self._create_failed(err) from err
+        return self._envelope(cred, protocol_version)
+
+    async def verify(self, auth: Auth, protocol_version: Optional[int] = None) -> VerifiedAuth:
+        """See :meth:`MungeAuth.verify`."""
+        text = self._credential_of(auth, protocol_version)
+        try:
+            return self._verified(await self._retrying(self.client.decode, text))
+        except MungeError as err:
+            raise self._rejected(err) from err
+
+
+class OfflineMungeAuth(_MungeEnvelope):
+    """auth/munge from the key file alone: verify recordings, sign as a fake daemon.
+
+    ``ignore_expiry`` skips the time window (recorded credentials are long
+    expired); ``replay_cache`` enables replay detection; ``uid``/``gid`` are
+    what :meth:`create` claims (root, like a daemon running as SlurmUser=root).
+    """
+
+    def __init__(self, key_file: KeyLike, *, ignore_expiry: bool = False,
+                 replay_cache: Optional[ReplayCache] = None, uid: int = 0, gid: int = 0,
+                 ttl: Optional[int] = None, addr: str = "127.0.0.1"):
+        self.key = key_file if isinstance(key_file, MungeKey) else (
+            MungeKey(key_file) if isinstance(key_file, bytes) else MungeKey.from_file(key_file))
+        self.ignore_expiry = ignore_expiry
+        self.replay_cache = replay_cache
+        self.uid, self.gid, self.ttl, self.addr = uid, gid, ttl, addr
+
+    def __repr__(self) -> str:
+        return f"OfflineMungeAuth(uid={self.uid}, ignore_expiry={self.ignore_expiry})"
+
+    def create(self, protocol_version: int = SLURM_19_05_PROTOCOL_VERSION) -> Auth:
+        """Envelope with a credential minted locally for ``uid``/``gid``."""
+        cred = encode_offline(self.key, uid=self.uid, gid=self.gid, addr=self.addr,
+                              **({"ttl": self.ttl} if self.ttl else {}))
+        return self._envelope(cred, protocol_version)
+
+    def verify(self, auth: Auth, protocol_version: Optional[int] = None, *,
+               now: Optional[float] = None) -> VerifiedAuth:
+        """See :meth:`MungeAuth.verify`; ``now`` overrides the clock."""
+        text = self._credential_of(auth, protocol_version)
+        try:
+            cred = decode_offline(text, self.key, self.ignore_expiry, now=now,
+                                  replay_cache=self.replay_cache)
+        except MungeError as err:
+            raise self._rejected(err) from err
+        return self._verified(cred)
+
+
+def short_hostname() -> str:
+    """Slurm's ``xshort_hostname``: the host name up to the first dot."""
+    return socket.gethostname().split(".", 1)[0]
+
+
+class NoneAuth:
+    """auth/none: the envelope just states uid and gid (and, from 19.05, the host).
+
+    Nothing is verified (auth_none.c ``slurm_auth_verify`` returns success);
+    only the plugin must match.  Defaults are this process's euid/egid.
+    """
+
+    plugin_version = 0
+
+    def __init__(self, uid: Optional[int] = None, gid: Optional[int] = None,
+                 hostname: Optional[str] = None):
+        self.uid = os.geteuid() if uid is None else uid
+        self.gid = os.getegid() if gid is None else gid
+        self.hostname = hostname or short_hostname()
+
+    def create(self, protocol_version: int = SLURM_19_05_PROTOCOL_VERSION) -> Auth:
+        """Envelope for ``protocol_version`` (hostname only from 19.05 on)."""
+        _check_version(protocol_version)
+        with_host = protocol_version >= SLURM_19_05_PROTOCOL_VERSION
+        return Auth(plugin=PLUGIN_NAMES[AUTH_PLUGIN_NONE], plugin_id=AUTH_PLUGIN_NONE,
+                    uid=self.uid, gid=self.gid, hostname=self.hostname if with_host else None,
+                    plugin_version=self.plugin_version)
+
+    def verify(self, auth: Auth, protocol_version: Optional[int] = None) -> VerifiedAuth:
+        """Accept any auth/none envelope; return the uid/gid it claims."""
+        _check_plugin(auth, AUTH_PLUGIN_NONE, protocol_version)
+        if auth.uid is None or auth.gid is None:
+            raise _auth_error("auth/none envelope without uid/gid",
+                              ESLURM_PROTOCOL_INCOMPLETE_PACKET, ESLURM_AUTH_UNPACK)
+        return VerifiedAuth(uid=auth.uid, gid=auth.gid, plugin=PLUGIN_NAMES[AUTH_PLUGIN_NONE],
+                            hostname=auth.hostname)
+
+
+class AsyncNoneAuth(NoneAuth):
+    """auth/none with awaitable methods, to pair with :class:`AsyncMungeAuth`."""
+
+    async def create(self, protocol_version: int = SLURM_19_05_PROTOCOL_VERSION) -> Auth:  # type: ignore[override]
+        return NoneAuth.create(self, protocol_version)
+
+    async def verify(self, auth: Auth, protocol_version: Optional[int] = None) -> VerifiedAuth:  # type: ignore[override]
+        return NoneAuth.verify(self, auth, protocol_version)
+
+
+Authenticator = Union[MungeAuth, OfflineMungeAuth, NoneAuth]

@@ -1,0 +1,1 @@
+"""Test helpers for pyslurmrpc (real daemons started in temporary directories)."""

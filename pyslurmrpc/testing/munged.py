@@ -1,0 +1,154 @@
+"""Run a real, throw-away munged for tests and benchmarks.
+
+>>> with MungedHarness() as m:
+...     MungeClient(m.socket_path).encode()
+
+The daemon gets a fresh random key, socket, pid, log and seed file in a
+private temporary directory, runs in the foreground as our child, and is
+stopped by its own pid.  Nothing outside the temporary directory is touched.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import stat
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Optional, Sequence
+
+#: where distributions install munged when it is not on PATH
+MUNGED_CANDIDATES = ("/usr/sbin/munged", "/sbin/munged", "/usr/local/sbin/munged")
+KEY_BYTES = 1024            # mungekey's default size
+START_TIMEOUT = 10.0        # seconds to wait for the socket
+STOP_TIMEOUT = 5.0          # seconds between SIGTERM and SIGKILL
+POLL_INTERVAL = 0.01
+
+
+class MungedNotFound(RuntimeError):
+    """No munged executable on this machine."""
+
+
+class MungedStartError(RuntimeError):
+    """munged exited or did not create its socket in time (log attached)."""
+
+
+def find_munged() -> str:
+    """Path of the munged executable, or raise :class:`MungedNotFound`."""
+    found = shutil.which("munged") or next(
+        (p for p in MUNGED_CANDIDATES if os.access(p, os.X_OK)), None)
+    if not found:
+        raise MungedNotFound("munged not found (apt-get install munge)")
+    return found
+
+
+class MungedHarness:
+    """A munged child process with its own key, socket and files.
+
+    Attributes once started: ``socket_path``, ``key_file``, ``pid_file``,
+    ``log_file``, ``seed_file``, ``pid``, ``workdir``.  ``extra_args`` are
+    passed on (e.g. ``["--benchmark"]`` or ``["--max-ttl=60"]``).
+    """
+
+    def __init__(self, munged: Optional[str] = None, *, key: Optional[bytes] = None,
+                 extra_args: Sequence[str] = (), num_threads: Optional[int] = None):
+        self.munged = munged or find_munged()
+        self._key = key
+        self.extra_args = list(extra_args)
+        if num_threads:
+            self.extra_args.append(f"--num-threads={num_threads}")
+        self.workdir: Optional[Path] = None
+        self._proc: Optional[subprocess.Popen] = None
+
+    def __repr__(self) -> str:
+        return f"MungedHarness(socket_path={self.socket_path!r}, pid={self.pid})"
+
+    # paths -----------------------------------------------------------------
+    def _path(self, name: str) -> Optional[str]:
+        return str(self.workdir / name) if self.workdir else None
+
+    socket_path = property(lambda self: self._path("munge.socket"))
+    key_file = property(lambda self: self._path("munge.key"))
+    pid_file = property(lambda self: self._path("munged.pid"))
+    log_file = property(lambda self: self._path("munged.log"))
+    seed_file = property(lambda self: self._path("munged.seed"))
+
+    @property
+    def pid(self) -> Optional[int]:
+        return self._proc.pid if self._proc else None
+
+    # lifecycle ---------------------------------------------------------------
+    def start(self) -> "MungedHarness":
+        """Write the key, launch munged and wait until its socket accepts."""
+        self.workdir = Path(tempfile.mkdtemp(prefix="pyslurmrpc-munged-"))
+        key = self._key if self._key is not None else os.urandom(KEY_BYTES)
+        fd = os.open(self.key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(key)
+        cmd = [self.munged, "--foreground", "--force", f"--key-file={self.key_file}",
+               f"--socket={self.socket_path}", f"--pid-file={self.pid_file}",
+               f"--log-file={self.log_file}", f"--seed-file={self.seed_file}", *self.extra_args]
+        # --force: proceed despite "insecure" warnings (e.g. group-writable dirs).
+        # stderr goes to a file: a pipe nobody reads could fill up and block munged
+        with open(self._path("munged.stderr"), "wb") as err:
+            self._proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                          stderr=err, start_new_session=True)
+        self._wait_for_socket()
+        return self
+
+    def _wait_for_socket(self) -> None:
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                raise MungedStartError(self._failure("exited with %s" % self._proc.returncode))
+            try:
+                if stat.S_ISSOCK(os.stat(self.socket_path).st_mode):
+                    return
+            except FileNotFoundError:
+                pass
+            time.sleep(POLL_INTERVAL)
+        self.stop()
+        raise MungedStartError(self._failure("did not create its socket in time"))
+
+    def _failure(self, what: str) -> str:
+        err = Path(self._path("munged.stderr")).read_text(errors="replace")
+        log = Path(self.log_file).read_text(errors="replace") if os.path.exists(self.log_file) else ""
+        return f"munged {what}\nstderr:\n{err}\nlog:\n{log}"
+
+    def stop(self) -> None:
+        """SIGTERM our munged (by pid), SIGKILL it if it lingers, remove the files."""
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            if proc.poll() is None:
+                os.kill(proc.pid, signal.SIGTERM)
+                try:
+                    proc.wait(STOP_TIMEOUT)
+                except subprocess.TimeoutExpired:
+                    os.kill(proc.pid, signal.SIGKILL)
+                    proc.wait()
+        if self.workdir is not None:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+            self.workdir = None
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def __enter__(self) -> "MungedHarness":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def munged_or_skip(pytest) -> MungedHarness:
+    """Start a harness for a pytest fixture: skip without munged, but fail under CI."""
+    try:
+        return MungedHarness().start()
+    except MungedNotFound as err:
+        if os.environ.get("CI"):
+            pytest.fail(f"{err}; CI is set, so MUNGE tests must not be skipped")
+        pytest.skip(str(err))

@@ -1,0 +1,138 @@
+"""decode_offline / encode_offline and the sans-I/O codec, no munged needed."""
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from pyslurmrpc.auth import errors as E
+from pyslurmrpc.auth.munge import decode_offline, encode_offline
+from pyslurmrpc.auth.munge_constants import Cipher, Mac, MsgType, MungeErr, Zip, strerror
+from pyslurmrpc.auth.munge_cred import MungeKey, ReplayCache
+from pyslurmrpc.auth.munge_proto import (
+    Credential, decode_request_body, encode_request_body, pack_decode_response, pack_header,
+    parse_decode_request, parse_decode_response, parse_encode_request, unpack_header,
+)
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+KEY = FIXTURES / "munge.key"
+CRED_RE = re.compile(rb"MUNGE:[A-Za-z0-9+/=]+:")
+
+
+def _manifest():
+    return [json.loads(line) for line in (FIXTURES / "manifest.jsonl").read_text().splitlines() if line.strip()]
+
+
+def _cred_in(path):
+    return CRED_RE.search(path.read_bytes()).group().decode()
+
+
+@pytest.mark.parametrize("entry", _manifest(), ids=lambda e: e["name"])
+def test_fixture_credentials(entry):
+    req = decode_offline(_cred_in(FIXTURES / f"{entry['name']}.request.bin"), KEY, ignore_expiry=True)
+    rsp = decode_offline(_cred_in(FIXTURES / f"{entry['name']}.response.bin"), KEY, ignore_expiry=True)
+    assert req.uid == entry.get("caller_uid", 0)     # ping was run as root
+    assert req.gid == req.uid or req.uid == 0
+    assert rsp.uid == 0
+    for cred in (req, rsp):
+        assert (cred.cipher, cred.mac, cred.zip, cred.ttl) == (Cipher.AES128, Mac.SHA256, Zip.NONE, 300)
+        assert cred.payload == b"" and cred.uid_restriction is None and cred.addr == "127.0.0.1"
+
+
+def test_fixture_expired_without_override():
+    text = _cred_in(FIXTURES / "ping.request.bin")
+    with pytest.raises(E.MungeCredentialExpiredError) as info:
+        decode_offline(text, KEY)
+    assert info.value.code == 15 and info.value.credential.uid == 0
+    cred = info.value.credential
+    assert decode_offline(text, KEY, now=cred.encode_time + 10).uid == 0
+    with pytest.raises(E.MungeCredentialRewoundError):
+        decode_offline(text, KEY, now=cred.encode_time - 301)
+    with pytest.raises(E.MungeCredentialRewoundError):
+        decode_offline(text, KEY, now=cred.encode_time - 2, clock_skew=False)
+
+
+def test_wrong_key():
+    with pytest.raises(E.MungeCredentialInvalidError) as info:
+        decode_offline(_cred_in(FIXTURES / "ping.request.bin"), b"k" * 64, ignore_expiry=True)
+    assert info.value.code == MungeErr.CRED_INVALID and info.value.text == "Invalid credential"
+
+
+def test_tampered_and_malformed():
+    text = _cred_in(FIXTURES / "ping.request.bin")
+    flipped = text[:40] + ("A" if text[40] != "A" else "B") + text[41:]
+    with pytest.raises(E.MungeCredentialInvalidError):
+        decode_offline(flipped, KEY, ignore_expiry=True)
+    cases = {"garbage": E.MungeCredentialFormatError, "MUNGE:abc": E.MungeCredentialFormatError,
+             "MUNGE:!!:": E.MungeCredentialFormatError, "": E.MungeBadArgumentError}
+    for bad, cls in cases.items():
+        with pytest.raises(cls):
+            decode_offline(bad, KEY)
+
+
+def test_bad_version_and_types():
+    import base64
+    def forge(head):
+        return "MUNGE:" + base64.b64encode(head + b"\0" * 64).decode() + ":"
+    expected = {bytes([2, 4, 5, 0, 0]): E.MungeBadVersionError, bytes([3, 9, 5, 0, 0]): E.MungeBadCipherError,
+                bytes([3, 4, 9, 0, 0]): E.MungeBadMacError, bytes([3, 4, 5, 7, 0]): E.MungeBadZipError,
+                bytes([3, 5, 2, 0, 0]): E.MungeBadMacError}
+    for head, cls in expected.items():
+        with pytest.raises(cls) as info:
+            decode_offline(forge(head), KEY)
+        assert info.value.code == cls.default_code
+
+
+def test_replay_cache():
+    cache = ReplayCache()
+    text = encode_offline(KEY, uid=1, gid=2)
+    decode_offline(text, KEY, replay_cache=cache)
+    with pytest.raises(E.MungeCredentialReplayedError):
+        decode_offline(text, KEY, replay_cache=cache)
+
+
+def test_key_is_hidden_and_short_key_refused():
+    assert "k" not in repr(MungeKey(b"k" * 32)).replace("Key", "")
+    with pytest.raises(E.MungeBadArgumentError):
+        MungeKey(b"short")
+
+
+@settings(max_examples=40, deadline=None)
+@given(payload=st.binary(max_size=600), cipher=st.sampled_from([0, 2, 3, 4, 5]),
+       mac=st.sampled_from([3, 5, 6]), zip_=st.sampled_from([0, 2, 3]),
+       uid=st.integers(0, 2**32 - 2), realm=st.one_of(st.none(), st.text("abc", min_size=1, max_size=20)))
+def test_offline_round_trip(payload, cipher, mac, zip_, uid, realm):
+    if cipher == Cipher.AES256 and mac == Mac.SHA1:
+        return
+    text = encode_offline(KEY, uid=uid, gid=7, payload=payload, cipher=cipher, mac=mac, zip=zip_,
+                          realm=realm, uid_restriction=uid)
+    cred = decode_offline(text, KEY)
+    assert (cred.uid, cred.gid, cred.payload, cred.realm, cred.uid_restriction) == (uid, 7, payload, realm, uid)
+
+
+def test_error_table_complete():
+    for code in MungeErr:
+        if code:
+            err = E.munge_error(code)
+            assert err.code == code and err.text == strerror(code)
+            assert isinstance(err, E.MungeError)
+    assert strerror(99) == "Unknown error"
+
+
+def test_proto_round_trips():
+    body = encode_request_body(b"pay", ttl=5, uid=1, gid=2, realm="r")
+    req = parse_encode_request(body)
+    assert (req.payload, req.ttl, req.uid_restriction, req.gid_restriction, req.realm) == (b"pay", 5, 1, 2, "r")
+    assert parse_decode_request(decode_request_body("MUNGE:x:")) == "MUNGE:x:"
+    hdr = pack_header(MsgType.DEC_REQ, 10, retry=2)
+    assert unpack_header(hdr) == (MsgType.DEC_REQ, 2, 10)
+    with pytest.raises(E.MungeSocketError):
+        unpack_header(b"\0" * 11)
+    cred = Credential(uid=1, gid=2, payload=b"d", encode_time=10, ttl=3, addr="10.1.2.3", decode_time=11,
+                      cipher=Cipher.AES128, mac=Mac.SHA256, zip=Zip.NONE, realm="x", uid_restriction=9)
+    assert parse_decode_response(pack_decode_response(cred)) == cred
+    with pytest.raises(E.MungeCredentialExpiredError) as info:
+        parse_decode_response(pack_decode_response(cred, E.munge_error(15)))
+    assert info.value.credential == cred
