@@ -69,6 +69,20 @@ class UnexpectedMessageError(ProtocolError):
     """A well-formed reply of a type (or version) the request cannot be answered with."""
 
 
+class InvalidArgumentError(PyslurmrpcError, ValueError):
+    """An argument the request cannot carry (e.g. a job id over 32 bits); names the argument."""
+
+
+class ConfigError(PyslurmrpcError):
+    """slurm.conf could not be read; names the file and line."""
+
+    def __init__(self, message: str, *, path=None, line: int | None = None):
+        self.path = path
+        self.line = line
+        where = f"{path}:{line}: " if path and line else (f"{path}: " if path else "")
+        super().__init__(where + message)
+
+
 # --------------------------------------------------------------------------
 # Transport errors
 # --------------------------------------------------------------------------

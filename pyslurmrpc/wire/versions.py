@@ -90,6 +90,11 @@ class VersionSpec:
         return self.layout.bodies is CHECKPOINT_BODIES
 
     @property
+    def family_addr(self) -> bool:
+        """orig_addr starts with an address family (20.11 and later headers)."""
+        return self.layout.addr is slurm_addr_t
+
+    @property
     def msg_type_offset(self) -> int:
         """Offset of header.msg_type in a frame (length prefix included)."""
         return 10 if self.layout.msg_index else 8

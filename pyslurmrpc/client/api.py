@@ -1,0 +1,125 @@
+"""The public methods, written once for both clients.
+
+Each method builds a flow (flows.py) and hands it to ``self._run``: the
+blocking client runs it and returns the result, the asyncio client returns a
+coroutine, so ``await client.checkpoint_able(...)`` works with the same code.
+"""
+
+from __future__ import annotations
+
+from . import calls, flows
+from .core import Settings, settings_from_args, settings_from_conf
+from .detect import release_name
+
+
+class ClientApi:
+    """Methods shared by :class:`~pyslurmrpc.Client` and :class:`~pyslurmrpc.AsyncClient`."""
+
+    _asynchronous = False
+
+    def __init__(self, host: str, port: int = 6817, *, backups=(), auth="munge", munge_socket=None,
+                 protocol_version="19.05", timeout=None, **more):
+        """Talk to slurmctld at ``host:port`` (no slurm.conf needed).
+
+        ``backups``: backup controllers, host names or (host, port) pairs, tried in
+        order when the primary is unreachable.  ``auth``: "munge", "none" or an
+        authenticator object.  ``protocol_version``: "17.11", "18.08" or "19.05".
+        ``timeout``: seconds, replaces MessageTimeout (default 10).  More keywords:
+        ``nodes`` ({name: (addr, port)}), ``slurmd_port``, ``tree_width``,
+        ``connect_timeout``, ``auth_ttl``.
+        """
+        self._setup(settings_from_args(host, port, backups=backups, auth=auth, munge_socket=munge_socket,
+                                       protocol_version=protocol_version, timeout=timeout, **more))
+
+    @classmethod
+    def from_slurm_conf(cls, path=None, **overrides):
+        """A client configured from slurm.conf: ``path``, else $SLURM_CONF, else /etc/slurm/slurm.conf.
+
+        Keyword overrides replace what the file says (``timeout``, ``auth``,
+        ``munge_socket``, ``protocol_version``, ``tree_width``, ...).
+        """
+        client = cls.__new__(cls)
+        client._setup(settings_from_conf(path, **overrides))
+        return client
+
+    def _setup(self, settings: Settings) -> None:
+        from .core import make_auth
+
+        self.settings = settings
+        self._state = flows.State(settings)
+        self._auth = make_auth(settings, self._asynchronous)
+        self._handlers = self._make_handlers()
+
+    def __repr__(self) -> str:
+        hosts = ", ".join(str(c) for c in self.settings.controllers)
+        return f"{type(self).__name__}({hosts}, protocol 0x{self.settings.protocol_version:04x})"
+
+    # -- checkpoint API (src/api/checkpoint.c) ---------------------------------
+    def checkpoint_able(self, job_id: int, step_id: int):
+        """Start time of a checkpoint in progress, else 0 (slurm_checkpoint_able)."""
+        return self._run(flows.checkpoint(self._state, calls.able(job_id, step_id)))
+
+    def checkpoint_disable(self, job_id: int, step_id: int):
+        """Disable checkpoints of the step (slurm_checkpoint_disable)."""
+        return self._run(flows.checkpoint(self._state, calls.disable(job_id, step_id)))
+
+    def checkpoint_enable(self, job_id: int, step_id: int):
+        """Enable checkpoints of the step again (slurm_checkpoint_enable)."""
+        return self._run(flows.checkpoint(self._state, calls.enable(job_id, step_id)))
+
+    def checkpoint_create(self, job_id: int, step_id: int, max_wait: int, image_dir: str | None = None):
+        """Checkpoint the step; it keeps running (slurm_checkpoint_create)."""
+        return self._run(flows.checkpoint(self._state, calls.create(job_id, step_id, max_wait, image_dir)))
+
+    def checkpoint_vacate(self, job_id: int, step_id: int, max_wait: int, image_dir: str | None = None):
+        """Checkpoint the step, then end it (slurm_checkpoint_vacate)."""
+        return self._run(flows.checkpoint(self._state, calls.vacate(job_id, step_id, max_wait, image_dir)))
+
+    def checkpoint_requeue(self, job_id: int, max_wait: int, image_dir: str | None = None):
+        """Checkpoint the batch job and requeue it (slurm_checkpoint_requeue)."""
+        return self._run(flows.checkpoint(self._state, calls.requeue(job_id, max_wait, image_dir)))
+
+    def checkpoint_restart(self, job_id: int, step_id: int, stick: bool = False, image_dir: str | None = None):
+        """Restart from a checkpoint, on the same nodes if ``stick`` (slurm_checkpoint_restart)."""
+        return self._run(flows.checkpoint(self._state, calls.restart(job_id, step_id, stick, image_dir)))
+
+    def checkpoint_complete(self, job_id: int, step_id: int, begin_time: int, error_code: int,
+                            error_msg: str | None = None):
+        """Report that a checkpoint finished (slurm_checkpoint_complete)."""
+        return self._run(flows.checkpoint(
+            self._state, calls.complete(job_id, step_id, begin_time, error_code, error_msg)))
+
+    def checkpoint_task_complete(self, job_id: int, step_id: int, task_id: int, begin_time: int,
+                                 error_code: int, error_msg: str | None = None):
+        """Report that one task's checkpoint finished (slurm_checkpoint_task_complete)."""
+        return self._run(flows.checkpoint(
+            self._state, calls.task_complete(job_id, step_id, task_id, begin_time, error_code, error_msg)))
+
+    def checkpoint_error(self, job_id: int, step_id: int):
+        """(error_code, error_msg) of the step's last checkpoint (slurm_checkpoint_error)."""
+        return self._run(flows.checkpoint(self._state, calls.error(job_id, step_id)))
+
+    def checkpoint_tasks(self, job_id: int, step_id: int, begin_time: int, image_dir: str | None,
+                         max_wait: int, nodelist: str):
+        """Ask every slurmd in ``nodelist`` to checkpoint its tasks (slurm_checkpoint_tasks).
+
+        Returns {node: 0} when all succeed; raises SlurmError with the highest
+        per-node code, ``.details`` holding every node's code.  The step id is
+        the full 32 bits (libslurm's public function truncates it to 16).
+        """
+        return self._run(flows.tasks(self._state, job_id, step_id, begin_time, image_dir, max_wait, nodelist))
+
+    # -- controller ------------------------------------------------------------
+    def ping(self, controller: int | None = None):
+        """True when the controller answers REQUEST_PING; any release 17.11-25.05.
+
+        ``controller``: index into the controllers (0 primary) to ping that one
+        only, without failover, as ``scontrol ping`` does.
+        """
+        endpoint = None if controller is None else self.settings.controllers[controller]
+        return self._run(flows.ping(self._state, endpoint))
+
+    def controller_version(self, controller: int | None = None):
+        """The Slurm release the controller speaks ("19.05", "22.05", ...), found by pings, cached."""
+        endpoint = None if controller is None else self.settings.controllers[controller]
+        return self._run(flows.controller_version(self._state, endpoint), release_name)

@@ -1,0 +1,251 @@
+"""Reading slurm.conf the way a libslurm client does (src/common/read_config.c, parse_config.c).
+
+Only what a client needs is kept: controllers, ports, node addresses, auth,
+timeouts, TreeWidth and SlurmUser.  Keys are case-insensitive; unknown keys
+are ignored; a line that is not ``key=value`` pairs is an error naming file and line.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import ConfigError
+from ..hostlist import HostlistError, expand
+
+DEFAULT_PATHS = ("/etc/slurm/slurm.conf",)
+#: src/common/read_config.h defaults
+DEFAULTS = {
+    "slurmctldport": "6817", "slurmdport": "6818", "messagetimeout": "10", "tcptimeout": "2",
+    "slurmctldtimeout": "120", "treewidth": "50", "authtype": "auth/munge", "slurmuser": "root",
+}
+MAX_INCLUDE_DEPTH = 16
+_PAIR = re.compile(r'\s*([A-Za-z0-9_.]+)\s*[-+*/]?=\s*("(?:[^"]*)"|\S*)')
+_HOST = re.compile(r"^([^()\s]+)(?:\(([^()\s]+)\))?$")
+
+
+@dataclass(frozen=True)
+class Controller:
+    """One SlurmctldHost: the name shown to users and the address to connect to."""
+
+    name: str
+    addr: str
+
+
+@dataclass(frozen=True)
+class NodeAddress:
+    addr: str
+    port: int | None = None
+
+
+@dataclass(frozen=True)
+class SlurmConfig:
+    """The client-relevant part of slurm.conf."""
+
+    path: str | None = None
+    cluster_name: str | None = None
+    controllers: tuple[Controller, ...] = ()
+    slurmctld_port: int = 6817
+    slurmctld_port_count: int = 1
+    slurmd_port: int = 6818
+    nodes: dict = field(default_factory=dict)  # NodeName -> NodeAddress
+    auth_type: str = "auth/munge"
+    auth_info: str | None = None
+    message_timeout: int = 10
+    tcp_timeout: int = 2
+    slurmctld_timeout: int = 120
+    tree_width: int = 50
+    slurm_user: str = "root"
+
+    @property
+    def munge_socket(self) -> str | None:
+        """AuthInfo's socket (``socket=PATH``, or the old bare-path form); slurm_auth_opts_to_socket."""
+        info = self.auth_info
+        if not info:
+            return None
+        if "socket=" in info:
+            return info.split("socket=", 1)[1].split(",", 1)[0]
+        return None if "=" in info else info
+
+    @property
+    def auth_ttl(self) -> int | None:
+        """AuthInfo's ``ttl=`` (slurm_get_auth_ttl); None for munged's default."""
+        if not self.auth_info or "ttl=" not in self.auth_info:
+            return None
+        digits = re.match(r"-?\d*", self.auth_info.split("ttl=", 1)[1]).group()
+        return max(int(digits or 0), 0) or None
+
+    @property
+    def slurm_uid(self) -> int | None:
+        try:
+            return pwd.getpwnam(self.slurm_user).pw_uid
+        except KeyError:
+            return int(self.slurm_user) if self.slurm_user.isdigit() else None
+
+
+def find_slurm_conf(path=None) -> Path:
+    """``path``, else $SLURM_CONF, else /etc/slurm/slurm.conf."""
+    for candidate in (path, os.environ.get("SLURM_CONF"), *DEFAULT_PATHS):
+        if candidate:
+            return Path(candidate)
+    raise ConfigError("no slurm.conf given")
+
+
+def read_slurm_conf(path=None) -> SlurmConfig:
+    """Parse slurm.conf (and its Include files) into a :class:`SlurmConfig`."""
+    conf_path = find_slurm_conf(path)
+    scalars: dict[str, tuple[str, str, int]] = {}
+    hosts: list[tuple[str, str, int]] = []
+    nodes: dict[str, NodeAddress] = {}
+    for key, value, where, line in _pairs(conf_path, 0):
+        if key == "slurmctldhost":
+            hosts.append((value, where, line))
+        elif key == "nodename":
+            pass  # handled with its line's other pairs in _node_lines
+        else:
+            scalars[key] = (value, where, line)
+    for pairs, where, line in _node_lines(conf_path, 0):
+        nodes.update(_nodes(pairs, where, line, scalars))
+    return _build(conf_path, scalars, hosts, nodes)
+
+
+def _value(scalars, key):
+    return scalars.get(key, (DEFAULTS.get(key), None, None))
+
+
+def _int(scalars, key) -> int:
+    value, where, line = _value(scalars, key)
+    if value is None or not value.isdigit():
+        raise ConfigError(f"{key} must be a whole number, not {value!r}", path=where, line=line)
+    return int(value)
+
+
+def _build(conf_path, scalars, hosts, nodes) -> SlurmConfig:
+    port, count = _port_range(*_value(scalars, "slurmctldport"))
+    return SlurmConfig(
+        path=str(conf_path), cluster_name=_value(scalars, "clustername")[0],
+        controllers=_controllers(hosts, scalars), slurmctld_port=port, slurmctld_port_count=count,
+        slurmd_port=_int(scalars, "slurmdport"), nodes=nodes,
+        auth_type=_value(scalars, "authtype")[0], auth_info=_value(scalars, "authinfo")[0],
+        message_timeout=_int(scalars, "messagetimeout"), tcp_timeout=_int(scalars, "tcptimeout"),
+        slurmctld_timeout=_int(scalars, "slurmctldtimeout"),
+        tree_width=_int(scalars, "treewidth") or 50, slurm_user=_value(scalars, "slurmuser")[0],
+    )
+
+
+def _port_range(value: str, where, line) -> tuple[int, int]:
+    match = re.fullmatch(r"(\d+)(?:-(\d+))?", value or "")
+    if not match:
+        raise ConfigError(f"SlurmctldPort {value!r} is not a port or a port range", path=where, line=line)
+    low = int(match.group(1))
+    high = int(match.group(2) or low)
+    if not 0 < low <= high <= 65535:
+        raise ConfigError(f"SlurmctldPort {value!r} is out of range", path=where, line=line)
+    return low, high - low + 1
+
+
+def _controllers(hosts, scalars) -> tuple[Controller, ...]:
+    if hosts:
+        return tuple(_parse_host(v, w, n) for v, w, n in hosts)
+    legacy = []
+    for name_key, addr_key in (("controlmachine", "controladdr"), ("backupcontroller", "backupaddr")):
+        name = scalars.get(name_key)
+        if name:
+            addr = scalars.get(addr_key, (name[0],))[0]
+            legacy.append(Controller(name[0], addr))
+        elif addr_key in scalars:
+            _, where, line = scalars[addr_key]
+            raise ConfigError(f"{addr_key} given without {name_key}", path=where, line=line)
+    return tuple(legacy)
+
+
+def _parse_host(value: str, where, line) -> Controller:
+    match = _HOST.match(value)
+    if not match:
+        raise ConfigError(f"bad SlurmctldHost value {value!r}", path=where, line=line)
+    name, addr = match.groups()
+    return Controller(name, addr or name)
+
+
+def _nodes(pairs: dict, where, line, scalars) -> dict[str, NodeAddress]:
+    names_expr = pairs.get("nodename")
+    if not names_expr or names_expr.lower() == "default":
+        return {}
+    try:
+        names = expand(names_expr)
+        addrs = expand(pairs.get("nodeaddr") or pairs.get("nodehostname") or names_expr)
+        ports = expand(f"[{pairs['port']}]") if "port" in pairs else []
+    except HostlistError as exc:
+        raise ConfigError(str(exc), path=where, line=line) from None
+    if len(addrs) < len(names) or len(ports) not in (0, 1, len(names)):
+        raise ConfigError(f"NodeAddr/Port counts do not match NodeName {names_expr!r}", path=where, line=line)
+    port_of = (lambda i: int(ports[i])) if len(ports) > 1 else (lambda i: int(ports[0]) if ports else None)
+    return {name: NodeAddress(addrs[i], port_of(i)) for i, name in enumerate(names)}
+
+
+# ---------------------------------------------------------------------------
+# lexing
+# ---------------------------------------------------------------------------
+def _logical_lines(path: Path):
+    """(line number, text) with comments removed and backslash continuations joined."""
+    try:
+        raw = path.read_text().splitlines()
+    except OSError as exc:
+        raise ConfigError(f"cannot read: {exc.strerror}", path=str(path)) from None
+    buf, start = "", None
+    for number, text in enumerate(raw, 1):
+        text = re.sub(r"(?<!\\)#.*", "", text).replace("\\#", "#")
+        if start is None:
+            start = number
+        if text.endswith("\\"):
+            buf += text[:-1]
+            continue
+        yield start, buf + text
+        buf, start = "", None
+    if buf:
+        yield start, buf
+
+
+def _line_pairs(text: str, where: str, number: int) -> dict[str, str]:
+    pairs, pos = {}, 0
+    text = text.rstrip()
+    while pos < len(text):
+        match = _PAIR.match(text, pos)
+        if not match or match.end() == pos:
+            raise ConfigError(f"cannot parse {text[pos:].strip()!r} (expected key=value)", path=where, line=number)
+        pairs[match.group(1).lower()] = match.group(2).strip('"')
+        pos = match.end()
+        if pos < len(text) and not text[pos].isspace():
+            raise ConfigError(f"cannot parse {text[pos:].strip()!r}", path=where, line=number)
+    return pairs
+
+
+def _walk(path: Path, depth: int):
+    """Yield (pairs, file, line) for every logical line, following Include."""
+    if depth > MAX_INCLUDE_DEPTH:
+        raise ConfigError("Include nested too deeply", path=str(path))
+    for number, text in _logical_lines(path):
+        stripped = text.strip()
+        if not stripped:
+            continue
+        head = stripped.split(None, 1)
+        if head[0].lower() == "include" and len(head) == 2 and "=" not in head[0]:
+            target = Path(head[1].strip())
+            yield from _walk(target if target.is_absolute() else path.parent / target, depth + 1)
+            continue
+        yield _line_pairs(stripped, str(path), number), str(path), number
+
+
+def _pairs(path: Path, depth: int):
+    for pairs, where, number in _walk(path, depth):
+        for key, value in pairs.items():
+            yield key, value, where, number
+
+
+def _node_lines(path: Path, depth: int):
+    for pairs, where, number in _walk(path, depth):
+        if "nodename" in pairs:
+            yield pairs, where, number

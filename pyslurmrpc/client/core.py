@@ -1,0 +1,153 @@
+"""What the blocking and the asyncio client share: settings and pure logic, no I/O."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+
+from ..auth import slurm_auth
+from ..errors import ConfigError, InvalidArgumentError, UnexpectedMessageError
+from ..wire import (
+    CHECKPOINT_VERSIONS, VERSIONS, Address, Forward, Header, Message, decode_message, encode_message,
+    version_code,
+)
+from .calls import Call
+from .config import SlurmConfig, read_slurm_conf
+
+DEFAULT_SLURMCTLD_PORT = 6817
+DEFAULT_SLURMD_PORT = 6818
+DEFAULT_MESSAGE_TIMEOUT = 10.0
+DEFAULT_CONNECT_TIMEOUT = 2.0  # TCPTimeout
+DEFAULT_TREE_WIDTH = 50
+#: libslurm sleeps this long between rounds over the controllers
+FAILOVER_PAUSE = 1.0
+CHECKPOINT_CODES = frozenset(version_code(v) for v in CHECKPOINT_VERSIONS)
+#: 20.11+ headers carry a family-tagged orig_addr; clients send family 0 (AF_UNSPEC)
+_NO_ADDR_FAMILY = Address(0, None, 0)
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """A daemon to talk to: its name (as slurm.conf says it) and where it listens."""
+
+    name: str
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.host}:{self.port})" if self.name != self.host else f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a client needs, from arguments or slurm.conf."""
+
+    controllers: tuple[Endpoint, ...]
+    port_count: int = 1
+    nodes: dict = field(default_factory=dict)  # NodeName -> (addr, port | None)
+    slurmd_port: int = DEFAULT_SLURMD_PORT
+    protocol_version: int = 0x2200
+    message_timeout: float = DEFAULT_MESSAGE_TIMEOUT
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
+    tree_width: int = DEFAULT_TREE_WIDTH
+    auth: str = "munge"
+    munge_socket: str | None = None
+    auth_ttl: int | None = None
+
+    def controller_order(self, use_backup: bool) -> list[Endpoint]:
+        """Primary first; after a backup answered, backups first (libslurm's sticky use_backup)."""
+        port = self.controllers[0].port + (int(time.time()) + os.getpid()) % self.port_count
+        order = [Endpoint(c.name, c.host, port if self.port_count > 1 else c.port) for c in self.controllers]
+        return order[1:] + order[:1] if use_backup and len(order) > 1 else order
+
+    def node(self, name: str) -> Endpoint:
+        """slurm_conf_get_addr: NodeAddr and Port from slurm.conf, else the name and SlurmdPort."""
+        addr, port = self.nodes.get(name, (name, None))
+        return Endpoint(name, addr, port or self.slurmd_port)
+
+
+def settings_from_args(host, port=DEFAULT_SLURMCTLD_PORT, *, backups=(), auth="munge", munge_socket=None,
+                       protocol_version="19.05", timeout=None, nodes=None,
+                       slurmd_port=DEFAULT_SLURMD_PORT, tree_width=DEFAULT_TREE_WIDTH,
+                       connect_timeout=DEFAULT_CONNECT_TIMEOUT, auth_ttl=None) -> Settings:
+    """Settings for ``Client(host, port, ...)``; backups are host or (host, port) items."""
+    controllers = (Endpoint(host, host, port),) + tuple(
+        Endpoint(b, b, port) if isinstance(b, str) else Endpoint(b[0], b[0], b[1]) for b in backups)
+    return Settings(
+        controllers=controllers, nodes=dict(nodes or {}), slurmd_port=slurmd_port,
+        protocol_version=checkpoint_version(protocol_version),
+        message_timeout=DEFAULT_MESSAGE_TIMEOUT if timeout is None else float(timeout),
+        connect_timeout=min(connect_timeout, DEFAULT_MESSAGE_TIMEOUT if timeout is None else float(timeout)),
+        tree_width=tree_width, auth=auth, munge_socket=munge_socket, auth_ttl=auth_ttl)
+
+
+def settings_from_conf(path=None, **overrides) -> Settings:
+    """Settings from slurm.conf ($SLURM_CONF, then /etc/slurm/slurm.conf) plus keyword overrides."""
+    conf: SlurmConfig = read_slurm_conf(path)
+    if not conf.controllers:
+        raise ConfigError("no SlurmctldHost (or ControlMachine) defined", path=conf.path)
+    auth = {"auth/munge": "munge", "auth/none": "none"}.get(conf.auth_type)
+    if auth is None and "auth" not in overrides:
+        raise ConfigError(f"AuthType {conf.auth_type} is not supported (auth/munge, auth/none)", path=conf.path)
+    base = dict(
+        controllers=tuple(Endpoint(c.name, c.addr, conf.slurmctld_port) for c in conf.controllers),
+        port_count=conf.slurmctld_port_count,
+        nodes={n: (a.addr, a.port) for n, a in conf.nodes.items()}, slurmd_port=conf.slurmd_port,
+        message_timeout=float(conf.message_timeout), connect_timeout=float(conf.tcp_timeout),
+        tree_width=conf.tree_width, auth=auth, munge_socket=conf.munge_socket, auth_ttl=conf.auth_ttl)
+    if "timeout" in overrides:
+        overrides["message_timeout"] = overrides.pop("timeout")
+    if "protocol_version" in overrides:
+        overrides["protocol_version"] = checkpoint_version(overrides["protocol_version"])
+    unknown = set(overrides) - set(Settings.__dataclass_fields__)
+    if unknown:
+        raise InvalidArgumentError(f"unknown setting(s): {', '.join(sorted(unknown))}")
+    return Settings(**{**base, **overrides})
+
+
+def checkpoint_version(version) -> int:
+    """A protocol version the checkpoint RPCs exist in (17.11, 18.08, 19.05)."""
+    try:
+        code = version_code(version)
+    except ValueError as exc:
+        raise InvalidArgumentError(str(exc)) from None
+    if code not in CHECKPOINT_CODES:
+        raise InvalidArgumentError(
+            f"protocol_version {version!r}: checkpoint RPCs exist only in {', '.join(CHECKPOINT_VERSIONS)}")
+    return code
+
+
+def make_auth(settings: Settings, asynchronous: bool):
+    """The authenticator object for the settings (an object with create/verify passes through)."""
+    if not isinstance(settings.auth, str):
+        return settings.auth
+    table = {
+        ("munge", False): lambda: slurm_auth.MungeAuth(settings.munge_socket, settings.auth_ttl),
+        ("munge", True): lambda: slurm_auth.AsyncMungeAuth(settings.munge_socket, settings.auth_ttl),
+        ("none", False): slurm_auth.NoneAuth,
+        ("none", True): slurm_auth.AsyncNoneAuth,
+    }
+    try:
+        return table[(settings.auth, asynchronous)]()
+    except KeyError:
+        raise InvalidArgumentError(f"auth must be 'munge', 'none' or an authenticator, not {settings.auth!r}") from None
+
+
+def request_frame(call: Call, auth, version: int, forward: Forward = Forward()) -> bytes:
+    """The whole frame for ``call`` in header version ``version``."""
+    addr = _NO_ADDR_FAMILY if VERSIONS[version].family_addr else Address()
+    header = Header(version=version, msg_type=call.msg_type, forward=forward, orig_addr=addr)
+    return encode_message(Message(header, auth, call.body))
+
+
+def decode_reply(call: Call, frame: bytes, version: int) -> Message:
+    """Decode a reply and check it is in a version the request can be answered in."""
+    reply = decode_message(frame)
+    allowed = CHECKPOINT_CODES if version in CHECKPOINT_CODES else {version}
+    if reply.version not in allowed:
+        raise UnexpectedMessageError(
+            f"{call.name}: reply in protocol version 0x{reply.version:04x}, request was 0x{version:04x}",
+            field="header.version", offset=4)
+    return reply
+
