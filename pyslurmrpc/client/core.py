@@ -34,6 +34,7 @@ class Endpoint:
     name: str
     host: str
     port: int
+    index: int = 0  # position among the controllers: 0 is the primary
 
     def __str__(self) -> str:
         return f"{self.name} ({self.host}:{self.port})" if self.name != self.host else f"{self.host}:{self.port}"
@@ -58,7 +59,8 @@ class Settings:
     def controller_order(self, use_backup: bool) -> list[Endpoint]:
         """Primary first; after a backup answered, backups first (libslurm's sticky use_backup)."""
         port = self.controllers[0].port + (int(time.time()) + os.getpid()) % self.port_count
-        order = [Endpoint(c.name, c.host, port if self.port_count > 1 else c.port) for c in self.controllers]
+        order = [Endpoint(c.name, c.host, port if self.port_count > 1 else c.port, i)
+                 for i, c in enumerate(self.controllers)]
         return order[1:] + order[:1] if use_backup and len(order) > 1 else order
 
     def node(self, name: str) -> Endpoint:
@@ -73,7 +75,8 @@ def settings_from_args(host, port=DEFAULT_SLURMCTLD_PORT, *, backups=(), auth="m
                        connect_timeout=DEFAULT_CONNECT_TIMEOUT, auth_ttl=None) -> Settings:
     """Settings for ``Client(host, port, ...)``; backups are host or (host, port) items."""
     controllers = (Endpoint(host, host, port),) + tuple(
-        Endpoint(b, b, port) if isinstance(b, str) else Endpoint(b[0], b[0], b[1]) for b in backups)
+        Endpoint(b, b, port, i) if isinstance(b, str) else Endpoint(b[0], b[0], b[1], i)
+        for i, b in enumerate(backups, 1))
     return Settings(
         controllers=controllers, nodes=dict(nodes or {}), slurmd_port=slurmd_port,
         protocol_version=checkpoint_version(protocol_version),
@@ -91,7 +94,7 @@ def settings_from_conf(path=None, **overrides) -> Settings:
     if auth is None and "auth" not in overrides:
         raise ConfigError(f"AuthType {conf.auth_type} is not supported (auth/munge, auth/none)", path=conf.path)
     base = dict(
-        controllers=tuple(Endpoint(c.name, c.addr, conf.slurmctld_port) for c in conf.controllers),
+        controllers=tuple(Endpoint(c.name, c.addr, conf.slurmctld_port, i) for i, c in enumerate(conf.controllers)),
         port_count=conf.slurmctld_port_count,
         nodes={n: (a.addr, a.port) for n, a in conf.nodes.items()}, slurmd_port=conf.slurmd_port,
         message_timeout=float(conf.message_timeout), connect_timeout=float(conf.tcp_timeout),

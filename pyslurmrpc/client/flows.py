@@ -99,7 +99,7 @@ def connect_controller(state: State):
             except TransportError as exc:
                 failures[str(endpoint)] = exc
                 continue
-            state.use_backup = endpoint.name != s.controllers[0].name
+            state.use_backup = endpoint.index != 0
             return endpoint, conn
         state.use_backup = False
         if time.monotonic() + FAILOVER_PAUSE >= deadline:
