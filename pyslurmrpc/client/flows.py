@@ -9,6 +9,7 @@ checkpoint_tasks fan-out, how replies become results - live here only.
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,9 +20,12 @@ from ..errors import (
 )
 from ..hostlist import HostlistError
 from ..wire import Forward, MsgType
+from ..wire.types import describe
 from . import calls, detect, fanout
 from .core import CHECKPOINT_CODES, FAILOVER_PAUSE, Endpoint, Settings, decode_reply, request_frame
 
+
+log = logging.getLogger("pyslurmrpc.rpc")
 
 # ---------------------------------------------------------------------------
 # actions
@@ -123,8 +127,12 @@ def rpc(state: State, call: calls.Call, version: int, endpoint: Endpoint | None 
             not detect.has_checkpoint(cached):
         yield Close(conn)
         raise CheckpointUnsupported(str(endpoint), detect.release_name(cached))
+    if log.isEnabledFor(logging.DEBUG):
+        log.debug("-> %s %s", endpoint, describe(decode_reply(call, frame, version)))
     raw = yield Exchange(conn, frame, timeout or state.settings.message_timeout, endpoint)
     reply = decode_reply(call, raw, version)
+    if log.isEnabledFor(logging.DEBUG):
+        log.debug("<- %s %s", endpoint, describe(reply))
     if reply.auth is not None:  # 23.02+ replies may carry none (SLURM_NO_AUTH_CRED)
         yield VerifyCred(reply.auth, reply.version)
     return endpoint, reply

@@ -109,3 +109,25 @@ class Message:
     @property
     def version(self) -> int:
         return self.header.version
+
+
+def describe(message: Message) -> str:
+    """One line for logs: type, version, routing, body fields; the credential is never shown."""
+    from .constants import MsgType
+    from .versions import VERSIONS
+
+    try:
+        kind = MsgType(message.msg_type).name
+    except ValueError:
+        kind = str(message.msg_type)
+    spec = VERSIONS.get(message.version)
+    parts = [kind, f"v{spec.name if spec else hex(message.version)}"]
+    if message.header.forward.cnt:
+        parts.append(f"forward={message.header.forward.nodelist}")
+    if message.header.ret_list:
+        parts.append("ret_list=" + ",".join(f"{r.node_name}:{r.err}" for r in message.header.ret_list))
+    parts.append(" ".join(f"{k}={v!r}" for k, v in message.body.items()))
+    if message.auth is not None:
+        who = f" uid={message.auth.uid}" if message.auth.uid is not None else ""
+        parts.append(f"auth={message.auth.plugin}{who} (credential redacted)")
+    return " ".join(p for p in parts if p)

@@ -1,0 +1,141 @@
+"""The ``pyslurmrpc`` command: thin over the client, the fake daemons and the decoder."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+
+from ..errors import PyslurmrpcError
+
+SUBCOMMANDS = {
+    "checkpoint": "scontrol-compatible checkpoint OP JOBID[.STEPID] [MaxWait=N] [ImageDir=DIR] [StickToNodes]",
+    "ping": "report whether each slurmctld answers (scontrol ping)",
+    "decode": "decode raw recordings, hex dumps or pcap/pcapng captures of Slurm traffic",
+    "demo": "run every checkpoint operation against an embedded fake controller",
+    "fake-slurmctld": "run the fake Slurm 19.05 controller (and slurmd)",
+    "bench": "measure codec, MUNGE, latency and throughput",
+}
+#: subcommands handled by another module's main(argv)
+DELEGATED = {
+    "decode": ("pyslurmrpc.decode.cli", "main"),
+    "fake-slurmctld": ("pyslurmrpc.fake.cli", "main_fake_slurmctld"),
+    "bench": ("pyslurmrpc.bench", "main"),
+    "demo": ("pyslurmrpc.cli.demo", "main"),
+}
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="pyslurmrpc", description="Slurm's checkpoint RPCs without libslurm.")
+    p.add_argument("--conf", help="slurm.conf (default: $SLURM_CONF, then /etc/slurm/slurm.conf)")
+    p.add_argument("--controller", metavar="HOST[:PORT]", help="talk to this slurmctld, no slurm.conf needed")
+    p.add_argument("--auth", choices=("munge", "none"), help="authentication (default: slurm.conf's, else munge)")
+    p.add_argument("--munge-socket", help="munged's socket")
+    p.add_argument("--protocol", choices=("17.11", "18.08", "19.05"), help="protocol version (default 19.05)")
+    p.add_argument("--timeout", type=float, help="seconds, replaces MessageTimeout")
+    p.add_argument("--json", action="store_true", help="one JSON object per result")
+    p.add_argument("-v", "--verbose", action="count", default=0, help="log every RPC, credentials redacted")
+    p.add_argument("command", nargs="?", choices=SUBCOMMANDS, metavar="COMMAND",
+                   help="; ".join(f"{k}: {v}" for k, v in SUBCOMMANDS.items()))
+    return p
+
+
+def _split(argv: list[str]) -> tuple[list[str], list[str]]:
+    """Global options before the subcommand; everything after it belongs to the subcommand."""
+    takes_value = {"--conf", "--controller", "--auth", "--munge-socket", "--protocol", "--timeout"}
+    i = 0
+    while i < len(argv):
+        if argv[i] in SUBCOMMANDS:
+            return argv[:i + 1], argv[i + 1:]
+        i += 2 if argv[i] in takes_value else 1
+    return argv, []
+
+
+def make_client(opts):
+    """A Client from the global options: --controller, else slurm.conf."""
+    from ..client import Client
+
+    extra = {k: v for k, v in (("auth", opts.auth), ("munge_socket", opts.munge_socket),
+                               ("protocol_version", opts.protocol), ("timeout", opts.timeout)) if v}
+    if opts.controller:
+        host, _, port = opts.controller.rpartition(":") if ":" in opts.controller else (opts.controller, "", "")
+        extra.setdefault("auth", "munge")
+        return Client(host, int(port) if port else 6817, **extra)
+    return Client.from_slurm_conf(opts.conf, **extra)
+
+
+def _emit(opts, lines_out, lines_err, records) -> None:
+    if opts.json:
+        for record in records:
+            print(json.dumps(record, sort_keys=True))
+    else:
+        for line in lines_out:
+            print(line)
+    for line in lines_err:
+        print(line, file=sys.stderr)
+
+
+def _checkpoint(opts) -> int:
+    from .scontrol import checkpoint
+
+    if opts.args[:1] in (["-h"], ["--help"]):
+        print(f"usage: pyslurmrpc checkpoint {SUBCOMMANDS['checkpoint'].split(' ', 2)[2]}\n"
+              "operations: able, disable, enable, create, vacate, requeue, restart, error\n"
+              "A bare JOBID means all steps (NO_VAL), as with scontrol.")
+        return 0
+    out = checkpoint(lambda: make_client(opts), opts.args)
+    _emit(opts, out.stdout, out.stderr, [out.record] if out.record else [])
+    return out.exit_code
+
+
+def _ping(opts) -> int:
+    from .ping import ping_all
+
+    if opts.args[:1] in (["-h"], ["--help"]):
+        print("usage: pyslurmrpc ping\nOne line per controller: Slurmctld(primary) at HOST is UP|DOWN")
+        return 0
+    lines, records, _ = ping_all(make_client(opts))
+    _emit(opts, lines, [], records)
+    return 1 if opts.args else 0
+
+
+def main(argv=None) -> int:
+    """Entry point of ``pyslurmrpc`` and ``python -m pyslurmrpc``."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    head, rest = _split(argv)
+    opts = _parser().parse_args(head)
+    opts.args = rest
+    handler = _verbose(opts.verbose)
+    try:
+        return _dispatch(opts)
+    finally:
+        if handler:
+            logging.getLogger("pyslurmrpc").removeHandler(handler)
+
+
+def _verbose(level: int):
+    if not level:
+        return None
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+    logger = logging.getLogger("pyslurmrpc")
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    return handler
+
+
+def _dispatch(opts) -> int:
+    if opts.command is None:
+        _parser().print_help()
+        return 2
+    if opts.command in DELEGATED:
+        import importlib
+
+        module, func = DELEGATED[opts.command]
+        return getattr(importlib.import_module(module), func)(opts.args) or 0
+    try:
+        return {"checkpoint": _checkpoint, "ping": _ping}[opts.command](opts)
+    except PyslurmrpcError as exc:
+        print(f"pyslurmrpc: {exc}", file=sys.stderr)
+        return 1

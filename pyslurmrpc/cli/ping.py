@@ -1,0 +1,46 @@
+"""``scontrol ping`` of Slurm 19.05: one line per controller (src/scontrol/scontrol.c _print_ping)."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+from ..errors import PyslurmrpcError
+
+BANNER = ("*****************************************",
+          "** RESTORE SLURMCTLD DAEMON TO SERVICE **",
+          "*****************************************")
+
+
+def mode_name(index: int, count: int) -> str:
+    """primary; 'backup' when there are exactly two controllers; backup1, backup2... otherwise."""
+    if index == 0:
+        return "primary"
+    return "backup" if count == 2 else f"backup{index}"
+
+
+def display_name(name: str) -> str:
+    """read_config.c shows 'localhost' as this machine's short host name."""
+    return socket.gethostname().split(".")[0] if name.lower() == "localhost" else name
+
+
+def ping_all(client) -> tuple[list[str], list[dict], bool]:
+    """Ping each controller once, no failover; returns (lines, records, all_up)."""
+    controllers = client.settings.controllers
+    lines, records, all_up = [], [], True
+    for i, ctl in enumerate(controllers):
+        record = {"controller": ctl.name, "host": ctl.host, "port": ctl.port,
+                  "mode": mode_name(i, len(controllers))}
+        try:
+            up = client.ping(i) is True
+            record["version"] = client.controller_version(i)
+        except PyslurmrpcError as exc:
+            up = False
+            record["error"] = str(exc)
+        record["up"] = up
+        all_up &= up
+        lines.append(f"Slurmctld({record['mode']}) at {display_name(ctl.name)} is {'UP' if up else 'DOWN'}")
+        records.append(record)
+    if not all_up and os.getuid() == 0:
+        lines.extend(BANNER)
+    return lines, records, all_up

@@ -1,0 +1,138 @@
+"""The pyslurmrpc command: scontrol-compatible checkpoint and ping, global options."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from pyslurmrpc.cli import main
+from pyslurmrpc.cli.scontrol import match_operation, parse_id
+from pyslurmrpc.wire import MsgType, decode_message
+
+from peers import ReplayPeer
+from test_client_behaviour import free_port, reply_ckpt, reply_rc
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def ctl(peer):
+    return ["--controller", f"{peer.host}:{peer.port}", "--auth", "none", "--timeout", "2"]
+
+
+@pytest.mark.parametrize("word, op", [("a", "able"), ("ABLE", "able"), ("d", "disable"), ("en", "enable"),
+                                      ("cr", "create"), ("re", "requeue"), ("res", "restart"),
+                                      ("va", "vacate"), ("er", "error"), ("co", "complete"),
+                                      ("e", None), ("c", None), ("ablex", None)])
+def test_operation_matching_like_scontrol(word, op):
+    assert match_operation(word) == op
+
+
+@pytest.mark.parametrize("text, ids", [("12", (12, 0xFFFFFFFE)), ("12.3", (12, 3)), ("2.", (2, 0)),
+                                       ("-1", (0xFFFFFFFF, 0xFFFFFFFE)), ("2x", None), ("0x10", None),
+                                       ("2.batch", None)])
+def test_job_step_parsing_like_scontrol(text, ids):
+    assert parse_id(text) == ids
+
+
+def test_able_yes_began_no(capsys, monkeypatch):
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    with ReplayPeer(lambda r: reply_ckpt(r, event_time=0)) as peer:
+        assert run(capsys, *ctl(peer), "checkpoint", "able", "2.0") == (0, "Yes\n", "")
+    with ReplayPeer(lambda r: reply_ckpt(r, event_time=1795462038)) as peer:
+        assert run(capsys, *ctl(peer), "checkpoint", "able", "2.0") == (0, "Began at 2026-11-23T19:27:18\n", "")
+    with ReplayPeer(lambda r: reply_rc(r, 2037)) as peer:
+        assert run(capsys, *ctl(peer), "checkpoint", "a", "2") == (0, "No\n", "")
+        assert decode_message(peer.received[0]).body.step_id == 0xFFFFFFFE
+
+
+def test_error_and_failures(capsys):
+    with ReplayPeer(lambda r: reply_ckpt(r, error_code=0, error_msg="14906")) as peer:
+        assert run(capsys, *ctl(peer), "checkpoint", "error", "2.0") == (0, "error(0): 14906\n", "")
+    with ReplayPeer(lambda r: reply_rc(r, 2017)) as peer:
+        code, out, err = run(capsys, *ctl(peer), "checkpoint", "create", "999999.0", "MaxWait=70000",
+                             "ImageDir=/ck")
+        assert (code, out, err) == (1, "", "scontrol_checkpoint error: Invalid job id specified\n")
+        body = decode_message(peer.received[0]).body
+        assert (body.op, body.data, body.image_dir) == (3, 70000 & 0xFFFF, "/ck")
+
+
+def test_restart_stick_and_bad_arguments(capsys):
+    with ReplayPeer(reply_rc) as peer:
+        assert run(capsys, *ctl(peer), "checkpoint", "restart", "4.1", "StickToNodes")[0] == 0
+        assert decode_message(peer.received[0]).body.data == 1
+        code, out, err = run(capsys, *ctl(peer), "checkpoint", "restart", "4.1", "MaxWait=3")
+        assert code == 1 and "Invalid input: MaxWait=3" in err and "Request aborted" in err
+        assert len(peer.received) == 1
+
+
+@pytest.mark.parametrize("words, code, err", [
+    (["able"], 1, "too few arguments for keyword:checkpoint\n"),
+    (["able", "1", "a", "b", "c"], 1, "too many arguments for keyword:checkpoint\n"),
+    (["able", "1x"], 0, "Invalid job step name\n"),
+    (["frobnicate", "1"], 0, "Invalid checkpoint operation: frobnicate\n"),
+])
+def test_usage_errors_match_scontrol_exit_codes(capsys, words, code, err):
+    assert run(capsys, "--controller", "127.0.0.1:1", "checkpoint", *words) == (code, "", err)
+
+
+def test_unreachable_controller(capsys):
+    code, out, err = run(capsys, "--controller", f"127.0.0.1:{free_port()}", "--auth", "none",
+                         "--timeout", "1", "checkpoint", "disable", "2.0")
+    assert code == 1 and err == "scontrol_checkpoint error: Unable to contact slurm controller (connect failure)\n"
+
+
+def test_json_output(capsys):
+    with ReplayPeer(lambda r: reply_ckpt(r, event_time=5)) as peer:
+        code, out, _ = run(capsys, *ctl(peer), "--json", "checkpoint", "able", "2.0")
+    assert code == 0
+    assert json.loads(out) == {"operation": "able", "job_id": 2, "step_id": 0, "errno": 0, "start_time": 5}
+
+
+def test_verbose_logs_rpcs_without_credentials(capsys):
+    from pyslurmrpc.auth.slurm_auth import OfflineMungeAuth
+    from fixtures_data import FIXTURES
+    from pyslurmrpc.cli import make_client
+    import logging
+
+    with ReplayPeer(lambda r: reply_ckpt(r, event_time=5)) as peer:
+        code = main([*ctl(peer), "-v", "checkpoint", "able", "2.0"])
+        logging.getLogger().handlers.clear()
+    out, err = capsys.readouterr()
+    assert code == 0
+    assert "-> 127.0.0.1" in err and "REQUEST_CHECKPOINT v19.05" in err and "job_id=2" in err
+    assert "<- 127.0.0.1" in err and "RESPONSE_CHECKPOINT" in err and "credential redacted" in err
+
+
+def test_ping_primary_and_backup(capsys, tmp_path):
+    with ReplayPeer(reply_rc) as peer:
+        conf = tmp_path / "slurm.conf"
+        conf.write_text(f"SlurmctldHost=ctl1({peer.host})\nSlurmctldHost=ctl2(127.0.0.1)\n"
+                        f"SlurmctldPort={peer.port}\nAuthType=auth/none\nMessageTimeout=1\n")
+        # ctl2 shares the port here, so make it a dead one via a second conf line set
+        conf.write_text(conf.read_text().replace("ctl2(127.0.0.1)", "ctl2(127.0.0.2)"))
+        code, out, err = run(capsys, "--conf", str(conf), "ping")
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0] == "Slurmctld(primary) at ctl1 is UP"
+    assert lines[1] == "Slurmctld(backup) at ctl2 is DOWN"
+    if os.getuid() == 0:
+        assert lines[3] == "** RESTORE SLURMCTLD DAEMON TO SERVICE **"
+
+
+def test_python_dash_m_is_the_same_program():
+    out = subprocess.run([sys.executable, "-m", "pyslurmrpc", "--help"], capture_output=True, text=True)
+    assert out.returncode == 0 and "checkpoint" in out.stdout and "decode" in out.stdout
+    for sub in ("checkpoint", "ping"):
+        res = subprocess.run([sys.executable, "-m", "pyslurmrpc", sub, "--help"], capture_output=True, text=True)
+        assert res.returncode == 0 and "usage" in res.stdout
