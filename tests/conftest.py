@@ -9,3 +9,13 @@ def munged():
     harness = munged_or_skip(pytest)
     yield harness
     harness.stop()
+
+
+@pytest.fixture(scope="session")
+def slurmctld(munged):
+    """A real slurmctld (Debian's 22.05) on loopback using ``munged``: ``.host``, ``.port``, ``.conf_path``."""
+    from pyslurmrpc.testing.slurmctld import slurmctld_or_skip
+
+    harness = slurmctld_or_skip(pytest, munged.socket_path)
+    yield harness
+    harness.stop()
