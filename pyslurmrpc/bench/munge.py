@@ -1,0 +1,80 @@
+"""MUNGE figures: pure-Python encode/decode against munged, and libmunge's C calls side by side."""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import ctypes.util
+import time
+
+from ..auth.munge import AsyncMungeClient, MungeClient, decode_offline
+from .timing import per_call_us
+
+MUNGE_OPT_SOCKET = 8  # munge.h: munge_ctx_set option for the socket path
+
+
+def libmunge(socket_path: str):
+    """(encode, decode) callables through libmunge.so.2 via ctypes, or None when it is absent."""
+    try:
+        lib = ctypes.CDLL(ctypes.util.find_library("munge") or "libmunge.so.2")
+    except OSError:
+        return None
+    libc = ctypes.CDLL(None)
+    lib.munge_ctx_create.restype = ctypes.c_void_p
+    lib.munge_ctx_set.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_char_p]
+    lib.munge_encode.argtypes = [ctypes.POINTER(ctypes.c_void_p), ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int]
+    lib.munge_decode.argtypes = [ctypes.c_char_p, ctypes.c_void_p] + [ctypes.c_void_p] * 4
+    libc.free.argtypes = [ctypes.c_void_p]
+    ctx = lib.munge_ctx_create()
+    lib.munge_ctx_set(ctx, MUNGE_OPT_SOCKET, socket_path.encode())
+    out = ctypes.c_void_p()
+
+    def encode() -> bytes:
+        if lib.munge_encode(ctypes.byref(out), ctx, None, 0) != 0:
+            raise RuntimeError("munge_encode failed")
+        text = ctypes.string_at(out)
+        libc.free(out)
+        return text
+
+    def decode(text: bytes) -> None:
+        if lib.munge_decode(text, ctx, None, None, None, None) != 0:
+            raise RuntimeError("munge_decode failed")
+
+    return encode, decode
+
+
+def _async_us(path: str, n: int, in_flight: int) -> float:
+    client = AsyncMungeClient(path)
+
+    async def run() -> float:
+        per_task = max(n // in_flight, 1)
+
+        async def worker():
+            for _ in range(per_task):
+                await client.encode()
+        await asyncio.gather(*(worker() for _ in range(min(in_flight, 4))))
+        start = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(in_flight)))
+        return (time.perf_counter() - start) / (per_task * in_flight) * 1e6
+
+    return asyncio.run(run())
+
+
+def run(socket_path: str, key_file: str | None = None, n: int = 3000) -> list[dict]:
+    """Rows of (label, µs per credential), pure Python and libmunge side by side."""
+    client = MungeClient(socket_path)
+    rows = [{"label": "pure-Python encode", "us": per_call_us(client.encode, n)}]
+    creds = iter([client.encode() for _ in range(n * 3 + 300)])
+    rows.append({"label": "pure-Python decode", "us": per_call_us(lambda: client.decode(next(creds)), n)})
+    c_funcs = libmunge(socket_path)
+    if c_funcs:
+        c_encode, c_decode = c_funcs
+        rows.append({"label": "libmunge munge_encode (C)", "us": per_call_us(c_encode, n)})
+        c_creds = iter([c_encode() for _ in range(n * 3 + 300)])
+        rows.append({"label": "libmunge munge_decode (C)", "us": per_call_us(lambda: c_decode(next(c_creds)), n)})
+    if key_file:
+        one = client.encode()
+        rows.append({"label": "decode_offline (key file)",
+                     "us": per_call_us(lambda: decode_offline(one, key_file, ignore_expiry=True), n)})
+    rows.append({"label": "AsyncMungeClient encode, 32 in flight", "us": _async_us(socket_path, n, 32)})
+    return rows

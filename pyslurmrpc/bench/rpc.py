@@ -1,0 +1,92 @@
+"""Round-trip figures: sequential latency and asyncio throughput against a controller.
+
+Without ``--controller`` a fake slurmctld is started in its own process (so
+client and server do not share a GIL), with one running job to ask about.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+
+from ..client import AsyncClient, Client
+from .timing import percentiles
+
+IN_FLIGHT = (1, 8, 32, 128)
+BENCH_JOB = 1
+CLUSTER_TOML = f"""slurm_user = 0
+[[jobs]]
+job_id = {BENCH_JOB}
+uid = {os.getuid()}
+state = "running"
+batch = true
+steps = [{{ step_id = 0 }}]
+"""
+STARTUP_TIMEOUT = 30.0
+
+
+@contextmanager
+def fake_controller(auth: str, munge_socket: str | None):
+    """A fake slurmctld in a child process; yields (host, port)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        toml = os.path.join(tmp, "cluster.toml")
+        with open(toml, "w") as fh:
+            fh.write(CLUSTER_TOML)
+        cmd = [sys.executable, "-m", "pyslurmrpc", "fake-slurmctld", "--cluster", toml, "--port", "0",
+               "--auth", auth, "--plugin", "ompi", "--no-srun-completion"]
+        if munge_socket:
+            cmd += ["--munge-socket", munge_socket]
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+        try:
+            line = _first_line(proc)
+            host, _, port = line.rsplit(" ", 1)[1].rpartition(":")
+            yield host, int(port)
+        finally:
+            proc.terminate()
+            proc.wait(10)
+
+
+def _first_line(proc) -> str:
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    line = proc.stdout.readline()
+    if not line.startswith("listening on") or time.monotonic() > deadline:
+        raise RuntimeError(f"fake slurmctld did not start: {line!r}")
+    return line.strip()
+
+
+def sequential(client: Client, n: int, job: int) -> dict:
+    samples = []
+    for _ in range(n):
+        start = time.perf_counter()
+        client.checkpoint_able(job, 0)
+        samples.append((time.perf_counter() - start) * 1000)
+    figures = {k: round(v, 3) for k, v in percentiles(samples).items()}
+    figures["calls_per_s"] = round(n / (sum(samples) / 1000))
+    return figures
+
+
+def throughput(client: AsyncClient, n: int, job: int) -> dict:
+    async def run(in_flight: int) -> float:
+        per_task = max(n // in_flight, 1)
+
+        async def worker():
+            for _ in range(per_task):
+                await client.checkpoint_able(job, 0)
+        start = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(in_flight)))
+        return per_task * in_flight / (time.perf_counter() - start)
+
+    return {str(k): round(asyncio.run(run(k))) for k in IN_FLIGHT}
+
+
+def run(host: str, port: int, auth: str, munge_socket: str | None, n: int, job: int = BENCH_JOB) -> dict:
+    kw = dict(auth=auth, munge_socket=munge_socket, timeout=30)
+    client = Client(host, port, **kw)
+    client.checkpoint_able(job, 0)  # warm up, and fail early on a wrong job
+    return {"auth": auth, "sequential_ms": sequential(client, n, job),
+            "async_calls_per_s": throughput(AsyncClient(host, port, **kw), n, job)}
