@@ -1,0 +1,116 @@
+"""Recognise the input (raw frames, hex dump, pcap, pcapng) and turn it into byte streams."""
+
+from __future__ import annotations
+
+import re
+import string
+from dataclasses import dataclass, field
+from typing import Iterable
+
+from .capture import CaptureError, capture_kind, read_capture
+from .packets import NotTcp, parse_packet
+from .tcp import DEFAULT_PORTS, reassemble
+
+#: Bytes a hex dump may consist of.
+_TEXT_BYTES = frozenset((string.printable).encode())
+#: "0000: 0000 00cc ..." (the specs, xxd): an offset and a colon before the hex
+_COLON_OFFSET = re.compile(r"^\s*(?:0x)?[0-9a-fA-F]+:\s?")
+#: "00000000  00 00 00 cc ...  |....|" (hexdump -C): an offset, two spaces, hex, an ASCII column
+_CANONICAL = re.compile(r"^([0-9a-fA-F]{4,16})\s\s(.*?)\s*(?:\|.*\|)?\s*$")
+#: Two spaces end the hex part of an xxd line (the ASCII column follows).
+_COLUMN_GAP = "  "
+_HEX = re.compile(r"^(?:[0-9a-fA-F]{2})*$")
+#: Packet-level reasons worth a warning (others are just traffic that is not TCP).
+_WORTH_WARNING = ("cut short", "fragment", "not supported")
+
+
+class InputError(ValueError):
+    """The input is not something the decoder can read (exit code 2)."""
+
+
+@dataclass
+class ByteStream:
+    """Bytes to be framed, with a heading and any problem found while collecting them."""
+
+    label: str
+    data: bytes
+    problems: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Source:
+    """What was read: its kind, its streams and warnings about the input itself."""
+
+    kind: str
+    streams: list
+    warnings: list[str] = field(default_factory=list)
+
+
+def detect_kind(data: bytes) -> str:
+    """``"pcap"``, ``"pcapng"``, ``"hex"`` or ``"raw"``."""
+    kind = capture_kind(data)
+    if kind:
+        return kind
+    return "hex" if data and all(b in _TEXT_BYTES for b in data) else "raw"
+
+
+def parse_hex_dump(text: str) -> bytes:
+    """Bytes from an xxd dump, a ``0000: ...`` dump, ``hexdump -C`` output or plain hex.
+
+    Blank lines and lines starting with ``#`` are ignored.  Raises
+    :class:`InputError` naming the first line that is not hex.
+    """
+    out = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        digits = re.sub(r"\s+", "", _hex_part(line))
+        if not _HEX.match(digits):
+            raise InputError(f"line {number} is not a hex dump: {line.strip()[:60]!r}")
+        out.append(digits)
+    return bytes.fromhex("".join(out))
+
+
+def _hex_part(line: str) -> str:
+    match = _COLON_OFFSET.match(line)
+    if match:
+        return line[match.end():].split(_COLUMN_GAP)[0]
+    match = _CANONICAL.match(line)
+    if match and "|" in line:
+        return match.group(2)
+    return line
+
+
+def load(data: bytes, name: str, ports: Iterable[int] = DEFAULT_PORTS) -> Source:
+    """Read ``data`` (from the file ``name``) into byte streams, detecting its kind."""
+    kind = detect_kind(data)
+    if not data:
+        raise InputError(f"{name}: empty input")
+    if kind == "hex":
+        return Source(kind, [ByteStream(f"{name} (hex dump)", parse_hex_dump(data.decode("ascii")))])
+    if kind == "raw":
+        return Source(kind, [ByteStream(f"{name} (raw frames)", data)])
+    return _load_capture(data, name, kind, ports)
+
+
+def _load_capture(data: bytes, name: str, kind: str, ports: Iterable[int]) -> Source:
+    warnings: list[str] = []
+    skipped: dict[str, int] = {}
+    try:
+        segments = list(_segments(read_capture(data, warnings), skipped))
+    except CaptureError as exc:
+        raise InputError(f"{name}: {exc}") from None
+    warnings += [f"{count} packet(s) skipped: {reason}" for reason, count in skipped.items()
+                 if any(w in reason for w in _WORTH_WARNING)]
+    streams = [s for s in reassemble(segments, ports) if s.data or s.problems]
+    if not streams:
+        raise InputError(f"{name}: no TCP payload to or from ports {', '.join(map(str, sorted(ports)))}")
+    return Source(kind, streams, warnings)
+
+
+def _segments(packets, skipped: dict[str, int]):
+    for packet in packets:
+        try:
+            yield parse_packet(packet.linktype, packet.data, packet.number)
+        except NotTcp as exc:
+            skipped[str(exc)] = skipped.get(str(exc), 0) + 1

@@ -1,0 +1,168 @@
+"""Reports to text (an annotated tree, like ``tshark -V``) or to JSON lines.
+
+Credentials are never printed: their field shows its size only, and the
+decoded contents appear only when ``--munge-key`` opened them.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Iterator, Optional
+
+from ..wire.constants import MsgType
+from .annotate import iso_time, json_value, meaning, show_value
+from .fields import Field
+from .frames import SECRET_FIELDS, FrameReport, StreamReport
+
+#: Raw bytes shown on a field line; longer fields are cut with an ellipsis.
+RAW_SHOWN = 8
+#: Bytes of an undecodable tail shown as hex (the rest is counted, not shown).
+MAX_DUMP = 512
+DUMP_ROW = 16
+PATH_WIDTH = 26
+RAW_WIDTH = 24
+INDENT = "  "
+MUNGE_INDENT = " " * 9
+#: Size prefix of a packstr: the part of a credential field that may be shown.
+STRING_SIZE = 4
+
+
+def _msg_name(msg_type: Optional[int]) -> Optional[str]:
+    try:
+        return MsgType(msg_type).name
+    except ValueError:
+        return None
+
+
+def _type_name(msg_type: Optional[int]) -> str:
+    if msg_type is None:
+        return "message type unknown"
+    name = _msg_name(msg_type)
+    return f"{name} ({msg_type})" if name else f"unknown message type {msg_type}"
+
+
+def _secret(field: Field) -> bool:
+    return field.name in SECRET_FIELDS
+
+
+def _raw_text(field: Field) -> str:
+    raw = field.raw[:STRING_SIZE] if _secret(field) else field.raw
+    text = raw[:RAW_SHOWN].hex(" ")
+    return text + " …" if len(field.raw) > len(raw[:RAW_SHOWN]) else text
+
+
+def _value_text(field: Field) -> str:
+    if _secret(field):
+        size = len(field.raw) - STRING_SIZE
+        return f"<credential, {size} bytes, not shown>" if field.value is not None else "NULL"
+    text = show_value(field.value)
+    extra = meaning(field)
+    return f"{text} ({extra})" if extra else text
+
+
+def field_line(field: Field) -> str:
+    """One annotated line: ``  [0012] header.body_length  00 00 00 10  = 16``."""
+    return (f"{INDENT}[{field.offset:04d}] {field.path:<{PATH_WIDTH}} "
+            f"{_raw_text(field):<{RAW_WIDTH}} = {_value_text(field)}")
+
+
+def _munge_lines(report: FrameReport) -> Iterator[str]:
+    if report.munge_error:
+        yield f"{MUNGE_INDENT}munge: credential did not open: {report.munge_error}"
+    if not report.munge:
+        return
+    for key, value in report.munge.items():
+        if key == "encode_time":
+            shown = f"{value} ({iso_time(value)})"
+        else:
+            shown = "NULL" if value is None else str(value)
+        yield f"{MUNGE_INDENT}munge.{key} = {shown if value != '' else '(empty)'}"
+
+
+def _tail(report: FrameReport) -> tuple[int, bytes]:
+    start = report.decoded_end
+    return start, report.frame[start:]
+
+
+def _dump_lines(report: FrameReport) -> Iterator[str]:
+    start, tail = _tail(report)
+    if not tail:
+        return
+    field = (report.error.field or "") if report.error else ""
+    if field.rsplit(".", 1)[-1] in SECRET_FIELDS:
+        yield f"{INDENT}[{start:04d}] undecoded: {len(tail)} bytes not shown (they hold a credential)"
+        return
+    yield f"{INDENT}[{start:04d}] undecoded: {len(tail)} bytes"
+    for at in range(0, min(len(tail), MAX_DUMP), DUMP_ROW):
+        yield f"{INDENT}  {start + at:04d}: {tail[at:at + DUMP_ROW].hex(' ')}"
+    if len(tail) > MAX_DUMP:
+        yield f"{INDENT}  … {len(tail) - MAX_DUMP} more bytes"
+
+
+def frame_lines(report: FrameReport) -> Iterator[str]:
+    """The annotated tree of one frame."""
+    head = f"Frame {report.index} at stream offset {report.offset}: {_type_name(report.msg_type)}, " \
+           f"{len(report.frame)} bytes"
+    if report.error is not None:
+        head += f" -- NOT DECODED: {report.error}"
+    yield head
+    for field in report.fields:
+        yield field_line(field)
+        if _secret(field):
+            yield from _munge_lines(report)
+    yield from _dump_lines(report)
+
+
+def stream_lines(stream: StreamReport) -> Iterator[str]:
+    """A heading, every frame of the stream, then what stopped it if anything did."""
+    yield f"=== {stream.label} ==="
+    for report in stream.frames:
+        yield from frame_lines(report)
+        yield ""
+    for problem in stream.problems:
+        yield f"!!! {problem}"
+        yield ""
+
+
+# ---------------------------------------------------------------------------
+# JSON
+# ---------------------------------------------------------------------------
+def field_json(field: Field) -> dict:
+    """A field as a JSON object (credential values and bytes withheld)."""
+    if _secret(field):
+        return {"path": field.path, "offset": field.offset, "size": len(field.raw),
+                "raw": field.raw[:STRING_SIZE].hex(), "value": None, "redacted": True,
+                "meaning": "credential"}
+    return {"path": field.path, "offset": field.offset, "size": len(field.raw), "raw": field.raw.hex(),
+            "value": json_value(field.value), "meaning": meaning(field)}
+
+
+def _error_json(report: FrameReport) -> Optional[dict]:
+    if report.error is None:
+        return None
+    start, tail = _tail(report)
+    secret = (report.error.field or "").rsplit(".", 1)[-1] in SECRET_FIELDS
+    return {"type": type(report.error).__name__, "reason": report.error.reason,
+            "field": report.error.field, "offset": report.error.offset,
+            "undecoded_offset": start, "undecoded": None if secret else tail.hex()}
+
+
+def frame_json(stream: StreamReport, report: FrameReport) -> dict:
+    """One message as a JSON object."""
+    msg_type = report.msg_type
+    name = _msg_name(msg_type) if msg_type is not None else None
+    return {
+        "kind": "message", "stream": stream.label, "frame": report.index,
+        "stream_offset": report.offset, "length": len(report.frame), "ok": report.ok,
+        "msg_type": msg_type, "msg_type_name": name,
+        "fields": [field_json(f) for f in report.fields],
+        "error": _error_json(report), "munge": report.munge, "munge_error": report.munge_error,
+    }
+
+
+def stream_json(stream: StreamReport) -> Iterator[str]:
+    """JSON lines: one per message, one per problem that stopped the stream."""
+    for report in stream.frames:
+        yield json.dumps(frame_json(stream, report))
+    for problem in stream.problems:
+        yield json.dumps({"kind": "stream_error", "stream": stream.label, "reason": problem})

@@ -1,0 +1,321 @@
+"""``pyslurmrpc decode``: raw recordings, hex dumps, pcap/pcapng captures, --munge-key, --json, exit codes."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from pyslurmrpc.decode import (
+    decode_frame, detect_kind, load, parse_hex_dump, pcap_bytes, pcapng_bytes, tcp_conversation, walk_frame,
+)
+from pyslurmrpc.decode.cli import main
+from pyslurmrpc.wire import decode_message
+
+from fixtures_data import FIXTURES, all_recordings, manifest, recording
+
+RECORDINGS = all_recordings()
+NAMES = sorted({p.name.split(".")[0] for p in RECORDINGS})
+KEY = str(FIXTURES / "munge.key")
+
+
+class _Stdin:
+    def __init__(self, data: bytes):
+        self.buffer = io.BytesIO(data)
+
+
+def run(*argv, stdin: bytes = b"") -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = main(list(map(str, argv)), stdout=out, stderr=err, stdin=_Stdin(stdin))
+    return code, out.getvalue(), err.getvalue()
+
+
+def field_lines(text: str) -> dict[str, tuple[int, str]]:
+    """path -> (offset, value text) of every field line (the last occurrence wins)."""
+    found = {}
+    for m in re.finditer(r"^  \[(\d{4})\] (\S+)\s+.*?= (.*)$", text, re.M):
+        found[m.group(2)] = (int(m.group(1)), m.group(3))
+    return found
+
+
+def xxd_dump(data: bytes) -> str:
+    """What ``xxd`` prints, made in Python."""
+    lines = []
+    for at in range(0, len(data), 16):
+        row = data[at:at + 16]
+        groups = " ".join(row[i:i + 2].hex() for i in range(0, len(row), 2))
+        text = "".join(chr(b) if 32 <= b < 127 else "." for b in row)
+        lines.append(f"{at:08x}: {groups:<39}  {text}")
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------------
+# the field walk agrees with the codec
+# ---------------------------------------------------------------------------
+@pytest.mark.parametrize("path", RECORDINGS, ids=lambda p: p.name)
+def test_walk_covers_every_byte_and_matches_decode_message(path):
+    frame = path.read_bytes()
+    fields = walk_frame(frame)
+    assert fields[0].offset == 0 and fields[-1].end == len(frame)
+    for before, after in zip(fields, fields[1:]):
+        assert before.end == after.offset, (before, after)
+    message = decode_message(frame)
+    for f in fields:
+        if f.path.startswith("body."):
+            assert message.body[f.name] == f.value
+    assert next(f for f in fields if f.path == "header.msg_type").value == message.header.msg_type
+
+
+@pytest.mark.parametrize("path", RECORDINGS, ids=lambda p: p.name)
+def test_every_recording_decodes_from_raw(path):
+    code, out, err = run(path)
+    assert code == 0, out + err
+    assert "NOT DECODED" not in out
+    assert "1 message(s) in 1 stream(s): 1 decoded" in out
+
+
+def test_request_checkpoint_fields_and_offsets():
+    code, out, _ = run(FIXTURES / "create_imagedir.request.bin")
+    assert code == 0
+    f = field_lines(out)
+    assert f["header.msg_type"] == (10, "5009 (REQUEST_CHECKPOINT)")
+    assert f["header.body_length"] == (12, "30")
+    assert f["body.op"] == (178, "3 (CHECK_CREATE)")
+    assert f["body.data"] == (180, "10")
+    assert f["body.job_id"] == (182, "2")
+    assert f["body.step_id"] == (186, "0")
+    assert f["body.image_dir"] == (190, '"/opt/s19/ckpt"')
+    assert re.search(r"^  \[0012\] header\.body_length +00 00 00 1e += 30$", out, re.M)
+
+
+def test_error_codes_times_and_no_val_are_named():
+    _, out, _ = run(FIXTURES / "able_disabled.response.bin")
+    assert field_lines(out)["body.return_code"][1] == \
+        "2037 (ESLURM_DISABLED: Requested operation is presently disabled)"
+    _, out, _ = run(FIXTURES / "restart_step.request.bin")
+    assert "CHECK_RESTART" in out
+    frame = recording("able_running", "response")
+    report = decode_frame(frame)
+    assert report.ok
+    _, out, _ = run(FIXTURES / "able_running.response.bin")
+    assert field_lines(out)["body.event_time"][1] == "0 (not set)"
+    assert field_lines(out)["body.error_code"][1] == "0 (SLURM_SUCCESS: No error)"
+
+
+def test_batch_step_and_times_in_manifest_requests():
+    batch = [e for e in manifest() if e["args"].get("step_id") == 0xFFFFFFFE]
+    assert batch, "the recordings include the batch step"
+    _, out, _ = run(FIXTURES / f"{batch[0]['name']}.request.bin")
+    assert "SLURM_BATCH_SCRIPT" in field_lines(out)["body.step_id"][1]
+    _, out, _ = run(FIXTURES / "task_complete.request.bin")
+    assert re.search(r"begin_time .*= \d+ \(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\)", out)
+
+
+# ---------------------------------------------------------------------------
+# credentials
+# ---------------------------------------------------------------------------
+def test_credentials_are_never_printed_without_the_key():
+    frame = recording("ping", "request")
+    credential = decode_message(frame).auth.credential
+    for argv in ([FIXTURES / "ping.request.bin"], [FIXTURES / "ping.request.bin", "--json"]):
+        code, out, _ = run(*argv)
+        assert code == 0
+        assert credential not in out and credential[6:30] not in out
+        assert frame[40:60].hex() not in out
+
+
+@pytest.mark.parametrize("entry", manifest(), ids=lambda e: e["name"])
+def test_munge_key_opens_the_credential(entry):
+    code, out, _ = run(FIXTURES / f"{entry['name']}.request.bin", "--munge-key", KEY)
+    assert code == 0, out
+    assert f"munge.uid = {entry.get('caller_uid', 0)}\n" in out
+    assert "munge.ttl = 300" in out and "munge.addr = 127.0.0.1" in out
+    assert re.search(r"munge\.encode_time = \d+ \(\d{4}-", out)
+    key = (FIXTURES / "munge.key").read_bytes()
+    assert key.hex() not in out and key[:32].hex() not in out
+
+
+def test_unprivileged_request_shows_uid_65534_in_json():
+    code, out, _ = run(FIXTURES / "able_access_denied.request.bin", "--munge-key", KEY, "--json")
+    assert code == 0
+    obj = json.loads(out)
+    assert obj["munge"]["uid"] == 65534 and obj["munge"]["gid"] == 65534
+    assert next(f for f in obj["fields"] if f["path"] == "auth.cred.credential")["redacted"] is True
+
+
+def test_wrong_munge_key_is_a_failure(tmp_path):
+    bad = tmp_path / "other.key"
+    bad.write_bytes(b"x" * 1024)
+    code, out, _ = run(FIXTURES / "ping.request.bin", "--munge-key", bad)
+    assert code == 1
+    assert "credential did not open" in out
+
+
+# ---------------------------------------------------------------------------
+# hex dumps
+# ---------------------------------------------------------------------------
+def _all_frames() -> bytes:
+    return b"".join(p.read_bytes() for p in RECORDINGS)
+
+
+@pytest.mark.parametrize("style", ["xxd", "plain", "spec", "hexdump-C"])
+def test_every_recording_decodes_from_hex_dumps(style):
+    data = _all_frames()
+    text = {
+        "xxd": xxd_dump(data),
+        "plain": "\n".join(data[i:i + 30].hex(" ") for i in range(0, len(data), 30)),
+        "spec": "\n".join(f"{i:04x}: " + " ".join(data[j:j + 2].hex() for j in range(i, min(i + 16, len(data)), 2))
+                          for i in range(0, len(data), 16)),
+        "hexdump-C": "\n".join(f"{i:08x}  {data[i:i + 8].hex(' ')}  {data[i + 8:i + 16].hex(' ')}  |................|"
+                               for i in range(0, len(data), 16)),
+    }[style]
+    assert detect_kind(text.encode()) == "hex"
+    assert parse_hex_dump(text) == data
+    code, out, _ = run("-", stdin=text.encode())
+    assert code == 0
+    assert f"{len(RECORDINGS)} message(s) in 1 stream(s): {len(RECORDINGS)} decoded" in out
+
+
+@pytest.mark.skipif(shutil.which("xxd") is None, reason="xxd not installed")
+@pytest.mark.parametrize("path", RECORDINGS, ids=lambda p: p.name)
+def test_real_xxd_output_decodes(path, tmp_path):
+    dump = subprocess.run(["xxd", str(path)], capture_output=True, check=True).stdout
+    assert dump.decode() == xxd_dump(path.read_bytes())
+    plain = subprocess.run(["xxd", "-p", str(path)], capture_output=True, check=True).stdout
+    for text in (dump, plain):
+        code, out, _ = run("-", stdin=text)
+        assert code == 0 and "1 decoded" in out
+
+
+def test_bad_hex_is_an_input_error():
+    code, _, err = run("-", stdin=b"0000 00zz\n")
+    assert code == 2 and "line 1" in err
+
+
+# ---------------------------------------------------------------------------
+# captures
+# ---------------------------------------------------------------------------
+def _conversations(ipv6: bool = False) -> list[bytes]:
+    packets = []
+    for i, name in enumerate(NAMES):
+        client = (f"fd00::{i + 10:x}", 40000 + i) if ipv6 else (f"10.0.0.{i + 10}", 40000 + i)
+        server = ("fd00::1", 6818) if ipv6 else ("10.0.0.1", 6817)
+        packets += tcp_conversation(recording(name, "request"), recording(name, "response"),
+                                    client=client, server=server, segment=48 + i)
+    return packets
+
+
+def _check_capture_output(out: str, ipv6: bool):
+    headings = re.findall(r"^=== TCP (\S+) -> (\S+) \(([^)]*)\)", out, re.M)
+    assert len(headings) == 2 * len(NAMES)
+    assert all(h[2] == ("client to server" if i % 2 == 0 else "server to client") for i, h in enumerate(headings))
+    if ipv6:
+        assert headings[0][0].startswith("[fd00::")
+    assert f"{2 * len(NAMES)} message(s) in {2 * len(NAMES)} stream(s): {2 * len(NAMES)} decoded" in out
+
+
+@pytest.mark.parametrize("ipv6", [False, True], ids=["ipv4", "ipv6"])
+@pytest.mark.parametrize("writer", [pcap_bytes, pcapng_bytes], ids=["pcap", "pcapng"])
+def test_every_recording_decodes_from_a_capture(tmp_path, writer, ipv6):
+    path = tmp_path / "capture"
+    path.write_bytes(writer(_conversations(ipv6)))
+    code, out, err = run(path)
+    assert code == 0, out + err
+    _check_capture_output(out, ipv6)
+    streams = load(path.read_bytes(), "capture").streams
+    for i, name in enumerate(NAMES):
+        assert streams[2 * i].data == recording(name, "request")
+        assert streams[2 * i + 1].data == recording(name, "response")
+
+
+def test_capture_byte_orders_and_nanoseconds(tmp_path):
+    packets = tcp_conversation(recording("ping", "request"), recording("ping", "response"))
+    for data in (pcap_bytes(packets, byteorder=">", nanoseconds=True), pcapng_bytes(packets, byteorder=">")):
+        (tmp_path / "c").write_bytes(data)
+        assert run(tmp_path / "c")[0] == 0
+
+
+def test_capture_on_another_port_needs_port(tmp_path):
+    packets = tcp_conversation(recording("ping", "request"), recording("ping", "response"),
+                               server=("10.0.0.1", 7817))
+    (tmp_path / "c.pcap").write_bytes(pcap_bytes(packets))
+    code, _, err = run(tmp_path / "c.pcap")
+    assert code == 2 and "no TCP payload" in err
+    code, out, _ = run(tmp_path / "c.pcap", "--port", 7817)
+    assert code == 0 and "REQUEST_PING" in out and "RESPONSE_SLURM_RC" in out
+
+
+def test_several_messages_on_one_connection(tmp_path):
+    req = recording("able_running", "request") + recording("ping", "request")
+    resp = recording("able_running", "response") + recording("ping", "response")
+    (tmp_path / "c.pcap").write_bytes(pcap_bytes(tcp_conversation(req, resp, segment=100)))
+    code, out, _ = run(tmp_path / "c.pcap", "--json")
+    assert code == 0
+    objs = [json.loads(line) for line in out.splitlines()]
+    assert [o["msg_type_name"] for o in objs] == ["REQUEST_CHECKPOINT", "REQUEST_PING",
+                                                  "RESPONSE_CHECKPOINT", "RESPONSE_SLURM_RC"]
+    assert objs[1]["stream_offset"] == len(recording("able_running", "request"))
+
+
+def test_missing_segment_is_reported(tmp_path):
+    packets = tcp_conversation(recording("ping", "request"), recording("ping", "response"), retransmit=False)
+    del packets[4]  # the second request segment
+    (tmp_path / "c.pcap").write_bytes(pcap_bytes(packets))
+    code, out, _ = run(tmp_path / "c.pcap")
+    assert code == 1
+    assert "never captured" in out and "RESPONSE_SLURM_RC" in out
+
+
+# ---------------------------------------------------------------------------
+# bad frames, bad input
+# ---------------------------------------------------------------------------
+def test_corrupted_frame_is_reported_and_the_next_one_decodes():
+    good = recording("create_imagedir", "request")
+    bad = bytearray(good)
+    bad[190:194] = (200).to_bytes(4, "big")  # image_dir string size past the end
+    code, out, _ = run("-", stdin=bytes(bad) + recording("ping", "request"))
+    assert code == 1
+    assert "Frame 1 at stream offset 0: REQUEST_CHECKPOINT (5009), 208 bytes -- NOT DECODED" in out
+    assert "field body.image_dir, offset 190" in out
+    assert "[0190] undecoded: 18 bytes" in out and "0190: 00 00 00 c8 2f 6f 70 74" in out
+    assert "Frame 2 at stream offset 208: REQUEST_PING (1008)" in out
+    assert "1 decoded, 1 not decoded" in out
+
+
+def test_corrupted_frame_in_json():
+    bad = bytearray(recording("able_running", "response"))
+    bad[10:12] = (4242).to_bytes(2, "big")
+    code, out, _ = run("--json", "-", stdin=bytes(bad) + recording("ping", "response"))
+    assert code == 1
+    first, second = (json.loads(line) for line in out.splitlines())
+    assert first["ok"] is False and first["error"]["type"] == "UnknownMessageTypeError"
+    assert first["error"]["field"] == "header.msg_type" and first["error"]["offset"] == 10
+    assert second["ok"] is True and second["msg_type_name"] == "RESPONSE_SLURM_RC"
+
+
+def test_bad_length_prefix_stops_the_stream():
+    code, out, _ = run("-", stdin=recording("ping", "request") + b"\x7f\xff\xff\xff" + b"\0" * 40)
+    assert code == 1
+    assert "REQUEST_PING" in out
+    assert re.search(r"!!! stream offset \d+: length prefix 2147483647 over the limit", out)
+    code, out, _ = run("--json", "-", stdin=recording("ping", "request")[:-3])
+    assert code == 1
+    assert json.loads(out)["kind"] == "stream_error"
+
+
+def test_usage_and_input_errors(tmp_path):
+    assert run(tmp_path / "missing.bin")[0] == 2
+    assert run("-", stdin=b"")[0] == 2
+    assert run("--port", "99999", "x")[0] == 2
+    (tmp_path / "junk.pcap").write_bytes(bytes.fromhex("a1b2c3d4") + b"\0" * 4)
+    assert run(tmp_path / "junk.pcap")[0] == 2
+
+
+def test_help(capsys):
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert "--munge-key" in out and "--json" in out and "--port" in out
