@@ -1,0 +1,145 @@
+"""slurmd's message forwarding (protocol_specs/slurmctld_checkpoint.md §12).
+
+:func:`split_tree` is the pure part: how a node list is cut into groups
+(src/common/slurm_protocol_api.c ``set_span``, slurm_route.c
+``route_split_hostlist_treewidth``).  :class:`Forwarder` contacts the head of
+each group, passing the rest of the group on in the header, and gathers the
+answers as header ret_list entries.
+
+Entry order (Slurm's depends on thread timing, uncertainty U4): groups in
+split order; within a group, failure entries as they happen, then the head's
+own answer followed by the entries it gathered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from typing import Optional
+
+from munch import Munch
+
+from pyslurmrpc.errors import PyslurmrpcError
+from pyslurmrpc.hostlist import compress, expand, uniq
+from pyslurmrpc.wire import Address, Forward, Message, MsgType, RetEntry, decode_message, encode_message
+
+from . import codes
+from .cluster import DEFAULT_TREE_WIDTH
+from .transport import exchange
+
+
+def spans(total: int, tree_width: int) -> list[int]:
+    """How many extra nodes each of the ``tree_width`` groups takes (set_span)."""
+    span = [0] * tree_width
+    if total <= tree_width:
+        return span
+    left = total
+    while left > 0:
+        for i in range(tree_width):
+            if tree_width - i >= left:  # the rest fits one per remaining group
+                if span[i]:
+                    span[i] += left
+                left = 0
+                break
+            if left <= tree_width:
+                if span[i] == 0:
+                    left -= 1
+                span[i] += left
+                left = 0
+                break
+            if span[i] == 0:
+                left -= 1
+            span[i] += tree_width
+            left -= tree_width
+    return span
+
+
+def split_tree(names: list[str], tree_width: int = DEFAULT_TREE_WIDTH) -> list[list[str]]:
+    """Cut ``names`` into groups; the first name of each group is contacted directly."""
+    tree_width = tree_width or DEFAULT_TREE_WIDTH
+    extra = spans(len(names), tree_width)
+    groups, at = [], 0
+    for i in range(min(tree_width, len(names))):
+        if at >= len(names):
+            break
+        take = 1 + extra[i]
+        groups.append(names[at:at + take])
+        at += take
+    return groups
+
+
+def failed(node: str, err: int) -> RetEntry:
+    """A RESPONSE_FORWARD_FAILED entry (no body)."""
+    return RetEntry(node_name=node, err=err, msg_type=MsgType.RESPONSE_FORWARD_FAILED, body=Munch())
+
+
+class Forwarder:
+    """Forwards one decoded request to the nodes its header lists.
+
+    ``node_addrs``: node name -> (host, port); ``verify``: awaitable that checks
+    a reply's envelope (raises on a bad one); ``message_timeout`` in seconds.
+    """
+
+    def __init__(self, node_addrs: dict, verify, message_timeout: float,
+                 tree_width: int = DEFAULT_TREE_WIDTH):
+        self.node_addrs = node_addrs
+        self.verify = verify
+        self.message_timeout = message_timeout
+        self.tree_width = tree_width
+
+    async def forward(self, message: Message, sender: Address) -> list[RetEntry]:
+        """Pass ``message`` on to header.forward.nodelist; return every node's entry."""
+        fwd = message.header.forward
+        names = uniq(expand(fwd.nodelist or ""))
+        timeout = fwd.timeout / 1000 if fwd.timeout > 0 else self.message_timeout
+        groups = split_tree(names, fwd.tree_width or self.tree_width)
+        results = await asyncio.gather(*(self._group(g, message, sender, timeout) for g in groups))
+        return [entry for group in results for entry in group]
+
+    async def _group(self, names: list[str], message: Message, sender: Address,
+                     timeout: float) -> list[RetEntry]:
+        entries: list[RetEntry] = []
+        while names:
+            head, rest = names[0], names[1:]
+            addr = self.node_addrs.get(head)
+            if addr is None:  # F5: no address known for the node
+                entries.append(failed(head, codes.SLURM_UNKNOWN_FORWARD_ADDR))
+                names = rest
+                continue
+            frame = encode_message(self._onward(message, sender, rest))
+            try:
+                reply = await exchange(addr[0], addr[1], frame, timeout)
+            except OSError:  # F6: head down; the rest go one by one
+                entries.append(failed(head, codes.SLURM_COMMUNICATIONS_CONNECTION_ERROR))
+                singles = await asyncio.gather(*(self._group([n], message, sender, timeout) for n in rest))
+                return entries + [e for s in singles for e in s]
+            except (asyncio.TimeoutError, PyslurmrpcError):  # F8: next node heads the rest
+                entries.append(failed(head, codes.SLURM_PROTOCOL_SOCKET_IMPL_TIMEOUT))
+                names = rest
+                continue
+            answer = await self._answer(head, reply)
+            if answer is None:
+                entries.append(failed(head, codes.SLURM_PROTOCOL_AUTHENTICATION_ERROR))
+                names = rest
+                continue
+            return entries + answer
+        return entries
+
+    async def _answer(self, head: str, reply: bytes) -> Optional[list[RetEntry]]:
+        """F9: the head's own reply plus what it gathered (None if the reply is not acceptable)."""
+        try:
+            msg = decode_message(reply)
+            await self.verify(msg.auth, msg.header.version)
+        except PyslurmrpcError:
+            return None
+        own = RetEntry(node_name=head, err=0, msg_type=msg.header.msg_type, body=msg.body)
+        return [own, *msg.header.ret_list]
+
+    @staticmethod
+    def _onward(message: Message, sender: Address, rest: list[str]) -> Message:
+        """F3: same message, forward part = rest of the group, timeout/tree_width 0."""
+        h = message.header
+        forward = Forward(cnt=len(rest), nodelist=compress(rest), timeout=0, tree_width=0) if rest else Forward()
+        orig = h.orig_addr if (h.orig_addr.addr or h.orig_addr.port) else sender
+        header = dataclasses.replace(h, forward=forward, ret_list=(), orig_addr=orig)
+        return dataclasses.replace(message, header=header)
