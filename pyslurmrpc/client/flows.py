@@ -18,7 +18,7 @@ from ..errors import (
     AuthError, CheckpointUnsupported, ConnectionClosedError, ConnectionRefusedTransportError,
     InvalidArgumentError, ProtocolError, PyslurmrpcError, SlurmError, TransportError,
 )
-from ..hostlist import HostlistError
+from ..hostlist import HostlistError, uniq
 from ..wire import Forward, MsgType
 from ..wire.types import describe
 from . import calls, detect, fanout
@@ -208,7 +208,8 @@ def tasks(state: State, job_id, step_id, begin_time, image_dir, max_wait, nodeli
         raise InvalidArgumentError("nodelist names no node")
     timeout_ms = max_wait * 1000 if max_wait else int(state.settings.message_timeout * 1000)
     results = yield Parallel(tuple(_hop(state, call, hop, timeout_ms) for hop in hops))
-    codes = {node: code for result in results for node, code in result.items()}
+    gathered = {node: code for result in results for node, code in result.items()}
+    codes = {node: gathered[node] for node in uniq(gathered)}
     rc = fanout.overall(codes)
     if rc:
         raise SlurmError(rc, details=codes)

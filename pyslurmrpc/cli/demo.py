@@ -1,0 +1,110 @@
+"""``pyslurmrpc demo``: every checkpoint operation, through the real client over TCP, against
+an embedded fake controller (and two fake slurmds) with a checkpoint that really works.
+
+MUNGE is used when a munged answers on its default socket (or ``--munge-socket``),
+auth/none otherwise, so the demo runs with nothing installed beyond the package.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+
+from .. import SLURM_BATCH_SCRIPT, Client, PyslurmrpcError, SlurmError
+from ..auth.munge import MungeClient
+from ..auth.slurm_auth import AsyncMungeAuth, NoneAuth
+from ..fake import Cluster, FakeSlurmctld, FakeSlurmd
+
+JOB, PENDING_JOB, NODES = 42, 43, ("n1", "n2")
+
+
+def _munge_works(socket_path) -> bool:
+    try:
+        MungeClient(socket_path).encode()
+        return True
+    except PyslurmrpcError:
+        return False
+
+
+def _cluster(uid: int, image_root: str) -> Cluster:
+    cluster = Cluster(slurm_user=uid, job_checkpoint_dir=image_root, tree_width=1)
+    cluster.add_job(JOB, uid, "running", batch=True, steps=[0], nodes=NODES)
+    cluster.add_job(PENDING_JOB, uid, "pending", batch=True)
+    return cluster
+
+
+def _steps(client: Client, images: str, begin: int):
+    """(label, call) for every operation, in an order that tells a story."""
+    c, step = client, 0
+    return [
+        ("ping()", c.ping),
+        ("controller_version()", c.controller_version),
+        (f"checkpoint_able({JOB}, 0)", lambda: c.checkpoint_able(JOB, step)),
+        (f"checkpoint_disable({JOB}, 0)", lambda: c.checkpoint_disable(JOB, step)),
+        (f"checkpoint_able({JOB}, 0)", lambda: c.checkpoint_able(JOB, step)),
+        (f"checkpoint_create({JOB}, 0, 10, images)", lambda: c.checkpoint_create(JOB, step, 10, images)),
+        (f"checkpoint_enable({JOB}, 0)", lambda: c.checkpoint_enable(JOB, step)),
+        (f"checkpoint_create({JOB}, 0, 10, images)", lambda: c.checkpoint_create(JOB, step, 10, images)),
+        (f"checkpoint_able({JOB}, 0)", lambda: c.checkpoint_able(JOB, step)),
+        (f"checkpoint_tasks({JOB}, 0, begin, images, 10, 'n[1-2]')",
+         lambda: c.checkpoint_tasks(JOB, step, begin, images, 10, "n[1-2]")),
+        (f"checkpoint_task_complete({JOB}, 0, 1, begin, 0)",
+         lambda: c.checkpoint_task_complete(JOB, step, 1, begin, 0)),
+        (f"checkpoint_complete({JOB}, 0, begin, 5, 'disk quota exceeded')",
+         lambda: c.checkpoint_complete(JOB, step, begin, 5, "disk quota exceeded")),
+        (f"checkpoint_error({JOB}, 0)", lambda: c.checkpoint_error(JOB, step)),
+        (f"checkpoint_requeue({JOB}, 10, images)", lambda: c.checkpoint_requeue(JOB, 10, images)),
+        (f"checkpoint_vacate({JOB}, SLURM_BATCH_SCRIPT, 10, images)",
+         lambda: c.checkpoint_vacate(JOB, SLURM_BATCH_SCRIPT, 10, images)),
+        (f"checkpoint_able({JOB}, 0)", lambda: c.checkpoint_able(JOB, step)),
+        (f"checkpoint_restart({JOB}, SLURM_BATCH_SCRIPT, stick=True, images)",
+         lambda: c.checkpoint_restart(JOB, SLURM_BATCH_SCRIPT, True, images)),
+        (f"checkpoint_able({JOB}, SLURM_BATCH_SCRIPT)", lambda: c.checkpoint_able(JOB, SLURM_BATCH_SCRIPT)),
+        (f"checkpoint_able({PENDING_JOB}, 0)", lambda: c.checkpoint_able(PENDING_JOB, 0)),
+        ("checkpoint_able(999999, 0)", lambda: c.checkpoint_able(999999, 0)),
+    ]
+
+
+def _show(label: str, call) -> tuple[str, bool]:
+    try:
+        return f"{label:<58} -> {call()!r}", True
+    except SlurmError as exc:
+        return f"{label:<58} -> SlurmError {exc.errno} {exc.name}: {exc}", True
+    except PyslurmrpcError as exc:
+        return f"{label:<58} -> {type(exc).__name__}: {exc}", False
+
+
+def run(munge_socket=None, out=print) -> int:
+    uid = os.getuid()
+    use_munge = _munge_works(munge_socket)
+    daemon_auth = (lambda: AsyncMungeAuth(munge_socket)) if use_munge else (lambda: NoneAuth(uid=uid, gid=0))
+    with tempfile.TemporaryDirectory(prefix="pyslurmrpc-demo-") as root:
+        cluster = _cluster(uid, root)
+        images = os.path.join(root, "images")
+        slurmds = [FakeSlurmd(cluster, node, plugin="simulated", auth=daemon_auth()) for node in NODES]
+        ctld = FakeSlurmctld(cluster, plugin="simulated", auth=daemon_auth())
+        with ctld, slurmds[0], slurmds[1]:
+            nodes = {n: cluster.node_addrs[n] for n in NODES}
+            client = Client(ctld.host, ctld.port, auth="munge" if use_munge else "none",
+                            munge_socket=munge_socket, nodes=nodes, tree_width=1, timeout=10)
+            out(f"fake slurmctld 19.05 on {ctld.host}:{ctld.port}, slurmds {', '.join(f'{n} on {h}:{p}' for n, (h, p) in nodes.items())}")
+            out(f"auth: {'auth/munge (munged)' if use_munge else 'auth/none (no munged answered)'}; "
+                f"checkpoint plugin: simulated; job {JOB} running on n[1-2], job {PENDING_JOB} pending")
+            ok = True
+            for label, call in _steps(client, images, int(time.time())):
+                line, good = _show(label, call)
+                out(line)
+                ok &= good
+            written = sorted(os.path.relpath(os.path.join(d, f), root)
+                             for d, _, files in os.walk(root) for f in files)
+            out(f"image records written: {', '.join(written) or 'none'}")
+    return 0 if ok else 1
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="pyslurmrpc demo", description=__doc__.splitlines()[0])
+    p.add_argument("--munge-socket", help="munged socket (default: libmunge's)")
+    opts = p.parse_args(argv)
+    return run(opts.munge_socket)
