@@ -56,10 +56,13 @@ def _rpc(opts, socket_path) -> list[dict]:
         sock = socket_path if auth == "munge" else None
         if opts.controller:
             host, _, port = opts.controller.rpartition(":")
-            results.append(rpc.run(host, int(port), auth, sock, opts.n, opts.job))
-        else:
-            with rpc.fake_controller(auth, sock) as (host, port):
-                results.append(rpc.run(host, port, auth, sock, opts.n))
+            results.append({"server": opts.controller, **rpc.run(host, int(port), auth, sock, opts.n, opts.job)})
+            continue
+        with rpc.fake_controller(auth, sock) as (host, port):
+            results.append({"server": "fake slurmctld", **rpc.run(host, port, auth, sock, opts.n)})
+        # replies for: warm-up, sequential, and every in-flight level
+        with rpc.stub_controller(sock, opts.n * (len(rpc.IN_FLIGHT) + 1) + 10) as (host, port):
+            results.append({"server": "pre-signed stub", **rpc.run(host, port, auth, sock, opts.n)})
     return results
 
 
@@ -94,7 +97,7 @@ def render(report: dict) -> list[str]:
                 lines.append(f"  pure-Python / libmunge {op}: {by[f'pure-Python {op}'] / c:.2f}x")
     for r in report.get("rpc", []):
         seq = r["sequential_ms"]
-        lines += ["", f"round trips, checkpoint_able, auth={r['auth']}",
+        lines += ["", f"round trips, checkpoint_able, auth={r['auth']}, server: {r['server']}",
                   f"  sequential: p50 {seq['p50']:.3f} ms  p90 {seq['p90']:.3f} ms  p99 {seq['p99']:.3f} ms"
                   f"  ({seq['calls_per_s']} calls/s)",
                   f"  libslurm 19.05 reference: {report['libslurm_reference_ms']} ms "

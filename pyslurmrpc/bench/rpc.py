@@ -31,8 +31,20 @@ STARTUP_TIMEOUT = 30.0
 
 
 @contextmanager
+def child_server(cmd: list[str]):
+    """A server in a child process that prints ``listening on HOST:PORT``; yields (host, port)."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+    try:
+        host, _, port = _first_line(proc).rsplit(" ", 1)[1].rpartition(":")
+        yield host, int(port)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+@contextmanager
 def fake_controller(auth: str, munge_socket: str | None):
-    """A fake slurmctld in a child process; yields (host, port)."""
+    """The fake slurmctld (Python, checks and signs everything) in a child process."""
     with tempfile.TemporaryDirectory() as tmp:
         toml = os.path.join(tmp, "cluster.toml")
         with open(toml, "w") as fh:
@@ -41,14 +53,18 @@ def fake_controller(auth: str, munge_socket: str | None):
                "--auth", auth, "--plugin", "ompi", "--no-srun-completion"]
         if munge_socket:
             cmd += ["--munge-socket", munge_socket]
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
-        try:
-            line = _first_line(proc)
-            host, _, port = line.rsplit(" ", 1)[1].rpartition(":")
-            yield host, int(port)
-        finally:
-            proc.terminate()
-            proc.wait(10)
+        with child_server(cmd) as address:
+            yield address
+
+
+@contextmanager
+def stub_controller(munge_socket: str | None, count: int):
+    """A responder with pre-built, pre-signed replies (see stub.py): measures the client alone."""
+    cmd = [sys.executable, "-m", "pyslurmrpc.bench.stub", "--count", str(count)]
+    if munge_socket:
+        cmd += ["--munge-socket", munge_socket]
+    with child_server(cmd) as address:
+        yield address
 
 
 def _first_line(proc) -> str:
