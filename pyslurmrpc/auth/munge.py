@@ -192,12 +192,13 @@ class MungeClient(_Options):
 class _AsyncIO:
     """Performs the yielded actions on the running event loop."""
 
-    __slots__ = ("sock", "timeout", "pending", "loop")
+    __slots__ = ("sock", "timeout", "pending", "loop", "unsent")
 
     def __init__(self, timeout: float):
         self.sock: Optional[socket.socket] = None
         self.timeout = timeout
         self.pending = b""
+        self.unsent: Optional[bytes] = None
         self.loop = asyncio.get_running_loop()
 
     async def run(self, gen: Generator) -> Any:
@@ -218,12 +219,39 @@ class _AsyncIO:
             return _SyncIO.stat(action)   # a stat() never blocks meaningfully
         if kind is Sleep:
             return await asyncio.sleep(action.arg)
+        fast = _FAST_STEPS.get(kind)
+        if fast is not None:
+            # A local UNIX socket usually connects and takes a small request at
+            # once: doing it without the event loop saves most of the per-call cost.
+            try:
+                return fast(self, action)
+            except BlockingIOError:
+                pass
+            except OSError as err:
+                return err
         try:
             return await _bounded(_ASYNC_STEPS[kind](self, action), self.timeout)
         except OSError as err:        # TimeoutError included
             return err
         except asyncio.TimeoutError:  # distinct from TimeoutError before 3.11
             return TimeoutError("Timed-out")
+
+    def try_connect(self, action: Connect):
+        self.close()
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.setblocking(False)
+        try:
+            sock.connect(action.arg)
+        except BaseException:
+            sock.close()
+            raise
+        self.sock = sock
+
+    def try_send(self, action: Send):
+        sent = self.sock.send(action.arg)
+        if sent != len(action.arg):
+            self.unsent = action.arg[sent:]
+            raise BlockingIOError
 
     async def connect(self, action: Connect):
         self.close()
@@ -237,7 +265,8 @@ class _AsyncIO:
         self.sock = sock
 
     async def send(self, action: Send):
-        await self.loop.sock_sendall(self.sock, action.arg)
+        data, self.unsent = (self.unsent, None) if self.unsent is not None else (action.arg, None)
+        await self.loop.sock_sendall(self.sock, data)
 
     async def recv(self, action: Recv):
         data, size = self.pending, action.arg
@@ -266,6 +295,7 @@ else:                                    # pragma: no cover
 
 
 _ASYNC_STEPS = {Connect: _AsyncIO.connect, Send: _AsyncIO.send, Recv: _AsyncIO.recv}
+_FAST_STEPS = {Connect: _AsyncIO.try_connect, Send: _AsyncIO.try_send}
 
 
 class AsyncMungeClient(_Options):

@@ -12,14 +12,12 @@ import inspect
 import time
 
 from ..errors import (
-    ConnectionClosedError, ConnectionRefusedTransportError, TimeoutTransportError, TransportError,
+    ConnectionClosedError, ConnectionRefusedTransportError, ProtocolError, TimeoutTransportError,
+    TransportError,
 )
 from ..wire import Framer
 from . import flows
 from .api import ClientApi
-
-RECV_CHUNK = 65536
-
 
 async def drive(flow, perform):
     """Run a flow generator, awaiting ``perform`` for each action it yields."""
@@ -36,50 +34,61 @@ async def drive(flow, perform):
             error = exc
 
 
+class _ReplyProtocol(asyncio.Protocol):
+    """Collects the bytes of one connection until a whole reply frame is in."""
+
+    def __init__(self, loop, endpoint):
+        self.endpoint = endpoint
+        self.reply = loop.create_future()
+        self.framer = Framer()
+        self.transport = None
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        if self.reply.done():
+            return
+        try:
+            frames = self.framer.feed(data)
+        except ProtocolError as exc:
+            self.reply.set_exception(exc)
+            return
+        if frames:
+            self.reply.set_result(frames[0])
+
+    def connection_lost(self, exc) -> None:
+        if not self.reply.done():
+            what = "in the middle of a reply" if self.framer.pending else "without a reply"
+            self.reply.set_exception(ConnectionClosedError(
+                f"{self.endpoint} closed the connection {what}", address=self.endpoint))
+
+
 async def _connect(action: flows.Connect):
     ep = action.endpoint
+    loop = asyncio.get_running_loop()
     try:
-        return await asyncio.wait_for(asyncio.open_connection(ep.host, ep.port), action.timeout)
+        async with asyncio.timeout(action.timeout):
+            _, protocol = await loop.create_connection(lambda: _ReplyProtocol(loop, ep), ep.host, ep.port)
+        return protocol
     except ConnectionRefusedError:
         raise ConnectionRefusedTransportError(f"{ep}: connection refused", address=ep) from None
-    except asyncio.TimeoutError:
+    except TimeoutError:
         raise TimeoutTransportError(f"{ep}: connect timed out", address=ep, slurm_errno=1800) from None
     except OSError as exc:
         raise TransportError(f"{ep}: {exc.strerror or exc}", address=ep, slurm_errno=1800) from None
 
 
-async def _read_frame(reader, ep) -> bytes:
-    framer = Framer()
-    while True:
-        data = await reader.read(RECV_CHUNK)
-        if not data:
-            raise ConnectionClosedError(
-                f"{ep} closed the connection without a reply" if not framer.pending
-                else f"{ep} closed the connection in the middle of a reply", address=ep)
-        frames = framer.feed(data)
-        if frames:
-            return frames[0]
-
-
 async def _exchange(action: flows.Exchange) -> bytes:
-    reader, writer = action.conn
-    ep = action.endpoint
+    protocol, ep = action.conn, action.endpoint
     try:
-        writer.write(action.frame)
-        return await asyncio.wait_for(_drain_and_read(writer, reader, ep), action.timeout)
-    except asyncio.TimeoutError:
+        protocol.transport.write(action.frame)
+        async with asyncio.timeout(action.timeout):
+            return await protocol.reply
+    except TimeoutError:
         raise TimeoutTransportError(f"{ep}: no reply within {action.timeout:g} s", address=ep) from None
-    except (ConnectionResetError, BrokenPipeError):
-        raise ConnectionClosedError(f"{ep} reset the connection", address=ep) from None
-    except OSError as exc:
-        raise TransportError(f"{ep}: {exc.strerror or exc}", address=ep, slurm_errno=1802) from None
     finally:
-        writer.close()
-
-
-async def _drain_and_read(writer, reader, ep) -> bytes:
-    await writer.drain()
-    return await _read_frame(reader, ep)
+        protocol.transport.close()
 
 
 async def _maybe_await(value):
@@ -119,7 +128,7 @@ class AsyncClient(ClientApi):
 
     @staticmethod
     async def _close(action: flows.Close):
-        action.conn[1].close()
+        action.conn.transport.close()
 
     async def _parallel(self, action: flows.Parallel):
         return await asyncio.gather(*(drive(f, self._perform) for f in action.flows))
