@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -13,7 +12,7 @@ import pytest
 
 from pyslurmrpc.cli import main
 from pyslurmrpc.cli.scontrol import match_operation, parse_id
-from pyslurmrpc.wire import MsgType, decode_message
+from pyslurmrpc.wire import decode_message
 
 from peers import ReplayPeer
 from test_client_behaviour import free_port, reply_ckpt, reply_rc
@@ -100,9 +99,6 @@ def test_json_output(capsys):
 
 
 def test_verbose_logs_rpcs_without_credentials(capsys):
-    from pyslurmrpc.auth.slurm_auth import OfflineMungeAuth
-    from fixtures_data import FIXTURES
-    from pyslurmrpc.cli import make_client
     import logging
 
     with ReplayPeer(lambda r: reply_ckpt(r, event_time=5)) as peer:

@@ -6,12 +6,10 @@ Both the sync and the asyncio client, over TCP, with MUNGE through a real munged
 
 from __future__ import annotations
 
-import asyncio
 
-import pytest
 
 from pyslurmrpc import AsyncClient, Client, SlurmError
-from pyslurmrpc.auth.slurm_auth import AsyncMungeAuth, MungeAuth
+from pyslurmrpc.auth.slurm_auth import AsyncMungeAuth
 from pyslurmrpc.fake import FakeSlurmctld, FakeSlurmd, SettableClock, fixture_cluster
 
 from fixtures_data import manifest
@@ -45,7 +43,6 @@ def _uid_env(entry):
 
 def test_sync_client_through_fake_reproduces_manifest(munged):
     cluster = fixture_cluster()
-    auth = MungeAuth(munged.socket_path)
     ctld = FakeSlurmctld(cluster, plugin="ompi", clock=SettableClock(RECORDED_NOW),
                          auth=AsyncMungeAuth(munged.socket_path))
     slurmd = FakeSlurmd(cluster, "localhost", plugin="ompi", auth=AsyncMungeAuth(munged.socket_path))

@@ -19,7 +19,7 @@ from typing import Optional
 from .errors import MungeError, MungeSocketError, munge_error
 from .munge_constants import (
     GID_ANY, MAX_REQUEST_LEN, MSG_HDR_SIZE, MSG_MAGIC, MSG_VERSION, UID_ANY,
-    Cipher, Mac, MsgType, MungeErr, Zip,
+    Cipher, Mac, MungeErr, Zip,
 )
 
 _HDR = struct.Struct(">IBBBI")          # magic, version, type, retry, pkt_len

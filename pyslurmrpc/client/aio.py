@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import time
 
 from ..errors import (
     ConnectionClosedError, ConnectionRefusedTransportError, ProtocolError, TimeoutTransportError,

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import stat
 import subprocess
 import tempfile
@@ -20,11 +19,13 @@ import time
 from pathlib import Path
 from typing import Optional, Sequence
 
+from .process import ChildHarness, start_or_skip
+
 #: where distributions install munged when it is not on PATH
 MUNGED_CANDIDATES = ("/usr/sbin/munged", "/sbin/munged", "/usr/local/sbin/munged")
 KEY_BYTES = 1024            # mungekey's default size
 START_TIMEOUT = 10.0        # seconds to wait for the socket
-STOP_TIMEOUT = 5.0          # seconds between SIGTERM and SIGKILL
+
 POLL_INTERVAL = 0.01
 
 
@@ -45,7 +46,7 @@ def find_munged() -> str:
     return found
 
 
-class MungedHarness:
+class MungedHarness(ChildHarness):
     """A munged child process with its own key, socket and files.
 
     Attributes once started: ``socket_path``, ``key_file``, ``pid_file``,
@@ -67,18 +68,11 @@ class MungedHarness:
         return f"MungedHarness(socket_path={self.socket_path!r}, pid={self.pid})"
 
     # paths -----------------------------------------------------------------
-    def _path(self, name: str) -> Optional[str]:
-        return str(self.workdir / name) if self.workdir else None
-
     socket_path = property(lambda self: self._path("munge.socket"))
     key_file = property(lambda self: self._path("munge.key"))
     pid_file = property(lambda self: self._path("munged.pid"))
     log_file = property(lambda self: self._path("munged.log"))
     seed_file = property(lambda self: self._path("munged.seed"))
-
-    @property
-    def pid(self) -> Optional[int]:
-        return self._proc.pid if self._proc else None
 
     # lifecycle ---------------------------------------------------------------
     def start(self) -> "MungedHarness":
@@ -120,35 +114,12 @@ class MungedHarness:
 
     def stop(self) -> None:
         """SIGTERM our munged (by pid), SIGKILL it if it lingers, remove the files."""
-        proc, self._proc = self._proc, None
-        if proc is not None:
-            if proc.poll() is None:
-                os.kill(proc.pid, signal.SIGTERM)
-                try:
-                    proc.wait(STOP_TIMEOUT)
-                except subprocess.TimeoutExpired:
-                    os.kill(proc.pid, signal.SIGKILL)
-                    proc.wait()
+        self._stop_process()
         if self.workdir is not None:
             shutil.rmtree(self.workdir, ignore_errors=True)
             self.workdir = None
 
-    @property
-    def running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
-
-    def __enter__(self) -> "MungedHarness":
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
-
 
 def munged_or_skip(pytest) -> MungedHarness:
     """Start a harness for a pytest fixture: skip without munged, but fail under CI."""
-    try:
-        return MungedHarness().start()
-    except MungedNotFound as err:
-        if os.environ.get("CI"):
-            pytest.fail(f"{err}; CI is set, so MUNGE tests must not be skipped")
-        pytest.skip(str(err))
+    return start_or_skip(pytest, lambda: MungedHarness().start(), MungedNotFound, "MUNGE")

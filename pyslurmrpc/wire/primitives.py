@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import struct
 
-from construct import Construct, FormatField, StreamError, ExplicitError, SizeofError, stream_read, stream_write
+from construct import Construct, ExplicitError, FormatField, SizeofError, stream_write
 
 from .constants import MAX_PACK_MEM_LEN
 
@@ -152,7 +152,7 @@ class FixedMem(Construct):
             raise BadField(f"memory block of {size} bytes, expected {self.size}", path, start)
         data = stream.read(size)
         if len(data) != size:
-            raise TruncatedField(f"memory block runs past the end", path, start)
+            raise TruncatedField("memory block runs past the end", path, start)
         return data
 
     def _build(self, obj, stream, context, path):
