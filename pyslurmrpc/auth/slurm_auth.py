@@ -16,6 +16,7 @@ recordings and fake daemons), :class:`NoneAuth`.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import socket
 import time
@@ -130,28 +131,48 @@ def _is_socket_error(err: MungeError) -> bool:
     return err.code == MungeErr.SOCKET
 
 
+def _deadline(budget: Optional[float]) -> Optional[float]:
+    return None if budget is None else time.monotonic() + budget
+
+
+def _may_retry(err: MungeError, attempt: int, retries: int, deadline: Optional[float], delay: float) -> bool:
+    """auth_munge retries socket errors only, a bounded number of times (and within a budget)."""
+    if not _is_socket_error(err) or attempt == retries:
+        return False
+    return deadline is None or time.monotonic() + delay < deadline
+
+
+def bounded_retry(seconds: float, base: RetryPolicy = LIBMUNGE_RETRY) -> RetryPolicy:
+    """libmunge's policy with each socket wait shrunk so all its tries fit in ``seconds``."""
+    per_try_ms = max(int(seconds * 1000 / base.xfer_attempts), 1)
+    return dataclasses.replace(base, timeout_ms=min(base.timeout_ms, per_try_ms))
+
+
 class MungeAuth(_MungeEnvelope):
     """auth/munge through a local munged (blocking).
 
     ``ttl`` is Slurm's ``AuthInfo=ttl=N`` (None: munged's default).
     ``slurm_retries``/``slurm_retry_delay``: auth_munge's own retry of socket
-    errors on top of libmunge's (20 x 0.1 s in Slurm 19.05).
+    errors on top of libmunge's (20 x 0.1 s in Slurm 19.05).  ``budget``:
+    seconds after which no further retry starts (None: retry as libslurm does).
     """
 
     def __init__(self, socket_path: Optional[str] = None, ttl: Optional[int] = None, *,
                  retry: RetryPolicy = LIBMUNGE_RETRY, slurm_retries: int = SLURM_MUNGE_RETRIES,
-                 slurm_retry_delay: float = SLURM_MUNGE_RETRY_DELAY):
+                 slurm_retry_delay: float = SLURM_MUNGE_RETRY_DELAY, budget: Optional[float] = None):
         self.client = MungeClient(socket_path, retry=retry)
         self.ttl = ttl
         self.slurm_retries = slurm_retries
         self.slurm_retry_delay = slurm_retry_delay
+        self.budget = budget
 
     def _retrying(self, call, *args):
+        deadline = _deadline(self.budget)
         for attempt in range(self.slurm_retries + 1):
             try:
                 return call(*args)
             except MungeError as err:
-                if not _is_socket_error(err) or attempt == self.slurm_retries:
+                if not _may_retry(err, attempt, self.slurm_retries, deadline, self.slurm_retry_delay):
                     raise
             time.sleep(self.slurm_retry_delay)
 
@@ -177,18 +198,20 @@ class AsyncMungeAuth(_MungeEnvelope):
 
     def __init__(self, socket_path: Optional[str] = None, ttl: Optional[int] = None, *,
                  retry: RetryPolicy = LIBMUNGE_RETRY, slurm_retries: int = SLURM_MUNGE_RETRIES,
-                 slurm_retry_delay: float = SLURM_MUNGE_RETRY_DELAY):
+                 slurm_retry_delay: float = SLURM_MUNGE_RETRY_DELAY, budget: Optional[float] = None):
         self.client = AsyncMungeClient(socket_path, retry=retry)
         self.ttl = ttl
         self.slurm_retries = slurm_retries
         self.slurm_retry_delay = slurm_retry_delay
+        self.budget = budget
 
     async def _retrying(self, call, *args):
+        deadline = _deadline(self.budget)
         for attempt in range(self.slurm_retries + 1):
             try:
                 return await call(*args)
             except MungeError as err:
-                if not _is_socket_error(err) or attempt == self.slurm_retries:
+                if not _may_retry(err, attempt, self.slurm_retries, deadline, self.slurm_retry_delay):
                     raise
             await asyncio.sleep(self.slurm_retry_delay)
 

@@ -125,9 +125,13 @@ def make_auth(settings: Settings, asynchronous: bool):
     """The authenticator object for the settings (an object with create/verify passes through)."""
     if not isinstance(settings.auth, str):
         return settings.auth
+    # munged that stalls must not hold a call longer than MessageTimeout (libslurm's
+    # defaults would hold it ~214 s): libmunge's retries are shrunk to fit, and
+    # auth_munge's retry loop stops at the budget.
+    munge = dict(retry=slurm_auth.bounded_retry(settings.message_timeout), budget=settings.message_timeout)
     table = {
-        ("munge", False): lambda: slurm_auth.MungeAuth(settings.munge_socket, settings.auth_ttl),
-        ("munge", True): lambda: slurm_auth.AsyncMungeAuth(settings.munge_socket, settings.auth_ttl),
+        ("munge", False): lambda: slurm_auth.MungeAuth(settings.munge_socket, settings.auth_ttl, **munge),
+        ("munge", True): lambda: slurm_auth.AsyncMungeAuth(settings.munge_socket, settings.auth_ttl, **munge),
         ("none", False): slurm_auth.NoneAuth,
         ("none", True): slurm_auth.AsyncNoneAuth,
     }

@@ -33,11 +33,20 @@ class Framer:
         return len(self._buf)
 
     def feed(self, data: bytes) -> list[bytes]:
-        """Add ``data``; return every frame completed by it, in order."""
+        """Add ``data``; return every frame completed by it, in order.
+
+        A length prefix over the limit raises :class:`FrameTooLargeError`, after
+        the frames before it have been returned (the next call raises).
+        """
         self._buf += data
         frames = []
         while True:
-            frame = self._next()
+            try:
+                frame = self._next()
+            except FrameTooLargeError:
+                if frames:  # keep the frames before it; the next feed() raises again
+                    return frames
+                raise
             if frame is None:
                 return frames
             frames.append(frame)
