@@ -60,8 +60,7 @@ def _rpc(opts, socket_path) -> list[dict]:
             continue
         with rpc.fake_controller(auth, sock) as (host, port):
             results.append({"server": "fake slurmctld", **rpc.run(host, port, auth, sock, opts.n)})
-        # replies for: warm-up, sequential, and every in-flight level
-        with rpc.stub_controller(sock, opts.n * (len(rpc.IN_FLIGHT) + 1) + 10) as (host, port):
+        with rpc.stub_controller(sock, rpc.calls_needed(opts.n)) as (host, port):
             results.append({"server": "pre-signed stub", **rpc.run(host, port, auth, sock, opts.n)})
     return results
 

@@ -75,6 +75,11 @@ def _first_line(proc) -> str:
     return line.strip()
 
 
+def calls_needed(n: int) -> int:
+    """Round trips one :func:`run` makes: warm-up, sequential, each in-flight level."""
+    return 1 + n + sum(max(n // k, 1) * k for k in IN_FLIGHT)
+
+
 def sequential(client: Client, n: int, job: int) -> dict:
     samples = []
     for _ in range(n):

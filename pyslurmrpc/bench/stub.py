@@ -33,8 +33,10 @@ async def serve(frames: list[bytes]) -> None:
         framer = Framer()
         while not framer.feed(await reader.read(65536)):
             pass
-        writer.write(next(queue))
-        await writer.drain()
+        reply = next(queue, None)  # all pre-signed replies used: close unanswered
+        if reply is not None:
+            writer.write(reply)
+            await writer.drain()
         writer.close()
 
     server = await asyncio.start_server(handle, "127.0.0.1", 0, backlog=1024)

@@ -1,0 +1,42 @@
+"""``pyslurmrpc bench`` runs and reports every part (figures are not judged here: benchmarks
+print figures, tests only check that they are produced)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+
+def bench(*args):
+    result = subprocess.run([sys.executable, "-m", "pyslurmrpc", "bench", *args],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_bench_json_all_parts(munged):
+    report = json.loads(bench("--json", "-n", "60", "--munge-socket", munged.socket_path))
+    assert {r["message"] for r in report["codec"]} >= {"REQUEST_CHECKPOINT", "RESPONSE_SLURM_RC"}
+    assert all(r["decode_plus_encode_us"] > 0 for r in report["codec"])
+    labels = {r["label"] for r in report["munge"]}
+    assert {"pure-Python encode", "pure-Python decode"} <= labels
+    servers = {(r["auth"], r["server"]) for r in report["rpc"]}
+    assert servers == {("none", "fake slurmctld"), ("none", "pre-signed stub"),
+                       ("munge", "fake slurmctld"), ("munge", "pre-signed stub")}
+    for r in report["rpc"]:
+        assert set(r["async_calls_per_s"]) == {"1", "8", "32", "128"}
+        assert r["sequential_ms"]["p50"] > 0
+
+
+def test_bench_table_against_a_given_controller():
+    from pyslurmrpc.fake import FakeSlurmctld
+    from pyslurmrpc.bench.rpc import CLUSTER_TOML
+    from pyslurmrpc.fake import Cluster
+    import tomllib
+
+    cluster = Cluster.from_dict(tomllib.loads(CLUSTER_TOML))
+    with FakeSlurmctld(cluster, plugin="simulated") as ctld:
+        out = bench("--only", "rpc", "--auth", "none", "-n", "40", "--controller", f"{ctld.host}:{ctld.port}")
+    assert f"server: {ctld.host}:{ctld.port}" in out
+    assert "asyncio calls/s by calls in flight: 1:" in out and "sequential: p50" in out
