@@ -30,9 +30,13 @@ async def serve(frames: list[bytes]) -> None:
     queue = iter(frames)
 
     async def handle(reader, writer):
-        framer = Framer()
-        while not framer.feed(await reader.read(65536)):
-            pass
+        framer, frames = Framer(), []
+        while not frames:
+            data = await reader.read(65536)
+            if not data:  # the client gave up before sending a whole request
+                writer.close()
+                return
+            frames = framer.feed(data)
         reply = next(queue, None)  # all pre-signed replies used: close unanswered
         if reply is not None:
             writer.write(reply)
