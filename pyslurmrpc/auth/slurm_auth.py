@@ -176,10 +176,14 @@ class MungeAuth(_MungeEnvelope):
                     raise
             time.sleep(self.slurm_retry_delay)
 
-    def create(self, protocol_version: int = SLURM_19_05_PROTOCOL_VERSION) -> Auth:
-        """Envelope with a fresh credential (no payload, no uid restriction, as Slurm does)."""
+    def create(self, protocol_version: int = SLURM_19_05_PROTOCOL_VERSION, payload: bytes = b"") -> Auth:
+        """Envelope with a fresh credential (no uid restriction, as Slurm does).
+
+        ``payload``: what libslurm of that version puts in the credential: nothing
+        up to 21.08, the message hash from 22.05 (pyslurmrpc.auth.msg_hash).
+        """
         try:
-            cred = self._retrying(self.client.encode, b"", self.ttl)
+            cred = self._retrying(self.client.encode, payload, self.ttl)
         except MungeError as err:
             raise self._create_failed(err) from err
         return self._envelope(cred, protocol_version)
@@ -215,10 +219,10 @@ class AsyncMungeAuth(_MungeEnvelope):
                     raise
             await asyncio.sleep(self.slurm_retry_delay)
 
-    async def create(self, protocol_version: int = SLURM_19_05_PROTOCOL_VERSION) -> Auth:
+    async def create(self, protocol_version: int = SLURM_19_05_PROTOCOL_VERSION, payload: bytes = b"") -> Auth:
         """See :meth:`MungeAuth.create`."""
         try:
-            cred = await self._retrying(self.client.encode, b"", self.ttl)
+            cred = await self._retrying(self.client.encode, payload, self.ttl)
         except MungeError as err:
             raise self._create_failed(err) from err
         return self._envelope(cred, protocol_version)
@@ -252,9 +256,9 @@ class OfflineMungeAuth(_MungeEnvelope):
     def __repr__(self) -> str:
         return f"OfflineMungeAuth(uid={self.uid}, ignore_expiry={self.ignore_expiry})"
 
-    def create(self, protocol_version: int = SLURM_19_05_PROTOCOL_VERSION) -> Auth:
+    def create(self, protocol_version: int = SLURM_19_05_PROTOCOL_VERSION, payload: bytes = b"") -> Auth:
         """Envelope with a credential minted locally for ``uid``/``gid``."""
-        cred = encode_offline(self.key, uid=self.uid, gid=self.gid, addr=self.addr,
+        cred = encode_offline(self.key, uid=self.uid, gid=self.gid, addr=self.addr, payload=payload,
                               **({"ttl": self.ttl} if self.ttl else {}))
         return self._envelope(cred, protocol_version)
 
@@ -290,8 +294,8 @@ class NoneAuth:
         self.gid = os.getegid() if gid is None else gid
         self.hostname = hostname or short_hostname()
 
-    def create(self, protocol_version: int = SLURM_19_05_PROTOCOL_VERSION) -> Auth:
-        """Envelope for ``protocol_version`` (hostname only from 19.05 on)."""
+    def create(self, protocol_version: int = SLURM_19_05_PROTOCOL_VERSION, payload: bytes = b"") -> Auth:
+        """Envelope for ``protocol_version`` (hostname only from 19.05 on); auth/none has no payload."""
         _check_version(protocol_version)
         with_host = protocol_version >= SLURM_19_05_PROTOCOL_VERSION
         return Auth(plugin=PLUGIN_NAMES[AUTH_PLUGIN_NONE], plugin_id=AUTH_PLUGIN_NONE,
@@ -311,7 +315,8 @@ class NoneAuth:
 class AsyncNoneAuth(NoneAuth):
     """auth/none with awaitable methods, to pair with :class:`AsyncMungeAuth`."""
 
-    async def create(self, protocol_version: int = SLURM_19_05_PROTOCOL_VERSION) -> Auth:  # type: ignore[override]
+    async def create(self, protocol_version: int = SLURM_19_05_PROTOCOL_VERSION,  # type: ignore[override]
+                     payload: bytes = b"") -> Auth:
         return NoneAuth.create(self, protocol_version)
 
     async def verify(self, auth: Auth, protocol_version: Optional[int] = None) -> VerifiedAuth:  # type: ignore[override]

@@ -16,6 +16,7 @@ from ..errors import (
 )
 from ..wire import Framer
 from . import flows
+from .core import create_cred
 from .api import ClientApi
 
 async def drive(flow, perform):
@@ -118,7 +119,7 @@ class AsyncClient(ClientApi):
         return {
             flows.Exchange: _exchange,
             flows.Connect: _connect,
-            flows.CreateCred: lambda a: _maybe_await(self._auth.create(a.version)),
+            flows.CreateCred: lambda a: _maybe_await(create_cred(self._auth, a)),
             flows.VerifyCred: lambda a: _maybe_await(self._auth.verify(a.auth, a.version)),
             flows.Close: self._close,
             flows.Sleep: lambda a: asyncio.sleep(a.seconds),

@@ -141,6 +141,11 @@ def make_auth(settings: Settings, asynchronous: bool):
         raise InvalidArgumentError(f"auth must be 'munge', 'none' or an authenticator, not {settings.auth!r}") from None
 
 
+def create_cred(auth, action):
+    """``auth.create`` for a CreateCred action; authenticators without a payload argument still work."""
+    return auth.create(action.version, action.payload) if action.payload else auth.create(action.version)
+
+
 def request_frame(call: Call, auth, version: int, forward: Forward = Forward()) -> bytes:
     """The whole frame for ``call`` in header version ``version``."""
     addr = _NO_ADDR_FAMILY if VERSIONS[version].family_addr else Address()

@@ -20,6 +20,8 @@ from ..errors import (
 )
 from ..hostlist import HostlistError, uniq
 from ..wire import Forward, MsgType
+from ..auth.msg_hash import FIRST_HASHED_VERSION, credential_payload
+from ..wire.codec import encode_body
 from ..wire.types import describe
 from . import calls, detect, fanout
 from .core import CHECKPOINT_CODES, FAILOVER_PAUSE, Endpoint, Settings, decode_reply, request_frame
@@ -59,6 +61,7 @@ class Sleep:
 @dataclass(frozen=True)
 class CreateCred:
     version: int
+    payload: bytes = b""
 
 
 @dataclass(frozen=True)
@@ -116,7 +119,7 @@ def connect_controller(state: State):
 def rpc(state: State, call: calls.Call, version: int, endpoint: Endpoint | None = None,
         forward: Forward = Forward(), timeout: float | None = None):
     """One request and its verified reply; returns (endpoint, reply Message)."""
-    cred = yield CreateCred(version)
+    cred = yield CreateCred(version, _payload(call, version))
     frame = request_frame(call, cred, version, forward)
     if endpoint is None:
         endpoint, conn = yield from connect_controller(state)
@@ -136,6 +139,13 @@ def rpc(state: State, call: calls.Call, version: int, endpoint: Endpoint | None 
     if reply.auth is not None:  # 23.02+ replies may carry none (SLURM_NO_AUTH_CRED)
         yield VerifyCred(reply.auth, reply.version)
     return endpoint, reply
+
+
+def _payload(call: calls.Call, version: int) -> bytes:
+    """The message hash libslurm 22.05+ puts in the credential (nothing for older headers)."""
+    if version < FIRST_HASHED_VERSION:
+        return b""
+    return credential_payload(version, call.msg_type, encode_body(version, call.msg_type, call.body))
 
 
 def controller_version(state: State, endpoint: Endpoint | None = None):

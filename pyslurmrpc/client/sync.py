@@ -11,6 +11,7 @@ from ..errors import (
 )
 from ..wire import Framer
 from . import flows
+from .core import create_cred
 from .api import ClientApi
 
 RECV_CHUNK = 65536
@@ -91,7 +92,7 @@ class Client(ClientApi):
         return {
             flows.Exchange: _exchange,
             flows.Connect: _connect,
-            flows.CreateCred: lambda a: self._auth.create(a.version),
+            flows.CreateCred: lambda a: create_cred(self._auth, a),
             flows.VerifyCred: lambda a: self._auth.verify(a.auth, a.version),
             flows.Close: lambda a: a.conn.close(),
             flows.Sleep: lambda a: time.sleep(a.seconds),

@@ -1,93 +1,15 @@
-"""KangarooTwelve, to check the message hash Slurm 22.05+ puts in MUNGE credential payloads."""
+"""Checks of the message hash in recorded credentials (the hash itself: pyslurmrpc.auth.msg_hash)."""
 
 from __future__ import annotations
 
-from pyslurmrpc.wire import decode_message
-
-# Written from the KangarooTwelve specification (Keccak team; RFC 9861):
-# Keccak-p[1600, 12] with rate 168, single node (input up to 8192 bytes
-# with the customization string).  Checked against the specification's test
-# vectors (empty input; ptn(17)) in the tests.  Pure Python and slow: meant
-# for the few short bodies of the recordings and tests, not for traffic.
-_K12_CHUNK = 8192
-_K12_RATE = 168
-_MASK64 = (1 << 64) - 1
-_RC = (
-    0x0000000000000001, 0x0000000000008082, 0x800000000000808A, 0x8000000080008000,
-    0x000000000000808B, 0x0000000080000001, 0x8000000080008081, 0x8000000000008009,
-    0x000000000000008A, 0x0000000000000088, 0x0000000080008009, 0x000000008000000A,
-    0x000000008000808B, 0x800000000000008B, 0x8000000000008089, 0x8000000000008003,
-    0x8000000000008002, 0x8000000000000080, 0x000000000000800A, 0x800000008000000A,
-    0x8000000080008081, 0x8000000000008080, 0x0000000080000001, 0x8000000080008008,
+from pyslurmrpc.auth.msg_hash import (  # noqa: F401  (re-exported for the tests)
+    HASH_PLUGIN_K12, HASH_PLUGIN_NONE, credential_payload, kangarootwelve, turboshake128,
 )
-_ROT = [[0, 36, 3, 41, 18], [1, 44, 10, 45, 2], [62, 6, 43, 15, 61],
-        [28, 55, 25, 21, 56], [27, 20, 39, 8, 14]]  # _ROT[x][y]
-
-
-def _rol(v: int, n: int) -> int:
-    return ((v << n) | (v >> (64 - n))) & _MASK64 if n else v
-
-
-def _keccak_p12(a: list) -> None:
-    """Keccak-p[1600, 12] in place on 25 lanes (lane x + 5*y): the last 12 rounds of Keccak-f."""
-    for rc in _RC[12:]:
-        c = [a[x] ^ a[x + 5] ^ a[x + 10] ^ a[x + 15] ^ a[x + 20] for x in range(5)]
-        d = [c[(x - 1) % 5] ^ _rol(c[(x + 1) % 5], 1) for x in range(5)]
-        a[:] = [a[i] ^ d[i % 5] for i in range(25)]
-        b = [0] * 25
-        for x in range(5):
-            for y in range(5):
-                b[y + 5 * ((2 * x + 3 * y) % 5)] = _rol(a[x + 5 * y], _ROT[x][y])
-        a[:] = [b[i] ^ ((~b[(i % 5 + 1) % 5 + 5 * (i // 5)]) & b[(i % 5 + 2) % 5 + 5 * (i // 5)])
-                for i in range(25)]
-        a[0] ^= rc
-
-
-def turboshake128(message: bytes, separator: int, length: int) -> bytes:
-    """TurboSHAKE128(M, D, L): Keccak-p[1600,12] sponge, rate 168, domain byte ``separator``."""
-    data = bytearray(message) + bytes([separator])
-    data += bytes(-len(data) % _K12_RATE)
-    data[-1] ^= 0x80
-    state = [0] * 25
-    for at in range(0, len(data), _K12_RATE):
-        block = data[at:at + _K12_RATE]
-        for i in range(_K12_RATE // 8):
-            state[i] ^= int.from_bytes(block[8 * i:8 * i + 8], "little")
-        _keccak_p12(state)
-    out = bytearray()
-    while True:
-        out += b"".join(state[i].to_bytes(8, "little") for i in range(_K12_RATE // 8))
-        if len(out) >= length:
-            return bytes(out[:length])
-        _keccak_p12(state)
-
-
-def _length_encode(n: int) -> bytes:
-    raw = n.to_bytes((n.bit_length() + 7) // 8, "big") if n else b""
-    return raw + bytes([len(raw)])
-
-
-def kangarootwelve(message: bytes, custom: bytes = b"", length: int = 32) -> bytes:
-    """KangarooTwelve(M, C, L) as Slurm's hash/k12 plugin computes it."""
-    s = bytes(message) + bytes(custom) + _length_encode(len(custom))
-    if len(s) <= _K12_CHUNK:
-        return turboshake128(s, 0x07, length)
-    # the tree mode (8 KiB chunks) is left out: no test message is that large
-    raise ValueError(f"kangarootwelve: only single-node input (up to {_K12_CHUNK} bytes) is implemented")
-
-
-#: slurm/slurm.h (22.05) hash plugin ids: the first byte of a message hash
-HASH_PLUGIN_NONE = 1
-HASH_PLUGIN_K12 = 2
+from pyslurmrpc.wire import decode_message
 
 
 def message_hash(frame: bytes) -> bytes:
-    """The MUNGE payload Slurm 22.05 puts in a 22.05-header message's credential.
-
-    One byte HASH_PLUGIN_K12, then KangarooTwelve of the packed body with the
-    big-endian msg_type as customization string (slurm_protocol_api.c
-    _compute_hash / _check_hash, plugins/hash/k12).
-    """
+    """The MUNGE payload Slurm 22.05 puts in a 22.05-header message's credential."""
     msg = decode_message(frame)
     body = frame[len(frame) - msg.header.body_length:]
-    return bytes([HASH_PLUGIN_K12]) + kangarootwelve(body, msg.header.msg_type.to_bytes(2, "big"))
+    return credential_payload(msg.header.version, msg.header.msg_type, body)

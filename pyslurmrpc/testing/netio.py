@@ -16,6 +16,7 @@ from typing import Optional
 
 from munch import Munch
 
+from pyslurmrpc.auth.msg_hash import credential_payload
 from pyslurmrpc.wire import Address, Header, Message, MsgType, decode_message, encode_message, version_code
 
 LOOPBACK = "127.0.0.1"
@@ -107,11 +108,14 @@ def ping_frame(auth, version="22.05", *, msg_type: int = MsgType.REQUEST_PING) -
     """A REQUEST_PING frame in header ``version`` with ``auth`` (an Auth or an authenticator).
 
     20.11+ headers get orig_addr family 0, as libslurm packs a never-forwarded
-    message; older headers an all-zero IPv4 orig_addr.
+    message; older headers an all-zero IPv4 orig_addr.  An authenticator makes
+    the credential with the message hash 22.05+ senders put in it; an ``Auth``
+    is used as it is.
     """
     code = version_code(version)
-    if hasattr(auth, "create"):
-        auth = auth.create(code)
+    if hasattr(auth, "create"):  # an authenticator: a credential as libslurm of that version makes it
+        payload = credential_payload(code, msg_type, b"")
+        auth = auth.create(code, payload) if payload else auth.create(code)
     addr = Address(0, None, 0) if code >= 0x2400 else Address(None, 0, 0)
     return encode_message(Message(Header(code, msg_type, orig_addr=addr), auth, Munch()))
 

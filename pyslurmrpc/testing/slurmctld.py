@@ -108,7 +108,7 @@ MailProg=/bin/true
 ReturnToService=2
 NodeName={node_name} NodeAddr={host} NodeHostname={node_name} CPUs=1 RealMemory=100 State=UNKNOWN
 PartitionName=debug Nodes={node_name} Default=YES MaxTime=INFINITE State=UP
-"""
+{extra_conf}"""
 
 
 class SlurmctldHarness(ChildHarness):
@@ -127,10 +127,11 @@ class SlurmctldHarness(ChildHarness):
     def __init__(self, munge_socket: str, *, workdir: Optional[str] = None,
                  cluster_name: str = "pyslurmrpc", port: Optional[int] = None,
                  slurmctld: Optional[str] = None, node_name: str = "node1",
-                 start_timeout: float = START_TIMEOUT):
+                 start_timeout: float = START_TIMEOUT, extra_conf: str = ""):
         self.slurmctld = slurmctld or find_slurmctld()
         self.munge_socket = str(munge_socket)
         self.cluster_name = cluster_name
+        self.extra_conf = extra_conf  # more slurm.conf lines, e.g. CommunicationParameters=...
         self.node_name = node_name
         self.host = LOOPBACK
         self._want_port = port
@@ -181,7 +182,7 @@ class SlurmctldHarness(ChildHarness):
         Path(self.conf_path).write_text(SLURM_CONF.format(
             cluster_name=self.cluster_name, host=self.host, port=self.port,
             slurmd_port=self.slurmd_port, munge_socket=self.munge_socket,
-            workdir=self.workdir, node_name=self.node_name))
+            workdir=self.workdir, node_name=self.node_name, extra_conf=self.extra_conf))
         # -D: foreground child; -c: no state from an earlier run; -i: ignore state errors
         cmd = [self.slurmctld, "-D", "-c", "-i", "-f", self.conf_path]
         with open(self.stdout_file, "wb") as out:

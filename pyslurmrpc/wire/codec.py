@@ -229,6 +229,12 @@ def encode_message(message: Message) -> bytes:
     return (len(head) + len(body_bytes)).to_bytes(4, "big") + head + body_bytes
 
 
+def encode_body(version: int, msg_type: int, body) -> bytes:
+    """The packed body alone (what Slurm 22.05+ hashes into the credential's payload)."""
+    spec = VERSIONS[version]
+    return _build(spec.compiled_bodies[int(msg_type)], spec.layout.bodies[msg_type], dict(body), "body")
+
+
 def _build(compiled, interpreted, tree, where: str) -> bytes:
     """Build with the compiled schema; on failure explain with the interpreted one."""
     try:
