@@ -112,21 +112,13 @@ async def assert_async_clean(before: set[str]) -> None:
 # ---------------------------------------------------------------------------
 # peers
 # ---------------------------------------------------------------------------
-class FaultPeer:
-    """A controller on loopback that answers each request frame with ``behaviour(frame)``:
-    bytes to send then close, None to close at once, :data:`STALL` to never answer.
+class _ThreadedServer:
+    """A listening socket served by one thread per connection; ``close()`` closes every
+    socket it opened and joins its threads, so it leaves nothing behind."""
 
-    ``behaviour`` may be replaced while the peer runs.  ``close()`` closes every
-    socket it opened and joins its threads, so it leaves nothing behind.
-    """
-
-    def __init__(self, behaviour):
-        self.behaviour = behaviour
-        self.requests = 0
-        self._sock = socket.socket()
-        self._sock.bind(("127.0.0.1", 0))
+    def __init__(self, sock: socket.socket):
+        self._sock = sock
         self._sock.listen(64)
-        self.host, self.port = self._sock.getsockname()
         self._conns: list[socket.socket] = []
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
@@ -139,31 +131,22 @@ class FaultPeer:
                 conn, _ = self._sock.accept()
             except OSError:
                 return
-            thread = threading.Thread(target=self._serve, args=(conn,), daemon=True)
+            thread = threading.Thread(target=self._run, args=(conn,), daemon=True)
             with self._lock:
                 self._conns.append(conn)
                 self._threads.append(thread)
             thread.start()
 
-    def _serve(self, conn: socket.socket):
+    def _run(self, conn: socket.socket):
         try:
-            framer, frames = Framer(), []
-            while not frames:
-                data = conn.recv(65536)
-                if not data:
-                    return
-                frames = framer.feed(data)
-            self.requests += 1
-            answer = self.behaviour(frames[0])
-            if answer is STALL:
-                while conn.recv(65536):  # until the client gives up and closes
-                    pass
-            elif answer:
-                conn.sendall(answer)
+            self._serve(conn)
         except OSError:
             pass
         finally:
             conn.close()
+
+    def _serve(self, conn: socket.socket):
+        raise NotImplementedError
 
     def close(self):
         self._sock.shutdown(socket.SHUT_RDWR)
@@ -186,52 +169,55 @@ class FaultPeer:
         self.close()
 
 
-class StallingMunged:
+def _drain(conn: socket.socket) -> None:
+    """Read until the client gives up and closes."""
+    while conn.recv(65536):
+        pass
+
+
+class FaultPeer(_ThreadedServer):
+    """A controller on loopback that answers each request frame with ``behaviour(frame)``:
+    bytes to send then close, None to close at once, :data:`STALL` to never answer.
+    ``behaviour`` may be replaced while the peer runs."""
+
+    def __init__(self, behaviour):
+        self.behaviour = behaviour
+        self.requests = 0
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        self.host, self.port = sock.getsockname()
+        super().__init__(sock)
+
+    def _serve(self, conn: socket.socket):
+        framer, frames = Framer(), []
+        while not frames:
+            data = conn.recv(65536)
+            if not data:
+                return
+            frames = framer.feed(data)
+        self.requests += 1
+        answer = self.behaviour(frames[0])
+        if answer is STALL:
+            _drain(conn)
+        elif answer:
+            conn.sendall(answer)
+
+
+class StallingMunged(_ThreadedServer):
     """A UNIX socket that accepts like munged, reads the request and never answers;
     each connection is closed when the client closes its end."""
 
     def __init__(self, path: str):
         self.path = path
-        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self._sock.bind(path)
-        self._sock.listen(64)
-        self._conns: list[socket.socket] = []
-        self._threads: list[threading.Thread] = []
-        self._thread = threading.Thread(target=self._accept, daemon=True)
-        self._thread.start()
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.bind(path)
+        super().__init__(sock)
 
-    def _accept(self):
-        while True:
-            try:
-                conn, _ = self._sock.accept()
-            except OSError:
-                return
-            thread = threading.Thread(target=self._hold, args=(conn,), daemon=True)
-            self._conns.append(conn)
-            self._threads.append(thread)
-            thread.start()
-
-    @staticmethod
-    def _hold(conn: socket.socket):
-        try:
-            while conn.recv(65536):
-                pass
-        except OSError:
-            pass
-        finally:
-            conn.close()
+    def _serve(self, conn: socket.socket):
+        _drain(conn)
 
     def close(self):
-        self._sock.shutdown(socket.SHUT_RDWR)
-        self._sock.close()
-        self._thread.join(SETTLE)
-        for conn in self._conns:
-            try:
-                conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        for thread in self._threads:
-            thread.join(SETTLE)
+        super().close()
         os.unlink(self.path)
 
 

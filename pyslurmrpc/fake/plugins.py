@@ -74,6 +74,26 @@ class NonePlugin:
         return codes.SUCCESS
 
 
+class CounterOps:
+    """DISABLE / ENABLE / ERROR as checkpoint/ompi does them (checkpoint_ompi.c
+    slurm_ckpt_op): a 16-bit disable counter, and the error kept by completions.
+    The state object needs ``disabled``, ``error_code`` and ``error_msg``."""
+
+    @staticmethod
+    def _disable(call: OpCall, st) -> OpResult:
+        st.disabled = (st.disabled + 1) % U16
+        return OK
+
+    @staticmethod
+    def _enable(call: OpCall, st) -> OpResult:
+        st.disabled = (st.disabled - 1) % U16
+        return OK
+
+    @staticmethod
+    def _error(call: OpCall, st) -> OpResult:
+        return OpResult(codes.SUCCESS, {"error_code": st.error_code, "error_msg": st.error_msg})
+
+
 @dataclass
 class OmpiState:
     """checkpoint/ompi's per-step state, zero at step creation (spec §8.1)."""
@@ -86,7 +106,7 @@ class OmpiState:
     error_msg: Optional[str] = None
 
 
-class OmpiPlugin(NonePlugin):
+class OmpiPlugin(CounterOps, NonePlugin):
     """checkpoint/ompi of 19.05 (spec §8.2-§8.6).
 
     ``srun_completes``: model the srun of each step answering SRUN_EXEC with a
@@ -133,20 +153,6 @@ class OmpiPlugin(NonePlugin):
             return OpResult(codes.ESLURM_DISABLED)
         # event_time is only written while no completion was accepted (Q2)
         return OpResult(codes.SUCCESS, {"event_time": st.time_stamp} if st.reply_cnt == 0 else {})
-
-    @staticmethod
-    def _disable(call: OpCall, st: OmpiState) -> OpResult:
-        st.disabled = (st.disabled + 1) % U16
-        return OK
-
-    @staticmethod
-    def _enable(call: OpCall, st: OmpiState) -> OpResult:
-        st.disabled = (st.disabled - 1) % U16
-        return OK
-
-    @staticmethod
-    def _error(call: OpCall, st: OmpiState) -> OpResult:
-        return OpResult(codes.SUCCESS, {"error_code": st.error_code, "error_msg": st.error_msg})
 
     def _create(self, call: OpCall, st: OmpiState) -> OpResult:
         # the reset happens before the disabled check, so a refused create

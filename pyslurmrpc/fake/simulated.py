@@ -26,7 +26,7 @@ from pyslurmrpc.wire import CheckOp
 
 from . import codes
 from .cluster import Job, JobState, Step
-from .plugins import OK, U16, NonePlugin, OpCall, OpResult, UNSUPPORTED
+from .plugins import OK, CounterOps, NonePlugin, OpCall, OpResult, UNSUPPORTED
 
 #: file name of an image record inside its image directory
 IMAGE_FILE = "image.json"
@@ -48,7 +48,7 @@ def _state(holder) -> SimState:
     return holder.plugin_state
 
 
-class SimulatedPlugin(NonePlugin):
+class SimulatedPlugin(CounterOps, NonePlugin):
     """A working checkpoint (see the module docstring).  ``nodes``: the cluster's node
     names (any iterable, read at restart time: pass ``cluster.node_addrs`` to follow
     it), from which a non-sticky restart picks new ones."""
@@ -79,20 +79,6 @@ class SimulatedPlugin(NonePlugin):
         if st.disabled:
             return OpResult(codes.ESLURM_DISABLED)
         return OpResult(codes.SUCCESS, {"event_time": st.time_stamp})
-
-    @staticmethod
-    def _disable(call: OpCall, st: SimState) -> OpResult:
-        st.disabled = (st.disabled + 1) % U16
-        return OK
-
-    @staticmethod
-    def _enable(call: OpCall, st: SimState) -> OpResult:
-        st.disabled = (st.disabled - 1) % U16
-        return OK
-
-    @staticmethod
-    def _error(call: OpCall, st: SimState) -> OpResult:
-        return OpResult(codes.SUCCESS, {"error_code": st.error_code, "error_msg": st.error_msg})
 
     def _create(self, call: OpCall, st: SimState) -> OpResult:
         if st.disabled:
