@@ -26,15 +26,14 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import CheckpointUnsupported, PyslurmrpcError, SlurmError, TransportError
+from .errors import (  # noqa: F401  (the constants are part of this module's C-like API)
+    SLURM_PROTOCOL_VERSION_ERROR, SLURM_UNEXPECTED_MSG_ERROR, PyslurmrpcError, slurm_errno_of,
+)
 from .slurm_errno import text_of
 from .wire.constants import NO_VAL, SLURM_BATCH_SCRIPT  # noqa: F401  (re-exported for C-like code)
 
 SLURM_SUCCESS = 0
 SLURM_ERROR = -1
-#: errno for failures that are not a Slurm reply (src/common/slurm_errno.c numbers)
-SLURM_UNEXPECTED_MSG_ERROR = 1000
-SLURM_PROTOCOL_VERSION_ERROR = 1005
 
 _local = threading.local()
 _client_lock = threading.Lock()
@@ -86,22 +85,11 @@ def slurm_perror(msg: str) -> None:
     print(f"{msg}: {slurm_strerror(slurm_get_errno())}", file=sys.stderr)
 
 
-def _errno_of(exc: PyslurmrpcError) -> int:
-    if isinstance(exc, SlurmError):
-        return exc.errno
-    if isinstance(exc, TransportError):
-        return exc.slurm_errno
-    if isinstance(exc, CheckpointUnsupported):
-        return SLURM_PROTOCOL_VERSION_ERROR
-    auth_errno = getattr(exc, "slurm_errno", None)
-    return auth_errno if isinstance(auth_errno, int) else SLURM_UNEXPECTED_MSG_ERROR
-
-
 def _call(method: str, *args, out=None):
     try:
         result = getattr(_get_client(), method)(*args)
     except PyslurmrpcError as exc:
-        slurm_seterrno(_errno_of(exc))
+        slurm_seterrno(slurm_errno_of(exc))
         return SLURM_ERROR
     if out:
         out(result)

@@ -161,3 +161,20 @@ class CheckpointUnsupported(PyslurmrpcError):
         super().__init__(
             f"controller {controller} speaks Slurm {version}: checkpoint RPCs were removed "
             f"in Slurm 20.02, so this controller cannot checkpoint")
+
+
+#: errno for failures that are not a Slurm reply (src/common/slurm_errno.c numbers)
+SLURM_UNEXPECTED_MSG_ERROR = 1000
+SLURM_PROTOCOL_VERSION_ERROR = 1005
+
+
+def slurm_errno_of(exc: PyslurmrpcError) -> int:
+    """The number libslurm would leave in errno for the same failure."""
+    if isinstance(exc, SlurmError):
+        return exc.errno
+    if isinstance(exc, TransportError):
+        return exc.slurm_errno
+    if isinstance(exc, CheckpointUnsupported):
+        return SLURM_PROTOCOL_VERSION_ERROR
+    auth_errno = getattr(exc, "slurm_errno", None)  # SlurmAuthError
+    return auth_errno if isinstance(auth_errno, int) else SLURM_UNEXPECTED_MSG_ERROR

@@ -13,14 +13,13 @@ import re
 import time
 from dataclasses import dataclass, field
 
-from ..errors import CheckpointUnsupported, PyslurmrpcError, SlurmError, TransportError
+from ..errors import CheckpointUnsupported, PyslurmrpcError, slurm_errno_of
 from ..slurm_errno import text_of
 from ..wire.constants import NO_VAL
 
 #: update_job.c CKPT_WAIT: default MaxWait
 CKPT_WAIT = 10
 ESLURM_DISABLED = 2037
-SLURM_UNEXPECTED_MSG_ERROR = 1000
 
 #: (operation, minimum letters) in scontrol's matching order: "re" is requeue, restart needs "res"
 OPERATIONS = (("able", 1), ("complete", 2), ("disable", 1), ("enable", 2), ("create", 2),
@@ -123,14 +122,6 @@ def _print_success(op: str, result, out: Outcome) -> None:
         out.record.update(error_code=code, error_msg=msg)
 
 
-def _errno(exc: PyslurmrpcError) -> int:
-    if isinstance(exc, SlurmError):
-        return exc.errno
-    if isinstance(exc, TransportError):
-        return exc.slurm_errno
-    return getattr(exc, "slurm_errno", None) or SLURM_UNEXPECTED_MSG_ERROR
-
-
 def checkpoint(client_factory, words: list[str]) -> Outcome:
     """Run ``checkpoint OP ID [ARG] [ARG]`` (``words`` excludes the keyword)."""
     out = Outcome()
@@ -162,7 +153,7 @@ def checkpoint(client_factory, words: list[str]) -> Outcome:
         out.exit_code = 1
         return out
     except PyslurmrpcError as exc:
-        errno = _errno(exc)
+        errno = slurm_errno_of(exc)
         out.record.update(errno=errno, error=text_of(errno))
         if op == "able" and errno == ESLURM_DISABLED:
             out.stdout.append("No")
