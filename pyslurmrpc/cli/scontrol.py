@@ -14,12 +14,12 @@ import time
 from dataclasses import dataclass, field
 
 from ..errors import CheckpointUnsupported, PyslurmrpcError, slurm_errno_of
-from ..slurm_errno import text_of
+from ..slurm_errno import SlurmErrno, text_of
 from ..wire.constants import NO_VAL
 
 #: update_job.c CKPT_WAIT: default MaxWait
 CKPT_WAIT = 10
-ESLURM_DISABLED = 2037
+ESLURM_DISABLED = int(SlurmErrno.ESLURM_DISABLED)
 
 #: (operation, minimum letters) in scontrol's matching order: "re" is requeue, restart needs "res"
 OPERATIONS = (("able", 1), ("complete", 2), ("disable", 1), ("enable", 2), ("create", 2),

@@ -12,12 +12,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..hostlist import compress, expand, uniq
+from ..slurm_errno import SlurmErrno
 from ..wire import Forward, Message, MsgType
 
 #: slurm_get_return_code: a node that could not be reached counts as this code
-SLURM_COMMUNICATIONS_CONNECTION_ERROR = 1001
+SLURM_COMMUNICATIONS_CONNECTION_ERROR = int(SlurmErrno.SLURM_COMMUNICATIONS_CONNECTION_ERROR)
 #: errno of a node name slurm.conf does not know (forward.c records it as FORWARD_FAILED)
-SLURM_UNKNOWN_NODE = 1012
+SLURM_UNKNOWN_NODE = int(SlurmErrno.SLURM_UNKNOWN_FORWARD_ADDR)
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,7 @@ def node_codes(hop: Hop, reply: Message) -> dict[str, int]:
 
 
 def entry_code(msg_type: int, err: int, body) -> int:
-    """slurm_get_return_code for one answer (FORWARD_FAILED always counts as 1001)."""
+    """slurm_get_return_code for one answer (FORWARD_FAILED always counts as a connection error)."""
     if msg_type == MsgType.RESPONSE_FORWARD_FAILED:
         return SLURM_COMMUNICATIONS_CONNECTION_ERROR
     if msg_type == MsgType.RESPONSE_SLURM_RC:

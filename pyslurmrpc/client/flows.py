@@ -113,7 +113,7 @@ def connect_controller(state: State):
             break
         yield Sleep(FAILOVER_PAUSE)
     tried = "; ".join(f"{ep}: {exc}" for ep, exc in failures.items())
-    raise ConnectionRefusedTransportError(f"no slurmctld answered ({tried})", slurm_errno=1800)
+    raise ConnectionRefusedTransportError(f"no slurmctld answered ({tried})")
 
 
 def rpc(state: State, call: calls.Call, version: int, endpoint: Endpoint | None = None,
