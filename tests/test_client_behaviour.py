@@ -12,7 +12,7 @@ from munch import Munch
 
 from pyslurmrpc import (
     NO_VAL, SLURM_BATCH_SCRIPT, AsyncClient, CheckpointUnsupported, Client, ConnectionClosedError,
-    ConnectionRefusedTransportError, InvalidArgumentError, ProtocolError, SlurmError,
+    ConnectionRefusedTransportError, InvalidArgumentError, NoVersionAnsweredError, ProtocolError, SlurmError,
     TimeoutTransportError, UnexpectedMessageError,
 )
 from pyslurmrpc.auth.slurm_auth import NoneAuth
@@ -163,7 +163,7 @@ def test_silent_controller_times_out():
 
 def test_half_a_frame_then_close():
     with ReplayPeer(lambda req: reply_rc(req)[:10]) as peer:
-        with pytest.raises((ConnectionClosedError, ProtocolError)):
+        with pytest.raises((ConnectionClosedError, NoVersionAnsweredError, ProtocolError)):
             client(peer).checkpoint_enable(1, 0)
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from ..errors import (
     AuthError, CheckpointUnsupported, ConnectionClosedError, ConnectionRefusedTransportError,
-    InvalidArgumentError, ProtocolError, PyslurmrpcError, SlurmError, TransportError,
+    InvalidArgumentError, NoVersionAnsweredError, ProtocolError, PyslurmrpcError, SlurmError, TransportError,
 )
 from ..hostlist import HostlistError, uniq
 from ..wire import Forward, MsgType
@@ -159,7 +159,7 @@ def controller_version(state: State, endpoint: Endpoint | None = None):
     answered = yield Parallel(tuple(_probe(state, endpoint, v) for v in detect.CANDIDATES))
     version = detect.verdict(dict(zip(detect.CANDIDATES, answered)))
     if version is None:
-        raise ConnectionClosedError(
+        raise NoVersionAnsweredError(
             f"{endpoint} answered a ping in no protocol version from 17.11 to 25.05", address=endpoint)
     state.versions[_key(endpoint)] = version
     return version
