@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import enum
 
-from .slurm_errno import SlurmErrno, name_of, text_of
+from .slurm_errno import REFERENCE_RELEASE, SlurmErrno, name_of, text_of
 
 
 class PyslurmrpcError(Exception):
@@ -204,14 +204,15 @@ class SlurmError(PyslurmrpcError):
 
     ``errno`` is the number, ``name`` Slurm's symbol (e.g. "ESLURM_DISABLED")
     and ``str()`` Slurm's own text for it ("Requested operation is presently
-    disabled"), exactly as ``slurm_strerror`` gives it in 19.05.
+    disabled"), exactly as ``slurm_strerror`` gives it in ``release`` (19.05
+    unless the caller knows the daemon's release).
     """
 
-    def __init__(self, errno: int, *, details=None):
+    def __init__(self, errno: int, *, details=None, release: str = REFERENCE_RELEASE):
         self.errno = errno
-        self.name = name_of(errno) or f"E{errno}"
+        self.name = name_of(errno, release) or f"E{errno}"
         self.details = details  # e.g. per-node codes of checkpoint_tasks
-        super().__init__(text_of(errno))
+        super().__init__(text_of(errno, release))
 
 
 class CheckpointUnsupported(PyslurmrpcError):

@@ -189,6 +189,8 @@ def test_exceptions_report_the_table_numbers():
     assert not isinstance(E.NoVersionAnsweredError("x"), E.ConnectionClosedError)
     err = E.SlurmError(SlurmErrno.ESLURM_DISABLED)
     assert (err.name, str(err)) == ("ESLURM_DISABLED", ERRORS[2037][1])
+    assert E.SlurmError(4027).name == "ESLURMD_JOB_NOTRUNNING"
+    assert E.SlurmError(4027, release="25.05").name == "ESLURMD_STEP_NOTRUNNING"
 
 
 def test_auth_errors_read_their_text_from_the_table():
