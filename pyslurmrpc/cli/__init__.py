@@ -7,6 +7,7 @@ import json
 import logging
 import sys
 
+from ..defaults import SLURMCTLD_PORT
 from ..errors import PyslurmrpcError
 
 SUBCOMMANDS = {
@@ -61,7 +62,7 @@ def make_client(opts):
     if opts.controller:
         host, _, port = opts.controller.rpartition(":") if ":" in opts.controller else (opts.controller, "", "")
         extra.setdefault("auth", "munge")
-        return Client(host, int(port) if port else 6817, **extra)
+        return Client(host, int(port) if port else SLURMCTLD_PORT, **extra)
     return Client.from_slurm_conf(opts.conf, **extra)
 
 

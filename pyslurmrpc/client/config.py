@@ -13,15 +13,10 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .. import defaults
 from ..errors import ConfigError
 from ..hostlist import HostlistError, expand
 
-DEFAULT_PATHS = ("/etc/slurm/slurm.conf",)
-#: src/common/read_config.h defaults
-DEFAULTS = {
-    "slurmctldport": "6817", "slurmdport": "6818", "messagetimeout": "10", "tcptimeout": "2",
-    "slurmctldtimeout": "120", "treewidth": "50", "authtype": "auth/munge", "slurmuser": "root",
-}
 MAX_INCLUDE_DEPTH = 16
 _PAIR = re.compile(r'\s*([A-Za-z0-9_.]+)\s*[-+*/]?=\s*("(?:[^"]*)"|\S*)')
 _HOST = re.compile(r"^([^()\s]+)(?:\(([^()\s]+)\))?$")
@@ -48,17 +43,17 @@ class SlurmConfig:
     path: str | None = None
     cluster_name: str | None = None
     controllers: tuple[Controller, ...] = ()
-    slurmctld_port: int = 6817
-    slurmctld_port_count: int = 1
-    slurmd_port: int = 6818
+    slurmctld_port: int = defaults.SLURMCTLD_PORT
+    slurmctld_port_count: int = defaults.SLURMCTLD_PORT_COUNT
+    slurmd_port: int = defaults.SLURMD_PORT
     nodes: dict = field(default_factory=dict)  # NodeName -> NodeAddress
-    auth_type: str = "auth/munge"
+    auth_type: str = defaults.AUTH_TYPE
     auth_info: str | None = None
-    message_timeout: int = 10
-    tcp_timeout: int = 2
-    slurmctld_timeout: int = 120
-    tree_width: int = 50
-    slurm_user: str = "root"
+    message_timeout: int = defaults.MESSAGE_TIMEOUT
+    tcp_timeout: int = defaults.TCP_TIMEOUT
+    slurmctld_timeout: int = defaults.SLURMCTLD_TIMEOUT
+    tree_width: int = defaults.TREE_WIDTH
+    slurm_user: str = defaults.SLURM_USER
 
     @property
     def munge_socket(self) -> str | None:
@@ -88,7 +83,7 @@ class SlurmConfig:
 
 def find_slurm_conf(path=None) -> Path:
     """``path``, else $SLURM_CONF, else /etc/slurm/slurm.conf."""
-    for candidate in (path, os.environ.get("SLURM_CONF"), *DEFAULT_PATHS):
+    for candidate in (path, os.environ.get("SLURM_CONF"), *defaults.SLURM_CONF_PATHS):
         if candidate:
             return Path(candidate)
     raise ConfigError("no slurm.conf given")
@@ -113,7 +108,7 @@ def read_slurm_conf(path=None) -> SlurmConfig:
 
 
 def _value(scalars, key):
-    return scalars.get(key, (DEFAULTS.get(key), None, None))
+    return scalars.get(key, (defaults.BY_KEY.get(key), None, None))
 
 
 def _int(scalars, key) -> int:
@@ -132,7 +127,7 @@ def _build(conf_path, scalars, hosts, nodes) -> SlurmConfig:
         auth_type=_value(scalars, "authtype")[0], auth_info=_value(scalars, "authinfo")[0],
         message_timeout=_int(scalars, "messagetimeout"), tcp_timeout=_int(scalars, "tcptimeout"),
         slurmctld_timeout=_int(scalars, "slurmctldtimeout"),
-        tree_width=_int(scalars, "treewidth") or 50, slurm_user=_value(scalars, "slurmuser")[0],
+        tree_width=_int(scalars, "treewidth") or defaults.TREE_WIDTH, slurm_user=_value(scalars, "slurmuser")[0],
     )
 
 
