@@ -7,8 +7,9 @@ import pytest
 
 from pyslurmrpc import defaults
 from pyslurmrpc.client import config, core, fanout
-from pyslurmrpc.fake import Cluster, FakeDaemon
+from pyslurmrpc.fake import Cluster
 from pyslurmrpc.fake.forward import Forwarder
+from pyslurmrpc.fake.server import FakeDaemon
 from pyslurmrpc.hostlist import HostlistError, compress, split_treewidth, tree_spans
 from pyslurmrpc.wire import Forward, Header, Message, MsgType, version_code
 

@@ -111,16 +111,6 @@ class Cluster:
         """slurmctld's validate_slurm_user: root or SlurmUser."""
         return uid == 0 or uid == self.slurm_user
 
-    def live_steps_on(self, node: str) -> dict[tuple[int, int], Step]:
-        """Steps with a slurmstepd on ``node``: steps of running/suspended jobs placed there."""
-        found = {}
-        for job in self.jobs.values():
-            if job.state in (JobState.RUNNING, JobState.SUSPENDED):
-                for step in job.steps.values():
-                    if node in step.nodes:
-                        found[(job.job_id, step.step_id)] = step
-        return found
-
     # ------------------------------------------------------------------
     # loading
     # ------------------------------------------------------------------
