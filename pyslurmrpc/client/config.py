@@ -95,14 +95,16 @@ def read_slurm_conf(path=None) -> SlurmConfig:
     scalars: dict[str, tuple[str, str, int]] = {}
     hosts: list[tuple[str, str, int]] = []
     nodes: dict[str, NodeAddress] = {}
-    for key, value, where, line in _pairs(conf_path, 0):
-        if key == "slurmctldhost":
-            hosts.append((value, where, line))
-        elif key == "nodename":
-            pass  # handled with its line's other pairs in _node_lines
-        else:
-            scalars[key] = (value, where, line)
-    for pairs, where, line in _node_lines(conf_path, 0):
+    node_lines = []  # read once; node lines are resolved after every scalar is known
+    for pairs, where, line in _walk(conf_path, 0):
+        if "nodename" in pairs:
+            node_lines.append((pairs, where, line))
+        for key, value in pairs.items():
+            if key == "slurmctldhost":
+                hosts.append((value, where, line))
+            elif key != "nodename":
+                scalars[key] = (value, where, line)
+    for pairs, where, line in node_lines:
         nodes.update(_nodes(pairs, where, line, scalars))
     return _build(conf_path, scalars, hosts, nodes)
 
@@ -232,15 +234,3 @@ def _walk(path: Path, depth: int):
             yield from _walk(target if target.is_absolute() else path.parent / target, depth + 1)
             continue
         yield _line_pairs(stripped, str(path), number), str(path), number
-
-
-def _pairs(path: Path, depth: int):
-    for pairs, where, number in _walk(path, depth):
-        for key, value in pairs.items():
-            yield key, value, where, number
-
-
-def _node_lines(path: Path, depth: int):
-    for pairs, where, number in _walk(path, depth):
-        if "nodename" in pairs:
-            yield pairs, where, number
