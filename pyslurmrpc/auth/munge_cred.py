@@ -27,8 +27,8 @@ from cryptography.hazmat.primitives.ciphers import algorithms, modes
 
 from .errors import MungeError, munge_error
 from .munge_constants import (
-    CLOCK_REWIND_GRACE, CRED_PREFIX, CRED_SALT_LEN, CRED_SUFFIX, CRED_VERSION,
-    DEFAULT_TTL, GID_ANY, KEY_LEN_MIN, MAXIMUM_TTL, REPLAY_MAC_LEN, UID_ANY,
+    CLOCK_REWIND_GRACE, CRED_PREFIX, CRED_SALT_LEN, CRED_SUFFIX, CRED_VERSION, DEFAULT_CIPHER,
+    DEFAULT_MAC, DEFAULT_TTL, DEFAULT_ZIP, GID_ANY, KEY_LEN_MIN, MAXIMUM_TTL, REPLAY_MAC_LEN, UID_ANY,
     ZIP_MAGIC, Cipher, Mac, MungeErr, Zip,
 )
 from .munge_proto import Credential
@@ -363,8 +363,8 @@ def _encrypt(key: MungeKey, cipher: int, mac: int, cred_mac: bytes, iv: bytes, i
 
 def encode_offline(key_file: KeyLike, *, uid: int, gid: int, payload: bytes = b"",
                    ttl: int = DEFAULT_TTL, encode_time: Optional[int] = None,
-                   addr: str = "0.0.0.0", cipher: int = Cipher.AES128, mac: int = Mac.SHA256,
-                   zip: int = Zip.NONE, realm: Optional[str] = None,
+                   addr: str = "0.0.0.0", cipher: int = DEFAULT_CIPHER, mac: int = DEFAULT_MAC,
+                   zip: int = DEFAULT_ZIP, realm: Optional[str] = None,
                    uid_restriction: Optional[int] = None,
                    gid_restriction: Optional[int] = None) -> str:
     """Mint a credential munged (with the same key) accepts, claiming ``uid``/``gid``.
