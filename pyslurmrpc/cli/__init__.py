@@ -36,8 +36,8 @@ class _Formatter(argparse.HelpFormatter):
     """Shows the subcommand as optional, ``[COMMAND]``: without one the help is printed."""
 
     def _format_args(self, action, default_metavar):
-        if isinstance(action, argparse._SubParsersAction):
-            return f"[{self._metavar_formatter(action, default_metavar)(1)[0]}]"
+        if action.dest == "command":
+            return f"[{action.metavar}]"
         return super()._format_args(action, default_metavar)
 
 
