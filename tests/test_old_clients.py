@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from pyslurmrpc import AsyncClient, Client, SlurmError
+from pyslurmrpc import AsyncClient, Client, SlurmError, compat
 from pyslurmrpc.auth.slurm_auth import OfflineMungeAuth
 from pyslurmrpc.wire import Message, decode_message, encode_message, version_code
 
@@ -152,3 +152,26 @@ def test_auth_none_envelope_carries_the_release_number(release, number):
     assert decode_message(frame).auth.plugin_version == (number or 0)
     if number is not None:
         assert b"auth/none\x00" + number.to_bytes(4, "big") in frame
+
+
+@pytest.mark.parametrize("directory,entry", CASES, ids=IDS)
+def test_compat_reports_what_old_libslurm_reported(directory, entry):
+    """The C-like layer: errno is the manifest's slurm_errno, outputs as libslurm filled them."""
+    response = _bytes(directory, entry["name"], "response")
+    method, args = _args(entry)
+    c_name = entry["function"]
+    outputs = {"slurm_checkpoint_able": [compat.Ref()],
+               "slurm_checkpoint_error": [compat.Ref(), compat.Ref()]}.get(c_name, [])
+    with ReplayPeer(lambda frame: response) as peer:
+        compat.slurm_init(client=_client(Client, directory, entry, peer))
+        compat.slurm_seterrno(0)
+        rc = getattr(compat, c_name)(*args, *outputs)
+    errno = entry["outcome"]["slurm_errno"]
+    assert rc == (-1 if errno else 0)
+    assert compat.slurm_get_errno() == errno
+    if errno:
+        assert compat.slurm_strerror(errno) == entry["outcome"]["strerror"]
+    elif c_name == "slurm_checkpoint_able":
+        assert outputs[0].value == entry["outcome"]["start_time"]
+    elif c_name == "slurm_checkpoint_error":
+        assert (outputs[0].value, outputs[1].value) == (entry["outcome"]["error_code"], entry["outcome"]["error_msg"])
