@@ -26,6 +26,7 @@ import pytest
 
 from pyslurmrpc import AsyncClient, Client, SlurmError, compat
 from pyslurmrpc.auth.slurm_auth import OfflineMungeAuth
+from pyslurmrpc.fake import ReplayDaemon
 from pyslurmrpc.wire import Message, decode_message, encode_message, version_code
 
 from peers import ReplayPeer
@@ -175,3 +176,24 @@ def test_compat_reports_what_old_libslurm_reported(directory, entry):
         assert outputs[0].value == entry["outcome"]["start_time"]
     elif c_name == "slurm_checkpoint_error":
         assert (outputs[0].value, outputs[1].value) == (entry["outcome"]["error_code"], entry["outcome"]["error_msg"])
+
+
+@pytest.mark.parametrize("directory", CLIENTS)
+async def test_replay_daemon_serves_old_client_recordings_in_order(directory):
+    """The fake's ReplayDaemon answers the client speaking that release, in manifest order."""
+    entries = _manifest(directory)
+    async with ReplayDaemon(FIXTURES / directory) as daemon:
+        host, port = daemon.address
+        auth = OfflineMungeAuth(FIXTURES / directory / "munge.key", ignore_expiry=True)
+        client = AsyncClient(host, port, auth=auth, timeout=5, protocol_version=CLIENTS[directory][0],
+                             nodes={"localhost": (host, port)})
+        for entry in entries:
+            method, args = _args(entry)
+            errno = entry["outcome"]["slurm_errno"]
+            if errno:
+                with pytest.raises(SlurmError) as info:
+                    await getattr(client, method)(*args)
+                assert info.value.errno == errno, entry["name"]
+            else:
+                _expected(entry, await getattr(client, method)(*args))
+    assert daemon.served == [e["name"] for e in entries]
