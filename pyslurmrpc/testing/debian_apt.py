@@ -20,7 +20,12 @@ SOURCES_DIR = Path("/etc/apt/sources.list.d")
 OS_RELEASE = Path("/etc/os-release")
 DEFAULT_KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
 ARCH = "amd64"
+#: suite names that only Debian's own archive serves (for a machine whose codename is not among its sources)
+DEBIAN_SUITES = frozenset({"bullseye", "bookworm", "trixie", "forky", "duke", "sid",
+                           "oldstable", "stable", "testing", "unstable"})
 APT_TIMEOUT = 900.0         # seconds for one apt-get update / download call
+NET_TIMEOUT = 60            # apt's own per-connection timeout (seconds) ...
+NET_RETRIES = 2             # ... and retries, so an unreachable archive fails fast
 SHOW_BATCH = 200            # package names per apt-cache call
 
 
@@ -107,16 +112,18 @@ def debian_archive(sources: Optional[Sequence[Source]] = None, codename: Optiona
     """The machine's source of Debian's main archive: ``main`` of the plain release suite.
 
     The security and updates suites live elsewhere or carry a ``-`` suffix; a
-    suite equal to the machine's codename is preferred.
+    suite equal to the machine's codename is preferred, then any suite name
+    only Debian serves (third-party repositories use names like "nodistro").
     """
     sources = machine_sources() if sources is None else sources
     codename = machine_codename() if codename is None else codename
-    main = [s for s in sources if "main" in s.components and any("-" not in x for x in s.suites)]
+    main = [s for s in sources if "main" in s.components]
     exact = [s for s in main if codename and codename in s.suites]
-    if not (exact or main):
+    debian = [s for s in main if DEBIAN_SUITES & set(s.suites)]
+    if not (exact or debian):
         raise AptError("no Debian main archive in the machine's apt sources "
                        f"({SOURCES_LIST}, {SOURCES_DIR}/*.sources): cannot fetch other suites")
-    return (exact or main)[0]
+    return (exact or debian)[0]
 
 
 class PrivateApt:
@@ -135,6 +142,8 @@ class PrivateApt:
             "Dir::State::Lists": r / "lists", "Dir::State::status": r / "status",
             "Dir::Cache": r / "cache", "APT::Architecture": ARCH, "APT::Architectures::": ARCH,
             "APT::Get::AllowUnauthenticated": "false",
+            "Acquire::http::Timeout": NET_TIMEOUT, "Acquire::https::Timeout": NET_TIMEOUT,
+            "Acquire::Retries": NET_RETRIES,
         }
         return [arg for k, v in opts.items() for arg in ("-o", f"{k}={v}")]
 

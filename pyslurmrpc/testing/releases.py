@@ -47,6 +47,7 @@ LOADER_NAME = "ld-linux-x86-64.so.2"
 LIB_DIRS = ("usr/lib/x86_64-linux-gnu", "lib/x86_64-linux-gnu")
 PLUGIN_MARK = "auth_munge.so"          # a plugin every Debian release ships
 MARKER = "complete.json"
+MARKER_FORMAT = 2                      # bump when Release's fields change: old caches rebuild
 CACHE_ENV = "PYSLURMRPC_CACHE"
 UNPACK_WORKERS = 2
 RUN_TIMEOUT = 60.0
@@ -69,6 +70,7 @@ class Release:
     scontrol: str
     plugin_dir: Optional[str] = None
     suite: Optional[str] = None
+    root: Optional[str] = None      # the unpacked tree (None: the machine's own)
     packages: int = 0
     download_bytes: int = 0
     unavailable: Tuple[str, ...] = field(default_factory=tuple)
@@ -241,7 +243,7 @@ def _build(name: str, suite: str, base: Path, log) -> Release:
                                  f"{suite}: {', '.join(unavailable) or 'none'})") from err
     if not version.startswith(name + "."):
         raise ReleaseUnavailable(f"{suite}'s slurmctld is {version}, not {name}")
-    return Release(name, version, ctld, scontrol, str(plugin_dir), suite, len(files),
+    return Release(name, version, ctld, scontrol, str(plugin_dir), suite, str(root), len(files),
                    sum(f.stat().st_size for f in files), unavailable)
 
 
@@ -259,19 +261,35 @@ def prepare(name: str, log=lambda msg: None) -> Release:
     base.mkdir(parents=True, exist_ok=True)
     with open(base.parent / f"slurm-{name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # one builder per release, other processes wait
-        marker = base / MARKER
-        if marker.is_file():
-            data = json.loads(marker.read_text())
-            data["unavailable"] = tuple(data.get("unavailable", ()))
-            rel = Release(**data)
-            if all(os.access(p, os.X_OK) for p in (rel.slurmctld, rel.scontrol)):
-                return rel
+        rel = _cached(base / MARKER)
+        if rel is not None:
+            return rel
+        if name in _FAILED:  # one try per process: each test must not wait for apt again
+            raise ReleaseUnavailable(_FAILED[name])
         try:
             rel = _build(name, suite, base, log)
-        except AptError as err:
-            raise ReleaseUnavailable(f"slurm {name}: {err}") from err
-        marker.write_text(json.dumps(asdict(rel), indent=1))
+        except (AptError, ReleaseUnavailable, OSError, subprocess.SubprocessError) as err:
+            _FAILED[name] = str(err) if isinstance(err, ReleaseUnavailable) else f"slurm {name}: {err}"
+            raise ReleaseUnavailable(_FAILED[name]) from err
+        (base / MARKER).write_text(json.dumps({"format": MARKER_FORMAT, **asdict(rel)}, indent=1))
         return rel
+
+
+#: release -> why preparing it failed in this process
+_FAILED: Dict[str, str] = {}
+
+
+def _cached(marker: Path) -> Optional[Release]:
+    """The release a complete cache describes, or None when it must be (re)built."""
+    try:
+        data = json.loads(marker.read_text())
+        if data.pop("format", None) != MARKER_FORMAT:
+            return None
+        data["unavailable"] = tuple(data.get("unavailable", ()))
+        rel = Release(**data)
+    except (OSError, ValueError, TypeError):
+        return None
+    return rel if all(os.access(p, os.X_OK) for p in (rel.slurmctld, rel.scontrol)) else None
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
