@@ -63,11 +63,15 @@ def test_private_apt_keeps_every_file_under_its_root(tmp_path):
     apt = PrivateApt(tmp_path / "apt", "trixie", Source("http://archive.example/debian", ("bookworm",), ("main",)))
     apt.configure()
     opts = apt._options()
-    dirs = [opts[i + 1].split("=", 1)[1] for i in range(0, len(opts), 2) if opts[i + 1].startswith("Dir::")]
+    assert opts[:2] == ["-c", str(tmp_path / "apt" / "apt.conf")]
+    dirs = [opts[i + 1].split("=", 1)[1] for i in range(2, len(opts), 2) if opts[i + 1].startswith("Dir::")]
     assert dirs and all(d.startswith(str(tmp_path / "apt")) for d in dirs)
     line = (tmp_path / "apt" / "sources.list").read_text()
     assert line.endswith("http://archive.example/debian trixie main\n") and line.startswith("deb ")
     assert (tmp_path / "apt" / "status").read_text() == ""
+    dump = apt.run("apt-config", "dump").stdout
+    assert 'Dir::State::status "%s/apt/status"' % tmp_path in dump
+    assert "appstreamcli" not in dump and "PackageKit" not in dump  # the machine's hooks are cleared
 
 
 def test_unknown_release_is_named():
@@ -162,3 +166,12 @@ def test_every_library_comes_from_the_unpacked_suite(name):
                                env={**os.environ, "LD_TRACE_LOADED_OBJECTS": "1"}).stdout
         paths = [w for line in trace.splitlines() for w in line.split() if w.startswith("/")]
         assert len(paths) > 3 and all(p.startswith(rel.root + "/") for p in paths), trace
+
+
+def test_download_falls_back_to_one_package_at_a_time(tmp_path):
+    """One name the suite lacks sinks a batch apt-get download; the rest still arrive, the bad one is named."""
+    prepare("20.11")  # its private lists are on disk
+    apt = PrivateApt(releases.release_dir("20.11") / "apt", "bullseye")
+    failed = apt.download(["libmunge2", "pyslurmrpc-no-such-package"], tmp_path)
+    assert failed == ["pyslurmrpc-no-such-package"]
+    assert [p.name.split("_")[0] for p in tmp_path.glob("*.deb")] == ["libmunge2"]

@@ -27,6 +27,11 @@ APT_TIMEOUT = 900.0         # seconds for one apt-get update / download call
 NET_TIMEOUT = 60            # apt's own per-connection timeout (seconds) ...
 NET_RETRIES = 2             # ... and retries, so an unreachable archive fails fast
 SHOW_BATCH = 200            # package names per apt-cache call
+#: the machine's apt.conf.d stays in force (proxies, snapshot Valid-Until settings), but not its
+#: hooks: an update of our lists must not refresh the machine's AppStream or PackageKit caches
+CLEARED_HOOKS = ("APT::Update::Pre-Invoke", "APT::Update::Post-Invoke",
+                 "APT::Update::Post-Invoke-Success", "DPkg::Pre-Invoke", "DPkg::Post-Invoke",
+                 "DPkg::Pre-Install-Pkgs")
 
 
 class AptError(RuntimeError):
@@ -136,6 +141,7 @@ class PrivateApt:
 
     def _options(self) -> List[str]:
         r = self.root
+        head = ["-c", str(r / "apt.conf")]
         opts = {
             "Dir::Etc::SourceList": r / "sources.list", "Dir::Etc::SourceParts": r / "sources.list.d",
             "Dir::Etc::Preferences": r / "preferences", "Dir::Etc::PreferencesParts": r / "preferences.d",
@@ -145,19 +151,22 @@ class PrivateApt:
             "Acquire::http::Timeout": NET_TIMEOUT, "Acquire::https::Timeout": NET_TIMEOUT,
             "Acquire::Retries": NET_RETRIES,
         }
-        return [arg for k, v in opts.items() for arg in ("-o", f"{k}={v}")]
+        return head + [arg for k, v in opts.items() for arg in ("-o", f"{k}={v}")]
 
     def configure(self) -> None:
         """Write the private sources file and the empty dirs/status apt expects."""
         for sub in ("sources.list.d", "preferences.d", "lists/partial", "cache/archives/partial"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
         (self.root / "status").touch()
+        (self.root / "apt.conf").write_text("".join(f"#clear {hook};\n" for hook in CLEARED_HOOKS))
         keyring = self.archive.signed_by or (DEFAULT_KEYRING if os.path.exists(DEFAULT_KEYRING) else None)
         option = f"[signed-by={keyring}] " if keyring else ""
         (self.root / "sources.list").write_text(f"deb {option}{self.archive.uri} {self.suite} main\n")
 
     def run(self, tool: str, *args: str, cwd: Optional[Path] = None,
             check: bool = True) -> subprocess.CompletedProcess:
+        if not (self.root / "apt.conf").is_file():
+            self.configure()
         cmd = [tool, *self._options(), *args]
         proc = subprocess.run(cmd, capture_output=True, text=True, cwd=cwd, timeout=APT_TIMEOUT,
                               stdin=subprocess.DEVNULL, env={**os.environ, "LC_ALL": "C"})
