@@ -220,6 +220,7 @@ def _build(name: str, suite: str, base: Path, log) -> Release:
     wanted, size, unknown = _wanted(apt)
     log(f"slurm {name}: downloading {len(wanted)} packages ({size / 1e6:.1f} MB) from {suite}")
     debs = base / "debs"
+    shutil.rmtree(debs, ignore_errors=True)  # an unfinished earlier build may hold other versions
     failed = apt.download(wanted, debs)
     missing = [n for n in failed if _required(n)]
     if missing:
