@@ -1,7 +1,13 @@
-"""Run a real, throw-away slurmctld (Debian 12's Slurm 22.05.8) for tests.
+"""Run a real, throw-away slurmctld (Debian 12's Slurm 22.05.8, or another release) for tests.
 
 >>> with MungedHarness() as m, SlurmctldHarness(m.socket_path) as ctld:
 ...     wire_ping(ctld.host, ctld.port, MungeAuth(m.socket_path))
+>>> with SlurmctldHarness(m.socket_path, release=prepare("24.11")) as ctld:
+...     ctld.scontrol("ping")        # trixie's own scontrol 24.11
+
+Other releases come from :mod:`.releases` (Debian's packages of other suites,
+unpacked into a cache); their controller gets ``PluginDir`` set to the
+unpacked plugins and is compared with the same release's scontrol.
 
 The controller gets its own slurm.conf, state directory, pid and log file in a
 private temporary directory, listens on a free loopback port, authenticates
@@ -32,6 +38,7 @@ from .netio import (  # noqa: F401  (re-exported)
     split_frames, wire_ping,
 )
 from .process import ChildHarness, start_or_skip
+from .releases import Release, ReleaseUnavailable, prepare
 
 #: where Debian installs slurmctld when it is not on PATH
 SLURMCTLD_CANDIDATES = ("/usr/sbin/slurmctld", "/usr/local/sbin/slurmctld")
@@ -127,8 +134,14 @@ class SlurmctldHarness(ChildHarness):
     def __init__(self, munge_socket: str, *, workdir: Optional[str] = None,
                  cluster_name: str = "pyslurmrpc", port: Optional[int] = None,
                  slurmctld: Optional[str] = None, node_name: str = "node1",
-                 start_timeout: float = START_TIMEOUT, extra_conf: str = ""):
-        self.slurmctld = slurmctld or find_slurmctld()
+                 start_timeout: float = START_TIMEOUT, extra_conf: str = "",
+                 release: Optional[Release] = None):
+        # release: a :func:`~.releases.prepare`d Slurm whose slurmctld, scontrol and plugins are used
+        self.release_info = release
+        self.slurmctld = slurmctld or (release.slurmctld if release else find_slurmctld())
+        self.scontrol_path = release.scontrol if release else None
+        if release and release.plugin_dir:
+            extra_conf = f"PluginDir={release.plugin_dir}\n{extra_conf}"
         self.munge_socket = str(munge_socket)
         self.cluster_name = cluster_name
         self.extra_conf = extra_conf  # more slurm.conf lines, e.g. CommunicationParameters=...
@@ -192,6 +205,23 @@ class SlurmctldHarness(ChildHarness):
         self._wait_for_ping()
         return self
 
+    def _answers(self, auth) -> Optional[str]:
+        """None once the controller answers a ping, else why not yet.
+
+        A release harness asks the release's own scontrol (pyslurmrpc may not
+        speak that release yet); the default one sends a 22.05 REQUEST_PING.
+        """
+        if self.release_info is not None:
+            proc = self.scontrol("ping", timeout=10.0)
+            return None if " is UP" in proc.stdout else f"scontrol ping: {proc.stdout.strip()!r}"
+        try:
+            reply = wire_ping(self.host, self.port, auth, "22.05", timeout=2.0)
+            if reply.header.msg_type == MsgType.RESPONSE_SLURM_RC:
+                return None
+            return f"answered msg_type {reply.header.msg_type}"
+        except Exception as err:  # refused, closed, or a decode error: keep waiting, report it
+            return repr(err)
+
     def _wait_for_ping(self) -> None:
         from pyslurmrpc.auth.slurm_auth import MungeAuth
 
@@ -204,15 +234,9 @@ class SlurmctldHarness(ChildHarness):
                 message = self._failure(f"exited with {self._proc_rc}")
                 self.stop()
                 raise SlurmctldStartError(message)
-            try:
-                reply = wire_ping(self.host, self.port, auth, "22.05", timeout=2.0)
-                if reply.header.msg_type == MsgType.RESPONSE_SLURM_RC:
-                    return
-                last = f"answered msg_type {reply.header.msg_type}"
-            except (OSError, ConnectionError, ValueError) as err:
-                last = repr(err)
-            except Exception as err:  # a decode error: keep waiting, report it
-                last = repr(err)
+            last = self._answers(auth)
+            if last is None:
+                return
             time.sleep(POLL_INTERVAL)
         self._stop_process()
         message = self._failure(f"did not answer a ping in {self.start_timeout} s ({last})")
@@ -242,7 +266,7 @@ class SlurmctldHarness(ChildHarness):
 
     def scontrol(self, *args: str, timeout: float = 30.0, port: Optional[int] = None,
                  conf_path: Optional[str] = None) -> subprocess.CompletedProcess:
-        """Run Debian's scontrol against this controller (SLURM_CONF = our slurm.conf).
+        """Run the release's scontrol (Debian's by default) against this controller (SLURM_CONF = our slurm.conf).
 
         ``port`` writes a copy of slurm.conf whose SlurmctldPort is ``port``
         (e.g. a :class:`RecordingProxy` in front of the controller).
@@ -253,7 +277,7 @@ class SlurmctldHarness(ChildHarness):
                 f"SlurmctldPort={self.port}\n", f"SlurmctldPort={port}\n")
             Path(conf_path).write_text(text)
         env = {**self.env, "SLURM_CONF": conf_path or self.conf_path}
-        return subprocess.run([find_scontrol(), *args], capture_output=True, text=True,
+        return subprocess.run([self.scontrol_path or find_scontrol(), *args], capture_output=True, text=True,
                               env=env, timeout=timeout, stdin=subprocess.DEVNULL)
 
 
@@ -264,3 +288,8 @@ def slurmctld_or_skip(pytest, munge_socket: str, **kwargs) -> SlurmctldHarness:
                          SlurmctldNotFound, "real-slurmctld")
 
 
+def release_slurmctld_or_skip(pytest, munge_socket: str, release: str, **kwargs) -> SlurmctldHarness:
+    """Start a harness of ``release`` ("20.11"...): skip when it cannot be had, but fail under CI."""
+    def start():
+        return SlurmctldHarness(munge_socket, release=prepare(release), **kwargs).start()
+    return start_or_skip(pytest, start, (SlurmctldNotFound, ReleaseUnavailable), f"Slurm {release}")

@@ -1,0 +1,159 @@
+"""pyslurmrpc against REAL controllers of four Slurm releases, each compared with its own scontrol.
+
+20.11, 24.11 and 26.05 are Debian's own packages of bullseye, trixie and sid,
+fetched and unpacked by :mod:`pyslurmrpc.testing.releases` (the test command
+prepares them first; see protocol_specs/real_daemons.md); 22.05 is Debian 12's
+installed slurmctld.  Every controller uses the session's real munged.  Under
+CI=true nothing here is skipped: a release that cannot be had fails its tests.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+
+import pytest
+
+import test_decode_tcpdump as capture
+from pyslurmrpc import CheckpointUnsupported, Client
+from pyslurmrpc.decode.cli import decode_source, main as decode_main
+from pyslurmrpc.decode.frames import MungeOpener
+from pyslurmrpc.decode.inputs import load
+from pyslurmrpc.testing.slurmctld import release_slurmctld_or_skip
+
+RELEASES = ("20.11", "22.05", "24.11", "26.05")
+#: SLURM_PROTOCOL_VERSION of each release (src/common/slurm_protocol_common.h at its tag)
+PROTOCOL = {"20.11": 0x2400, "22.05": 0x2600, "24.11": 0x2A00, "26.05": 0x2D00}
+#: releases whose _check_hash (src/common/slurm_protocol_api.c) reads CommunicationParameters=
+#: block_null_hash: 21.08.8/20.11.9 upstream, and Debian's 20.11.4+deb11u1 carries the backport
+#: (its libslurmfull holds the string; test_block_null_hash_is_known_to_the_release checks it)
+BLOCK_NULL_HASH = frozenset({"20.11", "22.05", "24.11", "26.05"})
+MODES = [(r, "") for r in RELEASES] + [(r, "block_null_hash") for r in RELEASES if r in BLOCK_NULL_HASH]
+#: what scontrol puts in its MUNGE payload (slurm_send_node_msg / _check_hash at each tag):
+#: 20.11 [HASH_PLUGIN_NONE, msg_type in host order]; 22.05+ [HASH_PLUGIN_K12, 32-byte hash]
+HASH_PAYLOAD = {"20.11": (1, 3), "22.05": (2, 33), "24.11": (2, 33), "26.05": (2, 33)}
+REQUEST_PING, RESPONSE_SLURM_RC = 1008, 8001   # src/common/slurm_protocol_defs.h
+MACHINE_LIB_DIRS = ("/lib/x86_64-linux-gnu/", "/usr/lib/x86_64-linux-gnu/")
+CALL_TIMEOUT = 60.0
+
+
+@pytest.fixture(scope="module", params=MODES, ids=lambda m: "-".join(filter(None, m)))
+def ctld(request, munged):
+    """One real controller per (release, CommunicationParameters); the module runs them one at a time."""
+    release, comm = request.param
+    extra = f"CommunicationParameters={comm}\n" if comm else ""
+    harness = release_slurmctld_or_skip(pytest, munged.socket_path, release, extra_conf=extra)
+    harness.release_name, harness.comm = release, comm
+    yield harness
+    harness.stop()
+
+
+def _run(cmd, env) -> subprocess.CompletedProcess:
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=CALL_TIMEOUT,
+                          stdin=subprocess.DEVNULL)
+    print(f"$ {' '.join(cmd[-4:])}  (rc {proc.returncode})\n{proc.stdout}{proc.stderr}")
+    return proc
+
+
+def _pyslurmrpc(ctld, *args: str) -> subprocess.CompletedProcess:
+    return _run([sys.executable, "-m", "pyslurmrpc", "--conf", ctld.conf_path, *args], ctld.env)
+
+
+def _client(ctld, munged) -> Client:
+    return Client(ctld.host, ctld.port, munge_socket=munged.socket_path, timeout=10)
+
+
+# --------------------------------------------------------------------------
+# the daemon itself, judged by its own release's tools
+# --------------------------------------------------------------------------
+def test_daemon_is_up_by_its_own_scontrol(ctld):
+    ping = ctld.scontrol("ping")
+    print(f"scontrol ping ({ctld.release_info.version}): {ping.stdout!r}")
+    assert ping.returncode == 0 and ping.stdout.rstrip().endswith(" is UP")
+    version = ctld.scontrol("version").stdout.split()
+    assert version[-1] == ctld.release_info.version and version[-1].startswith(ctld.release_name + ".")
+    assert f"slurmctld version {ctld.release_info.version} started" in ctld.log_text()
+    conf = open(ctld.conf_path).read()
+    assert (f"CommunicationParameters={ctld.comm}\n" in conf) == bool(ctld.comm)
+
+
+def test_daemon_runs_its_own_suites_libraries(ctld):
+    """The process is the patched program named slurmctld, and maps the unpacked libc (not Debian 12's)."""
+    rel = ctld.release_info
+    with open(f"/proc/{ctld.pid}/cmdline", "rb") as fh:
+        assert fh.read().split(b"\0")[0] == rel.slurmctld.encode()
+    maps = open(f"/proc/{ctld.pid}/maps").read()
+    libc = [line.split()[-1] for line in maps.splitlines() if "/libc.so.6" in line or "/libc-2." in line]
+    assert libc, "slurmctld maps no libc"
+    if rel.suite:
+        assert rel.plugin_dir and f"PluginDir={rel.plugin_dir}\n" in open(ctld.conf_path).read()
+        assert all(path.startswith(rel.root + "/") for path in libc), libc
+    else:
+        assert all(path.startswith(MACHINE_LIB_DIRS) for path in libc), libc
+
+
+def test_block_null_hash_is_known_to_the_release(ctld):
+    """The table above is checked against the release's own library, not assumed."""
+    lib_dir = ctld.release_info.plugin_dir or "/usr/lib/x86_64-linux-gnu/slurm-wlm"
+    with open(f"{lib_dir}/libslurmfull.so", "rb") as fh:
+        knows = b"block_null_hash" in fh.read()
+    assert knows == (ctld.release_name in BLOCK_NULL_HASH)
+
+
+# --------------------------------------------------------------------------
+# pyslurmrpc against it
+# --------------------------------------------------------------------------
+def test_pyslurmrpc_ping_prints_what_its_scontrol_ping_prints(ctld):
+    theirs = _run([ctld.release_info.scontrol, "ping"], ctld.env)
+    ours = _pyslurmrpc(ctld, "ping")
+    assert (ours.stdout, ours.returncode) == (theirs.stdout, theirs.returncode)
+
+
+def test_controller_version_is_exact(ctld, munged):
+    got = _client(ctld, munged).controller_version()
+    print(f"controller_version() against {ctld.release_info.version}: {got!r}")
+    assert got == ctld.release_name
+
+
+def test_checkpoint_verdict_names_the_release(ctld, munged):
+    with pytest.raises(CheckpointUnsupported) as info:
+        _client(ctld, munged).checkpoint_able(1, 0)
+    text = str(info.value)
+    print(f"verdict against {ctld.release_info.version}: {text}")
+    assert info.value.version == ctld.release_name
+    assert f"speaks Slurm {ctld.release_name}:" in text and "removed in Slurm 20.02" in text
+    cli = _pyslurmrpc(ctld, "checkpoint", "able", "1.0")
+    assert cli.returncode == 1 and cli.stdout == ""
+    assert f"Slurm {ctld.release_name}" in cli.stderr and "removed in Slurm 20.02" in cli.stderr
+
+
+# --------------------------------------------------------------------------
+# the release's own ping on the wire, captured by tcpdump
+# --------------------------------------------------------------------------
+def test_tcpdump_capture_of_its_ping_decodes_frame_by_frame(ctld, munged, tmp_path):
+    tcpdump = capture._tcpdump()
+    pcap = tmp_path / "ping.pcap"
+    proc = capture._start_capture(tcpdump, ctld.port, pcap)
+    before = pcap.stat().st_size
+    try:
+        ping = ctld.scontrol("ping")
+        assert ping.stdout.rstrip().endswith(" is UP")
+        capture._wait_for_growth(pcap, before + 200)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(10)
+    reports = decode_source(load(pcap.read_bytes(), str(pcap), {ctld.port}), MungeOpener(munged.key_file))
+    frames = [f for r in reports for f in r.frames]
+    for f in frames:
+        print(f"frame {f.index}: msg_type {f.msg_type} ok={f.ok} error={f.error} munge={f.munge_error}")
+    assert [f.msg_type for f in frames] == [REQUEST_PING, RESPONSE_SLURM_RC]
+    assert all(r.ok for r in reports), [(r.label, r.problems) for r in reports]
+    versions = [next(x.value for x in f.fields if x.path == "header.version") for f in frames]
+    assert versions == [PROTOCOL[ctld.release_name]] * 2
+    payload = bytes.fromhex(frames[0].munge["payload"])  # the credential opened with munged's key
+    print(f"scontrol {ctld.release_info.version} MUNGE payload: {payload.hex()}")
+    assert (payload[0], len(payload)) == HASH_PAYLOAD[ctld.release_name]
+    if ctld.release_name == "20.11":
+        assert payload[1:] == REQUEST_PING.to_bytes(2, sys.byteorder)
+    assert decode_main([str(pcap), "--port", str(ctld.port), "--munge-key", str(munged.key_file)]) == 0
