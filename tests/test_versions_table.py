@@ -275,3 +275,42 @@ def test_answers_that_fit_no_release_give_no_verdict():
 def test_dead_controller_gives_no_verdict():
     _, _, verdict = _detect(lambda sent: None, NEWEST)
     assert verdict.code is None and "closed without an answer" in verdict.problem
+
+
+# -- against Debian's slurmctld 22.05 (real daemon, block_null_hash on) --------------
+@pytest.fixture(scope="module")
+def strict_2205(munged):
+    from pyslurmrpc.testing.slurmctld import SlurmctldHarness
+    with SlurmctldHarness(munged.socket_path, extra_conf="CommunicationParameters=block_null_hash\n") as ctld:
+        yield ctld
+
+
+def _real(ctld, frame: bytes) -> bytes | None:
+    from pyslurmrpc.testing.netio import exchange
+    ex = exchange(ctld.host, ctld.port, frame)
+    return ex.frames[0] if ex.frames else None
+
+
+@pytest.mark.parametrize("name", ["20.11", "21.08", "22.05"])
+def test_real_2205_takes_our_payload_and_refuses_none(strict_2205, munged, name):
+    from pyslurmrpc.auth.slurm_auth import MungeAuth
+    from pyslurmrpc.testing.netio import ping_frame
+    code, auth = version_code(name), MungeAuth(munged.socket_path)
+    seen = observe(code, _real(strict_2205, ping_frame(auth, name)))  # payload as that release sends it
+    assert seen.outcome is Outcome.ANSWERED and seen.reply.body.return_code == 0
+    bare = observe(code, _real(strict_2205, ping_frame(auth.create(code), name)))  # empty payload
+    assert bare.outcome is Outcome.CLOSED
+
+
+def test_real_2205_detected_in_one_extra_round(strict_2205, munged):
+    from pyslurmrpc.auth.slurm_auth import MungeAuth
+    from pyslurmrpc.testing.netio import ping_frame
+    auth = MungeAuth(munged.socket_path)
+
+    def ask(sent: int) -> bytes | None:
+        frame = ping_frame(auth, release_name(detect.wire_version(sent)))
+        return _real(strict_2205, relabel(frame, sent))
+    seen, plan, verdict = _detect(ask, NEWEST)
+    assert seen.outcome is Outcome.CLOSED  # 22.05 closes on 26.05
+    assert (verdict.code, verdict.name, verdict.exact) == (0x2600, "22.05", True)
+    assert RELEASE_BY_CODE[0x2600].accepts(verdict.speak)
