@@ -15,7 +15,7 @@ pyslurmrpc.wire.versions, columns ``min_code``, ``version_refusal``,
 
 A hint carries no credential and proves nothing: it only chooses the next
 version to try.  The verdict always rests on an answer to an authenticated
-request.  protocol_specs/detection.md (and /work/research/detection.md) give
+request.  protocol_specs/versions.md ("Detection") gives
 the algorithm the flows follow: one first request, then at most one round of
 requests side by side, chosen by :func:`plan_after`, judged by :func:`decide`.
 """
