@@ -314,3 +314,9 @@ def test_real_2205_detected_in_one_extra_round(strict_2205, munged):
     assert seen.outcome is Outcome.CLOSED  # 22.05 closes on 26.05
     assert (verdict.code, verdict.name, verdict.exact) == (0x2600, "22.05", True)
     assert RELEASE_BY_CODE[0x2600].accepts(verdict.speak)
+
+
+def test_first_version_prefers_the_cache_then_the_pinned_version():
+    assert detect.first_version() == NEWEST
+    assert detect.first_version(None, 0x2200) == 0x2200
+    assert detect.first_version(0x2600, 0x2200) == 0x2600

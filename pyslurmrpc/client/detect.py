@@ -51,6 +51,11 @@ CANDIDATES = tuple(sorted(RELEASE_BY_CODE, reverse=True))
 FIRST_WITHOUT_CHECKPOINT = min(r.code for r in RELEASES if not r.checkpoint)
 
 
+def first_version(cached: Optional[int] = None, pinned: Optional[int] = None) -> int:
+    """The version of the first request: what worked before, else what the caller pinned, else 26.05."""
+    return cached or pinned or DETECTION_FIRST
+
+
 class Outcome(str, enum.Enum):
     ANSWERED = "answered"          # a reply in the request's version: the request was taken
     HINT = "hint"                  # unauthenticated refusal naming another version
@@ -87,7 +92,7 @@ def is_refusal(msg: Message) -> bool:
     """RESPONSE_SLURM_RC SLURM_PROTOCOL_AUTHENTICATION_ERROR, SLURM_NO_AUTH_CRED, no credential."""
     return (msg.msg_type == MsgType.RESPONSE_SLURM_RC and msg.auth is None
             and bool(msg.header.flags & SLURM_NO_AUTH_CRED)
-            and msg.body.get("return_code") == AUTH_ERROR)
+            and getattr(msg.body, "return_code", None) == AUTH_ERROR)
 
 
 def _classify(sent: int, msg: Message) -> Observation:
