@@ -320,3 +320,21 @@ def test_first_version_prefers_the_cache_then_the_pinned_version():
     assert detect.first_version() == NEWEST
     assert detect.first_version(None, 0x2200) == 0x2200
     assert detect.first_version(0x2600, 0x2200) == 0x2600
+
+
+@pytest.mark.parametrize("name, word", [("17.11", 0x110B0D), ("18.08", 0x120809)])
+def test_auth_word_is_what_the_recorded_old_clients_write(name, word):
+    """The uint32 after "auth/munge" in requests libslurm 17.11.13 / 18.08.9 sent (fixtures)."""
+    from pathlib import Path
+    import glob
+    row = RELEASE_BY_CODE[version_code(name)]
+    assert row.auth is AuthFraming.BY_TYPE and row.auth_word == word
+    micro = {"17.11": "17.11.13", "18.08": "18.08.9"}[name]
+    here = Path(__file__).resolve().parent.parent
+    found = sorted(glob.glob(str(here / f"fixtures/slurm-{micro}-client/*.request.bin"))) or sorted(
+        glob.glob(f"/work/shared/recordings/slurm-{micro}-client/*.request.bin"))
+    assert found, f"no recorded {micro} requests"
+    frame = Path(found[0]).read_bytes()
+    at = frame.index(b"auth/munge") + len(b"auth/munge") + 1
+    assert int.from_bytes(frame[at:at + 4], "big") == word
+    assert all(r.auth_word == 0 for r in RELEASES if r.auth is AuthFraming.BY_ID)

@@ -86,6 +86,10 @@ class Release:
     reply_without_cred: bool         # its replies in its own version carry no credential
     version_refusal: Refusal         # a header version outside [min_code, code]
     auth_refusal: Refusal            # a credential that does not verify
+    #: the uint32 after the plugin name in a BY_TYPE envelope this release sends:
+    #: auth_munge.c plugin_version = SLURM_VERSION_NUMBER of its last micro release
+    #: (recorded: 17.11.13 0x110b0d, 18.08.9 0x120809); 19.05 / 20.02 write 0 there
+    auth_word: int = 0
 
     @property
     def forward_has_net_cred(self) -> bool:
@@ -104,10 +108,12 @@ _H, _A, _F, _P, _R = Header, Addr, AuthFraming, Payload, Refusal
 _CL, _HINT, _SAME = _R.CLOSE, _R.RC_HINT, _R.RC_SAME_VERSION
 
 #: code, name, MIN, header, addr, auth, payload, checkpoint, no_auth_flag,
-#: reply_without_cred, version refusal, auth refusal (protocol_specs/versions.md)
+#: reply_without_cred, version refusal, auth refusal[, auth word] (protocol_specs/versions.md)
 RELEASES: tuple[Release, ...] = tuple(Release(*row) for row in (
-    (0x2000, "17.11", 0x1E00, _H.MSG_INDEX, _A.SOCKADDR_IN, _F.BY_TYPE, _P.NONE, True, False, False, _CL, _CL),
-    (0x2100, "18.08", 0x1F00, _H.MSG_INDEX, _A.SOCKADDR_IN, _F.BY_TYPE, _P.NONE, True, False, False, _CL, _CL),
+    (0x2000, "17.11", 0x1E00, _H.MSG_INDEX, _A.SOCKADDR_IN, _F.BY_TYPE, _P.NONE, True, False, False, _CL, _CL,
+     0x110B0D),
+    (0x2100, "18.08", 0x1F00, _H.MSG_INDEX, _A.SOCKADDR_IN, _F.BY_TYPE, _P.NONE, True, False, False, _CL, _CL,
+     0x120809),
     (0x2200, "19.05", 0x2000, _H.MSG_INDEX, _A.SOCKADDR_IN, _F.BY_ID, _P.NONE, True, False, False, _CL, _CL),
     (0x2300, "20.02", 0x2100, _H.MSG_INDEX, _A.SOCKADDR_IN, _F.BY_ID, _P.NONE, False, False, False, _CL, _CL),
     (0x2400, "20.11", 0x2200, _H.MSG_INDEX, _A.FAMILY, _F.BY_ID, _P.MSG_TYPE, False, False, False, _CL, _CL),
