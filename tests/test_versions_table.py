@@ -338,3 +338,13 @@ def test_auth_word_is_what_the_recorded_old_clients_write(name, word):
     at = frame.index(b"auth/munge") + len(b"auth/munge") + 1
     assert int.from_bytes(frame[at:at + 4], "big") == word
     assert all(r.auth_word == 0 for r in RELEASES if r.auth is AuthFraming.BY_ID)
+
+
+def test_credential_refused_after_a_hint_is_reported_as_such():
+    def wrong_key(sent):  # a 25.05 controller that cannot verify our credential
+        return _rc_frame(0x2B00 if sent != 0x2B00 else sent, detect.AUTH_ERROR)
+    seen, plan, verdict = _detect(wrong_key, 0x2200)
+    assert seen.outcome is Outcome.HINT and plan.probes == (0x2B00,)
+    assert verdict.code is None and verdict.auth_refused and "credential" in verdict.problem
+    _, _, dead = _detect(lambda sent: None, 0x2200)
+    assert not dead.auth_refused

@@ -228,6 +228,7 @@ class Verdict:
     speak: Optional[int] = None    # a version it answered an authenticated request in
     hint: Optional[int] = None     # what an unauthenticated refusal claimed, if any
     problem: Optional[str] = None
+    auth_refused: bool = False     # nothing answered and a controller refused our credential
 
     @property
     def exact(self) -> bool:
@@ -248,7 +249,8 @@ def decide(first: Observation, plan: Plan, probes: Mapping[int, Observation]) ->
     seen[first.sent] = first
     answered = {v for v, o in seen.items() if o.outcome is Outcome.ANSWERED}
     if not answered:
-        return Verdict(None, hint=first.hint, problem=_nothing_answered(first, seen))
+        refused = any(o.outcome is Outcome.AUTH_REFUSED for o in seen.values())
+        return Verdict(None, hint=first.hint, problem=_nothing_answered(first, seen), auth_refused=refused)
     asked = set(seen)
     fits = [c for c in plan.candidates if _pattern(c, asked) == frozenset(answered)]
     if len(fits) != 1:
