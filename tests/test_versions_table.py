@@ -11,7 +11,7 @@ from pyslurmrpc.auth.msg_hash import (
 )
 from pyslurmrpc.client import detect
 from pyslurmrpc.client.detect import FUTURE_PROBE, Outcome, decide, observe, plan_after, relabel
-from pyslurmrpc.errors import InvalidArgumentError, PyslurmrpcError, UnsupportedVersionError
+from pyslurmrpc.errors import LocalProtocolError, PyslurmrpcError, UnsupportedVersionError
 from pyslurmrpc.wire import Address, Auth, Header, Message, MsgType, decode_message, encode_message
 from pyslurmrpc.wire.constants import SLURM_NO_AUTH_CRED
 from pyslurmrpc.wire.versions import (
@@ -120,7 +120,7 @@ def test_payload_of_unknown_version_is_refused():
 def test_k12_past_its_limit_is_a_typed_library_error():
     with pytest.raises(HashInputTooLarge) as info:
         kangarootwelve(bytes(9000))
-    assert isinstance(info.value, PyslurmrpcError) and isinstance(info.value, InvalidArgumentError)
+    assert isinstance(info.value, PyslurmrpcError) and isinstance(info.value, LocalProtocolError)
     assert "9000" in str(info.value)
     assert len(kangarootwelve(bytes(8000))) == 32  # under the limit still hashes
 

@@ -18,7 +18,7 @@ form a sender of each header version uses:
 
 from __future__ import annotations
 
-from ..errors import InvalidArgumentError
+from ..errors import LocalProtocolError
 from ..wire.versions import RELEASES, Payload, payload_kind
 
 #: slurm/slurm.h (21.08+) hash plugin ids: the first byte of a message hash
@@ -33,8 +33,8 @@ FIRST_HASHED_VERSION = min(r.code for r in RELEASES if r.payload is not Payload.
 MSG_TYPE_HOST_ORDER = "little"
 
 
-class HashInputTooLarge(InvalidArgumentError):
-    """The pure KangarooTwelve here hashes single-node input only (up to 8 KiB)."""
+class HashInputTooLarge(LocalProtocolError):
+    """The pure KangarooTwelve here hashes single-node input only (up to 8 KiB): our limit, not Slurm's."""
 
 
 # Written from the KangarooTwelve specification (Keccak team; RFC 9861):

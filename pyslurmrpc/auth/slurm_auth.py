@@ -45,6 +45,10 @@ SLURM_MIN_PROTOCOL_VERSION = OLDEST
 #: from here envelopes name the plugin by id and auth/none carries the hostname
 FIRST_BY_ID_VERSION = min(r.code for r in RELEASES if r.auth is AuthFraming.BY_ID)
 
+# the uint32 after the plugin type in 17.11 / 18.08 envelopes: SLURM_VERSION_NUMBER of the packing
+# release (the table's auth_word, as fixtures/slurm-1*-client recorded); 19.05+ pack 0 there instead.
+BY_TYPE_PLUGIN_VERSION = {r.code: r.auth_word for r in RELEASES if r.auth is AuthFraming.BY_TYPE}
+
 AUTH_PLUGIN_NONE = AuthPluginId.AUTH_PLUGIN_NONE
 AUTH_PLUGIN_MUNGE = AuthPluginId.AUTH_PLUGIN_MUNGE
 PLUGIN_NAMES = AUTH_PLUGIN_NAMES
@@ -97,12 +101,10 @@ def _check_plugin(auth: Auth, plugin_id: int, protocol_version: Optional[int]) -
 class _MungeEnvelope:
     """Shared envelope logic of the auth/munge authenticators (no I/O)."""
 
-    plugin_version = 0  # what 19.05's g_slurm_auth_pack writes for pre-19.05 peers
-
     def _envelope(self, credential: str, protocol_version: int) -> Auth:
         _check_version(protocol_version)
-        return Auth(plugin=PLUGIN_NAMES[AUTH_PLUGIN_MUNGE], plugin_id=AUTH_PLUGIN_MUNGE,
-                    credential=credential, plugin_version=self.plugin_version)
+        return Auth(plugin=PLUGIN_NAMES[AUTH_PLUGIN_MUNGE], plugin_id=AUTH_PLUGIN_MUNGE, credential=credential,
+                    plugin_version=BY_TYPE_PLUGIN_VERSION.get(protocol_version, 0))  # as that release packs it
 
     @staticmethod
     def _credential_of(auth: Auth, protocol_version: Optional[int]) -> str:
@@ -289,8 +291,6 @@ class NoneAuth:
     only the plugin must match.  Defaults are this process's euid/egid.
     """
 
-    plugin_version = 0
-
     def __init__(self, uid: Optional[int] = None, gid: Optional[int] = None,
                  hostname: Optional[str] = None):
         self.uid = os.geteuid() if uid is None else uid
@@ -303,7 +303,7 @@ class NoneAuth:
         with_host = protocol_version >= FIRST_BY_ID_VERSION
         return Auth(plugin=PLUGIN_NAMES[AUTH_PLUGIN_NONE], plugin_id=AUTH_PLUGIN_NONE,
                     uid=self.uid, gid=self.gid, hostname=self.hostname if with_host else None,
-                    plugin_version=self.plugin_version)
+                    plugin_version=BY_TYPE_PLUGIN_VERSION.get(protocol_version, 0))
 
     def verify(self, auth: Auth, protocol_version: Optional[int] = None) -> VerifiedAuth:
         """Accept any auth/none envelope; return the uid/gid it claims."""
