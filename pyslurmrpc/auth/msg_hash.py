@@ -33,8 +33,10 @@ FIRST_HASHED_VERSION = min(r.code for r in RELEASES if r.payload is not Payload.
 MSG_TYPE_HOST_ORDER = "little"
 
 
-class HashInputTooLarge(LocalProtocolError):
-    """The pure KangarooTwelve here hashes single-node input only (up to 8 KiB): our limit, not Slurm's."""
+class HashInputTooLarge(LocalProtocolError, ValueError):
+    """The pure KangarooTwelve here hashes single-node input only (up to 8 KiB): our limit, not Slurm's.
+
+    Still a ValueError, as before, for callers that caught that."""
 
 
 # Written from the KangarooTwelve specification (Keccak team; RFC 9861):
