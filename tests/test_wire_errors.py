@@ -115,7 +115,7 @@ def test_checkpoint_message_in_modern_version_is_unknown():
         decode_message(bytes(frame))
 
 
-@pytest.mark.parametrize("version", [0x0000, 0x1F00, 0x2C00, 0xFFFF])
+@pytest.mark.parametrize("version", [0x0000, 0x1F00, 0x2E00, 0xFFFF])
 def test_unsupported_protocol_version(version):
     frame = bytearray(PING)
     frame[4:6] = version.to_bytes(2, "big")

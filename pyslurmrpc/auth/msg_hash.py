@@ -1,22 +1,43 @@
-"""The message hash Slurm 22.05+ puts in the MUNGE credential's payload.
+"""What libslurm puts in the MUNGE credential's payload, per release.
 
-From 22.05 a sender packs the body first, then asks for a credential whose
-payload is one hash-plugin byte and a hash of the packed body keyed with the
-big-endian msg_type (src/common/slurm_protocol_api.c _compute_hash; the
-receiver's _check_hash compares it, and refuses a credential without one only
-when CommunicationParameters has block_null_hash).  The default hash plugin is
-KangarooTwelve (src/plugins/hash/k12).  Older headers carry no hash here:
-19.05 puts nothing in the payload.
+The release table (pyslurmrpc.wire.versions, column ``payload``) says which
+form a sender of each header version uses:
+
+* up to 20.02: nothing.
+* 20.11 and 21.08: three bytes, HASH_PLUGIN_NONE and the msg_type as a
+  uint16 in the sender's host byte order - little-endian on every platform
+  Slurm runs on (slurm_send_node_msg fills ``auth_payload[3]`` with memcpy;
+  the receiver's _check_hash compares with memcmp; 22.05's _compute_hash keeps
+  host order for <= 21.08 peers).  With CommunicationParameters=block_null_hash
+  an empty payload is refused.
+* 22.05 and later: one hash-plugin byte and a hash of the packed body keyed
+  with the big-endian msg_type (slurm_protocol_api.c _compute_hash; the
+  receiver's _check_hash).  The default hash plugin is KangarooTwelve
+  (src/plugins/hash/k12, DEFAULT_HASH_PLUGIN "hash/k12" through 26.05).
 """
 
 from __future__ import annotations
 
-#: slurm/slurm.h (22.05) hash plugin ids: the first byte of a message hash
+from ..errors import LocalProtocolError
+from ..wire.versions import RELEASES, Payload, payload_kind
+
+#: slurm/slurm.h (21.08+) hash plugin ids: the first byte of a message hash
 HASH_PLUGIN_NONE = 1
 HASH_PLUGIN_K12 = 2
-#: the first header version whose senders hash the body with K12 (22.05)
-FIRST_HASHED_VERSION = 0x2600
 K12_HASH_BYTES = 32
+#: the first header version whose senders put anything in the payload (20.11).
+#: client/flows.py skips the payload below it; callers should prefer
+#: :func:`credential_payload` / :func:`hashes_body`, which ask the table per version.
+FIRST_HASHED_VERSION = min(r.code for r in RELEASES if r.payload is not Payload.NONE)
+#: 20.11 / 21.08 put the msg_type in host order; every Slurm platform is little-endian
+MSG_TYPE_HOST_ORDER = "little"
+
+
+class HashInputTooLarge(LocalProtocolError, ValueError):
+    """The pure KangarooTwelve here hashes single-node input only (up to 8 KiB): our limit, not Slurm's.
+
+    Still a ValueError, as before, for callers that caught that."""
+
 
 # Written from the KangarooTwelve specification (Keccak team; RFC 9861):
 # Keccak-p[1600, 12] with rate 168, single node (input up to 8192 bytes
@@ -87,13 +108,20 @@ def kangarootwelve(message: bytes, custom: bytes = b"", length: int = 32) -> byt
     if len(s) <= _K12_CHUNK:
         return turboshake128(s, 0x07, length)
     # the tree mode (8 KiB chunks) is left out: no test message is that large
-    raise ValueError(f"kangarootwelve: only single-node input (up to {_K12_CHUNK} bytes) is implemented")
-
-
+    raise HashInputTooLarge(f"kangarootwelve: a {len(message)}-byte message is past the single-node "
+                            f"limit ({_K12_CHUNK} bytes with the customization); the tree mode is not implemented")
 
 
 def credential_payload(version: int, msg_type: int, body: bytes) -> bytes:
-    """The MUNGE payload libslurm of ``version`` would put in a credential for this message."""
-    if version < FIRST_HASHED_VERSION:
+    """The MUNGE payload libslurm of header ``version`` puts in a credential for this message."""
+    kind = payload_kind(version)
+    if kind is Payload.NONE:
         return b""
+    if kind is Payload.MSG_TYPE:
+        return bytes([HASH_PLUGIN_NONE]) + int(msg_type).to_bytes(2, MSG_TYPE_HOST_ORDER)
     return bytes([HASH_PLUGIN_K12]) + kangarootwelve(body, int(msg_type).to_bytes(2, "big"), K12_HASH_BYTES)
+
+
+def hashes_body(version: int) -> bool:
+    """Whether the payload depends on the packed body (then the body must be encoded first)."""
+    return payload_kind(version) is Payload.K12

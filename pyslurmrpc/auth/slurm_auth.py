@@ -23,7 +23,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Optional, Union
 
+from pyslurmrpc.wire.constants import AUTH_PLUGIN_NAMES, AuthPluginId
 from pyslurmrpc.wire.types import Auth
+from pyslurmrpc.wire.versions import OLDEST, RELEASES, VERSION_CODES, AuthFraming
 
 from .errors import (
     ESLURM_AUTH_CRED_INVALID, ESLURM_AUTH_UNPACK, ESLURM_PROTOCOL_INCOMPLETE_PACKET,
@@ -35,21 +37,21 @@ from .munge_cred import KeyLike, MungeKey, ReplayCache, decode_offline, encode_o
 from .munge_proto import Credential
 from .munge_xfer import LIBMUNGE_RETRY, RetryPolicy
 
-# src/common/slurm_protocol_common.h
-SLURM_19_05_PROTOCOL_VERSION = (34 << 8) | 0
-SLURM_18_08_PROTOCOL_VERSION = (33 << 8) | 0
-SLURM_17_11_PROTOCOL_VERSION = (32 << 8) | 0
-SLURM_MIN_PROTOCOL_VERSION = SLURM_17_11_PROTOCOL_VERSION
+# versions and plugin ids come from the release table (pyslurmrpc.wire.versions / constants)
+SLURM_19_05_PROTOCOL_VERSION = VERSION_CODES["19.05"]
+SLURM_18_08_PROTOCOL_VERSION = VERSION_CODES["18.08"]
+SLURM_17_11_PROTOCOL_VERSION = VERSION_CODES["17.11"]
+SLURM_MIN_PROTOCOL_VERSION = OLDEST
+#: from here envelopes name the plugin by id and auth/none carries the hostname
+FIRST_BY_ID_VERSION = min(r.code for r in RELEASES if r.auth is AuthFraming.BY_ID)
 
-# auth_munge.c / auth_none.c slurm_auth_pack (17.11, 18.08): the uint32 after the plugin type is the
-# plugin's plugin_version, SLURM_VERSION_NUMBER 0xMMmmuu of the packing release (the last patch
-# releases, as fixtures/slurm-1*-client recorded); 19.05+ g_slurm_auth_pack packs 0 there instead.
-BY_TYPE_PLUGIN_VERSION = {SLURM_17_11_PROTOCOL_VERSION: 0x110B0D, SLURM_18_08_PROTOCOL_VERSION: 0x120809}
+# the uint32 after the plugin type in 17.11 / 18.08 envelopes: SLURM_VERSION_NUMBER of the packing
+# release (the table's auth_word, as fixtures/slurm-1*-client recorded); 19.05+ pack 0 there instead.
+BY_TYPE_PLUGIN_VERSION = {r.code: r.auth_word for r in RELEASES if r.auth is AuthFraming.BY_TYPE}
 
-# src/common/slurm_auth.h and the plugins' plugin_type strings
-AUTH_PLUGIN_NONE = 100
-AUTH_PLUGIN_MUNGE = 101
-PLUGIN_NAMES = {AUTH_PLUGIN_NONE: "auth/none", AUTH_PLUGIN_MUNGE: "auth/munge"}
+AUTH_PLUGIN_NONE = AuthPluginId.AUTH_PLUGIN_NONE
+AUTH_PLUGIN_MUNGE = AuthPluginId.AUTH_PLUGIN_MUNGE
+PLUGIN_NAMES = AUTH_PLUGIN_NAMES
 
 # src/plugins/auth/munge/auth_munge.c: EMUNGE_SOCKET is retried 20 times, 0.1 s apart
 SLURM_MUNGE_RETRIES = 20
@@ -85,7 +87,7 @@ def _check_plugin(auth: Auth, plugin_id: int, protocol_version: Optional[int]) -
     From 19.05 the envelope is matched by plugin id, before by plugin name;
     an unknown one makes the receive fail with ESLURM_PROTOCOL_INCOMPLETE_PACKET.
     """
-    by_id = protocol_version is None or protocol_version >= SLURM_19_05_PROTOCOL_VERSION
+    by_id = protocol_version is None or protocol_version >= FIRST_BY_ID_VERSION
     if by_id and auth.plugin_id is not None:
         ok = auth.plugin_id == plugin_id
     else:
@@ -298,7 +300,7 @@ class NoneAuth:
     def create(self, protocol_version: int = SLURM_19_05_PROTOCOL_VERSION, payload: bytes = b"") -> Auth:
         """Envelope for ``protocol_version`` (hostname only from 19.05 on); auth/none has no payload."""
         _check_version(protocol_version)
-        with_host = protocol_version >= SLURM_19_05_PROTOCOL_VERSION
+        with_host = protocol_version >= FIRST_BY_ID_VERSION
         return Auth(plugin=PLUGIN_NAMES[AUTH_PLUGIN_NONE], plugin_id=AUTH_PLUGIN_NONE,
                     uid=self.uid, gid=self.gid, hostname=self.hostname if with_host else None,
                     plugin_version=BY_TYPE_PLUGIN_VERSION.get(protocol_version, 0))

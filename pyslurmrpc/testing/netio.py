@@ -18,6 +18,7 @@ from munch import Munch
 
 from pyslurmrpc.auth.msg_hash import credential_payload
 from pyslurmrpc.wire import Address, Header, Message, MsgType, decode_message, encode_message, version_code
+from pyslurmrpc.wire.versions import has_family_addr
 
 LOOPBACK = "127.0.0.1"
 IO_TIMEOUT = 5.0            # per-socket timeout of the helpers
@@ -116,7 +117,7 @@ def ping_frame(auth, version="22.05", *, msg_type: int = MsgType.REQUEST_PING) -
     if hasattr(auth, "create"):  # an authenticator: a credential as libslurm of that version makes it
         payload = credential_payload(code, msg_type, b"")
         auth = auth.create(code, payload) if payload else auth.create(code)
-    addr = Address(0, None, 0) if code >= 0x2400 else Address(None, 0, 0)
+    addr = Address(0, None, 0) if has_family_addr(code) else Address(None, 0, 0)
     return encode_message(Message(Header(code, msg_type, orig_addr=addr), auth, Munch()))
 
 

@@ -21,7 +21,7 @@ from .constants import (
 )
 from .primitives import BadField, FieldError, OversizedField, TruncatedField, UnknownType
 from .types import Address, Auth, Forward, Header, Message, RetEntry
-from .versions import VERSIONS, VersionSpec
+from .versions import VERSIONS, VersionSpec, release_name
 
 #: construct-level error -> our error class
 _ERROR_CLASSES = {
@@ -60,7 +60,7 @@ def spec_for(frame: bytes) -> VersionSpec:
     version = int.from_bytes(frame[4:6], "big")
     spec = VERSIONS.get(version)
     if spec is None:
-        raise UnsupportedVersionError(f"protocol version 0x{version:04x} is not supported",
+        raise UnsupportedVersionError(f"protocol version 0x{version:04x} ({release_name(version)}) is not supported",
                                       field="header.version", offset=4)
     return spec
 

@@ -1,4 +1,7 @@
-"""Numbers of Slurm's wire protocol: message types, protocol versions, limits.
+"""Numbers of Slurm's wire protocol: message types, plugin ids, flags, limits.
+
+Protocol versions and everything that differs between releases are in the
+release table, :mod:`pyslurmrpc.wire.versions`.
 
 Every value here is data read from Slurm's sources; ``protocol_specs/`` says
 which file each comes from.
@@ -19,8 +22,8 @@ SLURM_EXTERN_CONT = 0xFFFFFFFF
 #: slurm/slurm.h.in: "infinite" for 32-bit fields.
 INFINITE = 0xFFFFFFFF
 
-#: src/common/slurm_protocol_socket.c MAX_MSG_SIZE: the largest length prefix
-#: a daemon accepts (1 GiB in every release from 17.11 to 25.05).
+#: MAX_MSG_SIZE (src/common/slurm_protocol_socket.c; src/common/pack.h in 25.11,
+#: 26.05): the largest length prefix a daemon accepts (1 GiB, 17.11 to 26.05).
 MAX_MSG_SIZE = 1024 * 1024 * 1024
 #: src/common/pack.h MAX_PACK_MEM_LEN: the largest packed string / memory block.
 MAX_PACK_MEM_LEN = 1024 * 1024 * 1024

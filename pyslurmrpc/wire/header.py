@@ -6,8 +6,13 @@ src/common/slurm_protocol_pack.c switches on ``header->version``):
 * layout A (17.11 - 21.08 headers): flags, msg_index, msg_type, body_length,
   forward part, ret_list, orig_addr.
 * layout B (22.05 and 23.02 headers): as A without msg_index.
-* layout C (23.11 and later headers): as B; the forward part also carries the
+* layout C (23.11 and 24.05 headers): as B; the forward part also carries the
   alias ``net_cred`` string when the SLURM_PACK_ADDRS flag is set.
+* layout D (24.11 - 26.05 headers): as C; the forward part ends with
+  ``tree_depth``.
+
+Which header version takes which layout is the ``header`` column of the
+release table (pyslurmrpc.wire.versions).
 
 orig_addr is a bare IPv4 address and port up to 20.02 headers
 (slurm_pack_slurm_addr) and family-tagged from 20.11 headers (slurm_pack_addr).
