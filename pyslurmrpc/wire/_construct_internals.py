@@ -118,12 +118,9 @@ class _Recorder:
         """construct's ``(parsing) -> header -> ret_list -> err`` as ``header.ret_list.0.err``."""
         if self._elements:
             prefix, dotted = self._elements[-1]
-            rest = path[len(prefix):]
-        else:
-            rest, dotted = path[len(_ROOT):], ""
-        parts = [dotted] if dotted else []
-        parts += [p for p in rest.split(_SEP) if p]
-        return ".".join(parts)
+            rest = _dotted_tail(path[len(prefix):])
+            return f"{dotted}.{rest}" if rest else dotted
+        return _dotted_tail(path[len(_ROOT):])
 
     def enter_element(self, path: str, index: int) -> None:
         self._elements.append((path, f"{self.dotted(path)}.{index}"))
@@ -132,13 +129,18 @@ class _Recorder:
         self._elements.pop()
 
 
+@lru_cache(maxsize=4096)
+def _dotted_tail(rest: str) -> str:
+    return ".".join(p for p in rest.split(_SEP) if p)
+
+
 class _Leaf(Subconstruct):
     """Records the offsets and value of the primitive it wraps (paths and errors unchanged)."""
 
     def _parse(self, stream, context, path):
         start = stream.tell()
         value = self.subcon._parsereport(stream, context, path)
-        rec = context._params.recorder
+        rec = context["_params"]["recorder"]
         rec.fields.append(Recorded(rec.dotted(path), start, stream.tell(), value))
         return value
 
@@ -147,7 +149,7 @@ class _Element(Subconstruct):
     """Tells the recorder which array element is being read (Array keeps the index in the context)."""
 
     def _parse(self, stream, context, path):
-        rec = context._params.recorder
+        rec = context["_params"]["recorder"]
         rec.enter_element(path, context._index)
         try:
             return self.subcon._parsereport(stream, context, path)
