@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 import threading
 
-from pyslurmrpc.wire import Framer
+from pyslurmrpc.transport import recv_frame
 
 
 class ReplayPeer:
@@ -35,15 +35,11 @@ class ReplayPeer:
 
     def _one(self, conn):
         with conn:
-            framer = Framer()
-            frames = []
-            while not frames:
-                data = conn.recv(65536)
-                if not data:
-                    return
-                frames = framer.feed(data)
-            self.received.append(frames[0])
-            answer = self.respond(frames[0])
+            frame = recv_frame(conn)
+            if frame is None:
+                return
+            self.received.append(frame)
+            answer = self.respond(frame)
             if answer:
                 conn.sendall(answer)
 

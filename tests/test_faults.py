@@ -41,7 +41,9 @@ from pyslurmrpc.errors import (
 )
 from pyslurmrpc.fake import FakeSlurmctld, fixture_cluster
 from pyslurmrpc.testing.munged import MungedHarness
-from pyslurmrpc.wire import VERSIONS, Address, Framer, Header, Message, MsgType, decode_message, encode_message
+from pyslurmrpc.testing.netio import free_port
+from pyslurmrpc.transport import recv_frame
+from pyslurmrpc.wire import VERSIONS, Address, Header, Message, MsgType, decode_message, encode_message
 
 #: seconds allowed on top of a configured bound (thread start-up, a loaded CI box)
 MARGIN = 2.0
@@ -189,14 +191,11 @@ class FaultPeer(_ThreadedServer):
         super().__init__(sock)
 
     def _serve(self, conn: socket.socket):
-        framer, frames = Framer(), []
-        while not frames:
-            data = conn.recv(65536)
-            if not data:
-                return
-            frames = framer.feed(data)
+        frame = recv_frame(conn)
+        if frame is None:
+            return
         self.requests += 1
-        answer = self.behaviour(frames[0])
+        answer = self.behaviour(frame)
         if answer is STALL:
             _drain(conn)
         elif answer:
@@ -297,12 +296,6 @@ def healthy_fake(munged):
     """A FakeSlurmctld with auth/munge in a background thread."""
     with FakeSlurmctld(fixture_cluster(), auth=AsyncMungeAuth(munged.socket_path)) as fake:
         yield fake
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # ---------------------------------------------------------------------------
@@ -531,12 +524,9 @@ def test_fake_answers_a_request_followed_by_an_oversized_prefix(munged):
         with FakeSlurmctld(fixture_cluster(), auth=AsyncMungeAuth(munged.socket_path)) as fake:
             with socket.create_connection(("127.0.0.1", fake.port), timeout=TIMEOUT + MARGIN) as conn:
                 conn.sendall(request_frame(calls.able(2, 0), auth.create(0x2200), 0x2200) + b"\x7f\xff\xff\xff")
-                framer, frames = Framer(), []
-                while not frames:
-                    data = conn.recv(65536)
-                    assert data, "the fake closed without answering"
-                    frames = framer.feed(data)
-    reply = decode_message(frames[0])
+                frame = recv_frame(conn)
+                assert frame is not None, "the fake closed without answering"
+    reply = decode_message(frame)
     assert reply.msg_type == MsgType.RESPONSE_CHECKPOINT
     auth.verify(reply.auth, reply.version)
 
