@@ -33,24 +33,26 @@ def recv_frame(sock: socket.socket, framer: Optional[Framer] = None,
     to each read.
     """
     framer = framer if framer is not None else Framer()
-    while True:
+    frame = None
+    while frame is None:
         if deadline is not None:
             sock.settimeout(max(deadline - time.monotonic(), MIN_WAIT))
-        data = sock.recv(READ_CHUNK)
-        if not data:
-            return None
-        frames = framer.feed(data)
-        if frames:
-            return frames[0]
+        frame = _advance(framer, sock.recv(READ_CHUNK))
+    return frame or None
 
 
 async def read_frame(reader: asyncio.StreamReader, framer: Optional[Framer] = None) -> Optional[bytes]:
     """The first whole frame on ``reader`` (None if the peer closed before one was in)."""
     framer = framer if framer is not None else Framer()
-    while True:
-        data = await reader.read(READ_CHUNK)
-        if not data:
-            return None
-        frames = framer.feed(data)
-        if frames:
-            return frames[0]
+    frame = None
+    while frame is None:
+        frame = _advance(framer, await reader.read(READ_CHUNK))
+    return frame or None
+
+
+def _advance(framer: Framer, data: bytes) -> Optional[bytes]:
+    """The first frame ``data`` completes, None if more is needed, b"" when ``data`` is EOF."""
+    if not data:
+        return b""  # never a frame: a frame holds at least its length prefix
+    frames = framer.feed(data)
+    return frames[0] if frames else None
