@@ -8,7 +8,8 @@ libslurm.  Start with :class:`Client` or :class:`AsyncClient`.
 from .client import AsyncClient, Client
 from .errors import (
     AuthError, CheckpointUnsupported, ConfigError, ConnectionClosedError,
-    ConnectionRefusedTransportError, InvalidArgumentError, ProtocolError, PyslurmrpcError, SlurmError,
+    ConnectionRefusedTransportError, FailureReason, InvalidArgumentError, LocalProtocolError,
+    NoVersionAnsweredError, ProtocolError, PyslurmrpcError, RemoteProtocolError, SlurmError,
     TimeoutTransportError, TransportError, UnexpectedMessageError,
 )
 from .wire.constants import NO_VAL, NO_VAL16, SLURM_BATCH_SCRIPT
@@ -18,6 +19,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Client", "AsyncClient", "SlurmError", "CheckpointUnsupported", "TransportError",
     "ConnectionRefusedTransportError", "TimeoutTransportError", "ConnectionClosedError",
-    "ProtocolError", "UnexpectedMessageError", "AuthError", "ConfigError", "InvalidArgumentError",
+    "NoVersionAnsweredError", "ProtocolError", "LocalProtocolError", "RemoteProtocolError",
+    "FailureReason", "UnexpectedMessageError", "AuthError", "ConfigError", "InvalidArgumentError",
     "PyslurmrpcError", "NO_VAL", "NO_VAL16", "SLURM_BATCH_SCRIPT",
 ]

@@ -29,11 +29,8 @@ from typing import Any
 from .errors import (  # noqa: F401  (the constants are part of this module's C-like API)
     SLURM_PROTOCOL_VERSION_ERROR, SLURM_UNEXPECTED_MSG_ERROR, PyslurmrpcError, slurm_errno_of,
 )
-from .slurm_errno import text_of
+from .slurm_errno import SLURM_ERROR, SLURM_SUCCESS, text_of  # noqa: F401  (C-like API)
 from .wire.constants import NO_VAL, SLURM_BATCH_SCRIPT  # noqa: F401  (re-exported for C-like code)
-
-SLURM_SUCCESS = 0
-SLURM_ERROR = -1
 
 _local = threading.local()
 _client_lock = threading.Lock()

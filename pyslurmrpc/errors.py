@@ -1,17 +1,29 @@
 """The exception hierarchy of pyslurmrpc.
 
 Every error the library raises derives from :class:`PyslurmrpcError`.  The
-families are kept apart so callers can tell *where* a failure happened:
+families are kept apart so callers can tell *where* a failure happened and
+*whose fault* it is:
 
-* :class:`ProtocolError` - bytes that do not follow Slurm's wire format.
+* :class:`ProtocolError` - bytes that do not follow Slurm's wire format, split
+  as h11 splits blame: :class:`RemoteProtocolError` for what a peer sent (the
+  decode boundary, the Framer, a reply that does not answer the request) and
+  :class:`LocalProtocolError` for what we were asked to build and cannot
+  encode.  ``reason`` is a :class:`FailureReason`, so code sorts failures by
+  kind, never by message text.
 * :class:`TransportError` - the TCP connection failed (refused, timed out,
-  closed without a reply).
+  closed without a reply, no protocol version answered).
 * :class:`AuthError` - MUNGE / Slurm authentication failed (defined here,
   refined in :mod:`pyslurmrpc.auth.errors`).
 * :class:`SlurmError` - the daemon answered with a Slurm error code.
+
+Slurm error numbers come from :mod:`pyslurmrpc.slurm_errno` by name.
 """
 
 from __future__ import annotations
+
+import enum
+
+from .slurm_errno import REFERENCE_RELEASE, SlurmErrno, name_of, text_of
 
 
 class PyslurmrpcError(Exception):
@@ -21,16 +33,35 @@ class PyslurmrpcError(Exception):
 # --------------------------------------------------------------------------
 # Wire format errors
 # --------------------------------------------------------------------------
-class ProtocolError(PyslurmrpcError):
-    """Bytes that are not a valid Slurm message.
+class FailureReason(enum.Enum):
+    """What kind of wire-format failure a :class:`ProtocolError` is."""
 
-    ``field`` is the dotted path of the field being decoded (``"header.msg_type"``,
-    ``"body.image_dir"``) and ``offset`` the byte offset inside the frame
-    (length prefix included) where the problem was found.
+    TRUNCATED = "truncated"
+    TOO_LARGE = "too large"
+    TRAILING_BYTES = "trailing bytes"
+    INVALID_FIELD = "invalid field"
+    UNKNOWN_MESSAGE_TYPE = "unknown message type"
+    UNSUPPORTED_VERSION = "unsupported version"
+    UNEXPECTED_MESSAGE = "unexpected message"
+    MALFORMED = "malformed"
+
+
+class ProtocolError(PyslurmrpcError):
+    """Bytes that are not a valid Slurm message (base of the Local/Remote split).
+
+    ``reason`` is the :class:`FailureReason` (each subclass has its own
+    default), ``detail`` the human text, ``field`` the dotted path of the field
+    concerned (``"header.msg_type"``, ``"body.image_dir"``) and ``offset`` the
+    byte offset inside the frame (length prefix included) where the problem
+    was found.
     """
 
-    def __init__(self, message: str, *, field: str | None = None, offset: int | None = None):
-        self.reason = message
+    default_reason = FailureReason.MALFORMED
+
+    def __init__(self, message: str, *, field: str | None = None, offset: int | None = None,
+                 reason: FailureReason | None = None):
+        self.reason = self.default_reason if reason is None else reason
+        self.detail = message
         self.field = field
         self.offset = offset
         where = []
@@ -41,32 +72,54 @@ class ProtocolError(PyslurmrpcError):
         super().__init__(f"{message} ({', '.join(where)})" if where else message)
 
 
-class TruncatedError(ProtocolError):
+class RemoteProtocolError(ProtocolError):
+    """A peer sent bytes that break Slurm's wire format or do not answer our request."""
+
+
+class LocalProtocolError(ProtocolError):
+    """We were asked to encode something Slurm's wire format cannot carry (our mistake, not the peer's)."""
+
+
+class TruncatedError(RemoteProtocolError):
     """The frame ended before a field was complete."""
 
+    default_reason = FailureReason.TRUNCATED
 
-class FrameTooLargeError(ProtocolError):
+
+class FrameTooLargeError(RemoteProtocolError):
     """A length prefix (or a length inside the frame) exceeds the limit."""
 
+    default_reason = FailureReason.TOO_LARGE
 
-class UnknownMessageTypeError(ProtocolError):
+
+class UnknownMessageTypeError(RemoteProtocolError):
     """The header names a message type this library has no schema for."""
 
+    default_reason = FailureReason.UNKNOWN_MESSAGE_TYPE
 
-class UnsupportedVersionError(ProtocolError):
+
+class UnsupportedVersionError(RemoteProtocolError):
     """The header's protocol version is not one this library speaks."""
 
+    default_reason = FailureReason.UNSUPPORTED_VERSION
 
-class TrailingBytesError(ProtocolError):
+
+class TrailingBytesError(RemoteProtocolError):
     """Bytes are left over after the last field of a part of the frame."""
 
+    default_reason = FailureReason.TRAILING_BYTES
 
-class InvalidFieldError(ProtocolError):
+
+class InvalidFieldError(RemoteProtocolError):
     """A field holds a value the format does not allow (e.g. no NUL at the end of a string)."""
 
+    default_reason = FailureReason.INVALID_FIELD
 
-class UnexpectedMessageError(ProtocolError):
+
+class UnexpectedMessageError(RemoteProtocolError):
     """A well-formed reply of a type (or version) the request cannot be answered with."""
+
+    default_reason = FailureReason.UNEXPECTED_MESSAGE
 
 
 class InvalidArgumentError(PyslurmrpcError, ValueError):
@@ -90,11 +143,11 @@ class TransportError(PyslurmrpcError):
     """The connection to a daemon failed.
 
     ``slurm_errno`` is the number libslurm would have left in errno for the same
-    failure (e.g. 1800 SLURMCTLD_COMMUNICATIONS_CONNECTION_ERROR), ``address``
+    failure (e.g. SLURMCTLD_COMMUNICATIONS_CONNECTION_ERROR), ``address``
     the (host, port) concerned when there is one.
     """
 
-    default_errno = 1001  # SLURM_COMMUNICATIONS_CONNECTION_ERROR
+    default_errno = int(SlurmErrno.SLURM_COMMUNICATIONS_CONNECTION_ERROR)
 
     def __init__(self, message: str, *, slurm_errno: int | None = None, address=None):
         self.slurm_errno = self.default_errno if slurm_errno is None else slurm_errno
@@ -105,19 +158,30 @@ class TransportError(PyslurmrpcError):
 class ConnectionRefusedTransportError(TransportError):
     """Nobody listens at the address (every controller tried refused)."""
 
-    default_errno = 1800  # SLURMCTLD_COMMUNICATIONS_CONNECTION_ERROR
+    default_errno = int(SlurmErrno.SLURMCTLD_COMMUNICATIONS_CONNECTION_ERROR)
 
 
 class TimeoutTransportError(TransportError):
     """The daemon did not answer within the timeout."""
 
-    default_errno = 5004  # SLURM_PROTOCOL_SOCKET_IMPL_TIMEOUT
+    default_errno = int(SlurmErrno.SLURM_PROTOCOL_SOCKET_IMPL_TIMEOUT)
 
 
 class ConnectionClosedError(TransportError):
     """The daemon closed the connection without (a complete) reply."""
 
-    default_errno = 5005  # SLURM_PROTOCOL_SOCKET_ZERO_BYTES_SENT
+    default_errno = int(SlurmErrno.SLURM_PROTOCOL_SOCKET_ZERO_BYTES_SENT)
+
+
+class NoVersionAnsweredError(TransportError):
+    """The daemon answered a ping in none of the protocol versions tried.
+
+    Not a :class:`ConnectionClosedError`: every connection may have worked, but
+    no probe got a reply the version detection accepts.  ``slurm_errno`` stays
+    the one libslurm reports when a connection yields no reply.
+    """
+
+    default_errno = int(SlurmErrno.SLURM_PROTOCOL_SOCKET_ZERO_BYTES_SENT)
 
 
 # --------------------------------------------------------------------------
@@ -138,18 +202,17 @@ class AuthError(PyslurmrpcError):
 class SlurmError(PyslurmrpcError):
     """The daemon answered with a Slurm error code.
 
-    ``errno`` is the number (2037), ``name`` Slurm's symbol ("ESLURM_DISABLED")
+    ``errno`` is the number, ``name`` Slurm's symbol (e.g. "ESLURM_DISABLED")
     and ``str()`` Slurm's own text for it ("Requested operation is presently
-    disabled"), exactly as ``slurm_strerror`` gives it in 19.05.
+    disabled"), exactly as ``slurm_strerror`` gives it in ``release`` (19.05
+    unless the caller knows the daemon's release).
     """
 
-    def __init__(self, errno: int, *, details=None):
-        from .slurm_errno import name_of, text_of
-
+    def __init__(self, errno: int, *, details=None, release: str = REFERENCE_RELEASE):
         self.errno = errno
-        self.name = name_of(errno) or f"E{errno}"
+        self.name = name_of(errno, release) or f"E{errno}"
         self.details = details  # e.g. per-node codes of checkpoint_tasks
-        super().__init__(text_of(errno))
+        super().__init__(text_of(errno, release))
 
 
 class CheckpointUnsupported(PyslurmrpcError):
@@ -163,9 +226,13 @@ class CheckpointUnsupported(PyslurmrpcError):
             f"in Slurm 20.02, so this controller cannot checkpoint")
 
 
-#: errno for failures that are not a Slurm reply (src/common/slurm_errno.c numbers)
-SLURM_UNEXPECTED_MSG_ERROR = 1000
-SLURM_PROTOCOL_VERSION_ERROR = 1005
+#: errno libslurm leaves when connecting to slurmctld fails (SLURMCTLD_COMMUNICATIONS_CONNECTION_ERROR)
+CONNECT_ERRNO = int(SlurmErrno.SLURMCTLD_COMMUNICATIONS_CONNECTION_ERROR)
+#: errno libslurm leaves when reading a reply fails (SLURMCTLD_COMMUNICATIONS_RECEIVE_ERROR)
+RECEIVE_ERRNO = int(SlurmErrno.SLURMCTLD_COMMUNICATIONS_RECEIVE_ERROR)
+#: errno for failures that are not a Slurm reply
+SLURM_UNEXPECTED_MSG_ERROR = int(SlurmErrno.SLURM_UNEXPECTED_MSG_ERROR)
+SLURM_PROTOCOL_VERSION_ERROR = int(SlurmErrno.SLURM_PROTOCOL_VERSION_ERROR)
 
 
 def slurm_errno_of(exc: PyslurmrpcError) -> int:

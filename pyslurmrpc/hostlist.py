@@ -102,3 +102,49 @@ def _ranged(prefix: str, width: int, numbers: list[int]) -> str:
         if n is not None:
             start = prev = n
     return f"{prefix}[{','.join(spans)}]"
+
+
+# ---------------------------------------------------------------------------
+# the message tree: how a node list is cut into branches
+# ---------------------------------------------------------------------------
+def tree_spans(total: int, tree_width: int) -> list[int]:
+    """How many nodes each of the ``tree_width`` branch heads forwards to.
+
+    The reading of ``set_span`` (src/common/slurm_protocol_api.c in 17.11-23.02,
+    src/plugins/topology/common/common_topo.c ``_set_span`` in 23.11 and 24.05):
+    when every node fits one per branch nobody forwards (all zeros); otherwise
+    each branch in turn takes ``tree_width`` more nodes (its head counted once),
+    until what is left fits one per remaining branch or into the current one.
+    24.11 replaced it with a level-by-level spread (common_topo.c, then
+    hostlist.c ``_set_span`` from 25.05); the checkpoint releases use this one.
+    """
+    span = [0] * tree_width
+    left = total if total > tree_width else 0
+    while left > 0:
+        for i in range(tree_width):
+            if tree_width - i >= left:  # the rest fits: one head per branch from here on
+                span[i] += left if span[i] else 0
+                left = 0
+                break
+            if left <= tree_width:  # the rest goes under this branch's head
+                left -= 0 if span[i] else 1
+                span[i] += left
+                left = 0
+                break
+            left -= tree_width + (0 if span[i] else 1)
+            span[i] += tree_width
+    return span
+
+
+def split_treewidth(names: list[str], tree_width: int) -> list[list[str]]:
+    """Cut ``names`` into branches; each branch's first name is contacted directly
+    and is handed the rest of its branch to forward (route_split_hostlist_treewidth)."""
+    if tree_width < 1:
+        raise HostlistError(f"tree width must be at least 1, not {tree_width}")
+    branches, at = [], 0
+    for extra in tree_spans(len(names), tree_width):
+        if at >= len(names):
+            break
+        branches.append(list(names[at:at + 1 + extra]))
+        at += 1 + extra
+    return branches

@@ -1,14 +1,24 @@
-"""Slurm 19.05 error numbers, their symbolic names and their message texts.
+"""Slurm's error numbers, their symbolic names and message texts: the one errno table.
 
-Data source (Slurm tag ``slurm-19-05-8-1``):
+Every other module reads Slurm error numbers from here (by name, through
+:class:`SlurmErrno`, or by number through :func:`name_of` / :func:`text_of`);
+no Slurm error number is written as a literal anywhere else in pyslurmrpc
+(tests/test_slurm_errno.py checks that).
+
+Data source, reference release 19.05 (tag ``slurm-19-05-8-1``):
 
 * numbers and names: the ``SLURM_SUCCESS``/``SLURM_ERROR`` macros and the
   anonymous error ``enum`` of ``slurm/slurm_errno.h``;
 * texts: the ``slurm_errtab`` array in ``src/common/slurm_errno.c``, the table
   searched by ``_lookup_slurm_api_errtab()`` on behalf of ``slurm_strerror()``.
 
-The dict was produced mechanically from those two files and spot-checked by
-hand.  Notes on the edges of the data:
+Other releases (17.11 to 26.05): where a number of 19.05's table has another
+name or text, or is not declared, :data:`pyslurmrpc.slurm_errno_changes.CHANGES`
+says so, and the ``release`` argument of :func:`row_of`, :func:`name_of` and
+:func:`text_of` applies it.  Numbers that first appear after 19.05 are not in
+the table.
+
+Notes on the edges of the data:
 
 * ``EINPROGRESS`` is a libc errno that Slurm's table re-labels; its key is the
   Linux value (115), the platform every Slurm daemon runs on.
@@ -28,20 +38,23 @@ back into the signed C ``int`` that Slurm works with.
 
 from __future__ import annotations
 
+import enum
 import os
+
+from .slurm_errno_changes import AS_1905, CHANGES
 
 __all__ = [
     "ERRORS",
     "MISSING_FROM_ERRTAB",
+    "REFERENCE_RELEASE",
     "SLURM_SUCCESS",
     "SLURM_ERROR",
+    "SlurmErrno",
     "from_wire",
     "name_of",
+    "row_of",
     "text_of",
 ]
-
-SLURM_SUCCESS = 0
-SLURM_ERROR = -1
 
 #: number -> (symbolic name, message text) for Slurm 19.05.
 ERRORS: dict[int, tuple[str, str]] = {
@@ -261,6 +274,17 @@ ERRORS: dict[int, tuple[str, str]] = {
 #: Header-declared numbers with no row in ``slurm_errtab`` (text comes from libc).
 MISSING_FROM_ERRTAB: frozenset[int] = frozenset({4002, 6003})
 
+#: The release whose table :data:`ERRORS` is, and the default of ``release=`` below.
+REFERENCE_RELEASE = "19.05"
+
+#: Every name of :data:`ERRORS` as a named number: ``SlurmErrno.ESLURM_DISABLED == 2037``.
+SlurmErrno = enum.IntEnum("SlurmErrno", [(name, number) for number, (name, _) in ERRORS.items()])
+SlurmErrno.__doc__ = "Slurm 19.05's error numbers by their C names (built from ERRORS)."
+SlurmErrno.__module__ = __name__
+
+SLURM_SUCCESS = int(SlurmErrno.SLURM_SUCCESS)
+SLURM_ERROR = int(SlurmErrno.SLURM_ERROR)
+
 _UNKNOWN_NEGATIVE = "Unknown negative error number"
 
 
@@ -274,16 +298,35 @@ def from_wire(value: int) -> int:
     return value - 0x1_0000_0000 if value & 0x8000_0000 else value
 
 
-def name_of(n: int) -> str | None:
-    """Symbolic name of error number ``n``.
+def _release_key(release: str) -> tuple[int, int]:
+    try:
+        year, month = release.split(".")
+        return int(year), int(month)
+    except ValueError:
+        raise ValueError(f"release {release!r} is not of the form YY.MM (e.g. '19.05')") from None
 
-    Slurm names come from :data:`ERRORS`; any other positive number is looked
+
+def row_of(n: int, release: str = REFERENCE_RELEASE) -> tuple[str, str] | None:
+    """``(name, text)`` of ``n`` in ``release``'s table, ``None`` when that release lacks it."""
+    row = ERRORS.get(n)
+    wanted = _release_key(release)
+    for first, changed in CHANGES.get(n, ()):
+        if _release_key(first) > wanted:
+            break
+        row = ERRORS.get(n) if changed == AS_1905 else changed
+    return row
+
+
+def name_of(n: int, release: str = REFERENCE_RELEASE) -> str | None:
+    """Symbolic name of error number ``n`` (in ``release``).
+
+    Slurm names come from the table; any other positive number is looked
     up among the host's libc errno names (``ENOENT`` ...).  ``None`` when the
     number has no known name.
     """
-    entry = ERRORS.get(n)
-    if entry is not None:
-        return entry[0]
+    row = row_of(n, release)
+    if row is not None:
+        return row[0]
     if n > 0:
         import errno as _errno
 
@@ -291,8 +334,8 @@ def name_of(n: int) -> str | None:
     return None
 
 
-def text_of(n: int) -> str:
-    """Message text for ``n``, following ``slurm_strerror()``.
+def text_of(n: int, release: str = REFERENCE_RELEASE) -> str:
+    """Message text for ``n`` (in ``release``), following ``slurm_strerror()``.
 
     1. a number present in Slurm's table returns the table's text;
     2. otherwise a positive number is handed to the C library's
@@ -302,9 +345,9 @@ def text_of(n: int) -> str:
     3. otherwise (zero is always in the table, so this means a negative
        number) the fixed text ``"Unknown negative error number"``.
     """
-    entry = ERRORS.get(n)
-    if entry is not None and n not in MISSING_FROM_ERRTAB:
-        return entry[1]
+    row = row_of(n, release)
+    if row is not None and not (n in MISSING_FROM_ERRTAB and row == ERRORS[n]):
+        return row[1]
     if n > 0:
         return os.strerror(n)
     return _UNKNOWN_NEGATIVE

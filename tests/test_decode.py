@@ -298,6 +298,7 @@ def test_corrupted_frame_in_json():
     first, second = (json.loads(line) for line in out.splitlines())
     assert first["ok"] is False and first["error"]["type"] == "UnknownMessageTypeError"
     assert first["error"]["field"] == "header.msg_type" and first["error"]["offset"] == 10
+    assert "4242" in first["error"]["reason"]  # the text (ProtocolError.detail), not the enum
     assert second["ok"] is True and second["msg_type_name"] == "RESPONSE_SLURM_RC"
 
 

@@ -8,7 +8,6 @@ from munch import Munch
 from pyslurmrpc.auth.munge_cred import ReplayCache
 from pyslurmrpc.auth.slurm_auth import NoneAuth, OfflineMungeAuth
 from pyslurmrpc.fake import Cluster, FakeSlurmctld, FakeSlurmd, SettableClock
-from pyslurmrpc.fake.forward import split_tree
 from pyslurmrpc.fake.transport import exchange
 from pyslurmrpc.testing.netio import free_port
 from pyslurmrpc.wire import (
@@ -27,13 +26,6 @@ def tasks_frame(job, step, ts, forward=Forward(), uid=USER) -> bytes:
     auth = NoneAuth(uid=uid, gid=0, hostname="t").create(V1905)
     return encode_message(Message(Header(version=V1905, msg_type=MsgType.REQUEST_CHECKPOINT_TASKS,
                                          forward=forward), auth, body))
-
-
-def test_split_tree_like_set_span():
-    names = [f"n{i}" for i in range(100)]
-    assert [len(g) for g in split_tree(names, 50)] == [51] + [1] * 49
-    assert split_tree(["a", "b"], 50) == [["a"], ["b"]]
-    assert split_tree(["a", "b", "c", "d"], 2) == [["a", "b", "c"], ["d"]]
 
 
 @pytest.mark.parametrize("plugin,own_rc", [("ompi", 4027), ("simulated", 0)])

@@ -13,7 +13,8 @@ from pathlib import Path
 
 from pyslurmrpc.auth.munge import MungeClient
 from pyslurmrpc.auth.slurm_auth import AsyncMungeAuth, MungeAuth
-from pyslurmrpc.fake import FakeSlurmctld, RecordingProxy, Recordings, ReplayDaemon, fixture_cluster
+from pyslurmrpc.fake import FakeSlurmctld, RecordingProxy, ReplayDaemon, fixture_cluster
+from pyslurmrpc.fake.replay import Recordings
 from pyslurmrpc.fake.transport import exchange
 from pyslurmrpc.wire import Auth, MsgType, decode_message, version_code
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from munch import Munch
 
-from pyslurmrpc.fake import (
-    Cluster, Controller, NodeRules, NonePlugin, OmpiPlugin, SettableClock, fixture_cluster,
-)
-from pyslurmrpc.fake import codes
+from pyslurmrpc.fake import Cluster, SettableClock, codes, fixture_cluster
+from pyslurmrpc.fake.node_rules import NodeRules
+from pyslurmrpc.fake.plugins import NonePlugin, OmpiPlugin
+from pyslurmrpc.fake.rules import Controller
 from pyslurmrpc.wire import SLURM_BATCH_SCRIPT, CheckOp, MsgType
 
 T0 = 1_700_000_000

@@ -36,7 +36,7 @@ from pyslurmrpc.auth.slurm_auth import (
 )
 from pyslurmrpc.errors import (
     AuthError, ConnectionClosedError, ConnectionRefusedTransportError, FrameTooLargeError,
-    TimeoutTransportError, UnexpectedMessageError,
+    NoVersionAnsweredError, TimeoutTransportError, UnexpectedMessageError,
 )
 from pyslurmrpc.fake import FakeSlurmctld, fixture_cluster
 from pyslurmrpc.testing.munged import MungedHarness
@@ -241,24 +241,30 @@ def test_controller_accepts_and_never_answers(mode, munged, signer):
 
 @pytest.mark.parametrize("mode", MODES)
 def test_controller_answers_half_a_frame_and_closes(mode, munged, signer):
-    """Half a reply then EOF: ConnectionClosedError; the version probe that follows fails alike."""
+    """Half a reply then EOF: ConnectionClosedError; the version probe that follows fails alike, so
+    the call ends in NoVersionAnsweredError (not a ConnectionClosedError) raised while handling it."""
     def half(frame):
         whole = rc_frame(frame, signer)
         return whole[:len(whole) // 2]
 
     with ReplayPeer(half) as peer:
-        exc = scenario(mode, lambda: make_client(mode, peer.host, peer.port, munged), ConnectionClosedError,
+        exc = scenario(mode, lambda: make_client(mode, peer.host, peer.port, munged), NoVersionAnsweredError,
                        TIMEOUT, lambda: switch(peer, lambda f: rc_frame(f, signer)))
     assert exc.slurm_errno == 5005
+    assert not isinstance(exc, ConnectionClosedError)
+    assert isinstance(exc.__context__, ConnectionClosedError) and exc.__context__.address == exc.address
 
 
 @pytest.mark.parametrize("mode", MODES)
 def test_controller_answers_the_wrong_message_type(mode, munged, signer):
-    """RESPONSE_CHECKPOINT to a disable: UnexpectedMessageError (a ProtocolError) naming the type."""
-    with ReplayPeer(lambda f: rc_frame(f, signer, msg_type=MsgType.RESPONSE_CHECKPOINT)) as peer:
+    """RESPONSE_CHECKPOINT_COMP to an able: UnexpectedMessageError (a ProtocolError) naming the type.
+
+    (An rc-returning call such as disable counts any reply as slurm_get_return_code does.)"""
+    with ReplayPeer(lambda f: rc_frame(f, signer, msg_type=MsgType.RESPONSE_CHECKPOINT_COMP)) as peer:
         exc = scenario(mode, lambda: make_client(mode, peer.host, peer.port, munged), UnexpectedMessageError,
-                       TIMEOUT, lambda: switch(peer, lambda f: rc_frame(f, signer)))
-    assert "message type 5010" in str(exc)
+                       TIMEOUT, lambda: switch(peer, lambda f: rc_frame(f, signer)),
+                       call=("checkpoint_able", 2, 0), healthy=0)
+    assert "message type 5013" in str(exc)
     assert exc.field == "header.msg_type"
 
 

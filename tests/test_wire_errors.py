@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from pyslurmrpc.errors import (
-    FrameTooLargeError, InvalidFieldError, ProtocolError, TrailingBytesError, TruncatedError,
-    UnknownMessageTypeError, UnsupportedVersionError,
+    FailureReason, FrameTooLargeError, InvalidFieldError, LocalProtocolError, ProtocolError,
+    RemoteProtocolError, TrailingBytesError, TruncatedError, UnknownMessageTypeError,
+    UnsupportedVersionError,
 )
 from pyslurmrpc.wire import Framer, decode_message, encode_message
 from pyslurmrpc.wire.constants import MAX_MSG_SIZE
@@ -25,6 +28,9 @@ def _prefixed(payload: bytes) -> bytes:
 def _raises(frame, cls, field, offset):
     with pytest.raises(cls) as info:
         decode_message(frame)
+    assert isinstance(info.value, RemoteProtocolError)  # the peer's fault, never ours
+    assert not isinstance(info.value, LocalProtocolError)
+    assert info.value.reason is cls.default_reason
     assert info.value.field == field
     assert info.value.offset == offset
     assert field in str(info.value) and f"offset {offset}" in str(info.value)
@@ -67,7 +73,7 @@ def test_string_length_past_end_of_buffer():
     frame = bytearray(REQ)
     frame[BODY + 12:BODY + 16] = (0x7FFFFFF0).to_bytes(4, "big")
     err = _raises(bytes(frame), FrameTooLargeError, "body.image_dir", BODY + 12)
-    assert "limit" in err.reason or "past the end" in err.reason
+    assert "limit" in err.detail or "past the end" in err.detail
 
 
 def test_string_length_just_past_end():
@@ -133,11 +139,38 @@ def test_body_length_disagrees():
 
 
 def test_encode_rejects_bad_values():
+    """What we were asked to build is our fault: LocalProtocolError, not a Remote one."""
     message = decode_message(REQ)
     bad = type(message)(message.header, message.auth, dict(message.body, job_id=2**32))
-    with pytest.raises(InvalidFieldError) as info:
+    with pytest.raises(LocalProtocolError) as info:
         encode_message(bad)
     assert info.value.field.startswith("body")
+    assert info.value.reason is FailureReason.INVALID_FIELD
+    assert not isinstance(info.value, RemoteProtocolError)
     nul = type(message)(message.header, message.auth, dict(message.body, image_dir="a\0b"))
-    with pytest.raises(InvalidFieldError):
+    with pytest.raises(LocalProtocolError) as info:
         encode_message(nul)
+    assert info.value.reason is FailureReason.INVALID_FIELD
+
+
+def test_encode_blames_us_for_version_and_type():
+    message = decode_message(REQ)
+    header = message.header
+    old = dataclasses.replace(header, version=0x1F00)
+    with pytest.raises(LocalProtocolError) as info:
+        encode_message(type(message)(old, message.auth, message.body))
+    assert (info.value.reason, info.value.field) == (FailureReason.UNSUPPORTED_VERSION, "header.version")
+    odd = dataclasses.replace(header, msg_type=4242)
+    with pytest.raises(LocalProtocolError) as info:
+        encode_message(type(message)(odd, message.auth, message.body))
+    assert (info.value.reason, info.value.field) == (FailureReason.UNKNOWN_MESSAGE_TYPE, "header.msg_type")
+
+
+def test_every_reason_has_one_class_and_both_sides_share_the_base():
+    remote = [TruncatedError, FrameTooLargeError, UnknownMessageTypeError, UnsupportedVersionError,
+              TrailingBytesError, InvalidFieldError]
+    assert all(issubclass(cls, RemoteProtocolError) for cls in remote)
+    assert issubclass(LocalProtocolError, ProtocolError) and issubclass(RemoteProtocolError, ProtocolError)
+    assert len({cls.default_reason for cls in remote}) == len(remote)
+    err = LocalProtocolError("x", field="body.job_id", reason=FailureReason.INVALID_FIELD)
+    assert str(err) == "x (field body.job_id)" and err.detail == "x"

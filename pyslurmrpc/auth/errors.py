@@ -11,6 +11,7 @@ import errno as _errno
 from typing import TYPE_CHECKING, Optional
 
 from pyslurmrpc.errors import AuthError
+from pyslurmrpc.slurm_errno import SlurmErrno, text_of
 
 from .munge_constants import MungeErr, strerror
 
@@ -179,20 +180,12 @@ def munge_error(code: int, text: Optional[str] = None, *,
 # ---------------------------------------------------------------------------
 # Slurm-level authentication failures
 # ---------------------------------------------------------------------------
-#: Slurm 19.05 error numbers used by the auth layer (slurm/slurm_errno.h)
-SLURM_PROTOCOL_AUTHENTICATION_ERROR = 1007
-ESLURM_PROTOCOL_INCOMPLETE_PACKET = 5003
-ESLURM_AUTH_CRED_INVALID = 6000
-ESLURM_AUTH_BADARG = 6004
-ESLURM_AUTH_UNPACK = 6007
-
-SLURM_AUTH_STRERROR: dict[int, str] = {
-    SLURM_PROTOCOL_AUTHENTICATION_ERROR: "Protocol authentication error",
-    ESLURM_PROTOCOL_INCOMPLETE_PACKET: "Header lengths are longer than data received",
-    ESLURM_AUTH_CRED_INVALID: "Invalid authentication credential",
-    ESLURM_AUTH_BADARG: "Bad argument to plugin function",
-    ESLURM_AUTH_UNPACK: "Cannot unpack credential",
-}
+#: Slurm error numbers used by the auth layer (from the one errno table)
+SLURM_PROTOCOL_AUTHENTICATION_ERROR = int(SlurmErrno.SLURM_PROTOCOL_AUTHENTICATION_ERROR)
+ESLURM_PROTOCOL_INCOMPLETE_PACKET = int(SlurmErrno.ESLURM_PROTOCOL_INCOMPLETE_PACKET)
+ESLURM_AUTH_CRED_INVALID = int(SlurmErrno.ESLURM_AUTH_CRED_INVALID)
+ESLURM_AUTH_BADARG = int(SlurmErrno.ESLURM_AUTH_BADARG)
+ESLURM_AUTH_UNPACK = int(SlurmErrno.ESLURM_AUTH_UNPACK)
 
 
 class SlurmAuthError(AuthError):
@@ -210,7 +203,7 @@ class SlurmAuthError(AuthError):
                  munge_error: Optional[MungeError] = None):
         code = munge_error.code if munge_error else None
         text = munge_error.text if munge_error else None
-        detail = SLURM_AUTH_STRERROR.get(slurm_errno, "")
+        detail = text_of(slurm_errno)
         super().__init__(f"{message} [slurm errno {slurm_errno}: {detail}]", code=code, text=text)
         self.slurm_errno = slurm_errno
         self.plugin_errno = plugin_errno

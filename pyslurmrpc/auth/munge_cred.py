@@ -21,13 +21,14 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Callable, Optional, Union
 
+from cryptography.hazmat.primitives import padding
 from cryptography.hazmat.primitives.ciphers import Cipher as _CryptoCipher
 from cryptography.hazmat.primitives.ciphers import algorithms, modes
 
 from .errors import MungeError, munge_error
 from .munge_constants import (
-    CLOCK_REWIND_GRACE, CRED_PREFIX, CRED_SALT_LEN, CRED_SUFFIX, CRED_VERSION,
-    DEFAULT_TTL, GID_ANY, KEY_LEN_MIN, MAXIMUM_TTL, REPLAY_MAC_LEN, UID_ANY,
+    CLOCK_REWIND_GRACE, CRED_PREFIX, CRED_SALT_LEN, CRED_SUFFIX, CRED_VERSION, DEFAULT_CIPHER,
+    DEFAULT_MAC, DEFAULT_TTL, DEFAULT_ZIP, GID_ANY, KEY_LEN_MIN, MAXIMUM_TTL, REPLAY_MAC_LEN, UID_ANY,
     ZIP_MAGIC, Cipher, Mac, MungeErr, Zip,
 )
 from .munge_proto import Credential
@@ -238,11 +239,12 @@ def _decrypt(key: MungeKey, outer: _Outer, cred_mac: bytes, data: bytes) -> Opti
         return None
     dek = key.dek(outer.mac, cred_mac)[:spec.key_size]
     dec = _CryptoCipher(spec.algorithm(dek), modes.CBC(outer.iv)).decryptor()
-    plain = dec.update(data) + dec.finalize()
-    pad = plain[-1]
-    if not 1 <= pad <= spec.block_size or plain[-pad:] != bytes((pad,)) * pad:
+    # munged's cipher context pads like OpenSSL's EVP (PKCS#7), so a wrong pad is a bad key or cred
+    unpadder = padding.PKCS7(spec.block_size * 8).unpadder()
+    try:
+        return unpadder.update(dec.update(data) + dec.finalize()) + unpadder.finalize()
+    except ValueError:
         return None
-    return plain[:-pad]
 
 
 def _decompress(zip_: int, inner: bytes) -> bytes:
@@ -353,16 +355,16 @@ def _encrypt(key: MungeKey, cipher: int, mac: int, cred_mac: bytes, iv: bytes, i
     if cipher == Cipher.NONE:
         return inner
     spec = _cipher_spec(cipher)
-    pad = spec.block_size - len(inner) % spec.block_size
     dek = key.dek(mac, cred_mac)[:spec.key_size]
+    padder = padding.PKCS7(spec.block_size * 8).padder()
     enc = _CryptoCipher(spec.algorithm(dek), modes.CBC(iv)).encryptor()
-    return enc.update(inner + bytes((pad,)) * pad) + enc.finalize()
+    return enc.update(padder.update(inner) + padder.finalize()) + enc.finalize()
 
 
 def encode_offline(key_file: KeyLike, *, uid: int, gid: int, payload: bytes = b"",
                    ttl: int = DEFAULT_TTL, encode_time: Optional[int] = None,
-                   addr: str = "0.0.0.0", cipher: int = Cipher.AES128, mac: int = Mac.SHA256,
-                   zip: int = Zip.NONE, realm: Optional[str] = None,
+                   addr: str = "0.0.0.0", cipher: int = DEFAULT_CIPHER, mac: int = DEFAULT_MAC,
+                   zip: int = DEFAULT_ZIP, realm: Optional[str] = None,
                    uid_restriction: Optional[int] = None,
                    gid_restriction: Optional[int] = None) -> str:
     """Mint a credential munged (with the same key) accepts, claiming ``uid``/``gid``.

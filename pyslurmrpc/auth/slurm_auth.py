@@ -41,6 +41,11 @@ SLURM_18_08_PROTOCOL_VERSION = (33 << 8) | 0
 SLURM_17_11_PROTOCOL_VERSION = (32 << 8) | 0
 SLURM_MIN_PROTOCOL_VERSION = SLURM_17_11_PROTOCOL_VERSION
 
+# auth_munge.c / auth_none.c slurm_auth_pack (17.11, 18.08): the uint32 after the plugin type is the
+# plugin's plugin_version, SLURM_VERSION_NUMBER 0xMMmmuu of the packing release (the last patch
+# releases, as fixtures/slurm-1*-client recorded); 19.05+ g_slurm_auth_pack packs 0 there instead.
+BY_TYPE_PLUGIN_VERSION = {SLURM_17_11_PROTOCOL_VERSION: 0x110B0D, SLURM_18_08_PROTOCOL_VERSION: 0x120809}
+
 # src/common/slurm_auth.h and the plugins' plugin_type strings
 AUTH_PLUGIN_NONE = 100
 AUTH_PLUGIN_MUNGE = 101
@@ -94,12 +99,10 @@ def _check_plugin(auth: Auth, plugin_id: int, protocol_version: Optional[int]) -
 class _MungeEnvelope:
     """Shared envelope logic of the auth/munge authenticators (no I/O)."""
 
-    plugin_version = 0  # what 19.05's g_slurm_auth_pack writes for pre-19.05 peers
-
     def _envelope(self, credential: str, protocol_version: int) -> Auth:
         _check_version(protocol_version)
-        return Auth(plugin=PLUGIN_NAMES[AUTH_PLUGIN_MUNGE], plugin_id=AUTH_PLUGIN_MUNGE,
-                    credential=credential, plugin_version=self.plugin_version)
+        return Auth(plugin=PLUGIN_NAMES[AUTH_PLUGIN_MUNGE], plugin_id=AUTH_PLUGIN_MUNGE, credential=credential,
+                    plugin_version=BY_TYPE_PLUGIN_VERSION.get(protocol_version, 0))  # as that release packs it
 
     @staticmethod
     def _credential_of(auth: Auth, protocol_version: Optional[int]) -> str:
@@ -286,8 +289,6 @@ class NoneAuth:
     only the plugin must match.  Defaults are this process's euid/egid.
     """
 
-    plugin_version = 0
-
     def __init__(self, uid: Optional[int] = None, gid: Optional[int] = None,
                  hostname: Optional[str] = None):
         self.uid = os.geteuid() if uid is None else uid
@@ -300,7 +301,7 @@ class NoneAuth:
         with_host = protocol_version >= SLURM_19_05_PROTOCOL_VERSION
         return Auth(plugin=PLUGIN_NAMES[AUTH_PLUGIN_NONE], plugin_id=AUTH_PLUGIN_NONE,
                     uid=self.uid, gid=self.gid, hostname=self.hostname if with_host else None,
-                    plugin_version=self.plugin_version)
+                    plugin_version=BY_TYPE_PLUGIN_VERSION.get(protocol_version, 0))
 
     def verify(self, auth: Auth, protocol_version: Optional[int] = None) -> VerifiedAuth:
         """Accept any auth/none envelope; return the uid/gid it claims."""

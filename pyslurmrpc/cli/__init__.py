@@ -7,6 +7,7 @@ import json
 import logging
 import sys
 
+from ..defaults import SLURMCTLD_PORT
 from ..errors import PyslurmrpcError
 
 SUBCOMMANDS = {
@@ -26,8 +27,24 @@ DELEGATED = {
 }
 
 
+#: a prefix no command-line word can start with (argv strings hold no NUL): a
+#: subcommand's parser then sees every word as an argument and hands them on verbatim
+_NO_OPTIONS = "\0"
+
+
+class _Formatter(argparse.HelpFormatter):
+    """Shows the subcommand as optional, ``[COMMAND]``: without one the help is printed."""
+
+    def _format_args(self, action, default_metavar):
+        if action.dest == "command":
+            return f"[{action.metavar}]"
+        return super()._format_args(action, default_metavar)
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="pyslurmrpc", description="Slurm's checkpoint RPCs without libslurm.")
+    """Global options, then a subcommand whose words (``-1``, ``--help`` too) are its own."""
+    p = argparse.ArgumentParser(prog="pyslurmrpc", description="Slurm's checkpoint RPCs without libslurm.",
+                                formatter_class=_Formatter)
     p.add_argument("--conf", help="slurm.conf (default: $SLURM_CONF, then /etc/slurm/slurm.conf)")
     p.add_argument("--controller", metavar="HOST[:PORT]", help="talk to this slurmctld, no slurm.conf needed")
     p.add_argument("--auth", choices=("munge", "none"), help="authentication (default: slurm.conf's, else munge)")
@@ -36,20 +53,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, help="seconds, replaces MessageTimeout")
     p.add_argument("--json", action="store_true", help="one JSON object per result")
     p.add_argument("-v", "--verbose", action="count", default=0, help="log every RPC, credentials redacted")
-    p.add_argument("command", nargs="?", choices=SUBCOMMANDS, metavar="COMMAND",
-                   help="; ".join(f"{k}: {v}" for k, v in SUBCOMMANDS.items()))
+    commands = p.add_subparsers(dest="command", metavar="COMMAND",
+                                help="; ".join(f"{k}: {v}" for k, v in SUBCOMMANDS.items()))
+    for name in SUBCOMMANDS:
+        sub = commands.add_parser(name, add_help=False, prefix_chars=_NO_OPTIONS)
+        sub.add_argument("args", nargs=argparse.REMAINDER)
+    p.set_defaults(args=[])
     return p
-
-
-def _split(argv: list[str]) -> tuple[list[str], list[str]]:
-    """Global options before the subcommand; everything after it belongs to the subcommand."""
-    takes_value = {"--conf", "--controller", "--auth", "--munge-socket", "--protocol", "--timeout"}
-    i = 0
-    while i < len(argv):
-        if argv[i] in SUBCOMMANDS:
-            return argv[:i + 1], argv[i + 1:]
-        i += 2 if argv[i] in takes_value else 1
-    return argv, []
 
 
 def make_client(opts):
@@ -61,7 +71,7 @@ def make_client(opts):
     if opts.controller:
         host, _, port = opts.controller.rpartition(":") if ":" in opts.controller else (opts.controller, "", "")
         extra.setdefault("auth", "munge")
-        return Client(host, int(port) if port else 6817, **extra)
+        return Client(host, int(port) if port else SLURMCTLD_PORT, **extra)
     return Client.from_slurm_conf(opts.conf, **extra)
 
 
@@ -102,10 +112,7 @@ def _ping(opts) -> int:
 
 def main(argv=None) -> int:
     """Entry point of ``pyslurmrpc`` and ``python -m pyslurmrpc``."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    head, rest = _split(argv)
-    opts = _parser().parse_args(head)
-    opts.args = rest
+    opts = _parser().parse_args(list(sys.argv[1:] if argv is None else argv))
     handler = _verbose(opts.verbose)
     try:
         return _dispatch(opts)

@@ -88,7 +88,7 @@ def run(munge_socket=None, out=print) -> int:
         with ctld, slurmds[0], slurmds[1]:
             nodes = {n: cluster.node_addrs[n] for n in NODES}
             client = Client(ctld.host, ctld.port, auth="munge" if use_munge else "none",
-                            munge_socket=munge_socket, nodes=nodes, tree_width=1, timeout=10)
+                            munge_socket=munge_socket, nodes=nodes, tree_width=1)
             out(f"fake slurmctld 19.05 on {ctld.host}:{ctld.port}, slurmds {', '.join(f'{n} on {h}:{p}' for n, (h, p) in nodes.items())}")
             out(f"auth: {'auth/munge (munged)' if use_munge else 'auth/none (no munged answered)'}; "
                 f"checkpoint plugin: simulated; job {JOB} running on n[1-2], job {PENDING_JOB} pending")

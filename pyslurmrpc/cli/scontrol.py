@@ -14,12 +14,12 @@ import time
 from dataclasses import dataclass, field
 
 from ..errors import CheckpointUnsupported, PyslurmrpcError, slurm_errno_of
-from ..slurm_errno import text_of
+from ..slurm_errno import SlurmErrno, text_of
 from ..wire.constants import NO_VAL
 
 #: update_job.c CKPT_WAIT: default MaxWait
 CKPT_WAIT = 10
-ESLURM_DISABLED = 2037
+ESLURM_DISABLED = int(SlurmErrno.ESLURM_DISABLED)
 
 #: (operation, minimum letters) in scontrol's matching order: "re" is requeue, restart needs "res"
 OPERATIONS = (("able", 1), ("complete", 2), ("disable", 1), ("enable", 2), ("create", 2),
@@ -90,11 +90,12 @@ def began_at(when: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(when))
 
 
-_complete_counter = 0
+#: update_job.c "complete" (a testing aid): error_code starts at 1 in each scontrol
+#: process, and every pyslurmrpc command is a new process, so it is always the first
+COMPLETE_TEST_CODE = 1
 
 
 def _run_operation(client, op: str, job: int, step: int, opts: dict):
-    global _complete_counter
     table = {
         "able": lambda: client.checkpoint_able(job, step),
         "disable": lambda: client.checkpoint_disable(job, step),
@@ -104,11 +105,9 @@ def _run_operation(client, op: str, job: int, step: int, opts: dict):
         "requeue": lambda: client.checkpoint_requeue(job, opts["max_wait"], opts["image_dir"]),
         "restart": lambda: client.checkpoint_restart(job, step, opts["stick"], opts["image_dir"]),
         "error": lambda: client.checkpoint_error(job, step),
-        "complete": lambda: client.checkpoint_complete(job, step, 0, _complete_counter,
-                                                       f"test error message {_complete_counter}"),
+        "complete": lambda: client.checkpoint_complete(job, step, 0, COMPLETE_TEST_CODE,
+                                                       f"test error message {COMPLETE_TEST_CODE}"),
     }
-    if op == "complete":
-        _complete_counter += 1
     return table[op]()
 
 

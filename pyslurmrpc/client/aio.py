@@ -11,7 +11,7 @@ import asyncio
 import inspect
 
 from ..errors import (
-    ConnectionClosedError, ConnectionRefusedTransportError, ProtocolError, TimeoutTransportError,
+    CONNECT_ERRNO, ConnectionClosedError, ConnectionRefusedTransportError, ProtocolError, TimeoutTransportError,
     TransportError,
 )
 from ..wire import Framer
@@ -74,9 +74,9 @@ async def _connect(action: flows.Connect):
     except ConnectionRefusedError:
         raise ConnectionRefusedTransportError(f"{ep}: connection refused", address=ep) from None
     except TimeoutError:
-        raise TimeoutTransportError(f"{ep}: connect timed out", address=ep, slurm_errno=1800) from None
+        raise TimeoutTransportError(f"{ep}: connect timed out", address=ep, slurm_errno=CONNECT_ERRNO) from None
     except OSError as exc:
-        raise TransportError(f"{ep}: {exc.strerror or exc}", address=ep, slurm_errno=1800) from None
+        raise TransportError(f"{ep}: {exc.strerror or exc}", address=ep, slurm_errno=CONNECT_ERRNO) from None
 
 
 async def _exchange(action: flows.Exchange) -> bytes:

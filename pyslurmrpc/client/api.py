@@ -105,7 +105,7 @@ class ClientApi:
 
         Returns {node: 0} when all succeed; raises SlurmError with the highest
         per-node code, ``.details`` holding every node's code.  The step id is
-        the full 32 bits (libslurm's public function truncates it to 16).
+        0..65535, as libslurm's uint16_t argument (widened to 32 bits on the wire).
         """
         return self._run(flows.tasks(self._state, job_id, step_id, begin_time, image_dir, max_wait, nodelist))
 

@@ -15,6 +15,7 @@ from munch import Munch
 
 from ..errors import InvalidArgumentError, SlurmError, UnexpectedMessageError
 from ..wire import CheckOp, Message, MsgType, SLURM_BATCH_SCRIPT
+from .fanout import SLURM_COMMUNICATIONS_CONNECTION_ERROR
 
 U16, U32 = 0xFFFF, 0xFFFFFFFF
 I64 = (-2**63, 2**63 - 1)
@@ -61,8 +62,30 @@ def return_code(reply: Message) -> int:
     return reply.body.return_code
 
 
+def slurm_get_return_code(reply: Message) -> int:
+    """slurm_protocol_defs.c slurm_get_return_code (17.11-19.05) for any reply that decoded.
+
+    A node that could not be reached (FORWARD_FAILED) counts as a connection
+    error; every type without a return code counts as success, as libslurm's
+    rc-returning calls count it.
+    """
+    if reply.msg_type == MsgType.RESPONSE_SLURM_RC:
+        return return_code(reply)
+    if reply.msg_type == MsgType.RESPONSE_FORWARD_FAILED:
+        return SLURM_COMMUNICATIONS_CONNECTION_ERROR
+    return 0
+
+
 def _rc_or_raise(reply: Message):
     code = return_code(reply)
+    if code:
+        raise SlurmError(code)
+    return None
+
+
+def _any_rc_or_raise(reply: Message):
+    """_checkpoint_op, complete, task_complete: slurm_send_recv_controller_rc_msg's code."""
+    code = slurm_get_return_code(reply)
     if code:
         raise SlurmError(code)
     return None
@@ -75,12 +98,14 @@ def _unexpected(call_name: str, reply: Message):
 
 def _reader(call_name: str, rules: dict) -> Callable[[Message], Any]:
     def read(reply: Message):
-        rule = rules.get(reply.msg_type)
+        rule = rules.get(reply.msg_type, rules.get(_ANY_TYPE))
         return rule(reply) if rule else _unexpected(call_name, reply)
     return read
 
 
-_RC_ONLY = {MsgType.RESPONSE_SLURM_RC: _rc_or_raise}
+_ANY_TYPE = None  # key of the rule for every reply type without a rule of its own
+#: rc-returning calls take any reply, counted by slurm_get_return_code
+_RC_ONLY = {_ANY_TYPE: _any_rc_or_raise}
 
 #: slurm_checkpoint_able: RESPONSE_CHECKPOINT -> its event_time; an RC 0 reply -> 0
 _ABLE = {MsgType.RESPONSE_CHECKPOINT: lambda r: r.body.event_time,
@@ -151,8 +176,13 @@ def task_complete(job_id, step_id, task_id, begin_time, error_code, error_msg=No
 
 
 def tasks(job_id, step_id, begin_time, image_dir=None) -> Call:
-    """REQUEST_CHECKPOINT_TASKS for one slurmd; the fan-out lives in fanout.py."""
-    body = Munch(job_id=_uint("job_id", job_id, U32), job_step_id=_uint("step_id", step_id, U32),
+    """REQUEST_CHECKPOINT_TASKS for one slurmd; the fan-out lives in fanout.py.
+
+    slurm_checkpoint_tasks takes a uint16_t step id (slurm.h.in, 17.11-19.05) and
+    sends it widened to 32 bits: larger ids cannot be sent by libslurm, so they
+    are refused here rather than sent.
+    """
+    body = Munch(job_id=_uint("job_id", job_id, U32), job_step_id=_uint("step_id", step_id, U16),
                  timestamp=_time("begin_time", begin_time), image_dir=_text("image_dir", image_dir))
     return Call("checkpoint_tasks", MsgType.REQUEST_CHECKPOINT_TASKS, body, lambda reply: reply)
 

@@ -13,15 +13,10 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .. import defaults
 from ..errors import ConfigError
 from ..hostlist import HostlistError, expand
 
-DEFAULT_PATHS = ("/etc/slurm/slurm.conf",)
-#: src/common/read_config.h defaults
-DEFAULTS = {
-    "slurmctldport": "6817", "slurmdport": "6818", "messagetimeout": "10", "tcptimeout": "2",
-    "slurmctldtimeout": "120", "treewidth": "50", "authtype": "auth/munge", "slurmuser": "root",
-}
 MAX_INCLUDE_DEPTH = 16
 _PAIR = re.compile(r'\s*([A-Za-z0-9_.]+)\s*[-+*/]?=\s*("(?:[^"]*)"|\S*)')
 _HOST = re.compile(r"^([^()\s]+)(?:\(([^()\s]+)\))?$")
@@ -48,17 +43,17 @@ class SlurmConfig:
     path: str | None = None
     cluster_name: str | None = None
     controllers: tuple[Controller, ...] = ()
-    slurmctld_port: int = 6817
-    slurmctld_port_count: int = 1
-    slurmd_port: int = 6818
+    slurmctld_port: int = defaults.SLURMCTLD_PORT
+    slurmctld_port_count: int = defaults.SLURMCTLD_PORT_COUNT
+    slurmd_port: int = defaults.SLURMD_PORT
     nodes: dict = field(default_factory=dict)  # NodeName -> NodeAddress
-    auth_type: str = "auth/munge"
+    auth_type: str = defaults.AUTH_TYPE
     auth_info: str | None = None
-    message_timeout: int = 10
-    tcp_timeout: int = 2
-    slurmctld_timeout: int = 120
-    tree_width: int = 50
-    slurm_user: str = "root"
+    message_timeout: int = defaults.MESSAGE_TIMEOUT
+    tcp_timeout: int = defaults.TCP_TIMEOUT
+    slurmctld_timeout: int = defaults.SLURMCTLD_TIMEOUT
+    tree_width: int = defaults.TREE_WIDTH
+    slurm_user: str = defaults.SLURM_USER
 
     @property
     def munge_socket(self) -> str | None:
@@ -88,7 +83,7 @@ class SlurmConfig:
 
 def find_slurm_conf(path=None) -> Path:
     """``path``, else $SLURM_CONF, else /etc/slurm/slurm.conf."""
-    for candidate in (path, os.environ.get("SLURM_CONF"), *DEFAULT_PATHS):
+    for candidate in (path, os.environ.get("SLURM_CONF"), *defaults.SLURM_CONF_PATHS):
         if candidate:
             return Path(candidate)
     raise ConfigError("no slurm.conf given")
@@ -100,20 +95,22 @@ def read_slurm_conf(path=None) -> SlurmConfig:
     scalars: dict[str, tuple[str, str, int]] = {}
     hosts: list[tuple[str, str, int]] = []
     nodes: dict[str, NodeAddress] = {}
-    for key, value, where, line in _pairs(conf_path, 0):
-        if key == "slurmctldhost":
-            hosts.append((value, where, line))
-        elif key == "nodename":
-            pass  # handled with its line's other pairs in _node_lines
-        else:
-            scalars[key] = (value, where, line)
-    for pairs, where, line in _node_lines(conf_path, 0):
+    node_lines = []  # read once; node lines are resolved after every scalar is known
+    for pairs, where, line in _walk(conf_path, 0):
+        if "nodename" in pairs:
+            node_lines.append((pairs, where, line))
+        for key, value in pairs.items():
+            if key == "slurmctldhost":
+                hosts.append((value, where, line))
+            elif key != "nodename":
+                scalars[key] = (value, where, line)
+    for pairs, where, line in node_lines:
         nodes.update(_nodes(pairs, where, line, scalars))
     return _build(conf_path, scalars, hosts, nodes)
 
 
 def _value(scalars, key):
-    return scalars.get(key, (DEFAULTS.get(key), None, None))
+    return scalars.get(key, (defaults.BY_KEY.get(key), None, None))
 
 
 def _int(scalars, key) -> int:
@@ -132,7 +129,7 @@ def _build(conf_path, scalars, hosts, nodes) -> SlurmConfig:
         auth_type=_value(scalars, "authtype")[0], auth_info=_value(scalars, "authinfo")[0],
         message_timeout=_int(scalars, "messagetimeout"), tcp_timeout=_int(scalars, "tcptimeout"),
         slurmctld_timeout=_int(scalars, "slurmctldtimeout"),
-        tree_width=_int(scalars, "treewidth") or 50, slurm_user=_value(scalars, "slurmuser")[0],
+        tree_width=_int(scalars, "treewidth") or defaults.TREE_WIDTH, slurm_user=_value(scalars, "slurmuser")[0],
     )
 
 
@@ -237,15 +234,3 @@ def _walk(path: Path, depth: int):
             yield from _walk(target if target.is_absolute() else path.parent / target, depth + 1)
             continue
         yield _line_pairs(stripped, str(path), number), str(path), number
-
-
-def _pairs(path: Path, depth: int):
-    for pairs, where, number in _walk(path, depth):
-        for key, value in pairs.items():
-            yield key, value, where, number
-
-
-def _node_lines(path: Path, depth: int):
-    for pairs, where, number in _walk(path, depth):
-        if "nodename" in pairs:
-            yield pairs, where, number

@@ -15,11 +15,9 @@ from ..wire import (
 from .calls import Call
 from .config import SlurmConfig, read_slurm_conf
 
-DEFAULT_SLURMCTLD_PORT = 6817
-DEFAULT_SLURMD_PORT = 6818
-DEFAULT_MESSAGE_TIMEOUT = 10.0
-DEFAULT_CONNECT_TIMEOUT = 2.0  # TCPTimeout
-DEFAULT_TREE_WIDTH = 50
+from ..defaults import MESSAGE_TIMEOUT as DEFAULT_MESSAGE_TIMEOUT, SLURMCTLD_PORT as DEFAULT_SLURMCTLD_PORT
+from ..defaults import SLURMD_PORT as DEFAULT_SLURMD_PORT, TCP_TIMEOUT as DEFAULT_CONNECT_TIMEOUT
+from ..defaults import TREE_WIDTH as DEFAULT_TREE_WIDTH
 #: libslurm sleeps this long between rounds over the controllers
 FAILOVER_PAUSE = 1.0
 CHECKPOINT_CODES = frozenset(version_code(v) for v in CHECKPOINT_VERSIONS)

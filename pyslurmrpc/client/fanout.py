@@ -1,9 +1,9 @@
 """checkpoint_tasks' fan-out to slurmd, as libslurm does it, without I/O.
 
 slurm_send_recv_msgs (src/common/forward.c start_msg_tree) sorts and
-de-duplicates the node list, splits it with the default route plugin's
-``set_span`` (src/common/slurm_protocol_api.c) into first hops, each carrying
-a forward list in its header, and gathers every node's answer from the first
+de-duplicates the node list, splits it into first hops, each carrying a
+forward list in its header (:func:`pyslurmrpc.hostlist.split_treewidth`, the
+split the fake slurmd forwards with too), and gathers every node's answer from the first
 hops' replies (their ret_list plus their own answer).
 """
 
@@ -11,13 +11,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..hostlist import compress, expand, uniq
+from ..hostlist import compress, expand, split_treewidth, uniq
+from ..slurm_errno import SlurmErrno
 from ..wire import Forward, Message, MsgType
 
 #: slurm_get_return_code: a node that could not be reached counts as this code
-SLURM_COMMUNICATIONS_CONNECTION_ERROR = 1001
+SLURM_COMMUNICATIONS_CONNECTION_ERROR = int(SlurmErrno.SLURM_COMMUNICATIONS_CONNECTION_ERROR)
 #: errno of a node name slurm.conf does not know (forward.c records it as FORWARD_FAILED)
-SLURM_UNKNOWN_NODE = 1012
+SLURM_UNKNOWN_NODE = int(SlurmErrno.SLURM_UNKNOWN_FORWARD_ADDR)
 
 
 @dataclass(frozen=True)
@@ -34,42 +35,9 @@ class Hop:
                        timeout=timeout_ms, tree_width=tree_width)
 
 
-def spans(total: int, width: int) -> list[int]:
-    """How many nodes each first hop forwards to (set_span); [] when nobody forwards."""
-    if total <= width:
-        return []
-    span = [0] * width
-    left = total
-    while left:
-        for i in range(width):
-            if width - i >= left:
-                if span[i]:
-                    span[i] += left
-                    left = 0
-                return span
-            if left <= width:
-                if not span[i]:
-                    left -= 1
-                span[i] += left
-                return span
-            if not span[i]:
-                left -= 1
-            span[i] += width
-            left -= width
-    return span
-
-
 def plan(nodelist: str, tree_width: int) -> list[Hop]:
     """The first hops for a hostlist expression (sorted, de-duplicated like hostlist_uniq)."""
-    nodes = uniq(expand(nodelist))
-    hops, pos = [], 0
-    for count in spans(len(nodes), tree_width):
-        if not count or pos >= len(nodes):
-            break
-        hops.append(Hop(nodes[pos], tuple(nodes[pos + 1:pos + 1 + count])))
-        pos += 1 + count
-    hops.extend(Hop(n) for n in nodes[pos:])
-    return hops
+    return [Hop(head, tuple(rest)) for head, *rest in split_treewidth(uniq(expand(nodelist)), tree_width)]
 
 
 def node_codes(hop: Hop, reply: Message) -> dict[str, int]:
@@ -81,7 +49,7 @@ def node_codes(hop: Hop, reply: Message) -> dict[str, int]:
 
 
 def entry_code(msg_type: int, err: int, body) -> int:
-    """slurm_get_return_code for one answer (FORWARD_FAILED always counts as 1001)."""
+    """slurm_get_return_code for one answer (FORWARD_FAILED always counts as a connection error)."""
     if msg_type == MsgType.RESPONSE_FORWARD_FAILED:
         return SLURM_COMMUNICATIONS_CONNECTION_ERROR
     if msg_type == MsgType.RESPONSE_SLURM_RC:

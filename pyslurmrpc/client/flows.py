@@ -16,7 +16,7 @@ from typing import Any
 
 from ..errors import (
     AuthError, CheckpointUnsupported, ConnectionClosedError, ConnectionRefusedTransportError,
-    InvalidArgumentError, ProtocolError, PyslurmrpcError, SlurmError, TransportError,
+    InvalidArgumentError, NoVersionAnsweredError, ProtocolError, PyslurmrpcError, SlurmError, TransportError,
 )
 from ..hostlist import HostlistError, uniq
 from ..wire import Forward, MsgType
@@ -113,7 +113,7 @@ def connect_controller(state: State):
             break
         yield Sleep(FAILOVER_PAUSE)
     tried = "; ".join(f"{ep}: {exc}" for ep, exc in failures.items())
-    raise ConnectionRefusedTransportError(f"no slurmctld answered ({tried})", slurm_errno=1800)
+    raise ConnectionRefusedTransportError(f"no slurmctld answered ({tried})")
 
 
 def rpc(state: State, call: calls.Call, version: int, endpoint: Endpoint | None = None,
@@ -159,7 +159,7 @@ def controller_version(state: State, endpoint: Endpoint | None = None):
     answered = yield Parallel(tuple(_probe(state, endpoint, v) for v in detect.CANDIDATES))
     version = detect.verdict(dict(zip(detect.CANDIDATES, answered)))
     if version is None:
-        raise ConnectionClosedError(
+        raise NoVersionAnsweredError(
             f"{endpoint} answered a ping in no protocol version from 17.11 to 25.05", address=endpoint)
     state.versions[_key(endpoint)] = version
     return version

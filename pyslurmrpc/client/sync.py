@@ -7,6 +7,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from ..errors import (
+    CONNECT_ERRNO, RECEIVE_ERRNO,
     ConnectionClosedError, ConnectionRefusedTransportError, TimeoutTransportError, TransportError,
 )
 from ..wire import Framer
@@ -39,9 +40,9 @@ def _connect(action: flows.Connect):
     except ConnectionRefusedError:
         raise ConnectionRefusedTransportError(f"{ep}: connection refused", address=ep) from None
     except socket.timeout:
-        raise TimeoutTransportError(f"{ep}: connect timed out", address=ep, slurm_errno=1800) from None
+        raise TimeoutTransportError(f"{ep}: connect timed out", address=ep, slurm_errno=CONNECT_ERRNO) from None
     except OSError as exc:
-        raise TransportError(f"{ep}: {exc.strerror or exc}", address=ep, slurm_errno=1800) from None
+        raise TransportError(f"{ep}: {exc.strerror or exc}", address=ep, slurm_errno=CONNECT_ERRNO) from None
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     return sock
 
@@ -68,7 +69,7 @@ def _exchange(action: flows.Exchange) -> bytes:
     except (ConnectionResetError, BrokenPipeError):
         raise ConnectionClosedError(f"{ep} reset the connection", address=ep) from None
     except OSError as exc:
-        raise TransportError(f"{ep}: {exc.strerror or exc}", address=ep, slurm_errno=1802) from None
+        raise TransportError(f"{ep}: {exc.strerror or exc}", address=ep, slurm_errno=RECEIVE_ERRNO) from None
     finally:
         sock.close()
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Iterable
 
 from .capture import CaptureError, capture_kind, read_capture
-from .packets import NotTcp, parse_packet
+from .packets import NotTcp, SkipReason, parse_packet
 from .tcp import DEFAULT_PORTS, reassemble
 
 #: Bytes a hex dump may consist of.
@@ -21,7 +21,7 @@ _CANONICAL = re.compile(r"^([0-9a-fA-F]{4,16})\s\s(.*?)\s*(?:\|.*\|)?\s*$")
 _COLUMN_GAP = "  "
 _HEX = re.compile(r"^(?:[0-9a-fA-F]{2})*$")
 #: Packet-level reasons worth a warning (others are just traffic that is not TCP).
-_WORTH_WARNING = ("cut short", "fragment", "not supported")
+_WORTH_WARNING = frozenset({SkipReason.CUT_SHORT, SkipReason.FRAGMENT, SkipReason.UNSUPPORTED_LINK})
 
 
 class InputError(ValueError):
@@ -95,22 +95,23 @@ def load(data: bytes, name: str, ports: Iterable[int] = DEFAULT_PORTS) -> Source
 
 def _load_capture(data: bytes, name: str, kind: str, ports: Iterable[int]) -> Source:
     warnings: list[str] = []
-    skipped: dict[str, int] = {}
+    skipped: dict[tuple[SkipReason, str], int] = {}
     try:
         segments = list(_segments(read_capture(data, warnings), skipped))
     except CaptureError as exc:
         raise InputError(f"{name}: {exc}") from None
-    warnings += [f"{count} packet(s) skipped: {reason}" for reason, count in skipped.items()
-                 if any(w in reason for w in _WORTH_WARNING)]
+    warnings += [f"{count} packet(s) skipped: {text}" for (reason, text), count in skipped.items()
+                 if reason in _WORTH_WARNING]
     streams = [s for s in reassemble(segments, ports) if s.data or s.problems]
     if not streams:
         raise InputError(f"{name}: no TCP payload to or from ports {', '.join(map(str, sorted(ports)))}")
     return Source(kind, streams, warnings)
 
 
-def _segments(packets, skipped: dict[str, int]):
+def _segments(packets, skipped: dict[tuple[SkipReason, str], int]):
     for packet in packets:
         try:
             yield parse_packet(packet.linktype, packet.data, packet.number)
         except NotTcp as exc:
-            skipped[str(exc)] = skipped.get(str(exc), 0) + 1
+            key = (exc.reason, str(exc))
+            skipped[key] = skipped.get(key, 0) + 1

@@ -7,6 +7,7 @@ are IP fragments, or are cut short are skipped (and counted by the caller).
 
 from __future__ import annotations
 
+import enum
 import ipaddress
 import struct
 from dataclasses import dataclass
@@ -39,8 +40,23 @@ IPV4_FRAGMENT_OFFSET = 0x1FFF
 TCP_FIN, TCP_SYN, TCP_RST, TCP_ACK = 0x01, 0x02, 0x04, 0x10
 
 
+class SkipReason(enum.Enum):
+    """Why a packet gives no TCP segment (sorted on this, never on the message text)."""
+
+    CUT_SHORT = "cut short"                  # a header or packet shorter than it declares
+    FRAGMENT = "fragment"                    # IP fragments are not reassembled
+    UNSUPPORTED_LINK = "unsupported link"    # a link type we have no parser for
+    NOT_IP = "not IP"                        # another network protocol, or no IP header
+    NOT_TCP = "not TCP"                      # IP carrying another transport
+    MALFORMED = "malformed"                  # a TCP header whose fields do not add up
+
+
 class NotTcp(Exception):
-    """The packet carries no TCP segment we can use; ``str()`` says why."""
+    """The packet carries no TCP segment we can use; ``reason`` says which kind, ``str()`` the details."""
+
+    def __init__(self, reason: SkipReason, message: str):
+        super().__init__(message)
+        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -64,7 +80,7 @@ def _ethernet(data: bytes) -> tuple[int, bytes]:
     pos, ethertype = 12, None
     while True:
         if len(data) < pos + 2:
-            raise NotTcp("Ethernet header cut short")
+            raise NotTcp(SkipReason.CUT_SHORT, "Ethernet header cut short")
         ethertype = int.from_bytes(data[pos:pos + 2], "big")
         if ethertype not in VLAN_ETHERTYPES:
             return ethertype, data[pos + 2:]
@@ -75,7 +91,7 @@ def _null(order: str) -> Callable[[bytes], tuple[int, bytes]]:
     """DLT_NULL ("host": the writer's byte order, guessed) or DLT_LOOP (">", network order)."""
     def parse(data: bytes) -> tuple[int, bytes]:
         if len(data) < NULL_HEADER:
-            raise NotTcp("loopback header cut short")
+            raise NotTcp(SkipReason.CUT_SHORT, "loopback header cut short")
         family = int.from_bytes(data[:NULL_HEADER], "big" if order == ">" else "little")
         if family > 0xFFFF:  # families are small: this was written big-endian
             family = int.from_bytes(data[:NULL_HEADER], "big")
@@ -85,13 +101,13 @@ def _null(order: str) -> Callable[[bytes], tuple[int, bytes]]:
 
 def _sll(data: bytes) -> tuple[int, bytes]:
     if len(data) < SLL_HEADER:
-        raise NotTcp("Linux cooked header cut short")
+        raise NotTcp(SkipReason.CUT_SHORT, "Linux cooked header cut short")
     return int.from_bytes(data[14:16], "big"), data[SLL_HEADER:]
 
 
 def _sll2(data: bytes) -> tuple[int, bytes]:
     if len(data) < SLL2_HEADER:
-        raise NotTcp("Linux cooked v2 header cut short")
+        raise NotTcp(SkipReason.CUT_SHORT, "Linux cooked v2 header cut short")
     return int.from_bytes(data[0:2], "big"), data[SLL2_HEADER:]
 
 
@@ -120,30 +136,30 @@ LINKTYPES: dict[int, Callable[[bytes], tuple[int, bytes]]] = {
 # ---------------------------------------------------------------------------
 def _ipv4(data: bytes) -> tuple[str, str, int, bytes]:
     if len(data) < IPV4_MIN_HEADER or data[0] >> 4 != 4:
-        raise NotTcp("not an IPv4 header")
+        raise NotTcp(SkipReason.NOT_IP, "not an IPv4 header")
     ihl = (data[0] & 0x0F) * 4
     total = int.from_bytes(data[2:4], "big")
     frag = int.from_bytes(data[6:8], "big")
     if frag & (IPV4_MORE_FRAGMENTS | IPV4_FRAGMENT_OFFSET):
-        raise NotTcp("IPv4 fragment (fragments are not reassembled)")
+        raise NotTcp(SkipReason.FRAGMENT, "IPv4 fragment (fragments are not reassembled)")
     if ihl < IPV4_MIN_HEADER or total < ihl or len(data) < total:
-        raise NotTcp("IPv4 packet cut short or malformed")
+        raise NotTcp(SkipReason.CUT_SHORT, "IPv4 packet cut short or malformed")
     src, dst = (str(ipaddress.IPv4Address(data[i:i + 4])) for i in (12, 16))
     return src, dst, data[9], data[ihl:total]  # total length drops Ethernet padding
 
 
 def _ipv6(data: bytes) -> tuple[str, str, int, bytes]:
     if len(data) < IPV6_HEADER or data[0] >> 4 != 6:
-        raise NotTcp("not an IPv6 header")
+        raise NotTcp(SkipReason.NOT_IP, "not an IPv6 header")
     length = int.from_bytes(data[4:6], "big")
     if len(data) < IPV6_HEADER + length:
-        raise NotTcp("IPv6 packet cut short")
+        raise NotTcp(SkipReason.CUT_SHORT, "IPv6 packet cut short")
     src, dst = (str(ipaddress.IPv6Address(data[i:i + 16])) for i in (8, 24))
     nxt, rest = data[6], data[IPV6_HEADER:IPV6_HEADER + length]
     while nxt in IPV6_EXTENSIONS and len(rest) >= 8:
         nxt, rest = rest[0], rest[8 + rest[1] * 8:]
     if nxt == IPV6_FRAGMENT:
-        raise NotTcp("IPv6 fragment (fragments are not reassembled)")
+        raise NotTcp(SkipReason.FRAGMENT, "IPv6 fragment (fragments are not reassembled)")
     return src, dst, nxt, rest
 
 
@@ -155,11 +171,11 @@ NETWORK = {ETHERTYPE_IPV4: _ipv4, ETHERTYPE_IPV6: _ipv6}
 # ---------------------------------------------------------------------------
 def _tcp(src: str, dst: str, data: bytes, number: int) -> Segment:
     if len(data) < TCP_MIN_HEADER:
-        raise NotTcp("TCP header cut short")
+        raise NotTcp(SkipReason.CUT_SHORT, "TCP header cut short")
     sport, dport, seq = struct.unpack_from(">HHI", data)
     offset = (data[12] >> 4) * 4
     if offset < TCP_MIN_HEADER or len(data) < offset:
-        raise NotTcp("TCP data offset malformed")
+        raise NotTcp(SkipReason.MALFORMED, "TCP data offset malformed")
     return Segment(src, dst, sport, dport, seq, data[13], data[offset:], number)
 
 
@@ -167,14 +183,14 @@ def parse_packet(linktype: int, data: bytes, number: int = 0) -> Segment:
     """The TCP segment in one captured packet; raises :class:`NotTcp` when there is none."""
     link = LINKTYPES.get(linktype)
     if link is None:
-        raise NotTcp(f"link type {linktype} is not supported")
+        raise NotTcp(SkipReason.UNSUPPORTED_LINK, f"link type {linktype} is not supported")
     ethertype, network = link(data)
     ip = NETWORK.get(ethertype)
     if ip is None:
-        raise NotTcp(f"ethertype 0x{ethertype & 0xFFFF:04x} is not IP")
+        raise NotTcp(SkipReason.NOT_IP, f"ethertype 0x{ethertype & 0xFFFF:04x} is not IP")
     src, dst, proto, transport = ip(network)
     if proto != IPPROTO_TCP:
-        raise NotTcp(f"IP protocol {proto} is not TCP")
+        raise NotTcp(SkipReason.NOT_TCP, f"IP protocol {proto} is not TCP")
     return _tcp(src, dst, transport, number)
 
 

@@ -142,7 +142,7 @@ def _error_json(report: FrameReport) -> Optional[dict]:
         return None
     start, tail = _tail(report)
     secret = (report.error.field or "").rsplit(".", 1)[-1] in SECRET_FIELDS
-    return {"type": type(report.error).__name__, "reason": report.error.reason,
+    return {"type": type(report.error).__name__, "reason": report.error.detail,
             "field": report.error.field, "offset": report.error.offset,
             "undecoded_offset": start, "undecoded": None if secret else tail.hex()}
 

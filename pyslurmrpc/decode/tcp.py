@@ -13,10 +13,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Iterable, Optional
 
+from ..defaults import SLURMCTLD_PORT, SLURMD_PORT
 from .packets import TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, Segment
 
 #: Slurm's default ports: SlurmctldPort and SlurmdPort (slurm.conf(5))
-DEFAULT_PORTS = (6817, 6818)
+DEFAULT_PORTS = (SLURMCTLD_PORT, SLURMD_PORT)
 SEQ_MODULUS = 1 << 32
 SEQ_HALF = 1 << 31
 

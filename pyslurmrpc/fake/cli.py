@@ -15,13 +15,13 @@ import signal
 import sys
 from typing import Optional
 
+from pyslurmrpc import defaults
 from pyslurmrpc.auth.slurm_auth import AsyncMungeAuth, NoneAuth
 
 from .clock import SettableClock, system_clock
 from .cluster import Cluster, fixture_cluster
 from .daemons import PLUGINS, FakeSlurmctld, FakeSlurmd
 from .replay import ReplayDaemon
-from .server import DEFAULT_MESSAGE_TIMEOUT
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plugin", choices=sorted(PLUGINS), default="ompi")
     p.add_argument("--slurmd", action="store_true",
                    help="also run a fake slurmd for each node of the cluster")
-    p.add_argument("--message-timeout", type=float, default=DEFAULT_MESSAGE_TIMEOUT)
+    p.add_argument("--message-timeout", type=float, default=float(defaults.MESSAGE_TIMEOUT))
     p.add_argument("--clock", type=int, help="fixed clock (UNIX seconds) instead of the wall clock")
     p.add_argument("--no-srun-completion", action="store_true",
                    help="ompi: do not model srun's completion after create/vacate")

@@ -16,13 +16,9 @@ import tomllib
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+from pyslurmrpc import defaults
 from pyslurmrpc.hostlist import expand
 from pyslurmrpc.wire import SLURM_BATCH_SCRIPT
-
-#: TreeWidth when slurm.conf does not set one (read_config.c DEFAULT_TREE_WIDTH).
-DEFAULT_TREE_WIDTH = 50
-#: MessageTimeout in seconds when slurm.conf does not set one.
-DEFAULT_MESSAGE_TIMEOUT = 10
 
 
 class JobState(enum.Enum):
@@ -95,7 +91,7 @@ class Cluster:
     slurm_user: int = 0
     job_checkpoint_dir: Optional[str] = None
     node_addrs: dict[str, tuple[str, int]] = field(default_factory=dict)
-    tree_width: int = DEFAULT_TREE_WIDTH
+    tree_width: int = defaults.TREE_WIDTH
     #: job checkpoint records written by route 2 (``<JobCheckpointDir>/<job>.ckpt``),
     #: kept in memory: job_id -> dict(uid, nodes, image_dir, steps)
     job_records: dict[int, dict] = field(default_factory=dict, repr=False)
@@ -114,16 +110,6 @@ class Cluster:
     def privileged(self, uid: int) -> bool:
         """slurmctld's validate_slurm_user: root or SlurmUser."""
         return uid == 0 or uid == self.slurm_user
-
-    def live_steps_on(self, node: str) -> dict[tuple[int, int], Step]:
-        """Steps with a slurmstepd on ``node``: steps of running/suspended jobs placed there."""
-        found = {}
-        for job in self.jobs.values():
-            if job.state in (JobState.RUNNING, JobState.SUSPENDED):
-                for step in job.steps.values():
-                    if node in step.nodes:
-                        found[(job.job_id, step.step_id)] = step
-        return found
 
     # ------------------------------------------------------------------
     # loading
@@ -156,7 +142,7 @@ class Cluster:
         """Build from the parsed TOML structure (see :meth:`from_toml`)."""
         cluster = cls(slurm_user=data.get("slurm_user", 0),
                       job_checkpoint_dir=data.get("job_checkpoint_dir"),
-                      tree_width=data.get("tree_width", DEFAULT_TREE_WIDTH),
+                      tree_width=data.get("tree_width", defaults.TREE_WIDTH),
                       node_addrs={name: _addr(text) for name, text in data.get("nodes", {}).items()})
         for spec in data.get("jobs", []):
             _load_job(cluster, dict(spec))

@@ -23,7 +23,7 @@ import inspect
 import os
 from typing import Optional
 
-from pyslurmrpc.auth.errors import SlurmAuthError
+from pyslurmrpc.auth.errors import SLURM_PROTOCOL_AUTHENTICATION_ERROR, SlurmAuthError
 from pyslurmrpc.auth.munge_constants import MungeErr
 from pyslurmrpc.auth.slurm_auth import VerifiedAuth
 from pyslurmrpc.wire import Auth
@@ -75,9 +75,9 @@ class DaemonAuth:
         if cred is None:
             return
         if cred.uid_restriction is not None and cred.uid_restriction != self.uid:
-            raise SlurmAuthError("credential restricted to another uid", slurm_errno=1007)
+            raise SlurmAuthError("credential restricted to another uid", slurm_errno=SLURM_PROTOCOL_AUTHENTICATION_ERROR)
         if cred.gid_restriction is not None and cred.gid_restriction not in self.gids:
-            raise SlurmAuthError("credential restricted to another gid", slurm_errno=1007)
+            raise SlurmAuthError("credential restricted to another gid", slurm_errno=SLURM_PROTOCOL_AUTHENTICATION_ERROR)
 
     async def create(self, protocol_version: int) -> Auth:
         """A fresh envelope for an answer in ``protocol_version``."""

@@ -1,9 +1,8 @@
 """slurmd's message forwarding (protocol_specs/slurmctld_checkpoint.md §12).
 
-:func:`split_tree` is the pure part: how a node list is cut into groups
-(src/common/slurm_protocol_api.c ``set_span``, slurm_route.c
-``route_split_hostlist_treewidth``).  :class:`Forwarder` contacts the head of
-each group, passing the rest of the group on in the header, and gathers the
+How a node list is cut into groups is the split the client fans out with
+(:func:`pyslurmrpc.hostlist.split_treewidth`).  :class:`Forwarder` contacts the
+head of each group, passing the rest of the group on in the header, and gathers the
 answers as header ret_list entries.
 
 Entry order (Slurm's depends on thread timing, uncertainty U4): groups in
@@ -19,53 +18,13 @@ from typing import Optional
 
 from munch import Munch
 
+from pyslurmrpc import defaults
 from pyslurmrpc.errors import PyslurmrpcError
-from pyslurmrpc.hostlist import compress, expand, uniq
+from pyslurmrpc.hostlist import compress, expand, split_treewidth, uniq
 from pyslurmrpc.wire import Address, Forward, Message, MsgType, RetEntry, decode_message, encode_message
 
 from . import codes
-from .cluster import DEFAULT_TREE_WIDTH
 from .transport import exchange
-
-
-def spans(total: int, tree_width: int) -> list[int]:
-    """How many extra nodes each of the ``tree_width`` groups takes (set_span)."""
-    span = [0] * tree_width
-    if total <= tree_width:
-        return span
-    left = total
-    while left > 0:
-        for i in range(tree_width):
-            if tree_width - i >= left:  # the rest fits one per remaining group
-                if span[i]:
-                    span[i] += left
-                left = 0
-                break
-            if left <= tree_width:
-                if span[i] == 0:
-                    left -= 1
-                span[i] += left
-                left = 0
-                break
-            if span[i] == 0:
-                left -= 1
-            span[i] += tree_width
-            left -= tree_width
-    return span
-
-
-def split_tree(names: list[str], tree_width: int = DEFAULT_TREE_WIDTH) -> list[list[str]]:
-    """Cut ``names`` into groups; the first name of each group is contacted directly."""
-    tree_width = tree_width or DEFAULT_TREE_WIDTH
-    extra = spans(len(names), tree_width)
-    groups, at = [], 0
-    for i in range(min(tree_width, len(names))):
-        if at >= len(names):
-            break
-        take = 1 + extra[i]
-        groups.append(names[at:at + take])
-        at += take
-    return groups
 
 
 def failed(node: str, err: int) -> RetEntry:
@@ -81,7 +40,7 @@ class Forwarder:
     """
 
     def __init__(self, node_addrs: dict, verify, message_timeout: float,
-                 tree_width: int = DEFAULT_TREE_WIDTH):
+                 tree_width: int = defaults.TREE_WIDTH):
         self.node_addrs = node_addrs
         self.verify = verify
         self.message_timeout = message_timeout
@@ -90,11 +49,14 @@ class Forwarder:
     async def forward(self, message: Message, sender: Address) -> list[RetEntry]:
         """Pass ``message`` on to header.forward.nodelist; return every node's entry."""
         fwd = message.header.forward
-        names = uniq(expand(fwd.nodelist or ""))
         timeout = fwd.timeout / 1000 if fwd.timeout > 0 else self.message_timeout
-        groups = split_tree(names, fwd.tree_width or self.tree_width)
-        results = await asyncio.gather(*(self._group(g, message, sender, timeout) for g in groups))
+        results = await asyncio.gather(*(self._group(g, message, sender, timeout) for g in self.groups(message)))
         return [entry for group in results for entry in group]
+
+    def groups(self, message: Message) -> list[list[str]]:
+        """The groups header.forward.nodelist is cut into (its tree_width, else the node's TreeWidth)."""
+        fwd = message.header.forward
+        return split_treewidth(uniq(expand(fwd.nodelist or "")), fwd.tree_width or self.tree_width)
 
     async def _group(self, names: list[str], message: Message, sender: Address,
                      timeout: float) -> list[RetEntry]:

@@ -20,6 +20,7 @@ import logging
 import threading
 from typing import Optional
 
+from pyslurmrpc import defaults
 from pyslurmrpc.auth.slurm_auth import NoneAuth
 from pyslurmrpc.errors import ProtocolError, PyslurmrpcError
 from pyslurmrpc.wire import (
@@ -32,8 +33,6 @@ log = logging.getLogger("pyslurmrpc.fake")
 
 #: header versions 19.05's check_header_version lets through (current, one back, minimum)
 ACCEPTED_VERSIONS = frozenset(version_code(v) for v in ("17.11", "18.08", "19.05"))
-#: seconds a client may take to send its request (slurm.conf MessageTimeout default)
-DEFAULT_MESSAGE_TIMEOUT = 10.0
 #: pending connections the kernel queues for accept()
 LISTEN_BACKLOG = 1024
 #: seconds the sync context manager waits for the server thread to start or stop
@@ -124,7 +123,7 @@ class FakeDaemon:
     accept_replayed = False
 
     def __init__(self, *, auth=None, host: str = "127.0.0.1", port: int = 0,
-                 message_timeout: float = DEFAULT_MESSAGE_TIMEOUT, max_msg_size: int = MAX_MSG_SIZE):
+                 message_timeout: float = defaults.MESSAGE_TIMEOUT, max_msg_size: int = MAX_MSG_SIZE):
         auth = NoneAuth(uid=0, gid=0) if auth is None else auth
         self.auth = auth if isinstance(auth, DaemonAuth) else DaemonAuth(
             auth, accept_replayed=self.accept_replayed)

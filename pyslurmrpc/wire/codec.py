@@ -3,7 +3,7 @@
 ``decode_message`` runs construct's compiled parser first (fast); if that
 raises anything, the frame is parsed again with the interpreted schema, whose
 primitives record the field path and offset, and the failure becomes a
-:class:`~pyslurmrpc.errors.ProtocolError` subclass.  No other exception type
+:class:`~pyslurmrpc.errors.RemoteProtocolError` subclass.  No other exception type
 leaves this module for any input bytes.
 """
 
@@ -13,8 +13,8 @@ from construct import ConstructError
 from munch import Munch
 
 from ..errors import (
-    FrameTooLargeError, InvalidFieldError, ProtocolError, TrailingBytesError, TruncatedError,
-    UnknownMessageTypeError, UnsupportedVersionError,
+    FailureReason, FrameTooLargeError, InvalidFieldError, LocalProtocolError, ProtocolError, RemoteProtocolError,
+    TrailingBytesError, TruncatedError, UnknownMessageTypeError, UnsupportedVersionError,
 )
 from .constants import (
     AUTH_PLUGIN_IDS, AUTH_PLUGIN_NAMES, LENGTH_PREFIX_SIZE, MAX_MSG_SIZE, SLURM_NO_AUTH_CRED,
@@ -96,14 +96,14 @@ def _explain(spec: VersionSpec, frame: bytes) -> ProtocolError:
         spec.frame.parse(frame)
     except PARSE_ERRORS as exc:
         return parse_failure(spec, exc, frame)
-    return ProtocolError("frame rejected by the fast decoder but accepted by the checker")
+    return RemoteProtocolError("frame rejected by the fast decoder but accepted by the checker")
 
 
 def parse_failure(spec: VersionSpec, exc: Exception, frame: bytes) -> ProtocolError:
     """The ProtocolError for one of :data:`PARSE_ERRORS` raised by ``spec.frame``."""
     if isinstance(exc, FieldError):
         return _convert(spec, exc, frame)
-    return ProtocolError(f"malformed frame: {exc}", field=_path(getattr(exc, "path", None)))
+    return RemoteProtocolError(f"malformed frame: {exc}", field=_path(getattr(exc, "path", None)))
 
 
 def _path(path) -> str | None:
@@ -116,7 +116,7 @@ def _path(path) -> str | None:
 
 def _convert(spec: VersionSpec, exc: FieldError, frame: bytes) -> ProtocolError:
     field = _path(exc.path)
-    cls = _ERROR_CLASSES.get(type(exc), ProtocolError)
+    cls = _ERROR_CLASSES.get(type(exc), RemoteProtocolError)
     message = str(exc).split("\n")[-1]
     if isinstance(exc, UnknownType) and field == "body":
         return UnknownMessageTypeError(message, field="header.msg_type", offset=spec.msg_type_offset)
@@ -218,12 +218,12 @@ def encode_message(message: Message) -> bytes:
     """
     spec = VERSIONS.get(message.header.version)
     if spec is None:
-        raise UnsupportedVersionError(f"protocol version {message.header.version!r} is not supported",
-                                      field="header.version")
+        raise LocalProtocolError(f"protocol version {message.header.version!r} is not supported",
+                                 field="header.version", reason=FailureReason.UNSUPPORTED_VERSION)
     no_auth = spec.layout.no_auth_flag and bool(message.header.flags & SLURM_NO_AUTH_CRED)
     if (message.auth is None) != no_auth:
-        raise InvalidFieldError("auth must be None exactly when flags carry SLURM_NO_AUTH_CRED "
-                                "(23.02 and later headers)", field="auth")
+        raise LocalProtocolError("auth must be None exactly when flags carry SLURM_NO_AUTH_CRED "
+                                 "(23.02 and later headers)", field="auth", reason=FailureReason.INVALID_FIELD)
     tree = {
         "length": 0,
         "header": _header_tree(message.header),
@@ -233,9 +233,9 @@ def encode_message(message: Message) -> bytes:
     try:
         body = spec.layout.bodies[message.header.msg_type]
     except KeyError:
-        raise UnknownMessageTypeError(
+        raise LocalProtocolError(
             f"message type {message.header.msg_type} has no schema in {spec.name}",
-            field="header.msg_type") from None
+            field="header.msg_type", reason=FailureReason.UNKNOWN_MESSAGE_TYPE) from None
     msg_type = int(message.header.msg_type)
     body_bytes = _build(spec.compiled_bodies[msg_type], body, tree["body"], "body")
     tree["header"]["body_length"] = len(body_bytes)
@@ -258,11 +258,15 @@ def _build(compiled, interpreted, tree, where: str) -> bytes:
     try:
         interpreted.build(tree)
     except FieldError as exc:
-        raise InvalidFieldError(str(exc).split("\n")[-1], field=_join(where, _path(exc.path))) from None
+        raise _unencodable(str(exc).split("\n")[-1], _join(where, _path(exc.path))) from None
     except Exception as exc:
-        raise InvalidFieldError(f"cannot encode: {str(exc).splitlines()[-1]}",
-                                field=_join(where, _path(getattr(exc, "path", None)))) from None
-    raise InvalidFieldError("value rejected by the compiled encoder", field=where or None)
+        raise _unencodable(f"cannot encode: {str(exc).splitlines()[-1]}",
+                           _join(where, _path(getattr(exc, "path", None)))) from None
+    raise _unencodable("value rejected by the compiled encoder", where or None)
+
+
+def _unencodable(message: str, field: str | None) -> LocalProtocolError:
+    return LocalProtocolError(message, field=field, reason=FailureReason.INVALID_FIELD)
 
 
 def _join(where: str, path: str | None) -> str | None:

@@ -76,8 +76,8 @@ class Auth:
     For auth/munge ``credential`` is the MUNGE credential text.  For auth/none
     the credential is ``uid``/``gid`` (and, from 19.05, ``hostname``).
     ``plugin_version`` is the uint32 the pre-19.05 framing carries after the
-    plugin-type string (0 when packed by 18.08/19.05 libslurm, the Slurm
-    version number when packed by 17.11's plugins).
+    plugin-type string (0 when packed by 19.05+ libslurm, the packing release's
+    SLURM_VERSION_NUMBER when packed by 17.11/18.08 plugins).
     """
 
     plugin: str
