@@ -60,6 +60,16 @@ async def test_proxy_records_in_fixture_format(tmp_path):
         assert await exchange(*d.address, requests[2], TIMEOUT) == replies[2]
 
 
+async def test_proxy_without_a_directory_keeps_connections_in_memory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    async with FakeSlurmctld(fixture_cluster(), plugin="ompi") as upstream:
+        async with RecordingProxy(upstream.address) as proxy:
+            reply = await exchange(*proxy.address, frame(), TIMEOUT)
+            await asyncio.sleep(0.1)
+    assert [(c.request, c.response) for c in proxy.connections] == [(frame(), reply)]
+    assert list(tmp_path.iterdir()) == []  # nothing written anywhere
+
+
 def test_cli_prints_port_and_serves():
     code = "import sys; from pyslurmrpc.fake.cli import main_fake_slurmctld; sys.exit(main_fake_slurmctld(sys.argv[1:]))"
     proc = subprocess.Popen([sys.executable, "-c", code, "--port", "0", "--slurmd", "--plugin", "none"],
