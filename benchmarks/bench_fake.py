@@ -23,6 +23,7 @@ from munch import Munch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
 
 from pyslurmrpc.auth.slurm_auth import NoneAuth, OfflineMungeAuth  # noqa: E402
+from pyslurmrpc.transport import read_frame  # noqa: E402
 from pyslurmrpc.wire import CheckOp, Header, Message, MsgType, encode_message, version_code  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,10 +48,8 @@ async def one_rpc(port: int, frame: bytes) -> bool:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
         writer.write(frame)
-        head = await reader.readexactly(4)
-        await reader.readexactly(int.from_bytes(head, "big"))
-        return True
-    except (OSError, asyncio.IncompleteReadError):
+        return await read_frame(reader) is not None
+    except OSError:
         return False
     finally:
         writer.close()

@@ -12,10 +12,11 @@ import pytest
 
 from pyslurmrpc.cli import main
 from pyslurmrpc.cli.scontrol import match_operation, parse_id
+from pyslurmrpc.testing.netio import free_port
 from pyslurmrpc.wire import decode_message
 
 from peers import ReplayPeer
-from test_client_behaviour import free_port, reply_ckpt, reply_rc
+from test_client_behaviour import reply_ckpt, reply_rc
 
 
 def run(capsys, *argv):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
 import time
 
@@ -17,6 +16,7 @@ from pyslurmrpc import (
 )
 from pyslurmrpc.auth.slurm_auth import NoneAuth
 from pyslurmrpc.slurm_errno import ERRORS
+from pyslurmrpc.testing.netio import free_port
 from pyslurmrpc.wire import (
     Address, Header, Message, MsgType, RetEntry, decode_message, encode_message,
 )
@@ -38,12 +38,6 @@ def reply_ckpt(request: bytes, event_time=0, error_code=0, error_msg=None) -> by
     msg = decode_message(request)
     return encode_message(Message(Header(msg.version, MsgType.RESPONSE_CHECKPOINT), NONE.create(msg.version),
                                   Munch(event_time=event_time, error_code=error_code, error_msg=error_msg)))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def client(peer, **kw):

@@ -13,6 +13,8 @@ import time
 import pytest
 
 from pyslurmrpc.decode.cli import main
+from pyslurmrpc.testing.netio import free_port
+from pyslurmrpc.transport import recv_frame
 
 from fixtures_data import recording
 
@@ -31,22 +33,11 @@ def _tcpdump() -> str:
     return path
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _serve_once(server: socket.socket, request: bytes, response: bytes) -> None:
+def _serve_once(server: socket.socket, response: bytes) -> None:
     conn, _ = server.accept()
     with conn:
-        got = b""
-        while len(got) < len(request):
-            chunk = conn.recv(65536)
-            if not chunk:
-                return
-            got += chunk
-        conn.sendall(response)
+        if recv_frame(conn) is not None:
+            conn.sendall(response)
 
 
 def _wait_until_capturing(probe_port: int, out) -> bool:
@@ -72,7 +63,7 @@ def _wait_for_growth(out, size: int) -> None:
 
 
 def _start_capture(tcpdump: str, port: int, out) -> subprocess.Popen:
-    probe = _free_port()
+    probe = free_port()
     proc = subprocess.Popen([tcpdump, "-i", "lo", "-n", "-U", "--immediate-mode", "-w", str(out),
                              f"tcp port {port} or tcp port {probe}"],
                             stderr=subprocess.PIPE, stdout=subprocess.DEVNULL)
@@ -96,7 +87,7 @@ def _start_capture(tcpdump: str, port: int, out) -> subprocess.Popen:
 def test_tcpdump_loopback_capture_decodes(tmp_path, capsys):
     tcpdump = _tcpdump()
     request, response = recording("able_running", "request"), recording("able_running", "response")
-    port = _free_port()
+    port = free_port()
     pcap = tmp_path / "lo.pcap"
     with socket.socket() as server:
         server.bind(("127.0.0.1", port))
@@ -104,16 +95,11 @@ def test_tcpdump_loopback_capture_decodes(tmp_path, capsys):
         proc = _start_capture(tcpdump, port, pcap)
         before = pcap.stat().st_size
         try:
-            thread = threading.Thread(target=_serve_once, args=(server, request, response), daemon=True)
+            thread = threading.Thread(target=_serve_once, args=(server, response), daemon=True)
             thread.start()
             with socket.create_connection(("127.0.0.1", port), timeout=10) as client:
                 client.sendall(request)
-                got = b""
-                while len(got) < len(response):
-                    chunk = client.recv(65536)
-                    if not chunk:
-                        break
-                    got += chunk
+                got = recv_frame(client)
             thread.join(10)
             assert got == response
             _wait_for_growth(pcap, before + len(request) + len(response))

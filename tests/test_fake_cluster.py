@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import socket
-
 import pytest
 from munch import Munch
 
@@ -11,6 +9,7 @@ from pyslurmrpc.auth.munge_cred import ReplayCache
 from pyslurmrpc.auth.slurm_auth import NoneAuth, OfflineMungeAuth
 from pyslurmrpc.fake import Cluster, FakeSlurmctld, FakeSlurmd, SettableClock
 from pyslurmrpc.fake.transport import exchange
+from pyslurmrpc.testing.netio import free_port
 from pyslurmrpc.wire import (
     SLURM_BATCH_SCRIPT, CheckOp, Forward, Header, Message, MsgType, decode_message, encode_message,
 )
@@ -20,12 +19,6 @@ from test_fake_server import KEY, V1905, frame
 T0 = 1_800_000_000
 USER = 1000
 TIMEOUT = 5.0
-
-
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def tasks_frame(job, step, ts, forward=Forward(), uid=USER) -> bytes:
@@ -42,7 +35,7 @@ async def test_forwarding_tree(plugin, own_rc):
     daemons = [FakeSlurmd(cluster, f"n{i}", plugin=plugin) for i in range(1, 5)]
     for d in daemons:
         await d.start()
-    cluster.node_addrs["n9"] = ("127.0.0.1", closed_port())  # a node that is down
+    cluster.node_addrs["n9"] = ("127.0.0.1", free_port())  # a node that is down
     try:
         fwd = Forward(cnt=5, nodelist="n[2-4],n9,zz", timeout=5000, tree_width=2)
         reply = decode_message(await exchange(*daemons[0].address, tasks_frame(5, 0, T0, fwd), TIMEOUT))
@@ -76,7 +69,7 @@ def rc_of(msg):
 
 async def test_simulated_checkpoint_end_to_end(tmp_path):
     clock = SettableClock(T0)
-    cluster = Cluster(node_addrs={f"n{i}": ("127.0.0.1", closed_port()) for i in range(1, 5)})
+    cluster = Cluster(node_addrs={f"n{i}": ("127.0.0.1", free_port()) for i in range(1, 5)})
     job = cluster.add_job(7, USER, "running", batch=True, steps=[0, 1], nodes=["n3", "n4"])
     d = FakeSlurmctld(cluster, plugin="simulated", clock=clock)
     slurmd = FakeSlurmd(cluster, "n3", plugin="simulated")

@@ -46,6 +46,8 @@ async def test_proxy_records_in_fixture_format(tmp_path):
             requests = [frame(), frame(MsgType.REQUEST_CHECKPOINT, able()), frame(MsgType.REQUEST_CHECKPOINT, able(job=4))]
             replies = [await exchange(*proxy.address, r, TIMEOUT) for r in requests]
             await asyncio.sleep(0.1)  # let the proxy finish writing
+    assert [(c.name, c.request, c.response) for c in proxy.connections] == \
+        [(f"t_000{i}", r, a) for i, (r, a) in enumerate(zip(requests, replies), 1)]
     lines = [json.loads(x) for x in (tmp_path / "manifest.jsonl").read_text().splitlines()]
     assert [x["name"] for x in lines] == ["t_0001", "t_0002", "t_0003"]
     assert lines[1]["response"]["msg_type"] == "RESPONSE_CHECKPOINT"
@@ -56,6 +58,16 @@ async def test_proxy_records_in_fixture_format(tmp_path):
     assert [r.name for r in rec.recordings] == ["t_0001", "t_0002", "t_0003"]
     async with ReplayDaemon(rec) as d:
         assert await exchange(*d.address, requests[2], TIMEOUT) == replies[2]
+
+
+async def test_proxy_without_a_directory_keeps_connections_in_memory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    async with FakeSlurmctld(fixture_cluster(), plugin="ompi") as upstream:
+        async with RecordingProxy(upstream.address) as proxy:
+            reply = await exchange(*proxy.address, frame(), TIMEOUT)
+            await asyncio.sleep(0.1)
+    assert [(c.request, c.response) for c in proxy.connections] == [(frame(), reply)]
+    assert list(tmp_path.iterdir()) == []  # nothing written anywhere
 
 
 def test_cli_prints_port_and_serves():

@@ -16,6 +16,7 @@ from pyslurmrpc.auth.munge_cred import ReplayCache, encode_offline
 from pyslurmrpc.auth.slurm_auth import NoneAuth, OfflineMungeAuth
 from pyslurmrpc.fake import FakeSlurmctld, FakeSlurmd, fixture_cluster
 from pyslurmrpc.fake.transport import exchange
+from pyslurmrpc.transport import recv_frame
 from pyslurmrpc.wire import Auth, CheckOp, Header, Message, MsgType, decode_message, encode_message, version_code
 
 from fixtures_data import FIXTURES, manifest, recording
@@ -175,10 +176,9 @@ def test_random_bytes_do_not_stop_the_server(threaded_ctld, data):
 def _sync_ping(addr):
     with socket.create_connection(addr, timeout=PROMPT) as s:
         s.sendall(frame())
-        data = b""
-        while chunk := s.recv(65536):
-            data += chunk
-    return decode_message(data)
+        reply = recv_frame(s)
+    assert reply is not None, "the fake closed without answering a ping"
+    return decode_message(reply)
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ auth/munge on both sides, and checks four things:
    asyncio, no task besides the current one is left);
 4. the *same* client object works on the next call once the fault is gone.
 
-The misbehaving controllers are :class:`FaultPeer` - a loopback TCP server
+The misbehaving controllers are :class:`ReplayPeer` - a loopback TCP server
 in threads whose answer to each request frame is chosen by the test - and,
 for the healthy cases, :class:`pyslurmrpc.fake.FakeSlurmctld`.
 """
@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-import threading
 import time
 from contextlib import contextmanager
 
@@ -41,7 +40,11 @@ from pyslurmrpc.errors import (
 )
 from pyslurmrpc.fake import FakeSlurmctld, fixture_cluster
 from pyslurmrpc.testing.munged import MungedHarness
-from pyslurmrpc.wire import VERSIONS, Address, Framer, Header, Message, MsgType, decode_message, encode_message
+from pyslurmrpc.testing.netio import free_port
+from pyslurmrpc.transport import recv_frame
+from pyslurmrpc.wire import VERSIONS, Address, Header, Message, MsgType, decode_message, encode_message
+
+from peers import STALL, ReplayPeer, ThreadedServer, drain
 
 #: seconds allowed on top of a configured bound (thread start-up, a loaded CI box)
 MARGIN = 2.0
@@ -50,7 +53,6 @@ TIMEOUT = 1.0
 #: how long to wait for sockets of finished connections to be closed
 SETTLE = 5.0
 MODES = ["sync", "async"]
-STALL = object()  # FaultPeer answer: read the request, never answer, wait for the client to go
 
 
 # ---------------------------------------------------------------------------
@@ -112,98 +114,7 @@ async def assert_async_clean(before: set[str]) -> None:
 # ---------------------------------------------------------------------------
 # peers
 # ---------------------------------------------------------------------------
-class _ThreadedServer:
-    """A listening socket served by one thread per connection; ``close()`` closes every
-    socket it opened and joins its threads, so it leaves nothing behind."""
-
-    def __init__(self, sock: socket.socket):
-        self._sock = sock
-        self._sock.listen(64)
-        self._conns: list[socket.socket] = []
-        self._threads: list[threading.Thread] = []
-        self._lock = threading.Lock()
-        self._accepter = threading.Thread(target=self._accept, daemon=True)
-        self._accepter.start()
-
-    def _accept(self):
-        while True:
-            try:
-                conn, _ = self._sock.accept()
-            except OSError:
-                return
-            thread = threading.Thread(target=self._run, args=(conn,), daemon=True)
-            with self._lock:
-                self._conns.append(conn)
-                self._threads.append(thread)
-            thread.start()
-
-    def _run(self, conn: socket.socket):
-        try:
-            self._serve(conn)
-        except OSError:
-            pass
-        finally:
-            conn.close()
-
-    def _serve(self, conn: socket.socket):
-        raise NotImplementedError
-
-    def close(self):
-        self._sock.shutdown(socket.SHUT_RDWR)
-        self._sock.close()
-        self._accepter.join(SETTLE)
-        with self._lock:
-            conns, threads = list(self._conns), list(self._threads)
-        for conn in conns:
-            try:
-                conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        for thread in threads:
-            thread.join(SETTLE)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-
-def _drain(conn: socket.socket) -> None:
-    """Read until the client gives up and closes."""
-    while conn.recv(65536):
-        pass
-
-
-class FaultPeer(_ThreadedServer):
-    """A controller on loopback that answers each request frame with ``behaviour(frame)``:
-    bytes to send then close, None to close at once, :data:`STALL` to never answer.
-    ``behaviour`` may be replaced while the peer runs."""
-
-    def __init__(self, behaviour):
-        self.behaviour = behaviour
-        self.requests = 0
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        self.host, self.port = sock.getsockname()
-        super().__init__(sock)
-
-    def _serve(self, conn: socket.socket):
-        framer, frames = Framer(), []
-        while not frames:
-            data = conn.recv(65536)
-            if not data:
-                return
-            frames = framer.feed(data)
-        self.requests += 1
-        answer = self.behaviour(frames[0])
-        if answer is STALL:
-            _drain(conn)
-        elif answer:
-            conn.sendall(answer)
-
-
-class StallingMunged(_ThreadedServer):
+class StallingMunged(ThreadedServer):
     """A UNIX socket that accepts like munged, reads the request and never answers;
     each connection is closed when the client closes its end."""
 
@@ -214,7 +125,7 @@ class StallingMunged(_ThreadedServer):
         super().__init__(sock)
 
     def _serve(self, conn: socket.socket):
-        _drain(conn)
+        drain(conn)
 
     def close(self):
         super().close()
@@ -280,9 +191,9 @@ def scenario(mode: str, client_factory, fault, bound: float, recover, call=("che
 
 
 @contextmanager
-def switch(peer: FaultPeer, behaviour):
-    """Recovery for a FaultPeer: from now on it answers with ``behaviour``."""
-    peer.behaviour = behaviour
+def switch(peer: ReplayPeer, behaviour):
+    """Recovery for a ReplayPeer: from now on it answers with ``behaviour``."""
+    peer.respond = behaviour
     yield
 
 
@@ -297,12 +208,6 @@ def healthy_fake(munged):
     """A FakeSlurmctld with auth/munge in a background thread."""
     with FakeSlurmctld(fixture_cluster(), auth=AsyncMungeAuth(munged.socket_path)) as fake:
         yield fake
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # ---------------------------------------------------------------------------
@@ -327,7 +232,7 @@ def test_controller_refuses_connections(mode, munged):
 @pytest.mark.parametrize("mode", MODES)
 def test_controller_accepts_and_never_answers(mode, munged, signer):
     """A silent controller: TimeoutTransportError (5004) after MessageTimeout, not later."""
-    with FaultPeer(lambda frame: STALL) as peer:
+    with ReplayPeer(lambda frame: STALL) as peer:
         exc = scenario(mode, lambda: make_client(mode, peer.host, peer.port, munged), TimeoutTransportError,
                        TIMEOUT, lambda: switch(peer, lambda f: rc_frame(f, signer)))
     assert exc.slurm_errno == 5004
@@ -342,7 +247,7 @@ def test_controller_answers_half_a_frame_and_closes(mode, munged, signer):
         whole = rc_frame(frame, signer)
         return whole[:len(whole) // 2]
 
-    with FaultPeer(half) as peer:
+    with ReplayPeer(half) as peer:
         exc = scenario(mode, lambda: make_client(mode, peer.host, peer.port, munged), NoVersionAnsweredError,
                        TIMEOUT, lambda: switch(peer, lambda f: rc_frame(f, signer)))
     assert exc.slurm_errno == 5005
@@ -355,7 +260,7 @@ def test_controller_answers_the_wrong_message_type(mode, munged, signer):
     """RESPONSE_CHECKPOINT_COMP to an able: UnexpectedMessageError (a ProtocolError) naming the type.
 
     (An rc-returning call such as disable counts any reply as slurm_get_return_code does.)"""
-    with FaultPeer(lambda f: rc_frame(f, signer, msg_type=MsgType.RESPONSE_CHECKPOINT_COMP)) as peer:
+    with ReplayPeer(lambda f: rc_frame(f, signer, msg_type=MsgType.RESPONSE_CHECKPOINT_COMP)) as peer:
         exc = scenario(mode, lambda: make_client(mode, peer.host, peer.port, munged), UnexpectedMessageError,
                        TIMEOUT, lambda: switch(peer, lambda f: rc_frame(f, signer)),
                        call=("checkpoint_able", 2, 0), healthy=0)
@@ -366,7 +271,7 @@ def test_controller_answers_the_wrong_message_type(mode, munged, signer):
 @pytest.mark.parametrize("mode", MODES)
 def test_controller_answers_in_the_wrong_protocol_version(mode, munged, signer):
     """A 22.05 header on the reply to a 19.05 request: UnexpectedMessageError on header.version."""
-    with FaultPeer(lambda f: rc_frame(f, signer, version=0x2600)) as peer:
+    with ReplayPeer(lambda f: rc_frame(f, signer, version=0x2600)) as peer:
         exc = scenario(mode, lambda: make_client(mode, peer.host, peer.port, munged), UnexpectedMessageError,
                        TIMEOUT, lambda: switch(peer, lambda f: rc_frame(f, signer)))
     assert (exc.field, exc.offset) == ("header.version", 4)
@@ -377,7 +282,7 @@ def test_reply_signed_with_another_munge_key(mode, munged, signer):
     """A reply credential minted with another key (offline): munged refuses it, the call fails
     with SlurmAuthError 1007 caused by EMUNGE_CRED_INVALID."""
     stranger = OfflineMungeAuth(os.urandom(1024))
-    with FaultPeer(lambda f: rc_frame(f, stranger)) as peer:
+    with ReplayPeer(lambda f: rc_frame(f, stranger)) as peer:
         exc = scenario(mode, lambda: make_client(mode, peer.host, peer.port, munged), SlurmAuthError,
                        TIMEOUT, lambda: switch(peer, lambda f: rc_frame(f, signer)))
     assert exc.slurm_errno == 1007
@@ -389,7 +294,7 @@ def test_reply_signed_by_another_munged(munged, signer):
     with MungedHarness() as other:
         stranger = MungeAuth(other.socket_path)
         for mode in MODES:
-            with FaultPeer(lambda f: rc_frame(f, stranger)) as peer:
+            with ReplayPeer(lambda f: rc_frame(f, stranger)) as peer:
                 exc = scenario(mode, lambda: make_client(mode, peer.host, peer.port, munged), SlurmAuthError,
                                TIMEOUT, lambda: switch(peer, lambda f: rc_frame(f, signer)))
             assert isinstance(exc.munge_error, MungeCredentialInvalidError)
@@ -406,7 +311,7 @@ def test_replayed_reply_credential(mode, munged, signer):
             recorded["reply"] = rc_frame(frame, signer)
         return recorded["reply"]
 
-    with FaultPeer(same_reply) as peer:
+    with ReplayPeer(same_reply) as peer:
         client = make_client(mode, peer.host, peer.port, munged)
         if mode == "sync":
             assert client.checkpoint_disable(2, 0) is None  # first use of the credential
@@ -422,7 +327,7 @@ def test_replayed_reply_credential(mode, munged, signer):
 @pytest.mark.parametrize("mode", MODES)
 def test_reply_with_a_length_prefix_over_the_limit(mode, munged, signer):
     """Length prefix 0x7fffffff: FrameTooLargeError at once, nothing buffered for it."""
-    with FaultPeer(lambda f: b"\x7f\xff\xff\xff" + b"\x00" * 64) as peer:
+    with ReplayPeer(lambda f: b"\x7f\xff\xff\xff" + b"\x00" * 64) as peer:
         exc = scenario(mode, lambda: make_client(mode, peer.host, peer.port, munged), FrameTooLargeError,
                        TIMEOUT, lambda: switch(peer, lambda f: rc_frame(f, signer)))
     assert (exc.field, exc.offset) == ("length", 0)
@@ -537,12 +442,9 @@ def test_fake_answers_a_request_followed_by_an_oversized_prefix(munged):
         with FakeSlurmctld(fixture_cluster(), auth=AsyncMungeAuth(munged.socket_path)) as fake:
             with socket.create_connection(("127.0.0.1", fake.port), timeout=TIMEOUT + MARGIN) as conn:
                 conn.sendall(request_frame(calls.able(2, 0), auth.create(0x2200), 0x2200) + b"\x7f\xff\xff\xff")
-                framer, frames = Framer(), []
-                while not frames:
-                    data = conn.recv(65536)
-                    assert data, "the fake closed without answering"
-                    frames = framer.feed(data)
-    reply = decode_message(frames[0])
+                frame = recv_frame(conn)
+                assert frame is not None, "the fake closed without answering"
+    reply = decode_message(frame)
     assert reply.msg_type == MsgType.RESPONSE_CHECKPOINT
     auth.verify(reply.auth, reply.version)
 

@@ -13,6 +13,7 @@ from pyslurmrpc.auth.munge_proto import (
     unpack_header,
 )
 from pyslurmrpc.auth.slurm_auth import AUTH_PLUGIN_MUNGE, OfflineMungeAuth
+from pyslurmrpc.decode.inputs import parse_hex_dump
 from pyslurmrpc.wire.types import Auth
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -21,17 +22,13 @@ KEY = ROOT / "fixtures" / "munge.key"
 BLOCK = re.compile(r"```([^\n]*)\n(.*?)```", re.S)
 
 
-def _hex(text):
-    return bytes.fromhex("".join(re.sub(r"^\s*[0-9a-fA-F]{4,8}:\s", "", l) for l in text.strip().splitlines()).replace(" ", ""))
-
-
 def _examples():
     blocks = BLOCK.findall(SPEC.read_text())
     for i, (info, body) in enumerate(blocks):
         if info.startswith("hex munge-"):
             assert blocks[i + 1][0].strip() == "decoded", f"block {i} has no decoded block"
             expect = dict(l.split(" = ", 1) for l in blocks[i + 1][1].strip().splitlines())
-            yield pytest.param(info.split()[1], _hex(body), expect, id=f"{info.split()[1]}-{i}")
+            yield pytest.param(info.split()[1], parse_hex_dump(body), expect, id=f"{info.split()[1]}-{i}")
 
 
 def _message(data):

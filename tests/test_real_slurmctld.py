@@ -17,10 +17,9 @@ import pytest
 from malformed_cases import CASES
 from pyslurmrpc.auth.munge_cred import decode_offline
 from pyslurmrpc.auth.slurm_auth import MungeAuth, short_hostname
-from pyslurmrpc.testing.slurmctld import (
-    HASH_PLUGIN_K12, HASH_PLUGIN_NONE, SlurmctldHarness, SlurmctldNotFound, exchange, find_slurmctld,
-    kangarootwelve, message_hash, ping_frame, wire_ping,
-)
+from pyslurmrpc.auth.msg_hash import HASH_PLUGIN_K12, HASH_PLUGIN_NONE, kangarootwelve
+from pyslurmrpc.testing.netio import exchange, message_hash, ping_frame, wire_ping
+from pyslurmrpc.testing.slurmctld import SlurmctldHarness, SlurmctldNotFound, find_slurmctld
 from pyslurmrpc.wire import VERSIONS, MsgType, decode_message, encode_message
 
 #: header versions slurmctld 22.05 answers: SLURM_MIN_PROTOCOL_VERSION (20.11) .. 22.05

@@ -18,9 +18,8 @@ import pytest
 
 from pyslurmrpc.auth.munge_cred import decode_offline
 from pyslurmrpc.auth.slurm_auth import OfflineMungeAuth
-from pyslurmrpc.testing.slurmctld import (
-    HASH_PLUGIN_K12, HASH_PLUGIN_NONE, kangarootwelve, message_hash,
-)
+from pyslurmrpc.auth.msg_hash import HASH_PLUGIN_K12, HASH_PLUGIN_NONE, kangarootwelve
+from pyslurmrpc.testing.netio import message_hash
 from pyslurmrpc.wire import MsgType, decode_message, encode_message
 
 DIR = Path(__file__).resolve().parent.parent / "fixtures" / "slurm-22.05.8"
@@ -115,32 +114,38 @@ def record(outdir: Path = DIR) -> list[dict]:
     a 20.11 header.  Writes NAME.request.bin / NAME.response.bin,
     manifest.jsonl, munge.key and slurm.conf.
     """
-    import time
+    import asyncio
 
     from pyslurmrpc.auth.slurm_auth import MungeAuth
+    from pyslurmrpc.fake import RecordingProxy
     from pyslurmrpc.testing.munged import MungedHarness
-    from pyslurmrpc.testing.slurmctld import RecordingProxy, SlurmctldHarness, exchange, ping_frame
+    from pyslurmrpc.testing.netio import exchange, ping_frame
+    from pyslurmrpc.testing.slurmctld import SlurmctldHarness
+
+    async def through_proxy(ctld, auth):
+        async with RecordingProxy((ctld.host, ctld.port)) as proxy:
+            done = await asyncio.to_thread(ctld.scontrol, "ping", port=proxy.port)
+            await asyncio.sleep(0.5)
+            for version in (0x2600, 0x2400):
+                await asyncio.to_thread(exchange, ctld.host, proxy.port, ping_frame(auth, version))
+            await asyncio.sleep(0.5)
+        return done, proxy.connections
 
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     entries = []
     with MungedHarness() as munged, SlurmctldHarness(munged.socket_path, cluster_name="recorded") as ctld:
         auth = MungeAuth(munged.socket_path)
-        with RecordingProxy(ctld.port) as proxy:
-            done = ctld.scontrol("ping", port=proxy.port)
-            time.sleep(0.5)
-            for version in (0x2600, 0x2400):
-                exchange(ctld.host, proxy.port, ping_frame(auth, version))
-            time.sleep(0.5)
+        done, recordings = asyncio.run(through_proxy(ctld, auth))
         scontrol_version = ctld.scontrol("--version").stdout.split()[-1]
         names = [("ping", "0x2600", {"client": f"scontrol {scontrol_version} (Debian slurm-client)",
                                      "command": "scontrol ping", "stdout": done.stdout,
                                      "stderr": done.stderr, "exit_code": done.returncode}),
                  ("wire_ping_2205", "0x2600", {"client": "pyslurmrpc wire-level ping (MungeAuth, no payload)"}),
                  ("wire_ping_2011", "0x2400", {"client": "pyslurmrpc wire-level ping (MungeAuth, no payload)"})]
-        assert len(proxy.recordings) == len(names), proxy.recordings
-        for (name, version, extra), rec in zip(names, proxy.recordings):
-            request, response = bytes(rec.request), bytes(rec.response)
+        assert len(recordings) == len(names), recordings
+        for (name, version, extra), rec in zip(names, recordings):
+            request, response = rec.request, rec.response
             (outdir / f"{name}.request.bin").write_bytes(request)
             (outdir / f"{name}.response.bin").write_bytes(response)
             req_cred = decode_offline(decode_message(request).auth.credential, munged.key_file, True)

@@ -16,19 +16,11 @@ from pathlib import Path
 import pytest
 
 from pyslurmrpc import errors
+from pyslurmrpc.decode.inputs import parse_hex_dump
 from pyslurmrpc.wire import decode_message, encode_message
 
 SPECS = Path(__file__).resolve().parent.parent / "protocol_specs"
 BLOCK = re.compile(r"```([^\n]*)\n(.*?)```", re.S)
-
-
-def parse_hex(text: str) -> bytes:
-    out = []
-    for line in text.strip().splitlines():
-        line = re.sub(r"^\s*[0-9a-fA-F]{4,8}:\s", "", line)
-        line = line.split("  ")[0] if "  " in line.strip() else line
-        out.append(re.sub(r"\s+", "", line))
-    return bytes.fromhex("".join(out))
 
 
 def examples(kind: str):
@@ -38,7 +30,7 @@ def examples(kind: str):
             if info.strip() != f"hex {kind}":
                 continue
             expect = blocks[i + 1][1] if i + 1 < len(blocks) and blocks[i + 1][0].strip() == "decoded" else ""
-            yield pytest.param(parse_hex(body), _expectations(expect), id=f"{path.stem}-{i}")
+            yield pytest.param(parse_hex_dump(body), _expectations(expect), id=f"{path.stem}-{i}")
 
 
 def _expectations(text: str) -> dict:

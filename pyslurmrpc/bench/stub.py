@@ -15,7 +15,8 @@ import asyncio
 from munch import Munch
 
 from ..auth.slurm_auth import MungeAuth, NoneAuth
-from ..wire import Framer, Header, Message, MsgType, encode_message
+from ..transport import read_frame
+from ..wire import Header, Message, MsgType, encode_message
 
 VERSION = 0x2200
 
@@ -30,13 +31,9 @@ async def serve(frames: list[bytes]) -> None:
     queue = iter(frames)
 
     async def handle(reader, writer):
-        framer, frames = Framer(), []
-        while not frames:
-            data = await reader.read(65536)
-            if not data:  # the client gave up before sending a whole request
-                writer.close()
-                return
-            frames = framer.feed(data)
+        if await read_frame(reader) is None:  # the client gave up before sending a whole request
+            writer.close()
+            return
         reply = next(queue, None)  # all pre-signed replies used: close unanswered
         if reply is not None:
             writer.write(reply)

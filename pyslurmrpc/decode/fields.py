@@ -1,30 +1,26 @@
-"""Walk a frame with the wire layer's own construct schemas, recording every field.
+"""Every field of a frame, recorded while the wire layer's own schema parses it.
 
-The walker interprets ``VERSIONS[code].frame`` (the same interpreted schema
-the codec uses to explain failures) node by node: structs, ``If``, ``Switch``
-and ``Array`` are followed, every leaf primitive is parsed with its own
-``_parsereport`` and its start offset, raw bytes and value are recorded.  No
-layout is written down a second time here.
+The frame is parsed once, by construct's interpreter with the schema
+``VERSIONS[code].frame`` the codec uses to explain failures; the leaves record
+their path, start offset, raw bytes and value as they are read
+(:func:`pyslurmrpc.wire._construct_internals.recording_parse`).  No layout is
+written down a second time here.
 
-Whether a frame is valid is decided by :func:`pyslurmrpc.wire.decode_message`;
-the walker only explains *where* each byte went, and stops quietly at the
-first field it cannot read (the codec's error says why).
+Whether the frame is valid is decided as :func:`pyslurmrpc.wire.decode_message`
+decides it, from the same parse: the fields list ends at the first field that
+cannot be read, and the error says why.
 """
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Optional
 
-from construct import Array, Construct, Container, IfThenElse, Pass, Renamed, Struct, Switch, Tell
-from construct.core import evaluate
-
+from ..errors import ProtocolError
+from ..wire._construct_internals import recording_parse
+from ..wire.codec import PARSE_ERRORS, check_prefix, message_from_parsed, parse_failure, spec_for
 from ..wire.constants import LENGTH_PREFIX_SIZE
 from ..wire.versions import VERSIONS
-
-#: Parse failures a leaf may raise on hostile bytes; the walk stops at them.
-_STOP = (Exception,)
 
 
 @dataclass(frozen=True)
@@ -47,97 +43,43 @@ class Field:
         return self.offset + len(self.raw)
 
 
-class _Walk:
-    """State of one walk: the frame, its stream and the fields found so far."""
+def read_fields(frame: bytes) -> tuple[list[Field], Optional[ProtocolError]]:
+    """Every field of ``frame`` (length prefix included) that could be read, in wire order,
+    and the :class:`ProtocolError` :func:`~pyslurmrpc.wire.decode_message` raises for it (or None).
 
-    def __init__(self, frame: bytes):
-        self.frame = frame
-        self.stream = io.BytesIO(frame)
-        self.fields: list[Field] = []
-
-    def node(self, con: Construct, path: str, context) -> Any:
-        handler = _HANDLERS.get(type(con))
-        if handler is None:
-            handler = next((h for cls, h in _HANDLERS.items() if isinstance(con, cls)), _leaf)
-        return handler(self, con, path, context)
-
-
-def _join(path: str, name) -> str:
-    return f"{path}.{name}" if path else str(name)
-
-
-def _renamed(walk: _Walk, con: Renamed, path: str, context):
-    return walk.node(con.subcon, _join(path, con.name), context)
-
-
-def _struct(walk: _Walk, con: Struct, path: str, context):
-    ctx = Container(_=context, _params=context.get("_params"), _root=None, _parsing=True,
-                    _building=False, _sizing=False, _subcons=None, _io=walk.stream, _index=None)
-    ctx._root = context.get("_root", ctx) if context else ctx
-    obj = Container()
-    for sub in con.subcons:
-        value = walk.node(sub, path, ctx)
-        if sub.name:
-            obj[sub.name] = ctx[sub.name] = value
-    return obj
-
-
-def _if(walk: _Walk, con: IfThenElse, path: str, context):
-    chosen = con.thensubcon if evaluate(con.condfunc, context) else con.elsesubcon
-    return walk.node(chosen, path, context)
-
-
-def _switch(walk: _Walk, con: Switch, path: str, context):
-    key = evaluate(con.keyfunc, context)
-    return walk.node(con.cases.get(key, con.default), path, context)
-
-
-def _array(walk: _Walk, con: Array, path: str, context):
-    count = evaluate(con.count, context)
-    return [walk.node(con.subcon, _join(path, i), context) for i in range(count)]
-
-
-def _silent(walk: _Walk, con: Construct, path: str, context):
-    """Tell and Pass read nothing; they are bookkeeping, not fields."""
-    return con._parsereport(walk.stream, context, path)
-
-
-def _leaf(walk: _Walk, con: Construct, path: str, context):
-    start = walk.stream.tell()
-    value = con._parsereport(walk.stream, context, path)
-    end = walk.stream.tell()
-    walk.fields.append(Field(path, start, walk.frame[start:end], value))
-    return value
-
-
-_HANDLERS = {
-    Renamed: _renamed,
-    Struct: _struct,
-    IfThenElse: _if,
-    Switch: _switch,
-    Array: _array,
-    type(Tell): _silent,  # Tell and Pass are singleton instances in construct
-    type(Pass): _silent,
-}
-
-
-def walk_frame(frame: bytes) -> list[Field]:
-    """Every field of ``frame`` (length prefix included) that could be read, in wire order.
-
-    The header version at offset 4 picks the schema.  The list ends early at
-    the first field that cannot be read, or after the length prefix when the
-    version is unknown.
+    The header version at offset 4 picks the schema; with an unknown version
+    only the length prefix is listed.
     """
     frame = bytes(frame)
     spec = VERSIONS.get(int.from_bytes(frame[4:6], "big")) if len(frame) >= 6 else None
     if spec is None:
-        return _prefix_only(frame)
-    walk = _Walk(frame)
+        return _prefix_only(frame), _envelope_error(frame)
+    parsed, recorded, failure = recording_parse(spec.frame, frame, PARSE_ERRORS)
+    fields = [Field(r.path, r.start, frame[r.start:r.end], r.value) for r in recorded]
+    error = _envelope_error(frame)
+    if error is None and failure is not None:
+        error = parse_failure(spec, failure, frame)
+    elif error is None:
+        try:
+            message_from_parsed(spec, parsed, frame)
+        except ProtocolError as exc:
+            error = exc
+    return fields, error
+
+
+def walk_frame(frame: bytes) -> list[Field]:
+    """The fields of :func:`read_fields` alone."""
+    return read_fields(frame)[0]
+
+
+def _envelope_error(frame: bytes) -> Optional[ProtocolError]:
+    """What is wrong with the length prefix or the version, as decode_message reports it."""
     try:
-        walk.node(spec.frame, "", Container())
-    except _STOP:
-        pass
-    return walk.fields
+        check_prefix(frame)
+        spec_for(frame)
+    except ProtocolError as exc:
+        return exc
+    return None
 
 
 def _prefix_only(frame: bytes) -> list[Field]:

@@ -2,8 +2,8 @@
 
 A stream (a raw recording, a hex dump, one direction of a TCP connection) is
 cut into frames with :class:`pyslurmrpc.wire.Framer`; each frame is judged by
-:func:`pyslurmrpc.wire.decode_message` and explained field by field by
-:func:`.fields.walk_frame`.  A frame that fails to decode is reported and the
+:func:`pyslurmrpc.wire.decode_message`'s rules and explained field by field,
+both from one parse (:func:`.fields.read_fields`).  A frame that fails to decode is reported and the
 next one is decoded; a length prefix the framer refuses ends the stream.
 """
 
@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from ..errors import ProtocolError, PyslurmrpcError
-from ..wire import Framer, decode_message
+from ..wire import Framer
 from ..wire.constants import LENGTH_PREFIX_SIZE
-from .fields import Field, walk_frame
+from .fields import Field, read_fields
 
 #: Fields whose value is a bearer credential: never printed, only opened with --munge-key.
 SECRET_FIELDS = frozenset({"credential"})
@@ -87,11 +87,8 @@ class MungeOpener:
 def decode_frame(frame: bytes, index: int = 1, offset: int = 0,
                  opener: Optional[MungeOpener] = None) -> FrameReport:
     """Decode one whole frame (length prefix included) into a :class:`FrameReport`."""
-    report = FrameReport(index, offset, frame, walk_frame(frame))
-    try:
-        decode_message(frame)
-    except ProtocolError as exc:
-        report.error = exc
+    fields, error = read_fields(frame)
+    report = FrameReport(index, offset, frame, fields, error)
     if opener is not None:
         _open_credential(report, opener)
     return report

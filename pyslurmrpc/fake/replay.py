@@ -10,8 +10,8 @@ JSON object per recording, with at least ``name``).
   answers), so each match takes the next one in manifest order; the last
   one keeps answering once a sequence is used up.
 * :class:`ReplayDaemon` serves those answers.
-* :class:`RecordingProxy` sits between a client and a real daemon and
-  writes each connection into the same format.
+* :class:`RecordingProxy` sits between a client and a real daemon, keeps
+  each connection's bytes and writes them into the same format.
 """
 
 from __future__ import annotations
@@ -23,13 +23,13 @@ import logging
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import NamedTuple, Optional
 
 from pyslurmrpc.errors import PyslurmrpcError
+from pyslurmrpc.transport import READ_CHUNK
 from pyslurmrpc.wire import Address, Message, MsgType, decode_message, encode_message
 
 from .server import FakeDaemon
-from .transport import READ_CHUNK
 
 log = logging.getLogger("pyslurmrpc.fake")
 
@@ -130,19 +130,30 @@ class ReplayDaemon(FakeDaemon):
         return encode_message(Message(header, auth, recorded.body))
 
 
+class Proxied(NamedTuple):
+    """The two byte streams of one proxied connection."""
+
+    name: str
+    request: bytes
+    response: bytes
+
+
 class RecordingProxy:
-    """A TCP proxy that writes every connection to ``directory`` in the fixtures format.
+    """A TCP proxy that keeps every connection's bytes (and writes them to ``directory``).
 
     Each connection to ``host:port`` is relayed to ``upstream`` (host, port);
-    when both sides are done, NAME.request.bin / NAME.response.bin are written
-    and a manifest line appended (name, target, message types, decoded bodies
-    when the bytes decode).  Names are ``<prefix>_<n>`` in arrival order.
+    when both sides are done it is appended to :attr:`connections` and, with a
+    ``directory``, NAME.request.bin / NAME.response.bin are written and a
+    manifest line appended (name, target, message types, decoded bodies when
+    the bytes decode).  Names are ``<prefix>_<n>`` in arrival order.
     """
 
-    def __init__(self, upstream: tuple[str, int], directory, *, host: str = "127.0.0.1",
+    def __init__(self, upstream: tuple[str, int], directory=None, *, host: str = "127.0.0.1",
                  port: int = 0, prefix: str = "rec", timeout: float = 60.0):
-        self.upstream, self.directory = upstream, Path(directory)
+        self.upstream = upstream
+        self.directory = Path(directory) if directory is not None else None
         self.host, self.port, self.prefix, self.timeout = host, port, prefix, timeout
+        self.connections: list[Proxied] = []
         self._count = 0
         self._server = None
         self._lock = asyncio.Lock()
@@ -152,7 +163,8 @@ class RecordingProxy:
         return self.host, self.port
 
     async def start(self) -> "RecordingProxy":
-        self.directory.mkdir(parents=True, exist_ok=True)
+        if self.directory is not None:
+            self.directory.mkdir(parents=True, exist_ok=True)
         self._server = await asyncio.start_server(self._relay, self.host, self.port)
         self.port = self._server.sockets[0].getsockname()[1]
         return self
@@ -185,10 +197,14 @@ class RecordingProxy:
         finally:
             up_writer.close()
             writer.close()
-        async with self._lock:  # manifest lines from concurrent connections must not interleave
-            self._save(name, bytes(sent), bytes(received))
+        proxied = Proxied(name, bytes(sent), bytes(received))
+        self.connections.append(proxied)
+        if self.directory is not None:
+            async with self._lock:  # manifest lines from concurrent connections must not interleave
+                self._save(proxied)
 
-    def _save(self, name: str, request: bytes, response: bytes) -> None:
+    def _save(self, proxied: Proxied) -> None:
+        name, request, response = proxied
         (self.directory / f"{name}.request.bin").write_bytes(request)
         (self.directory / f"{name}.response.bin").write_bytes(response)
         entry = {"name": name, "target": f"{self.upstream[0]}:{self.upstream[1]}",

@@ -1,31 +1,11 @@
-"""Small asyncio helpers shared by the fake daemons, the forwarder and the proxy."""
+"""One request/reply exchange over asyncio streams, for the forwarder and the tests."""
 
 from __future__ import annotations
 
 import asyncio
-from typing import Optional
 
 from pyslurmrpc.errors import ConnectionClosedError
-from pyslurmrpc.wire import MAX_MSG_SIZE, Framer
-
-#: bytes asked from the socket per read
-READ_CHUNK = 65536
-
-
-async def read_frame(reader: asyncio.StreamReader, max_size: int = MAX_MSG_SIZE) -> Optional[bytes]:
-    """The first whole frame on ``reader`` (None if the peer closed before one came).
-
-    A length prefix over ``max_size`` raises FrameTooLargeError as soon as its
-    four bytes are in, before anything else is buffered.
-    """
-    framer = Framer(max_size)
-    while True:
-        data = await reader.read(READ_CHUNK)
-        if not data:
-            return None
-        frames = framer.feed(data)
-        if frames:
-            return frames[0]
+from pyslurmrpc.transport import read_frame
 
 
 async def exchange(host: str, port: int, frame: bytes, timeout: float) -> bytes:

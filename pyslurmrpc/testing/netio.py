@@ -1,15 +1,15 @@
-"""Small loopback socket helpers the real-daemon tests share.
+"""Small loopback socket helpers the tests share.
 
-:func:`wire_ping` (one REQUEST_PING in any header version), :func:`exchange`
-(send bytes, collect what comes back until the peer closes) and
-:class:`RecordingProxy` (a loopback TCP proxy that keeps every byte of each
-connection, used to record Debian's ``scontrol ping``).
+:func:`free_port`, :func:`wire_ping` (one REQUEST_PING in any header
+version), :func:`exchange` (send bytes, collect what comes back until the
+peer closes) and :func:`message_hash` (the MUNGE payload a 22.05+ sender
+puts in a frame's credential).  The proxy that records connections is
+:class:`pyslurmrpc.fake.RecordingProxy`.
 """
 
 from __future__ import annotations
 
 import socket
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import Optional
@@ -17,7 +17,11 @@ from typing import Optional
 from munch import Munch
 
 from pyslurmrpc.auth.msg_hash import credential_payload
-from pyslurmrpc.wire import Address, Header, Message, MsgType, decode_message, encode_message, version_code
+from pyslurmrpc.errors import ProtocolError
+from pyslurmrpc.transport import READ_CHUNK
+from pyslurmrpc.wire import (
+    Address, Framer, Header, Message, MsgType, decode_message, encode_message, version_code,
+)
 from pyslurmrpc.wire.versions import has_family_addr
 
 LOOPBACK = "127.0.0.1"
@@ -35,8 +39,12 @@ def free_port(host: str = LOOPBACK) -> int:
 # socket helpers
 # ---------------------------------------------------------------------------
 @dataclass
-class Exchange:
-    """What one connection got back: every byte, how it ended, how long it took."""
+class Transcript:
+    """What one connection got back: every byte, how it ended, how long it took.
+
+    ``frames`` are the whole frames the Framer cut from ``received`` (up to
+    the first length prefix it refuses; a partial tail is left out).
+    """
 
     sent: bytes
     received: bytes
@@ -53,7 +61,7 @@ class Exchange:
 
 
 def exchange(host: str, port: int, data: bytes, *, timeout: float = IO_TIMEOUT,
-             half_close: bool = False, until_frame: bool = False) -> Exchange:
+             half_close: bool = False, until_frame: bool = False) -> Transcript:
     """Connect, send ``data``, read until the peer closes (or ``timeout``).
 
     ``half_close`` shuts our sending side after ``data`` (a truncated frame
@@ -70,12 +78,13 @@ def exchange(host: str, port: int, data: bytes, *, timeout: float = IO_TIMEOUT,
             send_error = repr(err)
         start = time.monotonic()
         received = bytearray()
+        framer, frames = Framer(), []
         closed = reset = False
         deadline = start + timeout
-        while True:
+        while not (until_frame and frames):
             s.settimeout(max(0.01, deadline - time.monotonic()))
             try:
-                chunk = s.recv(65536)
+                chunk = s.recv(READ_CHUNK)
             except socket.timeout:
                 break
             except ConnectionResetError:
@@ -85,24 +94,17 @@ def exchange(host: str, port: int, data: bytes, *, timeout: float = IO_TIMEOUT,
                 closed = True
                 break
             received += chunk
-            if until_frame and len(received) >= 4 and len(received) >= 4 + int.from_bytes(received[:4], "big"):
-                break
+            frames += _frames(framer, chunk)
         elapsed = time.monotonic() - start
-    ex = Exchange(bytes(data), bytes(received), closed, reset, elapsed, send_error)
-    ex.frames = split_frames(ex.received)
-    return ex
+    return Transcript(bytes(data), bytes(received), closed, reset, elapsed, send_error, frames)
 
 
-def split_frames(data: bytes) -> list:
-    """Whole length-prefixed frames in ``data`` (a partial tail is dropped)."""
-    frames, at = [], 0
-    while len(data) - at >= 4:
-        end = at + 4 + int.from_bytes(data[at:at + 4], "big")
-        if end > len(data):
-            break
-        frames.append(data[at:end])
-        at = end
-    return frames
+def _frames(framer: Framer, chunk: bytes) -> list:
+    """The frames ``chunk`` completes; none once the framer has refused a length prefix."""
+    try:
+        return framer.feed(chunk)
+    except ProtocolError:
+        return []
 
 
 def ping_frame(auth, version="22.05", *, msg_type: int = MsgType.REQUEST_PING) -> bytes:
@@ -130,84 +132,8 @@ def wire_ping(host: str, port: int, auth, version="22.05", *, timeout: float = I
     return decode_message(ex.frames[0])
 
 
-# ---------------------------------------------------------------------------
-# a recording proxy
-# ---------------------------------------------------------------------------
-@dataclass
-class Recording:
-    """The two byte streams of one proxied connection."""
-
-    request: bytearray = field(default_factory=bytearray)
-    response: bytearray = field(default_factory=bytearray)
-
-
-class RecordingProxy:
-    """A loopback TCP proxy that records each connection's bytes in both directions.
-
-    >>> with RecordingProxy(ctld.port) as proxy:   # clients connect to proxy.port
-    ...     ...
-    >>> proxy.recordings[0].request
-    """
-
-    def __init__(self, target_port: int, target_host: str = LOOPBACK, *, port: int = 0):
-        self.target = (target_host, target_port)
-        self.recordings: list[Recording] = []
-        self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._listener.bind((LOOPBACK, port))
-        self._listener.listen(16)
-        self._listener.settimeout(0.2)
-        self.port = self._listener.getsockname()[1]
-        self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
-        self._acceptor = threading.Thread(target=self._accept, daemon=True)
-
-    def start(self) -> "RecordingProxy":
-        self._acceptor.start()
-        return self
-
-    def _accept(self) -> None:
-        while not self._stop.is_set():
-            try:
-                client, _ = self._listener.accept()
-            except (socket.timeout, OSError):
-                continue
-            rec = Recording()
-            self.recordings.append(rec)
-            upstream = socket.create_connection(self.target, timeout=IO_TIMEOUT)
-            for src, dst, buf in ((client, upstream, rec.request), (upstream, client, rec.response)):
-                t = threading.Thread(target=self._pump, args=(src, dst, buf), daemon=True)
-                t.start()
-                self._threads.append(t)
-
-    def _pump(self, src: socket.socket, dst: socket.socket, buf: bytearray) -> None:
-        src.settimeout(IO_TIMEOUT)
-        try:
-            while True:
-                chunk = src.recv(65536)
-                if not chunk:
-                    break
-                buf += chunk
-                dst.sendall(chunk)
-        except OSError:
-            pass
-        finally:
-            try:
-                dst.shutdown(socket.SHUT_WR)
-            except OSError:
-                pass
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._acceptor.join(5)
-        for t in self._threads:
-            t.join(IO_TIMEOUT + 1)
-        self._listener.close()
-
-    def __enter__(self) -> "RecordingProxy":
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
-
-
+def message_hash(frame: bytes) -> bytes:
+    """The MUNGE payload a Slurm 22.05+ sender puts in the credential of ``frame`` (by its header version)."""
+    msg = decode_message(frame)
+    body = frame[len(frame) - msg.header.body_length:]
+    return credential_payload(msg.header.version, msg.header.msg_type, body)

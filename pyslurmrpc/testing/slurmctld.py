@@ -15,8 +15,8 @@ through the given munged (``AuthInfo=socket=...``), runs in the foreground
 (``-D``) as our child, and is stopped by its own pid.  Nothing outside the
 temporary directory is touched.
 
-The socket helpers it uses live in :mod:`.netio` and the message-hash check
-in :mod:`.k12`; both are re-exported here for the tests.
+The socket helpers it uses live in :mod:`.netio` (re-exported here for the
+tests), the message hash in :mod:`pyslurmrpc.auth.msg_hash`.
 """
 
 from __future__ import annotations
@@ -32,10 +32,8 @@ from typing import Optional
 
 from pyslurmrpc.wire import MsgType
 
-from .k12 import HASH_PLUGIN_K12, HASH_PLUGIN_NONE, kangarootwelve, message_hash, turboshake128  # noqa: F401
 from .netio import (  # noqa: F401  (re-exported)
-    IO_TIMEOUT, LOOPBACK, Exchange, Recording, RecordingProxy, exchange, free_port, ping_frame,
-    split_frames, wire_ping,
+    IO_TIMEOUT, LOOPBACK, Transcript, exchange, free_port, message_hash, ping_frame, wire_ping,
 )
 from .process import ChildHarness, start_or_skip
 from .releases import Release, ReleaseUnavailable, prepare

@@ -78,18 +78,32 @@ def decode_message(frame) -> Message:
         parsed = spec.compiled.parse(frame)
     except Exception:  # the fast path gives no detail: parse again to explain
         raise _explain(spec, frame) from None
+    return message_from_parsed(spec, parsed, frame)
+
+
+def message_from_parsed(spec: VersionSpec, parsed, frame: bytes) -> Message:
+    """The Message of a frame ``spec``'s schema parsed (checks what the schema cannot)."""
     _check_extent(spec, parsed, frame)
     return _to_message(spec, parsed)
+
+
+#: what the interpreted schema raises on bad bytes
+PARSE_ERRORS = (ConstructError, ValueError, OverflowError, RecursionError, MemoryError)
 
 
 def _explain(spec: VersionSpec, frame: bytes) -> ProtocolError:
     try:
         spec.frame.parse(frame)
-    except FieldError as exc:
-        return _convert(spec, exc, frame)
-    except (ConstructError, ValueError, OverflowError, RecursionError, MemoryError) as exc:
-        return RemoteProtocolError(f"malformed frame: {exc}", field=_path(getattr(exc, "path", None)))
+    except PARSE_ERRORS as exc:
+        return parse_failure(spec, exc, frame)
     return RemoteProtocolError("frame rejected by the fast decoder but accepted by the checker")
+
+
+def parse_failure(spec: VersionSpec, exc: Exception, frame: bytes) -> ProtocolError:
+    """The ProtocolError for one of :data:`PARSE_ERRORS` raised by ``spec.frame``."""
+    if isinstance(exc, FieldError):
+        return _convert(spec, exc, frame)
+    return RemoteProtocolError(f"malformed frame: {exc}", field=_path(getattr(exc, "path", None)))
 
 
 def _path(path) -> str | None:

@@ -12,6 +12,7 @@ import struct
 
 from construct import Construct, ExplicitError, FormatField, SizeofError, stream_write
 
+from ._construct_internals import LinkedFastPath
 from .constants import MAX_PACK_MEM_LEN
 
 
@@ -59,7 +60,7 @@ time_t = Int(">", "q")
 _U32 = struct.Struct(">I")
 
 
-class SlurmString(Construct):
+class SlurmString(LinkedFastPath):
     """``packstr`` / ``unpackstr_xmalloc``: uint32 size (NUL included) then bytes; None for size 0.
 
     Text is decoded as UTF-8 with surrogateescape, so arbitrary bytes round-trip
@@ -105,16 +106,7 @@ class SlurmString(Construct):
     def _sizeof(self, context, path):
         raise SizeofError("packstr has a variable size", path=path)
 
-    # Compiled path: any exception here sends the frame to the interpreted
-    # parser, which explains the failure, so these only need to be strict.
-    def _emitparse(self, code):
-        code.linkedinstances[id(self)] = self
-        return f"linkedinstances[{id(self)}].fast_parse(io)"
-
-    def _emitbuild(self, code):
-        code.linkedinstances[id(self)] = self
-        return f"linkedinstances[{id(self)}].fast_build(obj, io)"
-
+    # Compiled path (LinkedFastPath): strict, the interpreted parser explains failures.
     def fast_parse(self, io):
         size = _U32.unpack(io.read(4))[0]
         if not size:
