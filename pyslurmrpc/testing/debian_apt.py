@@ -24,6 +24,8 @@ ARCH = "amd64"
 DEBIAN_SUITES = frozenset({"bullseye", "bookworm", "trixie", "forky", "duke", "sid",
                            "oldstable", "stable", "testing", "unstable"})
 APT_TIMEOUT = 900.0         # seconds for one apt-get update / download call
+#: how much of a failed apt command's stderr an error quotes
+ERROR_TAIL_CHARS = 2000
 NET_TIMEOUT = 60            # apt's own per-connection timeout (seconds) ...
 NET_RETRIES = 2             # ... and retries, so an unreachable archive fails fast
 SHOW_BATCH = 200            # package names per apt-cache call
@@ -172,7 +174,7 @@ class PrivateApt:
                               stdin=subprocess.DEVNULL, env={**os.environ, "LC_ALL": "C"})
         if check and proc.returncode != 0:
             raise AptError(f"{self.suite}: {tool} {' '.join(args[:6])} failed ({proc.returncode}):\n"
-                           f"{proc.stderr.strip()[-2000:]}")
+                           f"{proc.stderr.strip()[-ERROR_TAIL_CHARS:]}")
         return proc
 
     def update(self) -> None:
