@@ -25,7 +25,7 @@ DEBIAN_SUITES = frozenset({"bullseye", "bookworm", "trixie", "forky", "duke", "s
                            "oldstable", "stable", "testing", "unstable"})
 APT_TIMEOUT = 900.0         # seconds for one apt-get update / download call
 #: how much of a failed apt command's stderr an error quotes
-ERROR_TAIL_CHARS = 2000
+ERROR_TAIL_CHARS = 2 * 1024
 NET_TIMEOUT = 60            # apt's own per-connection timeout (seconds) ...
 NET_RETRIES = 2             # ... and retries, so an unreachable archive fails fast
 SHOW_BATCH = 200            # package names per apt-cache call
