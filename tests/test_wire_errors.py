@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from pyslurmrpc.errors import (
     FrameTooLargeError, InvalidFieldError, ProtocolError, TrailingBytesError, TruncatedError,
     UnknownMessageTypeError, UnsupportedVersionError,
 )
-from pyslurmrpc.wire import Framer, decode_message, encode_message
+from pyslurmrpc.wire import (
+    Framer, MsgType, NoneAuthCred, PingMsg, RetDataInfo, ReturnCodeMsg, decode_message, encode_message,
+)
+from pyslurmrpc.wire.codec import encode_body
 from pyslurmrpc.wire.constants import MAX_MSG_SIZE
 
 from fixtures_data import recording
@@ -134,10 +139,35 @@ def test_body_length_disagrees():
 
 def test_encode_rejects_bad_values():
     message = decode_message(REQ)
-    bad = type(message)(message.header, message.auth, dict(message.body, job_id=2**32))
+    bad = type(message)(message.header, message.auth, dataclasses.replace(message.body, job_id=2**32))
     with pytest.raises(InvalidFieldError) as info:
         encode_message(bad)
     assert info.value.field.startswith("body")
-    nul = type(message)(message.header, message.auth, dict(message.body, image_dir="a\0b"))
+    nul = type(message)(message.header, message.auth, dataclasses.replace(message.body, image_dir="a\0b"))
     with pytest.raises(InvalidFieldError):
         encode_message(nul)
+
+
+def test_encode_takes_only_the_body_tables_dataclass():
+    """A body of another type (or a plain mapping) is refused by name, not packed by field names."""
+    message = decode_message(REQ)  # REQUEST_CHECKPOINT
+    for wrong in (PingMsg(), vars(message.body), ReturnCodeMsg(return_code=0)):
+        with pytest.raises(InvalidFieldError, match="CheckpointMsg") as info:
+            encode_message(dataclasses.replace(message, body=wrong))
+        assert info.value.field == "body"
+        with pytest.raises(InvalidFieldError, match="CheckpointMsg"):
+            encode_body(message.version, message.msg_type, wrong)
+    entry = RetDataInfo("n1", 0, int(MsgType.RESPONSE_SLURM_RC), PingMsg())
+    header = dataclasses.replace(message.header, ret_list=(entry,))
+    with pytest.raises(InvalidFieldError, match="ReturnCodeMsg") as info:
+        encode_message(dataclasses.replace(message, header=header))
+    assert info.value.field == "header.ret_list.0.body"
+
+
+def test_encode_takes_only_an_auth_envelope_class():
+    message = decode_message(REQ)
+    with pytest.raises(InvalidFieldError, match="MungeAuthCred or NoneAuthCred") as info:
+        encode_message(dataclasses.replace(message, auth={"credential": message.auth.credential}))
+    assert info.value.field == "auth"
+    none = NoneAuthCred(uid=1, gid=2, hostname="h")
+    assert decode_message(encode_message(dataclasses.replace(message, auth=none))).auth == none

@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Optional, Union
 
-from pyslurmrpc.wire.types import Auth
+from pyslurmrpc.wire.types import Auth, MungeAuthCred, NoneAuthCred
 
 from .errors import (
     ESLURM_AUTH_CRED_INVALID, ESLURM_AUTH_UNPACK, ESLURM_PROTOCOL_INCOMPLETE_PACKET,
@@ -98,8 +98,7 @@ class _MungeEnvelope:
 
     def _envelope(self, credential: str, protocol_version: int) -> Auth:
         _check_version(protocol_version)
-        return Auth(plugin=PLUGIN_NAMES[AUTH_PLUGIN_MUNGE], plugin_id=AUTH_PLUGIN_MUNGE,
-                    credential=credential, plugin_version=self.plugin_version)
+        return MungeAuthCred(credential=credential, plugin_version=self.plugin_version)
 
     @staticmethod
     def _credential_of(auth: Auth, protocol_version: Optional[int]) -> str:
@@ -298,9 +297,8 @@ class NoneAuth:
         """Envelope for ``protocol_version`` (hostname only from 19.05 on); auth/none has no payload."""
         _check_version(protocol_version)
         with_host = protocol_version >= SLURM_19_05_PROTOCOL_VERSION
-        return Auth(plugin=PLUGIN_NAMES[AUTH_PLUGIN_NONE], plugin_id=AUTH_PLUGIN_NONE,
-                    uid=self.uid, gid=self.gid, hostname=self.hostname if with_host else None,
-                    plugin_version=self.plugin_version)
+        return NoneAuthCred(uid=self.uid, gid=self.gid, hostname=self.hostname if with_host else None,
+                            plugin_version=self.plugin_version)
 
     def verify(self, auth: Auth, protocol_version: Optional[int] = None) -> VerifiedAuth:
         """Accept any auth/none envelope; return the uid/gid it claims."""

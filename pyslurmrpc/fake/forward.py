@@ -17,11 +17,10 @@ import asyncio
 import dataclasses
 from typing import Optional
 
-from munch import Munch
-
 from pyslurmrpc.errors import PyslurmrpcError
 from pyslurmrpc.hostlist import compress, expand, uniq
 from pyslurmrpc.wire import Address, Forward, Message, MsgType, RetEntry, decode_message, encode_message
+from pyslurmrpc.wire.bodies import ForwardFailedMsg
 
 from . import codes
 from .cluster import DEFAULT_TREE_WIDTH
@@ -70,7 +69,7 @@ def split_tree(names: list[str], tree_width: int = DEFAULT_TREE_WIDTH) -> list[l
 
 def failed(node: str, err: int) -> RetEntry:
     """A RESPONSE_FORWARD_FAILED entry (no body)."""
-    return RetEntry(node_name=node, err=err, msg_type=MsgType.RESPONSE_FORWARD_FAILED, body=Munch())
+    return RetEntry(node_name=node, err=err, msg_type=MsgType.RESPONSE_FORWARD_FAILED, body=ForwardFailedMsg())
 
 
 class Forwarder:

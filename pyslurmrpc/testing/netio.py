@@ -14,10 +14,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Optional
 
-from munch import Munch
-
 from pyslurmrpc.auth.msg_hash import credential_payload
 from pyslurmrpc.wire import Address, Header, Message, MsgType, decode_message, encode_message, version_code
+from pyslurmrpc.wire.bodies import PingMsg
 
 LOOPBACK = "127.0.0.1"
 IO_TIMEOUT = 5.0            # per-socket timeout of the helpers
@@ -117,7 +116,7 @@ def ping_frame(auth, version="22.05", *, msg_type: int = MsgType.REQUEST_PING) -
         payload = credential_payload(code, msg_type, b"")
         auth = auth.create(code, payload) if payload else auth.create(code)
     addr = Address(0, None, 0) if code >= 0x2400 else Address(None, 0, 0)
-    return encode_message(Message(Header(code, msg_type, orig_addr=addr), auth, Munch()))
+    return encode_message(Message(Header(code, msg_type, orig_addr=addr), auth, PingMsg()))
 
 
 def wire_ping(host: str, port: int, auth, version="22.05", *, timeout: float = IO_TIMEOUT) -> Message:

@@ -26,7 +26,8 @@ __all__ = [
     "decode_message", "encode_message", "Framer", "Message", "Header", "Auth", "Forward",
     "MungeAuthCred", "NoneAuthCred", "RetDataInfo", "RetEntry", "Address", "Body", "BODY_TABLE",
     "CheckpointMsg", "CheckpointCompMsg", "CheckpointTaskCompMsg", "CheckpointTasksMsg",
-    "CheckpointRespMsg", "ReturnCodeMsg", "PingMsg", "ForwardFailedMsg", "MsgType", "CheckOp", "AuthPluginId", "NO_VAL", "NO_VAL16",
+    "CheckpointRespMsg", "ReturnCodeMsg", "PingMsg", "ForwardFailedMsg",
+    "MsgType", "CheckOp", "AuthPluginId", "NO_VAL", "NO_VAL16",
     "SLURM_BATCH_SCRIPT", "SLURM_EXTERN_CONT", "INFINITE", "MAX_MSG_SIZE", "VERSIONS",
     "VERSION_CODES", "CHECKPOINT_VERSIONS", "version_code",
 ]

@@ -127,7 +127,8 @@ class Message:
 
     ``body`` is the dataclass :data:`~.bodies.BODY_TABLE` lists for the
     message type (:class:`~.bodies.CheckpointMsg`, :class:`~.bodies.ReturnCodeMsg`, ...).
-    ``auth`` is a :class:`MungeAuthCred` or :class:`NoneAuthCred`, or None for a 23.02+ frame whose flags carry SLURM_NO_AUTH_CRED
+    ``auth`` is a :class:`MungeAuthCred` or :class:`NoneAuthCred`, or None
+    for a 23.02+ frame whose flags carry SLURM_NO_AUTH_CRED
     (newer daemons send replies without a credential).
     """
 
