@@ -187,13 +187,16 @@ _AUTH_DEFAULTS = {cls: {f.name: f.default for f in dataclass_fields(cls) if f.de
 
 
 def _to_auth(a) -> Auth | None:
-    # the schema's Switch has already refused any plugin without a class here
     if a is None:
         return None
     if "plugin_id" in a:
-        cls, version = AUTH_CLASSES[a["plugin_id"]], 0
+        plugin, version = a["plugin_id"], 0
+        cls = AUTH_CLASSES.get(plugin)
     else:
-        cls, version = _AUTH_BY_NAME[a["plugin_type"]], a["plugin_version"]
+        plugin, version = a["plugin_type"], a["plugin_version"]
+        cls = _AUTH_BY_NAME.get(plugin)
+    if cls is None:  # a credential schema without an envelope class: the tables disagree
+        raise UnknownMessageTypeError(f"auth plugin {plugin!r} has no envelope class", field="auth")
     values = dict(_AUTH_DEFAULTS[cls])
     values.update(a["cred"])
     del values["_"]

@@ -74,7 +74,7 @@ class Header:
     msg_index: int = 0
     body_length: int = 0
     forward: Forward = field(default_factory=Forward)
-    ret_list: tuple[RetEntry, ...] = ()
+    ret_list: tuple[RetDataInfo, ...] = ()
     orig_addr: Address = field(default_factory=Address)
 
 
