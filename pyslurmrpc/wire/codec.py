@@ -131,12 +131,17 @@ def _make(cls, **fields):
     return obj
 
 
-def _body(msg_type: int, parsed: dict) -> Body:
-    """The body dataclass of ``msg_type``; the parsed dict (fresh per parse) becomes its __dict__."""
-    del parsed["_"]  # FastStruct's link to the enclosing context
-    obj = object.__new__(BODY_CLASSES[msg_type])
-    object.__setattr__(obj, "__dict__", parsed)
+def _adopt(cls, values: dict):
+    """An instance of ``cls`` whose __dict__ is ``values`` (a dict nothing else keeps)."""
+    obj = object.__new__(cls)
+    object.__setattr__(obj, "__dict__", values)
     return obj
+
+
+def _body(msg_type: int, parsed: dict) -> Body:
+    """The body dataclass of ``msg_type``, made from the parsed dict (fresh per parse)."""
+    del parsed["_"]  # FastStruct's link to the enclosing context
+    return _adopt(BODY_CLASSES[msg_type], parsed)
 
 
 def _to_message(spec: VersionSpec, parsed) -> Message:
@@ -181,6 +186,7 @@ def _to_addr(a) -> Address:
 
 
 _AUTH_BY_NAME = {cls.plugin: cls for cls in AUTH_CLASSES.values()}
+_AUTH_TYPES = frozenset(AUTH_CLASSES.values())
 #: envelope class -> its fields' defaults (the 17.11 auth/none credential has no hostname)
 _AUTH_DEFAULTS = {cls: {f.name: f.default for f in dataclass_fields(cls) if f.default is not MISSING}
                   for cls in AUTH_CLASSES.values()}
@@ -201,7 +207,7 @@ def _to_auth(a) -> Auth | None:
     values.update(a["cred"])
     del values["_"]
     values["plugin_version"] = version
-    return _make(cls, **values)
+    return _adopt(cls, values)
 
 
 # ----------------------------------------------------------------------------
@@ -298,7 +304,7 @@ def _header_tree(h: Header) -> dict:
 def _auth_tree(spec: VersionSpec, a: Auth | None) -> dict | None:
     if a is None:
         return None
-    if type(a) not in _AUTH_DEFAULTS:
+    if type(a) not in _AUTH_TYPES:
         raise InvalidFieldError(f"auth must be a MungeAuthCred or NoneAuthCred, not {type(a).__name__}",
                                 field="auth")
     cred = a.__dict__  # each plugin's schema reads the fields it packs
