@@ -280,8 +280,18 @@ def _join(where: str, path: str | None) -> str | None:
     return ".".join(p for p in (where, path) if p) or None
 
 
+#: the forward part of a message nobody forwards: with cnt 0 the schema packs nothing else
+_NO_FORWARD_TREE = {"cnt": 0, "nodelist": None, "timeout": 0, "tree_width": 0, "net_cred": None, "tree_depth": 0}
+
+
+def _forward_tree(f: Forward) -> dict:
+    if not f.cnt:
+        return _NO_FORWARD_TREE  # shared: the builders only read it
+    return {"cnt": f.cnt, "nodelist": f.nodelist, "timeout": f.timeout, "tree_width": f.tree_width,
+            "net_cred": f.net_cred, "tree_depth": f.tree_depth or 0}
+
+
 def _header_tree(h: Header) -> dict:
-    f = h.forward
     a = h.orig_addr
     if a.family is None:
         addr = {"addr": a.addr or 0, "port": a.port}
@@ -290,9 +300,7 @@ def _header_tree(h: Header) -> dict:
     return {
         "version": h.version, "flags": h.flags, "msg_index": h.msg_index, "msg_type": h.msg_type,
         "body_length": 0,
-        "forward": {"cnt": f.cnt, "nodelist": f.nodelist, "timeout": f.timeout,
-                    "tree_width": f.tree_width, "net_cred": f.net_cred,
-                    "tree_depth": f.tree_depth or 0},
+        "forward": _forward_tree(h.forward),
         "ret_cnt": len(h.ret_list),
         "ret_list": [{"err": r.err, "msg_type": r.msg_type, "node_name": r.node_name,
                       "body": _body_fields(r.msg_type, r.body, i)}
