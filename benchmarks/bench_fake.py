@@ -18,17 +18,15 @@ import sys
 import time
 from pathlib import Path
 
-from munch import Munch
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
 
 from pyslurmrpc.auth.slurm_auth import NoneAuth, OfflineMungeAuth  # noqa: E402
 from pyslurmrpc.transport import read_frame  # noqa: E402
-from pyslurmrpc.wire import CheckOp, Header, Message, MsgType, encode_message, version_code  # noqa: E402
+from pyslurmrpc.wire import CheckOp, CheckpointMsg, Header, Message, MsgType, encode_message, version_code  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 V1905 = version_code("19.05")
-BODY = Munch(op=CheckOp.CHECK_ABLE, data=0, job_id=2, step_id=0, image_dir=None)
+BODY = CheckpointMsg(op=CheckOp.CHECK_ABLE, data=0, job_id=2, step_id=0, image_dir=None)
 
 
 def request(auth) -> bytes:

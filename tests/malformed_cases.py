@@ -24,9 +24,11 @@ from __future__ import annotations
 
 import random
 
-from munch import Munch
 
-from pyslurmrpc.wire import Address, Auth, Header, Message, MsgType, VERSIONS, encode_message
+from pyslurmrpc.wire import (
+    VERSIONS, Address, CheckpointMsg, Header, Message, MsgType, MungeAuthCred, NoneAuthCred, PingMsg,
+    encode_message,
+)
 from pyslurmrpc.wire.bodies import checkpoint_msg_t
 
 V1905, V2205 = 0x2200, 0x2600
@@ -37,7 +39,7 @@ def ping(auth, version: int = V2205, *, auth_obj=None) -> bytes:
     """A REQUEST_PING in header ``version`` (family-0 orig_addr from 20.11 on)."""
     addr = Address(0, None, 0) if version >= 0x2400 else Address(None, 0, 0)
     envelope = auth_obj if auth_obj is not None else auth.create(version)
-    return encode_message(Message(Header(version, MsgType.REQUEST_PING, orig_addr=addr), envelope, Munch()))
+    return encode_message(Message(Header(version, MsgType.REQUEST_PING, orig_addr=addr), envelope, PingMsg()))
 
 
 def with_body(frame: bytes, msg_type: int, body: bytes) -> bytes:
@@ -74,12 +76,12 @@ def flip_credential(cred: str) -> str:
 
 def _flipped(auth) -> bytes:
     good = auth.create(V2205)
-    bad = Auth(plugin=good.plugin, plugin_id=good.plugin_id, credential=flip_credential(good.credential))
+    bad = MungeAuthCred(credential=flip_credential(good.credential))
     return ping(auth, auth_obj=bad)
 
 
 def _auth_none(auth) -> bytes:
-    none = Auth(plugin="auth/none", plugin_id=100, uid=0, gid=0, hostname="localhost")
+    none = NoneAuthCred(uid=0, gid=0, hostname="localhost")
     return ping(auth, auth_obj=none)
 
 
@@ -169,7 +171,7 @@ CASES = [
         "build": lambda auth: encode_message(Message(
             Header(V1905, MsgType.REQUEST_CHECKPOINT, orig_addr=Address(None, 0, 0)),
             auth.create(V1905),
-            Munch(op=0, data=0, job_id=1, step_id=0, image_dir=None))),
+            CheckpointMsg(op=0, data=0, job_id=1, step_id=0, image_dir=None))),
         "expect": SILENT_CLOSE,
         "why": "unpack_header: 19.05 is below SLURM_MIN_PROTOCOL_VERSION (20.11)",
     },

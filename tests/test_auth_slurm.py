@@ -14,7 +14,7 @@ from pyslurmrpc.auth.slurm_auth import (
     AUTH_PLUGIN_MUNGE, AUTH_PLUGIN_NONE, SLURM_17_11_PROTOCOL_VERSION, SLURM_18_08_PROTOCOL_VERSION,
     SLURM_19_05_PROTOCOL_VERSION, AsyncMungeAuth, AsyncNoneAuth, MungeAuth, NoneAuth, OfflineMungeAuth,
 )
-from pyslurmrpc.wire.types import Auth
+from pyslurmrpc.wire.types import MungeAuthCred
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 KEY = FIXTURES / "munge.key"
@@ -27,7 +27,7 @@ def _fixture_auth(name, kind):
     # 19.05 framing: uint32 plugin id, uint32 length (with NUL), text, NUL
     assert int.from_bytes(raw[m.start() - 8:m.start() - 4], "big") == AUTH_PLUGIN_MUNGE
     assert int.from_bytes(raw[m.start() - 4:m.start()], "big") == len(m.group()) + 1
-    return Auth(plugin="auth/munge", plugin_id=AUTH_PLUGIN_MUNGE, credential=m.group().decode())
+    return MungeAuthCred(credential=m.group().decode())
 
 
 def test_munge_envelope_round_trip(munged):
@@ -51,7 +51,7 @@ def test_munge_verify_rejects_replay_and_garbage(munged):
     assert err.plugin_errno == E.ESLURM_AUTH_CRED_INVALID == 6000
     assert err.code == 17 and isinstance(err.munge_error, E.MungeCredentialReplayedError)
     with pytest.raises(E.SlurmAuthError) as info:
-        auth.verify(Auth(plugin="auth/munge", plugin_id=101, credential=encode_offline(b"x" * 40, uid=0, gid=0)))
+        auth.verify(MungeAuthCred(credential=encode_offline(b"x" * 40, uid=0, gid=0)))
     assert info.value.code == 14
 
 
@@ -64,7 +64,7 @@ def test_plugin_mismatch_is_incomplete_packet(munged):
     with pytest.raises(E.SlurmAuthError):
         NoneAuth().verify(auth.create())
     with pytest.raises(E.SlurmAuthError) as info:
-        auth.verify(Auth(plugin="auth/munge", plugin_id=101, credential=None))
+        auth.verify(MungeAuthCred(credential=None))
     assert info.value.plugin_errno == E.ESLURM_AUTH_UNPACK
 
 
@@ -119,7 +119,7 @@ def test_none_envelope_versions():
 def test_pre_1905_matches_by_name(munged):
     auth = MungeAuth(munged.socket_path)
     env = auth.create(SLURM_18_08_PROTOCOL_VERSION)
-    legacy = Auth(plugin=env.plugin, plugin_id=None, credential=env.credential, plugin_version=0x120800)
+    legacy = MungeAuthCred(credential=env.credential, plugin_version=0x120800)
     assert auth.verify(legacy, SLURM_18_08_PROTOCOL_VERSION).uid == os.geteuid()
 
 

@@ -7,7 +7,6 @@ import threading
 import time
 
 import pytest
-from munch import Munch
 
 from pyslurmrpc import (
     NO_VAL, SLURM_BATCH_SCRIPT, AsyncClient, CheckpointUnsupported, Client, ConnectionClosedError,
@@ -18,7 +17,8 @@ from pyslurmrpc.auth.slurm_auth import NoneAuth
 from pyslurmrpc.slurm_errno import ERRORS
 from pyslurmrpc.testing.netio import free_port
 from pyslurmrpc.wire import (
-    Address, Header, Message, MsgType, RetEntry, decode_message, encode_message,
+    Address, CheckpointMsg, CheckpointRespMsg, ForwardFailedMsg, Header, Message, MsgType, RetEntry,
+    ReturnCodeMsg, decode_message, encode_message,
 )
 
 from peers import ReplayPeer
@@ -31,13 +31,13 @@ def reply_rc(request: bytes, code: int = 0, ret_list=(), version=None) -> bytes:
     version = version or msg.version
     addr = Address(0, None, 0) if version >= 0x2400 else Address()
     header = Header(version, MsgType.RESPONSE_SLURM_RC, ret_list=tuple(ret_list), orig_addr=addr)
-    return encode_message(Message(header, NONE.create(version), Munch(return_code=code)))
+    return encode_message(Message(header, NONE.create(version), ReturnCodeMsg(return_code=code)))
 
 
 def reply_ckpt(request: bytes, event_time=0, error_code=0, error_msg=None) -> bytes:
     msg = decode_message(request)
     return encode_message(Message(Header(msg.version, MsgType.RESPONSE_CHECKPOINT), NONE.create(msg.version),
-                                  Munch(event_time=event_time, error_code=error_code, error_msg=error_msg)))
+                                  CheckpointRespMsg(event_time=event_time, error_code=error_code, error_msg=error_msg)))
 
 
 def client(peer, **kw):
@@ -88,7 +88,7 @@ def test_pinned_protocol_version_sets_header_and_auth_framing(version, code, plu
     sent = decode_message(peer.received[0])
     assert sent.version == code
     assert sent.auth.plugin == "auth/none"
-    assert sent.body == {"op": 0, "data": 0, "job_id": 3, "step_id": 0, "image_dir": None}
+    assert sent.body == CheckpointMsg(op=0, data=0, job_id=3, step_id=0, image_dir=None)
 
 
 def test_reply_of_the_wrong_type_or_version_is_a_protocol_error():
@@ -179,9 +179,9 @@ class Cluster:
                 for other in expand(msg.header.forward.nodelist):
                     if other in self.peers:
                         ret.append(RetEntry(other, 0, int(MsgType.RESPONSE_SLURM_RC),
-                                            Munch(return_code=self.codes.get(other, 0))))
+                                            ReturnCodeMsg(return_code=self.codes.get(other, 0))))
                     else:
-                        ret.append(RetEntry(other, 1001, int(MsgType.RESPONSE_FORWARD_FAILED), Munch()))
+                        ret.append(RetEntry(other, 1001, int(MsgType.RESPONSE_FORWARD_FAILED), ForwardFailedMsg()))
             return reply_rc(request, self.codes.get(name, 0), ret_list=ret)
         return answer
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import construct
 import pytest
-from munch import Munch
 
-from pyslurmrpc.wire import Address, Auth, Header, Message, MsgType, decode_message, encode_message
+from pyslurmrpc.wire import Address, Header, Message, MsgType, decode_message, encode_message
+from pyslurmrpc.wire import NoneAuthCred, ReturnCodeMsg
 from pyslurmrpc.wire._construct_internals import CONSTRUCT_VERSION, FastStruct, recording_parse
 from pyslurmrpc.wire.codec import PARSE_ERRORS
 from pyslurmrpc.wire.primitives import SlurmString, TruncatedField, u16, u32
@@ -43,10 +43,10 @@ def test_compiled_faststruct_and_linked_string_match_the_interpreter():
 
 
 def test_recording_parse_records_paths_offsets_and_array_indices():
-    entries = tuple(RetEntry(f"n{i}", i, int(MsgType.RESPONSE_SLURM_RC), Munch(return_code=i)) for i in (1, 2))
+    entries = tuple(RetEntry(f"n{i}", i, int(MsgType.RESPONSE_SLURM_RC), ReturnCodeMsg(return_code=i)) for i in (1, 2))
     header = Header(0x2600, MsgType.RESPONSE_SLURM_RC, ret_list=entries, orig_addr=Address(0, None, 0))
-    frame = encode_message(Message(header, Auth("auth/none", plugin_id=101, uid=0, gid=0, hostname="h"),
-                                   Munch(return_code=0)))
+    frame = encode_message(Message(header, NoneAuthCred(uid=0, gid=0, hostname="h"),
+                                   ReturnCodeMsg(return_code=0)))
     parsed, fields, error = recording_parse(VERSIONS[0x2600].frame, frame, PARSE_ERRORS)
     assert error is None and parsed["body"]["return_code"] == 0
     by_path = {f.path: f for f in fields}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from munch import Munch
 
 from pyslurmrpc.auth.munge_cred import ReplayCache
 from pyslurmrpc.auth.slurm_auth import NoneAuth, OfflineMungeAuth
@@ -11,7 +10,8 @@ from pyslurmrpc.fake import Cluster, FakeSlurmctld, FakeSlurmd, SettableClock
 from pyslurmrpc.fake.transport import exchange
 from pyslurmrpc.testing.netio import free_port
 from pyslurmrpc.wire import (
-    SLURM_BATCH_SCRIPT, CheckOp, Forward, Header, Message, MsgType, decode_message, encode_message,
+    SLURM_BATCH_SCRIPT, CheckOp, CheckpointCompMsg, CheckpointMsg, CheckpointTasksMsg, Forward, Header, Message,
+    MsgType, decode_message, encode_message,
 )
 
 from test_fake_server import KEY, V1905, frame
@@ -22,7 +22,7 @@ TIMEOUT = 5.0
 
 
 def tasks_frame(job, step, ts, forward=Forward(), uid=USER) -> bytes:
-    body = Munch(job_id=job, job_step_id=step, timestamp=ts, image_dir=None)
+    body = CheckpointTasksMsg(job_id=job, job_step_id=step, timestamp=ts, image_dir=None)
     auth = NoneAuth(uid=uid, gid=0, hostname="t").create(V1905)
     return encode_message(Message(Header(version=V1905, msg_type=MsgType.REQUEST_CHECKPOINT_TASKS,
                                          forward=forward), auth, body))
@@ -43,7 +43,7 @@ async def test_forwarding_tree(plugin, own_rc):
         for d in daemons:
             await d.stop()
     assert reply.body.return_code == own_rc
-    got = {(e.node_name, e.msg_type, e.err, (e.body or {}).get("return_code")) for e in reply.header.ret_list}
+    got = {(e.node_name, e.msg_type, e.err, getattr(e.body, "return_code", None)) for e in reply.header.ret_list}
     assert got == {
         ("n2", MsgType.RESPONSE_SLURM_RC, 0, own_rc), ("n3", MsgType.RESPONSE_SLURM_RC, 0, own_rc),
         ("n4", MsgType.RESPONSE_SLURM_RC, 0, own_rc),
@@ -55,7 +55,7 @@ async def test_forwarding_tree(plugin, own_rc):
 
 def ckpt_frame(op, job, step, data=0, image_dir=None, uid=USER):
     return frame(MsgType.REQUEST_CHECKPOINT,
-                 Munch(op=op, data=data, job_id=job, step_id=step, image_dir=image_dir), uid=uid)
+                 CheckpointMsg(op=op, data=data, job_id=job, step_id=step, image_dir=image_dir), uid=uid)
 
 
 async def call(d, data):
@@ -81,7 +81,7 @@ async def test_simulated_checkpoint_end_to_end(tmp_path):
         assert (tmp_path / "7.0" / "image.json").exists()
         assert (await call(d, ckpt_frame(CheckOp.CHECK_ABLE, 7, 0))).body.event_time == T0
         for code, msg in ((3, "three"), (1, "one")):
-            comp = Munch(job_id=7, step_id=0, error_code=code, error_msg=msg, begin_time=T0)
+            comp = CheckpointCompMsg(job_id=7, step_id=0, error_code=code, error_msg=msg, begin_time=T0)
             assert rc_of(await call(d, frame(MsgType.REQUEST_CHECKPOINT_COMP, comp, uid=USER))) == 0
         err = (await call(d, ckpt_frame(CheckOp.CHECK_ERROR, 7, 0))).body
         assert (err.error_code, err.error_msg) == (3, "three")  # the highest code is kept
@@ -117,7 +117,7 @@ async def test_forwarded_munge_credential_accepted_by_every_node():
         await d.start()
     try:
         signer = OfflineMungeAuth(KEY, uid=0, gid=0)
-        body = Munch(job_id=5, job_step_id=0, timestamp=T0, image_dir=None)
+        body = CheckpointTasksMsg(job_id=5, job_step_id=0, timestamp=T0, image_dir=None)
         msg = Message(Header(version=V1905, msg_type=MsgType.REQUEST_CHECKPOINT_TASKS,
                              forward=Forward(cnt=2, nodelist="n[2-3]", timeout=5000, tree_width=50)),
                       signer.create(V1905), body)

@@ -9,14 +9,12 @@ auth/none and the recorded caller uid.
 
 from __future__ import annotations
 
-from munch import Munch
-
 from pyslurmrpc.auth.slurm_auth import NoneAuth, OfflineMungeAuth
 from pyslurmrpc.fake import FakeSlurmctld, FakeSlurmd, SettableClock, fixture_cluster
 from pyslurmrpc.fake.transport import exchange
 from pyslurmrpc.wire import (
-    SLURM_BATCH_SCRIPT, CheckOp, Header, Message, MsgType, decode_message, encode_message,
-    version_code,
+    SLURM_BATCH_SCRIPT, Body, CheckOp, CheckpointCompMsg, CheckpointMsg, CheckpointTaskCompMsg,
+    CheckpointTasksMsg, Header, Message, MsgType, PingMsg, decode_message, encode_message, version_code,
 )
 
 from fixtures_data import FIXTURES, manifest, recording
@@ -42,8 +40,8 @@ async def _replay_all(build_request, auth):
             target = slurmd if entry["target"] == "slurmd" else ctld
             reply = decode_message(await exchange(*target.address, build_request(entry), TIMEOUT))
             expected = decode_message(recording(entry["name"], "response"))
-            assert (entry["name"], reply.header.msg_type, dict(reply.body)) == \
-                   (entry["name"], expected.header.msg_type, dict(expected.body))
+            assert (entry["name"], reply.header.msg_type, reply.body) == \
+                   (entry["name"], expected.header.msg_type, expected.body)
             assert reply.header.version == expected.header.version
             if entry["target"] == "slurmd":  # orig_addr = the requester as seen by slurmd
                 assert reply.header.orig_addr.host == expected.header.orig_addr.host == "127.0.0.1"
@@ -66,24 +64,24 @@ _OPS = {
 }
 
 
-def _body(entry) -> tuple[int, Munch]:
+def _body(entry) -> tuple[int, Body]:
     """What libslurm 19.05 packs for the manifest's call (spec §14)."""
     fn, a = entry["function"], entry["args"]
     if fn in _OPS:
         data = a.get("stick", a.get("max_wait", 0))
-        return MsgType.REQUEST_CHECKPOINT, Munch(
+        return MsgType.REQUEST_CHECKPOINT, CheckpointMsg(
             op=_OPS[fn], data=data, job_id=a["job_id"], step_id=a.get("step_id", SLURM_BATCH_SCRIPT),
             image_dir=a.get("image_dir"))
-    comp = Munch(job_id=a.get("job_id"), step_id=a.get("step_id"), error_code=a.get("error_code"),
-                 error_msg=a.get("error_msg"), begin_time=a.get("begin_time"))
+    comp = dict(job_id=a.get("job_id"), step_id=a.get("step_id"), error_code=a.get("error_code"),
+                error_msg=a.get("error_msg"), begin_time=a.get("begin_time"))
     if fn == "slurm_checkpoint_complete":
-        return MsgType.REQUEST_CHECKPOINT_COMP, comp
+        return MsgType.REQUEST_CHECKPOINT_COMP, CheckpointCompMsg(**comp)
     if fn == "slurm_checkpoint_task_complete":
-        return MsgType.REQUEST_CHECKPOINT_TASK_COMP, Munch(comp, task_id=a["task_id"])
+        return MsgType.REQUEST_CHECKPOINT_TASK_COMP, CheckpointTaskCompMsg(**comp, task_id=a["task_id"])
     if fn == "slurm_checkpoint_tasks":
-        return MsgType.REQUEST_CHECKPOINT_TASKS, Munch(
+        return MsgType.REQUEST_CHECKPOINT_TASKS, CheckpointTasksMsg(
             job_id=a["job_id"], job_step_id=a["step_id"], timestamp=a["begin_time"], image_dir=a["image_dir"])
-    return MsgType.REQUEST_PING, Munch()
+    return MsgType.REQUEST_PING, PingMsg()
 
 
 def _rebuilt(entry) -> bytes:
@@ -101,5 +99,5 @@ def test_rebuilt_bodies_equal_recorded_bodies():
     for entry in manifest():
         msg_type, body = _body(entry)
         recorded = decode_message(recording(entry["name"], "request"))
-        assert (entry["name"], recorded.header.msg_type, dict(recorded.body)) == \
-               (entry["name"], msg_type, dict(body))
+        assert (entry["name"], recorded.header.msg_type, recorded.body) == \
+               (entry["name"], msg_type, body)

@@ -16,7 +16,7 @@ from pyslurmrpc.auth.slurm_auth import AsyncMungeAuth, MungeAuth
 from pyslurmrpc.fake import FakeSlurmctld, RecordingProxy, ReplayDaemon, fixture_cluster
 from pyslurmrpc.fake.replay import Recordings
 from pyslurmrpc.fake.transport import exchange
-from pyslurmrpc.wire import Auth, MsgType, decode_message, version_code
+from pyslurmrpc.wire import MsgType, MungeAuthCred, decode_message, version_code
 
 from fixtures_data import FIXTURES, manifest, recording
 from test_fake_server import V1905, able, frame, send_raw
@@ -97,5 +97,5 @@ async def test_with_real_munged(munged):
         assert await send_raw(d.address, request) == b""  # munged: replayed
         mc = MungeClient(munged.socket_path)
         for restrict_uid, answered in ((os.geteuid() + 7, False), (os.geteuid(), True)):
-            env = Auth("auth/munge", 101, credential=mc.encode(b"", uid=restrict_uid))
+            env = MungeAuthCred(credential=mc.encode(b"", uid=restrict_uid))
             assert bool(await send_raw(d.address, frame(auth=env))) is answered

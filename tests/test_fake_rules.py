@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import pytest
-from munch import Munch
 
 from pyslurmrpc.fake import Cluster, SettableClock, codes, fixture_cluster
 from pyslurmrpc.fake.node_rules import NodeRules
 from pyslurmrpc.fake.plugins import NonePlugin, OmpiPlugin
 from pyslurmrpc.fake.rules import Controller
-from pyslurmrpc.wire import SLURM_BATCH_SCRIPT, CheckOp, MsgType
+from pyslurmrpc.wire import (
+    SLURM_BATCH_SCRIPT, CheckOp, CheckpointCompMsg, CheckpointMsg, CheckpointRespMsg,
+    CheckpointTaskCompMsg, CheckpointTasksMsg, MsgType, PingMsg,
+)
 
 T0 = 1_700_000_000
 USER, OTHER, SLURM_USER = 1000, 1001, 500
@@ -18,14 +20,14 @@ RC, CKPT = MsgType.RESPONSE_SLURM_RC, MsgType.RESPONSE_CHECKPOINT
 
 def ckpt(ctl, uid, op, job=2, step=0, data=0, image_dir=None):
     return ctl.handle(uid, MsgType.REQUEST_CHECKPOINT,
-                      Munch(op=op, data=data, job_id=job, step_id=step, image_dir=image_dir))
+                      CheckpointMsg(op=op, data=data, job_id=job, step_id=step, image_dir=image_dir))
 
 
 def comp(ctl, uid, job=2, step=0, code=0, msg=None, task=None):
-    body = Munch(job_id=job, step_id=step, error_code=code, error_msg=msg, begin_time=0)
+    fields = dict(job_id=job, step_id=step, error_code=code, error_msg=msg, begin_time=0)
     if task is None:
-        return ctl.handle(uid, MsgType.REQUEST_CHECKPOINT_COMP, body)
-    return ctl.handle(uid, MsgType.REQUEST_CHECKPOINT_TASK_COMP, Munch(body, task_id=task))
+        return ctl.handle(uid, MsgType.REQUEST_CHECKPOINT_COMP, CheckpointCompMsg(**fields))
+    return ctl.handle(uid, MsgType.REQUEST_CHECKPOINT_TASK_COMP, CheckpointTaskCompMsg(**fields, task_id=task))
 
 
 def rc(reply):
@@ -55,8 +57,8 @@ def ompi(clock):
 
 
 def test_ping_and_unknown_type(ompi):
-    assert rc(ompi.handle(OTHER, MsgType.REQUEST_PING, Munch())) == 0
-    assert rc(ompi.handle(0, MsgType.RESPONSE_CHECKPOINT, Munch())) == codes.EINVAL
+    assert rc(ompi.handle(OTHER, MsgType.REQUEST_PING, PingMsg())) == 0
+    assert rc(ompi.handle(0, MsgType.RESPONSE_CHECKPOINT, CheckpointRespMsg(event_time=0, error_code=0))) == codes.EINVAL
 
 
 @pytest.mark.parametrize("job,code", [(99, 2017), (4, 2024), (3, 2037), (5, 2021)])
@@ -175,7 +177,7 @@ def test_none_plugin(clock):  # §8.7
 
 def tasks(rules, uid, job=2, step=0, ts=T0):
     return rc(rules.handle(uid, MsgType.REQUEST_CHECKPOINT_TASKS,
-                           Munch(job_id=job, job_step_id=step, timestamp=ts, image_dir=None)))
+                           CheckpointTasksMsg(job_id=job, job_step_id=step, timestamp=ts, image_dir=None)))
 
 
 def test_slurmd_checkpoint_tasks():  # §11, Q8
@@ -190,7 +192,7 @@ def test_slurmd_checkpoint_tasks():  # §11, Q8
     cluster.jobs[2].steps[1].tasks_started = False
     assert tasks(node, USER, step=1) == codes.ESLURMD_JOB_NOTRUNNING
     assert tasks(NodeRules(cluster, "elsewhere"), USER) == codes.ESLURM_INVALID_JOB_ID
-    assert rc(node.handle(OTHER, MsgType.REQUEST_PING, Munch())) == codes.ESLURM_USER_ID_MISSING
+    assert rc(node.handle(OTHER, MsgType.REQUEST_PING, PingMsg())) == codes.ESLURM_USER_ID_MISSING
 
 
 def test_cluster_from_toml(tmp_path):

@@ -10,14 +10,16 @@ import time
 
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
-from munch import Munch
 
 from pyslurmrpc.auth.munge_cred import ReplayCache, encode_offline
 from pyslurmrpc.auth.slurm_auth import NoneAuth, OfflineMungeAuth
 from pyslurmrpc.fake import FakeSlurmctld, FakeSlurmd, fixture_cluster
 from pyslurmrpc.fake.transport import exchange
 from pyslurmrpc.transport import recv_frame
-from pyslurmrpc.wire import Auth, CheckOp, Header, Message, MsgType, decode_message, encode_message, version_code
+from pyslurmrpc.wire import (
+    CheckOp, CheckpointMsg, Header, Message, MsgType, MungeAuthCred, PingMsg, decode_message, encode_message,
+    version_code,
+)
 
 from fixtures_data import FIXTURES, manifest, recording
 
@@ -29,11 +31,11 @@ PROMPT = 2.0
 
 def frame(msg_type=MsgType.REQUEST_PING, body=None, *, uid=0, version=V1905, auth=None) -> bytes:
     auth = auth or NoneAuth(uid=uid, gid=0, hostname="t").create(version)
-    return encode_message(Message(Header(version=version, msg_type=msg_type), auth, Munch(body or {})))
+    return encode_message(Message(Header(version=version, msg_type=msg_type), auth, body or PingMsg()))
 
 
 def able(job=2, step=0):
-    return Munch(op=CheckOp.CHECK_ABLE, data=0, job_id=job, step_id=step, image_dir=None)
+    return CheckpointMsg(op=CheckOp.CHECK_ABLE, data=0, job_id=job, step_id=step, image_dir=None)
 
 
 async def send_raw(addr, data: bytes, timeout=PROMPT, eof=False) -> bytes:
@@ -81,7 +83,7 @@ async def test_newer_version_closed_without_reply(ctld, release):
 
 async def test_garbage_and_wrong_plugin_closed(ctld):
     assert await send_raw(ctld.address, b"\x00\x00\x00\x05hello") == b""
-    munge_env = Auth(plugin="auth/munge", plugin_id=101, credential="MUNGE:AAAA:")
+    munge_env = MungeAuthCred(credential="MUNGE:AAAA:")
     assert await send_raw(ctld.address, frame(auth=munge_env)) == b""
     assert await ping_ok(ctld)
 
@@ -125,10 +127,10 @@ async def test_munge_offline_auth_refusals():
         assert await send_raw(d.address, frame(auth=other_key.create(V1905))) == b""
         for restriction, answered in ((os.geteuid() + 1, False), (os.geteuid(), True)):
             cred = encode_offline(KEY.read_bytes(), uid=0, gid=0, uid_restriction=restriction)
-            env = Auth(plugin="auth/munge", plugin_id=101, credential=cred)
+            env = MungeAuthCred(credential=cred)
             assert bool(await send_raw(d.address, frame(auth=env))) is answered
         expired = encode_offline(KEY.read_bytes(), uid=0, gid=0, encode_time=int(time.time()) - 4000)
-        assert await send_raw(d.address, frame(auth=Auth("auth/munge", 101, credential=expired))) == b""
+        assert await send_raw(d.address, frame(auth=MungeAuthCred(credential=expired))) == b""
 
 
 async def test_slurmd_answers_failed_auth_with_1007():

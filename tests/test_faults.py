@@ -23,7 +23,6 @@ import time
 from contextlib import contextmanager
 
 import pytest
-from munch import Munch
 
 from pyslurmrpc import AsyncClient, Client
 from pyslurmrpc.auth.errors import (
@@ -42,7 +41,10 @@ from pyslurmrpc.fake import FakeSlurmctld, fixture_cluster
 from pyslurmrpc.testing.munged import MungedHarness
 from pyslurmrpc.testing.netio import free_port
 from pyslurmrpc.transport import recv_frame
-from pyslurmrpc.wire import VERSIONS, Address, Header, Message, MsgType, decode_message, encode_message
+from pyslurmrpc.wire import (
+    VERSIONS, Address, CheckpointRespMsg, Header, Message, MsgType, ReturnCodeMsg, decode_message,
+    encode_message,
+)
 
 from peers import STALL, ReplayPeer, ThreadedServer, drain
 
@@ -136,8 +138,8 @@ def rc_frame(request: bytes, auth, code: int = 0, version: int | None = None,
              msg_type: int = MsgType.RESPONSE_SLURM_RC) -> bytes:
     """A reply to ``request`` signed by ``auth`` (an object with a blocking ``create``)."""
     version = version or decode_message(request).version
-    body = (Munch(return_code=code) if msg_type == MsgType.RESPONSE_SLURM_RC
-            else Munch(event_time=0, error_code=0, error_msg=None))
+    body = (ReturnCodeMsg(return_code=code) if msg_type == MsgType.RESPONSE_SLURM_RC
+            else CheckpointRespMsg(event_time=0, error_code=0, error_msg=None))
     addr = Address(0, None, 0) if VERSIONS[version].family_addr else Address()
     header = Header(version, int(msg_type), orig_addr=addr)
     return encode_message(Message(header, auth.create(version), body))

@@ -15,7 +15,6 @@ import logging
 from contextlib import redirect_stderr, redirect_stdout
 
 import pytest
-from munch import Munch
 
 from pyslurmrpc import Client
 from pyslurmrpc.auth.errors import SlurmAuthError
@@ -25,7 +24,10 @@ from pyslurmrpc.auth.slurm_auth import AsyncMungeAuth, MungeAuth, OfflineMungeAu
 from pyslurmrpc.decode import MungeOpener, decode_stream
 from pyslurmrpc.decode.render import stream_json, stream_lines
 from pyslurmrpc.fake.daemon_auth import DaemonAuth
-from pyslurmrpc.wire import Address, Auth, Header, Message, MsgType, decode_message, encode_message
+from pyslurmrpc.wire import (
+    Address, CheckpointMsg, Header, Message, MsgType, MungeAuthCred, ReturnCodeMsg, decode_message,
+    encode_message,
+)
 from pyslurmrpc.wire.types import describe
 
 from peers import ReplayPeer
@@ -52,7 +54,7 @@ def assert_clean(text: str, credentials=(), key: bytes | None = None, what: str 
 def signed_rc(request: bytes, signer, code: int = 0) -> bytes:
     version = decode_message(request).version
     return encode_message(Message(Header(version, MsgType.RESPONSE_SLURM_RC, orig_addr=Address()),
-                                  signer.create(version), Munch(return_code=code)))
+                                  signer.create(version), ReturnCodeMsg(return_code=code)))
 
 
 def test_reprs_and_errors_hold_no_credential_or_key(munged):
@@ -64,7 +66,7 @@ def test_reprs_and_errors_hold_no_credential_or_key(munged):
     verified = sync_auth.verify(envelope)
     offline = decode_offline(cred, MungeKey(key))
     message = Message(Header(0x2200, MsgType.REQUEST_CHECKPOINT), envelope,
-                      Munch(op=0, data=0, job_id=2, step_id=0, image_dir=None))
+                      CheckpointMsg(op=0, data=0, job_id=2, step_id=0, image_dir=None))
     objects = [envelope, verified, verified.credential, offline, message, message.header,
                MungeKey(key), MungeKey.from_file(munged.key_file), OfflineMungeAuth(key),
                OfflineMungeAuth(munged.key_file), sync_auth, AsyncMungeAuth(munged.socket_path),
@@ -82,7 +84,7 @@ def test_reprs_and_errors_hold_no_credential_or_key(munged):
     stranger = OfflineMungeAuth(b"k" * 1024).create().credential
     for bad in (tampered, stranger, cred):  # cred was verified once above: now a replay
         with pytest.raises(SlurmAuthError) as info:
-            sync_auth.verify(Auth("auth/munge", 101, credential=bad))
+            sync_auth.verify(MungeAuthCred(credential=bad))
         for text in (str(info.value), repr(info.value), str(info.value.munge_error),
                      repr(info.value.munge_error)):
             assert_clean(text, [bad], key, "SlurmAuthError")

@@ -25,7 +25,7 @@ Engines:
   also the atheris driver (``python tests/test_fuzz.py [libFuzzer flags]``),
   which :func:`test_fuzz_coverage_guided` runs in a child process for a
   bounded time, seeded with every recorded frame and one built frame per
-  (version, message type); pyslurmrpc, construct and munch are instrumented
+  (version, message type); pyslurmrpc and construct are instrumented
   as they are imported, and so are the parsers construct compiles at run time;
 * otherwise the same test runs hypothesis with a mutation strategy over the
   same seeds, repeatedly until the time budget is spent (never a skip).
@@ -53,21 +53,19 @@ from pathlib import Path
 if __name__ == "__main__":  # the atheris driver: instrument the code under test as it loads
     import atheris
 
-    _instrumented = atheris.instrument_imports(include=["pyslurmrpc", "construct", "munch"])
+    _instrumented = atheris.instrument_imports(include=["pyslurmrpc", "construct"])
 else:
     _instrumented = contextlib.nullcontext()
 
 with _instrumented:
-    from munch import Munch
-
     from pyslurmrpc.decode import MungeOpener, decode_stream, load
     from pyslurmrpc.decode.inputs import InputError
     from pyslurmrpc.decode.render import stream_json, stream_lines
     from pyslurmrpc.decode.writer import pcap_bytes, pcapng_bytes, tcp_conversation
     from pyslurmrpc.errors import FrameTooLargeError, ProtocolError
     from pyslurmrpc.wire import (
-        MAX_MSG_SIZE, VERSIONS, Address, Auth, Forward, Framer, Header, Message, RetEntry,
-        decode_message, encode_message,
+        BODY_TABLE, MAX_MSG_SIZE, VERSIONS, Address, Forward, Framer, Header, Message, MungeAuthCred,
+        NoneAuthCred, RetDataInfo, ReturnCodeMsg, decode_message, encode_message,
     )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -197,16 +195,16 @@ def _built_frames() -> list[bytes]:
         family = "family" in [sc.name for sc in spec.layout.addr.subcons]
         addr = Address(2, 0x7F000001, 6817) if family else Address(None, 0x7F000001, 6817)
         for msg_type, schema in sorted(spec.layout.bodies.items()):
-            body = Munch({sc.name: values[sc.name] for sc in schema.subcons})
+            body = BODY_TABLE[msg_type].cls(**{sc.name: values[sc.name] for sc in schema.subcons})
             names = [sc.name for sc in spec.layout.forward.subcons]
             forward = Forward(2, "n[1-2]", 10000, 50, None, 1 if "tree_depth" in names else None)
-            rets = (RetEntry("n1", 0, 8001, Munch(return_code=0)),)
-            auth = Auth("auth/munge", 101, credential="MUNGE:AAAAAAAAAAAA:")
+            rets = (RetDataInfo("n1", 0, 8001, ReturnCodeMsg(return_code=0)),)
+            auth = MungeAuthCred(credential="MUNGE:AAAAAAAAAAAA:")
             header = Header(version=code, msg_type=int(msg_type), forward=forward, ret_list=rets,
                             orig_addr=addr)
             for message in (Message(header, auth, body),
                             Message(Header(version=code, msg_type=int(msg_type), orig_addr=addr),
-                                    Auth("auth/none", 100, uid=0, gid=0, hostname="n1"), body)):
+                                    NoneAuthCred(uid=0, gid=0, hostname="n1"), body)):
                 try:
                     frames.append(encode_message(message))
                 except ProtocolError:

@@ -67,7 +67,7 @@ class CountingFake(FakeSlurmctld):
 
         def counting(uid, msg_type, body):
             reply = handle(uid, msg_type, body)
-            op = body.get("op")
+            op = getattr(body, "op", None)
             self.handled[(int(msg_type), body.job_id, body.step_id, op)] += 1
             if msg_type == MsgType.REQUEST_CHECKPOINT_TASK_COMP:
                 self.messages[body.error_msg] += 1

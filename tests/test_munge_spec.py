@@ -14,7 +14,7 @@ from pyslurmrpc.auth.munge_proto import (
 )
 from pyslurmrpc.auth.slurm_auth import AUTH_PLUGIN_MUNGE, OfflineMungeAuth
 from pyslurmrpc.decode.inputs import parse_hex_dump
-from pyslurmrpc.wire.types import Auth
+from pyslurmrpc.wire.types import MungeAuthCred
 
 ROOT = Path(__file__).resolve().parent.parent
 SPEC = ROOT / "protocol_specs" / "munge.md"
@@ -50,7 +50,7 @@ def _envelope(data):
     assert int.from_bytes(data[:4], "big") == AUTH_PLUGIN_MUNGE
     length = int.from_bytes(data[4:8], "big")
     assert len(data) == 8 + length and data[-1] == 0
-    auth = Auth(plugin="auth/munge", plugin_id=AUTH_PLUGIN_MUNGE, credential=data[8:-1].decode())
+    auth = MungeAuthCred(credential=data[8:-1].decode())
     return vars(OfflineMungeAuth(KEY, ignore_expiry=True).verify(auth))
 
 

@@ -27,7 +27,7 @@ import pytest
 from pyslurmrpc import AsyncClient, Client, SlurmError, compat
 from pyslurmrpc.auth.slurm_auth import OfflineMungeAuth
 from pyslurmrpc.fake import ReplayDaemon
-from pyslurmrpc.wire import Message, decode_message, encode_message, version_code
+from pyslurmrpc.wire import Message, PingMsg, decode_message, encode_message, version_code
 
 from peers import ReplayPeer
 from test_client_replay import METHODS, _expected
@@ -149,7 +149,7 @@ def test_auth_none_envelope_carries_the_release_number(release, number):
 
     code = version_code(release)
     env = NoneAuth(uid=1000, gid=100, hostname="node1").create(code)
-    frame = encode_message(Message(Header(version=code, msg_type=1008), env, {}))
+    frame = encode_message(Message(Header(version=code, msg_type=1008), env, PingMsg()))
     assert decode_message(frame).auth.plugin_version == (number or 0)
     if number is not None:
         assert b"auth/none\x00" + number.to_bytes(4, "big") in frame

@@ -13,7 +13,7 @@
 from __future__ import annotations
 
 import pytest
-from munch import Munch
+from pyslurmrpc.wire import CheckpointRespMsg, ForwardFailedMsg, PingMsg, ReturnCodeMsg
 
 from pyslurmrpc import Client, SlurmError, compat
 from pyslurmrpc.auth.slurm_auth import NoneAuth
@@ -38,10 +38,10 @@ RC_CALLS = [
 ]
 
 _BODIES = {
-    MsgType.RESPONSE_CHECKPOINT: Munch(event_time=7, error_code=3, error_msg="x"),
-    MsgType.RESPONSE_CHECKPOINT_COMP: Munch(event_time=7, error_code=3, error_msg="x"),
-    MsgType.RESPONSE_FORWARD_FAILED: Munch(),
-    MsgType.REQUEST_PING: Munch(),
+    MsgType.RESPONSE_CHECKPOINT: CheckpointRespMsg(event_time=7, error_code=3, error_msg="x"),
+    MsgType.RESPONSE_CHECKPOINT_COMP: CheckpointRespMsg(event_time=7, error_code=3, error_msg="x"),
+    MsgType.RESPONSE_FORWARD_FAILED: ForwardFailedMsg(),
+    MsgType.REQUEST_PING: PingMsg(),
 }
 
 
@@ -105,7 +105,7 @@ def test_tasks_step_id_is_sixteen_bits_widened(release):
     def rc0(request):
         version = decode_message(request).version
         return encode_message(Message(Header(version, int(MsgType.RESPONSE_SLURM_RC)), NONE.create(version),
-                                      Munch(return_code=0)))
+                                      ReturnCodeMsg(return_code=0)))
 
     with ReplayPeer(rc0) as peer:
         assert client(peer, release).checkpoint_tasks(5, 65535, 1795460000, None, 10, "n1") == {"n1": 0}

@@ -20,7 +20,7 @@ from pyslurmrpc.auth.munge_cred import decode_offline
 from pyslurmrpc.auth.slurm_auth import OfflineMungeAuth
 from pyslurmrpc.auth.msg_hash import HASH_PLUGIN_K12, HASH_PLUGIN_NONE, kangarootwelve
 from pyslurmrpc.testing.netio import message_hash
-from pyslurmrpc.wire import MsgType, decode_message, encode_message
+from pyslurmrpc.wire import MsgType, PingMsg, decode_message, encode_message
 
 DIR = Path(__file__).resolve().parent.parent / "fixtures" / "slurm-22.05.8"
 KEY = DIR / "munge.key"
@@ -59,7 +59,7 @@ def test_recording_matches_its_manifest(name):
     version = int(entry["header_version"], 16)
     assert (request.header.version, response.header.version) == (version, version)
     assert (request.header.msg_type, response.header.msg_type) == (MsgType.REQUEST_PING, MsgType.RESPONSE_SLURM_RC)
-    assert request.header.body_length == 0 and request.body == {}
+    assert request.header.body_length == 0 and request.body == PingMsg()
     assert response.header.body_length == 4 and response.body.return_code == entry["return_code"] == 0
     for m in (request, response):
         assert (m.header.flags, m.header.forward.cnt, m.header.ret_list) == (0, 0, ())

@@ -9,12 +9,11 @@ difference: the fake answers it, 22.05 (no checkpoint RPCs) does not.
 from __future__ import annotations
 
 import pytest
-from munch import Munch
 
 from pyslurmrpc.auth.slurm_auth import AsyncMungeAuth, MungeAuth
 from pyslurmrpc.fake import FakeSlurmctld, fixture_cluster
 from pyslurmrpc.testing.slurmctld import exchange, wire_ping
-from pyslurmrpc.wire import Address, Header, Message, MsgType, encode_message
+from pyslurmrpc.wire import Address, Header, Message, MsgType, PingMsg, encode_message
 
 from malformed_cases import CASES
 
@@ -36,7 +35,7 @@ def fake(munged):
 
 def _ping_1905(auth) -> bytes:
     return encode_message(Message(Header(0x2200, MsgType.REQUEST_PING, orig_addr=Address()),
-                                  auth.create(0x2200), Munch()))
+                                  auth.create(0x2200), PingMsg()))
 
 
 def _outcome(host, port, case, auth):

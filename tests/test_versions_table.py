@@ -12,7 +12,7 @@ from pyslurmrpc.auth.msg_hash import (
 from pyslurmrpc.client import detect
 from pyslurmrpc.client.detect import FUTURE_PROBE, Outcome, decide, observe, plan_after, relabel
 from pyslurmrpc.errors import LocalProtocolError, PyslurmrpcError, UnsupportedVersionError
-from pyslurmrpc.wire import Address, Auth, Header, Message, MsgType, decode_message, encode_message
+from pyslurmrpc.wire import Address, Auth, Header, MungeAuthCred, ReturnCodeMsg, Message, MsgType, decode_message, encode_message
 from pyslurmrpc.wire.constants import SLURM_NO_AUTH_CRED
 from pyslurmrpc.wire.versions import (
     NEWEST, RELEASE_BY_CODE, RELEASES, VERSIONS, Addr, AuthFraming, Payload, Refusal, release_name,
@@ -129,11 +129,11 @@ def test_k12_past_its_limit_is_a_typed_library_error():
 def _rc_frame(version: int, rc: int, *, flags: int = SLURM_NO_AUTH_CRED, auth: Auth | None = None) -> bytes:
     addr = Address(0, None, 0) if VERSIONS[version].family_addr else Address()
     header = Header(version, RC, flags=flags, orig_addr=addr)
-    return encode_message(Message(header, auth, {"return_code": rc}))
+    return encode_message(Message(header, auth, ReturnCodeMsg(return_code=rc)))
 
 
 def _munge(version: int) -> Auth:
-    return Auth(plugin="auth/munge", plugin_id=101, credential="MUNGE:AAAA:", plugin_version=0)
+    return MungeAuthCred(credential="MUNGE:AAAA:", plugin_version=0)
 
 
 @pytest.mark.parametrize("name", ["24.11", "25.05", "25.11"])

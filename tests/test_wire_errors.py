@@ -11,7 +11,10 @@ from pyslurmrpc.errors import (
     RemoteProtocolError, TrailingBytesError, TruncatedError, UnknownMessageTypeError,
     UnsupportedVersionError,
 )
-from pyslurmrpc.wire import Framer, decode_message, encode_message
+from pyslurmrpc.wire import (
+    Framer, MsgType, NoneAuthCred, PingMsg, RetDataInfo, ReturnCodeMsg, decode_message, encode_message,
+)
+from pyslurmrpc.wire.codec import encode_body
 from pyslurmrpc.wire.constants import MAX_MSG_SIZE
 
 from fixtures_data import recording
@@ -141,13 +144,13 @@ def test_body_length_disagrees():
 def test_encode_rejects_bad_values():
     """What we were asked to build is our fault: LocalProtocolError, not a Remote one."""
     message = decode_message(REQ)
-    bad = type(message)(message.header, message.auth, dict(message.body, job_id=2**32))
+    bad = type(message)(message.header, message.auth, dataclasses.replace(message.body, job_id=2**32))
     with pytest.raises(LocalProtocolError) as info:
         encode_message(bad)
     assert info.value.field.startswith("body")
     assert info.value.reason is FailureReason.INVALID_FIELD
     assert not isinstance(info.value, RemoteProtocolError)
-    nul = type(message)(message.header, message.auth, dict(message.body, image_dir="a\0b"))
+    nul = type(message)(message.header, message.auth, dataclasses.replace(message.body, image_dir="a\0b"))
     with pytest.raises(LocalProtocolError) as info:
         encode_message(nul)
     assert info.value.reason is FailureReason.INVALID_FIELD
@@ -174,3 +177,28 @@ def test_every_reason_has_one_class_and_both_sides_share_the_base():
     assert len({cls.default_reason for cls in remote}) == len(remote)
     err = LocalProtocolError("x", field="body.job_id", reason=FailureReason.INVALID_FIELD)
     assert str(err) == "x (field body.job_id)" and err.detail == "x"
+
+
+def test_encode_takes_only_the_body_tables_dataclass():
+    """A body of another type (or a plain mapping) is refused by name, not packed by field names."""
+    message = decode_message(REQ)  # REQUEST_CHECKPOINT
+    for wrong in (PingMsg(), vars(message.body), ReturnCodeMsg(return_code=0)):
+        with pytest.raises(LocalProtocolError, match="CheckpointMsg") as info:
+            encode_message(dataclasses.replace(message, body=wrong))
+        assert info.value.field == "body"
+        with pytest.raises(LocalProtocolError, match="CheckpointMsg"):
+            encode_body(message.version, message.msg_type, wrong)
+    entry = RetDataInfo("n1", 0, int(MsgType.RESPONSE_SLURM_RC), PingMsg())
+    header = dataclasses.replace(message.header, ret_list=(entry,))
+    with pytest.raises(LocalProtocolError, match="ReturnCodeMsg") as info:
+        encode_message(dataclasses.replace(message, header=header))
+    assert info.value.field == "header.ret_list.0.body"
+
+
+def test_encode_takes_only_an_auth_envelope_class():
+    message = decode_message(REQ)
+    with pytest.raises(LocalProtocolError, match="MungeAuthCred or NoneAuthCred") as info:
+        encode_message(dataclasses.replace(message, auth={"credential": message.auth.credential}))
+    assert info.value.field == "auth"
+    none = NoneAuthCred(uid=1, gid=2, hostname="h")
+    assert decode_message(encode_message(dataclasses.replace(message, auth=none))).auth == none

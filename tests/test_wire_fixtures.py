@@ -51,7 +51,7 @@ def test_request_fields_equal_manifest_args(entry):
         field = renames.get(arg, arg)
         if field is None:  # travels outside the body (socket timeout, node addresses)
             continue
-        assert message.body[field] == value, (field, message.body)
+        assert getattr(message.body, field) == value, (field, message.body)
 
 
 def _expected_response(entry):
@@ -71,7 +71,7 @@ def test_response_matches_manifest_outcome(entry):
     msg_type, fields = _expected_response(entry)
     assert message.msg_type == msg_type
     for name, value in fields.items():
-        assert message.body[name] == value
+        assert getattr(message.body, name) == value
 
 
 @pytest.mark.parametrize("path", all_recordings(), ids=lambda p: p.name)

@@ -8,8 +8,8 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from pyslurmrpc.errors import ProtocolError
 from pyslurmrpc.wire import (
-    VERSIONS, Address, Auth, Forward, Header, Message, MsgType, RetEntry, decode_message,
-    encode_message,
+    BODY_TABLE, VERSIONS, Address, Forward, Header, Message, MsgType, MungeAuthCred, NoneAuthCred,
+    RetDataInfo, ReturnCodeMsg, decode_message, encode_message,
 )
 from pyslurmrpc.wire.codec import check_prefix, spec_for
 
@@ -30,19 +30,21 @@ FIELD_VALUES = {
 }
 
 
-def _body_strategy(schema):
-    return st.fixed_dictionaries({sc.name: FIELD_VALUES[sc.name] for sc in schema.subcons})
+def _body_strategy(msg_type):
+    schema, cls = BODY_TABLE[msg_type]
+    values = st.fixed_dictionaries({sc.name: FIELD_VALUES[sc.name] for sc in schema.subcons})
+    return st.builds(lambda v: cls(**v), values)
 
 
 def _auth_strategy(spec):
-    munge = st.builds(lambda c: Auth("auth/munge", 101, credential=c), text.filter(bool))
+    munge = st.builds(lambda c: MungeAuthCred(credential=c), text.filter(bool))
     if spec.layout.auth == "by_type":
-        none = st.builds(lambda u, g: Auth("auth/none", 100, uid=u, gid=g), u32, u32)
-        munge = st.builds(lambda c, v: Auth("auth/munge", 101, credential=c, plugin_version=v),
+        none = st.builds(lambda u, g: NoneAuthCred(uid=u, gid=g), u32, u32)
+        munge = st.builds(lambda c, v: MungeAuthCred(credential=c, plugin_version=v),
                           text.filter(bool), u32)
         return st.one_of(munge, none)
     if 100 in spec.layout.creds:
-        none = st.builds(lambda u, g, h: Auth("auth/none", 100, uid=u, gid=g, hostname=h), u32, u32, text)
+        none = st.builds(lambda u, g, h: NoneAuthCred(uid=u, gid=g, hostname=h), u32, u32, text)
         return st.one_of(munge, none)
     return munge
 
@@ -73,7 +75,6 @@ def messages(draw):
     code = draw(st.sampled_from(sorted(VERSIONS)))
     spec = VERSIONS[code]
     msg_type = draw(st.sampled_from(sorted(int(k) for k in spec.layout.bodies)))
-    schema = spec.layout.bodies[msg_type]
     forward = draw(_forward_strategy(spec))
     flags = draw(u16)
     if forward.net_cred is not None:
@@ -81,7 +82,7 @@ def messages(draw):
     else:
         flags &= ~0x80
     rets = draw(st.lists(st.builds(
-        lambda n, e, rc: RetEntry(n, e, int(MsgType.RESPONSE_SLURM_RC), {"return_code": rc}),
+        lambda n, e, rc: RetDataInfo(n, e, int(MsgType.RESPONSE_SLURM_RC), ReturnCodeMsg(return_code=rc)),
         text, i32, i32), max_size=3))
     auth = draw(_auth_strategy(spec))
     flags &= ~0x40
@@ -91,7 +92,7 @@ def messages(draw):
     header = Header(version=code, msg_type=msg_type, flags=flags,
                     msg_index=draw(u16) if spec.layout.msg_index else 0,
                     forward=forward, ret_list=tuple(rets), orig_addr=draw(_addr_strategy(spec)))
-    return Message(header, auth, draw(_body_strategy(schema)))
+    return Message(header, auth, draw(_body_strategy(msg_type)))
 
 
 @settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -100,7 +101,7 @@ def test_every_schema_round_trips(message):
     frame = encode_message(message)
     decoded = decode_message(frame)
     assert decoded.header.msg_type == message.header.msg_type
-    assert dict(decoded.body) == dict(message.body)
+    assert type(decoded.body) is type(message.body) and decoded.body == message.body
     assert decoded.auth == message.auth
     assert decoded.header.forward == message.header.forward
     assert decoded.header.forward.nodelist == message.header.forward.nodelist

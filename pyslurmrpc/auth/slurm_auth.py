@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Optional, Union
 
 from pyslurmrpc.wire.constants import AUTH_PLUGIN_NAMES, AuthPluginId
-from pyslurmrpc.wire.types import Auth
+from pyslurmrpc.wire.types import Auth, MungeAuthCred, NoneAuthCred
 from pyslurmrpc.wire.versions import OLDEST, RELEASES, VERSION_CODES, AuthFraming
 
 from .errors import (
@@ -103,8 +103,8 @@ class _MungeEnvelope:
 
     def _envelope(self, credential: str, protocol_version: int) -> Auth:
         _check_version(protocol_version)
-        return Auth(plugin=PLUGIN_NAMES[AUTH_PLUGIN_MUNGE], plugin_id=AUTH_PLUGIN_MUNGE, credential=credential,
-                    plugin_version=BY_TYPE_PLUGIN_VERSION.get(protocol_version, 0))  # as that release packs it
+        return MungeAuthCred(credential=credential,  # the word after the name: as that release packs it
+                             plugin_version=BY_TYPE_PLUGIN_VERSION.get(protocol_version, 0))
 
     @staticmethod
     def _credential_of(auth: Auth, protocol_version: Optional[int]) -> str:
@@ -301,9 +301,8 @@ class NoneAuth:
         """Envelope for ``protocol_version`` (hostname only from 19.05 on); auth/none has no payload."""
         _check_version(protocol_version)
         with_host = protocol_version >= FIRST_BY_ID_VERSION
-        return Auth(plugin=PLUGIN_NAMES[AUTH_PLUGIN_NONE], plugin_id=AUTH_PLUGIN_NONE,
-                    uid=self.uid, gid=self.gid, hostname=self.hostname if with_host else None,
-                    plugin_version=BY_TYPE_PLUGIN_VERSION.get(protocol_version, 0))
+        return NoneAuthCred(uid=self.uid, gid=self.gid, hostname=self.hostname if with_host else None,
+                            plugin_version=BY_TYPE_PLUGIN_VERSION.get(protocol_version, 0))
 
     def verify(self, auth: Auth, protocol_version: Optional[int] = None) -> VerifiedAuth:
         """Accept any auth/none envelope; return the uid/gid it claims."""

@@ -2,26 +2,28 @@
 
 from __future__ import annotations
 
-from munch import Munch
-
-from ..wire import Auth, Header, Message, MsgType, VERSIONS, decode_message, encode_message
+from ..wire import (
+    VERSIONS, CheckpointCompMsg, CheckpointMsg, CheckpointRespMsg, CheckpointTasksMsg, Header, Message,
+    MsgType, MungeAuthCred, PingMsg, ReturnCodeMsg, decode_message, encode_message,
+)
 from .timing import per_call_us
 
 _CRED = "MUNGE:" + "A" * 136 + ":"  # the size of a real credential
-_AUTH = Auth("auth/munge", 101, credential=_CRED)
+_AUTH = MungeAuthCred(credential=_CRED)
 
 #: one message of each type, as the client and the daemons send them
 SAMPLES = {
     "REQUEST_CHECKPOINT": (MsgType.REQUEST_CHECKPOINT,
-                           Munch(op=3, data=10, job_id=2, step_id=0, image_dir="/opt/s19/ckpt")),
-    "RESPONSE_CHECKPOINT": (MsgType.RESPONSE_CHECKPOINT, Munch(event_time=1795462038, error_code=0, error_msg=None)),
+                           CheckpointMsg(op=3, data=10, job_id=2, step_id=0, image_dir="/opt/s19/ckpt")),
+    "RESPONSE_CHECKPOINT": (MsgType.RESPONSE_CHECKPOINT,
+                            CheckpointRespMsg(event_time=1795462038, error_code=0, error_msg=None)),
     "REQUEST_CHECKPOINT_COMP": (MsgType.REQUEST_CHECKPOINT_COMP,
-                                Munch(job_id=2, step_id=0, error_code=5, error_msg="disk quota exceeded",
-                                      begin_time=1795460000)),
+                                CheckpointCompMsg(job_id=2, step_id=0, error_code=5, error_msg="disk quota exceeded",
+                                                  begin_time=1795460000)),
     "REQUEST_CHECKPOINT_TASKS": (MsgType.REQUEST_CHECKPOINT_TASKS,
-                                 Munch(job_id=5, job_step_id=0, timestamp=1795460000, image_dir=None)),
-    "RESPONSE_SLURM_RC": (MsgType.RESPONSE_SLURM_RC, Munch(return_code=0)),
-    "REQUEST_PING": (MsgType.REQUEST_PING, Munch()),
+                                 CheckpointTasksMsg(job_id=5, job_step_id=0, timestamp=1795460000, image_dir=None)),
+    "RESPONSE_SLURM_RC": (MsgType.RESPONSE_SLURM_RC, ReturnCodeMsg(return_code=0)),
+    "REQUEST_PING": (MsgType.REQUEST_PING, PingMsg()),
 }
 
 

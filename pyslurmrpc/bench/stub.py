@@ -12,17 +12,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 
-from munch import Munch
-
 from ..auth.slurm_auth import MungeAuth, NoneAuth
 from ..transport import read_frame
-from ..wire import Header, Message, MsgType, encode_message
+from ..wire import CheckpointRespMsg, Header, Message, MsgType, encode_message
 
 VERSION = 0x2200
 
 
 def replies(auth, count: int) -> list[bytes]:
-    body = Munch(event_time=0, error_code=0, error_msg=None)
+    body = CheckpointRespMsg(event_time=0, error_code=0, error_msg=None)
     header = Header(VERSION, MsgType.RESPONSE_CHECKPOINT)
     return [encode_message(Message(header, auth.create(VERSION), body)) for _ in range(count)]
 

@@ -11,10 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from munch import Munch
-
 from ..errors import InvalidArgumentError, SlurmError, UnexpectedMessageError
 from ..wire import CheckOp, Message, MsgType, SLURM_BATCH_SCRIPT
+from ..wire.bodies import (
+    Body, CheckpointCompMsg, CheckpointMsg, CheckpointTaskCompMsg, CheckpointTasksMsg, PingMsg,
+)
 from .fanout import SLURM_COMMUNICATIONS_CONNECTION_ERROR
 
 U16, U32 = 0xFFFF, 0xFFFFFFFF
@@ -27,7 +28,7 @@ class Call:
 
     name: str
     msg_type: MsgType
-    body: Munch
+    body: Body
     read_reply: Callable[[Message], Any]
 
 
@@ -117,8 +118,8 @@ _PING = {MsgType.RESPONSE_SLURM_RC: lambda r: _rc_or_raise(r) or True}
 
 
 def _checkpoint(name: str, op: CheckOp, job_id, step_id, data=0, image_dir=None, rules=_RC_ONLY) -> Call:
-    body = Munch(op=int(op), data=_uint("data", data, U16), job_id=_uint("job_id", job_id, U32),
-                 step_id=_uint("step_id", step_id, U32), image_dir=_text("image_dir", image_dir))
+    body = CheckpointMsg(op=int(op), data=_uint("data", data, U16), job_id=_uint("job_id", job_id, U32),
+                         step_id=_uint("step_id", step_id, U32), image_dir=_text("image_dir", image_dir))
     return Call(name, MsgType.REQUEST_CHECKPOINT, body, _reader(name, rules))
 
 
@@ -160,17 +161,18 @@ def error(job_id, step_id) -> Call:
 
 
 def complete(job_id, step_id, begin_time, error_code, error_msg=None) -> Call:
-    body = Munch(job_id=_uint("job_id", job_id, U32), step_id=_uint("step_id", step_id, U32),
-                 error_code=_uint("error_code", error_code, U32),
-                 error_msg=_text("error_msg", error_msg), begin_time=_time("begin_time", begin_time))
+    body = CheckpointCompMsg(job_id=_uint("job_id", job_id, U32), step_id=_uint("step_id", step_id, U32),
+                             error_code=_uint("error_code", error_code, U32),
+                             error_msg=_text("error_msg", error_msg), begin_time=_time("begin_time", begin_time))
     return Call("checkpoint_complete", MsgType.REQUEST_CHECKPOINT_COMP, body,
                 _reader("checkpoint_complete", _RC_ONLY))
 
 
 def task_complete(job_id, step_id, task_id, begin_time, error_code, error_msg=None) -> Call:
-    body = Munch(job_id=_uint("job_id", job_id, U32), step_id=_uint("step_id", step_id, U32),
-                 task_id=_uint("task_id", task_id, U32), error_code=_uint("error_code", error_code, U32),
-                 error_msg=_text("error_msg", error_msg), begin_time=_time("begin_time", begin_time))
+    body = CheckpointTaskCompMsg(
+        job_id=_uint("job_id", job_id, U32), step_id=_uint("step_id", step_id, U32),
+        task_id=_uint("task_id", task_id, U32), error_code=_uint("error_code", error_code, U32),
+        error_msg=_text("error_msg", error_msg), begin_time=_time("begin_time", begin_time))
     return Call("checkpoint_task_complete", MsgType.REQUEST_CHECKPOINT_TASK_COMP, body,
                 _reader("checkpoint_task_complete", _RC_ONLY))
 
@@ -182,10 +184,10 @@ def tasks(job_id, step_id, begin_time, image_dir=None) -> Call:
     sends it widened to 32 bits: larger ids cannot be sent by libslurm, so they
     are refused here rather than sent.
     """
-    body = Munch(job_id=_uint("job_id", job_id, U32), job_step_id=_uint("step_id", step_id, U16),
-                 timestamp=_time("begin_time", begin_time), image_dir=_text("image_dir", image_dir))
+    body = CheckpointTasksMsg(job_id=_uint("job_id", job_id, U32), job_step_id=_uint("step_id", step_id, U16),
+                              timestamp=_time("begin_time", begin_time), image_dir=_text("image_dir", image_dir))
     return Call("checkpoint_tasks", MsgType.REQUEST_CHECKPOINT_TASKS, body, lambda reply: reply)
 
 
 def ping() -> Call:
-    return Call("ping", MsgType.REQUEST_PING, Munch(), _reader("ping", _PING))
+    return Call("ping", MsgType.REQUEST_PING, PingMsg(), _reader("ping", _PING))

@@ -53,7 +53,7 @@ def entry_code(msg_type: int, err: int, body) -> int:
     if msg_type == MsgType.RESPONSE_FORWARD_FAILED:
         return SLURM_COMMUNICATIONS_CONNECTION_ERROR
     if msg_type == MsgType.RESPONSE_SLURM_RC:
-        return body["return_code"]
+        return body.return_code
     return 0
 
 

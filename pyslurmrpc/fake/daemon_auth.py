@@ -26,7 +26,7 @@ from typing import Optional
 from pyslurmrpc.auth.errors import SLURM_PROTOCOL_AUTHENTICATION_ERROR, SlurmAuthError
 from pyslurmrpc.auth.munge_constants import MungeErr
 from pyslurmrpc.auth.slurm_auth import VerifiedAuth
-from pyslurmrpc.wire import Auth
+from pyslurmrpc.wire import Auth, MungeAuthCred
 
 
 async def _maybe_await(value):
@@ -68,7 +68,7 @@ class DaemonAuth:
                 and err.credential is not None):
             return None
         cred = err.credential
-        return VerifiedAuth(uid=cred.uid, gid=cred.gid, plugin="auth/munge", credential=cred)
+        return VerifiedAuth(uid=cred.uid, gid=cred.gid, plugin=MungeAuthCred.plugin, credential=cred)
 
     def _check_restrictions(self, verified: VerifiedAuth) -> None:
         cred = verified.credential

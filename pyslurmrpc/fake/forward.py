@@ -16,12 +16,11 @@ import asyncio
 import dataclasses
 from typing import Optional
 
-from munch import Munch
-
 from pyslurmrpc import defaults
 from pyslurmrpc.errors import PyslurmrpcError
 from pyslurmrpc.hostlist import compress, expand, split_treewidth, uniq
 from pyslurmrpc.wire import Address, Forward, Message, MsgType, RetEntry, decode_message, encode_message
+from pyslurmrpc.wire.bodies import ForwardFailedMsg
 
 from . import codes
 from .transport import exchange
@@ -29,7 +28,7 @@ from .transport import exchange
 
 def failed(node: str, err: int) -> RetEntry:
     """A RESPONSE_FORWARD_FAILED entry (no body)."""
-    return RetEntry(node_name=node, err=err, msg_type=MsgType.RESPONSE_FORWARD_FAILED, body=Munch())
+    return RetEntry(node_name=node, err=err, msg_type=MsgType.RESPONSE_FORWARD_FAILED, body=ForwardFailedMsg())
 
 
 class Forwarder:

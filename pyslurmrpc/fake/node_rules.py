@@ -8,9 +8,8 @@ remembered checkpoint timestamp is kept here.  Spec: slurmctld_checkpoint.md §1
 
 from __future__ import annotations
 
-from munch import Munch
-
 from pyslurmrpc.wire import MsgType
+from pyslurmrpc.wire.bodies import Body, CheckpointTasksMsg, PingMsg
 
 from . import codes
 from .cluster import Cluster, JobState
@@ -32,7 +31,7 @@ class NodeRules:
             MsgType.REQUEST_CHECKPOINT_TASKS: self._checkpoint_tasks,
         }
 
-    def handle(self, uid: int, msg_type: int, body: Munch) -> Reply:
+    def handle(self, uid: int, msg_type: int, body: Body) -> Reply:
         """Answer one verified request; unknown types get RC(EINVAL) (slurmd_req default)."""
         handler = self._handlers.get(msg_type)
         return rc_reply(codes.EINVAL) if handler is None else handler(uid, body)
@@ -41,7 +40,7 @@ class NodeRules:
         """slurmd's _slurm_authorized_user: root or SlurmUser."""
         return self.cluster.privileged(uid)
 
-    def _ping(self, uid: int, body: Munch) -> Reply:  # req.c _rpc_ping
+    def _ping(self, uid: int, body: PingMsg) -> Reply:  # req.c _rpc_ping
         return rc_reply(codes.SUCCESS if self._authorized(uid) else codes.ESLURM_USER_ID_MISSING)
 
     def _find(self, job_id: int, step_id: int):
@@ -53,7 +52,7 @@ class NodeRules:
             return None, None
         return job, step
 
-    def _checkpoint_tasks(self, uid: int, body: Munch) -> Reply:
+    def _checkpoint_tasks(self, uid: int, body: CheckpointTasksMsg) -> Reply:
         job, step = self._find(body.job_id, body.job_step_id)
         if step is None:  # no slurmstepd socket for this step on this node
             return rc_reply(codes.ESLURM_INVALID_JOB_ID)
@@ -61,7 +60,7 @@ class NodeRules:
             return rc_reply(codes.ESLURM_USER_ID_MISSING)
         return rc_reply(self._stepd(job, step, body))
 
-    def _stepd(self, job, step, body: Munch) -> int:
+    def _stepd(self, job, step, body: CheckpointTasksMsg) -> int:
         """slurmstepd's _handle_checkpoint_tasks (spec §11.2); its -1 becomes 4027 in slurmd."""
         key = (job.job_id, step.step_id)
         if body.timestamp and self.timestamps.get(key) == body.timestamp:

@@ -38,7 +38,7 @@ MANIFEST = "manifest.jsonl"
 
 def request_key(msg: Message) -> tuple:
     """What identifies a request for matching: its type and body fields (no credential)."""
-    return (int(msg.header.msg_type), tuple(sorted(dict(msg.body).items())))
+    return (int(msg.header.msg_type), tuple(sorted(dataclasses.asdict(msg.body).items())))
 
 
 @dataclass(frozen=True)
@@ -239,4 +239,4 @@ def _describe(frame: bytes) -> Optional[dict]:
         type_name = MsgType(msg.header.msg_type).name
     except ValueError:
         type_name = str(msg.header.msg_type)
-    return {"msg_type": type_name, "body": dict(msg.body)}
+    return {"msg_type": type_name, "body": dataclasses.asdict(msg.body)}

@@ -11,9 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Optional
 
-from munch import Munch
-
 from pyslurmrpc.wire import SLURM_BATCH_SCRIPT, CheckOp, MsgType
+from pyslurmrpc.wire.bodies import (
+    Body, CheckpointCompMsg, CheckpointMsg, CheckpointRespMsg, CheckpointTaskCompMsg, PingMsg, ReturnCodeMsg,
+)
 
 from . import codes
 from .clock import system_clock
@@ -40,19 +41,19 @@ class Reply:
     """What a daemon answers: a message type and its body."""
 
     msg_type: int
-    body: Munch
+    body: Body
 
 
 def rc_reply(rc: int) -> Reply:
     """RESPONSE_SLURM_RC carrying ``rc``."""
-    return Reply(MsgType.RESPONSE_SLURM_RC, Munch(return_code=rc))
+    return Reply(MsgType.RESPONSE_SLURM_RC, ReturnCodeMsg(return_code=rc))
 
 
 def ckpt_reply(outputs: dict) -> Reply:
     """RESPONSE_CHECKPOINT from the response fields a plugin wrote (zero / NULL when not)."""
-    return Reply(MsgType.RESPONSE_CHECKPOINT, Munch(event_time=outputs.get("event_time", 0),
-                                                    error_code=outputs.get("error_code", 0),
-                                                    error_msg=outputs.get("error_msg")))
+    return Reply(MsgType.RESPONSE_CHECKPOINT, CheckpointRespMsg(event_time=outputs.get("event_time", 0),
+                                                                error_code=outputs.get("error_code", 0),
+                                                                error_msg=outputs.get("error_msg")))
 
 
 def given(value, default):
@@ -93,7 +94,7 @@ class Controller:
             MsgType.REQUEST_CHECKPOINT_TASK_COMP: self._task_comp,
         }
 
-    def handle(self, uid: int, msg_type: int, body: Munch) -> Reply:
+    def handle(self, uid: int, msg_type: int, body: Body) -> Reply:
         """Answer one verified request from ``uid``."""
         handler = self._handlers.get(msg_type)
         if handler is None:
@@ -110,11 +111,11 @@ class Controller:
 
     # --- REQUEST_PING (proc_req.c _slurm_rpc_ping) ------------------------
     @staticmethod
-    def _ping(uid: int, body: Munch) -> Reply:
+    def _ping(uid: int, body: PingMsg) -> Reply:
         return rc_reply(codes.SUCCESS)
 
     # --- REQUEST_CHECKPOINT: routing (spec §4) ----------------------------
-    def _checkpoint(self, uid: int, body: Munch) -> Reply:
+    def _checkpoint(self, uid: int, body: CheckpointMsg) -> Reply:
         if body.op == CheckOp.CHECK_RESTART:
             return rc_reply(self._restart(uid, body))
         if body.step_id == SLURM_BATCH_SCRIPT:
@@ -125,11 +126,11 @@ class Controller:
             return ckpt_reply(outputs)
         return rc_reply(rc)
 
-    def _call(self, job: Job, step, body: Munch, image_dir: str):
+    def _call(self, job: Job, step, body: CheckpointMsg, image_dir: str):
         return self.plugin.op(OpCall(job, step, body.op, body.data, image_dir, self.clock()))
 
     # --- route 1: job_restart (spec §5) ------------------------------------
-    def _restart(self, uid: int, body: Munch) -> int:
+    def _restart(self, uid: int, body: CheckpointMsg) -> int:
         if body.step_id != SLURM_BATCH_SCRIPT:
             return codes.ESLURM_NOT_SUPPORTED
         job = self.cluster.jobs.get(body.job_id)
@@ -147,7 +148,7 @@ class Controller:
         return self.plugin.restart_job(job, record, image_dir, body.data == STICK)
 
     # --- route 2: job_checkpoint (spec §6) ----------------------------------
-    def _whole_job(self, uid: int, body: Munch):
+    def _whole_job(self, uid: int, body: CheckpointMsg):
         job = self.cluster.jobs.get(body.job_id)
         rc = job_state_rc(job, uid, self._owner_or_privileged, ROUTE2_STATE_CODES)
         if rc:
@@ -156,7 +157,7 @@ class Controller:
             return self._batch_job(job, body)
         return self._all_steps(job, body)
 
-    def _batch_job(self, job: Job, body: Munch):
+    def _batch_job(self, job: Job, body: CheckpointMsg):
         image_dir = body.image_dir
         if body.op in JOB_RECORD_OPS:
             if not job.has_details:
@@ -171,7 +172,7 @@ class Controller:
         result = self._call(job, None, body, f"{given(image_dir, '')}/{job.job_id}")
         return result.rc, result.outputs
 
-    def _all_steps(self, job: Job, body: Munch):
+    def _all_steps(self, job: Job, body: CheckpointMsg):
         rc, outputs = codes.SUCCESS, {}
         for step in list(job.steps.values()):
             base = given(body.image_dir, given(step.ckpt_dir, ""))
@@ -181,7 +182,7 @@ class Controller:
         return rc, outputs
 
     # --- route 3: job_step_checkpoint (spec §7) -------------------------------
-    def _one_step(self, uid: int, body: Munch):
+    def _one_step(self, uid: int, body: CheckpointMsg):
         job = self.cluster.jobs.get(body.job_id)
         rc = job_state_rc(job, uid, self._owner_or_root, ROUTE3_STATE_CODES)
         if rc:
@@ -194,7 +195,7 @@ class Controller:
         return result.rc, result.outputs
 
     # --- REQUEST_CHECKPOINT_COMP / _TASK_COMP (spec §9, §10) -------------------
-    def _step_for_comp(self, uid: int, body: Munch):
+    def _step_for_comp(self, uid: int, body: CheckpointCompMsg | CheckpointTaskCompMsg):
         job = self.cluster.jobs.get(body.job_id)
         rc = job_state_rc(job, uid, self._owner_or_root, COMP_STATE_CODES)
         if rc:
@@ -202,13 +203,13 @@ class Controller:
         step = job.steps.get(body.step_id)
         return (codes.ESLURM_INVALID_JOB_ID if step is None else codes.SUCCESS), job, step
 
-    def _comp(self, uid: int, body: Munch) -> Reply:
+    def _comp(self, uid: int, body: CheckpointCompMsg) -> Reply:
         rc, job, step = self._step_for_comp(uid, body)
         if rc == codes.SUCCESS:
             rc = self.plugin.comp(job, step, body.error_code, body.error_msg, self.clock())
         return rc_reply(rc)
 
-    def _task_comp(self, uid: int, body: Munch) -> Reply:
+    def _task_comp(self, uid: int, body: CheckpointTaskCompMsg) -> Reply:
         rc, job, step = self._step_for_comp(uid, body)
         if rc == codes.SUCCESS:
             rc = self.plugin.task_comp(job, step, body.error_code, body.error_msg, self.clock())

@@ -14,14 +14,13 @@ import time
 from dataclasses import dataclass, field
 from typing import Optional
 
-from munch import Munch
-
 from pyslurmrpc.auth.msg_hash import credential_payload
 from pyslurmrpc.errors import ProtocolError
 from pyslurmrpc.transport import READ_CHUNK
 from pyslurmrpc.wire import (
     Address, Framer, Header, Message, MsgType, decode_message, encode_message, version_code,
 )
+from pyslurmrpc.wire.bodies import PingMsg
 from pyslurmrpc.wire.versions import has_family_addr
 
 LOOPBACK = "127.0.0.1"
@@ -120,7 +119,7 @@ def ping_frame(auth, version="22.05", *, msg_type: int = MsgType.REQUEST_PING) -
         payload = credential_payload(code, msg_type, b"")
         auth = auth.create(code, payload) if payload else auth.create(code)
     addr = Address(0, None, 0) if has_family_addr(code) else Address(None, 0, 0)
-    return encode_message(Message(Header(code, msg_type, orig_addr=addr), auth, Munch()))
+    return encode_message(Message(Header(code, msg_type, orig_addr=addr), auth, PingMsg()))
 
 
 def wire_ping(host: str, port: int, auth, version="22.05", *, timeout: float = IO_TIMEOUT) -> Message:

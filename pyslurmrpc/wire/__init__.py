@@ -15,12 +15,19 @@ from .constants import (
     CheckOp, MsgType,
 )
 from .framer import Framer
-from .types import Address, Auth, Forward, Header, Message, RetEntry
+from .bodies import (
+    BODY_TABLE, Body, CheckpointCompMsg, CheckpointMsg, CheckpointRespMsg, CheckpointTaskCompMsg,
+    CheckpointTasksMsg, ForwardFailedMsg, PingMsg, ReturnCodeMsg,
+)
+from .types import Address, Auth, Forward, Header, Message, MungeAuthCred, NoneAuthCred, RetDataInfo, RetEntry
 from .versions import CHECKPOINT_VERSIONS, VERSION_CODES, VERSIONS, version_code
 
 __all__ = [
     "decode_message", "encode_message", "Framer", "Message", "Header", "Auth", "Forward",
-    "RetEntry", "Address", "MsgType", "CheckOp", "AuthPluginId", "NO_VAL", "NO_VAL16",
+    "MungeAuthCred", "NoneAuthCred", "RetDataInfo", "RetEntry", "Address", "Body", "BODY_TABLE",
+    "CheckpointMsg", "CheckpointCompMsg", "CheckpointTaskCompMsg", "CheckpointTasksMsg",
+    "CheckpointRespMsg", "ReturnCodeMsg", "PingMsg", "ForwardFailedMsg",
+    "MsgType", "CheckOp", "AuthPluginId", "NO_VAL", "NO_VAL16",
     "SLURM_BATCH_SCRIPT", "SLURM_EXTERN_CONT", "INFINITE", "MAX_MSG_SIZE", "VERSIONS",
     "VERSION_CODES", "CHECKPOINT_VERSIONS", "version_code",
 ]

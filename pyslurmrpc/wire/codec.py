@@ -9,18 +9,18 @@ leaves this module for any input bytes.
 
 from __future__ import annotations
 
+from dataclasses import MISSING, fields as dataclass_fields
+
 from construct import ConstructError
-from munch import Munch
 
 from ..errors import (
     FailureReason, FrameTooLargeError, InvalidFieldError, LocalProtocolError, ProtocolError, RemoteProtocolError,
     TrailingBytesError, TruncatedError, UnknownMessageTypeError, UnsupportedVersionError,
 )
-from .constants import (
-    AUTH_PLUGIN_IDS, AUTH_PLUGIN_NAMES, LENGTH_PREFIX_SIZE, MAX_MSG_SIZE, SLURM_NO_AUTH_CRED,
-)
+from .bodies import BODY_CLASSES, Body
+from .constants import LENGTH_PREFIX_SIZE, MAX_MSG_SIZE, SLURM_NO_AUTH_CRED
 from .primitives import BadField, FieldError, OversizedField, TruncatedField, UnknownType
-from .types import Address, Auth, Forward, Header, Message, RetEntry
+from .types import AUTH_CLASSES, Address, Auth, Forward, Header, Message, RetDataInfo
 from .versions import VERSIONS, VersionSpec, release_name
 
 #: construct-level error -> our error class
@@ -145,8 +145,24 @@ def _make(cls, **fields):
     return obj
 
 
-def _plain(parsed) -> Munch:
-    return Munch({k: v for k, v in parsed.items() if k[0] != "_"})
+def _adopt(cls, values: dict):
+    """An instance of ``cls`` whose __dict__ is ``values`` (a dict nothing else keeps)."""
+    obj = object.__new__(cls)
+    object.__setattr__(obj, "__dict__", values)
+    return obj
+
+
+def _body(msg_type: int, parsed: dict) -> Body:
+    """The body dataclass of ``msg_type``, made from the parsed dict (fresh per parse)."""
+    _drop_links(parsed)
+    return _adopt(BODY_CLASSES[msg_type], parsed)
+
+
+def _drop_links(parsed: dict) -> None:
+    """Remove construct's bookkeeping keys: the compiled parse links the enclosing
+    context as "_", the interpreted one (the decoder's recording parse) the stream as "_io"."""
+    parsed.pop("_", None)
+    parsed.pop("_io", None)
 
 
 def _to_message(spec: VersionSpec, parsed) -> Message:
@@ -161,7 +177,7 @@ def _to_message(spec: VersionSpec, parsed) -> Message:
             orig_addr=_to_addr(h["orig_addr"]),
         ),
         auth=_to_auth(parsed["auth"]),
-        body=_plain(parsed["body"]),
+        body=_body(h["msg_type"], parsed["body"]),
     )
 
 
@@ -176,8 +192,9 @@ def _to_forward(f) -> Forward:
                    tree_depth=f.get("tree_depth"))
 
 
-def _to_ret(r) -> RetEntry:
-    return RetEntry(node_name=r["node_name"], err=r["err"], msg_type=r["msg_type"], body=_plain(r["body"]))
+def _to_ret(r) -> RetDataInfo:
+    return RetDataInfo(node_name=r["node_name"], err=r["err"], msg_type=r["msg_type"],
+                       body=_body(r["msg_type"], r["body"]))
 
 
 def _to_addr(a) -> Address:
@@ -189,21 +206,29 @@ def _to_addr(a) -> Address:
     return Address(a["family"], inner["addr"], inner["port"])
 
 
+_AUTH_BY_NAME = {cls.plugin: cls for cls in AUTH_CLASSES.values()}
+_AUTH_TYPES = frozenset(AUTH_CLASSES.values())
+#: envelope class -> its fields' defaults (the 17.11 auth/none credential has no hostname)
+_AUTH_DEFAULTS = {cls: {f.name: f.default for f in dataclass_fields(cls) if f.default is not MISSING}
+                  for cls in AUTH_CLASSES.values()}
+
+
 def _to_auth(a) -> Auth | None:
     if a is None:
         return None
-    cred = a["cred"]
     if "plugin_id" in a:
-        pid = a["plugin_id"]
-        name = AUTH_PLUGIN_NAMES.get(pid, str(pid))
-        version = 0
+        plugin, version = a["plugin_id"], 0
+        cls = AUTH_CLASSES.get(plugin)
     else:
-        name = a["plugin_type"]
-        pid = AUTH_PLUGIN_IDS.get(name, 0)
-        version = a["plugin_version"]
-    return _make(Auth, plugin=name, plugin_id=pid, credential=cred.get("credential"),
-                 uid=cred.get("uid"), gid=cred.get("gid"), hostname=cred.get("hostname"),
-                 plugin_version=version)
+        plugin, version = a["plugin_type"], a["plugin_version"]
+        cls = _AUTH_BY_NAME.get(plugin)
+    if cls is None:  # a credential schema without an envelope class: the tables disagree
+        raise UnknownMessageTypeError(f"auth plugin {plugin!r} has no envelope class", field="auth")
+    values = dict(_AUTH_DEFAULTS[cls])
+    values.update(a["cred"])
+    _drop_links(values)
+    values["plugin_version"] = version
+    return _adopt(cls, values)
 
 
 # ----------------------------------------------------------------------------
@@ -224,12 +249,6 @@ def encode_message(message: Message) -> bytes:
     if (message.auth is None) != no_auth:
         raise LocalProtocolError("auth must be None exactly when flags carry SLURM_NO_AUTH_CRED "
                                  "(23.02 and later headers)", field="auth", reason=FailureReason.INVALID_FIELD)
-    tree = {
-        "length": 0,
-        "header": _header_tree(message.header),
-        "auth": _auth_tree(spec, message.auth),
-        "body": dict(message.body),
-    }
     try:
         body = spec.layout.bodies[message.header.msg_type]
     except KeyError:
@@ -237,16 +256,29 @@ def encode_message(message: Message) -> bytes:
             f"message type {message.header.msg_type} has no schema in {spec.name}",
             field="header.msg_type", reason=FailureReason.UNKNOWN_MESSAGE_TYPE) from None
     msg_type = int(message.header.msg_type)
-    body_bytes = _build(spec.compiled_bodies[msg_type], body, tree["body"], "body")
+    tree = {"header": _header_tree(message.header), "auth": _auth_tree(spec, message.auth)}
+    body_bytes = _build(spec.compiled_bodies[msg_type], body, _body_fields(msg_type, message.body), "body")
     tree["header"]["body_length"] = len(body_bytes)
-    head = _build(spec.compiled_head, spec.head, {"header": tree["header"], "auth": tree["auth"]}, "")
+    head = _build(spec.compiled_head, spec.head, tree, "")
     return (len(head) + len(body_bytes)).to_bytes(4, "big") + head + body_bytes
 
 
 def encode_body(version: int, msg_type: int, body) -> bytes:
     """The packed body alone (what Slurm 22.05+ hashes into the credential's payload)."""
     spec = VERSIONS[version]
-    return _build(spec.compiled_bodies[int(msg_type)], spec.layout.bodies[msg_type], dict(body), "body")
+    values = _body_fields(int(msg_type), body)
+    return _build(spec.compiled_bodies[int(msg_type)], spec.layout.bodies[msg_type], values, "body")
+
+
+def _body_fields(msg_type: int, body, ret_index: int | None = None) -> dict:
+    """The fields of ``body``, which must be the dataclass the body table lists for ``msg_type``."""
+    cls = BODY_CLASSES.get(msg_type)
+    if type(body) is not cls:
+        expected = cls.__name__ if cls else "a known message type's"
+        where = "body" if ret_index is None else f"header.ret_list.{ret_index}.body"
+        raise _unencodable(f"message type {msg_type} takes a {expected} body, not {type(body).__name__}",
+                                where)
+    return body.__dict__  # the builders only read it
 
 
 def _build(compiled, interpreted, tree, where: str) -> bytes:
@@ -273,8 +305,18 @@ def _join(where: str, path: str | None) -> str | None:
     return ".".join(p for p in (where, path) if p) or None
 
 
+#: the forward part of a message nobody forwards: with cnt 0 the schema packs nothing else
+_NO_FORWARD_TREE = {"cnt": 0, "nodelist": None, "timeout": 0, "tree_width": 0, "net_cred": None, "tree_depth": 0}
+
+
+def _forward_tree(f: Forward) -> dict:
+    if not f.cnt:
+        return _NO_FORWARD_TREE  # shared: the builders only read it
+    return {"cnt": f.cnt, "nodelist": f.nodelist, "timeout": f.timeout, "tree_width": f.tree_width,
+            "net_cred": f.net_cred, "tree_depth": f.tree_depth or 0}
+
+
 def _header_tree(h: Header) -> dict:
-    f = h.forward
     a = h.orig_addr
     if a.family is None:
         addr = {"addr": a.addr or 0, "port": a.port}
@@ -283,12 +325,11 @@ def _header_tree(h: Header) -> dict:
     return {
         "version": h.version, "flags": h.flags, "msg_index": h.msg_index, "msg_type": h.msg_type,
         "body_length": 0,
-        "forward": {"cnt": f.cnt, "nodelist": f.nodelist, "timeout": f.timeout,
-                    "tree_width": f.tree_width, "net_cred": f.net_cred,
-                    "tree_depth": f.tree_depth or 0},
+        "forward": _forward_tree(h.forward),
         "ret_cnt": len(h.ret_list),
         "ret_list": [{"err": r.err, "msg_type": r.msg_type, "node_name": r.node_name,
-                      "body": dict(r.body or {})} for r in h.ret_list],
+                      "body": _body_fields(r.msg_type, r.body, i)}
+                     for i, r in enumerate(h.ret_list)],
         "orig_addr": addr,
     }
 
@@ -296,7 +337,10 @@ def _header_tree(h: Header) -> dict:
 def _auth_tree(spec: VersionSpec, a: Auth | None) -> dict | None:
     if a is None:
         return None
-    cred = {"credential": a.credential, "uid": a.uid, "gid": a.gid, "hostname": a.hostname}
+    if type(a) not in _AUTH_TYPES:
+        raise _unencodable(f"auth must be a MungeAuthCred or NoneAuthCred, not {type(a).__name__}",
+                                "auth")
+    cred = a.__dict__  # each plugin's schema reads the fields it packs
     if spec.layout.auth == "by_type":
         return {"plugin_type": a.plugin, "plugin_version": a.plugin_version, "cred": cred}
-    return {"plugin_id": a.plugin_id or AUTH_PLUGIN_IDS.get(a.plugin, 0), "cred": cred}
+    return {"plugin_id": a.plugin_id, "cred": cred}

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, ClassVar, Optional
 
-from munch import Munch
+from .bodies import Body
+from .constants import AUTH_PLUGIN_NAMES, AuthPluginId
 
 
 @dataclass(frozen=True)
@@ -20,14 +21,24 @@ class Forward:
     tree_depth: Optional[int] = None  # 24.11+
 
 
+# slurm_protocol_defs.h ret_data_info_t (packed by slurm_protocol_pack.c _pack_ret_list)
 @dataclass(frozen=True)
-class RetEntry:
-    """One entry of the header's ret_list: a node's answer gathered by forwarding."""
+class RetDataInfo:
+    """One entry of the header's ret_list: a node's answer gathered by forwarding.
+
+    ``body`` is the body dataclass of ``msg_type`` (:class:`~.bodies.ReturnCodeMsg`
+    for RESPONSE_SLURM_RC, :class:`~.bodies.ForwardFailedMsg` for
+    RESPONSE_FORWARD_FAILED).
+    """
 
     node_name: Optional[str]
     err: int
     msg_type: int
-    body: Any = None  # a Munch for RESPONSE_SLURM_RC ({"return_code": n}), else None
+    body: Optional[Body] = None
+
+
+#: the name of :class:`RetDataInfo` before bodies were typed
+RetEntry = RetDataInfo
 
 
 @dataclass(frozen=True)
@@ -63,44 +74,67 @@ class Header:
     msg_index: int = 0
     body_length: int = 0
     forward: Forward = field(default_factory=Forward)
-    ret_list: tuple[RetEntry, ...] = ()
+    ret_list: tuple[RetDataInfo, ...] = ()
     orig_addr: Address = field(default_factory=Address)
 
 
-@dataclass(frozen=True)
 class Auth:
-    """The auth envelope between header and body.
+    """Base of the auth envelopes (the part between header and body), one class per plugin.
 
-    ``plugin`` is the plugin name ("auth/munge", "auth/none", ...);
-    ``plugin_id`` its numeric id (101 for munge, 100 for none).
-    For auth/munge ``credential`` is the MUNGE credential text.  For auth/none
-    the credential is ``uid``/``gid`` (and, from 19.05, ``hostname``).
+    ``plugin`` is the plugin name ("auth/munge", "auth/none") and ``plugin_id``
+    its numeric id (101, 100); both are fixed by the class.
     ``plugin_version`` is the uint32 the pre-19.05 framing carries after the
     plugin-type string (0 when packed by 19.05+ libslurm, the packing release's
     SLURM_VERSION_NUMBER when packed by 17.11/18.08 plugins).
     """
 
-    plugin: str
-    plugin_id: int
-    credential: Optional[str] = field(default=None, repr=False)
-    uid: Optional[int] = None
-    gid: Optional[int] = None
+    plugin: ClassVar[str]
+    plugin_id: ClassVar[int]
+    __slots__ = ()
+
+
+# auth_munge.c slurm_auth_credential_t (packed by slurm_auth_pack: one packstr)
+@dataclass(frozen=True, kw_only=True)
+class MungeAuthCred(Auth):
+    """auth/munge envelope: ``credential`` is the MUNGE credential text (never in a repr)."""
+
+    plugin: ClassVar[str] = AUTH_PLUGIN_NAMES[AuthPluginId.AUTH_PLUGIN_MUNGE]
+    plugin_id: ClassVar[int] = int(AuthPluginId.AUTH_PLUGIN_MUNGE)
+    credential: Optional[str] = field(repr=False)
+    plugin_version: int = 0
+
+
+# auth_none.c slurm_auth_credential_t (packed by slurm_auth_pack: uid, gid, 19.05+ hostname)
+@dataclass(frozen=True, kw_only=True)
+class NoneAuthCred(Auth):
+    """auth/none envelope: the uid and gid the sender claims, and (from 19.05) its host name."""
+
+    plugin: ClassVar[str] = AUTH_PLUGIN_NAMES[AuthPluginId.AUTH_PLUGIN_NONE]
+    plugin_id: ClassVar[int] = int(AuthPluginId.AUTH_PLUGIN_NONE)
+    uid: int
+    gid: int
     hostname: Optional[str] = None
     plugin_version: int = 0
+
+
+#: plugin id -> envelope class
+AUTH_CLASSES: dict[int, type] = {cls.plugin_id: cls for cls in (MungeAuthCred, NoneAuthCred)}
 
 
 @dataclass(frozen=True)
 class Message:
     """A decoded (or to-be-encoded) Slurm message.
 
-    ``body`` is a :class:`munch.Munch` with the body's fields as attributes.
-    ``auth`` is None for a 23.02+ frame whose flags carry SLURM_NO_AUTH_CRED
+    ``body`` is the dataclass :data:`~.bodies.BODY_TABLE` lists for the
+    message type (:class:`~.bodies.CheckpointMsg`, :class:`~.bodies.ReturnCodeMsg`, ...).
+    ``auth`` is a :class:`MungeAuthCred` or :class:`NoneAuthCred`, or None
+    for a 23.02+ frame whose flags carry SLURM_NO_AUTH_CRED
     (newer daemons send replies without a credential).
     """
 
     header: Header
     auth: Optional[Auth]
-    body: Munch
+    body: Body
 
     @property
     def msg_type(self) -> int:
@@ -126,8 +160,9 @@ def describe(message: Message) -> str:
         parts.append(f"forward={message.header.forward.nodelist}")
     if message.header.ret_list:
         parts.append("ret_list=" + ",".join(f"{r.node_name}:{r.err}" for r in message.header.ret_list))
-    parts.append(" ".join(f"{k}={v!r}" for k, v in message.body.items()))
+    parts.append(" ".join(f"{k}={v!r}" for k, v in vars(message.body).items()))
     if message.auth is not None:
-        who = f" uid={message.auth.uid}" if message.auth.uid is not None else ""
+        uid = getattr(message.auth, "uid", None)  # only auth/none states one
+        who = f" uid={uid}" if uid is not None else ""
         parts.append(f"auth={message.auth.plugin}{who} (credential redacted)")
     return " ".join(p for p in parts if p)
