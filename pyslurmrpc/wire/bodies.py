@@ -17,7 +17,7 @@ from typing import NamedTuple, Optional
 
 from construct import Construct
 
-from .fast import FastStruct as Struct
+from ._construct_internals import FastStruct as Struct
 
 from .constants import MsgType
 from .primitives import Int, SlurmString, time_t, u16, u32

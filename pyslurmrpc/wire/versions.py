@@ -15,7 +15,7 @@ import enum
 from dataclasses import dataclass, field
 
 from construct import Construct, If, Switch, Tell, this
-from .fast import FastStruct as Struct
+from ._construct_internals import FastStruct as Struct
 
 from .bodies import CHECKPOINT_BODIES, COMMON_BODIES
 from .constants import SLURM_NO_AUTH_CRED, AuthPluginId
