@@ -67,7 +67,8 @@ class Conn:
 
 class Munged:
     """munged, played from a key: ``faults`` is consumed one per connect
-    ("refused", "reset" = drop the connection instead of answering, None = answer)."""
+    ("refused", "reset" = drop the connection instead of answering, "stall" = never answer,
+    None = answer)."""
 
     def __init__(self, faults=()):
         self.key = MungeKey(b"k" * 64)
@@ -140,11 +141,15 @@ class World:
         if a.conn.target == "munged":
             if a.conn.pending == "reset":
                 raise ConnectionResetError(errno.ECONNRESET, "Connection reset by peer")
-            a.conn.pending = self.munged.answer(a.data, self)
+            if a.conn.pending != "stall":
+                a.conn.pending = self.munged.answer(a.data, self)
         else:
             self.frames.setdefault(a.conn.target, []).append(a.data)
 
     def recv(self, a: Recv) -> bytes:
+        if a.conn.pending == "stall":
+            self.t += a.timeout
+            raise TimeoutError("timed out")
         data, a.conn.pending = a.conn.pending[:a.size], a.conn.pending[a.size:]
         return data
 
@@ -333,6 +338,23 @@ def test_auth_munge_retry_stops_at_the_budget():
     with pytest.raises(SlurmAuthError):
         world.run(flows.ping(state(auth="munge", timeout=5)))
     assert world.t <= 5 + 2.25 and len(world.connects) == 30
+
+
+def test_stalled_munged_holds_a_call_as_long_as_libslurm_would():
+    """libmunge: 5 tries of 2 s, 10 ms x try apart; auth_munge: 21 such transactions, 0.1 s apart."""
+    world = World(munged=Munged(["stall"] * 10_000))
+    with pytest.raises(SlurmAuthError) as info:
+        world.run(MungeAuth(MUNGE_PATH).create_flow(0x2200))
+    assert info.value.munge_error.os_errno == errno.ETIMEDOUT
+    assert world.t == pytest.approx(21 * (5 * 2 + 0.01 * (1 + 2 + 3 + 4)) + 20 * 0.1)  # 214.1 s
+
+
+def test_stalled_munged_holds_a_client_call_about_one_message_timeout():
+    """The client shrinks libmunge's waits to fit MessageTimeout and starts no retry past it."""
+    world = World(munged=Munged(["stall"] * 10_000))
+    with pytest.raises(SlurmAuthError):
+        world.run(flows.ping(state(auth="munge", timeout=10)))
+    assert 10 <= world.t <= 10 + 0.1 + 0.2 and world.connects[0][1] == "munged"
 
 
 def test_reset_during_a_transaction_is_retried_with_the_retry_count_in_the_header():
