@@ -468,3 +468,15 @@ async def test_the_asyncio_runner_runs_the_same_flows():
     st = state(backups=[("127.0.0.1", 7002)])
     assert await runner.run(flows.ping(st)) is True
     assert [target for _, target in world.connects] == [ctl(7001), ctl(7002)] and st.use_backup
+
+
+def test_22_05_credential_carries_the_hash_of_the_body_sent():
+    """The body is encoded once: the bytes hashed into the credential are the bytes in the frame."""
+    from pyslurmrpc.auth.msg_hash import credential_payload
+    world = World({ctl(7001): lambda frame, w: reply_rc(frame, auth=OfflineSigner(w))})
+    st = state(auth="munge")
+    world.run(flows.rpc(st, calls.ping(), 0x2600))
+    frame = world.frames[ctl(7001)][0]
+    body = frame[len(frame) - decode_message(frame).header.body_length:]
+    sent = parse_encode_request(world.munged.requests[0][11:]).payload
+    assert sent == credential_payload(0x2600, MsgType.REQUEST_PING, body) and len(sent) == 33

@@ -142,11 +142,12 @@ def make_auth(settings: Settings):
                                 budget=settings.message_timeout)
 
 
-def request_frame(call: Call, auth, version: int, forward: Forward = Forward()) -> bytes:
-    """The whole frame for ``call`` in header version ``version``."""
+def request_frame(call: Call, auth, version: int, forward: Forward = Forward(),
+                  body: bytes | None = None) -> bytes:
+    """The whole frame for ``call`` in header version ``version`` (``body``: already encoded)."""
     addr = _NO_ADDR_FAMILY if VERSIONS[version].family_addr else Address()
     header = Header(version=version, msg_type=call.msg_type, forward=forward, orig_addr=addr)
-    return encode_message(Message(header, auth, call.body))
+    return encode_message(Message(header, auth, call.body), body_bytes=body)
 
 
 def decode_reply(call: Call, frame: bytes, version: int) -> Message:

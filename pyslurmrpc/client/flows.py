@@ -119,8 +119,13 @@ def connect_controller(state: State):
 def rpc(state: State, call: calls.Call, version: int, endpoint: Endpoint | None = None,
         forward: Forward = Forward(), timeout: float | None = None):
     """One request and its verified reply; returns (endpoint, reply Message)."""
-    cred = yield from create_flow(state.auth, version, _payload(call, version))
-    frame = request_frame(call, cred, version, forward)
+    if version < FIRST_HASHED_VERSION:
+        body, payload = None, b""
+    else:  # 22.05+: the credential carries the body's hash; the body is encoded once, for both
+        body = encode_body(version, call.msg_type, call.body)
+        payload = credential_payload(version, call.msg_type, body)
+    cred = yield from create_flow(state.auth, version, payload)
+    frame = request_frame(call, cred, version, forward, body)
     if endpoint is None:
         endpoint, conn = yield from connect_controller(state)
     else:
@@ -140,13 +145,6 @@ def rpc(state: State, call: calls.Call, version: int, endpoint: Endpoint | None 
     if reply.auth is not None:  # 23.02+ replies may carry none (SLURM_NO_AUTH_CRED)
         yield from verify_flow(state.auth, reply.auth, reply.version)
     return endpoint, reply
-
-
-def _payload(call: calls.Call, version: int) -> bytes:
-    """The message hash libslurm 22.05+ puts in the credential (nothing for older headers)."""
-    if version < FIRST_HASHED_VERSION:
-        return b""
-    return credential_payload(version, call.msg_type, encode_body(version, call.msg_type, call.body))
 
 
 def controller_version(state: State, endpoint: Endpoint | None = None):
