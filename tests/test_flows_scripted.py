@@ -480,3 +480,22 @@ def test_22_05_credential_carries_the_hash_of_the_body_sent():
     body = frame[len(frame) - decode_message(frame).header.body_length:]
     sent = parse_encode_request(world.munged.requests[0][11:]).payload
     assert sent == credential_payload(0x2600, MsgType.REQUEST_PING, body) and len(sent) == 33
+
+
+@pytest.mark.parametrize("module", ["pyslurmrpc.effects", "pyslurmrpc.client.flows", "pyslurmrpc.auth.munge_xfer",
+                                    "pyslurmrpc.auth.slurm_auth", "pyslurmrpc.client.core"])
+def test_flows_do_no_io_and_read_no_clock(module):
+    """Only the runners touch sockets, threads, the event loop or the clock."""
+    import ast
+    import importlib
+    source = open(importlib.import_module(module).__file__).read()
+    imported = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            imported |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0:
+            imported.add(node.module.split(".")[0])
+    if module.endswith("slurm_auth"):
+        imported.discard("socket")  # socket.gethostname, for auth/none's default hostname
+    assert not imported & {"socket", "_socket", "asyncio", "threading", "time", "concurrent", "selectors"}
+    assert "getpid" not in source

@@ -8,6 +8,8 @@ asyncio client returns a coroutine of the asyncio runner, so
 
 from __future__ import annotations
 
+import os
+
 from . import calls, flows
 from .core import Settings, settings_from_args, settings_from_conf
 from .detect import release_name
@@ -46,7 +48,7 @@ class ClientApi:
 
         self.settings = settings
         self._auth = make_auth(settings)
-        self._state = flows.State(settings, self._auth)
+        self._state = flows.State(settings, self._auth, seed=os.getpid())
 
     def __repr__(self) -> str:
         hosts = ", ".join(str(c) for c in self.settings.controllers)

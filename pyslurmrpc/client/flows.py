@@ -12,7 +12,6 @@ checkpoint_tasks fan-out, how replies become results - live here only.
 from __future__ import annotations
 
 import logging
-import os
 
 from ..auth.msg_hash import FIRST_HASHED_VERSION, credential_payload
 from ..auth.slurm_auth import create_flow, verify_flow
@@ -38,10 +37,10 @@ class State:
     """``auth``: the authenticator (pyslurmrpc.auth.slurm_auth); ``seed``: what libslurm adds
     to the time to spread clients over SlurmctldPort ranges (its pid)."""
 
-    def __init__(self, settings: Settings, auth, seed: int | None = None):
+    def __init__(self, settings: Settings, auth, seed: int):
         self.settings = settings
         self.auth = auth
-        self.seed = os.getpid() if seed is None else seed
+        self.seed = seed
         self.use_backup = False
         self.versions: dict[tuple[str, int], int] = {}
 
