@@ -275,7 +275,10 @@ async def _async_send(action: Send) -> None:
         conn.transport.write(action.data)
         return
     data = action.data
-    sent = conn.sock.send(data)
+    try:
+        sent = conn.sock.send(data)
+    except BlockingIOError:
+        sent = 0
     if sent != len(data):
         await _bounded(asyncio.get_running_loop().sock_sendall(conn.sock, data[sent:]), action.timeout)
 
