@@ -499,3 +499,35 @@ def test_flows_do_no_io_and_read_no_clock(module):
         imported.discard("socket")  # socket.gethostname, for auth/none's default hostname
     assert not imported & {"socket", "_socket", "asyncio", "threading", "time", "concurrent", "selectors"}
     assert "getpid" not in source
+
+
+async def test_asyncio_runner_awaits_a_munged_send_that_would_block():
+    """The real runner: a UNIX stream whose buffer is full makes the send wait, not fail."""
+    import socket
+    from pyslurmrpc.runners import UnixStream, run_async
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    ours.setblocking(False)
+    filled = 0
+    try:
+        while True:
+            filled += ours.send(b"\0" * 65536)
+    except BlockingIOError:
+        pass
+
+    def flow():
+        yield Send(UnixStream(ours), b"x" * 1000, 5.0)
+        return "sent"
+
+    async def drain():
+        theirs.setblocking(False)
+        got = 0
+        while got < filled + 1000:
+            got += len(await asyncio.get_running_loop().sock_recv(theirs, 65536))
+        return got
+
+    try:
+        sent, got = await asyncio.gather(run_async(flow()), drain())
+        assert sent == "sent" and got == filled + 1000
+    finally:
+        ours.close()
+        theirs.close()
