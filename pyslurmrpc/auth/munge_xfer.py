@@ -83,19 +83,18 @@ def _connect(path: str, policy: RetryPolicy) -> Flow:
     raise _os_failure(f'Failed to connect to "{path}"', failure)
 
 
-def _step(action, what: str) -> Flow:
-    try:
-        return (yield action)
-    except OSError as err:
-        raise _os_failure(what, err) from None
-
-
 def _exchange(conn, request: bytes, rsp_type: int, timeout: float) -> Flow:
     """Send one request on the open connection and return the response body."""
-    yield from _step(Send(conn, request, timeout), "Failed to send message")
-    hdr = yield from _step(Recv(conn, MSG_HDR_SIZE, timeout), "Failed to receive message header")
-    _, _, size = unpack_header(hdr, rsp_type, MAX_RESPONSE_LEN)
-    body = yield from _step(Recv(conn, size, timeout), "Failed to receive message body")
+    what = "Failed to send message"
+    try:
+        yield Send(conn, request, timeout)
+        what = "Failed to receive message header"
+        hdr = yield Recv(conn, MSG_HDR_SIZE, timeout)
+        _, _, size = unpack_header(hdr, rsp_type, MAX_RESPONSE_LEN)
+        what = "Failed to receive message body"
+        body = yield Recv(conn, size, timeout)
+    except OSError as err:
+        raise _os_failure(what, err) from None
     if len(body) != size:
         raise MungeSocketError(f"Received incomplete message body: {len(body)} of {size} bytes")
     return body
