@@ -152,18 +152,7 @@ def bounded_retry(seconds: float, base: RetryPolicy = LIBMUNGE_RETRY) -> RetryPo
     return dataclasses.replace(base, timeout_ms=min(base.timeout_ms, per_try_ms))
 
 
-class _Blocking:
-    """``create``/``verify`` run the authenticator's flows on the blocking runner
-    (:class:`AsyncAuth` awaits the same flows instead)."""
-
-    def create(self, protocol_version: int = SLURM_19_05_PROTOCOL_VERSION, payload: bytes = b"") -> Auth:
-        return run_sync(self.create_flow(protocol_version, payload))
-
-    def verify(self, auth: Auth, protocol_version: Optional[int] = None) -> VerifiedAuth:
-        return run_sync(self.verify_flow(auth, protocol_version))
-
-
-class MungeAuth(_Blocking, _MungeEnvelope):
+class MungeAuth(_MungeEnvelope):
     """auth/munge through a local munged; blocking ``create``/``verify``, or their flows.
 
     ``ttl`` is Slurm's ``AuthInfo=ttl=N`` (None: munged's default).
@@ -180,6 +169,14 @@ class MungeAuth(_Blocking, _MungeEnvelope):
         self.slurm_retries = slurm_retries
         self.slurm_retry_delay = slurm_retry_delay
         self.budget = budget
+
+    def create(self, protocol_version: int = SLURM_19_05_PROTOCOL_VERSION, payload: bytes = b"") -> Auth:
+        """:meth:`create_flow` on the blocking runner (:class:`AsyncAuth` awaits it instead)."""
+        return run_sync(self.create_flow(protocol_version, payload))
+
+    def verify(self, auth: Auth, protocol_version: Optional[int] = None) -> VerifiedAuth:
+        """:meth:`verify_flow` on the blocking runner."""
+        return run_sync(self.verify_flow(auth, protocol_version))
 
     def _retrying(self, make_flow) -> Flow:
         return slurm_retry(make_flow, self.slurm_retries, self.slurm_retry_delay, self.budget)
