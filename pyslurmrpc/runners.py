@@ -30,13 +30,15 @@ _MAX_THREADS = 64           # Parallel in the blocking runner: threads at most
 
 
 class UnixStream:
-    """A UNIX stream socket and the bytes read past the last exact-size read."""
+    """A UNIX stream socket, the bytes read past the last exact-size read, and how much of the
+    current send went out before it would have blocked (asyncio runner)."""
 
-    __slots__ = ("sock", "pending")
+    __slots__ = ("sock", "pending", "sent")
 
     def __init__(self, sock):
         self.sock = sock
         self.pending = b""
+        self.sent = 0
 
     def close(self) -> None:
         self.sock.close()
@@ -193,51 +195,54 @@ class _ReplyProtocol(asyncio.Protocol):
         self.transport.close()
 
 
-class AsyncRunner:
-    """Runs flows on the running event loop; ``table`` maps action types to coroutine functions.
+#: what a fast step returns when it cannot finish without the event loop
+_AWAIT = object()
 
-    A munged step that can finish at once (a local UNIX socket usually
-    connects, takes a small request and has the answer's rest ready) is done
-    without the event loop; only a step that would block is awaited.
+
+class AsyncRunner:
+    """Runs flows on the running event loop.
+
+    ``fast`` maps action types to plain functions tried first: a step that can
+    finish at once (reading the clock, closing; a local UNIX socket usually
+    connects, takes a small request and has the answer ready) costs no
+    coroutine.  One that returns ``_AWAIT`` - or has no fast entry - is awaited
+    through ``table`` (coroutine functions), with the step's timeout.
     """
 
-    def __init__(self, table: dict | None = None):
-        self.table = table if table is not None else self._handlers()
+    def __init__(self, table: dict | None = None, fast: dict | None = None):
+        if table is None:
+            table, fast = self._handlers(), _FAST
+        self.table, self.fast = table, fast or {}
 
     async def run(self, flow):
-        value, error, opened = None, None, []
+        table, fast, value, error, opened = self.table, self.fast, None, None, []
         try:
             while True:
                 try:
                     action = flow.send(value) if error is None else flow.throw(error)
                 except StopIteration as stop:
                     return stop.value
-                value, error = None, None
+                value, error, kind = None, None, type(action)
                 try:
-                    value = await self.table[type(action)](action)
+                    step = fast.get(kind)
+                    value = _AWAIT if step is None else step(action)
+                    if value is _AWAIT:
+                        value = await table[kind](action)
                 except Exception as exc:  # handed back into the flow, which decides
                     error = exc
                 else:
-                    if type(action) is Connect:
+                    if kind is Connect:
                         opened.append(value)
         finally:
             for conn in opened:
                 conn.close()
 
     def _handlers(self) -> dict:
-        sync = {kind: _immediate(fn) for kind, fn in _sync_table_base().items()}
-        return {**sync, Sleep: lambda a: asyncio.sleep(a.seconds), Invoke: _invoke,
-                Connect: _async_connect, Send: _async_send, Recv: _async_recv,
-                RecvFrame: _async_recv_frame, Parallel: self._parallel}
+        return {Sleep: lambda a: asyncio.sleep(a.seconds), Invoke: _invoke, Connect: _async_connect,
+                Send: _async_send, Recv: _async_recv, RecvFrame: _async_recv_frame, Parallel: self._parallel}
 
     async def _parallel(self, action: Parallel) -> list:
         return list(await asyncio.gather(*(self.run(f) for f in action.flows)))
-
-
-def _immediate(fn):
-    async def handler(action):
-        return fn(action)
-    return handler
 
 
 async def _invoke(action: Invoke):
@@ -250,6 +255,23 @@ async def _bounded(awaitable, seconds: float):
         return await awaitable
 
 
+def _try_connect(action: Connect):
+    target = action.target
+    if not isinstance(target, str):
+        return _AWAIT
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.setblocking(False)
+    try:
+        sock.connect(target)
+    except BlockingIOError:      # listen queue full: the awaited connect tries again
+        sock.close()
+        return _AWAIT
+    except BaseException:
+        sock.close()
+        raise
+    return UnixStream(sock)
+
+
 async def _async_connect(action: Connect):
     target, loop = action.target, asyncio.get_running_loop()
     if not isinstance(target, str):
@@ -259,39 +281,52 @@ async def _async_connect(action: Connect):
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.setblocking(False)
     try:
-        try:
-            sock.connect(target)
-        except BlockingIOError:
-            await _bounded(loop.sock_connect(sock, target), action.timeout)
+        await _bounded(loop.sock_connect(sock, target), action.timeout)
     except BaseException:
         sock.close()
         raise
     return UnixStream(sock)
 
 
-async def _async_send(action: Send) -> None:
+def _try_send(action: Send):
     conn = action.conn
     if type(conn) is not UnixStream:
         conn.transport.write(action.data)
-        return
-    data = action.data
+        return None
     try:
-        sent = conn.sock.send(data)
+        conn.sent = conn.sock.send(action.data)
     except BlockingIOError:
-        sent = 0
-    if sent != len(data):
-        await _bounded(asyncio.get_running_loop().sock_sendall(conn.sock, data[sent:]), action.timeout)
+        conn.sent = 0
+    return None if conn.sent == len(action.data) else _AWAIT
 
 
-async def _async_recv(action: Recv) -> bytes:
+async def _async_send(action: Send) -> None:
+    """The rest of a UNIX-socket send the fast step began (``conn.sent`` bytes went out)."""
+    conn = action.conn
+    await _bounded(asyncio.get_running_loop().sock_sendall(conn.sock, action.data[conn.sent:]), action.timeout)
+
+
+def _try_recv(action: Recv):
     conn, size = action.conn, action.size
     data, sock = conn.pending, conn.sock
     while len(data) < size:
         try:
             chunk = sock.recv(max(_RECV_CHUNK, size - len(data)))
         except BlockingIOError:
-            chunk = await _bounded(asyncio.get_running_loop().sock_recv(sock, max(_RECV_CHUNK, size - len(data))),
-                                   action.timeout)
+            conn.pending = data
+            return _AWAIT
+        if not chunk:
+            break
+        data += chunk
+    conn.pending = data[size:]
+    return data[:size]
+
+
+async def _async_recv(action: Recv) -> bytes:
+    conn, size, loop = action.conn, action.size, asyncio.get_running_loop()
+    data = conn.pending
+    while len(data) < size:
+        chunk = await _bounded(loop.sock_recv(conn.sock, max(_RECV_CHUNK, size - len(data))), action.timeout)
         if not chunk:
             break
         data += chunk
@@ -302,6 +337,10 @@ async def _async_recv(action: Recv) -> bytes:
 async def _async_recv_frame(action: RecvFrame) -> bytes:
     return await _bounded(action.conn.reply, action.timeout)
 
+
+_FAST = {Stat: lambda a: os.stat(a.path).st_mode, Now: lambda a: time.monotonic(),
+         WallClock: lambda a: time.time(), Close: lambda a: a.conn.close(),
+         Connect: _try_connect, Send: _try_send, Recv: _try_recv}
 
 ASYNC = AsyncRunner()
 run_async = ASYNC.run

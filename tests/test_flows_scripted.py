@@ -458,13 +458,10 @@ def test_silent_first_hop_waits_per_tree_level_then_its_branch_is_tried():
 async def test_the_asyncio_runner_runs_the_same_flows():
     world = World({ctl(7002): answer_rc()})
 
-    def wrap(fn):
-        async def handler(action):
-            return fn(action)
-        return handler
+    async def parallel(action):
+        return await asyncio.gather(*(runner.run(f) for f in action.flows))
 
-    runner = AsyncRunner({kind: wrap(fn) for kind, fn in world.table.items()})
-    runner.table[Parallel] = lambda a: asyncio.gather(*(runner.run(f) for f in a.flows))
+    runner = AsyncRunner({Parallel: parallel}, fast={k: f for k, f in world.table.items() if k is not Parallel})
     st = state(backups=[("127.0.0.1", 7002)])
     assert await runner.run(flows.ping(st)) is True
     assert [target for _, target in world.connects] == [ctl(7001), ctl(7002)] and st.use_backup
