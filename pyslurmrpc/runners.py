@@ -60,21 +60,21 @@ class SyncRunner:
         self.table = table if table is not None else _sync_handlers(self)
 
     def run(self, flow):
-        table, value, error, opened = self.table, None, None, []
+        table, send, throw, opened = self.table, flow.send, flow.throw, []
         try:
+            action = send(None)
             while True:
+                kind = type(action)
                 try:
-                    action = flow.send(value) if error is None else flow.throw(error)
-                except StopIteration as stop:
-                    return stop.value
-                value, error = None, None
-                try:
-                    value = table[type(action)](action)
+                    value = table[kind](action)
                 except Exception as exc:  # handed back into the flow, which decides
-                    error = exc
-                else:
-                    if type(action) is Connect:
-                        opened.append(value)
+                    action = throw(exc)
+                    continue
+                if kind is Connect:
+                    opened.append(value)
+                action = send(value)
+        except StopIteration as stop:
+            return stop.value
         finally:
             for conn in opened:
                 conn.close()
