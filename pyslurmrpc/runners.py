@@ -215,25 +215,25 @@ class AsyncRunner:
         self.table, self.fast = table, fast or {}
 
     async def run(self, flow):
-        table, fast, value, error, opened = self.table, self.fast, None, None, []
+        table, fast, send, throw, opened = self.table, self.fast, flow.send, flow.throw, []
         try:
+            action = send(None)
             while True:
-                try:
-                    action = flow.send(value) if error is None else flow.throw(error)
-                except StopIteration as stop:
-                    return stop.value
-                value, error, kind = None, None, type(action)
+                kind = type(action)
                 try:
                     step = fast.get(kind)
                     value = _AWAIT if step is None else step(action)
                     if value is _AWAIT:
                         value = await table[kind](action)
                 except Exception as exc:  # handed back into the flow, which decides
-                    error = exc
-                else:
-                    if kind is Connect:
-                        opened.append(value)
-        finally:
+                    action = throw(exc)
+                    continue
+                if kind is Connect:
+                    opened.append(value)
+                action = send(value)
+        except StopIteration as stop:
+            return stop.value
+        finally:  # a cancelled call closes what its flow had open
             for conn in opened:
                 conn.close()
 
