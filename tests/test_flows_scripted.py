@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import pytest
 from munch import Munch
 
-from pyslurmrpc.auth.errors import MungeError, SlurmAuthError
+from pyslurmrpc.auth.errors import SlurmAuthError
 from pyslurmrpc.auth.munge_constants import MsgType as MungeMsg, MungeErr
 from pyslurmrpc.auth.munge_cred import MungeKey, decode_offline, encode_offline
 from pyslurmrpc.auth.munge_proto import (
