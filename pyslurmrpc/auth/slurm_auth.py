@@ -8,18 +8,18 @@ src/common/slurm_protocol_api.c, ``g_slurm_auth_unpack`` in
 src/common/slurm_auth.c, ``slurm_auth_verify`` in the plugins) and fails with
 the Slurm error it would report.  protocol_specs/munge.md lists the checks.
 
-Variants: :class:`MungeAuth` (blocking munged), :class:`AsyncMungeAuth`
-(asyncio munged), :class:`OfflineMungeAuth` (key file, no munged: for
-recordings and fake daemons), :class:`NoneAuth`.
+One class per method: :class:`MungeAuth` (munged), :class:`OfflineMungeAuth`
+(key file, no munged: for recordings and fake daemons), :class:`NoneAuth`.
+Each also has ``create_flow``/``verify_flow`` (:mod:`pyslurmrpc.effects`), which
+the clients reach with ``yield from``: the runner decides blocking or asyncio.
+:class:`AsyncAuth` gives any of them awaitable methods (``AsyncMungeAuth``).
 """
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import os
 import socket
-import time
 from dataclasses import dataclass, field
 from typing import Optional, Union
 
@@ -27,11 +27,13 @@ from pyslurmrpc.wire.constants import AUTH_PLUGIN_NAMES, AuthPluginId
 from pyslurmrpc.wire.types import Auth, MungeAuthCred, NoneAuthCred
 from pyslurmrpc.wire.versions import OLDEST, RELEASES, VERSION_CODES, AuthFraming
 
+from ..effects import Flow, Invoke, Now, Sleep, WallClock, deadline_passed, pure
+from ..runners import run_async, run_sync
 from .errors import (
     ESLURM_AUTH_CRED_INVALID, ESLURM_AUTH_UNPACK, ESLURM_PROTOCOL_INCOMPLETE_PACKET,
     SLURM_PROTOCOL_AUTHENTICATION_ERROR, MungeError, SlurmAuthError,
 )
-from .munge import AsyncMungeClient, MungeClient
+from .munge import MungeClient
 from .munge_constants import MungeErr
 from .munge_cred import KeyLike, MungeKey, ReplayCache, decode_offline, encode_offline
 from .munge_proto import Credential
@@ -132,19 +134,21 @@ class _MungeEnvelope:
                            ESLURM_AUTH_CRED_INVALID, err)
 
 
-def _is_socket_error(err: MungeError) -> bool:
-    return err.code == MungeErr.SOCKET
-
-
-def _deadline(budget: Optional[float]) -> Optional[float]:
-    return None if budget is None else time.monotonic() + budget
-
-
-def _may_retry(err: MungeError, attempt: int, retries: int, deadline: Optional[float], delay: float) -> bool:
-    """auth_munge retries socket errors only, a bounded number of times (and within a budget)."""
-    if not _is_socket_error(err) or attempt == retries:
-        return False
-    return deadline is None or time.monotonic() + delay < deadline
+def slurm_retry(make_flow, retries: int, delay: float, budget: Optional[float]) -> Flow:
+    """auth_munge's own loop around libmunge: a socket error is tried again ``retries`` times,
+    ``delay`` apart, while a retry can start within ``budget`` seconds (None: no bound)."""
+    deadline = None if budget is None else (yield Now()) + budget
+    attempt = 0
+    while True:
+        try:
+            return (yield from make_flow())
+        except MungeError as err:
+            if err.code != MungeErr.SOCKET or attempt == retries:
+                raise
+            if deadline is not None and deadline_passed((yield Now()), deadline, delay):
+                raise
+        yield Sleep(delay)
+        attempt += 1
 
 
 def bounded_retry(seconds: float, base: RetryPolicy = LIBMUNGE_RETRY) -> RetryPolicy:
@@ -154,7 +158,7 @@ def bounded_retry(seconds: float, base: RetryPolicy = LIBMUNGE_RETRY) -> RetryPo
 
 
 class MungeAuth(_MungeEnvelope):
-    """auth/munge through a local munged (blocking).
+    """auth/munge through a local munged; blocking ``create``/``verify``, or their flows.
 
     ``ttl`` is Slurm's ``AuthInfo=ttl=N`` (None: munged's default).
     ``slurm_retries``/``slurm_retry_delay``: auth_munge's own retry of socket
@@ -171,74 +175,37 @@ class MungeAuth(_MungeEnvelope):
         self.slurm_retry_delay = slurm_retry_delay
         self.budget = budget
 
-    def _retrying(self, call, *args):
-        deadline = _deadline(self.budget)
-        for attempt in range(self.slurm_retries + 1):
-            try:
-                return call(*args)
-            except MungeError as err:
-                if not _may_retry(err, attempt, self.slurm_retries, deadline, self.slurm_retry_delay):
-                    raise
-            time.sleep(self.slurm_retry_delay)
-
     def create(self, protocol_version: int = SLURM_19_05_PROTOCOL_VERSION, payload: bytes = b"") -> Auth:
+        """:meth:`create_flow` on the blocking runner (:class:`AsyncAuth` awaits it instead)."""
+        return run_sync(self.create_flow(protocol_version, payload))
+
+    def verify(self, auth: Auth, protocol_version: Optional[int] = None) -> VerifiedAuth:
+        """:meth:`verify_flow` on the blocking runner."""
+        return run_sync(self.verify_flow(auth, protocol_version))
+
+    def _retrying(self, make_flow) -> Flow:
+        return slurm_retry(make_flow, self.slurm_retries, self.slurm_retry_delay, self.budget)
+
+    def create_flow(self, protocol_version: int = SLURM_19_05_PROTOCOL_VERSION, payload: bytes = b"") -> Flow:
         """Envelope with a fresh credential (no uid restriction, as Slurm does).
 
         ``payload``: what libslurm of that version puts in the credential: nothing
         up to 21.08, the message hash from 22.05 (pyslurmrpc.auth.msg_hash).
         """
         try:
-            cred = self._retrying(self.client.encode, payload, self.ttl)
+            cred = yield from self._retrying(lambda: self.client.encode_flow(payload, self.ttl))
         except MungeError as err:
             raise self._create_failed(err) from err
         return self._envelope(cred, protocol_version)
 
-    def verify(self, auth: Auth, protocol_version: Optional[int] = None) -> VerifiedAuth:
+    def verify_flow(self, auth: Auth, protocol_version: Optional[int] = None) -> Flow:
         """Check ``auth`` as libslurm 19.05 does; raise :class:`SlurmAuthError` if it would fail."""
         text = self._credential_of(auth, protocol_version)
         try:
-            return self._verified(self._retrying(self.client.decode, text))
+            cred = yield from self._retrying(lambda: self.client.decode_flow(text))
         except MungeError as err:
             raise self._rejected(err) from err
-
-
-class AsyncMungeAuth(_MungeEnvelope):
-    """asyncio twin of :class:`MungeAuth` (same arguments, awaitable methods)."""
-
-    def __init__(self, socket_path: Optional[str] = None, ttl: Optional[int] = None, *,
-                 retry: RetryPolicy = LIBMUNGE_RETRY, slurm_retries: int = SLURM_MUNGE_RETRIES,
-                 slurm_retry_delay: float = SLURM_MUNGE_RETRY_DELAY, budget: Optional[float] = None):
-        self.client = AsyncMungeClient(socket_path, retry=retry)
-        self.ttl = ttl
-        self.slurm_retries = slurm_retries
-        self.slurm_retry_delay = slurm_retry_delay
-        self.budget = budget
-
-    async def _retrying(self, call, *args):
-        deadline = _deadline(self.budget)
-        for attempt in range(self.slurm_retries + 1):
-            try:
-                return await call(*args)
-            except MungeError as err:
-                if not _may_retry(err, attempt, self.slurm_retries, deadline, self.slurm_retry_delay):
-                    raise
-            await asyncio.sleep(self.slurm_retry_delay)
-
-    async def create(self, protocol_version: int = SLURM_19_05_PROTOCOL_VERSION, payload: bytes = b"") -> Auth:
-        """See :meth:`MungeAuth.create`."""
-        try:
-            cred = await self._retrying(self.client.encode, payload, self.ttl)
-        except MungeError as err:
-            raise self._create_failed(err) from err
-        return self._envelope(cred, protocol_version)
-
-    async def verify(self, auth: Auth, protocol_version: Optional[int] = None) -> VerifiedAuth:
-        """See :meth:`MungeAuth.verify`."""
-        text = self._credential_of(auth, protocol_version)
-        try:
-            return self._verified(await self._retrying(self.client.decode, text))
-        except MungeError as err:
-            raise self._rejected(err) from err
+        return self._verified(cred)
 
 
 class OfflineMungeAuth(_MungeEnvelope):
@@ -278,6 +245,14 @@ class OfflineMungeAuth(_MungeEnvelope):
             raise self._rejected(err) from err
         return self._verified(cred)
 
+    def create_flow(self, protocol_version: int = SLURM_19_05_PROTOCOL_VERSION, payload: bytes = b"") -> Flow:
+        return pure(self.create, protocol_version, payload)
+
+    def verify_flow(self, auth: Auth, protocol_version: Optional[int] = None) -> Flow:
+        """:meth:`verify` at the runner's wall clock."""
+        now = None if self.ignore_expiry else (yield WallClock())
+        return self.verify(auth, protocol_version, now=now)
+
 
 def short_hostname() -> str:
     """Slurm's ``xshort_hostname``: the host name up to the first dot."""
@@ -313,16 +288,66 @@ class NoneAuth:
         return VerifiedAuth(uid=auth.uid, gid=auth.gid, plugin=PLUGIN_NAMES[AUTH_PLUGIN_NONE],
                             hostname=auth.hostname)
 
+    def create_flow(self, protocol_version: int = SLURM_19_05_PROTOCOL_VERSION, payload: bytes = b"") -> Flow:
+        return pure(self.create, protocol_version, payload)
 
-class AsyncNoneAuth(NoneAuth):
-    """auth/none with awaitable methods, to pair with :class:`AsyncMungeAuth`."""
+    def verify_flow(self, auth: Auth, protocol_version: Optional[int] = None) -> Flow:
+        return pure(self.verify, auth, protocol_version)
 
-    async def create(self, protocol_version: int = SLURM_19_05_PROTOCOL_VERSION,  # type: ignore[override]
-                     payload: bytes = b"") -> Auth:
-        return NoneAuth.create(self, protocol_version)
 
-    async def verify(self, auth: Auth, protocol_version: Optional[int] = None) -> VerifiedAuth:  # type: ignore[override]
-        return NoneAuth.verify(self, auth, protocol_version)
+def create_flow(auth, protocol_version: int, payload: bytes = b"") -> Flow:
+    """The flow making ``auth``'s envelope; an object with only a ``create`` method (plain or
+    async, with or without a payload argument) is called through the runner."""
+    make = getattr(auth, "create_flow", None)
+    if make is not None:
+        return make(protocol_version, payload)
+    return _invoke(auth.create, (protocol_version, payload) if payload else (protocol_version,))
+
+
+def verify_flow(auth, envelope: Auth, protocol_version: Optional[int] = None) -> Flow:
+    """The flow verifying ``envelope`` with ``auth`` (see :func:`create_flow`)."""
+    check = getattr(auth, "verify_flow", None)
+    if check is not None:
+        return check(envelope, protocol_version)
+    return _invoke(auth.verify, (envelope, protocol_version))
+
+
+def _invoke(fn, args: tuple) -> Flow:
+    return (yield Invoke(fn, args))
+
+
+class AsyncAuth:
+    """An authenticator with awaitable ``create``/``verify``: its flows run on the asyncio runner.
+
+    Attributes and flows are the wrapped authenticator's (``AsyncAuth(MungeAuth(...)).client``).
+    """
+
+    def __init__(self, auth):
+        self.auth = auth
+
+    def __getattr__(self, name):
+        if name == "auth":  # not set yet (copy, pickle): no recursion
+            raise AttributeError(name)
+        return getattr(self.auth, name)
+
+    def __repr__(self) -> str:
+        return f"AsyncAuth({self.auth!r})"
+
+    async def create(self, protocol_version: int = SLURM_19_05_PROTOCOL_VERSION, payload: bytes = b"") -> Auth:
+        return await run_async(create_flow(self.auth, protocol_version, payload))
+
+    async def verify(self, auth: Auth, protocol_version: Optional[int] = None) -> VerifiedAuth:
+        return await run_async(verify_flow(self.auth, auth, protocol_version))
+
+
+def AsyncMungeAuth(*args, **kwargs) -> AsyncAuth:
+    """:class:`MungeAuth` with awaitable methods (kept for older code: both clients take MungeAuth)."""
+    return AsyncAuth(MungeAuth(*args, **kwargs))
+
+
+def AsyncNoneAuth(*args, **kwargs) -> AsyncAuth:
+    """:class:`NoneAuth` with awaitable methods."""
+    return AsyncAuth(NoneAuth(*args, **kwargs))
 
 
 Authenticator = Union[MungeAuth, OfflineMungeAuth, NoneAuth]

@@ -1,11 +1,14 @@
 """The public methods, written once for both clients.
 
 Each method builds a flow (flows.py) and hands it to ``self._run``: the
-blocking client runs it and returns the result, the asyncio client returns a
-coroutine, so ``await client.checkpoint_able(...)`` works with the same code.
+blocking client runs it on the blocking runner and returns the result, the
+asyncio client returns a coroutine of the asyncio runner, so
+``await client.checkpoint_able(...)`` works with the same code.
 """
 
 from __future__ import annotations
+
+import os
 
 from . import calls, flows
 from .core import Settings, settings_from_args, settings_from_conf
@@ -14,8 +17,6 @@ from .detect import release_name
 
 class ClientApi:
     """Methods shared by :class:`~pyslurmrpc.Client` and :class:`~pyslurmrpc.AsyncClient`."""
-
-    _asynchronous = False
 
     def __init__(self, host: str, port: int = 6817, *, backups=(), auth="munge", munge_socket=None,
                  protocol_version="19.05", timeout=None, **more):
@@ -46,9 +47,8 @@ class ClientApi:
         from .core import make_auth
 
         self.settings = settings
-        self._state = flows.State(settings)
-        self._auth = make_auth(settings, self._asynchronous)
-        self._handlers = self._make_handlers()
+        self._auth = make_auth(settings)
+        self._state = flows.State(settings, self._auth, seed=os.getpid())
 
     def __repr__(self) -> str:
         hosts = ", ".join(str(c) for c in self.settings.controllers)

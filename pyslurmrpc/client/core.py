@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import time
 from dataclasses import dataclass, field
 
 from ..auth import slurm_auth
@@ -54,9 +52,13 @@ class Settings:
     munge_socket: str | None = None
     auth_ttl: int | None = None
 
-    def controller_order(self, use_backup: bool) -> list[Endpoint]:
-        """Primary first; after a backup answered, backups first (libslurm's sticky use_backup)."""
-        port = self.controllers[0].port + (int(time.time()) + os.getpid()) % self.port_count
+    def controller_order(self, use_backup: bool, spread: int = 0) -> list[Endpoint]:
+        """Primary first; after a backup answered, backups first (libslurm's sticky use_backup).
+
+        With a SlurmctldPort range, the port is the first plus ``spread`` modulo the count
+        (libslurm's spread is the time plus its pid; the flow asks the runner for the time).
+        """
+        port = self.controllers[0].port + spread % self.port_count
         order = [Endpoint(c.name, c.host, port if self.port_count > 1 else c.port, i)
                  for i, c in enumerate(self.controllers)]
         return order[1:] + order[:1] if use_backup and len(order) > 1 else order
@@ -119,36 +121,31 @@ def checkpoint_version(version) -> int:
     return code
 
 
-def make_auth(settings: Settings, asynchronous: bool):
-    """The authenticator object for the settings (an object with create/verify passes through)."""
+def make_auth(settings: Settings):
+    """The authenticator for the settings (an authenticator object passes through).
+
+    One object serves both clients: its flows run on whichever runner the client has.
+    """
     if not isinstance(settings.auth, str):
         return settings.auth
+    if settings.auth == "none":
+        return slurm_auth.NoneAuth()
+    if settings.auth != "munge":
+        raise InvalidArgumentError(f"auth must be 'munge', 'none' or an authenticator, not {settings.auth!r}")
     # munged that stalls must not hold a call longer than MessageTimeout (libslurm's
     # defaults would hold it ~214 s): libmunge's retries are shrunk to fit, and
     # auth_munge's retry loop stops at the budget.
-    munge = dict(retry=slurm_auth.bounded_retry(settings.message_timeout), budget=settings.message_timeout)
-    table = {
-        ("munge", False): lambda: slurm_auth.MungeAuth(settings.munge_socket, settings.auth_ttl, **munge),
-        ("munge", True): lambda: slurm_auth.AsyncMungeAuth(settings.munge_socket, settings.auth_ttl, **munge),
-        ("none", False): slurm_auth.NoneAuth,
-        ("none", True): slurm_auth.AsyncNoneAuth,
-    }
-    try:
-        return table[(settings.auth, asynchronous)]()
-    except KeyError:
-        raise InvalidArgumentError(f"auth must be 'munge', 'none' or an authenticator, not {settings.auth!r}") from None
+    return slurm_auth.MungeAuth(settings.munge_socket, settings.auth_ttl,
+                                retry=slurm_auth.bounded_retry(settings.message_timeout),
+                                budget=settings.message_timeout)
 
 
-def create_cred(auth, action):
-    """``auth.create`` for a CreateCred action; authenticators without a payload argument still work."""
-    return auth.create(action.version, action.payload) if action.payload else auth.create(action.version)
-
-
-def request_frame(call: Call, auth, version: int, forward: Forward = Forward()) -> bytes:
-    """The whole frame for ``call`` in header version ``version``."""
+def request_frame(call: Call, auth, version: int, forward: Forward = Forward(),
+                  body: bytes | None = None) -> bytes:
+    """The whole frame for ``call`` in header version ``version`` (``body``: already encoded)."""
     addr = _NO_ADDR_FAMILY if VERSIONS[version].family_addr else Address()
     header = Header(version=version, msg_type=call.msg_type, forward=forward, orig_addr=addr)
-    return encode_message(Message(header, auth, call.body))
+    return encode_message(Message(header, auth, call.body), body_bytes=body)
 
 
 def decode_reply(call: Call, frame: bytes, version: int) -> Message:

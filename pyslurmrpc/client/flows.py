@@ -1,26 +1,28 @@
-"""Every client operation written once, as a generator of I/O actions (sans-I/O).
+"""Every client operation written once, as a flow (sans-I/O, see pyslurmrpc.effects).
 
-A flow yields small action objects (connect, exchange a frame, sleep, make or
-check a credential, run flows side by side) and gets back their results; the
-blocking client (sync.py) and the asyncio client (aio.py) are two runners of
-the same flows.  The decisions - failover order, version detection, the
+A flow yields actions (connect, send, read a frame, sleep, read the clock,
+run flows side by side) and gets back their results or has their errors
+thrown in; credentials are the authenticator's own flows, reached with
+``yield from`` (the munged transaction and auth_munge's retry included).  The
+blocking client and the asyncio client run the same flows on the two runners
+of pyslurmrpc.runners.  The decisions - failover order, version detection, the
 checkpoint_tasks fan-out, how replies become results - live here only.
 """
 
 from __future__ import annotations
 
 import logging
-import time
-from dataclasses import dataclass, field
-from typing import Any
 
+from ..auth.msg_hash import FIRST_HASHED_VERSION, credential_payload
+from ..auth.slurm_auth import create_flow, verify_flow
+from ..effects import Close, Connect, Now, Parallel, PeerClosed, RecvFrame, Send, Sleep, WallClock, deadline_passed
 from ..errors import (
     AuthError, CheckpointUnsupported, ConnectionClosedError, ConnectionRefusedTransportError,
-    InvalidArgumentError, NoVersionAnsweredError, ProtocolError, PyslurmrpcError, SlurmError, TransportError,
+    CONNECT_ERRNO, RECEIVE_ERRNO, InvalidArgumentError, NoVersionAnsweredError, ProtocolError, PyslurmrpcError, SlurmError,
+    TimeoutTransportError, TransportError,
 )
 from ..hostlist import HostlistError, uniq
-from ..wire import Forward, MsgType
-from ..auth.msg_hash import FIRST_HASHED_VERSION, credential_payload
+from ..wire import VERSIONS, Forward, MsgType
 from ..wire.codec import encode_body
 from ..wire.types import describe
 from . import calls, detect, fanout
@@ -30,59 +32,16 @@ from .core import CHECKPOINT_CODES, FAILOVER_PAUSE, Endpoint, Settings, decode_r
 log = logging.getLogger("pyslurmrpc.rpc")
 
 # ---------------------------------------------------------------------------
-# actions
-# ---------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Connect:
-    endpoint: Endpoint
-    timeout: float
-
-
-@dataclass(frozen=True)
-class Exchange:
-    """Send ``frame`` on ``conn``, read one whole reply frame, close ``conn``."""
-
-    conn: Any
-    frame: bytes = field(repr=False)
-    timeout: float
-    endpoint: Endpoint
-
-
-@dataclass(frozen=True)
-class Close:
-    conn: Any
-
-
-@dataclass(frozen=True)
-class Sleep:
-    seconds: float
-
-
-@dataclass(frozen=True)
-class CreateCred:
-    version: int
-    payload: bytes = b""
-
-
-@dataclass(frozen=True)
-class VerifyCred:
-    auth: Any = field(repr=False)
-    version: int
-
-
-@dataclass(frozen=True)
-class Parallel:
-    """Run several flows side by side; the result is the list of their results."""
-
-    flows: tuple
-
-
-# ---------------------------------------------------------------------------
 # shared mutable state of one client (a flag and a cache, both safe to race on)
 # ---------------------------------------------------------------------------
 class State:
-    def __init__(self, settings: Settings):
+    """``auth``: the authenticator (pyslurmrpc.auth.slurm_auth); ``seed``: what libslurm adds
+    to the time to spread clients over SlurmctldPort ranges (its pid)."""
+
+    def __init__(self, settings: Settings, auth, seed: int):
         self.settings = settings
+        self.auth = auth
+        self.seed = seed
         self.use_backup = False
         self.versions: dict[tuple[str, int], int] = {}
 
@@ -94,22 +53,63 @@ def _key(endpoint: Endpoint) -> tuple[str, int]:
 # ---------------------------------------------------------------------------
 # building blocks
 # ---------------------------------------------------------------------------
+def connect(endpoint: Endpoint, timeout: float):
+    """An open TCP connection to ``endpoint``, or the TransportError libslurm would report."""
+    try:
+        return (yield Connect(endpoint, timeout))
+    except ConnectionRefusedError:
+        raise ConnectionRefusedTransportError(f"{endpoint}: connection refused", address=endpoint) from None
+    except TimeoutError:
+        raise TimeoutTransportError(f"{endpoint}: connect timed out", address=endpoint, slurm_errno=CONNECT_ERRNO) from None
+    except OSError as exc:
+        raise TransportError(f"{endpoint}: {exc.strerror or exc}", address=endpoint, slurm_errno=CONNECT_ERRNO) from None
+
+
+def exchange(conn, frame: bytes, timeout: float, endpoint: Endpoint):
+    """Send ``frame``, read one whole reply frame, close ``conn``."""
+    try:
+        yield Send(conn, frame, timeout)
+        raw = yield RecvFrame(conn, timeout)
+    except Exception as exc:
+        yield Close(conn)
+        error = _exchange_error(exc, timeout, endpoint)
+        if error is exc:
+            raise
+        raise error from None
+    yield Close(conn)
+    return raw
+
+
+def _exchange_error(exc: Exception, timeout: float, ep: Endpoint) -> Exception:
+    if isinstance(exc, PeerClosed):
+        what = "in the middle of a reply" if exc.pending else "without a reply"
+        return ConnectionClosedError(f"{ep} closed the connection {what}", address=ep)
+    if isinstance(exc, TimeoutError):
+        return TimeoutTransportError(f"{ep}: no reply within {timeout:g} s", address=ep)
+    if isinstance(exc, (ConnectionResetError, BrokenPipeError)):
+        return ConnectionClosedError(f"{ep} reset the connection", address=ep)
+    if isinstance(exc, OSError):
+        return TransportError(f"{ep}: {exc.strerror or exc}", address=ep, slurm_errno=RECEIVE_ERRNO)
+    return exc
+
+
 def connect_controller(state: State):
     """Primary, then each backup, in rounds a second apart, bounded by MessageTimeout."""
     s = state.settings
-    deadline = time.monotonic() + s.message_timeout
+    deadline = (yield Now()) + s.message_timeout
+    spread = state.seed + int((yield WallClock())) if s.port_count > 1 else 0
     failures: dict[str, Exception] = {}
     while True:
-        for endpoint in s.controller_order(state.use_backup):
+        for endpoint in s.controller_order(state.use_backup, spread):
             try:
-                conn = yield Connect(endpoint, s.connect_timeout)
+                conn = yield from connect(endpoint, s.connect_timeout)
             except TransportError as exc:
                 failures[str(endpoint)] = exc
                 continue
             state.use_backup = endpoint.index != 0
             return endpoint, conn
         state.use_backup = False
-        if time.monotonic() + FAILOVER_PAUSE >= deadline:
+        if deadline_passed((yield Now()), deadline, FAILOVER_PAUSE):
             break
         yield Sleep(FAILOVER_PAUSE)
     tried = "; ".join(f"{ep}: {exc}" for ep, exc in failures.items())
@@ -119,33 +119,32 @@ def connect_controller(state: State):
 def rpc(state: State, call: calls.Call, version: int, endpoint: Endpoint | None = None,
         forward: Forward = Forward(), timeout: float | None = None):
     """One request and its verified reply; returns (endpoint, reply Message)."""
-    cred = yield CreateCred(version, _payload(call, version))
-    frame = request_frame(call, cred, version, forward)
+    if version < FIRST_HASHED_VERSION:
+        body, payload = None, b""
+    else:  # 20.11+: the credential carries a payload (22.05+: the body's hash); the body is encoded once
+        body = encode_body(version, call.msg_type, call.body)
+        payload = credential_payload(version, call.msg_type, body)
+    cred = yield from create_flow(state.auth, version, payload)
+    frame = request_frame(call, cred, version, forward, body)
     if endpoint is None:
         endpoint, conn = yield from connect_controller(state)
     else:
-        conn = yield Connect(endpoint, state.settings.connect_timeout)
+        conn = yield from connect(endpoint, state.settings.connect_timeout)
     cached = state.versions.get(_key(endpoint))
     if version in CHECKPOINT_CODES and call.msg_type != MsgType.REQUEST_PING and cached and \
             not detect.has_checkpoint(cached):
         yield Close(conn)
         raise CheckpointUnsupported(str(endpoint), detect.release_name(cached))
     if log.isEnabledFor(logging.DEBUG):
-        log.debug("-> %s %s", endpoint, describe(decode_reply(call, frame, version)))
-    raw = yield Exchange(conn, frame, timeout or state.settings.message_timeout, endpoint)
+        log.debug("-> %s %s v%s %s", endpoint, call.msg_type.name, VERSIONS[version].name,
+                  " ".join(f"{k}={v!r}" for k, v in vars(call.body).items()))
+    raw = yield from exchange(conn, frame, timeout or state.settings.message_timeout, endpoint)
     reply = decode_reply(call, raw, version)
     if log.isEnabledFor(logging.DEBUG):
         log.debug("<- %s %s", endpoint, describe(reply))
     if reply.auth is not None:  # 23.02+ replies may carry none (SLURM_NO_AUTH_CRED)
-        yield VerifyCred(reply.auth, reply.version)
+        yield from verify_flow(state.auth, reply.auth, reply.version)
     return endpoint, reply
-
-
-def _payload(call: calls.Call, version: int) -> bytes:
-    """The message hash libslurm 22.05+ puts in the credential (nothing for older headers)."""
-    if version < FIRST_HASHED_VERSION:
-        return b""
-    return credential_payload(version, call.msg_type, encode_body(version, call.msg_type, call.body))
 
 
 def controller_version(state: State, endpoint: Endpoint | None = None):

@@ -1,7 +1,7 @@
 """How a fake daemon checks the envelope of a request and signs its answer.
 
-Wraps any authenticator of :mod:`pyslurmrpc.auth.slurm_auth` (blocking or
-asyncio) behind one awaitable interface.  What 19.05 refuses:
+Runs any authenticator of :mod:`pyslurmrpc.auth.slurm_auth` (its flows, on the
+asyncio runner) behind one awaitable interface.  What 19.05 refuses:
 
 * anything the authenticator refuses (bad MAC, expired, rewound, replayed:
   munged reports those; auth_munge.c ``_decode_cred`` turns every failure
@@ -19,18 +19,14 @@ after the first - the case Slurm's MULTIPLE_SLURMD build tolerates.
 
 from __future__ import annotations
 
-import inspect
 import os
 from typing import Optional
 
 from pyslurmrpc.auth.errors import SLURM_PROTOCOL_AUTHENTICATION_ERROR, SlurmAuthError
 from pyslurmrpc.auth.munge_constants import MungeErr
-from pyslurmrpc.auth.slurm_auth import VerifiedAuth
+from pyslurmrpc.auth.slurm_auth import VerifiedAuth, create_flow, verify_flow
+from pyslurmrpc.runners import run_async
 from pyslurmrpc.wire import Auth, MungeAuthCred
-
-
-async def _maybe_await(value):
-    return await value if inspect.isawaitable(value) else value
 
 
 class DaemonAuth:
@@ -53,7 +49,7 @@ class DaemonAuth:
     async def verify(self, auth: Auth, protocol_version: int) -> VerifiedAuth:
         """The caller's identity; raises :class:`SlurmAuthError` when 19.05 would refuse."""
         try:
-            verified = await _maybe_await(self.authenticator.verify(auth, protocol_version))
+            verified = await run_async(verify_flow(self.authenticator, auth, protocol_version))
         except SlurmAuthError as exc:
             replayed = self._replayed_identity(exc)
             if replayed is None:
@@ -81,4 +77,4 @@ class DaemonAuth:
 
     async def create(self, protocol_version: int) -> Auth:
         """A fresh envelope for an answer in ``protocol_version``."""
-        return await _maybe_await(self.authenticator.create(protocol_version))
+        return await run_async(create_flow(self.authenticator, protocol_version))

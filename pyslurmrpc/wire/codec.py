@@ -234,8 +234,10 @@ def _to_auth(a) -> Auth | None:
 # ----------------------------------------------------------------------------
 # plain objects -> bytes
 # ----------------------------------------------------------------------------
-def encode_message(message: Message) -> bytes:
+def encode_message(message: Message, *, body_bytes: bytes | None = None) -> bytes:
     """Encode a :class:`Message` into a whole frame (length prefix included).
+
+    ``body_bytes``: the body already encoded (by :func:`encode_body`), used as is.
 
     ``header.body_length`` and the counts (forward.cnt is taken as given,
     ret_cnt from ``len(ret_list)``) are computed from the content, so
@@ -257,7 +259,8 @@ def encode_message(message: Message) -> bytes:
             field="header.msg_type", reason=FailureReason.UNKNOWN_MESSAGE_TYPE) from None
     msg_type = int(message.header.msg_type)
     tree = {"header": _header_tree(message.header), "auth": _auth_tree(spec, message.auth)}
-    body_bytes = _build(spec.compiled_bodies[msg_type], body, _body_fields(msg_type, message.body), "body")
+    if body_bytes is None:
+        body_bytes = _build(spec.compiled_bodies[msg_type], body, _body_fields(msg_type, message.body), "body")
     tree["header"]["body_length"] = len(body_bytes)
     head = _build(spec.compiled_head, spec.head, tree, "")
     return (len(head) + len(body_bytes)).to_bytes(4, "big") + head + body_bytes

@@ -1,0 +1,346 @@
+"""The two runners of every flow: blocking (:func:`run_sync`) and asyncio (:func:`run_async`).
+
+A runner performs the actions of :mod:`pyslurmrpc.effects` a flow yields and
+throws a failed action's exception back into it.  It speaks to two kinds of
+stream: munged's UNIX socket (exact-size reads, see :class:`UnixStream`) and
+a daemon's TCP port (whole Slurm frames).  Whatever a flow leaves open - for
+instance when a call is cancelled - is closed when its run ends.
+"""
+
+from __future__ import annotations
+
+import _socket
+import asyncio
+import inspect
+import os
+import socket
+import struct
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from .effects import (
+    Close, Connect, Invoke, Now, Parallel, PeerClosed, Recv, RecvFrame, Send, Sleep, Stat, WallClock,
+)
+from .errors import ProtocolError
+from .wire import Framer
+
+_RECV_CHUNK = 4096          # a whole munged response almost always fits in one read
+_TCP_RECV_CHUNK = 65536
+_MAX_THREADS = 64           # Parallel in the blocking runner: threads at most
+
+
+class UnixStream:
+    """A UNIX stream socket, the bytes read past the last exact-size read, and how much of the
+    current send went out before it would have blocked (asyncio runner)."""
+
+    __slots__ = ("sock", "pending", "sent")
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.pending = b""
+        self.sent = 0
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def _sync_table_base() -> dict:
+    return {Stat: lambda a: os.stat(a.path).st_mode, Sleep: lambda a: time.sleep(a.seconds),
+            Now: lambda a: time.monotonic(), WallClock: lambda a: time.time(),
+            Close: lambda a: a.conn.close(), Invoke: lambda a: a.fn(*a.args)}
+
+
+# ---------------------------------------------------------------------------
+# blocking
+# ---------------------------------------------------------------------------
+class SyncRunner:
+    """Runs flows to completion, blocking; ``table`` maps action types to handlers."""
+
+    def __init__(self, table: dict | None = None):
+        self.table = table if table is not None else _sync_handlers(self)
+
+    def run(self, flow):
+        table, send, throw, opened = self.table, flow.send, flow.throw, []
+        try:
+            action = send(None)
+            while True:
+                kind = type(action)
+                try:
+                    value = table[kind](action)
+                except Exception as exc:  # handed back into the flow, which decides
+                    action = throw(exc)
+                    continue
+                if kind is Connect:
+                    opened.append(value)
+                action = send(value)
+        except StopIteration as stop:
+            return stop.value
+        finally:
+            for conn in opened:
+                conn.close()
+
+    def parallel(self, action: Parallel) -> list:
+        flows = action.flows
+        if len(flows) == 1:
+            return [self.run(flows[0])]
+        with ThreadPoolExecutor(max_workers=min(len(flows), _MAX_THREADS)) as pool:
+            return list(pool.map(self.run, flows))
+
+
+_TIMEVALS: dict[float, bytes] = {}
+
+
+def _sync_connect(action: Connect):
+    target = action.target
+    if isinstance(target, str):
+        timeval = _TIMEVALS.get(action.timeout)
+        if timeval is None:
+            ms = int(action.timeout * 1000)
+            timeval = _TIMEVALS.setdefault(action.timeout, struct.pack("@ll", ms // 1000, ms % 1000 * 1000))
+        # kernel-side timeouts: no poll() before every send/recv as settimeout() would add
+        sock = _socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, timeval)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeval)
+        try:
+            sock.connect(target)
+        except BaseException:
+            sock.close()
+            raise
+        return UnixStream(sock)
+    sock = socket.create_connection((target.host, target.port), timeout=action.timeout)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
+
+
+def _sync_send(action: Send) -> None:
+    conn = action.conn
+    if type(conn) is UnixStream:
+        try:
+            conn.sock.sendall(action.data)
+        except BlockingIOError:       # SO_SNDTIMEO expired
+            raise TimeoutError("Timed-out") from None
+        return
+    conn.settimeout(action.timeout)
+    conn.sendall(action.data)
+
+
+def _sync_recv(action: Recv) -> bytes:
+    conn, size = action.conn, action.size
+    data, sock = conn.pending, conn.sock
+    try:
+        while len(data) < size:
+            chunk = sock.recv(max(_RECV_CHUNK, size - len(data)))
+            if not chunk:
+                break
+            data += chunk
+    except BlockingIOError:           # SO_RCVTIMEO expired
+        raise TimeoutError("Timed-out") from None
+    conn.pending = data[size:]
+    return data[:size]
+
+
+def _sync_recv_frame(action: RecvFrame) -> bytes:
+    sock = action.conn
+    deadline = time.monotonic() + action.timeout
+    framer = Framer()
+    while True:
+        sock.settimeout(max(deadline - time.monotonic(), 0.001))
+        data = sock.recv(_TCP_RECV_CHUNK)
+        if not data:
+            raise PeerClosed(bool(framer.pending))
+        frames = framer.feed(data)
+        if frames:
+            return frames[0]
+
+
+def _sync_handlers(runner: SyncRunner) -> dict:
+    return {**_sync_table_base(), Connect: _sync_connect, Send: _sync_send, Recv: _sync_recv,
+            RecvFrame: _sync_recv_frame, Parallel: runner.parallel}
+
+
+SYNC = SyncRunner()
+run_sync = SYNC.run
+
+
+# ---------------------------------------------------------------------------
+# asyncio
+# ---------------------------------------------------------------------------
+class _ReplyProtocol(asyncio.Protocol):
+    """Collects the bytes of one TCP connection until a whole reply frame is in."""
+
+    def __init__(self, loop):
+        self.reply = loop.create_future()
+        self.framer = Framer()
+        self.transport = None
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        if self.reply.done():
+            return
+        try:
+            frames = self.framer.feed(data)
+        except ProtocolError as exc:
+            self.reply.set_exception(exc)
+            return
+        if frames:
+            self.reply.set_result(frames[0])
+
+    def connection_lost(self, exc) -> None:
+        if not self.reply.done():
+            self.reply.set_exception(PeerClosed(bool(self.framer.pending)))
+
+    def close(self) -> None:
+        self.transport.close()
+
+
+#: what a fast step returns when it cannot finish without the event loop
+_AWAIT = object()
+
+
+class AsyncRunner:
+    """Runs flows on the running event loop.
+
+    ``fast`` maps action types to plain functions tried first: a step that can
+    finish at once (reading the clock, closing; a local UNIX socket usually
+    connects, takes a small request and has the answer ready) costs no
+    coroutine.  One that returns ``_AWAIT`` - or has no fast entry - is awaited
+    through ``table`` (coroutine functions), with the step's timeout.
+    """
+
+    def __init__(self, table: dict | None = None, fast: dict | None = None):
+        if table is None:
+            table, fast = self._handlers(), _FAST
+        self.table, self.fast = table, fast or {}
+
+    async def run(self, flow):
+        table, fast, send, throw, opened = self.table, self.fast, flow.send, flow.throw, []
+        try:
+            action = send(None)
+            while True:
+                kind = type(action)
+                try:
+                    step = fast.get(kind)
+                    value = _AWAIT if step is None else step(action)
+                    if value is _AWAIT:
+                        value = await table[kind](action)
+                except Exception as exc:  # handed back into the flow, which decides
+                    action = throw(exc)
+                    continue
+                if kind is Connect:
+                    opened.append(value)
+                action = send(value)
+        except StopIteration as stop:
+            return stop.value
+        finally:  # a cancelled call closes what its flow had open
+            for conn in opened:
+                conn.close()
+
+    def _handlers(self) -> dict:
+        return {Sleep: lambda a: asyncio.sleep(a.seconds), Invoke: _invoke, Connect: _async_connect,
+                Send: _async_send, Recv: _async_recv, RecvFrame: _async_recv_frame, Parallel: self._parallel}
+
+    async def _parallel(self, action: Parallel) -> list:
+        return list(await asyncio.gather(*(self.run(f) for f in action.flows)))
+
+
+async def _invoke(action: Invoke):
+    value = action.fn(*action.args)
+    return await value if inspect.isawaitable(value) else value
+
+
+async def _bounded(awaitable, seconds: float):
+    async with asyncio.timeout(seconds):
+        return await awaitable
+
+
+def _try_connect(action: Connect):
+    target = action.target
+    if not isinstance(target, str):
+        return _AWAIT
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.setblocking(False)
+    try:
+        sock.connect(target)
+    except BlockingIOError:      # listen queue full: the awaited connect tries again
+        sock.close()
+        return _AWAIT
+    except BaseException:
+        sock.close()
+        raise
+    return UnixStream(sock)
+
+
+async def _async_connect(action: Connect):
+    target, loop = action.target, asyncio.get_running_loop()
+    if not isinstance(target, str):
+        _, protocol = await _bounded(
+            loop.create_connection(lambda: _ReplyProtocol(loop), target.host, target.port), action.timeout)
+        return protocol
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.setblocking(False)
+    try:
+        await _bounded(loop.sock_connect(sock, target), action.timeout)
+    except BaseException:
+        sock.close()
+        raise
+    return UnixStream(sock)
+
+
+def _try_send(action: Send):
+    conn = action.conn
+    if type(conn) is not UnixStream:
+        conn.transport.write(action.data)
+        return None
+    try:
+        conn.sent = conn.sock.send(action.data)
+    except BlockingIOError:
+        conn.sent = 0
+    return None if conn.sent == len(action.data) else _AWAIT
+
+
+async def _async_send(action: Send) -> None:
+    """The rest of a UNIX-socket send the fast step began (``conn.sent`` bytes went out)."""
+    conn = action.conn
+    await _bounded(asyncio.get_running_loop().sock_sendall(conn.sock, action.data[conn.sent:]), action.timeout)
+
+
+def _try_recv(action: Recv):
+    conn, size = action.conn, action.size
+    data, sock = conn.pending, conn.sock
+    while len(data) < size:
+        try:
+            chunk = sock.recv(max(_RECV_CHUNK, size - len(data)))
+        except BlockingIOError:
+            conn.pending = data
+            return _AWAIT
+        if not chunk:
+            break
+        data += chunk
+    conn.pending = data[size:]
+    return data[:size]
+
+
+async def _async_recv(action: Recv) -> bytes:
+    conn, size, loop = action.conn, action.size, asyncio.get_running_loop()
+    data = conn.pending
+    while len(data) < size:
+        chunk = await _bounded(loop.sock_recv(conn.sock, max(_RECV_CHUNK, size - len(data))), action.timeout)
+        if not chunk:
+            break
+        data += chunk
+    conn.pending = data[size:]
+    return data[:size]
+
+
+async def _async_recv_frame(action: RecvFrame) -> bytes:
+    return await _bounded(action.conn.reply, action.timeout)
+
+
+_FAST = {Stat: lambda a: os.stat(a.path).st_mode, Now: lambda a: time.monotonic(),
+         WallClock: lambda a: time.time(), Close: lambda a: a.conn.close(),
+         Connect: _try_connect, Send: _try_send, Recv: _try_recv}
+
+ASYNC = AsyncRunner()
+run_async = ASYNC.run
