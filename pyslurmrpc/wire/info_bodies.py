@@ -1,0 +1,89 @@
+"""Decoder-side body schemas: the small bodies a capture of any release shows most.
+
+These bodies are read by ``pyslurmrpc decode`` only (the client and the fake
+daemons keep the codec's body table, :mod:`.bodies`).  Each schema is keyed by
+message-type *name*; :func:`decoder_bodies` turns the names into the numbers of
+one release with :mod:`.msg_types_by_release`.  The layouts are the same in
+every release 17.11 - 26.05 (protocol_specs/decoder_bodies.md cites each
+function); :data:`SHOW_FLAG_NAMES` is the only per-release fact here.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from construct import Array, If, this
+
+from .bodies import ping_msg_t, return_code_msg_t
+from .constants import NO_VAL
+from .fast import FastStruct as Struct
+from .msg_types_by_release import MSG_TYPES_BY_RELEASE
+from .primitives import BadField, Int, SlurmString, time_t, u16
+
+i32 = Int(">", "l")
+
+
+class ListCount(Int):
+    """A uint32 element count where NO_VAL means "no list" and anything above it is refused."""
+
+    def __init__(self):
+        super().__init__(">", "L")
+
+    def _parse(self, stream, context, path):
+        start = stream.tell()
+        value = super()._parse(stream, context, path)
+        if value > NO_VAL:
+            raise BadField(f"list count 0x{value:08x} is above NO_VAL", path, start)
+        return value
+
+
+# slurm_protocol_pack.c _pack_job_info_request_msg / _unpack_job_info_request_msg
+job_info_request_msg_t = Struct(
+    "last_update" / time_t,
+    "show_flags" / u16,
+    "job_id_count" / ListCount(),
+    "job_ids" / If(this.job_id_count != NO_VAL, Array(this.job_id_count, Int(">", "L"))),
+)
+
+# slurm_protocol_pack.c _pack_part_info_request_msg / _unpack_part_info_request_msg
+part_info_request_msg_t = Struct("last_update" / time_t, "show_flags" / u16)
+
+# slurm_protocol_pack.c _pack_node_info_request_msg / _unpack_node_info_request_msg
+node_info_request_msg_t = Struct("last_update" / time_t, "show_flags" / u16)
+
+# slurm_protocol_pack.c _pack_last_update_msg: REQUEST_BUILD_INFO and other "changed since" requests
+last_update_msg_t = Struct("last_update" / time_t)
+
+# slurm_protocol_pack.c _pack_return_code2_msg: RESPONSE_SLURM_RC_MSG, a return code with a message
+return_code2_msg_t = Struct("return_code" / i32, "err_msg" / SlurmString())
+
+#: message-type name -> body schema, in every release that names the type
+DECODER_BODIES_BY_NAME = {
+    "REQUEST_PING": ping_msg_t,
+    "RESPONSE_SLURM_RC": return_code_msg_t,
+    "RESPONSE_SLURM_RC_MSG": return_code2_msg_t,
+    "REQUEST_JOB_INFO": job_info_request_msg_t,
+    "REQUEST_PARTITION_INFO": part_info_request_msg_t,
+    "REQUEST_NODE_INFO": node_info_request_msg_t,
+    "REQUEST_BUILD_INFO": last_update_msg_t,
+}
+
+#: show_flags bits (slurm/slurm.h[.in] SHOW_*): bit -> (name, first release, last release)
+SHOW_FLAG_NAMES = {
+    0x0001: ("SHOW_ALL", "17.11", "26.05"),
+    0x0002: ("SHOW_DETAIL", "17.11", "26.05"),
+    0x0004: ("SHOW_DETAIL2", "17.11", "19.05"),
+    0x0008: ("SHOW_MIXED", "17.11", "26.05"),
+    0x0010: ("SHOW_LOCAL", "17.11", "26.05"),
+    0x0020: ("SHOW_SIBLING", "17.11", "26.05"),
+    0x0040: ("SHOW_FEDERATION", "17.11", "26.05"),
+    0x0080: ("SHOW_FUTURE", "17.11", "26.05"),
+}
+
+
+@lru_cache(maxsize=None)
+def decoder_bodies(version: int) -> dict[int, object]:
+    """message-type number -> decoder body schema, for the release of protocol ``version``."""
+    names = MSG_TYPES_BY_RELEASE.get(version, {})
+    return {number: DECODER_BODIES_BY_NAME[name] for number, name in names.items()
+            if name in DECODER_BODIES_BY_NAME}
