@@ -1,0 +1,122 @@
+"""Decoder-side bodies: protocol_specs/decoder_bodies.md's examples, per-release names, bad bodies."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import struct
+from pathlib import Path
+
+import pytest
+
+from pyslurmrpc.decode import decode_frame, parse_hex_dump
+from pyslurmrpc.decode.cli import main
+from pyslurmrpc.decode.render import frame_json, frame_lines
+from pyslurmrpc.decode.frames import StreamReport
+
+SPEC = Path(__file__).resolve().parent.parent / "protocol_specs" / "decoder_bodies.md"
+BLOCK = re.compile(r"```([^\n]*)\n(.*?)```", re.S)
+
+
+def _examples():
+    blocks = BLOCK.findall(SPEC.read_text())
+    for i, (info, body) in enumerate(blocks):
+        if info.strip() == "hex decoder frame":
+            assert blocks[i + 1][0].strip() == "decoder text", f"example {i} has no decoder text block"
+            yield pytest.param(parse_hex_dump(body), blocks[i + 1][1].strip("\n").splitlines(), id=f"block{i}")
+
+
+EXAMPLES = list(_examples())
+
+
+def test_spec_has_examples():
+    assert len(EXAMPLES) >= 7
+
+
+@pytest.mark.parametrize("frame, expected", EXAMPLES)
+def test_spec_example_prints_as_written(frame, expected):
+    report = decode_frame(frame)
+    assert report.ok and report.body_decoded
+    printed = list(frame_lines(report))
+    for line in expected:
+        assert line in printed, line
+
+
+def _example(name: str) -> bytes:
+    return next(p.values[0] for p in EXAMPLES if name in p.values[1][0])
+
+
+def test_errno_names_follow_the_frames_release():
+    rc_2411 = bytearray(_example("RESPONSE_SLURM_RC (8001)"))
+    rc_2411[-4:] = struct.pack(">i", 2007)
+    text = "\n".join(frame_lines(decode_frame(bytes(rc_2411))))
+    assert "ESLURM_ERROR_ON_DESC_TO_RECORD_COPY" in text  # 24.11's name for 2007
+    rc_2411[4:6] = bytes.fromhex("2d00")  # the same frame from a 26.05 controller
+    text = "\n".join(frame_lines(decode_frame(bytes(rc_2411))))
+    assert "ESLURM_MAX_JOB_COUNT" in text
+
+
+def test_job_id_count_above_no_val_is_refused_with_its_field():
+    frame = bytearray(_example("REQUEST_JOB_INFO (2003)"))
+    frame[49:53] = b"\xff\xff\xff\xff"
+    report = decode_frame(bytes(frame))
+    assert not report.ok and report.error.field == "body.job_id_count" and report.error.offset == 49
+
+
+def test_job_id_list_past_the_end_is_truncated_not_allocated():
+    frame = bytearray(_example("REQUEST_JOB_INFO (2003)"))
+    frame[49:53] = struct.pack(">I", 0x7FFFFFFF)
+    report = decode_frame(bytes(frame))
+    assert not report.ok and type(report.error).__name__ == "TruncatedError"
+    assert report.error.field.startswith("body.job_ids")
+
+
+def test_body_length_disagreeing_with_the_body_is_reported():
+    frame = bytearray(_example("REQUEST_NODE_INFO (2007)"))
+    frame += b"\0"
+    frame[0:4] = struct.pack(">I", len(frame) - 4)
+    report = decode_frame(bytes(frame))
+    assert type(report.error).__name__ == "TrailingBytesError"
+
+
+def test_type_without_schema_shows_its_body_as_bytes():
+    frame = bytearray(_example("REQUEST_NODE_INFO (2007)"))
+    frame[8:10] = struct.pack(">H", 2008)  # RESPONSE_NODE_INFO: no decoder schema
+    report = decode_frame(bytes(frame))
+    assert report.ok and not report.body_decoded
+    text = "\n".join(frame_lines(report))
+    assert "RESPONSE_NODE_INFO (2008), 49 bytes -- body not decoded" in text
+    assert "[0039] body: 10 bytes, body not decoded" in text
+    obj = frame_json(StreamReport("s"), report)
+    assert obj["body_decoded"] is False and obj["undecoded_body"]["length"] == 10
+
+
+def test_a_number_no_release_knows_stays_an_error():
+    frame = bytearray(_example("REQUEST_NODE_INFO (2007)"))
+    frame[8:10] = struct.pack(">H", 4242)
+    report = decode_frame(bytes(frame))
+    assert type(report.error).__name__ == "UnknownMessageTypeError" and report.error.offset == 8
+
+
+def test_defunct_type_of_a_release_is_named_as_that_release_names_it():
+    frame = bytearray(_example("REQUEST_NODE_INFO (2007)"))  # a 26.05 header
+    frame[8:10] = struct.pack(">H", 5009)
+    assert "RESPONSE_STEP_BY_CONTAINER_ID (5009)" in next(frame_lines(decode_frame(bytes(frame))))
+
+
+def test_json_caps_a_large_undecoded_body(capsys):
+    frame = bytearray(_example("REQUEST_NODE_INFO (2007)"))
+    frame[8:10] = struct.pack(">H", 2008)
+    body = bytes(range(256)) * 40
+    frame[10:14] = struct.pack(">I", len(body))
+    frame = frame[:39] + body
+    frame[0:4] = struct.pack(">I", len(frame) - 4)
+    assert main(["--json", "-"], stdin=_stdin(bytes(frame))) == 0
+    obj = json.loads(capsys.readouterr().out)
+    assert obj["undecoded_body"]["length"] == len(body)
+    assert obj["undecoded_body"]["truncated"] is True and len(obj["undecoded_body"]["hex"]) == 2 * 512
+
+
+def _stdin(data: bytes):
+    return io.TextIOWrapper(io.BytesIO(data))
