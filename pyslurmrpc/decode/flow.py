@@ -12,6 +12,7 @@ with the replies that come back on the same connection, first in first out.
 
 from __future__ import annotations
 
+import gc
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Iterable, Optional
@@ -28,6 +29,9 @@ MAX_OUT_OF_ORDER = 8 * 1024 * 1024
 IDLE_TIMEOUT = 600.0
 #: how often (in segments) idle connections are looked for
 IDLE_SWEEP_EVERY = 4096
+#: frames at least this big are released at once after decoding: a parse leaves reference
+#: cycles (construct's contexts) that hold the frame until the cycle collector runs
+BIG_FRAME = 64 * 1024
 
 
 @dataclass
@@ -83,6 +87,8 @@ class FrameCutter:
             self.count += 1
             reports.append(decode_frame(frame, self.count, self.offset, self.opener))
             self.offset += len(frame)
+            if len(frame) >= BIG_FRAME:
+                gc.collect(0)
         if frames and self._framer.pending >= 4:
             reports += self.feed(b"")  # a bad prefix right after the last frame fails now, not later
         return reports
