@@ -124,3 +124,16 @@ def test_request_bodies_decode_on_real_traffic(capture, capsys):
     assert rc["body.return_code"]["value"] == 0 and rc["body.return_code"]["meaning"].startswith("SLURM_SUCCESS")
     assert messages["REQUEST_SUBMIT_BATCH_JOB"]["body_decoded"] is False
     assert messages["REQUEST_SUBMIT_BATCH_JOB"]["undecoded_body"]["length"] > 0
+
+
+def test_summary_counts_match_the_connections_tcpdump_saw(capture, capsys):
+    pcap, port, _, connections = capture
+    code, out = _decode(capsys, "--summary", "--json", pcap, "--port", port)
+    assert code == 0
+    summary = json.loads(out)
+    assert connections >= 6 and summary["connections"] == connections
+    types = {t["msg_type_name"]: t for t in summary["types"]}
+    requests = [t for name, t in types.items() if name.startswith("REQUEST_")]
+    assert sum(t["count"] for t in requests) == connections  # each client program: one request per connection
+    assert all(t["replies"] == t["count"] and t["rtt_p50_ms"] > 0 and not t["errors"] for t in requests)
+    assert summary["messages"] == 2 * connections

@@ -91,9 +91,9 @@ class Printer:
     def finish(self, streams: int, connections: Optional[int]) -> None:
         if self.summary_only or self.as_json:
             if self.summary_only and self.as_json:
-                print(json.dumps(self.summary.as_json(connections or 0)), file=self.out)
+                print(json.dumps(self.summary.as_json(connections)), file=self.out)
             elif self.summary_only:
-                for line in self.summary.lines(connections or 0):
+                for line in self.summary.lines(connections):
                     print(line, file=self.out)
             self.out.flush()
             return

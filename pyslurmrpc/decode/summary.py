@@ -86,7 +86,7 @@ class Summary:
             label = (meaning(rc, report.version) or str(rc.value)).split(":")[0]
             req_row.errors[label] = req_row.errors.get(label, 0) + 1
 
-    def as_json(self, connections: int) -> dict:
+    def as_json(self, connections: Optional[int]) -> dict:
         return {"kind": "summary", "messages": self.messages, "connections": connections,
                 "types": [{"msg_type_name": r.name, "count": r.count, "bytes": r.bytes, "not_decoded": r.failed,
                            "replies": r.replies, "errors": r.errors,
@@ -96,7 +96,8 @@ class Summary:
     def _ordered(self) -> list[Row]:
         return sorted(self.rows.values(), key=lambda r: (-r.count, r.name))
 
-    def lines(self, connections: int) -> Iterator[str]:
+    def lines(self, connections: Optional[int]) -> Iterator[str]:
+        """The table; ``connections`` is None for input that was not a capture."""
         header = (f"{'message type':<34} {'count':>6} {'bytes':>9} {'replies':>7} "
                   f"{'p50 ms':>8} {'p99 ms':>8}  errors")
         yield header
@@ -107,7 +108,8 @@ class Summary:
                 errors += f" (+{r.failed} not decoded)"
             yield (f"{r.name:<34} {r.count:>6} {r.bytes:>9} {r.replies or '-':>7} "
                    f"{_fmt(r.percentile(50)):>8} {_fmt(r.percentile(99)):>8}  {errors}")
-        yield f"{self.messages} message(s) on {connections} TCP connection(s)"
+        where = f" on {connections} TCP connection(s)" if connections is not None else ""
+        yield f"{self.messages} message(s){where}"
 
 
 def _ms(seconds: Optional[float]) -> Optional[float]:
