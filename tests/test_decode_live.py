@@ -198,3 +198,20 @@ def test_tracker_forgets_closed_connections():
     assert tracker.connections == 50 and most == 1 and tracker.open_connections == 0
 
 
+
+
+def test_replies_on_one_connection_pair_first_in_first_out():
+    req = recording("able_running", "request") + recording("ping", "request")
+    resp = recording("able_running", "response") + recording("ping", "response")
+    code, out, _ = _decode("--json", "-", stdin=pcap_bytes(tcp_conversation(req, resp, segment=100)))
+    assert code == 0
+    replies = [json.loads(line)["reply_to"] for line in out.splitlines()][2:]
+    assert [(r["frame"], r["msg_type_name"]) for r in replies] == [(1, "REQUEST_CHECKPOINT"), (2, "REQUEST_PING")]
+
+
+def test_capture_starting_mid_connection_still_decodes_and_pairs():
+    packets = tcp_conversation(recording("ping", "request"), recording("ping", "response"), retransmit=False)
+    code, out, _ = _decode("--json", "-", stdin=pcap_bytes(packets[3:]))  # no handshake captured
+    assert code == 0
+    first, second = (json.loads(line) for line in out.splitlines())
+    assert "(client to server)" in first["stream"] and second["reply_to"]["msg_type_name"] == "REQUEST_PING"
