@@ -124,3 +124,21 @@ def test_json_caps_a_large_undecoded_body(capsys):
 
 def _stdin(data: bytes):
     return io.TextIOWrapper(io.BytesIO(data))
+
+
+def test_header_flags_are_named_as_the_frames_release_names_them():
+    frame = bytearray(_example("RESPONSE_SLURM_RC (8001)"))  # 24.11, flags 0x0040
+    frame[6:8] = struct.pack(">H", 0x0048)
+    assert "= 72 (SLURM_NO_AUTH_CRED | 0x0008)" in "\n".join(frame_lines(decode_frame(bytes(frame))))
+    ping = bytearray(_example("REQUEST_PING (1008)"))  # 19.05: bit 3 is SLURM_DROP_PRIV, bit 4 has no name
+    ping[6:8] = struct.pack(">H", 0x0018)
+    assert "= 24 (SLURM_DROP_PRIV | 0x0010)" in "\n".join(frame_lines(decode_frame(bytes(ping))))
+
+
+def test_submit_response_layout_follows_the_release():
+    from pyslurmrpc.wire.info_bodies import decoder_bodies, submit_response_msg_t, submit_response_msg_t_2511
+    from pyslurmrpc.wire.versions import VERSION_CODES
+
+    assert decoder_bodies(VERSION_CODES["25.05"])[4004] is submit_response_msg_t
+    assert decoder_bodies(VERSION_CODES["25.11"])[4004] is submit_response_msg_t_2511
+    assert decoder_bodies(VERSION_CODES["17.11"])[4004] is submit_response_msg_t

@@ -75,7 +75,12 @@ def capture(request, munged, tmp_path_factory):
     for cmd, run in zip(commands, runs):
         assert run.returncode == 0, (cmd, run.stdout, run.stderr)
     assert "Submitted batch job" in runs[-1].stdout
+    _submitted[release] = int(runs[-1].stdout.split()[-1])
     yield out, ctld.port, release, _connections(out, ctld.port)
+
+
+#: release -> the job id its sbatch printed
+_submitted: dict[str, int] = {}
 
 
 def _connections(pcap, port: int) -> int:
@@ -137,3 +142,15 @@ def test_summary_counts_match_the_connections_tcpdump_saw(capture, capsys):
     assert sum(t["count"] for t in requests) == connections  # each client program: one request per connection
     assert all(t["replies"] == t["count"] and t["rtt_p50_ms"] > 0 and not t["errors"] for t in requests)
     assert summary["messages"] == 2 * connections
+
+
+def test_sbatch_reply_carries_the_job_id_sbatch_printed(capture, capsys):
+    pcap, port, release, _ = capture
+    _, out = _decode(capsys, "--json", pcap, "--port", port)
+    reply = next(json.loads(line) for line in out.splitlines()
+                 if json.loads(line)["msg_type_name"] == "RESPONSE_SUBMIT_BATCH_JOB")
+    fields = {f["path"]: f for f in reply["fields"]}
+    assert reply["body_decoded"] is True and reply["reply_to"]["msg_type_name"] == "REQUEST_SUBMIT_BATCH_JOB"
+    assert fields["body.job_id"]["value"] == _submitted[release]
+    assert fields["body.step_id"]["meaning"].startswith("SLURM_BATCH_SCRIPT")  # 20.11+ numbering
+    assert ("body.sluid" in fields) == (release >= "25.11")

@@ -17,7 +17,7 @@ from ..wire.constants import (
     INFINITE, NO_VAL, NO_VAL16, SLURM_BATCH_SCRIPT, SLURM_EXTERN_CONT, SLURM_GLOBAL_AUTH_KEY,
     SLURM_NO_AUTH_CRED, SLURM_PACK_ADDRS, SLURMDBD_CONNECTION, AuthPluginId, CheckOp, MsgType,
 )
-from ..wire.info_bodies import SHOW_FLAG_NAMES
+from ..wire.info_bodies import HEADER_FLAG_NAMES, SHOW_FLAG_NAMES, STEP_ID_NAMES, in_span
 from ..wire.msg_types_by_release import msg_type_name
 from ..wire.versions import RELEASES, VERSIONS, release_of
 from .fields import Field
@@ -62,9 +62,13 @@ def _version(field: Field) -> Optional[str]:
     return f"0x{field.value:04x}, Slurm {spec.name}" if spec else f"0x{field.value:04x}, unsupported"
 
 
-def _flags(field: Field) -> Optional[str]:
-    names = [name for bit, name in FLAG_NAMES.items() if field.value & bit]
-    unknown = field.value & ~sum(FLAG_NAMES)
+def _flags(field: Field, version: Optional[int] = None) -> Optional[str]:
+    known = FLAG_NAMES
+    if version is not None and release_of(version) is not None:
+        known = {bit: name for bit, (name, first, last) in HEADER_FLAG_NAMES.items()
+                 if in_span(version, first, last)}
+    names = [name for bit, name in known.items() if field.value & bit]
+    unknown = field.value & ~sum(known)
     if unknown:
         names.append(f"0x{unknown:04x}")
     return " | ".join(names) if names else None
@@ -99,8 +103,11 @@ def _time(field: Field) -> Optional[str]:
         return "out of range for a date"
 
 
-def _step(field: Field) -> Optional[str]:
-    return STEP_MARKERS.get(field.value)
+def _step(field: Field, version: Optional[int] = None) -> Optional[str]:
+    if version is None or release_of(version) is None:
+        return STEP_MARKERS.get(field.value)
+    names = next(n for first, last, n in STEP_ID_NAMES if in_span(version, first, last))
+    return names.get(field.value)
 
 
 def _addr(field: Field) -> Optional[str]:
@@ -141,16 +148,18 @@ def _list_count(field: Field) -> Optional[str]:
 #: meanings that depend on the frame's release: field name -> f(field, header version)
 RELEASE_MEANINGS: dict[str, Callable[[Field, Optional[int]], Optional[str]]] = {
     "msg_type": _msg_type,
+    "flags": _flags,
     "return_code": _errno,
     "error_code": _errno,
     "err": _errno,
     "show_flags": _show_flags,
+    "step_id": _step,
+    "job_step_id": _step,
 }
 
 #: field name -> meaning of its value
 MEANINGS: dict[str, Callable[[Field], Optional[str]]] = {
     "version": _version,
-    "flags": _flags,
     "last_update": _time,
     "job_id_count": _list_count,
     "op": _enum_name(CheckOp),
@@ -158,8 +167,6 @@ MEANINGS: dict[str, Callable[[Field], Optional[str]]] = {
     "begin_time": _time,
     "event_time": _time,
     "timestamp": _time,
-    "step_id": _step,
-    "job_step_id": _step,
     "addr": _addr,
     "family": _family,
 }
