@@ -215,3 +215,24 @@ def test_capture_starting_mid_connection_still_decodes_and_pairs():
     assert code == 0
     first, second = (json.loads(line) for line in out.splitlines())
     assert "(client to server)" in first["stream"] and second["reply_to"]["msg_type_name"] == "REQUEST_PING"
+
+
+@pytest.mark.parametrize("writer", [pcap_bytes, pcapng_bytes], ids=["pcap", "pcapng"])
+def test_mutated_captures_never_crash_the_live_decoder(writer):
+    import random
+
+    rng = random.Random(15)
+    base = writer(_pings([0, 2017]) + tcp_conversation(recording("able_running", "request"),
+                                                        recording("able_running", "response"), segment=40))
+    for _ in range(150):
+        data = bytearray(base)
+        for _ in range(rng.randint(1, 8)):
+            at = rng.randrange(len(data))
+            data[at] = rng.randrange(256)
+        if rng.random() < 0.3:
+            data = data[:rng.randrange(len(data))]
+        code, out, err = _decode("--json", "-", stdin=bytes(data))
+        assert code in (0, 1, 2), err
+        assert "Traceback" not in err
+        for line in out.splitlines():
+            json.loads(line)
