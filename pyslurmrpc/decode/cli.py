@@ -13,7 +13,6 @@ from typing import Optional, Sequence, TextIO
 from .frames import MungeOpener, StreamReport, decode_stream
 from .inputs import InputError, Source
 from .live import Printer, run
-from .render import stream_json, stream_lines
 from .tcp import DEFAULT_PORTS
 
 EXIT_OK = 0
@@ -83,14 +82,6 @@ def decode_source(source: Source, opener: Optional[MungeOpener] = None) -> list[
     return reports
 
 
-def _summary(reports: list[StreamReport]) -> str:
-    frames = sum(len(r.frames) for r in reports)
-    bad = sum(not f.ok for r in reports for f in r.frames)
-    stopped = sum(bool(r.problems) for r in reports)
-    return (f"{frames} message(s) in {len(reports)} stream(s): {frames - bad} decoded, {bad} not decoded, "
-            f"{stopped} stream(s) stopped early")
-
-
 def main(argv: Optional[Sequence[str]] = None, stdout: TextIO = None, stderr: TextIO = None,
          stdin: TextIO = None) -> int:
     """Run ``pyslurmrpc decode`` with ``argv`` (without the program name); return the exit code."""
@@ -123,15 +114,6 @@ def main(argv: Optional[Sequence[str]] = None, stdout: TextIO = None, stderr: Te
     if printer.interrupted:
         return EXIT_INTERRUPTED
     return EXIT_OK if printer.ok else EXIT_UNDECODED
-
-
-def _print(reports: list[StreamReport], as_json: bool, stdout: TextIO) -> None:
-    render = stream_json if as_json else stream_lines
-    for report in reports:
-        for line in render(report):
-            print(line, file=stdout)
-    if not as_json:
-        print(_summary(reports), file=stdout)
 
 
 def _silence(stdout: TextIO) -> None:
