@@ -154,3 +154,42 @@ def test_sbatch_reply_carries_the_job_id_sbatch_printed(capture, capsys):
     assert fields["body.job_id"]["value"] == _submitted[release]
     assert fields["body.step_id"]["meaning"].startswith("SLURM_BATCH_SCRIPT")  # 20.11+ numbering
     assert ("body.sluid" in fields) == (release >= "25.11")
+
+
+def test_live_pipe_from_tcpdump_prints_while_capturing(slurmctld, munged):
+    """``tcpdump -U -w - port N | pyslurmrpc decode -`` against the real 22.05 controller."""
+    import select
+    import sys
+    import time
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    dump = subprocess.Popen([_tcpdump(), "-i", "lo", "-n", "-U", "-w", "-", f"tcp port {slurmctld.port}"],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    decoder = subprocess.Popen([sys.executable, "-m", "pyslurmrpc.decode", "-", "--port", str(slurmctld.port),
+                                "--munge-key", str(munged.key_file)], stdin=dump.stdout, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(root)}, cwd=str(root))
+    dump.stdout.close()  # the decoder holds the pipe now
+    seen = b""
+    try:
+        deadline = time.monotonic() + 30
+        while b"reply to REQUEST_PING" not in seen and time.monotonic() < deadline:
+            slurmctld.scontrol("ping", timeout=10)  # until tcpdump's filter is live and a ping went through
+            end = time.monotonic() + 1.0
+            while time.monotonic() < end:
+                ready, _, _ = select.select([decoder.stdout], [], [], 0.1)
+                if ready:
+                    seen += os.read(decoder.stdout.fileno(), 65536)
+        assert b"reply to REQUEST_PING" in seen and decoder.poll() is None  # printed while still capturing
+        assert re.search(rb"munge\.uid = %d\b" % os.getuid(), seen)
+    finally:
+        dump.send_signal(signal.SIGINT)  # tcpdump ends, the decoder sees end of input
+        dump.wait(10)
+        rest, err = decoder.communicate(timeout=30)
+    out = (seen + rest).decode()
+    assert b"Traceback" not in err and "stream(s) stopped early" in out
+    assert "NOT DECODED" not in out and "unknown message type" not in out
+    # a ping caught while tcpdump's filter went live may be cut at its start; nothing else may stop
+    problems = [line for line in out.splitlines() if line.startswith("!!!")]
+    assert decoder.returncode == (1 if problems else 0), err
+    assert all("stream offset 0" in p or "never captured" in p for p in problems), problems
