@@ -52,6 +52,9 @@ part_info_request_msg_t = Struct("last_update" / time_t, "show_flags" / u16)
 # slurm_protocol_pack.c _pack_node_info_request_msg / _unpack_node_info_request_msg
 node_info_request_msg_t = Struct("last_update" / time_t, "show_flags" / u16)
 
+# slurm_protocol_pack.c _pack_node_info_single_msg / _unpack_node_info_single_msg: scontrol show node NAME
+node_info_single_msg_t = Struct("node_name" / SlurmString(), "show_flags" / u16)
+
 # slurm_protocol_pack.c _pack_last_update_msg: REQUEST_BUILD_INFO and other "changed since" requests
 last_update_msg_t = Struct("last_update" / time_t)
 
@@ -91,6 +94,7 @@ DECODER_BODIES_BY_NAME = {
     "REQUEST_JOB_INFO": job_info_request_msg_t,
     "REQUEST_PARTITION_INFO": part_info_request_msg_t,
     "REQUEST_NODE_INFO": node_info_request_msg_t,
+    "REQUEST_NODE_INFO_SINGLE": node_info_single_msg_t,
     "REQUEST_BUILD_INFO": last_update_msg_t,
 }
 
