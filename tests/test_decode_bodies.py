@@ -142,3 +142,42 @@ def test_submit_response_layout_follows_the_release():
     assert decoder_bodies(VERSION_CODES["25.05"])[4004] is submit_response_msg_t
     assert decoder_bodies(VERSION_CODES["25.11"])[4004] is submit_response_msg_t_2511
     assert decoder_bodies(VERSION_CODES["17.11"])[4004] is submit_response_msg_t
+
+
+def _frame(release: str, msg_type: int, body: bytes) -> bytes:
+    """A frame of ``release`` built by the codec (a REQUEST_PING with auth/none), then retyped."""
+    from pyslurmrpc.wire import encode_message
+    from pyslurmrpc.wire.bodies import PingMsg
+    from pyslurmrpc.wire.types import Address, Header, Message, NoneAuthCred
+    from pyslurmrpc.wire.versions import VERSIONS, VERSION_CODES
+
+    code = VERSION_CODES[release]
+    addr = Address(family=0, addr=None, port=0) if VERSIONS[code].family_addr else Address()
+    frame = bytearray(encode_message(Message(Header(version=code, msg_type=1008, orig_addr=addr),
+                                             NoneAuthCred(uid=1000, gid=1000, hostname="n1"), PingMsg())))
+    at = VERSIONS[code].msg_type_offset
+    frame[at:at + 6] = struct.pack(">HI", msg_type, len(body))
+    frame += body
+    frame[0:4] = struct.pack(">I", len(frame) - 4)
+    return bytes(frame)
+
+
+RELEASE_NAMES = ["17.11", "18.08", "19.05", "20.02", "20.11", "21.08", "22.05", "23.02", "23.11", "24.05",
+                 "24.11", "25.05", "25.11", "26.05"]
+
+
+@pytest.mark.parametrize("release", RELEASE_NAMES)
+def test_info_requests_decode_in_every_release(release):
+    bodies = {
+        2003: (struct.pack(">qHII", 5, 0x0010, 1, 99), {"body.job_ids.0": 99, "body.show_flags": 16}),
+        2007: (struct.pack(">qH", 7, 0x0002), {"body.last_update": 7, "body.show_flags": 2}),
+        2009: (struct.pack(">qH", 9, 0x0001), {"body.last_update": 9}),
+        2001: (struct.pack(">q", 11), {"body.last_update": 11}),
+        8001: (struct.pack(">i", -1), {"body.return_code": -1}),
+    }
+    for msg_type, (body, expected) in bodies.items():
+        report = decode_frame(_frame(release, msg_type, body))
+        assert report.ok and report.body_decoded, (msg_type, report.error)
+        values = {f.path: f.value for f in report.fields}
+        assert all(values[k] == v for k, v in expected.items()), (msg_type, values)
+        assert not report.frame[report.decoded_end:]  # the whole body was read
