@@ -181,3 +181,12 @@ def test_info_requests_decode_in_every_release(release):
         values = {f.path: f.value for f in report.fields}
         assert all(values[k] == v for k, v in expected.items()), (msg_type, values)
         assert not report.frame[report.decoded_end:]  # the whole body was read
+
+
+def test_json_caps_the_raw_bytes_of_a_long_field():
+    message = b"x" * 5000 + b"\0"
+    frame = _frame("22.05", 8002, struct.pack(">iI", 2017, len(message)) + message)  # RESPONSE_SLURM_RC_MSG
+    obj = frame_json(StreamReport("s"), decode_frame(frame))
+    err_msg = next(f for f in obj["fields"] if f["path"] == "body.err_msg")
+    assert err_msg["size"] == 4 + len(message) and err_msg["raw_truncated"] is True
+    assert len(err_msg["raw"]) == 2 * 512 and err_msg["value"] == "x" * 5000

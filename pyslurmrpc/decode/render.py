@@ -151,8 +151,11 @@ def field_json(field: Field, version: Optional[int] = None) -> dict:
         return {"path": field.path, "offset": field.offset, "size": len(field.raw),
                 "raw": field.raw[:STRING_SIZE].hex(), "value": None, "redacted": True,
                 "meaning": "credential"}
-    return {"path": field.path, "offset": field.offset, "size": len(field.raw), "raw": field.raw.hex(),
-            "value": json_value(field.value), "meaning": meaning(field, version)}
+    obj = {"path": field.path, "offset": field.offset, "size": len(field.raw), "raw": field.raw[:MAX_DUMP].hex(),
+           "value": json_value(field.value), "meaning": meaning(field, version)}
+    if len(field.raw) > MAX_DUMP:  # "size" keeps the full length; one line stays bounded
+        obj["raw_truncated"] = True
+    return obj
 
 
 def _error_json(report: FrameReport) -> Optional[dict]:
