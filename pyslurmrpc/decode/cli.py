@@ -36,7 +36,7 @@ Every message type of every release 17.11 - 26.05 is named; bodies without a
 schema are shown as hex ("body not decoded").  Replies are paired with their
 requests on the same TCP connection, with the round trip.
 """
-EPILOG = "exit status: 0 all decoded, 1 some frame failed, 2 usage or input error"
+EPILOG = "exit status: 0 all decoded, 1 some frame failed, 2 usage or input error, 130 stopped by Ctrl-C"
 
 
 def build_parser() -> argparse.ArgumentParser:
