@@ -190,3 +190,38 @@ def test_json_caps_the_raw_bytes_of_a_long_field():
     err_msg = next(f for f in obj["fields"] if f["path"] == "body.err_msg")
     assert err_msg["size"] == 4 + len(message) and err_msg["raw_truncated"] is True
     assert len(err_msg["raw"]) == 2 * 512 and err_msg["value"] == "x" * 5000
+
+
+def _forwarded_ping_reply(release: str, entry_body: bytes) -> bytes:
+    """A slurmd's RESPONSE_PING_SLURMD carrying one other node's answer in ret_list (no credential)."""
+    from pyslurmrpc.wire.versions import VERSION_CODES
+
+    own = struct.pack(">IQ", 25, 1 << 30)
+    entry = struct.pack(">iHI", 0, 1016, 3) + b"n2\0" + entry_body
+    header = struct.pack(">HHHI", VERSION_CODES[release], 0x0040, 1016, len(own))
+    # forward.cnt 0 (nothing else of the forward part follows), ret_cnt 1, the entry, orig_addr family 0
+    header += struct.pack(">H", 0) + struct.pack(">H", 1) + entry + struct.pack(">H", 0)
+    frame = header + own
+    return struct.pack(">I", len(frame)) + frame
+
+
+def test_ret_list_entries_with_a_decoder_body_are_read():
+    report = decode_frame(_forwarded_ping_reply("24.11", struct.pack(">IQ", 7, 2048)))
+    assert report.ok and report.body_decoded, report.error
+    values = {f.path: f.value for f in report.fields}
+    assert values["header.ret_list.0.node_name"] == "n2" and values["header.ret_list.0.body.cpu_load"] == 7
+    assert values["body.free_mem"] == 1 << 30
+    text = "\n".join(frame_lines(report))
+    assert "header.ret_list.0.msg_type" in text and "(RESPONSE_PING_SLURMD)" in text
+
+
+def test_ping_slurmd_reply_names_its_node_from_26_05():
+    frame = bytearray(_forwarded_ping_reply("26.05", struct.pack(">IQI", 7, 2048, 3) + b"n2\0"))
+    assert not decode_frame(bytes(frame)).ok  # 26.05's own body needs node_name too
+    own = struct.pack(">IQI", 25, 1 << 30, 3) + b"n1\0"
+    frame = frame[:-12] + own
+    frame[10:14] = struct.pack(">I", len(own))
+    frame[0:4] = struct.pack(">I", len(frame) - 4)
+    report = decode_frame(bytes(frame))
+    assert report.ok, report.error
+    assert {f.path: f.value for f in report.fields}["body.node_name"] == "n1"

@@ -24,6 +24,7 @@ from ..wire._construct_internals import recording_parse
 from ..wire.codec import PARSE_ERRORS, check_prefix, message_from_parsed, parse_failure, spec_for
 from ..wire.constants import LENGTH_PREFIX_SIZE
 from ..wire.fast import FastStruct as Struct
+from ..wire.header import header_t
 from ..wire.info_bodies import decoder_bodies
 from ..wire.msg_types_by_release import MSG_TYPES_BY_RELEASE
 from ..wire.primitives import u32
@@ -108,11 +109,17 @@ def _peek_msg_type(spec: VersionSpec, frame: bytes) -> Optional[int]:
 
 @lru_cache(maxsize=None)
 def decoder_frame(code: int) -> Construct:
-    """The frame schema of protocol ``code`` with the decoder's bodies; any other body reads nothing."""
+    """The frame schema of protocol ``code`` with the decoder's bodies; any other body reads nothing.
+
+    The header's ret_list (other nodes' answers, packed whole: no length to skip one by) reads
+    the codec's and the decoder's bodies."""
     spec = VERSIONS[code]
+    layout = spec.layout
+    header = header_t({**layout.bodies, **decoder_bodies(code)}, msg_index=layout.msg_index,
+                      forward=layout.forward, addr=layout.addr)
     return Struct(
         "length" / u32,
-        "header" / spec.header,
+        "header" / header,
         "auth" / spec.auth,
         "body_start" / Tell,
         "body" / Switch(this.header.msg_type, decoder_bodies(code), default=Pass),

@@ -80,8 +80,16 @@ submit_response_msg_t_2511 = Struct(
     "job_submit_user_msg" / SlurmString(),
 )
 
+# slurm_protocol_pack.c _pack_ping_slurmd_resp: a slurmd's answer to REQUEST_PING (also inside ret_list)
+ping_slurmd_resp_msg_t = Struct("cpu_load" / u32, "free_mem" / Int(">", "Q"))
+
+# slurm_protocol_pack.c _pack_ping_slurmd_resp (26.05+ headers): the node names itself
+ping_slurmd_resp_msg_t_2605 = Struct("cpu_load" / u32, "free_mem" / Int(">", "Q"), "node_name" / SlurmString())
+
 #: message-type name -> ((first release, last release, body schema), ...) where the layout changed
 DECODER_BODIES_BY_RELEASE = {
+    "RESPONSE_PING_SLURMD": (("17.11", "25.11", ping_slurmd_resp_msg_t),
+                             ("26.05", "26.05", ping_slurmd_resp_msg_t_2605)),
     "RESPONSE_SUBMIT_BATCH_JOB": (("17.11", "25.05", submit_response_msg_t),
                                   ("25.11", "26.05", submit_response_msg_t_2511)),
 }
