@@ -225,3 +225,16 @@ def test_ping_slurmd_reply_names_its_node_from_26_05():
     report = decode_frame(bytes(frame))
     assert report.ok, report.error
     assert {f.path: f.value for f in report.fields}["body.node_name"] == "n1"
+
+
+def test_codec_message_with_a_decoder_only_ret_list_entry_is_read():
+    frame = bytearray(_forwarded_ping_reply("24.11", struct.pack(">IQ", 7, 2048)))
+    frame[8:10] = struct.pack(">H", 8001)  # RESPONSE_SLURM_RC: the codec's own body, an entry it cannot read
+    own = struct.pack(">i", 0)
+    frame = frame[:-12] + own
+    frame[10:14] = struct.pack(">I", len(own))
+    frame[0:4] = struct.pack(">I", len(frame) - 4)
+    report = decode_frame(bytes(frame))
+    assert report.ok and report.body_decoded, report.error
+    values = {f.path: f.value for f in report.fields}
+    assert values["header.ret_list.0.body.cpu_load"] == 7 and values["body.return_code"] == 0

@@ -84,7 +84,10 @@ def read_frame(frame: bytes) -> FrameFields:
     msg_type = _peek_msg_type(spec, frame)
     if msg_type is not None and msg_type not in spec.layout.bodies:
         return _read_other(spec, frame, msg_type)
-    return FrameFields(*_read_codec(spec, frame))
+    result = FrameFields(*_read_codec(spec, frame))
+    if isinstance(result.error, UnknownMessageTypeError) and (result.error.field or "").startswith("header.ret_list"):
+        return _read_other(spec, frame, msg_type)  # an entry the codec has no body for: try the decoder's
+    return result
 
 
 def _read_codec(spec: VersionSpec, frame: bytes) -> tuple[list[Field], Optional[ProtocolError]]:
@@ -122,7 +125,7 @@ def decoder_frame(code: int) -> Construct:
         "header" / header,
         "auth" / spec.auth,
         "body_start" / Tell,
-        "body" / Switch(this.header.msg_type, decoder_bodies(code), default=Pass),
+        "body" / Switch(this.header.msg_type, {**layout.bodies, **decoder_bodies(code)}, default=Pass),
         "end" / Tell,
     )
 
@@ -130,7 +133,7 @@ def decoder_frame(code: int) -> Construct:
 def _read_other(spec: VersionSpec, frame: bytes, msg_type: int) -> FrameFields:
     parsed, recorded, failure = recording_parse(decoder_frame(spec.code), frame, PARSE_ERRORS)
     fields = [Field(r.path, r.start, frame[r.start:r.end], r.value) for r in recorded]
-    decoded = msg_type in decoder_bodies(spec.code)
+    decoded = msg_type in decoder_bodies(spec.code) or msg_type in spec.layout.bodies
     error = _envelope_error(frame)
     if error is None and failure is not None:
         error = parse_failure(spec, failure, frame)
