@@ -236,3 +236,22 @@ def test_mutated_captures_never_crash_the_live_decoder(writer):
         assert "Traceback" not in err
         for line in out.splitlines():
             json.loads(line)
+
+
+def test_idle_connection_is_forgotten_and_its_cut_frame_reported(monkeypatch):
+    from dataclasses import replace
+
+    import pyslurmrpc.decode.flow as flow
+
+    monkeypatch.setattr(flow, "IDLE_SWEEP_EVERY", 1)
+    tracker = FlowTracker({6817})
+    stalled = tcp_conversation(recording("ping", "request"), recording("ping", "response"),
+                               client=("10.0.0.7", 40007), retransmit=False)[:5]  # part of the request, no FIN
+    events = [e for p in stalled for e in tracker.add(replace(parse_packet(1, p), time=1.0))]
+    assert events == [] and tracker.open_connections == 1
+    later = tcp_conversation(recording("ping", "request"), recording("ping", "response"), client=("10.0.0.8", 40008))
+    events = tracker.add(replace(parse_packet(1, later[0]), time=1.0 + flow.IDLE_TIMEOUT + 1))
+    problems = [e for e in events if isinstance(e, flow.Problem)]
+    assert len(problems) == 1 and "10.0.0.7:40007" in problems[0].stream
+    assert "stream ended inside a frame" in problems[0].text
+    assert tracker.open_connections == 1  # only the new one
