@@ -18,7 +18,7 @@ from ..auth.slurm_auth import create_flow, verify_flow
 from ..effects import Close, Connect, Now, Parallel, PeerClosed, RecvFrame, Send, Sleep, WallClock, deadline_passed
 from ..errors import (
     AuthError, CheckpointUnsupported, ConnectionClosedError, ConnectionRefusedTransportError,
-    CONNECT_ERRNO, RECEIVE_ERRNO, InvalidArgumentError, NoVersionAnsweredError, ProtocolError, PyslurmrpcError, SlurmError,
+    CONNECT_ERRNO, RECEIVE_ERRNO, FrameTooLargeError, InvalidArgumentError, UnexpectedMessageError, NoVersionAnsweredError, ProtocolError, PyslurmrpcError, SlurmError,
     TimeoutTransportError, TransportError,
 )
 from ..hostlist import HostlistError, uniq
@@ -43,7 +43,7 @@ class State:
         self.auth = auth
         self.seed = seed
         self.use_backup = False
-        self.versions: dict[tuple[str, int], int] = {}
+        self.versions: dict[tuple[str, int], detect.Verdict] = {}
 
 
 def _key(endpoint: Endpoint) -> tuple[str, int]:
@@ -116,25 +116,41 @@ def connect_controller(state: State):
     raise ConnectionRefusedTransportError(f"no slurmctld answered ({tried})")
 
 
+def _frame(state: State, call: calls.Call, version: int, forward: Forward = Forward()):
+    """The request frame in ``version`` and the credential it carries (a future label is relabelled)."""
+    built = detect.wire_version(version)       # the newest layout for a version past the table
+    if built < FIRST_HASHED_VERSION and call.msg_type == MsgType.REQUEST_PING:
+        # a ping may reach a 20.11/21.08 controller that takes this version but refuses an
+        # empty payload (block_null_hash, _check_hash); 17.11-19.05 ignore the payload
+        body, payload = None, credential_payload(FIRST_HASHED_VERSION, call.msg_type, b"")
+    elif built < FIRST_HASHED_VERSION:
+        body, payload = None, b""
+    else:  # 20.11+: the credential carries a payload (22.05+: the body's hash); the body is encoded once
+        body = encode_body(built, call.msg_type, call.body)
+        payload = credential_payload(built, call.msg_type, body)
+    cred = yield from create_flow(state.auth, built, payload)
+    frame = request_frame(call, cred, built, forward, body)
+    return (frame if built == version else detect.relabel(frame, version)), cred
+
+
+def _check_reply_auth(state: State, reply, sent_cred):
+    """A reply's credential must verify and must not be our own request's, reflected."""
+    if reply.auth is None:      # 23.02+ replies carry none (SLURM_NO_AUTH_CRED)
+        return
+    if sent_cred is not None and reply.auth == sent_cred:
+        raise AuthError("the reply carries the request's own credential (reflected)",
+                        code=detect.AUTH_ERROR)
+    yield from verify_flow(state.auth, reply.auth, reply.version)
+
+
 def rpc(state: State, call: calls.Call, version: int, endpoint: Endpoint | None = None,
         forward: Forward = Forward(), timeout: float | None = None):
     """One request and its verified reply; returns (endpoint, reply Message)."""
-    if version < FIRST_HASHED_VERSION:
-        body, payload = None, b""
-    else:  # 20.11+: the credential carries a payload (22.05+: the body's hash); the body is encoded once
-        body = encode_body(version, call.msg_type, call.body)
-        payload = credential_payload(version, call.msg_type, body)
-    cred = yield from create_flow(state.auth, version, payload)
-    frame = request_frame(call, cred, version, forward, body)
+    frame, cred = yield from _frame(state, call, version, forward)
     if endpoint is None:
         endpoint, conn = yield from connect_controller(state)
     else:
         conn = yield from connect(endpoint, state.settings.connect_timeout)
-    cached = state.versions.get(_key(endpoint))
-    if version in CHECKPOINT_CODES and call.msg_type != MsgType.REQUEST_PING and cached and \
-            not detect.has_checkpoint(cached):
-        yield Close(conn)
-        raise CheckpointUnsupported(str(endpoint), detect.release_name(cached))
     if log.isEnabledFor(logging.DEBUG):
         log.debug("-> %s %s v%s %s", endpoint, call.msg_type.name, VERSIONS[version].name,
                   " ".join(f"{k}={v!r}" for k, v in vars(call.body).items()))
@@ -142,34 +158,115 @@ def rpc(state: State, call: calls.Call, version: int, endpoint: Endpoint | None 
     reply = decode_reply(call, raw, version)
     if log.isEnabledFor(logging.DEBUG):
         log.debug("<- %s %s", endpoint, describe(reply))
-    if reply.auth is not None:  # 23.02+ replies may carry none (SLURM_NO_AUTH_CRED)
-        yield from verify_flow(state.auth, reply.auth, reply.version)
+    yield from _check_reply_auth(state, reply, cred)
     return endpoint, reply
 
 
-def controller_version(state: State, endpoint: Endpoint | None = None):
-    """The protocol version the controller speaks (cached per controller)."""
-    if endpoint is None:
-        endpoint, conn = yield from connect_controller(state)
-        yield Close(conn)
-    cached = state.versions.get(_key(endpoint))
-    if cached:
-        return cached
-    answered = yield Parallel(tuple(_probe(state, endpoint, v) for v in detect.CANDIDATES))
-    version = detect.verdict(dict(zip(detect.CANDIDATES, answered)))
-    if version is None:
-        raise NoVersionAnsweredError(
-            f"{endpoint} answered a ping in no protocol version from 17.11 to 25.05", address=endpoint)
-    state.versions[_key(endpoint)] = version
-    return version
+# ---------------------------------------------------------------------------
+# version detection (protocol_specs/versions.md "Detection"; the pure half is detect.py)
+# ---------------------------------------------------------------------------
+def _ask(state: State, endpoint: Endpoint, version: int, call: calls.Call | None = None,
+         conn=None, probe: bool = False):
+    """One request in ``version`` -> detect.Observation; the peer's refusals never raise here.
 
-
-def _probe(state: State, endpoint: Endpoint, version: int):
+    ``probe``: transport failures and bad answers become observations too (a probe
+    in the one side-by-side round must not sink the others); otherwise they raise.
+    """
+    call = call or calls.ping()
     try:
-        _, reply = yield from rpc(state, calls.ping(), version, endpoint=endpoint)
+        frame, cred = yield from _frame(state, call, version)
+        if conn is None:
+            conn = yield from connect(endpoint, state.settings.connect_timeout)
+        log.debug("-> %s %s in 0x%04x", endpoint, call.msg_type.name, version)
+        raw = yield from _exchange_raw(conn, frame, state.settings.message_timeout, endpoint)
+        seen = detect.observe(version, raw)
+        if seen.outcome is detect.Outcome.ANSWERED:
+            yield from _check_reply_auth(state, seen.reply, cred)
+        elif seen.outcome is detect.Outcome.GARBAGE and not probe and raw and raw[:4] != detect.HTTP_PREFIX:
+            decode_reply(call, raw, version)        # the decoder's own typed error, if it has one
+    except (TransportError, ProtocolError, AuthError) as exc:
+        if conn is not None:
+            yield Close(conn)
+        if not probe:
+            raise
+        return detect.Observation(version, detect.Outcome.GARBAGE, problem=f"0x{version:04x}: {exc}")
+    log.debug("<- %s 0x%04x: %s", endpoint, version, seen.outcome.value)
+    return seen
+
+
+def _exchange_raw(conn, frame: bytes, timeout: float, endpoint: Endpoint):
+    """exchange(), with a close without a byte as None and an HTTP answer as its first bytes."""
+    try:
+        return (yield from exchange(conn, frame, timeout, endpoint))
+    except ConnectionClosedError as exc:
+        if "in the middle" in str(exc):
+            raise
+        return None
+    except FrameTooLargeError as exc:
+        prefix = getattr(exc, "length", -1).to_bytes(4, "big", signed=True)
+        if prefix == detect.HTTP_PREFIX:   # 26.05: a version it refuses goes to its HTTP server
+            return prefix
+        raise
+
+
+def _settle(state: State, endpoint: Endpoint, first: detect.Observation, blind: bool = False):
+    """The one extra round after ``first``: the verdict (cached) and every observation by version.
+
+    ``blind``: ``first`` was a checkpoint call that closed, which tells nothing of the version.
+    """
+    plan = detect.plan_blind() if blind else detect.plan_after(first)
+    seen = yield Parallel(tuple(_ask(state, endpoint, v, probe=True) for v in plan.probes))
+    answers = dict(zip(plan.probes, seen))
+    verdict = detect.decide_blind(plan, answers) if blind else detect.decide(first, plan, answers)
+    if verdict.code is None:
+        state.versions.pop(_key(endpoint), None)
+        if verdict.auth_refused:
+            raise AuthError(f"{endpoint}: {verdict.problem}", code=detect.AUTH_ERROR)
+        raise NoVersionAnsweredError(f"{endpoint}: {verdict.problem}", address=endpoint)
+    state.versions[_key(endpoint)] = verdict
+    answers.setdefault(first.sent, first)
+    return verdict, answers
+
+
+def _refused(state: State, endpoint: Endpoint, first: detect.Observation):
+    """Raise for an answer detection cannot go on from (our credential refused, garbage)."""
+    state.versions.pop(_key(endpoint), None)
+    if first.outcome is detect.Outcome.AUTH_REFUSED:
+        raise AuthError(f"{endpoint}: {first.problem}", code=detect.AUTH_ERROR)
+    raise UnexpectedMessageError(f"{endpoint}: {first.problem}", field="header")
+
+
+def _open(state: State, endpoint: Endpoint | None):
+    if endpoint is None:
+        return (yield from connect_controller(state))
+    return endpoint, (yield from connect(endpoint, state.settings.connect_timeout))
+
+
+def _first(state: State, endpoint: Endpoint, conn, version: int, call: calls.Call | None = None):
+    """The first request; a cached version that fails is forgotten (its answer starts detection)."""
+    try:
+        first = yield from _ask(state, endpoint, version, call, conn=conn)
     except PyslurmrpcError:
-        return False
-    return reply.msg_type == MsgType.RESPONSE_SLURM_RC and reply.body.return_code == 0
+        state.versions.pop(_key(endpoint), None)
+        raise
+    if first.outcome in (detect.Outcome.AUTH_REFUSED, detect.Outcome.GARBAGE):
+        yield from _refused(state, endpoint, first)
+    if first.outcome is not detect.Outcome.ANSWERED:
+        state.versions.pop(_key(endpoint), None)
+    return first
+
+
+def controller_version(state: State, endpoint: Endpoint | None = None):
+    """The protocol version the controller speaks (cached per controller until a call fails)."""
+    endpoint, conn = yield from _open(state, endpoint)
+    cached = state.versions.get(_key(endpoint))
+    if cached is not None and cached.code is not None:
+        yield Close(conn)
+        return cached.code
+    version = cached.speak if cached is not None else detect.DETECTION_FIRST
+    first = yield from _first(state, endpoint, conn, version)
+    verdict, _ = yield from _settle(state, endpoint, first)
+    return verdict.code
 
 
 # ---------------------------------------------------------------------------
@@ -177,32 +274,36 @@ def _probe(state: State, endpoint: Endpoint, version: int):
 # ---------------------------------------------------------------------------
 def checkpoint(state: State, call: calls.Call):
     """A controller RPC in the pinned checkpoint version, with the too-new verdict."""
-    try:
-        _, reply = yield from rpc(state, call, state.settings.protocol_version)
-    except ConnectionClosedError as exc:
-        endpoint = exc.address
-        if endpoint is None:
-            raise
-        version = yield from controller_version(state, endpoint)
-        if not detect.has_checkpoint(version):
-            raise CheckpointUnsupported(str(endpoint), detect.release_name(version)) from None
-        raise
-    return call.read_reply(reply)
+    endpoint, conn = yield from connect_controller(state)
+    cached = state.versions.get(_key(endpoint))
+    if cached is not None and cached.code is not None and not cached.has_checkpoint:
+        yield Close(conn)
+        raise CheckpointUnsupported(str(endpoint), cached.name)
+    version = state.settings.protocol_version
+    first = yield from _first(state, endpoint, conn, version, call)
+    if first.outcome is detect.Outcome.ANSWERED:
+        return call.read_reply(first.reply)
+    blind = first.outcome is detect.Outcome.CLOSED
+    verdict, _ = yield from _settle(state, endpoint, first, blind)
+    if not verdict.has_checkpoint:
+        raise CheckpointUnsupported(str(endpoint), verdict.name)
+    if verdict.speak in CHECKPOINT_CODES and verdict.speak != version:
+        _, reply = yield from rpc(state, call, verdict.speak, endpoint=endpoint)
+        return call.read_reply(reply)
+    raise ConnectionClosedError(f"{endpoint} closed the connection without a reply", address=endpoint)
 
 
 def ping(state: State, endpoint: Endpoint | None = None):
-    """REQUEST_PING; against a newer controller, in the version it speaks."""
-    version = state.settings.protocol_version
-    if endpoint is not None:
-        version = state.versions.get(_key(endpoint), version)
-    try:
-        _, reply = yield from rpc(state, calls.ping(), version, endpoint=endpoint)
-    except ConnectionClosedError as exc:
-        if exc.address is None:
-            raise
-        version = yield from controller_version(state, exc.address)
-        _, reply = yield from rpc(state, calls.ping(), version, endpoint=exc.address)
-    return calls.ping().read_reply(reply)
+    """REQUEST_PING in the version that worked before, else 26.05's; detection if refused."""
+    endpoint, conn = yield from _open(state, endpoint)
+    cached = state.versions.get(_key(endpoint))
+    first = yield from _first(state, endpoint, conn, cached.speak if cached else detect.DETECTION_FIRST)
+    if first.outcome is detect.Outcome.ANSWERED:
+        if cached is None:   # the version to speak is known; the release is not (yet)
+            state.versions[_key(endpoint)] = detect.Verdict(None, speak=first.sent)
+        return calls.ping().read_reply(first.reply)
+    verdict, answers = yield from _settle(state, endpoint, first)
+    return calls.ping().read_reply(answers[verdict.speak].reply)
 
 
 def tasks(state: State, job_id, step_id, begin_time, image_dir, max_wait, nodelist):
