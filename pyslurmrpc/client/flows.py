@@ -137,7 +137,8 @@ def _check_reply_auth(state: State, reply, sent_cred):
     """A reply's credential must verify and must not be our own request's, reflected."""
     if reply.auth is None:      # 23.02+ replies carry none (SLURM_NO_AUTH_CRED)
         return
-    if sent_cred is not None and reply.auth == sent_cred:
+    mine = getattr(sent_cred, "credential", None)    # auth/none has no secret to reflect
+    if mine and getattr(reply.auth, "credential", None) == mine:
         raise AuthError("the reply carries the request's own credential (reflected)",
                         code=detect.AUTH_ERROR)
     yield from verify_flow(state.auth, reply.auth, reply.version)
@@ -152,8 +153,7 @@ def rpc(state: State, call: calls.Call, version: int, endpoint: Endpoint | None 
     else:
         conn = yield from connect(endpoint, state.settings.connect_timeout)
     if log.isEnabledFor(logging.DEBUG):
-        log.debug("-> %s %s v%s %s", endpoint, call.msg_type.name, VERSIONS[version].name,
-                  " ".join(f"{k}={v!r}" for k, v in vars(call.body).items()))
+        _log_request(endpoint, call, version)
     raw = yield from exchange(conn, frame, timeout or state.settings.message_timeout, endpoint)
     reply = decode_reply(call, raw, version)
     if log.isEnabledFor(logging.DEBUG):
@@ -177,7 +177,8 @@ def _ask(state: State, endpoint: Endpoint, version: int, call: calls.Call | None
         frame, cred = yield from _frame(state, call, version)
         if conn is None:
             conn = yield from connect(endpoint, state.settings.connect_timeout)
-        log.debug("-> %s %s in 0x%04x", endpoint, call.msg_type.name, version)
+        if log.isEnabledFor(logging.DEBUG):
+            _log_request(endpoint, call, version)
         raw = yield from _exchange_raw(conn, frame, state.settings.message_timeout, endpoint)
         seen = detect.observe(version, raw)
         if seen.outcome is detect.Outcome.ANSWERED:
@@ -189,9 +190,18 @@ def _ask(state: State, endpoint: Endpoint, version: int, call: calls.Call | None
             yield Close(conn)
         if not probe:
             raise
-        return detect.Observation(version, detect.Outcome.GARBAGE, problem=f"0x{version:04x}: {exc}")
-    log.debug("<- %s 0x%04x: %s", endpoint, version, seen.outcome.value)
+        # an answer whose credential fails is never an answer; nothing else counted: an auth failure
+        outcome = detect.Outcome.AUTH_REFUSED if isinstance(exc, AuthError) else detect.Outcome.GARBAGE
+        return detect.Observation(version, outcome, problem=f"0x{version:04x}: {exc}")
+    if log.isEnabledFor(logging.DEBUG):
+        log.debug("<- %s 0x%04x %s: %s", endpoint, version, seen.outcome.value,
+                  describe(seen.reply) if seen.reply is not None else seen.problem or "no answer")
     return seen
+
+
+def _log_request(endpoint: Endpoint, call: calls.Call, version: int) -> None:
+    log.debug("-> %s %s v%s %s", endpoint, call.msg_type.name, detect.release_name(version),
+              " ".join(f"{k}={v!r}" for k, v in vars(call.body).items()))
 
 
 def _exchange_raw(conn, frame: bytes, timeout: float, endpoint: Endpoint):
