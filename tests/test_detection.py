@@ -209,3 +209,32 @@ def test_reflected_credential_is_refused():
     world, _ = _world(Controller(0x2200, reply=mirror))
     with pytest.raises(AuthError, match="reflected"):
         world.run(flows.checkpoint(state(auth="munge"), calls.enable(1, 0)))
+
+
+# -- the fake answers as the 19.05.8 daemons it impersonates ---------------------------------
+@pytest.mark.parametrize("name", ["17.11", "18.08"])
+def test_fake_writes_0_after_the_plugin_name_as_19_05_8_did(name):
+    """fixtures/slurm-17.11.13-client/*.response.bin: `auth/munge 00000000` in 17.11 and 18.08
+    replies; only a 17.11/18.08 client writes its release number there."""
+    from pathlib import Path
+    from pyslurmrpc.auth.slurm_auth import OfflineMungeAuth
+    from pyslurmrpc.fake import FakeSlurmctld, fixture_cluster
+    from pyslurmrpc.transport import recv_frame
+    from pyslurmrpc.wire import PingMsg, version_code
+    import socket
+    key = Path(__file__).resolve().parent.parent / "fixtures" / "munge.key"
+    auth = OfflineMungeAuth(key)
+    version = version_code(name)
+    request = encode_message(Message(Header(version, MsgType.REQUEST_PING), auth.create(version), PingMsg()))
+    assert decode_message(request).auth.plugin_version == RELEASE_BY_CODE[version].auth_word
+    with FakeSlurmctld(fixture_cluster(), auth=OfflineMungeAuth(key), message_timeout=1) as d:
+        with socket.create_connection(d.address, timeout=5) as s:
+            s.sendall(request)
+            reply = recv_frame(s)
+    at = reply.index(b"auth/munge") + len(b"auth/munge") + 1
+    assert reply[at:at + 4] == b"\0\0\0\0"
+    assert decode_message(reply).version == version
+    recorded = Path(__file__).resolve().parent.parent / "fixtures" / "slurm-17.11.13-client"
+    old = next(recorded.glob("*.response.bin")).read_bytes()
+    at = old.index(b"auth/munge") + len(b"auth/munge") + 1
+    assert old[at:at + 4] == b"\0\0\0\0"

@@ -22,7 +22,7 @@ from ..errors import (
     TimeoutTransportError, TransportError,
 )
 from ..hostlist import HostlistError, uniq
-from ..wire import VERSIONS, Forward, MsgType
+from ..wire import Forward, MsgType
 from ..wire.codec import encode_body
 from ..wire.types import describe
 from . import calls, detect, fanout
