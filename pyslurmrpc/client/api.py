@@ -19,12 +19,13 @@ class ClientApi:
     """Methods shared by :class:`~pyslurmrpc.Client` and :class:`~pyslurmrpc.AsyncClient`."""
 
     def __init__(self, host: str, port: int = 6817, *, backups=(), auth="munge", munge_socket=None,
-                 protocol_version="19.05", timeout=None, **more):
+                 protocol_version=None, timeout=None, **more):
         """Talk to slurmctld at ``host:port`` (no slurm.conf needed).
 
         ``backups``: backup controllers, host names or (host, port) pairs, tried in
         order when the primary is unreachable.  ``auth``: "munge", "none" or an
-        authenticator object.  ``protocol_version``: "17.11", "18.08" or "19.05".
+        authenticator object.  ``protocol_version``: "17.11", "18.08" or "19.05"
+        (default 19.05; named, ping and controller_version try it first too).
         ``timeout``: seconds, replaces MessageTimeout (default 10).  More keywords:
         ``nodes`` ({name: (addr, port)}), ``slurmd_port``, ``tree_width``,
         ``connect_timeout``, ``auth_ttl``.

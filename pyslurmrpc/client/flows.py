@@ -26,10 +26,16 @@ from ..wire import Forward, MsgType
 from ..wire.codec import encode_body
 from ..wire.types import describe
 from . import calls, detect, fanout
-from .core import CHECKPOINT_CODES, FAILOVER_PAUSE, Endpoint, Settings, decode_reply, request_frame
+from ..slurm_errno import SlurmErrno
+from .core import (
+    CHECKPOINT_CODES, FAILOVER_PAUSE, SLURMD_CONNECT_RETRIES, SLURMD_RETRY_PAUSE, Endpoint, Settings,
+    decode_reply, request_frame, tree_width_arg,
+)
 
 
 log = logging.getLogger("pyslurmrpc.rpc")
+#: slurm_send_recv_controller_msg waits for a backup taking over on this answer
+ESLURM_IN_STANDBY_MODE = int(SlurmErrno.ESLURM_IN_STANDBY_MODE)
 
 # ---------------------------------------------------------------------------
 # shared mutable state of one client (a flag and a cache, both safe to race on)
@@ -93,6 +99,19 @@ def _exchange_error(exc: Exception, timeout: float, ep: Endpoint) -> Exception:
     return exc
 
 
+def connect_slurmd(state: State, endpoint: Endpoint):
+    """slurm_send_addr_recv_msgs: only a refused connect is tried again, a second apart."""
+    retries = min(int(state.settings.message_timeout), SLURMD_CONNECT_RETRIES)
+    for attempt in range(retries + 1):
+        if attempt:
+            yield Sleep(SLURMD_RETRY_PAUSE)
+        try:
+            return (yield from connect(endpoint, state.settings.connect_timeout))
+        except ConnectionRefusedTransportError:
+            if attempt == retries:
+                raise
+
+
 def connect_controller(state: State):
     """Primary, then each backup, in rounds a second apart, bounded by MessageTimeout."""
     s = state.settings
@@ -145,11 +164,13 @@ def _check_reply_auth(state: State, reply, sent_cred):
 
 
 def rpc(state: State, call: calls.Call, version: int, endpoint: Endpoint | None = None,
-        forward: Forward = Forward(), timeout: float | None = None):
+        forward: Forward = Forward(), timeout: float | None = None, slurmd: bool = False):
     """One request and its verified reply; returns (endpoint, reply Message)."""
     frame, cred = yield from _frame(state, call, version, forward)
     if endpoint is None:
         endpoint, conn = yield from connect_controller(state)
+    elif slurmd:
+        conn = yield from connect_slurmd(state, endpoint)
     else:
         conn = yield from connect(endpoint, state.settings.connect_timeout)
     if log.isEnabledFor(logging.DEBUG):
@@ -166,15 +187,16 @@ def rpc(state: State, call: calls.Call, version: int, endpoint: Endpoint | None 
 # version detection (protocol_specs/versions.md "Detection"; the pure half is detect.py)
 # ---------------------------------------------------------------------------
 def _ask(state: State, endpoint: Endpoint, version: int, call: calls.Call | None = None,
-         conn=None, probe: bool = False):
+         conn=None, probe: bool = False, built=None):
     """One request in ``version`` -> detect.Observation; the peer's refusals never raise here.
 
     ``probe``: transport failures and bad answers become observations too (a probe
     in the one side-by-side round must not sink the others); otherwise they raise.
+    ``built``: the (frame, credential) already made for it.
     """
     call = call or calls.ping()
     try:
-        frame, cred = yield from _frame(state, call, version)
+        frame, cred = built or (yield from _frame(state, call, version))
         if conn is None:
             conn = yield from connect(endpoint, state.settings.connect_timeout)
         if log.isEnabledFor(logging.DEBUG):
@@ -252,10 +274,34 @@ def _open(state: State, endpoint: Endpoint | None):
     return endpoint, (yield from connect(endpoint, state.settings.connect_timeout))
 
 
-def _first(state: State, endpoint: Endpoint, conn, version: int, call: calls.Call | None = None):
+def _start(state: State, endpoint: Endpoint | None, call: calls.Call, choose):
+    """The credential (first, as libslurm's callers see it fail first), then the connection.
+
+    ``choose(cached Verdict or None)`` is the version; it is read for the controller
+    expected to answer and again for the one that did (rebuilt when they differ).
+    Returns (endpoint, conn, cached, version, (frame, credential)).
+    """
+    guess = endpoint or state.settings.controller_order(state.use_backup)[0]
+    version = choose(state.versions.get(_key(guess)))
+    built = yield from _frame(state, call, version)
+    endpoint, conn = yield from _open(state, endpoint)
+    cached = state.versions.get(_key(endpoint))
+    if choose(cached) != version:          # another controller answered: its own version
+        version = choose(cached)
+        built = yield from _frame(state, call, version)
+    return endpoint, conn, cached, version, built
+
+
+def _speaker(state: State):
+    """The first version of a ping: what worked before, else the one the caller named, else 26.05."""
+    pinned = state.settings.protocol_version if state.settings.pinned else None
+    return lambda cached: detect.first_version(cached.speak if cached is not None else None, pinned)
+
+
+def _first(state: State, endpoint: Endpoint, conn, version: int, call: calls.Call | None = None, built=None):
     """The first request; a cached version that fails is forgotten (its answer starts detection)."""
     try:
-        first = yield from _ask(state, endpoint, version, call, conn=conn)
+        first = yield from _ask(state, endpoint, version, call, conn=conn, built=built)
     except PyslurmrpcError:
         state.versions.pop(_key(endpoint), None)
         raise
@@ -273,8 +319,7 @@ def controller_version(state: State, endpoint: Endpoint | None = None):
     if cached is not None and cached.code is not None:
         yield Close(conn)
         return cached.code
-    version = cached.speak if cached is not None else detect.DETECTION_FIRST
-    first = yield from _first(state, endpoint, conn, version)
+    first = yield from _first(state, endpoint, conn, _speaker(state)(cached))
     verdict, _ = yield from _settle(state, endpoint, first)
     return verdict.code
 
@@ -283,31 +328,48 @@ def controller_version(state: State, endpoint: Endpoint | None = None):
 # operations
 # ---------------------------------------------------------------------------
 def checkpoint(state: State, call: calls.Call):
-    """A controller RPC in the pinned checkpoint version, with the too-new verdict."""
-    endpoint, conn = yield from connect_controller(state)
-    cached = state.versions.get(_key(endpoint))
+    """A controller RPC in the pinned checkpoint version, with the too-new verdict and
+    slurm_send_recv_controller_msg's wait for a backup taking over (ESLURM_IN_STANDBY_MODE)."""
+    s = state.settings
+    start = yield Now()
+    while True:
+        reply = yield from _checkpoint_once(state, call)
+        if not _retry_standby(s, reply, (yield Now()) - start):
+            return call.read_reply(reply)
+        yield Sleep(s.slurmctld_timeout // 2)
+        state.use_backup = False          # the next attempt starts at the primary again
+
+
+def _retry_standby(s: Settings, reply, elapsed: float) -> bool:
+    """A standby controller's answer, with 2+ controllers, before 1.5 x SlurmctldTimeout passed."""
+    return (reply.msg_type == MsgType.RESPONSE_SLURM_RC and reply.body.return_code == ESLURM_IN_STANDBY_MODE
+            and len(s.controllers) > 1 and elapsed < s.slurmctld_timeout + s.slurmctld_timeout // 2)
+
+
+def _checkpoint_once(state: State, call: calls.Call):
+    """The call's reply Message from the controller that answers, or the too-new verdict."""
+    pinned = state.settings.protocol_version
+    endpoint, conn, cached, version, built = yield from _start(state, None, call, lambda cached: pinned)
     if cached is not None and cached.code is not None and not cached.has_checkpoint:
         yield Close(conn)
         raise CheckpointUnsupported(str(endpoint), cached.name)
-    version = state.settings.protocol_version
-    first = yield from _first(state, endpoint, conn, version, call)
+    first = yield from _first(state, endpoint, conn, version, call, built)
     if first.outcome is detect.Outcome.ANSWERED:
-        return call.read_reply(first.reply)
+        return first.reply
     blind = first.outcome is detect.Outcome.CLOSED
     verdict, _ = yield from _settle(state, endpoint, first, blind)
     if not verdict.has_checkpoint:
         raise CheckpointUnsupported(str(endpoint), verdict.name)
     if verdict.speak in CHECKPOINT_CODES and verdict.speak != version:
         _, reply = yield from rpc(state, call, verdict.speak, endpoint=endpoint)
-        return call.read_reply(reply)
+        return reply
     raise ConnectionClosedError(f"{endpoint} closed the connection without a reply", address=endpoint)
 
 
 def ping(state: State, endpoint: Endpoint | None = None):
     """REQUEST_PING in the version that worked before, else 26.05's; detection if refused."""
-    endpoint, conn = yield from _open(state, endpoint)
-    cached = state.versions.get(_key(endpoint))
-    first = yield from _first(state, endpoint, conn, cached.speak if cached else detect.DETECTION_FIRST)
+    endpoint, conn, cached, version, built = yield from _start(state, endpoint, calls.ping(), _speaker(state))
+    first = yield from _first(state, endpoint, conn, version, built=built)
     if first.outcome is detect.Outcome.ANSWERED:
         if cached is None:   # the version to speak is known; the release is not (yet)
             state.versions[_key(endpoint)] = detect.Verdict(None, speak=first.sent)
@@ -321,7 +383,7 @@ def tasks(state: State, job_id, step_id, begin_time, image_dir, max_wait, nodeli
     call = calls.tasks(job_id, step_id, begin_time, image_dir)
     max_wait = calls._uint("max_wait", max_wait, calls.U16)
     try:
-        hops = fanout.plan(nodelist or "", state.settings.tree_width)
+        hops = fanout.plan(nodelist or "", tree_width_arg(state.settings.tree_width))
     except HostlistError as exc:
         raise InvalidArgumentError(f"nodelist: {exc}") from None
     if not hops:
@@ -337,26 +399,21 @@ def tasks(state: State, job_id, step_id, begin_time, image_dir, max_wait, nodeli
 
 
 def _hop(state: State, call: calls.Call, hop: fanout.Hop, timeout_ms: int):
+    """One group of forward.c _fwd_tree_thread: what the first hop cannot report is sent directly."""
     s = state.settings
-    names, codes = [hop.node, *hop.forward_to], {}
-    while names:
-        first = fanout.Hop(names[0], tuple(names[1:]))
-        # forward.c: the reply may take one MessageTimeout per tree level plus the tree timeout
-        levels = (len(first.forward_to) + 1) // s.tree_width
-        wait = (s.message_timeout * 1000 * levels + timeout_ms * (levels + 1)) / 1000
-        try:
-            _, reply = yield from rpc(state, call, s.protocol_version, endpoint=s.node(first.node),
-                                      forward=first.forward(timeout_ms, s.tree_width), timeout=wait)
-        except (TransportError, ProtocolError, AuthError):
-            codes[first.node] = fanout.SLURM_COMMUNICATIONS_CONNECTION_ERROR
-            names = names[1:]
-            continue
-        got = fanout.node_codes(first, reply)
-        codes.update(got)
-        lost = fanout.missing(first, got)
-        if lost:
-            more = yield Parallel(tuple(_hop(state, call, h, timeout_ms) for h in lost))
-            for extra in more:
-                codes.update(extra)
-        break
+    # forward.c: the reply may take one MessageTimeout per tree level plus the tree timeout
+    levels = (len(hop.forward_to) + 1) // s.tree_width
+    wait = (s.message_timeout * 1000 * levels + timeout_ms * (levels + 1)) / 1000
+    try:
+        _, reply = yield from rpc(state, call, s.protocol_version, endpoint=s.node(hop.node),
+                                  forward=hop.forward(timeout_ms, s.tree_width), timeout=wait, slurmd=True)
+    except (TransportError, ProtocolError, AuthError):
+        codes = {hop.node: fanout.SLURM_COMMUNICATIONS_CONNECTION_ERROR}
+        lost = [fanout.Hop(n) for n in hop.forward_to]   # "abandon tree": each one directly, side by side
+    else:
+        codes = fanout.node_codes(hop, reply)
+        lost = fanout.missing(hop, codes)
+    if lost:
+        for extra in (yield Parallel(tuple(_hop(state, call, h, timeout_ms) for h in lost))):
+            codes.update(extra)
     return codes
