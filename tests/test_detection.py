@@ -238,3 +238,36 @@ def test_fake_writes_0_after_the_plugin_name_as_19_05_8_did(name):
     old = next(recorded.glob("*.response.bin")).read_bytes()
     at = old.index(b"auth/munge") + len(b"auth/munge") + 1
     assert old[at:at + 4] == b"\0\0\0\0"
+
+
+# -- a reply no bigger than the request can get (issue 14) ---------------------------------------
+@pytest.mark.parametrize("mode", ["sync", "async"])
+@pytest.mark.parametrize("call", ["ping", "checkpoint_able"])
+def test_reply_larger_than_any_answer_is_refused_at_its_length_prefix(mode, call):
+    """2 MiB announced for an RC: FrameTooLargeError as soon as the prefix arrives, nothing buffered."""
+    import asyncio
+    import time
+    from peers import ReplayPeer
+    from pyslurmrpc import AsyncClient, Client
+    from pyslurmrpc.client.core import REPLY_LIMIT
+    from pyslurmrpc.errors import FrameTooLargeError
+
+    announced = REPLY_LIMIT + 1
+    with ReplayPeer(lambda request: announced.to_bytes(4, "big") + b"\0" * 64) as peer:
+        cls = Client if mode == "sync" else AsyncClient
+        client = cls(peer.host, peer.port, auth="none", timeout=5, protocol_version="19.05")
+        args = () if call == "ping" else (1, 0)
+        start = time.monotonic()
+        with pytest.raises(FrameTooLargeError, match=f"length prefix {announced} over the limit {REPLY_LIMIT}"):
+            result = getattr(client, call)(*args)
+            if mode == "async":
+                asyncio.run(result)
+        assert time.monotonic() - start < 2 and len(peer.received) == 1
+
+
+def test_fan_out_reply_limit_grows_with_the_nodes_forwarded_to():
+    from pyslurmrpc.client.core import REPLY_LIMIT, REPLY_LIMIT_PER_FORWARDED_NODE, reply_limit
+    from pyslurmrpc.wire import MAX_MSG_SIZE
+    assert reply_limit() == REPLY_LIMIT
+    assert reply_limit(10) == REPLY_LIMIT + 10 * REPLY_LIMIT_PER_FORWARDED_NODE
+    assert reply_limit(10**9) == MAX_MSG_SIZE

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from ..auth import slurm_auth
 from ..errors import ConfigError, InvalidArgumentError, UnexpectedMessageError
 from ..wire import (
-    CHECKPOINT_VERSIONS, VERSIONS, Address, Forward, Header, Message, decode_message, encode_message,
+    MAX_MSG_SIZE, CHECKPOINT_VERSIONS, VERSIONS, Address, Forward, Header, Message, decode_message, encode_message,
     version_code,
 )
 from .calls import Call
@@ -18,6 +18,12 @@ from ..defaults import SLURMD_PORT as DEFAULT_SLURMD_PORT, TCP_TIMEOUT as DEFAUL
 from ..defaults import TREE_WIDTH as DEFAULT_TREE_WIDTH, SLURMCTLD_TIMEOUT as DEFAULT_SLURMCTLD_TIMEOUT
 #: the checkpoint calls' protocol version when the caller names none (19.05, the last with them)
 DEFAULT_CHECKPOINT_VERSION = "19.05"
+#: the largest reply a request of this client can get back: an RC (a 4-byte body), a ping's
+#: answer, RESPONSE_CHECKPOINT (one error message) - bytes, plus header and credential; a
+#: bigger length prefix is refused as it arrives, before anything is buffered for it
+REPLY_LIMIT = 1024 * 1024
+#: ... plus this much per node a slurmd forwards to (one ret_list entry: name, type, code)
+REPLY_LIMIT_PER_FORWARDED_NODE = 4 * 1024
 #: libslurm sleeps this long between rounds over the controllers
 FAILOVER_PAUSE = 1.0
 #: slurm_send_addr_recv_msgs: a refused slurmd connect is tried again up to
@@ -121,6 +127,11 @@ def settings_from_conf(path=None, **overrides) -> Settings:
     if unknown:
         raise InvalidArgumentError(f"unknown setting(s): {', '.join(sorted(unknown))}")
     return Settings(**{**base, **overrides})
+
+
+def reply_limit(forwarded: int = 0) -> int:
+    """The length prefix a reply may have when the request forwards to ``forwarded`` nodes."""
+    return min(MAX_MSG_SIZE, REPLY_LIMIT + forwarded * REPLY_LIMIT_PER_FORWARDED_NODE)
 
 
 def tree_width_arg(value) -> int:

@@ -29,7 +29,7 @@ from . import calls, detect, fanout
 from ..slurm_errno import SlurmErrno
 from .core import (
     CHECKPOINT_CODES, FAILOVER_PAUSE, SLURMD_CONNECT_RETRIES, SLURMD_RETRY_PAUSE, Endpoint, Settings,
-    decode_reply, request_frame, tree_width_arg,
+    decode_reply, reply_limit, request_frame, tree_width_arg,
 )
 
 
@@ -71,11 +71,11 @@ def connect(endpoint: Endpoint, timeout: float):
         raise TransportError(f"{endpoint}: {exc.strerror or exc}", address=endpoint, slurm_errno=CONNECT_ERRNO) from None
 
 
-def exchange(conn, frame: bytes, timeout: float, endpoint: Endpoint):
-    """Send ``frame``, read one whole reply frame, close ``conn``."""
+def exchange(conn, frame: bytes, timeout: float, endpoint: Endpoint, limit: int | None = None):
+    """Send ``frame``, read one whole reply frame of at most ``limit`` bytes, close ``conn``."""
     try:
         yield Send(conn, frame, timeout)
-        raw = yield RecvFrame(conn, timeout)
+        raw = yield RecvFrame(conn, timeout, limit or reply_limit())
     except Exception as exc:
         yield Close(conn)
         error = _exchange_error(exc, timeout, endpoint)
@@ -175,7 +175,8 @@ def rpc(state: State, call: calls.Call, version: int, endpoint: Endpoint | None 
         conn = yield from connect(endpoint, state.settings.connect_timeout)
     if log.isEnabledFor(logging.DEBUG):
         _log_request(endpoint, call, version)
-    raw = yield from exchange(conn, frame, timeout or state.settings.message_timeout, endpoint)
+    raw = yield from exchange(conn, frame, timeout or state.settings.message_timeout, endpoint,
+                              reply_limit(forward.cnt))
     reply = decode_reply(call, raw, version)
     if log.isEnabledFor(logging.DEBUG):
         log.debug("<- %s %s", endpoint, describe(reply))
