@@ -271,3 +271,32 @@ def test_fan_out_reply_limit_grows_with_the_nodes_forwarded_to():
     assert reply_limit() == REPLY_LIMIT
     assert reply_limit(10) == REPLY_LIMIT + 10 * REPLY_LIMIT_PER_FORWARDED_NODE
     assert reply_limit(10**9) == MAX_MSG_SIZE
+
+
+# -- one MessageTimeout for the first exchange and the detection round (issue 14) ----------------
+def _slow_close_then_silent(seconds):
+    from test_flows_scripted import SILENT
+    asked = []
+
+    def daemon(frame, world):
+        asked.append(frame)
+        if len(asked) == 1:
+            world.t += seconds         # the first request: closed after ``seconds``
+            return None
+        return SILENT                  # every probe: no answer
+    return daemon
+
+
+def test_detection_round_gets_what_is_left_of_one_message_timeout():
+    world = World({ctl(7001): _slow_close_then_silent(6)})
+    with pytest.raises(NoVersionAnsweredError):
+        world.run(flows.ping(state(timeout=10)))
+    assert world.t == 10                       # 6 s + the round's 4 s, not 6 + 10
+
+
+def test_no_detection_round_once_the_message_timeout_is_spent():
+    from pyslurmrpc.errors import TimeoutTransportError
+    world = World({ctl(7001): _slow_close_then_silent(10)})
+    with pytest.raises(TimeoutTransportError, match="no time left within 10 s"):
+        world.run(flows.ping(state(timeout=10)))
+    assert world.t == 10 and len(world.frames[ctl(7001)]) == 1

@@ -188,21 +188,24 @@ def rpc(state: State, call: calls.Call, version: int, endpoint: Endpoint | None 
 # version detection (protocol_specs/versions.md "Detection"; the pure half is detect.py)
 # ---------------------------------------------------------------------------
 def _ask(state: State, endpoint: Endpoint, version: int, call: calls.Call | None = None,
-         conn=None, probe: bool = False, built=None):
+         conn=None, probe: bool = False, built=None, timeout: float | None = None):
     """One request in ``version`` -> detect.Observation; the peer's refusals never raise here.
 
     ``probe``: transport failures and bad answers become observations too (a probe
     in the one side-by-side round must not sink the others); otherwise they raise.
-    ``built``: the (frame, credential) already made for it.
+    ``built``: the (frame, credential) already made for it; ``timeout``: what is left of the
+    call's budget (default MessageTimeout).
     """
+    s = state.settings
+    timeout = s.message_timeout if timeout is None else timeout
     call = call or calls.ping()
     try:
         frame, cred = built or (yield from _frame(state, call, version))
         if conn is None:
-            conn = yield from connect(endpoint, state.settings.connect_timeout)
+            conn = yield from connect(endpoint, min(s.connect_timeout, timeout))
         if log.isEnabledFor(logging.DEBUG):
             _log_request(endpoint, call, version)
-        raw = yield from _exchange_raw(conn, frame, state.settings.message_timeout, endpoint)
+        raw = yield from _exchange_raw(conn, frame, timeout, endpoint)
         seen = detect.observe(version, raw)
         if seen.outcome is detect.Outcome.ANSWERED:
             yield from _check_reply_auth(state, seen.reply, cred)
@@ -242,13 +245,18 @@ def _exchange_raw(conn, frame: bytes, timeout: float, endpoint: Endpoint):
         raise
 
 
-def _settle(state: State, endpoint: Endpoint, first: detect.Observation, blind: bool = False):
+def _settle(state: State, endpoint: Endpoint, first: detect.Observation, deadline: float, blind: bool = False):
     """The one extra round after ``first``: the verdict (cached) and every observation by version.
 
+    ``deadline``: the first request's exchange and this round share one MessageTimeout.
     ``blind``: ``first`` was a checkpoint call that closed, which tells nothing of the version.
     """
     plan = detect.plan_blind() if blind else detect.plan_after(first)
-    seen = yield Parallel(tuple(_ask(state, endpoint, v, probe=True) for v in plan.probes))
+    budget = deadline - (yield Now())
+    if plan.probes and budget <= 0:
+        raise TimeoutTransportError(f"{endpoint}: no time left within {state.settings.message_timeout:g} s "
+                                    "to find the protocol version it speaks", address=endpoint)
+    seen = yield Parallel(tuple(_ask(state, endpoint, v, probe=True, timeout=budget) for v in plan.probes))
     answers = dict(zip(plan.probes, seen))
     verdict = detect.decide_blind(plan, answers) if blind else detect.decide(first, plan, answers)
     if verdict.code is None:
@@ -300,7 +308,11 @@ def _speaker(state: State):
 
 
 def _first(state: State, endpoint: Endpoint, conn, version: int, call: calls.Call | None = None, built=None):
-    """The first request; a cached version that fails is forgotten (its answer starts detection)."""
+    """The first request; a cached version that fails is forgotten (its answer starts detection).
+
+    Returns its observation and the deadline detection must keep (one MessageTimeout from
+    the first exchange's start covers it and the round after it)."""
+    deadline = (yield Now()) + state.settings.message_timeout
     try:
         first = yield from _ask(state, endpoint, version, call, conn=conn, built=built)
     except PyslurmrpcError:
@@ -310,7 +322,7 @@ def _first(state: State, endpoint: Endpoint, conn, version: int, call: calls.Cal
         yield from _refused(state, endpoint, first)
     if first.outcome is not detect.Outcome.ANSWERED:
         state.versions.pop(_key(endpoint), None)
-    return first
+    return first, deadline
 
 
 def controller_version(state: State, endpoint: Endpoint | None = None):
@@ -320,8 +332,8 @@ def controller_version(state: State, endpoint: Endpoint | None = None):
     if cached is not None and cached.code is not None:
         yield Close(conn)
         return cached.code
-    first = yield from _first(state, endpoint, conn, _speaker(state)(cached))
-    verdict, _ = yield from _settle(state, endpoint, first)
+    first, deadline = yield from _first(state, endpoint, conn, _speaker(state)(cached))
+    verdict, _ = yield from _settle(state, endpoint, first, deadline)
     return verdict.code
 
 
@@ -354,11 +366,11 @@ def _checkpoint_once(state: State, call: calls.Call):
     if cached is not None and cached.code is not None and not cached.has_checkpoint:
         yield Close(conn)
         raise CheckpointUnsupported(str(endpoint), cached.name)
-    first = yield from _first(state, endpoint, conn, version, call, built)
+    first, deadline = yield from _first(state, endpoint, conn, version, call, built)
     if first.outcome is detect.Outcome.ANSWERED:
         return first.reply
     blind = first.outcome is detect.Outcome.CLOSED
-    verdict, _ = yield from _settle(state, endpoint, first, blind)
+    verdict, _ = yield from _settle(state, endpoint, first, deadline, blind)
     if not verdict.has_checkpoint:
         raise CheckpointUnsupported(str(endpoint), verdict.name)
     if verdict.speak in CHECKPOINT_CODES and verdict.speak != version:
@@ -370,12 +382,12 @@ def _checkpoint_once(state: State, call: calls.Call):
 def ping(state: State, endpoint: Endpoint | None = None):
     """REQUEST_PING in the version that worked before, else 26.05's; detection if refused."""
     endpoint, conn, cached, version, built = yield from _start(state, endpoint, calls.ping(), _speaker(state))
-    first = yield from _first(state, endpoint, conn, version, built=built)
+    first, deadline = yield from _first(state, endpoint, conn, version, built=built)
     if first.outcome is detect.Outcome.ANSWERED:
         if cached is None:   # the version to speak is known; the release is not (yet)
             state.versions[_key(endpoint)] = detect.Verdict(None, speak=first.sent)
         return calls.ping().read_reply(first.reply)
-    verdict, answers = yield from _settle(state, endpoint, first)
+    verdict, answers = yield from _settle(state, endpoint, first, deadline)
     return calls.ping().read_reply(answers[verdict.speak].reply)
 
 
