@@ -300,3 +300,48 @@ def test_no_detection_round_once_the_message_timeout_is_spent():
     with pytest.raises(TimeoutTransportError, match="no time left within 10 s"):
         world.run(flows.ping(state(timeout=10)))
     assert world.t == 10 and len(world.frames[ctl(7001)]) == 1
+
+
+# -- a reply carrying the request's own credential (issue 14), real runners ---------------------
+def _mirror(request: bytes) -> bytes:
+    """A peer with no key: it answers RC 0 carrying the request's own MUNGE credential."""
+    msg = decode_message(request)
+    return _frame(msg.version, 0, msg.auth)
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+@pytest.mark.parametrize("call, args", [("ping", ()), ("checkpoint_enable", (1, 0)),
+                                        ("checkpoint_able", (1, 0)), ("controller_version", ())])
+def test_reflected_credential_is_refused_by_both_clients(mode, call, args):
+    import asyncio
+    from pathlib import Path
+    from peers import ReplayPeer
+    from pyslurmrpc import AsyncClient, Client
+    from pyslurmrpc.auth.slurm_auth import OfflineMungeAuth
+    key = Path(__file__).resolve().parent.parent / "fixtures" / "munge.key"
+    with ReplayPeer(_mirror) as peer:
+        cls = Client if mode == "sync" else AsyncClient
+        client = cls(peer.host, peer.port, auth=OfflineMungeAuth(key), timeout=5, protocol_version="19.05")
+        with pytest.raises(AuthError, match="reflected"):
+            result = getattr(client, call)(*args)
+            if mode == "async":
+                asyncio.run(result)
+
+
+def test_reflected_credential_in_a_fan_out_answer_counts_as_a_failed_node():
+    from pathlib import Path
+    from peers import ReplayPeer
+    from pyslurmrpc import Client, SlurmError
+    from pyslurmrpc.auth.slurm_auth import OfflineMungeAuth
+    key = Path(__file__).resolve().parent.parent / "fixtures" / "munge.key"
+    with ReplayPeer(_mirror) as peer:
+        client = Client(peer.host, peer.port, auth=OfflineMungeAuth(key), timeout=1,
+                        nodes={"n1": (peer.host, peer.port)})
+        with pytest.raises(SlurmError) as info:
+            client.checkpoint_tasks(5, 0, 1, None, 1, "n1")
+    assert info.value.details == {"n1": fanout_failed()}
+
+
+def fanout_failed() -> int:
+    from pyslurmrpc.client.fanout import SLURM_COMMUNICATIONS_CONNECTION_ERROR
+    return SLURM_COMMUNICATIONS_CONNECTION_ERROR
