@@ -345,3 +345,28 @@ def test_reflected_credential_in_a_fan_out_answer_counts_as_a_failed_node():
 def fanout_failed() -> int:
     from pyslurmrpc.client.fanout import SLURM_COMMUNICATIONS_CONNECTION_ERROR
     return SLURM_COMMUNICATIONS_CONNECTION_ERROR
+
+
+@pytest.mark.parametrize("prefix", [b"HTTQ", b"\xf0\x00\x00\x00", b"\x7f\xff\xff\xff"])
+def test_other_huge_prefixes_stay_frame_too_large(prefix):
+    """Only an answer starting "HTTP" is 26.05's refusal; any other huge prefix is refused as such."""
+    from pyslurmrpc.errors import FrameTooLargeError
+
+    def huge(frame, world):
+        return Framer().feed(prefix + b"\0" * 8)
+    world, _ = _world(huge)
+    with pytest.raises(FrameTooLargeError):
+        world.run(flows.ping(state(auth="munge")))
+    assert len(_sent(world)) == 1
+
+
+def test_close_in_the_middle_of_a_reply_is_no_refusal():
+    from pyslurmrpc.effects import PeerClosed
+    from pyslurmrpc.errors import ConnectionClosedError
+
+    def half(frame, world):
+        raise PeerClosed(True)
+    world, _ = _world(half)
+    with pytest.raises(ConnectionClosedError, match="in the middle of a reply"):
+        world.run(flows.ping(state(auth="munge")))
+    assert len(_sent(world)) == 1

@@ -36,6 +36,8 @@ from .core import (
 log = logging.getLogger("pyslurmrpc.rpc")
 #: slurm_send_recv_controller_msg waits for a backup taking over on this answer
 ESLURM_IN_STANDBY_MODE = int(SlurmErrno.ESLURM_IN_STANDBY_MODE)
+#: the length prefix the framer reads from an HTTP answer ("HTTP")
+_HTTP_LENGTH = int.from_bytes(detect.HTTP_PREFIX, "big")
 
 # ---------------------------------------------------------------------------
 # shared mutable state of one client (a flag and a cache, both safe to race on)
@@ -89,7 +91,9 @@ def exchange(conn, frame: bytes, timeout: float, endpoint: Endpoint, limit: int 
 def _exchange_error(exc: Exception, timeout: float, ep: Endpoint) -> Exception:
     if isinstance(exc, PeerClosed):
         what = "in the middle of a reply" if exc.pending else "without a reply"
-        return ConnectionClosedError(f"{ep} closed the connection {what}", address=ep)
+        error = ConnectionClosedError(f"{ep} closed the connection {what}", address=ep)
+        error.mid_reply = bool(exc.pending)   # a close mid-reply is no refusal (see _exchange_raw)
+        return error
     if isinstance(exc, TimeoutError):
         return TimeoutTransportError(f"{ep}: no reply within {timeout:g} s", address=ep)
     if isinstance(exc, (ConnectionResetError, BrokenPipeError)):
@@ -235,13 +239,12 @@ def _exchange_raw(conn, frame: bytes, timeout: float, endpoint: Endpoint):
     try:
         return (yield from exchange(conn, frame, timeout, endpoint))
     except ConnectionClosedError as exc:
-        if "in the middle" in str(exc):
+        if getattr(exc, "mid_reply", False):
             raise
         return None
     except FrameTooLargeError as exc:
-        prefix = getattr(exc, "length", -1).to_bytes(4, "big", signed=True)
-        if prefix == detect.HTTP_PREFIX:   # 26.05: a version it refuses goes to its HTTP server
-            return prefix
+        if getattr(exc, "length", None) == _HTTP_LENGTH:   # 26.05: a refused version goes to HTTP
+            return detect.HTTP_PREFIX
         raise
 
 
