@@ -28,8 +28,9 @@ class ClientApi:
         (default 19.05; named, ping and controller_version try it first too).
         ``timeout``: seconds, replaces MessageTimeout (default 10).  More keywords:
         ``nodes`` ({name: (addr, port)}), ``slurmd_port``, ``tree_width``,
-        ``connect_timeout``, ``auth_ttl``, ``slurmctld_timeout`` (seconds, default 120: how long a
-        checkpoint call waits for a backup taking over, ESLURM_IN_STANDBY_MODE).
+        ``connect_timeout``, ``auth_ttl``, ``slurmctld_timeout`` (SlurmctldTimeout, default 120 s: a
+        checkpoint call answered ESLURM_IN_STANDBY_MODE is asked again every half of it,
+        for up to 1.5 times it, when there are backups).
         """
         self._setup(settings_from_args(host, port, backups=backups, auth=auth, munge_socket=munge_socket,
                                        protocol_version=protocol_version, timeout=timeout, **more))
