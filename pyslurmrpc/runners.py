@@ -142,7 +142,7 @@ def _sync_recv(action: Recv) -> bytes:
 def _sync_recv_frame(action: RecvFrame) -> bytes:
     sock = action.conn
     deadline = time.monotonic() + action.timeout
-    framer = Framer()
+    framer = Framer() if action.max_size is None else Framer(action.max_size)
     while True:
         sock.settimeout(max(deadline - time.monotonic(), 0.001))
         data = sock.recv(_TCP_RECV_CHUNK)
@@ -335,6 +335,8 @@ async def _async_recv(action: Recv) -> bytes:
 
 
 async def _async_recv_frame(action: RecvFrame) -> bytes:
+    if action.max_size is not None:   # before the loop runs data_received for this reply
+        action.conn.framer.max_size = action.max_size
     return await _bounded(action.conn.reply, action.timeout)
 
 
