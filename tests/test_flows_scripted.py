@@ -599,7 +599,8 @@ def test_22_05_credential_carries_the_hash_of_the_body_sent():
     assert sent == credential_payload(0x2600, MsgType.REQUEST_PING, body) and len(sent) == 33
 
 
-@pytest.mark.parametrize("module", ["pyslurmrpc.effects", "pyslurmrpc.client.flows", "pyslurmrpc.auth.munge_xfer",
+@pytest.mark.parametrize("module", ["pyslurmrpc.effects", "pyslurmrpc.client.flows", "pyslurmrpc.client.rpc",
+                                    "pyslurmrpc.client.detect", "pyslurmrpc.client.fanout", "pyslurmrpc.auth.munge_xfer",
                                     "pyslurmrpc.auth.slurm_auth", "pyslurmrpc.client.core"])
 def test_flows_do_no_io_and_read_no_clock(module):
     """Only the runners touch sockets, threads, the event loop or the clock."""
