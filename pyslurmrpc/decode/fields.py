@@ -23,7 +23,7 @@ from ..errors import InvalidFieldError, ProtocolError, TrailingBytesError, Unkno
 from ..wire._construct_internals import recording_parse
 from ..wire.codec import PARSE_ERRORS, check_prefix, message_from_parsed, parse_failure, spec_for
 from ..wire.constants import LENGTH_PREFIX_SIZE
-from ..wire.fast import FastStruct as Struct
+from ..wire._construct_internals import FastStruct as Struct
 from ..wire.header import header_t
 from ..wire.info_bodies import decoder_bodies
 from ..wire.msg_types_by_release import MSG_TYPES_BY_RELEASE

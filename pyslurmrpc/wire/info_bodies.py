@@ -16,7 +16,7 @@ from construct import Array, If, this
 
 from .bodies import ping_msg_t, return_code_msg_t
 from .constants import NO_VAL
-from .fast import FastStruct as Struct
+from ._construct_internals import FastStruct as Struct
 from .msg_types_by_release import MSG_TYPES_BY_RELEASE
 from .versions import RELEASES
 from .primitives import BadField, Int, SlurmString, time_t, u16, u32
