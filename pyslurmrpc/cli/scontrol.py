@@ -145,7 +145,14 @@ def checkpoint(client_factory, words: list[str]) -> Outcome:
     job, step = ids
     out.record.update(operation=op, job_id=job, step_id=step)
     try:
-        result = _run_operation(client_factory(), op, job, step, opts)
+        client = client_factory()
+    except PyslurmrpcError as exc:  # no slurm.conf, a bad --controller...: say that, not an errno text
+        out.stderr.append(f"pyslurmrpc: {exc}")
+        out.record.update(errno=None, error=str(exc))
+        out.exit_code = 1
+        return out
+    try:
+        result = _run_operation(client, op, job, step, opts)
     except CheckpointUnsupported as exc:
         out.stderr.append(str(exc))
         out.record.update(errno=None, error=str(exc))
