@@ -117,9 +117,30 @@ def test_checkpoint_step_default_is_all_steps(capsys):
 def test_help_texts_are_whole():
     """demo --help was cut mid-sentence; fake-slurmctld --help must show its defaults."""
     demo = cli("demo", "--help")
-    assert demo.returncode == 0 and "Traceback" not in demo.stderr
-    fake = cli("fake-slurmctld", "--help")
-    assert fake.returncode == 0 and "default" in fake.stdout
-    assert "6817" in fake.stdout
+    assert demo.returncode == 0 and "checkpoint that really works." in " ".join(demo.stdout.split())
+    fake = " ".join(cli("fake-slurmctld", "--help").stdout.split())
+    for default in ("(default: 127.0.0.1)", "(default: 0;", "(default: none)", "(default: ompi)",
+                    "(default: 10)", "owned by the user running the fake"):
+        assert default in fake, default
     top = cli("--help")
     assert "above 0" in top.stdout and "MessageTimeout" in top.stdout
+
+
+@pytest.mark.parametrize("toml, needle", [
+    ("jobs = [", "not TOML"),
+    ("[[jobs]]\nuid = 1", "job_id"),
+    ("[[jobs]]\njob_id = 1\nuid = 1\nstate = \"sleeping\"", "sleeping"),
+    ("[nodes]\nn1 = \"127.0.0.1:x\"", "bad cluster description"),
+])
+def test_fake_with_a_bad_cluster_file_says_so(tmp_path, toml, needle):
+    path = tmp_path / "cluster.toml"
+    path.write_text(toml)
+    proc = cli("fake-slurmctld", "--cluster", str(path))
+    assert proc.returncode == 1 and needle in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize("argv", [["--port", "70000"], ["--port", "-1"], ["--message-timeout", "0"],
+                                  ["--message-timeout", "nan"]])
+def test_fake_bad_options_are_usage_errors(argv):
+    proc = cli("fake-slurmctld", *argv)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr

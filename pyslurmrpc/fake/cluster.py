@@ -12,12 +12,14 @@ built in Python.
 from __future__ import annotations
 
 import enum
+import os
 import tomllib
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from pyslurmrpc import defaults
-from pyslurmrpc.hostlist import expand
+from pyslurmrpc.errors import ConfigError
+from pyslurmrpc.hostlist import HostlistError, expand
 from pyslurmrpc.wire import SLURM_BATCH_SCRIPT
 
 
@@ -134,8 +136,18 @@ class Cluster:
             step_id = 0                        # other keys: nodes, srun, tasks_started,
                                                # suspended, ckpt_dir (see Step)
         """
-        with open(path, "rb") as fh:
-            return cls.from_dict(tomllib.load(fh))
+        try:
+            with open(path, "rb") as fh:
+                data = tomllib.load(fh)
+        except OSError as exc:
+            raise ConfigError(f"cannot read: {exc.strerror}", path=str(path)) from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"not TOML: {exc}", path=str(path)) from None
+        try:
+            return cls.from_dict(data)
+        except (KeyError, TypeError, ValueError, AttributeError, HostlistError) as exc:
+            # a missing key, a string where a number belongs, a bad state name or node list
+            raise ConfigError(f"bad cluster description: {type(exc).__name__}: {exc}", path=str(path)) from None
 
     @classmethod
     def from_dict(cls, data: dict) -> "Cluster":
@@ -167,16 +179,19 @@ def _load_job(cluster: Cluster, spec: dict) -> None:
         job.add_step(step.pop("step_id"), **step)
 
 
-def fixture_cluster() -> Cluster:
+def fixture_cluster(owner: Optional[int] = None) -> Cluster:
     """The cluster of the recordings in fixtures/ (fixtures/README.md, notes/fake_rules.md).
 
-    SlurmUser root, JobCheckpointDir /opt/s19/ckpt, one node ``localhost``;
-    job 2 and 5 running batch jobs of root with step 0 (srun) and the batch
-    step, job 3 cancelled, job 4 pending.
+    SlurmUser and owner of every job: ``owner``, by default whoever runs the
+    fake (root in the recordings), so that a client run by the same user
+    (auth/none sends the caller's uid) is allowed what root was; JobCheckpointDir
+    /opt/s19/ckpt, one node ``localhost``; job 2 and 5 running batch jobs with
+    step 0 (srun) and the batch step, job 3 cancelled, job 4 pending.
     """
-    cluster = Cluster(slurm_user=0, job_checkpoint_dir="/opt/s19/ckpt")
-    cluster.add_job(2, 0, "running", batch=True, steps=[0])
-    cluster.add_job(3, 0, "cancelled", batch=True)
-    cluster.add_job(4, 0, "pending", batch=True)
-    cluster.add_job(5, 0, "running", batch=True, steps=[0])
+    uid = os.geteuid() if owner is None else owner
+    cluster = Cluster(slurm_user=uid, job_checkpoint_dir="/opt/s19/ckpt")
+    cluster.add_job(2, uid, "running", batch=True, steps=[0])
+    cluster.add_job(3, uid, "cancelled", batch=True)
+    cluster.add_job(4, uid, "pending", batch=True)
+    cluster.add_job(5, uid, "running", batch=True, steps=[0])
     return cluster
