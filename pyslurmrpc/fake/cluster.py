@@ -23,6 +23,11 @@ from pyslurmrpc.hostlist import HostlistError, expand
 from pyslurmrpc.wire import SLURM_BATCH_SCRIPT
 
 
+#: the work dir of a fake job when none is given (a real sbatch job has the directory it was
+#: submitted from); only a default image dir, nothing is written there by the rules themselves
+DEFAULT_WORK_DIR = "/tmp"
+
+
 class JobState(enum.Enum):
     """A job's base state.  Everything past RUNNING/SUSPENDED counts as finished."""
 
@@ -67,7 +72,16 @@ class Job:
     nodes: tuple[str, ...] = ("localhost",)
     steps: dict[int, Step] = field(default_factory=dict)
     has_details: bool = True
-    ckpt_dir: Optional[str] = None  # details->ckpt_dir: default image dir of the job
+    ckpt_dir: Optional[str] = None  # the --checkpoint-dir the job was submitted with
+    #: the job's working directory (sbatch: where it was run); None only for a job submitted
+    #: through the API without one
+    work_dir: Optional[str] = DEFAULT_WORK_DIR
+
+    @property
+    def details_ckpt_dir(self) -> Optional[str]:
+        """details->ckpt_dir: the submitted checkpoint dir, else the work dir
+        (job_mgr.c _copy_job_desc_to_job_record), so a submitted job nearly always has one."""
+        return self.ckpt_dir if self.ckpt_dir is not None else self.work_dir
 
     def add_step(self, step_id: int, **kw) -> Step:
         """Add (or replace) a step record; its nodes default to the job's."""
@@ -131,7 +145,8 @@ class Cluster:
             state = "running"                  # pending/running/suspended/completed/cancelled/failed
             batch = true                       # running batch jobs get the batch step record
             nodes = "n[1-2]"                   # hostlist expression
-            ckpt_dir = "/home/u/ckpt"          # optional default image dir
+            ckpt_dir = "/home/u/ckpt"          # optional default image dir (else work_dir)
+            work_dir = "/home/u"               # optional, default /tmp
             [[jobs.steps]]
             step_id = 0                        # other keys: nodes, srun, tasks_started,
                                                # suspended, ckpt_dir (see Step)
