@@ -38,6 +38,7 @@ def cli(*argv, **kw):
     (["--timeout", "-1", "--controller", "127.0.0.1:1", "ping"], "argument --timeout"),
     (["--timeout", "0", "--controller", "127.0.0.1:1", "ping"], "argument --timeout"),
     (["--timeout", "x", "--controller", "127.0.0.1:1", "ping"], "argument --timeout"),
+    (["--timeout", "1e308", "--controller", "127.0.0.1:1", "ping"], "at most 65535"),
     (["--conf", "/nonexistent/slurm.conf", "checkpoint", "able", "2.0"], "cannot read"),
     (["--controller", "127.0.0.1:abc", "checkpoint", "able", "2.0"], "controller port must be a number"),
 ])

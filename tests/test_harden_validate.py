@@ -11,13 +11,14 @@ from pyslurmrpc.client import validate
 from pyslurmrpc.errors import InvalidArgumentError
 
 
-@pytest.mark.parametrize("value", [0, -1, 0.0, -0.5, math.nan, math.inf, -math.inf, "10", None, True, [1]])
+@pytest.mark.parametrize("value", [0, -1, 0.0, -0.5, math.nan, math.inf, -math.inf, 65535.5, 1e308, "10", None,
+                                   True, [1]])
 def test_timeout_refused(value):
     with pytest.raises(InvalidArgumentError, match="timeout"):
         validate.timeout(value)
 
 
-@pytest.mark.parametrize("value, expected", [(1, 1.0), (0.001, 0.001), (10, 10.0), (1e6, 1e6)])
+@pytest.mark.parametrize("value, expected", [(1, 1.0), (0.001, 0.001), (10, 10.0), (65535, 65535.0)])
 def test_timeout_accepted(value, expected):
     result = validate.timeout(value)
     assert result == expected and isinstance(result, float)

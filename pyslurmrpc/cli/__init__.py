@@ -48,7 +48,8 @@ def _seconds(text: str) -> float:
     try:
         return validate.timeout(float(text), "--timeout")
     except (ValueError, PyslurmrpcError) as exc:
-        raise argparse.ArgumentTypeError(f"must be a number of seconds above 0, not {text!r}") from exc
+        raise argparse.ArgumentTypeError(
+            f"must be a number of seconds above 0 and at most {validate.TIMEOUT_MAX}, not {text!r}") from exc
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -61,7 +62,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--munge-socket", help="munged's socket")
     p.add_argument("--protocol", choices=("17.11", "18.08", "19.05"), help="protocol version (default 19.05)")
     p.add_argument("--timeout", type=_seconds, metavar="SECONDS",
-                   help="seconds above 0, replaces MessageTimeout (default: slurm.conf's, else 10)")
+                   help="seconds above 0 (at most 65535), replaces MessageTimeout (default: slurm.conf's, else 10)")
     p.add_argument("--json", action="store_true", help="one JSON object per result")
     p.add_argument("-v", "--verbose", action="count", default=0, help="log every RPC, credentials redacted")
     commands = p.add_subparsers(dest="command", metavar="COMMAND",

@@ -19,6 +19,8 @@ HOST_LABEL_MAX = 63
 HOST_NAME_MAX = 253
 #: sockaddr_un.sun_path holds 108 bytes on Linux, the terminating NUL included
 UNIX_PATH_MAX = 107
+#: the longest timeout: MessageTimeout is a uint16 of seconds in slurm.conf (s_p_get_uint16)
+TIMEOUT_MAX = 65535
 #: TreeWidth bounds of slurm.conf (read_config.c: 1..65533)
 TREE_WIDTH_MIN, TREE_WIDTH_MAX = 1, 65533
 
@@ -30,12 +32,13 @@ def _shown(value) -> str:
 
 
 def timeout(value, name: str = "timeout") -> float:
-    """A positive, finite number of seconds (int or float, not bool) as a float."""
+    """A number of seconds above 0 and at most TIMEOUT_MAX (int or float, not bool) as a float."""
     if isinstance(value, bool) or not isinstance(value, Real):
         raise InvalidArgumentError(f"{name} must be a number of seconds, not {_shown(value)}")
     seconds = float(value)
-    if not math.isfinite(seconds) or seconds <= 0:
-        raise InvalidArgumentError(f"{name} must be a finite number of seconds above 0, not {_shown(value)}")
+    if not math.isfinite(seconds) or not 0 < seconds <= TIMEOUT_MAX:
+        raise InvalidArgumentError(
+            f"{name} must be a number of seconds above 0 and at most {TIMEOUT_MAX}, not {_shown(value)}")
     return seconds
 
 

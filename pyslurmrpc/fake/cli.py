@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import math
 import signal
 import sys
 from typing import Optional
@@ -34,14 +33,14 @@ def _port(text: str) -> int:
 
 
 def _seconds(text: str) -> float:
-    """--message-timeout: a finite number of seconds above 0."""
+    """--message-timeout: seconds above 0, at most 65535 (the client's rule)."""
+    from pyslurmrpc.client import validate
+
     try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a number of seconds above 0, not {text!r}")
-    return value
+        return validate.timeout(float(text), "--message-timeout")
+    except (ValueError, PyslurmrpcError):
+        raise argparse.ArgumentTypeError(f"must be a number of seconds above 0 and at most "
+                                         f"{validate.TIMEOUT_MAX}, not {text!r}") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
