@@ -145,3 +145,13 @@ def test_fake_with_a_bad_cluster_file_says_so(tmp_path, toml, needle):
 def test_fake_bad_options_are_usage_errors(argv):
     proc = cli("fake-slurmctld", *argv)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
+
+
+def test_no_munged_gives_a_hint_before_scontrols_line(capsys, tmp_path):
+    """auth/munge with no munged: libslurm logs why before "Protocol authentication error"."""
+    code, out, err = run(capsys, "--controller", "127.0.0.1:1", "--munge-socket", str(tmp_path / "none.sock"),
+                         "--timeout", "2", "checkpoint", "able", "2.0")
+    lines = err.splitlines()
+    assert code == 1 and out == ""
+    assert lines[0].startswith("pyslurmrpc: error: Munge encode failed: ") and "Did you start munged?" in lines[0]
+    assert lines[1] == "scontrol_checkpoint error: Protocol authentication error"
