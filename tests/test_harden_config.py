@@ -91,3 +91,21 @@ def test_a_few_includes_still_work(tmp_path):
     conf(tmp_path, "TreeWidth=3\n", "leaf.conf")
     conf(tmp_path, BASE + "Include leaf.conf\n" * 20)
     assert config.read_slurm_conf(tmp_path / "slurm.conf").tree_width == 3
+
+
+def test_defaults_of_a_minimal_slurm_conf(tmp_path):
+    """Every client-side default of read_config.h (19.05) when slurm.conf names only the controller."""
+    conf_ = config.read_slurm_conf(conf(tmp_path, BASE))
+    assert (conf_.slurmctld_port, conf_.slurmctld_port_count, conf_.slurmd_port) == (6817, 1, 6818)
+    assert (conf_.message_timeout, conf_.tcp_timeout, conf_.tree_width) == (10, 2, 50)
+    assert (conf_.auth_type, conf_.auth_info, conf_.munge_socket) == ("auth/munge", None, None)
+    assert conf_.slurm_user == "root" and conf_.slurm_uid == 0
+    assert [(c.name, c.addr) for c in conf_.controllers] == [("ctl", "ctl")]
+
+
+def test_client_from_minimal_slurm_conf_uses_those_defaults(tmp_path):
+    from pyslurmrpc import Client
+
+    settings = Client.from_slurm_conf(conf(tmp_path, BASE)).settings
+    assert (settings.controllers[0].port, settings.slurmd_port, settings.tree_width) == (6817, 6818, 50)
+    assert (settings.message_timeout, settings.connect_timeout, settings.auth) == (10, 2, "munge")
