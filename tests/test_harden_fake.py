@@ -130,3 +130,35 @@ def test_fake_default_cluster_answers_its_runner_through_the_client():
         with pytest.raises(SlurmError) as exc:
             client.checkpoint_able(2, 0)
     assert exc.value.errno == codes.ESLURM_DISABLED
+
+
+def test_default_cluster_as_an_ordinary_user():
+    """Item 9 for real: a child turned into nobody runs the fake and a client against it (auth/none)."""
+    from pyslurmrpc.testing.ci import needs_root
+
+    needs_root(pytest, "turns a child into nobody")
+    pid = os.fork()
+    if pid == 0:  # child: never return into pytest
+        status = 1
+        try:
+            import encodings.idna  # noqa: F401  (nobody cannot import from root's home later)
+
+            from pyslurmrpc import Client, SlurmError
+
+            with FakeSlurmctld(fixture_cluster(owner=0)) as daemon:  # as root: every lazy import done
+                Client(daemon.host, daemon.port, auth="none", timeout=5).ping()
+            os.setgroups([])
+            os.setgid(65534)
+            os.setuid(65534)
+            with FakeSlurmctld(fixture_cluster()) as daemon:
+                client = Client(daemon.host, daemon.port, auth="none", timeout=5)
+                client.checkpoint_disable(2, 0)
+                try:
+                    client.checkpoint_able(2, 0)
+                except SlurmError as exc:
+                    status = 0 if exc.errno == codes.ESLURM_DISABLED else 2
+        except BaseException:
+            status = 3
+        os._exit(status)
+    _, status = os.waitpid(pid, 0)
+    assert os.WEXITSTATUS(status) == 0
