@@ -13,13 +13,13 @@ def test_each_file_is_read_once(tmp_path, monkeypatch):
     conf = tmp_path / "slurm.conf"
     conf.write_text("SlurmctldHost=ctl\nInclude nodes.conf\nTreeWidth=4\n")
     reads = Counter()
-    original = Path.read_text
+    original = config._Budget.take
 
-    def counting(self, *args, **kwargs):
-        reads[self.name] += 1
-        return original(self, *args, **kwargs)
+    def counting(self, path):
+        reads[Path(path).name] += 1
+        return original(self, path)
 
-    monkeypatch.setattr(Path, "read_text", counting)
+    monkeypatch.setattr(config._Budget, "take", counting)
     read = config.read_slurm_conf(conf)
     assert read.nodes["n2"] == config.NodeAddress("10.0.0.2", 7001) and read.tree_width == 4
     assert reads == {"slurm.conf": 1, "nodes.conf": 1}

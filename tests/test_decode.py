@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 import re
-import os
 import shutil
 import subprocess
 
@@ -15,6 +14,7 @@ from pyslurmrpc.decode import (
     decode_frame, detect_kind, load, parse_hex_dump, pcap_bytes, pcapng_bytes, tcp_conversation, walk_frame,
 )
 from pyslurmrpc.decode.cli import main
+from pyslurmrpc.testing.ci import skip_or_fail
 from pyslurmrpc.wire import decode_message
 
 from fixtures_data import FIXTURES, all_recordings, manifest, recording
@@ -184,9 +184,7 @@ def test_every_recording_decodes_from_hex_dumps(style):
 @pytest.mark.parametrize("path", RECORDINGS, ids=lambda p: p.name)
 def test_real_xxd_output_decodes(path, tmp_path):
     if shutil.which("xxd") is None:
-        if os.environ.get("CI"):
-            pytest.fail("xxd is required under CI (scripts/test installs Debian's xxd)")
-        pytest.skip("xxd not installed")
+        skip_or_fail(pytest, "xxd not installed (scripts/test installs Debian's xxd)")
     dump = subprocess.run(["xxd", str(path)], capture_output=True, check=True).stdout
     assert dump.decode() == xxd_dump(path.read_bytes())
     plain = subprocess.run(["xxd", "-p", str(path)], capture_output=True, check=True).stdout

@@ -13,6 +13,7 @@ import time
 import pytest
 
 from pyslurmrpc.decode.cli import main
+from pyslurmrpc.testing.ci import needs_root, skip_or_fail
 from pyslurmrpc.testing.netio import free_port
 from pyslurmrpc.transport import recv_frame
 
@@ -27,9 +28,7 @@ PCAP_FILE_HEADER = 24
 def _tcpdump() -> str:
     path = shutil.which("tcpdump") or ("/usr/sbin/tcpdump" if os.path.exists("/usr/sbin/tcpdump") else None)
     if path is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("tcpdump is required under CI=true (apt-get install -y tcpdump)")
-        pytest.skip("tcpdump not installed")
+        skip_or_fail(pytest, "tcpdump not installed (apt-get install -y tcpdump)")
     return path
 
 
@@ -85,6 +84,7 @@ def _start_capture(tcpdump: str, port: int, out) -> subprocess.Popen:
 
 
 def test_tcpdump_loopback_capture_decodes(tmp_path, capsys):
+    needs_root(pytest, "tcpdump captures on the loopback interface")
     tcpdump = _tcpdump()
     request, response = recording("able_running", "request"), recording("able_running", "response")
     port = free_port()

@@ -152,6 +152,7 @@ def test_restart_route1(ompi):
 
 def test_batch_route_needs_image_dir(ompi):  # §6 row 7
     batch = SLURM_BATCH_SCRIPT
+    ompi.cluster.jobs[6].work_dir = None  # no --checkpoint-dir and no work dir: details->ckpt_dir NULL
     assert rc(ckpt(ompi, USER, CheckOp.CHECK_CREATE, job=6, step=batch)) == codes.ESLURM_DISABLED
     ompi.cluster.jobs[6].has_details = False
     assert rc(ckpt(ompi, USER, CheckOp.CHECK_CREATE, job=6, step=batch, image_dir="/d")) == 2037

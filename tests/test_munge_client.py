@@ -15,6 +15,7 @@ from pyslurmrpc.auth.munge_proto import (
     build_request, pack_encode_response, pack_header, parse_encode_request, unpack_header,
 )
 from pyslurmrpc.errors import AuthError
+from pyslurmrpc.testing.ci import needs_root
 
 FAST = RetryPolicy(connect_attempts=3, connect_backoff_ms=1, xfer_attempts=3, xfer_backoff_ms=1,
                    timeout_ms=2000)
@@ -164,10 +165,7 @@ def test_munged_stopped(munged):
 
 
 def test_permission_denied(munged):
-    if os.geteuid() != 0:
-        if os.environ.get("CI"):
-            pytest.fail("CI runs as root: this test needs root to run a child as nobody")
-        pytest.skip("needs root to run a child as nobody")
+    needs_root(pytest, "runs a child as nobody")
     # the harness directory is 0700: a child turned into uid 65534 may not reach the socket
     pid = os.fork()
     if pid == 0:  # child: never return into pytest

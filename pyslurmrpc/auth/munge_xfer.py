@@ -24,7 +24,7 @@ import stat as _stat
 from dataclasses import dataclass
 from typing import Optional
 
-from ..effects import Close, Connect, Flow, Recv, Send, Sleep, Stat
+from ..effects import Close, Connect, Flow, Now, Recv, Send, Sleep, Stat
 from .errors import MungeError, MungeSocketError, munge_error
 from .munge_constants import (
     MAX_RESPONSE_LEN, MSG_HDR_SIZE, SOCKET_CONNECT_ATTEMPTS, SOCKET_CONNECT_RETRY_MS,
@@ -83,16 +83,29 @@ def _connect(path: str, policy: RetryPolicy) -> Flow:
     raise _os_failure(f'Failed to connect to "{path}"', failure)
 
 
+def _left(deadline: float, now: float) -> float:
+    """Seconds left before ``deadline``; none left is a timeout like the kernel's."""
+    if now >= deadline:
+        raise TimeoutError("Timed-out")
+    return deadline - now
+
+
 def _exchange(conn, request: bytes, rsp_type: int, timeout: float) -> Flow:
-    """Send one request on the open connection and return the response body."""
+    """Send one request on the open connection and return the response body.
+
+    ``timeout`` bounds the whole exchange, as libmunge's fd_timed_read_n bounds
+    a whole message: a munged that trickles a byte at a time still fails on time
+    (each action gets what is left; the runner bounds each action as a whole).
+    """
     what = "Failed to send message"
     try:
+        deadline = (yield Now()) + timeout
         yield Send(conn, request, timeout)
         what = "Failed to receive message header"
-        hdr = yield Recv(conn, MSG_HDR_SIZE, timeout)
+        hdr = yield Recv(conn, MSG_HDR_SIZE, _left(deadline, (yield Now())))
         _, _, size = unpack_header(hdr, rsp_type, MAX_RESPONSE_LEN)
         what = "Failed to receive message body"
-        body = yield Recv(conn, size, timeout)
+        body = yield Recv(conn, size, _left(deadline, (yield Now())))
     except OSError as err:
         raise _os_failure(what, err) from None
     if len(body) != size:

@@ -41,6 +41,17 @@ class _Formatter(argparse.HelpFormatter):
         return super()._format_args(action, default_metavar)
 
 
+def _seconds(text: str) -> float:
+    """--timeout: a finite number above 0 (argparse turns the error into a usage message)."""
+    from ..client import validate
+
+    try:
+        return validate.timeout(float(text), "--timeout")
+    except (ValueError, PyslurmrpcError) as exc:
+        raise argparse.ArgumentTypeError(
+            f"must be a number of seconds above 0 and at most {validate.TIMEOUT_MAX}, not {text!r}") from exc
+
+
 def _parser() -> argparse.ArgumentParser:
     """Global options, then a subcommand whose words (``-1``, ``--help`` too) are its own."""
     p = argparse.ArgumentParser(prog="pyslurmrpc", description="Slurm's checkpoint RPCs without libslurm.",
@@ -50,7 +61,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--auth", choices=("munge", "none"), help="authentication (default: slurm.conf's, else munge)")
     p.add_argument("--munge-socket", help="munged's socket")
     p.add_argument("--protocol", choices=("17.11", "18.08", "19.05"), help="protocol version (default 19.05)")
-    p.add_argument("--timeout", type=float, help="seconds, replaces MessageTimeout")
+    p.add_argument("--timeout", type=_seconds, metavar="SECONDS",
+                   help="seconds above 0 (at most 65535), replaces MessageTimeout (default: slurm.conf's, else 10)")
     p.add_argument("--json", action="store_true", help="one JSON object per result")
     p.add_argument("-v", "--verbose", action="count", default=0, help="log every RPC, credentials redacted")
     commands = p.add_subparsers(dest="command", metavar="COMMAND",
@@ -64,14 +76,15 @@ def _parser() -> argparse.ArgumentParser:
 
 def make_client(opts):
     """A Client from the global options: --controller, else slurm.conf."""
-    from ..client import Client
+    from ..client import Client, validate
 
     extra = {k: v for k, v in (("auth", opts.auth), ("munge_socket", opts.munge_socket),
-                               ("protocol_version", opts.protocol), ("timeout", opts.timeout)) if v}
+                               ("protocol_version", opts.protocol), ("timeout", opts.timeout))
+             if v is not None}
     if opts.controller:
-        host, _, port = opts.controller.rpartition(":") if ":" in opts.controller else (opts.controller, "", "")
+        host, port = validate.controller_address(opts.controller, SLURMCTLD_PORT)
         extra.setdefault("auth", "munge")
-        return Client(host, int(port) if port else SLURMCTLD_PORT, **extra)
+        return Client(host, port, **extra)
     return Client.from_slurm_conf(opts.conf, **extra)
 
 
@@ -140,7 +153,11 @@ def _dispatch(opts) -> int:
         import importlib
 
         module, func = DELEGATED[opts.command]
-        return getattr(importlib.import_module(module), func)(opts.args) or 0
+        try:
+            return getattr(importlib.import_module(module), func)(opts.args) or 0
+        except PyslurmrpcError as exc:  # e.g. decode --munge-key with a short key file
+            print(f"pyslurmrpc {opts.command}: {exc}", file=sys.stderr)
+            return 1
     try:
         return {"checkpoint": _checkpoint, "ping": _ping}[opts.command](opts)
     except PyslurmrpcError as exc:

@@ -18,6 +18,8 @@ from ..auth.slurm_auth import AsyncMungeAuth, NoneAuth
 from ..fake import Cluster, FakeSlurmctld, FakeSlurmd
 
 JOB, PENDING_JOB, NODES = 42, 43, ("n1", "n2")
+#: the whole first paragraph of the module docstring (its first line alone stops mid-sentence)
+DESCRIPTION = " ".join(__doc__.split("\n\n")[0].replace("``", "").split())
 
 
 def _munge_works(socket_path) -> bool:
@@ -104,7 +106,9 @@ def run(munge_socket=None, out=print) -> int:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="pyslurmrpc demo", description=__doc__.splitlines()[0])
-    p.add_argument("--munge-socket", help="munged socket (default: libmunge's)")
+    p = argparse.ArgumentParser(prog="pyslurmrpc demo", description=DESCRIPTION)
+    p.add_argument("--munge-socket", metavar="PATH",
+                   help="munged socket (default: libmunge's, /run/munge/munge.socket.2); auth/none when "
+                        "no munged answers there")
     opts = p.parse_args(argv)
     return run(opts.munge_socket)

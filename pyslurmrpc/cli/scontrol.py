@@ -13,13 +13,15 @@ import re
 import time
 from dataclasses import dataclass, field
 
-from ..errors import CheckpointUnsupported, PyslurmrpcError, slurm_errno_of
+from ..errors import AuthError, CheckpointUnsupported, PyslurmrpcError, slurm_errno_of
 from ..slurm_errno import SlurmErrno, text_of
 from ..wire.constants import NO_VAL
 
 #: update_job.c CKPT_WAIT: default MaxWait
 CKPT_WAIT = 10
 ESLURM_DISABLED = int(SlurmErrno.ESLURM_DISABLED)
+#: auth_munge.c's error() text when this host's munged cannot mint a credential
+LOCAL_MUNGE_FAILURE = "Munge encode failed"
 
 #: (operation, minimum letters) in scontrol's matching order: "re" is requeue, restart needs "res"
 OPERATIONS = (("able", 1), ("complete", 2), ("disable", 1), ("enable", 2), ("create", 2),
@@ -145,7 +147,14 @@ def checkpoint(client_factory, words: list[str]) -> Outcome:
     job, step = ids
     out.record.update(operation=op, job_id=job, step_id=step)
     try:
-        result = _run_operation(client_factory(), op, job, step, opts)
+        client = client_factory()
+    except PyslurmrpcError as exc:  # no slurm.conf, a bad --controller...: say that, not an errno text
+        out.stderr.append(f"pyslurmrpc: {exc}")
+        out.record.update(errno=None, error=str(exc))
+        out.exit_code = 1
+        return out
+    try:
+        result = _run_operation(client, op, job, step, opts)
     except CheckpointUnsupported as exc:
         out.stderr.append(str(exc))
         out.record.update(errno=None, error=str(exc))
@@ -158,6 +167,10 @@ def checkpoint(client_factory, words: list[str]) -> Outcome:
             out.stdout.append("No")
             out.record["result"] = "No"
             return out
+        if isinstance(exc, AuthError) and str(exc).startswith(LOCAL_MUNGE_FAILURE):
+            # libslurm logs this line (auth_munge.c) before scontrol's: the hint a bare
+            # "Protocol authentication error" lacks (munged not running, wrong socket)
+            out.stderr.append(f"pyslurmrpc: error: {str(exc).split(' [slurm errno', 1)[0]}")
         out.stderr.append(f"scontrol_checkpoint error: {text_of(errno)}")
         out.exit_code = 1
         return out

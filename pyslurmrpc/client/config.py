@@ -18,6 +18,16 @@ from ..errors import ConfigError
 from ..hostlist import HostlistError, expand
 
 MAX_INCLUDE_DEPTH = 16
+#: files read for one slurm.conf, Includes counted: eight Includes six deep would be 262,144 reads
+MAX_INCLUDE_FILES = 1024
+#: bytes read for one slurm.conf, Includes counted (a cluster of 100,000 nodes needs a few MiB)
+MAX_CONF_BYTES = 64 << 20
+#: characters of a bad line or value an error message quotes
+MAX_QUOTED = 80
+#: the largest value a uint16 key takes (s_p_get_uint16)
+U16_MAX = 65535
+#: read_config.c: TreeWidth above this is refused
+TREE_WIDTH_MAX = 65533
 _PAIR = re.compile(r'\s*([A-Za-z0-9_.]+)\s*[-+*/]?=\s*("(?:[^"]*)"|\S*)')
 _HOST = re.compile(r"^([^()\s]+)(?:\(([^()\s]+)\))?$")
 
@@ -113,11 +123,21 @@ def _value(scalars, key):
     return scalars.get(key, (defaults.BY_KEY.get(key), None, None))
 
 
-def _int(scalars, key) -> int:
+def _shown(value) -> str:
+    """repr() capped at MAX_QUOTED characters: an error never quotes a 50 MB line back."""
+    text = repr(value)
+    return text if len(text) <= MAX_QUOTED else f"{text[:MAX_QUOTED - 3]}... ({len(value)} characters)"
+
+
+def _int(scalars, key, low: int = 0, high: int = U16_MAX) -> int:
+    """A decimal whole number within [low, high] (ASCII digits only: '²'.isdigit() is True)."""
     value, where, line = _value(scalars, key)
-    if value is None or not value.isdigit():
-        raise ConfigError(f"{key} must be a whole number, not {value!r}", path=where, line=line)
-    return int(value)
+    if value is None or not (value.isascii() and value.isdigit()):
+        raise ConfigError(f"{key} must be a whole number, not {_shown(value)}", path=where, line=line)
+    number = int(value)
+    if not low <= number <= high:
+        raise ConfigError(f"{key} must be from {low} to {high}, not {number}", path=where, line=line)
+    return number
 
 
 def _build(conf_path, scalars, hosts, nodes) -> SlurmConfig:
@@ -125,22 +145,23 @@ def _build(conf_path, scalars, hosts, nodes) -> SlurmConfig:
     return SlurmConfig(
         path=str(conf_path), cluster_name=_value(scalars, "clustername")[0],
         controllers=_controllers(hosts, scalars), slurmctld_port=port, slurmctld_port_count=count,
-        slurmd_port=_int(scalars, "slurmdport"), nodes=nodes,
+        slurmd_port=_int(scalars, "slurmdport", 1), nodes=nodes,
         auth_type=_value(scalars, "authtype")[0], auth_info=_value(scalars, "authinfo")[0],
-        message_timeout=_int(scalars, "messagetimeout"), tcp_timeout=_int(scalars, "tcptimeout"),
+        # a timeout of 0 would fail every call at once: refused rather than passed on
+        message_timeout=_int(scalars, "messagetimeout", 1), tcp_timeout=_int(scalars, "tcptimeout", 1),
         slurmctld_timeout=_int(scalars, "slurmctldtimeout"),
-        tree_width=_int(scalars, "treewidth") or defaults.TREE_WIDTH, slurm_user=_value(scalars, "slurmuser")[0],
+        tree_width=_int(scalars, "treewidth", 0, TREE_WIDTH_MAX) or defaults.TREE_WIDTH, slurm_user=_value(scalars, "slurmuser")[0],
     )
 
 
 def _port_range(value: str, where, line) -> tuple[int, int]:
-    match = re.fullmatch(r"(\d+)(?:-(\d+))?", value or "")
+    match = re.fullmatch(r"([0-9]+)(?:-([0-9]+))?", value or "")
     if not match:
-        raise ConfigError(f"SlurmctldPort {value!r} is not a port or a port range", path=where, line=line)
+        raise ConfigError(f"SlurmctldPort {_shown(value)} is not a port or a port range", path=where, line=line)
     low = int(match.group(1))
     high = int(match.group(2) or low)
     if not 0 < low <= high <= 65535:
-        raise ConfigError(f"SlurmctldPort {value!r} is out of range", path=where, line=line)
+        raise ConfigError(f"SlurmctldPort {_shown(value)} is out of range", path=where, line=line)
     return low, high - low + 1
 
 
@@ -162,7 +183,7 @@ def _controllers(hosts, scalars) -> tuple[Controller, ...]:
 def _parse_host(value: str, where, line) -> Controller:
     match = _HOST.match(value)
     if not match:
-        raise ConfigError(f"bad SlurmctldHost value {value!r}", path=where, line=line)
+        raise ConfigError(f"bad SlurmctldHost value {_shown(value)}", path=where, line=line)
     name, addr = match.groups()
     return Controller(name, addr or name)
 
@@ -176,9 +197,11 @@ def _nodes(pairs: dict, where, line, scalars) -> dict[str, NodeAddress]:
         addrs = expand(pairs.get("nodeaddr") or pairs.get("nodehostname") or names_expr)
         ports = expand(f"[{pairs['port']}]") if "port" in pairs else []
     except HostlistError as exc:
-        raise ConfigError(str(exc), path=where, line=line) from None
+        raise ConfigError(_capped(str(exc)), path=where, line=line) from None
     if len(addrs) < len(names) or len(ports) not in (0, 1, len(names)):
-        raise ConfigError(f"NodeAddr/Port counts do not match NodeName {names_expr!r}", path=where, line=line)
+        raise ConfigError(f"NodeAddr/Port counts do not match NodeName {_shown(names_expr)}", path=where, line=line)
+    if any(not (p.isascii() and p.isdigit() and 0 < int(p) <= U16_MAX) for p in ports):
+        raise ConfigError(f"Port of NodeName {_shown(names_expr)} must be from 1 to {U16_MAX}", path=where, line=line)
     port_of = (lambda i: int(ports[i])) if len(ports) > 1 else (lambda i: int(ports[0]) if ports else None)
     return {name: NodeAddress(addrs[i], port_of(i)) for i, name in enumerate(names)}
 
@@ -186,12 +209,43 @@ def _nodes(pairs: dict, where, line, scalars) -> dict[str, NodeAddress]:
 # ---------------------------------------------------------------------------
 # lexing
 # ---------------------------------------------------------------------------
-def _logical_lines(path: Path):
-    """(line number, text) with comments removed and backslash continuations joined."""
+def _capped(text: str) -> str:
+    return text if len(text) <= 4 * MAX_QUOTED else text[:4 * MAX_QUOTED - 3] + "..."
+
+
+class _Budget:
+    """What one read_slurm_conf may still read: files and bytes, Includes counted."""
+
+    def __init__(self):
+        self.files, self.bytes = MAX_INCLUDE_FILES, MAX_CONF_BYTES
+
+    def take(self, path: Path) -> bytes:
+        self.files -= 1
+        if self.files < 0:
+            raise ConfigError(f"more than {MAX_INCLUDE_FILES} files read through Include", path=str(path))
+        try:
+            with open(path, "rb") as f:
+                data = f.read(self.bytes + 1)
+        except OSError as exc:
+            raise ConfigError(f"cannot read: {exc.strerror}", path=str(path)) from None
+        self.bytes -= len(data)
+        if self.bytes < 0:
+            raise ConfigError(f"more than {MAX_CONF_BYTES} bytes read through Include", path=str(path))
+        return data
+
+
+def _decode(data: bytes, path: Path) -> str:
+    """UTF-8 text (ASCII is what Slurm expects); other bytes are a ConfigError naming the line."""
     try:
-        raw = path.read_text().splitlines()
-    except OSError as exc:
-        raise ConfigError(f"cannot read: {exc.strerror}", path=str(path)) from None
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(f"byte 0x{data[exc.start]:02x} is not text (UTF-8)", path=str(path), line=line) from None
+
+
+def _logical_lines(path: Path, budget: _Budget):
+    """(line number, text) with comments removed and backslash continuations joined."""
+    raw = _decode(budget.take(path), path).splitlines()
     buf, start = "", None
     for number, text in enumerate(raw, 1):
         text = re.sub(r"(?<!\\)#.*", "", text).replace("\\#", "#")
@@ -212,25 +266,27 @@ def _line_pairs(text: str, where: str, number: int) -> dict[str, str]:
     while pos < len(text):
         match = _PAIR.match(text, pos)
         if not match or match.end() == pos:
-            raise ConfigError(f"cannot parse {text[pos:].strip()!r} (expected key=value)", path=where, line=number)
+            raise ConfigError(f"cannot parse {_shown(text[pos:].strip())} (expected key=value)",
+                              path=where, line=number)
         pairs[match.group(1).lower()] = match.group(2).strip('"')
         pos = match.end()
         if pos < len(text) and not text[pos].isspace():
-            raise ConfigError(f"cannot parse {text[pos:].strip()!r}", path=where, line=number)
+            raise ConfigError(f"cannot parse {_shown(text[pos:].strip())}", path=where, line=number)
     return pairs
 
 
-def _walk(path: Path, depth: int):
-    """Yield (pairs, file, line) for every logical line, following Include."""
+def _walk(path: Path, depth: int, budget: _Budget | None = None):
+    """Yield (pairs, file, line) for every logical line, following Include within the budget."""
+    budget = budget or _Budget()
     if depth > MAX_INCLUDE_DEPTH:
         raise ConfigError("Include nested too deeply", path=str(path))
-    for number, text in _logical_lines(path):
+    for number, text in _logical_lines(path, budget):
         stripped = text.strip()
         if not stripped:
             continue
         head = stripped.split(None, 1)
         if head[0].lower() == "include" and len(head) == 2 and "=" not in head[0]:
             target = Path(head[1].strip())
-            yield from _walk(target if target.is_absolute() else path.parent / target, depth + 1)
+            yield from _walk(target if target.is_absolute() else path.parent / target, depth + 1, budget)
             continue
         yield _line_pairs(stripped, str(path), number), str(path), number

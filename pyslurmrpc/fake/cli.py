@@ -17,6 +17,7 @@ from typing import Optional
 
 from pyslurmrpc import defaults
 from pyslurmrpc.auth.slurm_auth import AsyncMungeAuth, NoneAuth
+from pyslurmrpc.errors import PyslurmrpcError
 
 from .clock import SettableClock, system_clock
 from .cluster import Cluster, fixture_cluster
@@ -24,23 +25,55 @@ from .daemons import PLUGINS, FakeSlurmctld, FakeSlurmd
 from .replay import ReplayDaemon
 
 
+def _port(text: str) -> int:
+    """--port: 0 (any free port) to 65535."""
+    if not (text.isascii() and text.isdigit()) or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"must be a port from 0 to 65535, not {text!r}")
+    return int(text)
+
+
+def _seconds(text: str) -> float:
+    """--message-timeout: seconds above 0, at most 65535 (the client's rule)."""
+    from pyslurmrpc.client import validate
+
+    try:
+        return validate.timeout(float(text), "--message-timeout")
+    except (ValueError, PyslurmrpcError):
+        raise argparse.ArgumentTypeError(f"must be a number of seconds above 0 and at most "
+                                         f"{validate.TIMEOUT_MAX}, not {text!r}") from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The option parser (the lead's CLI can embed it as a sub-command)."""
-    p = argparse.ArgumentParser(prog="pyslurmrpc fake-slurmctld",
-                                description="Fake Slurm 19.05 slurmctld (and slurmd) for checkpoint RPCs.")
-    p.add_argument("--cluster", help="cluster TOML file (default: the recordings' cluster)")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=0, help="0 picks a free port")
-    p.add_argument("--auth", choices=("none", "munge"), default="none")
-    p.add_argument("--munge-socket", help="munged socket (default: libmunge's)")
-    p.add_argument("--plugin", choices=sorted(PLUGINS), default="ompi")
+    p = argparse.ArgumentParser(
+        prog="pyslurmrpc fake-slurmctld",
+        description="Fake Slurm 19.05 slurmctld (and slurmd) for checkpoint RPCs. Prints 'listening on "
+                    "HOST:PORT' (and one line per fake slurmd), then serves until interrupted.",
+        epilog="Without --cluster the jobs are those of the recordings in fixtures/: jobs 2 and 5 running "
+               "(batch step and step 0), 3 cancelled, 4 pending, all owned by the user running the fake, "
+               "who is also its SlurmUser.")
+    p.add_argument("--cluster", metavar="TOML",
+                   help="cluster description (jobs, owners, nodes; see Cluster.from_toml) "
+                        "(default: the recordings' cluster, owned by the user running the fake)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    p.add_argument("--port", type=_port, default=0,
+                   help="TCP port; 0 picks a free one and prints it (default: 0; slurmctld's own is "
+                        f"{defaults.SLURMCTLD_PORT})")
+    p.add_argument("--auth", choices=("none", "munge"), default="none",
+                   help="authentication the fake demands (default: none)")
+    p.add_argument("--munge-socket", metavar="PATH", help="munged socket for --auth munge (default: libmunge's)")
+    p.add_argument("--plugin", choices=sorted(PLUGINS), default="ompi",
+                   help="CheckpointType the fake runs (default: ompi)")
     p.add_argument("--slurmd", action="store_true",
-                   help="also run a fake slurmd for each node of the cluster")
-    p.add_argument("--message-timeout", type=float, default=float(defaults.MESSAGE_TIMEOUT))
-    p.add_argument("--clock", type=int, help="fixed clock (UNIX seconds) instead of the wall clock")
+                   help="also run a fake slurmd for each node of the cluster (default: no)")
+    p.add_argument("--message-timeout", type=_seconds, metavar="SECONDS", default=float(defaults.MESSAGE_TIMEOUT),
+                   help=f"MessageTimeout of the fake, seconds (default: {defaults.MESSAGE_TIMEOUT})")
+    p.add_argument("--clock", type=int, metavar="SECONDS",
+                   help="fixed clock (UNIX seconds) instead of the wall clock (default: the wall clock)")
     p.add_argument("--no-srun-completion", action="store_true",
                    help="ompi: do not model srun's completion after create/vacate")
-    p.add_argument("--srun-pid", default="14906", help="ompi: error_msg of srun's completion")
+    p.add_argument("--srun-pid", default="14906", metavar="TEXT",
+                   help="ompi: error_msg of srun's completion (default: 14906)")
     p.add_argument("--replay", metavar="DIR", help="answer from recordings instead of the rules")
     return p
 
@@ -101,6 +134,9 @@ def main_fake_slurmctld(argv: Optional[list[str]] = None) -> int:
         asyncio.run(serve(args))
     except KeyboardInterrupt:
         pass
+    except (PyslurmrpcError, OSError) as exc:  # a bad --cluster file, a port in use: one line, no traceback
+        print(f"pyslurmrpc fake-slurmctld: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

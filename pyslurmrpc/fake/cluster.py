@@ -12,13 +12,20 @@ built in Python.
 from __future__ import annotations
 
 import enum
+import os
 import tomllib
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from pyslurmrpc import defaults
-from pyslurmrpc.hostlist import expand
+from pyslurmrpc.errors import ConfigError
+from pyslurmrpc.hostlist import HostlistError, expand
 from pyslurmrpc.wire import SLURM_BATCH_SCRIPT
+
+
+#: the work dir of a fake job when none is given (a real sbatch job has the directory it was
+#: submitted from); only a default image dir, nothing is written there by the rules themselves
+DEFAULT_WORK_DIR = "/tmp"
 
 
 class JobState(enum.Enum):
@@ -65,7 +72,16 @@ class Job:
     nodes: tuple[str, ...] = ("localhost",)
     steps: dict[int, Step] = field(default_factory=dict)
     has_details: bool = True
-    ckpt_dir: Optional[str] = None  # details->ckpt_dir: default image dir of the job
+    ckpt_dir: Optional[str] = None  # the --checkpoint-dir the job was submitted with
+    #: the job's working directory (sbatch: where it was run); None only for a job submitted
+    #: through the API without one
+    work_dir: Optional[str] = DEFAULT_WORK_DIR
+
+    @property
+    def details_ckpt_dir(self) -> Optional[str]:
+        """details->ckpt_dir: the submitted checkpoint dir, else the work dir
+        (job_mgr.c _copy_job_desc_to_job_record), so a submitted job nearly always has one."""
+        return self.ckpt_dir if self.ckpt_dir is not None else self.work_dir
 
     def add_step(self, step_id: int, **kw) -> Step:
         """Add (or replace) a step record; its nodes default to the job's."""
@@ -129,13 +145,24 @@ class Cluster:
             state = "running"                  # pending/running/suspended/completed/cancelled/failed
             batch = true                       # running batch jobs get the batch step record
             nodes = "n[1-2]"                   # hostlist expression
-            ckpt_dir = "/home/u/ckpt"          # optional default image dir
+            ckpt_dir = "/home/u/ckpt"          # optional default image dir (else work_dir)
+            work_dir = "/home/u"               # optional, default /tmp
             [[jobs.steps]]
             step_id = 0                        # other keys: nodes, srun, tasks_started,
                                                # suspended, ckpt_dir (see Step)
         """
-        with open(path, "rb") as fh:
-            return cls.from_dict(tomllib.load(fh))
+        try:
+            with open(path, "rb") as fh:
+                data = tomllib.load(fh)
+        except OSError as exc:
+            raise ConfigError(f"cannot read: {exc.strerror}", path=str(path)) from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"not TOML: {exc}", path=str(path)) from None
+        try:
+            return cls.from_dict(data)
+        except (KeyError, TypeError, ValueError, AttributeError, HostlistError) as exc:
+            # a missing key, a string where a number belongs, a bad state name or node list
+            raise ConfigError(f"bad cluster description: {type(exc).__name__}: {exc}", path=str(path)) from None
 
     @classmethod
     def from_dict(cls, data: dict) -> "Cluster":
@@ -167,16 +194,19 @@ def _load_job(cluster: Cluster, spec: dict) -> None:
         job.add_step(step.pop("step_id"), **step)
 
 
-def fixture_cluster() -> Cluster:
+def fixture_cluster(owner: Optional[int] = None) -> Cluster:
     """The cluster of the recordings in fixtures/ (fixtures/README.md, notes/fake_rules.md).
 
-    SlurmUser root, JobCheckpointDir /opt/s19/ckpt, one node ``localhost``;
-    job 2 and 5 running batch jobs of root with step 0 (srun) and the batch
-    step, job 3 cancelled, job 4 pending.
+    SlurmUser and owner of every job: ``owner``, by default whoever runs the
+    fake (root in the recordings), so that a client run by the same user
+    (auth/none sends the caller's uid) is allowed what root was; JobCheckpointDir
+    /opt/s19/ckpt, one node ``localhost``; job 2 and 5 running batch jobs with
+    step 0 (srun) and the batch step, job 3 cancelled, job 4 pending.
     """
-    cluster = Cluster(slurm_user=0, job_checkpoint_dir="/opt/s19/ckpt")
-    cluster.add_job(2, 0, "running", batch=True, steps=[0])
-    cluster.add_job(3, 0, "cancelled", batch=True)
-    cluster.add_job(4, 0, "pending", batch=True)
-    cluster.add_job(5, 0, "running", batch=True, steps=[0])
+    uid = os.geteuid() if owner is None else owner
+    cluster = Cluster(slurm_user=uid, job_checkpoint_dir="/opt/s19/ckpt")
+    cluster.add_job(2, uid, "running", batch=True, steps=[0])
+    cluster.add_job(3, uid, "cancelled", batch=True)
+    cluster.add_job(4, uid, "pending", batch=True)
+    cluster.add_job(5, uid, "running", batch=True, steps=[0])
     return cluster

@@ -162,7 +162,7 @@ class Controller:
         if body.op in JOB_RECORD_OPS:
             if not job.has_details:
                 return codes.ESLURM_DISABLED, {}
-            image_dir = given(image_dir, job.ckpt_dir)
+            image_dir = given(image_dir, job.details_ckpt_dir)  # spec §6 row 7
             if image_dir is None:
                 return codes.ESLURM_DISABLED, {}
             # _checkpoint_job_record: kept in memory (a file error is not modelled)

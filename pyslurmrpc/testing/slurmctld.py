@@ -35,6 +35,7 @@ from pyslurmrpc.wire import MsgType
 from .netio import (  # noqa: F401  (re-exported)
     IO_TIMEOUT, LOOPBACK, Transcript, exchange, free_port, message_hash, ping_frame, wire_ping,
 )
+from .ci import needs_root
 from .process import ChildHarness, start_or_skip
 from .releases import Release, ReleaseUnavailable, prepare
 
@@ -281,13 +282,15 @@ class SlurmctldHarness(ChildHarness):
 
 
 def slurmctld_or_skip(pytest, munge_socket: str, **kwargs) -> SlurmctldHarness:
-    """Start a harness for a pytest fixture: skip without slurmctld, but fail under CI."""
+    """Start a harness for a pytest fixture: skip without slurmctld (or root), but fail under CI."""
+    needs_root(pytest, "slurmctld runs with SlurmUser=root (it sets gid 0)")
     return start_or_skip(pytest, lambda: SlurmctldHarness(munge_socket, **kwargs).start(),
                          SlurmctldNotFound, "real-slurmctld")
 
 
 def release_slurmctld_or_skip(pytest, munge_socket: str, release: str, **kwargs) -> SlurmctldHarness:
     """Start a harness of ``release`` ("20.11"...): skip when it cannot be had, but fail under CI."""
+    needs_root(pytest, "slurmctld runs with SlurmUser=root (it sets gid 0)")
     def start():
         return SlurmctldHarness(munge_socket, release=prepare(release), **kwargs).start()
     return start_or_skip(pytest, start, (SlurmctldNotFound, ReleaseUnavailable), f"Slurm {release}")

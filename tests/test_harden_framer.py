@@ -1,0 +1,66 @@
+"""The framer's exact size limit (issue 14: tested before only by the random fuzzer).
+
+slurm_protocol_socket.c (19.05) refuses ``msglen > MAX_MSG_SIZE`` with MAX_MSG_SIZE 1 GiB: a
+prefix of exactly 1 GiB is allowed, one byte more is refused as soon as the 4 prefix bytes are in.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from pyslurmrpc.errors import FrameTooLargeError, TruncatedError
+from pyslurmrpc.wire.codec import check_prefix
+from pyslurmrpc.wire.constants import MAX_MSG_SIZE
+from pyslurmrpc.wire.framer import Framer
+
+
+def prefix(n: int) -> bytes:
+    return n.to_bytes(4, "big")
+
+
+def test_max_msg_size_is_one_gib():
+    assert MAX_MSG_SIZE == 1 << 30
+
+
+def test_default_framer_accepts_exactly_the_limit():
+    framer = Framer()
+    assert framer.feed(prefix(MAX_MSG_SIZE)) == []  # waits for the body, no error
+    assert framer.pending == 4
+
+
+def test_default_framer_refuses_one_byte_more_on_the_prefix_alone():
+    framer = Framer()
+    with pytest.raises(FrameTooLargeError) as exc:
+        framer.feed(prefix(MAX_MSG_SIZE + 1))
+    assert exc.value.field == "length" and str(MAX_MSG_SIZE + 1) in str(exc.value)
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3, 4])
+def test_refused_however_the_prefix_is_split(chunk):
+    framer = Framer()
+    data = prefix(MAX_MSG_SIZE + 1)
+    with pytest.raises(FrameTooLargeError):
+        for i in range(0, 4, chunk):
+            framer.feed(data[i:i + chunk])
+
+
+def test_small_limit_boundary_both_sides():
+    ok = Framer(max_size=10)
+    assert ok.feed(prefix(10) + b"x" * 10) == [prefix(10) + b"x" * 10]
+    with pytest.raises(FrameTooLargeError):
+        Framer(max_size=10).feed(prefix(11))
+
+
+def test_frames_before_an_oversized_prefix_are_kept():
+    framer = Framer(max_size=10)
+    good = prefix(2) + b"ab"
+    assert framer.feed(good + prefix(11)) == [good]
+    with pytest.raises(FrameTooLargeError):
+        framer.feed(b"")
+
+
+def test_check_prefix_boundary():
+    with pytest.raises(TruncatedError):          # allowed size, body missing
+        check_prefix(prefix(MAX_MSG_SIZE))
+    with pytest.raises(FrameTooLargeError):      # one more: too large, whatever follows
+        check_prefix(prefix(MAX_MSG_SIZE + 1))
