@@ -127,8 +127,18 @@ def _sync_send(action: Send) -> None:
 def _sync_recv(action: Recv) -> bytes:
     conn, size = action.conn, action.size
     data, sock = conn.pending, conn.sock
+    deadline = None
     try:
         while len(data) < size:
+            if deadline is None:      # the first read: SO_RCVTIMEO (the connect's timeout) bounds it
+                deadline = time.monotonic() + action.timeout
+            else:                     # a peer that trickles: what is left of the action's timeout
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise BlockingIOError
+                ms = max(int(left * 1000), 1)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO,
+                                struct.pack("@ll", ms // 1000, ms % 1000 * 1000))
             chunk = sock.recv(max(_RECV_CHUNK, size - len(data)))
             if not chunk:
                 break
@@ -323,10 +333,14 @@ def _try_recv(action: Recv):
 
 
 async def _async_recv(action: Recv) -> bytes:
+    return await _bounded(_async_recv_all(action), action.timeout)  # one bound for the whole read
+
+
+async def _async_recv_all(action: Recv) -> bytes:
     conn, size, loop = action.conn, action.size, asyncio.get_running_loop()
     data = conn.pending
     while len(data) < size:
-        chunk = await _bounded(loop.sock_recv(conn.sock, max(_RECV_CHUNK, size - len(data))), action.timeout)
+        chunk = await loop.sock_recv(conn.sock, max(_RECV_CHUNK, size - len(data)))
         if not chunk:
             break
         data += chunk

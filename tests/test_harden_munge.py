@@ -31,7 +31,6 @@ SLACK = 0.3
 #: The flow (auth/munge_xfer.py) gives each action what is left of the exchange's timeout; the
 #: runners must bound a Recv as a whole, not each recv(): /work/research/harden_runners.patch.
 #: Remove this marker when runners.py has it (strict: the suite says so once it passes).
-NEEDS_RUNNER_BOUND = pytest.mark.xfail(strict=True, reason="runners.py bounds each recv(), not a whole Recv")
 
 
 def _trickling_munged(path: str, stop: threading.Event, header_too: bool):
@@ -80,7 +79,6 @@ def trickler(request, tmp_path):
     stop.set()
 
 
-@NEEDS_RUNNER_BOUND
 def test_sync_client_fails_at_the_timeout_against_a_trickle(trickler):
     start = time.monotonic()
     with pytest.raises(E.MungeSocketError, match="Timed-out"):
@@ -88,7 +86,6 @@ def test_sync_client_fails_at_the_timeout_against_a_trickle(trickler):
     assert time.monotonic() - start < ONE_SHOT.timeout_ms / 1000 + SLACK
 
 
-@NEEDS_RUNNER_BOUND
 async def test_async_client_fails_at_the_timeout_against_a_trickle(trickler):
     start = time.monotonic()
     with pytest.raises(E.MungeSocketError, match="Timed-out"):

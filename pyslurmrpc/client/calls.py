@@ -16,6 +16,7 @@ from ..wire import CheckOp, Message, MsgType, SLURM_BATCH_SCRIPT
 from ..wire.bodies import (
     Body, CheckpointCompMsg, CheckpointMsg, CheckpointTaskCompMsg, CheckpointTasksMsg, PingMsg,
 )
+from . import validate
 from .fanout import SLURM_COMMUNICATIONS_CONNECTION_ERROR
 
 U16, U32 = 0xFFFF, 0xFFFFFFFF
@@ -48,11 +49,7 @@ def _time(name: str, value) -> int:
 
 
 def _text(name: str, value):
-    if value is None:
-        return None
-    if not isinstance(value, str) or "\0" in value:
-        raise InvalidArgumentError(f"{name} must be a string without NUL characters or None, not {value!r}")
-    return value
+    return validate.text(value, name)
 
 
 # ---------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from ..wire import (
     MAX_MSG_SIZE, CHECKPOINT_VERSIONS, VERSIONS, Address, Forward, Header, Message, decode_message, encode_message,
     version_code,
 )
+from . import validate
 from .calls import Call
 from .config import SlurmConfig, read_slurm_conf
 
@@ -90,6 +91,16 @@ def settings_from_args(host, port=DEFAULT_SLURMCTLD_PORT, *, backups=(), auth="m
                        connect_timeout=DEFAULT_CONNECT_TIMEOUT, auth_ttl=None,
                        slurmctld_timeout=DEFAULT_SLURMCTLD_TIMEOUT) -> Settings:
     """Settings for ``Client(host, port, ...)``; backups are host or (host, port) items."""
+    host, port = validate.host(host), validate.port(port)
+    timeout = None if timeout is None else validate.timeout(timeout)
+    connect_timeout = validate.timeout(connect_timeout, "connect_timeout")
+    slurmd_port = validate.port(slurmd_port, "slurmd_port")
+    munge_socket = validate.socket_path(munge_socket)
+    backups = tuple(validate.host(b, "backups") if isinstance(b, str)
+                    else (validate.host(b[0], "backups"), validate.port(b[1], "backup port")) for b in backups)
+    nodes = {name: (validate.host(addr, f"nodes[{name!r}]"),
+                    None if p is None else validate.port(p, f"nodes[{name!r}] port"))
+             for name, (addr, p) in dict(nodes or {}).items()}
     controllers = (Endpoint(host, host, port),) + tuple(
         Endpoint(b, b, port, i) if isinstance(b, str) else Endpoint(b[0], b[0], b[1], i)
         for i, b in enumerate(backups, 1))
@@ -99,7 +110,7 @@ def settings_from_args(host, port=DEFAULT_SLURMCTLD_PORT, *, backups=(), auth="m
         pinned=protocol_version is not None,
         message_timeout=DEFAULT_MESSAGE_TIMEOUT if timeout is None else float(timeout),
         connect_timeout=min(connect_timeout, DEFAULT_MESSAGE_TIMEOUT if timeout is None else float(timeout)),
-        tree_width=tree_width_arg(tree_width), auth=auth, munge_socket=munge_socket, auth_ttl=auth_ttl,
+        tree_width=validate.tree_width(tree_width), auth=auth, munge_socket=munge_socket, auth_ttl=auth_ttl,
         slurmctld_timeout=_seconds("slurmctld_timeout", slurmctld_timeout))
 
 
@@ -120,6 +131,12 @@ def settings_from_conf(path=None, **overrides) -> Settings:
         slurmctld_timeout=conf.slurmctld_timeout)
     if "timeout" in overrides:
         overrides["message_timeout"] = overrides.pop("timeout")
+    for key, check in (("message_timeout", validate.timeout), ("connect_timeout", validate.timeout),
+                       ("tree_width", validate.tree_width), ("slurmd_port", validate.port)):
+        if overrides.get(key) is not None:
+            overrides[key] = check(overrides[key], key)
+    if "munge_socket" in overrides:
+        overrides["munge_socket"] = validate.socket_path(overrides["munge_socket"])
     if "protocol_version" in overrides:
         overrides["protocol_version"] = checkpoint_version(overrides["protocol_version"])
         overrides["pinned"] = True
@@ -132,13 +149,6 @@ def settings_from_conf(path=None, **overrides) -> Settings:
 def reply_limit(forwarded: int = 0) -> int:
     """The length prefix a reply may have when the request forwards to ``forwarded`` nodes."""
     return min(MAX_MSG_SIZE, REPLY_LIMIT + forwarded * REPLY_LIMIT_PER_FORWARDED_NODE)
-
-
-def tree_width_arg(value) -> int:
-    """TreeWidth: how many nodes one message fans out to; below 1 the split would never end."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InvalidArgumentError(f"tree_width must be an integer >= 1, not {value!r}")
-    return value
 
 
 def _seconds(name: str, value) -> int:

@@ -24,7 +24,8 @@ from ..slurm_errno import SlurmErrno
 from ..wire import MsgType
 from ..wire.types import describe
 from . import calls, detect, fanout
-from .core import CHECKPOINT_CODES, Endpoint, Settings, decode_reply, tree_width_arg
+from . import validate
+from .core import CHECKPOINT_CODES, Endpoint, Settings, decode_reply
 from .rpc import (
     _HTTP_LENGTH, State, _check_reply_auth, _frame, _key, _log_request, connect, connect_controller, exchange, log, rpc,
 )
@@ -240,7 +241,7 @@ def tasks(state: State, job_id, step_id, begin_time, image_dir, max_wait, nodeli
     call = calls.tasks(job_id, step_id, begin_time, image_dir)
     max_wait = calls._uint("max_wait", max_wait, calls.U16)
     try:
-        hops = fanout.plan(nodelist or "", tree_width_arg(state.settings.tree_width))
+        hops = fanout.plan(validate.nodelist(nodelist or ""), validate.tree_width(state.settings.tree_width))
     except HostlistError as exc:
         raise InvalidArgumentError(f"nodelist: {exc}") from None
     if not hops:
