@@ -37,6 +37,28 @@ _client_lock = threading.Lock()
 _client = None
 
 
+__all__ = [
+    "Ref",
+    "slurm_init",
+    "slurm_get_errno",
+    "slurm_seterrno",
+    "slurm_strerror",
+    "slurm_perror",
+    "slurm_checkpoint_able",
+    "slurm_checkpoint_disable",
+    "slurm_checkpoint_enable",
+    "slurm_checkpoint_create",
+    "slurm_checkpoint_vacate",
+    "slurm_checkpoint_requeue",
+    "slurm_checkpoint_restart",
+    "slurm_checkpoint_complete",
+    "slurm_checkpoint_task_complete",
+    "slurm_checkpoint_error",
+    "slurm_checkpoint_tasks",
+    "slurm_ping",
+]
+
+
 @dataclass
 class Ref:
     """An output parameter: what C passes as a pointer."""

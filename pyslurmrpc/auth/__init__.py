@@ -4,3 +4,13 @@
 * :mod:`pyslurmrpc.auth.slurm_auth` - auth/munge and auth/none envelopes
 * :mod:`pyslurmrpc.auth.errors` - ``MungeError`` family and ``SlurmAuthError``
 """
+
+from .errors import MungeError, SlurmAuthError
+from .munge import AsyncMungeClient, Credential, MungeClient, decode_offline, encode_offline
+from .slurm_auth import AsyncAuth, MungeAuth, NoneAuth, OfflineMungeAuth, VerifiedAuth
+
+__all__ = [
+    "MungeClient", "AsyncMungeClient", "Credential", "decode_offline", "encode_offline",
+    "MungeAuth", "NoneAuth", "OfflineMungeAuth", "AsyncAuth", "VerifiedAuth",
+    "MungeError", "SlurmAuthError",
+]

@@ -7,8 +7,25 @@ failover flag and the version cache.  Cancelling a call closes its socket.
 
 from __future__ import annotations
 
+import functools
+import inspect
+
 from ..runners import run_async
 from .api import ClientApi
+
+
+def _coroutine_method(method):
+    """``method`` of ClientApi as an ``async def`` with the same signature, docstring and annotations.
+
+    ClientApi's methods build a flow and hand it to ``self._run``; here that
+    returns an awaitable, which the coroutine awaits, so introspection
+    (``inspect.iscoroutinefunction``, type checkers reading annotations) sees
+    what a caller gets.
+    """
+    @functools.wraps(method)
+    async def call(self, *args, **kwargs):
+        return await method(self, *args, **kwargs)
+    return call
 
 
 class AsyncClient(ClientApi):
@@ -26,3 +43,9 @@ class AsyncClient(ClientApi):
     async def _run_async(flow, convert):
         result = await run_async(flow)
         return convert(result) if convert else result
+
+
+for _name, _method in inspect.getmembers(ClientApi, inspect.isfunction):
+    if not _name.startswith("_"):
+        setattr(AsyncClient, _name, _coroutine_method(_method))
+del _name, _method

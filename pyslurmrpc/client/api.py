@@ -58,52 +58,52 @@ class ClientApi:
         return f"{type(self).__name__}({hosts}, protocol 0x{self.settings.protocol_version:04x})"
 
     # -- checkpoint API (src/api/checkpoint.c) ---------------------------------
-    def checkpoint_able(self, job_id: int, step_id: int):
+    def checkpoint_able(self, job_id: int, step_id: int) -> int:
         """Start time of a checkpoint in progress, else 0 (slurm_checkpoint_able)."""
         return self._run(flows.checkpoint(self._state, calls.able(job_id, step_id)))
 
-    def checkpoint_disable(self, job_id: int, step_id: int):
+    def checkpoint_disable(self, job_id: int, step_id: int) -> None:
         """Disable checkpoints of the step (slurm_checkpoint_disable)."""
         return self._run(flows.checkpoint(self._state, calls.disable(job_id, step_id)))
 
-    def checkpoint_enable(self, job_id: int, step_id: int):
+    def checkpoint_enable(self, job_id: int, step_id: int) -> None:
         """Enable checkpoints of the step again (slurm_checkpoint_enable)."""
         return self._run(flows.checkpoint(self._state, calls.enable(job_id, step_id)))
 
-    def checkpoint_create(self, job_id: int, step_id: int, max_wait: int, image_dir: str | None = None):
+    def checkpoint_create(self, job_id: int, step_id: int, max_wait: int, image_dir: str | None = None) -> None:
         """Checkpoint the step; it keeps running (slurm_checkpoint_create)."""
         return self._run(flows.checkpoint(self._state, calls.create(job_id, step_id, max_wait, image_dir)))
 
-    def checkpoint_vacate(self, job_id: int, step_id: int, max_wait: int, image_dir: str | None = None):
+    def checkpoint_vacate(self, job_id: int, step_id: int, max_wait: int, image_dir: str | None = None) -> None:
         """Checkpoint the step, then end it (slurm_checkpoint_vacate)."""
         return self._run(flows.checkpoint(self._state, calls.vacate(job_id, step_id, max_wait, image_dir)))
 
-    def checkpoint_requeue(self, job_id: int, max_wait: int, image_dir: str | None = None):
+    def checkpoint_requeue(self, job_id: int, max_wait: int, image_dir: str | None = None) -> None:
         """Checkpoint the batch job and requeue it (slurm_checkpoint_requeue)."""
         return self._run(flows.checkpoint(self._state, calls.requeue(job_id, max_wait, image_dir)))
 
-    def checkpoint_restart(self, job_id: int, step_id: int, stick: bool = False, image_dir: str | None = None):
+    def checkpoint_restart(self, job_id: int, step_id: int, stick: bool = False, image_dir: str | None = None) -> None:
         """Restart from a checkpoint, on the same nodes if ``stick`` (slurm_checkpoint_restart)."""
         return self._run(flows.checkpoint(self._state, calls.restart(job_id, step_id, stick, image_dir)))
 
     def checkpoint_complete(self, job_id: int, step_id: int, begin_time: int, error_code: int,
-                            error_msg: str | None = None):
+                            error_msg: str | None = None) -> None:
         """Report that a checkpoint finished (slurm_checkpoint_complete)."""
         return self._run(flows.checkpoint(
             self._state, calls.complete(job_id, step_id, begin_time, error_code, error_msg)))
 
     def checkpoint_task_complete(self, job_id: int, step_id: int, task_id: int, begin_time: int,
-                                 error_code: int, error_msg: str | None = None):
+                                 error_code: int, error_msg: str | None = None) -> None:
         """Report that one task's checkpoint finished (slurm_checkpoint_task_complete)."""
         return self._run(flows.checkpoint(
             self._state, calls.task_complete(job_id, step_id, task_id, begin_time, error_code, error_msg)))
 
-    def checkpoint_error(self, job_id: int, step_id: int):
+    def checkpoint_error(self, job_id: int, step_id: int) -> tuple[int, str | None]:
         """(error_code, error_msg) of the step's last checkpoint (slurm_checkpoint_error)."""
         return self._run(flows.checkpoint(self._state, calls.error(job_id, step_id)))
 
     def checkpoint_tasks(self, job_id: int, step_id: int, begin_time: int, image_dir: str | None,
-                         max_wait: int, nodelist: str):
+                         max_wait: int, nodelist: str) -> dict[str, int]:
         """Ask every slurmd in ``nodelist`` to checkpoint its tasks (slurm_checkpoint_tasks).
 
         Returns {node: 0} when all succeed; raises SlurmError with the highest
@@ -113,7 +113,7 @@ class ClientApi:
         return self._run(flows.tasks(self._state, job_id, step_id, begin_time, image_dir, max_wait, nodelist))
 
     # -- controller ------------------------------------------------------------
-    def ping(self, controller: int | None = None):
+    def ping(self, controller: int | None = None) -> bool:
         """True when the controller answers REQUEST_PING; any release 17.11-26.05 (and newer).
 
         The first ping to a controller finds the protocol version it speaks (one more
@@ -125,7 +125,7 @@ class ClientApi:
         endpoint = None if controller is None else self.settings.controllers[controller]
         return self._run(flows.ping(self._state, endpoint))
 
-    def controller_version(self, controller: int | None = None):
+    def controller_version(self, controller: int | None = None) -> str:
         """The Slurm release the controller speaks ("19.05", "26.05", ..., or "newer than 26.05,
         protocol 0x2e00"), from its answers to authenticated pings; cached per controller
         until a call on it fails."""
