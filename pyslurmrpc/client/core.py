@@ -58,7 +58,7 @@ class Settings:
     port_count: int = 1
     nodes: dict = field(default_factory=dict)  # NodeName -> (addr, port | None)
     slurmd_port: int = DEFAULT_SLURMD_PORT
-    protocol_version: int = 0x2200
+    protocol_version: int = version_code(DEFAULT_CHECKPOINT_VERSION)
     pinned: bool = False         # the caller chose protocol_version: ping tries it first too
     message_timeout: float = DEFAULT_MESSAGE_TIMEOUT
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
