@@ -15,6 +15,7 @@ import errno
 import stat
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
@@ -606,7 +607,7 @@ def test_flows_do_no_io_and_read_no_clock(module):
     """Only the runners touch sockets, threads, the event loop or the clock."""
     import ast
     import importlib
-    source = open(importlib.import_module(module).__file__).read()
+    source = Path(importlib.import_module(module).__file__).read_text()
     imported = set()
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Import):
