@@ -31,6 +31,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--munge-socket", help="an existing munged socket (default: start a throw-away munged)")
     p.add_argument("-n", type=int, default=2000, help="calls per measurement")
     p.add_argument("--only", choices=PARTS, action="append", help="run only these parts (fanout: only when named)")
+    p.add_argument("--seconds", type=float, default=versus.BURST_SECONDS,
+                   help="versus: seconds per throughput level")
     p.add_argument("--libslurm", metavar="PATH", help="the libslurm to compare with (default: found here)")
     p.add_argument("--slurm-conf", metavar="PATH", help="slurm.conf for libslurm with --controller "
                    "(default: a minimal one naming the controller and the munge socket)")

@@ -92,12 +92,12 @@ def asyncio_best(client: AsyncClient, op: str, job: int, seconds: float) -> dict
     return {str(k): round(asyncio.run(level(k))) for k in IN_FLIGHT}
 
 
-def _libslurm(path, conf, op, job, n) -> dict:
+def _libslurm(path, conf, op, job, n, seconds) -> dict:
     try:
         if path is None:
             _, path = libslurm.load()
         seq = libslurm.run_sequential(path, conf, op, job, n)
-        procs = {str(p): round(libslurm.run_processes(path, conf, op, job, p, BURST_SECONDS)) for p in PROCESSES}
+        procs = {str(p): round(libslurm.run_processes(path, conf, op, job, p, seconds)) for p in PROCESSES}
     except (libslurm.LibslurmUnavailable, RuntimeError, OSError) as err:
         return {"loaded": False, "path": path, "why_not": str(err)}
     return {"loaded": True, "path": path, **seq, "calls_per_s_by_processes": procs}
@@ -139,7 +139,7 @@ def run(opts, munge_socket: str) -> dict:
         py = sequential(_client_call(client, op, opts.job), opts.n)
         py["async_calls_per_s"] = asyncio_best(
             AsyncClient(host, port, auth="munge", munge_socket=munge_socket, timeout=30), op, opts.job,
-            BURST_SECONDS)
-        c = _libslurm(opts.libslurm, conf, op, opts.job, opts.n)
+            opts.seconds)
+        c = _libslurm(opts.libslurm, conf, op, opts.job, opts.n, opts.seconds)
     return {"target": description, "op": op, "pyslurmrpc": py, "libslurm": c,
             "cpu_count": os.cpu_count()}
