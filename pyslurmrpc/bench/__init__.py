@@ -162,8 +162,9 @@ def _render_fanout(rows) -> list[str]:
     for r in rows:
         lines.append(f"  {r['nodes']:>6} nodes, TreeWidth {r['tree_width']}: {r['seconds']:.3f} s"
                      f"  ({r['ok']} ok, {r['errors']} per-node errors, peak fds {r['peak_fds']})")
-    for k, v in (rows[-1].get("ratios") or {}).items():
-        lines.append(f"  time ratio {k}: {v:.2f}")
+    for row in rows:
+        for k, v in (row.get("ratios") or {}).items():
+            lines.append(f"  {k}: {v:.2f}")
     return lines
 
 
