@@ -88,15 +88,42 @@ class SyncRunner:
 
 
 _TIMEVALS: dict[float, bytes] = {}
+_IPV4_LITERALS: dict[str, bool] = {}
+_MAX_REMEMBERED = 4096     # distinct hosts / timeouts whose conversions are kept
+
+
+def _timeval(seconds: float) -> bytes:
+    """A struct timeval for SO_RCVTIMEO/SO_SNDTIMEO (the configured timeouts are few: kept)."""
+    timeval = _TIMEVALS.get(seconds)
+    if timeval is None:
+        timeval = _pack_timeval(seconds)
+        if len(_TIMEVALS) < _MAX_REMEMBERED:
+            _TIMEVALS[seconds] = timeval
+    return timeval
+
+
+def _pack_timeval(seconds: float) -> bytes:
+    ms = max(int(seconds * 1000), 1)  # never zero: a zero timeval means wait forever
+    return struct.pack("@ll", ms // 1000, ms % 1000 * 1000)
+
+
+def _ipv4_literal(host: str) -> bool:
+    known = _IPV4_LITERALS.get(host)
+    if known is None:
+        try:
+            _socket.inet_pton(socket.AF_INET, host)
+            known = True
+        except (OSError, TypeError):
+            known = False
+        if len(_IPV4_LITERALS) < _MAX_REMEMBERED:
+            _IPV4_LITERALS[host] = known
+    return known
 
 
 def _sync_connect(action: Connect):
     target = action.target
     if isinstance(target, str):
-        timeval = _TIMEVALS.get(action.timeout)
-        if timeval is None:
-            ms = int(action.timeout * 1000)
-            timeval = _TIMEVALS.setdefault(action.timeout, struct.pack("@ll", ms // 1000, ms % 1000 * 1000))
+        timeval = _timeval(action.timeout)
         # kernel-side timeouts: no poll() before every send/recv as settimeout() would add
         sock = _socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, timeval)
@@ -107,9 +134,40 @@ def _sync_connect(action: Connect):
             sock.close()
             raise
         return UnixStream(sock)
+    if _ipv4_literal(target.host):
+        return _tcp_connect(target.host, target.port, action.timeout)
     sock = socket.create_connection((target.host, target.port), timeout=action.timeout)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     return sock
+
+
+def _tcp_connect(host: str, port: int, timeout: float):
+    """A blocking TCP socket to an IPv4 address; the connect bounded by SO_SNDTIMEO (Linux
+    honours it for connect), so no name lookup, no non-blocking connect plus poll()."""
+    sock = _socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, _timeval(timeout))
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.connect((host, port))
+    except BlockingIOError:          # EINPROGRESS: SO_SNDTIMEO expired during the handshake
+        sock.close()
+        raise TimeoutError("timed out") from None
+    except BaseException:
+        sock.close()
+        raise
+    return TcpStream(sock)
+
+
+class TcpStream:
+    """A blocking TCP socket whose send and receive limits are kernel timeouts (no poll())."""
+
+    __slots__ = ("sock",)
+
+    def __init__(self, sock):
+        self.sock = sock
+
+    def close(self) -> None:
+        self.sock.close()
 
 
 def _sync_send(action: Send) -> None:
@@ -119,6 +177,14 @@ def _sync_send(action: Send) -> None:
             conn.sock.sendall(action.data)
         except BlockingIOError:       # SO_SNDTIMEO expired
             raise TimeoutError("Timed-out") from None
+        return
+    if type(conn) is TcpStream:
+        sock = conn.sock
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, _timeval(action.timeout))
+        try:
+            sock.sendall(action.data)
+        except BlockingIOError:       # SO_SNDTIMEO expired
+            raise TimeoutError("timed out") from None
         return
     conn.settimeout(action.timeout)
     conn.sendall(action.data)
@@ -140,7 +206,10 @@ def _sync_recv(action: Recv) -> bytes:
 
 
 def _sync_recv_frame(action: RecvFrame) -> bytes:
-    sock = action.conn
+    conn = action.conn
+    if type(conn) is TcpStream:
+        return _tcp_recv_frame(conn.sock, action.timeout)
+    sock = conn
     deadline = time.monotonic() + action.timeout
     framer = Framer()
     while True:
@@ -151,6 +220,25 @@ def _sync_recv_frame(action: RecvFrame) -> bytes:
         frames = framer.feed(data)
         if frames:
             return frames[0]
+
+
+def _tcp_recv_frame(sock, timeout: float) -> bytes:
+    """One whole frame; each recv bounded by SO_RCVTIMEO set to the time left."""
+    deadline = time.monotonic() + timeout
+    framer = Framer()
+    timeval = _timeval(timeout)
+    while True:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, timeval)
+        try:
+            data = sock.recv(_TCP_RECV_CHUNK)
+        except BlockingIOError:       # SO_RCVTIMEO expired
+            raise TimeoutError("timed out") from None
+        if not data:
+            raise PeerClosed(bool(framer.pending))
+        frames = framer.feed(data)
+        if frames:
+            return frames[0]
+        timeval = _pack_timeval(max(deadline - time.monotonic(), 0.001))
 
 
 def _sync_handlers(runner: SyncRunner) -> dict:

@@ -104,11 +104,13 @@ def burst(call, start_at: float, seconds: float) -> dict:
     call()
     while time.time() < start_at:
         time.sleep(0.001)
-    done, end = 0, start_at + seconds
+    done, end, slowest = 0, start_at + seconds, 0.0
     while time.time() < end:
+        start = time.perf_counter()
         call()
+        slowest = max(slowest, time.perf_counter() - start)
         done += 1
-    return {"calls": done, "seconds": seconds}
+    return {"calls": done, "seconds": seconds, "slowest_ms": round(slowest * 1000, 3)}
 
 
 def _child_cmd(path, conf, op, job, *extra) -> list[str]:
@@ -129,14 +131,17 @@ def run_sequential(path: str, conf: str, op: str, job: int, n: int) -> dict:
     return _output(proc)
 
 
-def run_processes(path: str, conf: str, op: str, job: int, processes: int, seconds: float) -> float:
-    """Calls per second by ``processes`` children calling back to back for ``seconds``."""
+def run_processes(path: str, conf: str, op: str, job: int, processes: int, seconds: float) -> dict:
+    """Calls per second by ``processes`` children calling back to back for ``seconds``,
+    and the slowest single call any of them saw (a stalled controller shows there)."""
     start_at = time.time() + BURST_LEAD_S + 0.2 * processes
     procs = [subprocess.Popen(_child_cmd(path, conf, op, job, "--mode", "burst", "--start", repr(start_at),
                                          "--seconds", str(seconds)),
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for _ in range(processes)]
-    return sum(_output(p)["calls"] for p in procs) / seconds
+    outs = [_output(p) for p in procs]
+    return {"calls_per_s": round(sum(o["calls"] for o in outs) / seconds),
+            "slowest_ms": max(o["slowest_ms"] for o in outs)}
 
 
 def main(argv=None) -> None:

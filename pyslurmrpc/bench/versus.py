@@ -97,10 +97,12 @@ def _libslurm(path, conf, op, job, n, seconds) -> dict:
         if path is None:
             _, path = libslurm.load()
         seq = libslurm.run_sequential(path, conf, op, job, n)
-        procs = {str(p): round(libslurm.run_processes(path, conf, op, job, p, seconds)) for p in PROCESSES}
+        bursts = {str(p): libslurm.run_processes(path, conf, op, job, p, seconds) for p in PROCESSES}
     except (libslurm.LibslurmUnavailable, RuntimeError, OSError) as err:
         return {"loaded": False, "path": path, "why_not": str(err)}
-    return {"loaded": True, "path": path, **seq, "calls_per_s_by_processes": procs}
+    return {"loaded": True, "path": path, **seq,
+            "calls_per_s_by_processes": {k: b["calls_per_s"] for k, b in bursts.items()},
+            "slowest_call_ms_by_processes": {k: b["slowest_ms"] for k, b in bursts.items()}}
 
 
 def _ratio(a, b):
