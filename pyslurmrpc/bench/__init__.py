@@ -161,7 +161,8 @@ def _render_fanout(rows) -> list[str]:
     lines = ["", "fan-out: checkpoint_tasks through the fake slurmds' forwarding tree (one process)"]
     for r in rows:
         lines.append(f"  {r['nodes']:>6} nodes, TreeWidth {r['tree_width']}: {r['seconds']:.3f} s"
-                     f"  ({r['ok']} ok, {r['errors']} per-node errors, peak fds {r['peak_fds']})")
+                     f"  (CPU s: client {r['cpu_s_client']:.3f}, fake {r['cpu_s_farm']:.3f}; {r['ok']} ok, "
+                     f"{r['errors']} per-node errors, peak fds {r['peak_fds']})")
     for row in rows:
         for k, v in (row.get("ratios") or {}).items():
             lines.append(f"  {k}: {v:.2f}")

@@ -71,7 +71,7 @@ def one(count: int, tree_width: int, message_timeout: float | None = None) -> di
     try:
         port = int(first_line(proc).rsplit(":", 1)[1])
         with FdWatch(os.getpid(), proc.pid) as fds:
-            codes, best = _measure(count, tree_width, port, names)
+            codes, best, cpu = _measure(count, tree_width, port, names, proc.pid)
     finally:
         proc.terminate()
         proc.wait(10)
@@ -81,23 +81,33 @@ def one(count: int, tree_width: int, message_timeout: float | None = None) -> di
             errors[str(code)] = errors.get(str(code), 0) + 1
     return {"nodes": count, "tree_width": tree_width, "seconds": round(best, 4), "answered": len(codes),
             "ok": sum(1 for c in codes.values() if c == 0), "errors": sum(errors.values()),
-            "errors_by_code": errors, "peak_fds": max(fds.peak.values()),
+            "errors_by_code": errors, "cpu_s_client": round(cpu[0], 4), "cpu_s_farm": round(cpu[1], 4),
+            "peak_fds": max(fds.peak.values()),
             "peak_fds_client": fds.peak[os.getpid()], "peak_fds_farm": fds.peak[proc.pid]}
 
 
-def _measure(count: int, tree_width: int, port: int, names: list[str]):
-    """(per-node codes of the last call, best seconds)."""
+def _cpu_of(pid: int) -> float:
+    """User+system CPU seconds of a process (/proc/PID/stat fields 14 and 15)."""
+    with open(f"/proc/{pid}/stat") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _measure(count: int, tree_width: int, port: int, names: list[str], farm_pid: int):
+    """(per-node codes of the last call, best seconds, (client, farm) CPU seconds per call)."""
     client = Client("127.0.0.1", auth="none", tree_width=tree_width,
                     nodes={n: (node_address(i), port) for i, n in enumerate(names)})
     nodelist = compress(names)
     stamp = int(time.time())
     codes = _call(client, nodelist, stamp)  # warm up (and the stepds remember this stamp)
     best = float("inf")
+    cpu0, farm0 = _cpu_of(os.getpid()), _cpu_of(farm_pid)
     for r in range(ROUNDS):
         start = time.perf_counter()
         codes = _call(client, nodelist, stamp + 1 + r)
         best = min(best, time.perf_counter() - start)
-    return codes, best
+    cpu = ((_cpu_of(os.getpid()) - cpu0) / ROUNDS, (_cpu_of(farm_pid) - farm0) / ROUNDS)
+    return codes, best, cpu
 
 
 def run(counts, tree_width: int) -> list[dict]:
@@ -106,5 +116,7 @@ def run(counts, tree_width: int) -> list[dict]:
     if len(rows) > 1:
         base = rows[0]
         for row in rows[1:]:
-            row["ratios"] = {f"time({row['nodes']})/time({base['nodes']})": round(row["seconds"] / base["seconds"], 2)}
+            cpu, base_cpu = row["cpu_s_client"] + row["cpu_s_farm"], base["cpu_s_client"] + base["cpu_s_farm"]
+            row["ratios"] = {f"time({row['nodes']})/time({base['nodes']})": round(row["seconds"] / base["seconds"], 2),
+                             f"cpu({row['nodes']})/cpu({base['nodes']})": round(cpu / base_cpu, 2) if base_cpu else None}
     return rows
