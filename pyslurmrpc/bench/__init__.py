@@ -25,7 +25,7 @@ DEFAULT_PARTS = ("versus", "codec", "munge", "rpc")
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="pyslurmrpc bench", description=__doc__.splitlines()[0])
-    p.add_argument("--controller", metavar="HOST:PORT", help="measure against this slurmctld instead of a fake")
+    p.add_argument("--controller", metavar="HOST:PORT", help="measure against this slurmctld (default: versus starts the test harness's real slurmctld, rpc a fake)")
     p.add_argument("--job", type=int, default=rpc.BENCH_JOB, help="job id to ask about (with --controller)")
     p.add_argument("--auth", choices=("none", "munge", "both"), default="both")
     p.add_argument("--munge-socket", help="an existing munged socket (default: start a throw-away munged)")
