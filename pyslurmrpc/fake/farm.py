@@ -64,7 +64,11 @@ def loopback_listener(port: int) -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, LOOPBACK_DEVICE)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, LOOPBACK_DEVICE)
+        except PermissionError as exc:  # never fall back to a socket other interfaces reach
+            raise PermissionError(exc.errno, "cannot tie the farm's listener to the loopback device "
+                                  "(SO_BINDTODEVICE needs CAP_NET_RAW before Linux 5.7)") from None
         sock.bind(("0.0.0.0", port))
         sock.listen(LISTEN_BACKLOG)
         sock.setblocking(False)
