@@ -20,7 +20,7 @@ from ..fake.farm import FARM_JOB, node_address, node_names
 from ..hostlist import compress
 from .rpc import first_line
 
-DEFAULT_NODES = 1000
+DEFAULT_NODES = 1_000
 ROUNDS = 3
 FD_SAMPLE_S = 0.005
 #: the client waits at most this per call (a chain that cannot finish gives per-node errors)

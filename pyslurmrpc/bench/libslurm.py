@@ -151,7 +151,7 @@ def main(argv=None) -> None:
     p.add_argument("--op", choices=("ping", "checkpoint_able"), default="ping")
     p.add_argument("--job", type=int, default=1)
     p.add_argument("--mode", choices=("sequential", "burst"), default="sequential")
-    p.add_argument("-n", type=int, default=1000)
+    p.add_argument("-n", type=int, default=1_000)
     p.add_argument("--start", type=float, default=0.0)
     p.add_argument("--seconds", type=float, default=2.0)
     opts = p.parse_args(argv)
