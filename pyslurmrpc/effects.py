@@ -58,11 +58,13 @@ class Recv:
 class RecvFrame:
     """Read one whole length-prefixed Slurm frame within ``timeout`` seconds.
 
-    A peer that closes first makes the runner throw :class:`PeerClosed`.
+    A peer that closes first makes the runner throw :class:`PeerClosed`; a length
+    prefix over ``max_size`` (None: the framer's own limit) is refused as it arrives.
     """
 
     conn: Any
     timeout: float
+    max_size: int | None = None
 
 
 @dataclass(slots=True)

@@ -207,11 +207,11 @@ def _sync_recv(action: Recv) -> bytes:
 
 def _sync_recv_frame(action: RecvFrame) -> bytes:
     conn = action.conn
+    framer = Framer() if action.max_size is None else Framer(action.max_size)
     if type(conn) is TcpStream:
-        return _tcp_recv_frame(conn.sock, action.timeout)
+        return _tcp_recv_frame(conn.sock, action.timeout, framer)
     sock = conn
     deadline = time.monotonic() + action.timeout
-    framer = Framer()
     while True:
         sock.settimeout(max(deadline - time.monotonic(), 0.001))
         data = sock.recv(_TCP_RECV_CHUNK)
@@ -222,10 +222,9 @@ def _sync_recv_frame(action: RecvFrame) -> bytes:
             return frames[0]
 
 
-def _tcp_recv_frame(sock, timeout: float) -> bytes:
+def _tcp_recv_frame(sock, timeout: float, framer: Framer) -> bytes:
     """One whole frame; each recv bounded by SO_RCVTIMEO set to the time left."""
     deadline = time.monotonic() + timeout
-    framer = Framer()
     timeval = _timeval(timeout)
     while True:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, timeval)
@@ -423,6 +422,8 @@ async def _async_recv(action: Recv) -> bytes:
 
 
 async def _async_recv_frame(action: RecvFrame) -> bytes:
+    if action.max_size is not None:   # before the loop runs data_received for this reply
+        action.conn.framer.max_size = action.max_size
     return await _bounded(action.conn.reply, action.timeout)
 
 

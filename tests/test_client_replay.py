@@ -42,7 +42,7 @@ METHODS = {
 
 def _client(cls, entry, peer):
     auth = OfflineMungeAuth(KEY, ignore_expiry=True, uid=entry.get("caller_uid", 0))
-    return cls(peer.host, peer.port, auth=auth, timeout=5,
+    return cls(peer.host, peer.port, auth=auth, timeout=5, protocol_version="19.05",  # as recorded
                nodes={"localhost": (peer.host, peer.port)})
 
 

@@ -270,12 +270,15 @@ def test_controller_closing_without_a_reply():
         world.run(flows.rpc(state(), calls.able(1, 0), 0x2200))
 
 
-def test_ping_closed_in_every_version_probes_each_candidate_once_side_by_side():
+def test_ping_closed_in_every_version_probes_once_side_by_side():
+    """26.05 first; closed: the versions that tell the closing releases apart, each once."""
     world = World({ctl(7001): lambda frame, w: None})
-    with pytest.raises(NoVersionAnsweredError, match="in no protocol version"):
+    with pytest.raises(NoVersionAnsweredError, match="no protocol version in .* was answered"):
         world.run(flows.ping(state()))
-    versions = [decode_message(f).version for f in world.frames[ctl(7001)]]
-    assert versions[0] == 0x2200 and sorted(versions[1:]) == sorted(detect.CANDIDATES)
+    versions = [int.from_bytes(f[4:6], "big") for f in world.frames[ctl(7001)]]
+    closed = detect.observe(detect.DETECTION_FIRST, None)
+    assert versions == [detect.DETECTION_FIRST, *detect.plan_after(closed).probes]
+    assert len(set(versions)) == len(versions) <= 8
 
 
 def test_every_connection_is_closed():
@@ -434,13 +437,130 @@ def test_a_hop_lost_by_the_tree_is_sent_to_directly():
     assert decode_message(direct).header.forward.cnt == 0
 
 
-def test_first_hop_down_next_node_of_its_branch_takes_over():
+def test_first_hop_down_rest_of_its_branch_is_sent_directly_side_by_side():
+    """forward.c _fwd_tree_thread: a failed first hop makes every other node of its group get
+    its own copy (forward.cnt 0), in parallel; the refused connect was retried first."""
     sd = Slurmds(["n1", "n2", "n3"], down=["n1"])
     world = World(sd.daemons())
     with pytest.raises(SlurmError) as info:
-        tasks(world, sd, "n[1-3]", tree_width=1)
+        tasks(world, sd, "n[1-3]", tree_width=1, timeout=3)
     assert info.value.details == {"n1": 1001, "n2": 0, "n3": 0}
-    assert decode_message(world.frames[ctl(sd.ports["n2"])][0]).header.forward.nodelist == "n3"
+    for n in ("n2", "n3"):
+        (frame,) = world.frames[ctl(sd.ports[n])]
+        assert decode_message(frame).header.forward.cnt == 0
+    n1 = [t for t, target in world.connects if target == ctl(sd.ports["n1"])]
+    n2_n3 = [t for t, target in world.connects if target in (ctl(sd.ports["n2"]), ctl(sd.ports["n3"]))]
+    assert n1 == [0, 1, 2, 3] and n2_n3 == [3, 3]     # 1 + min(MessageTimeout, 10) tries, 1 s apart
+
+
+@pytest.mark.parametrize("timeout, tries", [(3, 4), (10, 11), (60, 11)])
+def test_refused_slurmd_connect_is_tried_again_a_second_apart(timeout, tries):
+    """slurm_send_addr_recv_msgs: 1 + min(MessageTimeout, 10) connects when every one is refused."""
+    sd = Slurmds(["n1"], down=["n1"])
+    world = World(sd.daemons())
+    with pytest.raises(SlurmError) as info:
+        tasks(world, sd, "n1", timeout=timeout)
+    assert info.value.details == {"n1": 1001}
+    assert [t for t, _ in world.connects] == [float(n) for n in range(tries)]
+
+
+def test_slurmd_refusing_twice_then_listening_is_reached():
+    sd = Slurmds(["n1"])
+    world = World(sd.daemons())
+    refusals = [2]
+    connect = world.table[Connect]
+
+    def flaky(a):
+        if not isinstance(a.target, str) and refusals[0]:
+            refusals[0] -= 1
+            world.connects.append((world.t, (a.target.host, a.target.port)))
+            raise ConnectionRefusedError(111, "Connection refused")
+        return connect(a)
+    world.table[Connect] = flaky
+    assert tasks(world, sd, "n1") == {"n1": 0}
+    assert [t for t, _ in world.connects] == [0, 1, 2] and world.t == 2
+
+
+def test_slurmd_connect_that_times_out_is_not_tried_again():
+    sd = Slurmds(["n1"])
+    world = World({ctl(sd.ports["n1"]): BLACKHOLE})
+    with pytest.raises(SlurmError):
+        tasks(world, sd, "n1")
+    assert len(world.connects) == 1
+
+
+def test_controller_connect_is_not_retried_like_a_slurmd():
+    """The controller path keeps libslurm's rounds over the controllers, one connect each."""
+    world = World()
+    with pytest.raises(ConnectionRefusedTransportError):
+        world.run(flows.checkpoint(state(timeout=3), calls.able(1, 0)))
+    assert [t for t, _ in world.connects] == [0, 1, 2]
+
+
+# -- ESLURM_IN_STANDBY_MODE (slurm_send_recv_controller_msg) ------------------------------------------
+STANDBY = int(SlurmErrno.ESLURM_IN_STANDBY_MODE)
+
+
+def _codes(*sequence):
+    left = list(sequence)
+    return lambda frame, w: reply_rc(frame, left.pop(0) if len(left) > 1 else left[0])
+
+
+def test_standby_answer_is_tried_again_after_half_the_slurmctld_timeout_primary_first():
+    world = World({ctl(7001): _codes(STANDBY, 0), ctl(7002): _codes(0)})
+    st = state(backups=[("127.0.0.1", 7002)], slurmctld_timeout=2)
+    assert world.run(flows.checkpoint(st, calls.disable(2, 0))) is None
+    assert [target for _, target in world.connects] == [ctl(7001), ctl(7001)] and world.t == 1
+    first, second = (decode_message(f) for f in world.frames[ctl(7001)])
+    assert first.body == second.body
+
+
+@pytest.mark.parametrize("slurmctld_timeout, requests", [(120, 4), (5, 5), (2, 4)])
+def test_standby_until_one_and_a_half_slurmctld_timeouts_then_2027(slurmctld_timeout, requests):
+    world = World({ctl(7001): _codes(STANDBY), ctl(7002): _codes(STANDBY)})
+    st = state(backups=[("127.0.0.1", 7002)], slurmctld_timeout=slurmctld_timeout)
+    with pytest.raises(SlurmError) as info:
+        world.run(flows.checkpoint(st, calls.create(2, 0, 10, None)))
+    assert info.value.errno == STANDBY
+    assert len(world.frames[ctl(7001)]) == requests and ctl(7002) not in world.frames
+    assert world.t == (slurmctld_timeout // 2) * (requests - 1)
+
+
+def test_standby_with_one_controller_is_the_answer():
+    world = World({ctl(7001): _codes(STANDBY, 0)})
+    with pytest.raises(SlurmError) as info:
+        world.run(flows.checkpoint(state(), calls.enable(2, 0)))
+    assert info.value.errno == STANDBY and len(world.frames[ctl(7001)]) == 1 and world.t == 0
+
+
+def test_standby_answer_to_a_ping_is_not_tried_again():
+    world = World({ctl(7001): _codes(STANDBY, 0), ctl(7002): _codes(0)})
+    st = state(backups=[("127.0.0.1", 7002)], slurmctld_timeout=2, protocol_version="19.05")
+    with pytest.raises(SlurmError):
+        world.run(flows.ping(st, st.settings.controllers[0]))
+    assert len(world.frames[ctl(7001)]) == 1 and world.t == 0
+
+
+def test_slurmctld_timeout_comes_from_slurm_conf(tmp_path):
+    from pyslurmrpc import defaults
+    from pyslurmrpc.client.core import settings_from_conf
+    conf = tmp_path / "slurm.conf"
+    conf.write_text("SlurmctldHost=a\nSlurmctldHost=b\nAuthType=auth/none\n")
+    assert settings_from_conf(str(conf)).slurmctld_timeout == defaults.SLURMCTLD_TIMEOUT
+    conf.write_text("SlurmctldHost=a\nSlurmctldHost=b\nAuthType=auth/none\nSlurmctldTimeout=7\n")
+    assert settings_from_conf(str(conf)).slurmctld_timeout == 7
+
+
+@pytest.mark.parametrize("width", [0, -1, True, 1.5])
+def test_tree_width_below_one_is_an_invalid_argument(width):
+    from pyslurmrpc.errors import InvalidArgumentError
+    with pytest.raises(InvalidArgumentError, match="tree_width"):
+        state(tree_width=width)
+    import dataclasses
+    st = state()
+    st.settings = dataclasses.replace(st.settings, tree_width=0)
+    with pytest.raises(InvalidArgumentError, match="tree_width"):
+        World().run(flows.tasks(st, 5, 0, 1, None, 7, "n1"))
 
 
 def test_silent_first_hop_waits_per_tree_level_then_its_branch_is_tried():
@@ -479,7 +599,8 @@ def test_22_05_credential_carries_the_hash_of_the_body_sent():
     assert sent == credential_payload(0x2600, MsgType.REQUEST_PING, body) and len(sent) == 33
 
 
-@pytest.mark.parametrize("module", ["pyslurmrpc.effects", "pyslurmrpc.client.flows", "pyslurmrpc.auth.munge_xfer",
+@pytest.mark.parametrize("module", ["pyslurmrpc.effects", "pyslurmrpc.client.flows", "pyslurmrpc.client.rpc",
+                                    "pyslurmrpc.client.detect", "pyslurmrpc.client.fanout", "pyslurmrpc.auth.munge_xfer",
                                     "pyslurmrpc.auth.slurm_auth", "pyslurmrpc.client.core"])
 def test_flows_do_no_io_and_read_no_clock(module):
     """Only the runners touch sockets, threads, the event loop or the clock."""

@@ -16,7 +16,7 @@ import sys
 import pytest
 
 import test_decode_tcpdump as capture
-from pyslurmrpc import CheckpointUnsupported, Client
+from pyslurmrpc import AsyncClient, CheckpointUnsupported, Client
 from pyslurmrpc.decode.cli import decode_source, main as decode_main
 from pyslurmrpc.decode.frames import MungeOpener
 from pyslurmrpc.decode.inputs import load
@@ -114,6 +114,23 @@ def test_controller_version_is_exact(ctld, munged):
     got = _client(ctld, munged).controller_version()
     print(f"controller_version() against {ctld.release_info.version}: {got!r}")
     assert got == ctld.release_name
+
+
+def test_async_client_detects_alike_and_a_cached_ping_is_one_request(ctld, munged, caplog):
+    import asyncio
+    import logging
+
+    client = AsyncClient(ctld.host, ctld.port, munge_socket=munged.socket_path, timeout=10)
+
+    async def run():
+        version = await client.controller_version()
+        with caplog.at_level(logging.DEBUG, logger="pyslurmrpc.rpc"):
+            caplog.clear()        # only the cached ping's records (the logger may already log)
+            up = await client.ping()
+        return version, up
+    version, up = asyncio.run(run())
+    sent = [r for r in caplog.records if r.getMessage().startswith("-> ")]
+    assert (version, up, len(sent)) == (ctld.release_name, True, 1)
 
 
 def test_checkpoint_verdict_names_the_release(ctld, munged):

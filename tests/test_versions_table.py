@@ -171,7 +171,7 @@ def test_refusal_naming_a_version_that_accepts_the_request_is_garbage():
     (lambda: _rc_frame(0x2A00, detect.AUTH_ERROR, flags=0, auth=_munge(0x2A00)), "with a credential"),
     (lambda: _rc_frame(0x2A00, 1005), "another return code"),
     (lambda: b"\x00\x00\x00\x02\xff", "truncated"),
-    (lambda: b"HTTP/1.1 400 Bad Request\r\n\r\n", "not Slurm"),
+    (lambda: b"SSH-2.0-OpenSSH_9.2\r\n", "not Slurm"),   # (HTTP: a refusal, tests/test_detection.py)
     (lambda: relabel(_rc_frame(0x2200, 0, flags=0, auth=_munge(0x2200)), 0x1F00), "older than 17.11"),
 ])
 def test_anything_else_is_garbage_with_a_reason(frame, why):

@@ -19,15 +19,18 @@ class ClientApi:
     """Methods shared by :class:`~pyslurmrpc.Client` and :class:`~pyslurmrpc.AsyncClient`."""
 
     def __init__(self, host: str, port: int = 6817, *, backups=(), auth="munge", munge_socket=None,
-                 protocol_version="19.05", timeout=None, **more):
+                 protocol_version=None, timeout=None, **more):
         """Talk to slurmctld at ``host:port`` (no slurm.conf needed).
 
         ``backups``: backup controllers, host names or (host, port) pairs, tried in
         order when the primary is unreachable.  ``auth``: "munge", "none" or an
-        authenticator object.  ``protocol_version``: "17.11", "18.08" or "19.05".
+        authenticator object.  ``protocol_version``: "17.11", "18.08" or "19.05"
+        (default 19.05; named, ping and controller_version try it first too).
         ``timeout``: seconds, replaces MessageTimeout (default 10).  More keywords:
         ``nodes`` ({name: (addr, port)}), ``slurmd_port``, ``tree_width``,
-        ``connect_timeout``, ``auth_ttl``.
+        ``connect_timeout``, ``auth_ttl``, ``slurmctld_timeout`` (SlurmctldTimeout, default 120 s: a
+        checkpoint call answered ESLURM_IN_STANDBY_MODE is asked again every half of it,
+        for up to 1.5 times it, when there are backups).
         """
         self._setup(settings_from_args(host, port, backups=backups, auth=auth, munge_socket=munge_socket,
                                        protocol_version=protocol_version, timeout=timeout, **more))
@@ -111,7 +114,10 @@ class ClientApi:
 
     # -- controller ------------------------------------------------------------
     def ping(self, controller: int | None = None):
-        """True when the controller answers REQUEST_PING; any release 17.11-25.05.
+        """True when the controller answers REQUEST_PING; any release 17.11-26.05 (and newer).
+
+        The first ping to a controller finds the protocol version it speaks (one more
+        round of pings side by side if it refuses the first); later ones use it.
 
         ``controller``: index into the controllers (0 primary) to ping that one
         only, without failover, as ``scontrol ping`` does.
@@ -120,6 +126,8 @@ class ClientApi:
         return self._run(flows.ping(self._state, endpoint))
 
     def controller_version(self, controller: int | None = None):
-        """The Slurm release the controller speaks ("19.05", "22.05", ...), found by pings, cached."""
+        """The Slurm release the controller speaks ("19.05", "26.05", ..., or "newer than 26.05,
+        protocol 0x2e00"), from its answers to authenticated pings; cached per controller
+        until a call on it fails."""
         endpoint = None if controller is None else self.settings.controllers[controller]
         return self._run(flows.controller_version(self._state, endpoint), release_name)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from ..auth import slurm_auth
 from ..errors import ConfigError, InvalidArgumentError, UnexpectedMessageError
 from ..wire import (
-    CHECKPOINT_VERSIONS, VERSIONS, Address, Forward, Header, Message, decode_message, encode_message,
+    MAX_MSG_SIZE, CHECKPOINT_VERSIONS, VERSIONS, Address, Forward, Header, Message, decode_message, encode_message,
     version_code,
 )
 from .calls import Call
@@ -15,9 +15,22 @@ from .config import SlurmConfig, read_slurm_conf
 
 from ..defaults import MESSAGE_TIMEOUT as DEFAULT_MESSAGE_TIMEOUT, SLURMCTLD_PORT as DEFAULT_SLURMCTLD_PORT
 from ..defaults import SLURMD_PORT as DEFAULT_SLURMD_PORT, TCP_TIMEOUT as DEFAULT_CONNECT_TIMEOUT
-from ..defaults import TREE_WIDTH as DEFAULT_TREE_WIDTH
+from ..defaults import TREE_WIDTH as DEFAULT_TREE_WIDTH, SLURMCTLD_TIMEOUT as DEFAULT_SLURMCTLD_TIMEOUT
+#: the checkpoint calls' protocol version when the caller names none (19.05, the last with them)
+DEFAULT_CHECKPOINT_VERSION = "19.05"
+#: the largest reply a request of this client can get back: an RC (a 4-byte body), a ping's
+#: answer, RESPONSE_CHECKPOINT (one error message) - bytes, plus header and credential; a
+#: bigger length prefix is refused as it arrives, before anything is buffered for it
+REPLY_LIMIT = 1024 * 1024
+#: ... plus this much per node a slurmd forwards to (one ret_list entry: name, type, code)
+REPLY_LIMIT_PER_FORWARDED_NODE = 4 * 1024
 #: libslurm sleeps this long between rounds over the controllers
 FAILOVER_PAUSE = 1.0
+#: slurm_send_addr_recv_msgs: a refused slurmd connect is tried again up to
+#: min(MessageTimeout, this) times (its conn_timeout), ...
+SLURMD_CONNECT_RETRIES = 10
+#: ... this many seconds apart
+SLURMD_RETRY_PAUSE = 1.0
 CHECKPOINT_CODES = frozenset(version_code(v) for v in CHECKPOINT_VERSIONS)
 #: 20.11+ headers carry a family-tagged orig_addr; clients send family 0 (AF_UNSPEC)
 _NO_ADDR_FAMILY = Address(0, None, 0)
@@ -45,12 +58,14 @@ class Settings:
     nodes: dict = field(default_factory=dict)  # NodeName -> (addr, port | None)
     slurmd_port: int = DEFAULT_SLURMD_PORT
     protocol_version: int = 0x2200
+    pinned: bool = False         # the caller chose protocol_version: ping tries it first too
     message_timeout: float = DEFAULT_MESSAGE_TIMEOUT
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
     tree_width: int = DEFAULT_TREE_WIDTH
     auth: str = "munge"
     munge_socket: str | None = None
     auth_ttl: int | None = None
+    slurmctld_timeout: int = DEFAULT_SLURMCTLD_TIMEOUT   # the ESLURM_IN_STANDBY_MODE retry window
 
     def controller_order(self, use_backup: bool, spread: int = 0) -> list[Endpoint]:
         """Primary first; after a backup answered, backups first (libslurm's sticky use_backup).
@@ -70,19 +85,22 @@ class Settings:
 
 
 def settings_from_args(host, port=DEFAULT_SLURMCTLD_PORT, *, backups=(), auth="munge", munge_socket=None,
-                       protocol_version="19.05", timeout=None, nodes=None,
+                       protocol_version=None, timeout=None, nodes=None,
                        slurmd_port=DEFAULT_SLURMD_PORT, tree_width=DEFAULT_TREE_WIDTH,
-                       connect_timeout=DEFAULT_CONNECT_TIMEOUT, auth_ttl=None) -> Settings:
+                       connect_timeout=DEFAULT_CONNECT_TIMEOUT, auth_ttl=None,
+                       slurmctld_timeout=DEFAULT_SLURMCTLD_TIMEOUT) -> Settings:
     """Settings for ``Client(host, port, ...)``; backups are host or (host, port) items."""
     controllers = (Endpoint(host, host, port),) + tuple(
         Endpoint(b, b, port, i) if isinstance(b, str) else Endpoint(b[0], b[0], b[1], i)
         for i, b in enumerate(backups, 1))
     return Settings(
         controllers=controllers, nodes=dict(nodes or {}), slurmd_port=slurmd_port,
-        protocol_version=checkpoint_version(protocol_version),
+        protocol_version=checkpoint_version(protocol_version or DEFAULT_CHECKPOINT_VERSION),
+        pinned=protocol_version is not None,
         message_timeout=DEFAULT_MESSAGE_TIMEOUT if timeout is None else float(timeout),
         connect_timeout=min(connect_timeout, DEFAULT_MESSAGE_TIMEOUT if timeout is None else float(timeout)),
-        tree_width=tree_width, auth=auth, munge_socket=munge_socket, auth_ttl=auth_ttl)
+        tree_width=tree_width_arg(tree_width), auth=auth, munge_socket=munge_socket, auth_ttl=auth_ttl,
+        slurmctld_timeout=_seconds("slurmctld_timeout", slurmctld_timeout))
 
 
 def settings_from_conf(path=None, **overrides) -> Settings:
@@ -98,15 +116,35 @@ def settings_from_conf(path=None, **overrides) -> Settings:
         port_count=conf.slurmctld_port_count,
         nodes={n: (a.addr, a.port) for n, a in conf.nodes.items()}, slurmd_port=conf.slurmd_port,
         message_timeout=float(conf.message_timeout), connect_timeout=float(conf.tcp_timeout),
-        tree_width=conf.tree_width, auth=auth, munge_socket=conf.munge_socket, auth_ttl=conf.auth_ttl)
+        tree_width=conf.tree_width, auth=auth, munge_socket=conf.munge_socket, auth_ttl=conf.auth_ttl,
+        slurmctld_timeout=conf.slurmctld_timeout)
     if "timeout" in overrides:
         overrides["message_timeout"] = overrides.pop("timeout")
     if "protocol_version" in overrides:
         overrides["protocol_version"] = checkpoint_version(overrides["protocol_version"])
+        overrides["pinned"] = True
     unknown = set(overrides) - set(Settings.__dataclass_fields__)
     if unknown:
         raise InvalidArgumentError(f"unknown setting(s): {', '.join(sorted(unknown))}")
     return Settings(**{**base, **overrides})
+
+
+def reply_limit(forwarded: int = 0) -> int:
+    """The length prefix a reply may have when the request forwards to ``forwarded`` nodes."""
+    return min(MAX_MSG_SIZE, REPLY_LIMIT + forwarded * REPLY_LIMIT_PER_FORWARDED_NODE)
+
+
+def tree_width_arg(value) -> int:
+    """TreeWidth: how many nodes one message fans out to; below 1 the split would never end."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidArgumentError(f"tree_width must be an integer >= 1, not {value!r}")
+    return value
+
+
+def _seconds(name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InvalidArgumentError(f"{name} must be a whole number of seconds >= 0, not {value!r}")
+    return value
 
 
 def checkpoint_version(version) -> int:

@@ -43,6 +43,9 @@ FUTURE_PROBE = NEWEST + RELEASE_STEP
 #: releases after 24.11 accept their own version and three before it (unpack_header
 #: at 24.11 - 26.05); assumed of a release we do not know, only to choose probes
 _FUTURE_WINDOW = 3 * RELEASE_STEP
+#: how an HTTP answer starts: 26.05 hands a frame in a version it refuses to its HTTP server
+#: (http_switch.c http_switch_on_data, rpc_fingerprint), which answers "HTTP/1.1 405 ..."
+HTTP_PREFIX = b"HTTP"
 #: the version ping / controller_version try first when nothing is cached
 DETECTION_FIRST = NEWEST
 #: every header version we can ping in, newest first (the future probe excluded)
@@ -79,6 +82,8 @@ def observe(sent: int, frame: Optional[bytes]) -> Observation:
     """Classify the answer to a request in header version ``sent`` (``None``/b"": closed)."""
     if not frame:
         return Observation(sent, Outcome.CLOSED)
+    if bytes(frame[:len(HTTP_PREFIX)]) == HTTP_PREFIX:  # a refusal without a hint, as a close
+        return Observation(sent, Outcome.CLOSED, problem=f"0x{sent:04x} was answered in HTTP (refused)")
     try:
         msg = decode_message(frame)
     except UnsupportedVersionError:
@@ -182,6 +187,19 @@ def plan_after(first: Observation) -> Plan:
         maybe = [c for c in _universe() if not answers(c, sent) and _closes(c)]
         return Plan(tuple(maybe), _distinguishing(maybe, exclude=sent))
     return Plan((), ())
+
+
+def plan_blind() -> Plan:
+    """Probes for when the first request told nothing: a checkpoint call closed, which a
+    release that takes its version but lacks checkpoint RPCs (20.02, 20.11) does too."""
+    everyone = _universe()
+    return Plan(tuple(everyone), _distinguishing(everyone, exclude=-1))
+
+
+def decide_blind(plan: Plan, probes: Mapping[int, Observation]) -> Verdict:
+    """:func:`decide` on the probes of :func:`plan_blind` alone."""
+    hinted = next((o for o in probes.values() if o.outcome is Outcome.HINT), None)
+    return decide(hinted or probes[plan.probes[0]], plan, probes)
 
 
 def _universe() -> list[int]:

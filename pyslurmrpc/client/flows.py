@@ -13,196 +13,226 @@ from __future__ import annotations
 
 import logging
 
-from ..auth.msg_hash import FIRST_HASHED_VERSION, credential_payload
-from ..auth.slurm_auth import create_flow, verify_flow
-from ..effects import Close, Connect, Now, Parallel, PeerClosed, RecvFrame, Send, Sleep, WallClock, deadline_passed
+from ..effects import Close, Now, Parallel, Sleep
 from ..errors import (
-    AuthError, CheckpointUnsupported, ConnectionClosedError, ConnectionRefusedTransportError,
-    CONNECT_ERRNO, RECEIVE_ERRNO, InvalidArgumentError, NoVersionAnsweredError, ProtocolError, PyslurmrpcError, SlurmError,
-    TimeoutTransportError, TransportError,
+    AuthError, CheckpointUnsupported, ConnectionClosedError, FrameTooLargeError, InvalidArgumentError,
+    NoVersionAnsweredError, ProtocolError, PyslurmrpcError, SlurmError, TimeoutTransportError, TransportError,
+    UnexpectedMessageError,
 )
 from ..hostlist import HostlistError, uniq
-from ..wire import VERSIONS, Forward, MsgType
-from ..wire.codec import encode_body
+from ..slurm_errno import SlurmErrno
+from ..wire import MsgType
 from ..wire.types import describe
 from . import calls, detect, fanout
-from .core import CHECKPOINT_CODES, FAILOVER_PAUSE, Endpoint, Settings, decode_reply, request_frame
+from .core import CHECKPOINT_CODES, Endpoint, Settings, decode_reply, tree_width_arg
+from .rpc import (
+    _HTTP_LENGTH, State, _check_reply_auth, _frame, _key, _log_request, connect, connect_controller, exchange, log, rpc,
+)
 
 
-log = logging.getLogger("pyslurmrpc.rpc")
-
-# ---------------------------------------------------------------------------
-# shared mutable state of one client (a flag and a cache, both safe to race on)
-# ---------------------------------------------------------------------------
-class State:
-    """``auth``: the authenticator (pyslurmrpc.auth.slurm_auth); ``seed``: what libslurm adds
-    to the time to spread clients over SlurmctldPort ranges (its pid)."""
-
-    def __init__(self, settings: Settings, auth, seed: int):
-        self.settings = settings
-        self.auth = auth
-        self.seed = seed
-        self.use_backup = False
-        self.versions: dict[tuple[str, int], int] = {}
-
-
-def _key(endpoint: Endpoint) -> tuple[str, int]:
-    return (endpoint.host, endpoint.port)
-
+#: slurm_send_recv_controller_msg waits for a backup taking over on this answer
+ESLURM_IN_STANDBY_MODE = int(SlurmErrno.ESLURM_IN_STANDBY_MODE)
 
 # ---------------------------------------------------------------------------
-# building blocks
+# version detection (protocol_specs/versions.md "Detection"; the pure half is detect.py)
 # ---------------------------------------------------------------------------
-def connect(endpoint: Endpoint, timeout: float):
-    """An open TCP connection to ``endpoint``, or the TransportError libslurm would report."""
-    try:
-        return (yield Connect(endpoint, timeout))
-    except ConnectionRefusedError:
-        raise ConnectionRefusedTransportError(f"{endpoint}: connection refused", address=endpoint) from None
-    except TimeoutError:
-        raise TimeoutTransportError(f"{endpoint}: connect timed out", address=endpoint, slurm_errno=CONNECT_ERRNO) from None
-    except OSError as exc:
-        raise TransportError(f"{endpoint}: {exc.strerror or exc}", address=endpoint, slurm_errno=CONNECT_ERRNO) from None
+def _ask(state: State, endpoint: Endpoint, version: int, call: calls.Call | None = None,
+         conn=None, probe: bool = False, built=None, timeout: float | None = None):
+    """One request in ``version`` -> detect.Observation; the peer's refusals never raise here.
 
-
-def exchange(conn, frame: bytes, timeout: float, endpoint: Endpoint):
-    """Send ``frame``, read one whole reply frame, close ``conn``."""
-    try:
-        yield Send(conn, frame, timeout)
-        raw = yield RecvFrame(conn, timeout)
-    except Exception as exc:
-        yield Close(conn)
-        error = _exchange_error(exc, timeout, endpoint)
-        if error is exc:
-            raise
-        raise error from None
-    yield Close(conn)
-    return raw
-
-
-def _exchange_error(exc: Exception, timeout: float, ep: Endpoint) -> Exception:
-    if isinstance(exc, PeerClosed):
-        what = "in the middle of a reply" if exc.pending else "without a reply"
-        return ConnectionClosedError(f"{ep} closed the connection {what}", address=ep)
-    if isinstance(exc, TimeoutError):
-        return TimeoutTransportError(f"{ep}: no reply within {timeout:g} s", address=ep)
-    if isinstance(exc, (ConnectionResetError, BrokenPipeError)):
-        return ConnectionClosedError(f"{ep} reset the connection", address=ep)
-    if isinstance(exc, OSError):
-        return TransportError(f"{ep}: {exc.strerror or exc}", address=ep, slurm_errno=RECEIVE_ERRNO)
-    return exc
-
-
-def connect_controller(state: State):
-    """Primary, then each backup, in rounds a second apart, bounded by MessageTimeout."""
+    ``probe``: transport failures and bad answers become observations too (a probe
+    in the one side-by-side round must not sink the others); otherwise they raise.
+    ``built``: the (frame, credential) already made for it; ``timeout``: what is left of the
+    call's budget (default MessageTimeout).
+    """
     s = state.settings
-    deadline = (yield Now()) + s.message_timeout
-    spread = state.seed + int((yield WallClock())) if s.port_count > 1 else 0
-    failures: dict[str, Exception] = {}
-    while True:
-        for endpoint in s.controller_order(state.use_backup, spread):
-            try:
-                conn = yield from connect(endpoint, s.connect_timeout)
-            except TransportError as exc:
-                failures[str(endpoint)] = exc
-                continue
-            state.use_backup = endpoint.index != 0
-            return endpoint, conn
-        state.use_backup = False
-        if deadline_passed((yield Now()), deadline, FAILOVER_PAUSE):
-            break
-        yield Sleep(FAILOVER_PAUSE)
-    tried = "; ".join(f"{ep}: {exc}" for ep, exc in failures.items())
-    raise ConnectionRefusedTransportError(f"no slurmctld answered ({tried})")
+    timeout = s.message_timeout if timeout is None else timeout
+    call = call or calls.ping()
+    try:
+        frame, cred = built or (yield from _frame(state, call, version))
+        if conn is None:
+            conn = yield from connect(endpoint, min(s.connect_timeout, timeout))
+        if log.isEnabledFor(logging.DEBUG):
+            _log_request(endpoint, call, version)
+        raw = yield from _exchange_raw(conn, frame, timeout, endpoint)
+        seen = detect.observe(version, raw)
+        if seen.outcome is detect.Outcome.ANSWERED:
+            yield from _check_reply_auth(state, seen.reply, cred)
+        elif seen.outcome is detect.Outcome.GARBAGE and not probe and raw and raw[:4] != detect.HTTP_PREFIX:
+            decode_reply(call, raw, version)        # the decoder's own typed error, if it has one
+    except (TransportError, ProtocolError, AuthError) as exc:
+        if conn is not None:
+            yield Close(conn)
+        if not probe:
+            raise
+        # an answer whose credential fails is never an answer; nothing else counted: an auth failure
+        outcome = detect.Outcome.AUTH_REFUSED if isinstance(exc, AuthError) else detect.Outcome.GARBAGE
+        return detect.Observation(version, outcome, problem=f"0x{version:04x}: {exc}")
+    if log.isEnabledFor(logging.DEBUG):
+        log.debug("<- %s 0x%04x %s: %s", endpoint, version, seen.outcome.value,
+                  describe(seen.reply) if seen.reply is not None else seen.problem or "no answer")
+    return seen
 
 
-def rpc(state: State, call: calls.Call, version: int, endpoint: Endpoint | None = None,
-        forward: Forward = Forward(), timeout: float | None = None):
-    """One request and its verified reply; returns (endpoint, reply Message)."""
-    if version < FIRST_HASHED_VERSION:
-        body, payload = None, b""
-    else:  # 20.11+: the credential carries a payload (22.05+: the body's hash); the body is encoded once
-        body = encode_body(version, call.msg_type, call.body)
-        payload = credential_payload(version, call.msg_type, body)
-    cred = yield from create_flow(state.auth, version, payload)
-    frame = request_frame(call, cred, version, forward, body)
+
+def _exchange_raw(conn, frame: bytes, timeout: float, endpoint: Endpoint):
+    """exchange(), with a close without a byte as None and an HTTP answer as its first bytes."""
+    try:
+        return (yield from exchange(conn, frame, timeout, endpoint))
+    except ConnectionClosedError as exc:
+        if getattr(exc, "mid_reply", False):
+            raise
+        return None
+    except FrameTooLargeError as exc:
+        if getattr(exc, "length", None) == _HTTP_LENGTH:   # 26.05: a refused version goes to HTTP
+            return detect.HTTP_PREFIX
+        raise
+
+
+def _settle(state: State, endpoint: Endpoint, first: detect.Observation, deadline: float, blind: bool = False):
+    """The one extra round after ``first``: the verdict (cached) and every observation by version.
+
+    ``deadline``: the first request's exchange and this round share one MessageTimeout.
+    ``blind``: ``first`` was a checkpoint call that closed, which tells nothing of the version.
+    """
+    plan = detect.plan_blind() if blind else detect.plan_after(first)
+    budget = deadline - (yield Now())
+    if plan.probes and budget <= 0:
+        raise TimeoutTransportError(f"{endpoint}: no time left within {state.settings.message_timeout:g} s "
+                                    "to find the protocol version it speaks", address=endpoint)
+    seen = yield Parallel(tuple(_ask(state, endpoint, v, probe=True, timeout=budget) for v in plan.probes))
+    answers = dict(zip(plan.probes, seen))
+    verdict = detect.decide_blind(plan, answers) if blind else detect.decide(first, plan, answers)
+    if verdict.code is None:
+        state.versions.pop(_key(endpoint), None)
+        if verdict.auth_refused:
+            raise AuthError(f"{endpoint}: {verdict.problem}", code=detect.AUTH_ERROR)
+        raise NoVersionAnsweredError(f"{endpoint}: {verdict.problem}", address=endpoint)
+    state.versions[_key(endpoint)] = verdict
+    answers.setdefault(first.sent, first)
+    return verdict, answers
+
+
+def _refused(state: State, endpoint: Endpoint, first: detect.Observation):
+    """Raise for an answer detection cannot go on from (our credential refused, garbage)."""
+    state.versions.pop(_key(endpoint), None)
+    if first.outcome is detect.Outcome.AUTH_REFUSED:
+        raise AuthError(f"{endpoint}: {first.problem}", code=detect.AUTH_ERROR)
+    raise UnexpectedMessageError(f"{endpoint}: {first.problem}", field="header")
+
+
+def _open(state: State, endpoint: Endpoint | None):
     if endpoint is None:
-        endpoint, conn = yield from connect_controller(state)
-    else:
-        conn = yield from connect(endpoint, state.settings.connect_timeout)
+        return (yield from connect_controller(state))
+    return endpoint, (yield from connect(endpoint, state.settings.connect_timeout))
+
+
+def _start(state: State, endpoint: Endpoint | None, call: calls.Call, choose):
+    """The credential (first, as libslurm's callers see it fail first), then the connection.
+
+    ``choose(cached Verdict or None)`` is the version; it is read for the controller
+    expected to answer and again for the one that did (rebuilt when they differ).
+    Returns (endpoint, conn, cached, version, (frame, credential)).
+    """
+    guess = endpoint or state.settings.controller_order(state.use_backup)[0]
+    version = choose(state.versions.get(_key(guess)))
+    built = yield from _frame(state, call, version)
+    endpoint, conn = yield from _open(state, endpoint)
     cached = state.versions.get(_key(endpoint))
-    if version in CHECKPOINT_CODES and call.msg_type != MsgType.REQUEST_PING and cached and \
-            not detect.has_checkpoint(cached):
-        yield Close(conn)
-        raise CheckpointUnsupported(str(endpoint), detect.release_name(cached))
-    if log.isEnabledFor(logging.DEBUG):
-        log.debug("-> %s %s v%s %s", endpoint, call.msg_type.name, VERSIONS[version].name,
-                  " ".join(f"{k}={v!r}" for k, v in vars(call.body).items()))
-    raw = yield from exchange(conn, frame, timeout or state.settings.message_timeout, endpoint)
-    reply = decode_reply(call, raw, version)
-    if log.isEnabledFor(logging.DEBUG):
-        log.debug("<- %s %s", endpoint, describe(reply))
-    if reply.auth is not None:  # 23.02+ replies may carry none (SLURM_NO_AUTH_CRED)
-        yield from verify_flow(state.auth, reply.auth, reply.version)
-    return endpoint, reply
+    if choose(cached) != version:          # another controller answered: its own version
+        version = choose(cached)
+        built = yield from _frame(state, call, version)
+    return endpoint, conn, cached, version, built
+
+
+def _speaker(state: State):
+    """The first version of a ping: what worked before, else the one the caller named, else 26.05."""
+    pinned = state.settings.protocol_version if state.settings.pinned else None
+    return lambda cached: detect.first_version(cached.speak if cached is not None else None, pinned)
+
+
+def _first(state: State, endpoint: Endpoint, conn, version: int, call: calls.Call | None = None, built=None):
+    """The first request; a cached version that fails is forgotten (its answer starts detection).
+
+    Returns its observation and the deadline detection must keep (one MessageTimeout from
+    the first exchange's start covers it and the round after it)."""
+    deadline = (yield Now()) + state.settings.message_timeout
+    try:
+        first = yield from _ask(state, endpoint, version, call, conn=conn, built=built)
+    except PyslurmrpcError:
+        state.versions.pop(_key(endpoint), None)
+        raise
+    if first.outcome in (detect.Outcome.AUTH_REFUSED, detect.Outcome.GARBAGE):
+        yield from _refused(state, endpoint, first)
+    if first.outcome is not detect.Outcome.ANSWERED:
+        state.versions.pop(_key(endpoint), None)
+    return first, deadline
 
 
 def controller_version(state: State, endpoint: Endpoint | None = None):
-    """The protocol version the controller speaks (cached per controller)."""
-    if endpoint is None:
-        endpoint, conn = yield from connect_controller(state)
-        yield Close(conn)
+    """The protocol version the controller speaks (cached per controller until a call fails)."""
+    endpoint, conn = yield from _open(state, endpoint)
     cached = state.versions.get(_key(endpoint))
-    if cached:
-        return cached
-    answered = yield Parallel(tuple(_probe(state, endpoint, v) for v in detect.CANDIDATES))
-    version = detect.verdict(dict(zip(detect.CANDIDATES, answered)))
-    if version is None:
-        raise NoVersionAnsweredError(
-            f"{endpoint} answered a ping in no protocol version from 17.11 to 25.05", address=endpoint)
-    state.versions[_key(endpoint)] = version
-    return version
-
-
-def _probe(state: State, endpoint: Endpoint, version: int):
-    try:
-        _, reply = yield from rpc(state, calls.ping(), version, endpoint=endpoint)
-    except PyslurmrpcError:
-        return False
-    return reply.msg_type == MsgType.RESPONSE_SLURM_RC and reply.body.return_code == 0
+    if cached is not None and cached.code is not None:
+        yield Close(conn)
+        return cached.code
+    first, deadline = yield from _first(state, endpoint, conn, _speaker(state)(cached))
+    verdict, _ = yield from _settle(state, endpoint, first, deadline)
+    return verdict.code
 
 
 # ---------------------------------------------------------------------------
 # operations
 # ---------------------------------------------------------------------------
 def checkpoint(state: State, call: calls.Call):
-    """A controller RPC in the pinned checkpoint version, with the too-new verdict."""
-    try:
-        _, reply = yield from rpc(state, call, state.settings.protocol_version)
-    except ConnectionClosedError as exc:
-        endpoint = exc.address
-        if endpoint is None:
-            raise
-        version = yield from controller_version(state, endpoint)
-        if not detect.has_checkpoint(version):
-            raise CheckpointUnsupported(str(endpoint), detect.release_name(version)) from None
-        raise
-    return call.read_reply(reply)
+    """A controller RPC in the pinned checkpoint version, with the too-new verdict and
+    slurm_send_recv_controller_msg's wait for a backup taking over (ESLURM_IN_STANDBY_MODE)."""
+    s = state.settings
+    start = yield Now()
+    while True:
+        reply = yield from _checkpoint_once(state, call)
+        if not _retry_standby(s, reply, (yield Now()) - start):
+            return call.read_reply(reply)
+        yield Sleep(s.slurmctld_timeout // 2)
+        state.use_backup = False          # the next attempt starts at the primary again
+
+
+def _retry_standby(s: Settings, reply, elapsed: float) -> bool:
+    """A standby controller's answer, with 2+ controllers, before 1.5 x SlurmctldTimeout passed."""
+    return (reply.msg_type == MsgType.RESPONSE_SLURM_RC and reply.body.return_code == ESLURM_IN_STANDBY_MODE
+            and len(s.controllers) > 1 and elapsed < s.slurmctld_timeout + s.slurmctld_timeout // 2)
+
+
+def _checkpoint_once(state: State, call: calls.Call):
+    """The call's reply Message from the controller that answers, or the too-new verdict."""
+    pinned = state.settings.protocol_version
+    endpoint, conn, cached, version, built = yield from _start(state, None, call, lambda cached: pinned)
+    if cached is not None and cached.code is not None and not cached.has_checkpoint:
+        yield Close(conn)
+        raise CheckpointUnsupported(str(endpoint), cached.name)
+    first, deadline = yield from _first(state, endpoint, conn, version, call, built)
+    if first.outcome is detect.Outcome.ANSWERED:
+        return first.reply
+    blind = first.outcome is detect.Outcome.CLOSED
+    verdict, _ = yield from _settle(state, endpoint, first, deadline, blind)
+    if not verdict.has_checkpoint:
+        raise CheckpointUnsupported(str(endpoint), verdict.name)
+    if verdict.speak in CHECKPOINT_CODES and verdict.speak != version:
+        _, reply = yield from rpc(state, call, verdict.speak, endpoint=endpoint)
+        return reply
+    raise ConnectionClosedError(f"{endpoint} closed the connection without a reply", address=endpoint)
 
 
 def ping(state: State, endpoint: Endpoint | None = None):
-    """REQUEST_PING; against a newer controller, in the version it speaks."""
-    version = state.settings.protocol_version
-    if endpoint is not None:
-        version = state.versions.get(_key(endpoint), version)
-    try:
-        _, reply = yield from rpc(state, calls.ping(), version, endpoint=endpoint)
-    except ConnectionClosedError as exc:
-        if exc.address is None:
-            raise
-        version = yield from controller_version(state, exc.address)
-        _, reply = yield from rpc(state, calls.ping(), version, endpoint=exc.address)
-    return calls.ping().read_reply(reply)
+    """REQUEST_PING in the version that worked before, else 26.05's; detection if refused."""
+    endpoint, conn, cached, version, built = yield from _start(state, endpoint, calls.ping(), _speaker(state))
+    first, deadline = yield from _first(state, endpoint, conn, version, built=built)
+    if first.outcome is detect.Outcome.ANSWERED:
+        if cached is None:   # the version to speak is known; the release is not (yet)
+            state.versions[_key(endpoint)] = detect.Verdict(None, speak=first.sent)
+        return calls.ping().read_reply(first.reply)
+    verdict, answers = yield from _settle(state, endpoint, first, deadline)
+    return calls.ping().read_reply(answers[verdict.speak].reply)
 
 
 def tasks(state: State, job_id, step_id, begin_time, image_dir, max_wait, nodelist):
@@ -210,7 +240,7 @@ def tasks(state: State, job_id, step_id, begin_time, image_dir, max_wait, nodeli
     call = calls.tasks(job_id, step_id, begin_time, image_dir)
     max_wait = calls._uint("max_wait", max_wait, calls.U16)
     try:
-        hops = fanout.plan(nodelist or "", state.settings.tree_width)
+        hops = fanout.plan(nodelist or "", tree_width_arg(state.settings.tree_width))
     except HostlistError as exc:
         raise InvalidArgumentError(f"nodelist: {exc}") from None
     if not hops:
@@ -226,26 +256,21 @@ def tasks(state: State, job_id, step_id, begin_time, image_dir, max_wait, nodeli
 
 
 def _hop(state: State, call: calls.Call, hop: fanout.Hop, timeout_ms: int):
+    """One group of forward.c _fwd_tree_thread: what the first hop cannot report is sent directly."""
     s = state.settings
-    names, codes = [hop.node, *hop.forward_to], {}
-    while names:
-        first = fanout.Hop(names[0], tuple(names[1:]))
-        # forward.c: the reply may take one MessageTimeout per tree level plus the tree timeout
-        levels = (len(first.forward_to) + 1) // s.tree_width
-        wait = (s.message_timeout * 1000 * levels + timeout_ms * (levels + 1)) / 1000
-        try:
-            _, reply = yield from rpc(state, call, s.protocol_version, endpoint=s.node(first.node),
-                                      forward=first.forward(timeout_ms, s.tree_width), timeout=wait)
-        except (TransportError, ProtocolError, AuthError):
-            codes[first.node] = fanout.SLURM_COMMUNICATIONS_CONNECTION_ERROR
-            names = names[1:]
-            continue
-        got = fanout.node_codes(first, reply)
-        codes.update(got)
-        lost = fanout.missing(first, got)
-        if lost:
-            more = yield Parallel(tuple(_hop(state, call, h, timeout_ms) for h in lost))
-            for extra in more:
-                codes.update(extra)
-        break
+    # forward.c: the reply may take one MessageTimeout per tree level plus the tree timeout
+    levels = (len(hop.forward_to) + 1) // s.tree_width
+    wait = (s.message_timeout * 1000 * levels + timeout_ms * (levels + 1)) / 1000
+    try:
+        _, reply = yield from rpc(state, call, s.protocol_version, endpoint=s.node(hop.node),
+                                  forward=hop.forward(timeout_ms, s.tree_width), timeout=wait, slurmd=True)
+    except (TransportError, ProtocolError, AuthError):
+        codes = {hop.node: fanout.SLURM_COMMUNICATIONS_CONNECTION_ERROR}
+        lost = [fanout.Hop(n) for n in hop.forward_to]   # "abandon tree": each one directly, side by side
+    else:
+        codes = fanout.node_codes(hop, reply)
+        lost = fanout.missing(hop, codes)
+    if lost:
+        for extra in (yield Parallel(tuple(_hop(state, call, h, timeout_ms) for h in lost))):
+            codes.update(extra)
     return codes

@@ -1,6 +1,10 @@
 """Protocol debugging: decode Slurm messages from recordings, hex dumps and pcap/pcapng captures.
 
-``pyslurmrpc decode`` is :func:`cli.main`.  The pieces, usable on their own:
+``pyslurmrpc decode`` is :func:`cli.main`; it decodes live (:mod:`.live`): captures
+packet by packet (:mod:`.capture_stream`), TCP reassembled and requests paired with
+replies as they arrive (:class:`FlowTracker`), ``--summary`` totals in :mod:`.summary`.
+Message types are named per release (:mod:`pyslurmrpc.wire.msg_types_by_release`).
+The pieces, usable on their own:
 
 * :func:`walk_frame` - every field of a frame with its offset, raw bytes and value,
   read with the wire layer's own schemas;
@@ -13,6 +17,7 @@
 """
 
 from .fields import Field, walk_frame
+from .flow import Decoded, FlowTracker, FrameCutter, Problem
 from .frames import FrameReport, MungeOpener, StreamReport, decode_frame, decode_stream
 from .inputs import InputError, detect_kind, load, parse_hex_dump
 from .tcp import DEFAULT_PORTS, TcpStream, reassemble
@@ -22,4 +27,5 @@ __all__ = [
     "Field", "walk_frame", "FrameReport", "StreamReport", "MungeOpener", "decode_frame", "decode_stream",
     "InputError", "detect_kind", "load", "parse_hex_dump", "DEFAULT_PORTS", "TcpStream", "reassemble",
     "pcap_bytes", "pcapng_bytes", "tcp_conversation", "tcp_packet",
+    "Decoded", "FlowTracker", "FrameCutter", "Problem",
 ]

@@ -12,13 +12,18 @@ import json
 from datetime import datetime, timezone
 from typing import Any, Callable, Optional
 
-from ..slurm_errno import from_wire, name_of, text_of
+from ..slurm_errno import REFERENCE_RELEASE, from_wire, name_of, text_of
 from ..wire.constants import (
     INFINITE, NO_VAL, NO_VAL16, SLURM_BATCH_SCRIPT, SLURM_EXTERN_CONT, SLURM_GLOBAL_AUTH_KEY,
     SLURM_NO_AUTH_CRED, SLURM_PACK_ADDRS, SLURMDBD_CONNECTION, AuthPluginId, CheckOp, MsgType,
 )
-from ..wire.versions import VERSIONS
+from ..wire.info_bodies import HEADER_FLAG_NAMES, SHOW_FLAG_NAMES, STEP_ID_NAMES, in_span
+from ..wire.msg_types_by_release import msg_type_name
+from ..wire.versions import RELEASES, VERSIONS, release_of
 from .fields import Field
+
+#: release names in order, for "first - last release" ranges of the tables
+_RELEASE_ORDER = [r.name for r in RELEASES]
 
 #: header.flags bit -> name (src/common/slurm_protocol_defs.h)
 FLAG_NAMES = {
@@ -57,18 +62,29 @@ def _version(field: Field) -> Optional[str]:
     return f"0x{field.value:04x}, Slurm {spec.name}" if spec else f"0x{field.value:04x}, unsupported"
 
 
-def _flags(field: Field) -> Optional[str]:
-    names = [name for bit, name in FLAG_NAMES.items() if field.value & bit]
-    unknown = field.value & ~sum(FLAG_NAMES)
+def _flags(field: Field, version: Optional[int] = None) -> Optional[str]:
+    known = FLAG_NAMES
+    if version is not None and release_of(version) is not None:
+        known = {bit: name for bit, (name, first, last) in HEADER_FLAG_NAMES.items()
+                 if in_span(version, first, last)}
+    names = [name for bit, name in known.items() if field.value & bit]
+    unknown = field.value & ~sum(known)
     if unknown:
         names.append(f"0x{unknown:04x}")
     return " | ".join(names) if names else None
 
 
-def _errno(field: Field) -> Optional[str]:
+def _release(version: Optional[int]) -> str:
+    """The release name whose errno table applies (the reference release when unknown)."""
+    row = release_of(version) if version is not None else None
+    return row.name if row is not None else REFERENCE_RELEASE
+
+
+def _errno(field: Field, version: Optional[int] = None) -> Optional[str]:
     code = from_wire(field.value)
-    name = name_of(code)
-    text = text_of(code)
+    release = _release(version)
+    name = name_of(code, release)
+    text = text_of(code, release)
     prefix = f"{code} " if code != field.value else ""
     return f"{prefix}{name}: {text}" if name else f"{prefix}{text}"
 
@@ -87,8 +103,11 @@ def _time(field: Field) -> Optional[str]:
         return "out of range for a date"
 
 
-def _step(field: Field) -> Optional[str]:
-    return STEP_MARKERS.get(field.value)
+def _step(field: Field, version: Optional[int] = None) -> Optional[str]:
+    if version is None or release_of(version) is None:
+        return STEP_MARKERS.get(field.value)
+    names = next(n for first, last, n in STEP_ID_NAMES if in_span(version, first, last))
+    return names.get(field.value)
 
 
 def _addr(field: Field) -> Optional[str]:
@@ -101,30 +120,70 @@ def _family(field: Field) -> Optional[str]:
     return {0: "AF_UNSPEC", 2: "AF_INET", 10: "AF_INET6"}.get(field.value)
 
 
-#: field name -> meaning of its value
-MEANINGS: dict[str, Callable[[Field], Optional[str]]] = {
-    "version": _version,
+def _msg_type(field: Field, version: Optional[int] = None) -> Optional[str]:
+    name = msg_type_name(version, field.value)
+    if name is None and version is None:
+        return _enum_name(MsgType)(field)
+    return name or "not a message type of this release"
+
+
+def _in_release(first: str, last: str, release: str) -> bool:
+    return _RELEASE_ORDER.index(first) <= _RELEASE_ORDER.index(release) <= _RELEASE_ORDER.index(last)
+
+
+def _show_flags(field: Field, version: Optional[int] = None) -> Optional[str]:
+    release = _release(version)
+    known = {bit: name for bit, (name, first, last) in SHOW_FLAG_NAMES.items() if _in_release(first, last, release)}
+    names = [name for bit, name in known.items() if field.value & bit]
+    unknown = field.value & ~sum(known)
+    if unknown:
+        names.append(f"0x{unknown:04x}")
+    return " | ".join(names) if names else "none"
+
+
+def _list_count(field: Field) -> Optional[str]:
+    return "NO_VAL: no list (every job)" if field.value == NO_VAL else None
+
+
+#: meanings that depend on the frame's release: field name -> f(field, header version)
+RELEASE_MEANINGS: dict[str, Callable[[Field, Optional[int]], Optional[str]]] = {
+    "msg_type": _msg_type,
     "flags": _flags,
-    "msg_type": _enum_name(MsgType),
-    "op": _enum_name(CheckOp),
-    "plugin_id": _enum_name(AuthPluginId),
     "return_code": _errno,
     "error_code": _errno,
     "err": _errno,
+    "show_flags": _show_flags,
+    "step_id": _step,
+    "job_step_id": _step,
+}
+
+#: field name -> meaning of its value
+MEANINGS: dict[str, Callable[[Field], Optional[str]]] = {
+    "version": _version,
+    "last_update": _time,
+    "job_id_count": _list_count,
+    "op": _enum_name(CheckOp),
+    "plugin_id": _enum_name(AuthPluginId),
     "begin_time": _time,
     "event_time": _time,
     "timestamp": _time,
-    "step_id": _step,
-    "job_step_id": _step,
     "addr": _addr,
     "family": _family,
 }
 
 
-def meaning(field: Field) -> Optional[str]:
-    """A short text saying what ``field``'s value means, or None when the number says it all."""
+def meaning(field: Field, version: Optional[int] = None) -> Optional[str]:
+    """A short text saying what ``field``'s value means, or None when the number says it all.
+
+    ``version`` (the frame's header version) picks the release whose tables name
+    message types, errnos and flags; without it the reference tables are used.
+    """
+    by_release = RELEASE_MEANINGS.get(field.name)
     special = MEANINGS.get(field.name)
-    text = special(field) if special else None
+    if by_release is not None:
+        text = by_release(field, version)
+    else:
+        text = special(field) if special else None
     if text is None and isinstance(field.value, int):
         text = WIDTH_MARKERS.get((len(field.raw), field.value))
     return text

@@ -48,6 +48,7 @@ class Packet:
     linktype: int
     data: bytes
     truncated: bool = False
+    time: float = 0.0  # capture timestamp, seconds since the epoch (0 when unknown)
 
 
 def capture_kind(data: bytes) -> str | None:

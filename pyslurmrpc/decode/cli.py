@@ -11,13 +11,15 @@ import sys
 from typing import Optional, Sequence, TextIO
 
 from .frames import MungeOpener, StreamReport, decode_stream
-from .inputs import InputError, Source, load
-from .render import stream_json, stream_lines
+from .inputs import InputError, Source
+from .live import Printer, run
 from .tcp import DEFAULT_PORTS
 
 EXIT_OK = 0
 EXIT_UNDECODED = 1
 EXIT_USAGE = 2
+#: stopped by Ctrl-C (128 + SIGINT), after reporting what was read
+EXIT_INTERRUPTED = 130
 
 DESCRIPTION = """\
 Decode Slurm RPC messages and print them as an annotated tree (every field
@@ -25,9 +27,16 @@ with its byte offset, raw bytes and value).  FILE may hold raw frames (like
 fixtures/*.bin, one or more concatenated), a hex dump (xxd, "0000: ..." or
 plain hex), or a pcap/pcapng capture (Ethernet, Linux cooked SLL/SLL2,
 raw IP, BSD loopback); the kind is detected.  TCP streams to and from Slurm's
-ports are reassembled in both directions.
+ports are reassembled in both directions.  Messages are printed as they are
+read, so a live capture can be piped in:
+
+    tcpdump -i any -U -w - port 6817 | pyslurmrpc decode -
+
+Every message type of every release 17.11 - 26.05 is named; bodies without a
+schema are shown as hex ("body not decoded").  Replies are paired with their
+requests on the same TCP connection, with the round trip.
 """
-EPILOG = "exit status: 0 all decoded, 1 some frame failed, 2 usage or input error"
+EPILOG = "exit status: 0 all decoded, 1 some frame failed, 2 usage or input error, 130 stopped by Ctrl-C"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,6 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
                              "and show uid, gid, encode time, ttl, origin address; the key is never printed")
     parser.add_argument("--json", action="store_true",
                         help="print one JSON object per message (fields with offset, raw, value)")
+    parser.add_argument("--summary", action="store_true",
+                        help="print only a table per message type (count, bytes, replies, p50/p99 round "
+                             "trip, errors by return code) instead of every message")
     parser.add_argument("--port", type=_port, action="append", default=[], metavar="N",
                         help=f"also follow TCP port N in captures (default ports: "
                              f"{', '.join(map(str, DEFAULT_PORTS))}); repeatable")
@@ -54,11 +66,10 @@ def _port(text: str) -> int:
     return value
 
 
-def _read(path: str, stdin: TextIO) -> tuple[bytes, str]:
+def _open(path: str, stdin: TextIO):
     if path == "-":
-        return stdin.buffer.read(), "<stdin>"
-    with open(path, "rb") as fh:
-        return fh.read(), path
+        return stdin.buffer, "<stdin>"
+    return open(path, "rb"), path
 
 
 def decode_source(source: Source, opener: Optional[MungeOpener] = None) -> list[StreamReport]:
@@ -71,14 +82,6 @@ def decode_source(source: Source, opener: Optional[MungeOpener] = None) -> list[
     return reports
 
 
-def _summary(reports: list[StreamReport]) -> str:
-    frames = sum(len(r.frames) for r in reports)
-    bad = sum(not f.ok for r in reports for f in r.frames)
-    stopped = sum(bool(r.problems) for r in reports)
-    return (f"{frames} message(s) in {len(reports)} stream(s): {frames - bad} decoded, {bad} not decoded, "
-            f"{stopped} stream(s) stopped early")
-
-
 def main(argv: Optional[Sequence[str]] = None, stdout: TextIO = None, stderr: TextIO = None,
          stdin: TextIO = None) -> int:
     """Run ``pyslurmrpc decode`` with ``argv`` (without the program name); return the exit code."""
@@ -88,31 +91,29 @@ def main(argv: Optional[Sequence[str]] = None, stdout: TextIO = None, stderr: Te
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help (0) or a usage error (2)
         return int(exc.code or 0)
+    printer = Printer(stdout, args.json, args.summary)
+    warnings: list[str] = []
     try:
-        data, name = _read(args.file, stdin)
         opener = MungeOpener(args.munge_key) if args.munge_key else None
-        source = load(data, name, set(DEFAULT_PORTS) | set(args.port))
+        fh, name = _open(args.file, stdin)
+        try:
+            run(fh, name, set(DEFAULT_PORTS) | set(args.port), opener, printer, warnings)
+        finally:
+            if fh is not stdin.buffer:
+                fh.close()
     except (OSError, InputError, ValueError) as exc:
+        if isinstance(exc, BrokenPipeError):  # e.g. piped into head: stop quietly
+            _silence(stdout)
+            return EXIT_OK if printer.ok else EXIT_UNDECODED
         print(f"pyslurmrpc decode: {exc}", file=stderr)
         return EXIT_USAGE
-    for warning in source.warnings:
+    except KeyboardInterrupt:  # between reads: what was printed stands
+        printer.interrupted = True
+    for warning in warnings:
         print(f"pyslurmrpc decode: warning: {warning}", file=stderr)
-    reports = decode_source(source, opener)
-    code = EXIT_OK if all(r.ok for r in reports) else EXIT_UNDECODED
-    try:
-        _print(reports, args.json, stdout)
-    except BrokenPipeError:  # e.g. piped into head: stop quietly
-        _silence(stdout)
-    return code
-
-
-def _print(reports: list[StreamReport], as_json: bool, stdout: TextIO) -> None:
-    render = stream_json if as_json else stream_lines
-    for report in reports:
-        for line in render(report):
-            print(line, file=stdout)
-    if not as_json:
-        print(_summary(reports), file=stdout)
+    if printer.interrupted:
+        return EXIT_INTERRUPTED
+    return EXIT_OK if printer.ok else EXIT_UNDECODED
 
 
 def _silence(stdout: TextIO) -> None:

@@ -16,7 +16,7 @@ from typing import Optional
 from ..errors import ProtocolError, PyslurmrpcError
 from ..wire import Framer
 from ..wire.constants import LENGTH_PREFIX_SIZE
-from .fields import Field, read_fields
+from .fields import Field, read_frame
 
 #: Fields whose value is a bearer credential: never printed, only opened with --munge-key.
 SECRET_FIELDS = frozenset({"credential"})
@@ -33,6 +33,10 @@ class FrameReport:
     error: Optional[ProtocolError] = None
     munge: Optional[dict] = None
     munge_error: Optional[str] = None
+    #: False when the message type has no body schema: its body is shown as bytes
+    body_decoded: bool = True
+    #: where the body starts in the frame, when the header and auth could be read
+    body_start: Optional[int] = None
 
     @property
     def ok(self) -> bool:
@@ -43,6 +47,16 @@ class FrameReport:
     def msg_type(self) -> Optional[int]:
         """header.msg_type when it could be read."""
         return next((f.value for f in self.fields if f.path == "header.msg_type"), None)
+
+    @property
+    def version(self) -> Optional[int]:
+        """header.version when it could be read."""
+        return next((f.value for f in self.fields if f.path == "header.version"), None)
+
+    @property
+    def undecoded_body(self) -> bool:
+        """True when the frame is sound but its message type's body has no schema."""
+        return self.error is None and not self.body_decoded
 
     @property
     def decoded_end(self) -> int:
@@ -87,8 +101,9 @@ class MungeOpener:
 def decode_frame(frame: bytes, index: int = 1, offset: int = 0,
                  opener: Optional[MungeOpener] = None) -> FrameReport:
     """Decode one whole frame (length prefix included) into a :class:`FrameReport`."""
-    fields, error = read_fields(frame)
-    report = FrameReport(index, offset, frame, fields, error)
+    found = read_frame(frame)
+    report = FrameReport(index, offset, frame, found.fields, found.error,
+                         body_decoded=found.body_decoded, body_start=found.body_start)
     if opener is not None:
         _open_credential(report, opener)
     return report

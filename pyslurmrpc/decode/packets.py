@@ -71,6 +71,7 @@ class Segment:
     flags: int
     payload: bytes
     number: int = 0  # packet number in the capture
+    time: float = 0.0  # capture timestamp of its packet (0 when unknown)
 
 
 # ---------------------------------------------------------------------------

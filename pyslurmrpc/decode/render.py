@@ -10,6 +10,7 @@ import json
 from typing import Iterator, Optional
 
 from ..wire.constants import MsgType
+from ..wire.msg_types_by_release import msg_type_name
 from .annotate import iso_time, json_value, meaning, show_value
 from .fields import Field
 from .frames import SECRET_FIELDS, FrameReport, StreamReport
@@ -27,17 +28,23 @@ MUNGE_INDENT = " " * 9
 STRING_SIZE = 4
 
 
-def _msg_name(msg_type: Optional[int]) -> Optional[str]:
-    try:
-        return MsgType(msg_type).name
-    except ValueError:
+def _msg_name(msg_type: Optional[int], version: Optional[int] = None) -> Optional[str]:
+    """The name of ``msg_type`` in the release of header ``version`` (any release's when unknown)."""
+    if msg_type is None:
         return None
+    name = msg_type_name(version, msg_type)
+    if name is None and version is None:
+        try:
+            return MsgType(msg_type).name
+        except ValueError:
+            return None
+    return name
 
 
-def _type_name(msg_type: Optional[int]) -> str:
+def _type_name(msg_type: Optional[int], version: Optional[int] = None) -> str:
     if msg_type is None:
         return "message type unknown"
-    name = _msg_name(msg_type)
+    name = _msg_name(msg_type, version)
     return f"{name} ({msg_type})" if name else f"unknown message type {msg_type}"
 
 
@@ -51,19 +58,19 @@ def _raw_text(field: Field) -> str:
     return text + " …" if len(field.raw) > len(raw[:RAW_SHOWN]) else text
 
 
-def _value_text(field: Field) -> str:
+def _value_text(field: Field, version: Optional[int] = None) -> str:
     if _secret(field):
         size = len(field.raw) - STRING_SIZE
         return f"<credential, {size} bytes, not shown>" if field.value is not None else "NULL"
     text = show_value(field.value)
-    extra = meaning(field)
+    extra = meaning(field, version)
     return f"{text} ({extra})" if extra else text
 
 
-def field_line(field: Field) -> str:
+def field_line(field: Field, version: Optional[int] = None) -> str:
     """One annotated line: ``  [0012] header.body_length  00 00 00 10  = 16``."""
     return (f"{INDENT}[{field.offset:04d}] {field.path:<{PATH_WIDTH}} "
-            f"{_raw_text(field):<{RAW_WIDTH}} = {_value_text(field)}")
+            f"{_raw_text(field):<{RAW_WIDTH}} = {_value_text(field, version)}")
 
 
 def _munge_lines(report: FrameReport) -> Iterator[str]:
@@ -92,7 +99,10 @@ def _dump_lines(report: FrameReport) -> Iterator[str]:
     if field.rsplit(".", 1)[-1] in SECRET_FIELDS:
         yield f"{INDENT}[{start:04d}] undecoded: {len(tail)} bytes not shown (they hold a credential)"
         return
-    yield f"{INDENT}[{start:04d}] undecoded: {len(tail)} bytes"
+    if report.undecoded_body:
+        yield f"{INDENT}[{start:04d}] body: {len(tail)} bytes, body not decoded (no schema for this message type)"
+    else:
+        yield f"{INDENT}[{start:04d}] undecoded: {len(tail)} bytes"
     for at in range(0, min(len(tail), MAX_DUMP), DUMP_ROW):
         yield f"{INDENT}  {start + at:04d}: {tail[at:at + DUMP_ROW].hex(' ')}"
     if len(tail) > MAX_DUMP:
@@ -101,13 +111,16 @@ def _dump_lines(report: FrameReport) -> Iterator[str]:
 
 def frame_lines(report: FrameReport) -> Iterator[str]:
     """The annotated tree of one frame."""
-    head = f"Frame {report.index} at stream offset {report.offset}: {_type_name(report.msg_type)}, " \
+    version = report.version
+    head = f"Frame {report.index} at stream offset {report.offset}: {_type_name(report.msg_type, version)}, " \
            f"{len(report.frame)} bytes"
     if report.error is not None:
         head += f" -- NOT DECODED: {report.error}"
+    elif report.undecoded_body:
+        head += " -- body not decoded"
     yield head
     for field in report.fields:
-        yield field_line(field)
+        yield field_line(field, version)
         if _secret(field):
             yield from _munge_lines(report)
     yield from _dump_lines(report)
@@ -127,14 +140,22 @@ def stream_lines(stream: StreamReport) -> Iterator[str]:
 # ---------------------------------------------------------------------------
 # JSON
 # ---------------------------------------------------------------------------
-def field_json(field: Field) -> dict:
+def _hex_capped(data: bytes) -> dict:
+    """Bytes for JSON: at most MAX_DUMP of them as hex, with the full length."""
+    return {"length": len(data), "hex": data[:MAX_DUMP].hex(), "truncated": len(data) > MAX_DUMP}
+
+
+def field_json(field: Field, version: Optional[int] = None) -> dict:
     """A field as a JSON object (credential values and bytes withheld)."""
     if _secret(field):
         return {"path": field.path, "offset": field.offset, "size": len(field.raw),
                 "raw": field.raw[:STRING_SIZE].hex(), "value": None, "redacted": True,
                 "meaning": "credential"}
-    return {"path": field.path, "offset": field.offset, "size": len(field.raw), "raw": field.raw.hex(),
-            "value": json_value(field.value), "meaning": meaning(field)}
+    obj = {"path": field.path, "offset": field.offset, "size": len(field.raw), "raw": field.raw[:MAX_DUMP].hex(),
+           "value": json_value(field.value), "meaning": meaning(field, version)}
+    if len(field.raw) > MAX_DUMP:  # "size" keeps the full length; one line stays bounded
+        obj["raw_truncated"] = True
+    return obj
 
 
 def _error_json(report: FrameReport) -> Optional[dict]:
@@ -142,20 +163,31 @@ def _error_json(report: FrameReport) -> Optional[dict]:
         return None
     start, tail = _tail(report)
     secret = (report.error.field or "").rsplit(".", 1)[-1] in SECRET_FIELDS
+    shown = _hex_capped(tail)
     return {"type": type(report.error).__name__, "reason": report.error.detail,
             "field": report.error.field, "offset": report.error.offset,
-            "undecoded_offset": start, "undecoded": None if secret else tail.hex()}
+            "undecoded_offset": start, "undecoded_length": len(tail),
+            "undecoded": None if secret else shown["hex"], "undecoded_truncated": shown["truncated"]}
+
+
+def _body_json(report: FrameReport) -> Optional[dict]:
+    """The bytes of a body with no schema (None when the body was decoded or the frame failed)."""
+    if not report.undecoded_body:
+        return None
+    start, tail = _tail(report)
+    return {"offset": start, **_hex_capped(tail)}
 
 
 def frame_json(stream: StreamReport, report: FrameReport) -> dict:
     """One message as a JSON object."""
-    msg_type = report.msg_type
-    name = _msg_name(msg_type) if msg_type is not None else None
+    msg_type, version = report.msg_type, report.version
     return {
         "kind": "message", "stream": stream.label, "frame": report.index,
         "stream_offset": report.offset, "length": len(report.frame), "ok": report.ok,
-        "msg_type": msg_type, "msg_type_name": name,
-        "fields": [field_json(f) for f in report.fields],
+        "msg_type": msg_type, "msg_type_name": _msg_name(msg_type, version),
+        "body_decoded": report.error is None and report.body_decoded,
+        "fields": [field_json(f, version) for f in report.fields],
+        "undecoded_body": _body_json(report),
         "error": _error_json(report), "munge": report.munge, "munge_error": report.munge_error,
     }
 

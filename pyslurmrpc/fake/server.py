@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import dataclasses
 import logging
 import threading
 from typing import Optional
@@ -23,6 +24,7 @@ from typing import Optional
 from pyslurmrpc import defaults
 from pyslurmrpc.auth.slurm_auth import NoneAuth
 from pyslurmrpc.errors import ProtocolError, PyslurmrpcError
+from pyslurmrpc.wire.versions import RELEASE_BY_CODE
 from pyslurmrpc.wire import (
     MAX_MSG_SIZE, Address, Framer, Header, Message, decode_message, encode_message, version_code,
 )
@@ -33,6 +35,8 @@ log = logging.getLogger("pyslurmrpc.fake")
 
 #: header versions 19.05's check_header_version lets through (current, one back, minimum)
 ACCEPTED_VERSIONS = frozenset(version_code(v) for v in ("17.11", "18.08", "19.05"))
+#: the word after the plugin name in the fake's replies: 19.05.8's, whatever the request's release
+FAKE_AUTH_WORD = RELEASE_BY_CODE[version_code("19.05")].auth_word
 #: pending connections the kernel queues for accept()
 LISTEN_BACKLOG = 1024
 #: seconds the sync context manager waits for the server thread to start or stop
@@ -248,4 +252,7 @@ class FakeDaemon:
         """``reply`` as a Message in the request's version, signed with the daemon's credential."""
         version = request.header.version
         auth = await self.auth.create(version)
+        if auth is not None and getattr(auth, "plugin_version", FAKE_AUTH_WORD) != FAKE_AUTH_WORD:
+            # a 17.11/18.08 CLIENT writes its release there; 19.05.8 daemons answer with theirs
+            auth = dataclasses.replace(auth, plugin_version=FAKE_AUTH_WORD)
         return Message(Header(version=version, msg_type=int(reply.msg_type), **header), auth, reply.body)

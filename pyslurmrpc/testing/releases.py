@@ -314,3 +314,38 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+# ---------------------------------------------------------------------------
+# more client programs of a release (squeue, sinfo, sbatch ...), patched on first use
+# ---------------------------------------------------------------------------
+#: client programs a release may be asked for, beyond slurmctld and scontrol
+CLIENT_PROGRAMS = ("squeue", "sinfo", "sbatch", "scancel")
+
+
+def client_program(rel: Release, prog: str) -> str:
+    """The path of ``prog`` (one of :data:`CLIENT_PROGRAMS`) of ``rel``, runnable here.
+
+    The machine's own release uses the installed program; an unpacked release's
+    program is copied next to its scontrol and patched like it, once.
+    """
+    if prog not in CLIENT_PROGRAMS:
+        raise ReleaseUnavailable(f"{prog} is not one of {', '.join(CLIENT_PROGRAMS)}")
+    if rel.root is None:
+        found = shutil.which(prog) or next((p for p in (f"/usr/bin/{prog}",) if os.path.exists(p)), None)
+        if found is None:
+            raise ReleaseUnavailable(f"{prog} not installed (apt-get install -y slurm-client)")
+        return found
+    target = Path(rel.scontrol).parent / prog
+    if os.access(target, os.X_OK):
+        return str(target)
+    root = Path(rel.root)
+    source = next((root / c for c in (f"usr/bin/{prog}", f"usr/bin/{prog}-wlm") if (root / c).is_file()), None)
+    if source is None:
+        raise ReleaseUnavailable(f"{prog} not found in the unpacked packages of {rel.name}")
+    rpath = ":".join([str(root / d) for d in LIB_DIRS] + [str(rel.plugin_dir)])
+    partial = target.with_suffix(".partial")
+    shutil.copy2(source, partial)
+    _patchelf("--set-interpreter", str(_find_loader(root)), "--force-rpath", "--set-rpath", rpath, str(partial))
+    os.replace(partial, target)  # whole or absent: a concurrent test never runs a half-patched copy
+    return str(target)

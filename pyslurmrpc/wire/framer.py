@@ -57,8 +57,10 @@ class Framer:
                 return None
             need = int.from_bytes(self._buf[:LENGTH_PREFIX_SIZE], "big")
             if need > self.max_size:
-                raise FrameTooLargeError(
+                error = FrameTooLargeError(
                     f"length prefix {need} over the limit {self.max_size}", field="length", offset=0)
+                error.length = need   # what the prefix said (an "HTTP" answer tells itself by it)
+                raise error
             self._need = need
         end = LENGTH_PREFIX_SIZE + self._need
         if len(self._buf) < end:

@@ -1,0 +1,182 @@
+"""The building blocks of every client flow: one connection, one exchange, one verified RPC.
+
+Flows here yield pyslurmrpc.effects actions and never touch a socket or the
+clock themselves; pyslurmrpc.client.flows builds the operations (detection,
+checkpoint calls, ping, fan-out) from them.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from ..auth.msg_hash import FIRST_HASHED_VERSION, credential_payload
+from ..auth.slurm_auth import create_flow, verify_flow
+from ..effects import Close, Connect, Now, PeerClosed, RecvFrame, Send, Sleep, WallClock, deadline_passed
+from ..errors import (
+    AuthError, ConnectionClosedError, ConnectionRefusedTransportError, CONNECT_ERRNO, RECEIVE_ERRNO,
+    TimeoutTransportError, TransportError,
+)
+from ..wire import Forward, MsgType
+from ..wire.codec import encode_body
+from ..wire.types import describe
+from . import calls, detect
+from .core import (
+    FAILOVER_PAUSE, SLURMD_CONNECT_RETRIES, SLURMD_RETRY_PAUSE, Endpoint, Settings, decode_reply, reply_limit,
+    request_frame,
+)
+
+log = logging.getLogger("pyslurmrpc.rpc")
+#: the length prefix the framer reads from an HTTP answer ("HTTP")
+_HTTP_LENGTH = int.from_bytes(detect.HTTP_PREFIX, "big")
+
+# ---------------------------------------------------------------------------
+# shared mutable state of one client (a flag and a cache, both safe to race on)
+# ---------------------------------------------------------------------------
+class State:
+    """``auth``: the authenticator (pyslurmrpc.auth.slurm_auth); ``seed``: what libslurm adds
+    to the time to spread clients over SlurmctldPort ranges (its pid)."""
+
+    def __init__(self, settings: Settings, auth, seed: int):
+        self.settings = settings
+        self.auth = auth
+        self.seed = seed
+        self.use_backup = False
+        self.versions: dict[tuple[str, int], detect.Verdict] = {}
+
+
+def _key(endpoint: Endpoint) -> tuple[str, int]:
+    return (endpoint.host, endpoint.port)
+
+
+# ---------------------------------------------------------------------------
+# building blocks
+# ---------------------------------------------------------------------------
+def connect(endpoint: Endpoint, timeout: float):
+    """An open TCP connection to ``endpoint``, or the TransportError libslurm would report."""
+    try:
+        return (yield Connect(endpoint, timeout))
+    except ConnectionRefusedError:
+        raise ConnectionRefusedTransportError(f"{endpoint}: connection refused", address=endpoint) from None
+    except TimeoutError:
+        raise TimeoutTransportError(f"{endpoint}: connect timed out", address=endpoint, slurm_errno=CONNECT_ERRNO) from None
+    except OSError as exc:
+        raise TransportError(f"{endpoint}: {exc.strerror or exc}", address=endpoint, slurm_errno=CONNECT_ERRNO) from None
+
+
+def exchange(conn, frame: bytes, timeout: float, endpoint: Endpoint, limit: int | None = None):
+    """Send ``frame``, read one whole reply frame of at most ``limit`` bytes, close ``conn``."""
+    try:
+        yield Send(conn, frame, timeout)
+        raw = yield RecvFrame(conn, timeout, limit or reply_limit())
+    except Exception as exc:
+        yield Close(conn)
+        error = _exchange_error(exc, timeout, endpoint)
+        if error is exc:
+            raise
+        raise error from None
+    yield Close(conn)
+    return raw
+
+
+def _exchange_error(exc: Exception, timeout: float, ep: Endpoint) -> Exception:
+    if isinstance(exc, PeerClosed):
+        what = "in the middle of a reply" if exc.pending else "without a reply"
+        error = ConnectionClosedError(f"{ep} closed the connection {what}", address=ep)
+        error.mid_reply = bool(exc.pending)   # a close mid-reply is no refusal (see _exchange_raw)
+        return error
+    if isinstance(exc, TimeoutError):
+        return TimeoutTransportError(f"{ep}: no reply within {timeout:g} s", address=ep)
+    if isinstance(exc, (ConnectionResetError, BrokenPipeError)):
+        return ConnectionClosedError(f"{ep} reset the connection", address=ep)
+    if isinstance(exc, OSError):
+        return TransportError(f"{ep}: {exc.strerror or exc}", address=ep, slurm_errno=RECEIVE_ERRNO)
+    return exc
+
+
+def connect_slurmd(state: State, endpoint: Endpoint):
+    """slurm_send_addr_recv_msgs: only a refused connect is tried again, a second apart."""
+    retries = min(int(state.settings.message_timeout), SLURMD_CONNECT_RETRIES)
+    for attempt in range(retries + 1):
+        if attempt:
+            yield Sleep(SLURMD_RETRY_PAUSE)
+        try:
+            return (yield from connect(endpoint, state.settings.connect_timeout))
+        except ConnectionRefusedTransportError:
+            if attempt == retries:
+                raise
+
+
+def connect_controller(state: State):
+    """Primary, then each backup, in rounds a second apart, bounded by MessageTimeout."""
+    s = state.settings
+    deadline = (yield Now()) + s.message_timeout
+    spread = state.seed + int((yield WallClock())) if s.port_count > 1 else 0
+    failures: dict[str, Exception] = {}
+    while True:
+        for endpoint in s.controller_order(state.use_backup, spread):
+            try:
+                conn = yield from connect(endpoint, s.connect_timeout)
+            except TransportError as exc:
+                failures[str(endpoint)] = exc
+                continue
+            state.use_backup = endpoint.index != 0
+            return endpoint, conn
+        state.use_backup = False
+        if deadline_passed((yield Now()), deadline, FAILOVER_PAUSE):
+            break
+        yield Sleep(FAILOVER_PAUSE)
+    tried = "; ".join(f"{ep}: {exc}" for ep, exc in failures.items())
+    raise ConnectionRefusedTransportError(f"no slurmctld answered ({tried})")
+
+
+def _frame(state: State, call: calls.Call, version: int, forward: Forward = Forward()):
+    """The request frame in ``version`` and the credential it carries (a future label is relabelled)."""
+    built = detect.wire_version(version)       # the newest layout for a version past the table
+    if built < FIRST_HASHED_VERSION and call.msg_type == MsgType.REQUEST_PING:
+        # a ping may reach a 20.11/21.08 controller that takes this version but refuses an
+        # empty payload (block_null_hash, _check_hash); 17.11-19.05 ignore the payload
+        body, payload = None, credential_payload(FIRST_HASHED_VERSION, call.msg_type, b"")
+    elif built < FIRST_HASHED_VERSION:
+        body, payload = None, b""
+    else:  # 20.11+: the credential carries a payload (22.05+: the body's hash); the body is encoded once
+        body = encode_body(built, call.msg_type, call.body)
+        payload = credential_payload(built, call.msg_type, body)
+    cred = yield from create_flow(state.auth, built, payload)
+    frame = request_frame(call, cred, built, forward, body)
+    return (frame if built == version else detect.relabel(frame, version)), cred
+
+
+def _check_reply_auth(state: State, reply, sent_cred):
+    """A reply's credential must verify and must not be our own request's, reflected."""
+    if reply.auth is None:      # 23.02+ replies carry none (SLURM_NO_AUTH_CRED)
+        return
+    mine = getattr(sent_cred, "credential", None)    # auth/none has no secret to reflect
+    if mine and getattr(reply.auth, "credential", None) == mine:
+        raise AuthError("the reply carries the request's own credential (reflected)",
+                        code=detect.AUTH_ERROR)
+    yield from verify_flow(state.auth, reply.auth, reply.version)
+
+
+def rpc(state: State, call: calls.Call, version: int, endpoint: Endpoint | None = None,
+        forward: Forward = Forward(), timeout: float | None = None, slurmd: bool = False):
+    """One request and its verified reply; returns (endpoint, reply Message)."""
+    frame, cred = yield from _frame(state, call, version, forward)
+    if endpoint is None:
+        endpoint, conn = yield from connect_controller(state)
+    elif slurmd:
+        conn = yield from connect_slurmd(state, endpoint)
+    else:
+        conn = yield from connect(endpoint, state.settings.connect_timeout)
+    if log.isEnabledFor(logging.DEBUG):
+        _log_request(endpoint, call, version)
+    raw = yield from exchange(conn, frame, timeout or state.settings.message_timeout, endpoint,
+                              reply_limit(forward.cnt))
+    reply = decode_reply(call, raw, version)
+    if log.isEnabledFor(logging.DEBUG):
+        log.debug("<- %s %s", endpoint, describe(reply))
+    yield from _check_reply_auth(state, reply, cred)
+    return endpoint, reply
+
+def _log_request(endpoint: Endpoint, call: calls.Call, version: int) -> None:
+    log.debug("-> %s %s v%s %s", endpoint, call.msg_type.name, detect.release_name(version),
+              " ".join(f"{k}={v!r}" for k, v in vars(call.body).items()))

@@ -1,0 +1,372 @@
+"""Version detection in the flows, against a scripted controller of every release 17.11 - 26.05
+and one from the future, each refusing a version as its release does (the release table,
+wire/versions.py, and protocol_specs/real_daemons.md for 26.05's HTTP answer).
+
+Requests are counted per scenario: a ping, controller_version() and the checkpoint verdict
+each cost the first request plus at most one round of requests side by side.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from pyslurmrpc.auth.munge_cred import MungeKey, encode_offline
+from pyslurmrpc.client import calls, detect, flows
+from pyslurmrpc.effects import Parallel
+from pyslurmrpc.errors import (
+    AuthError, CheckpointUnsupported, NoVersionAnsweredError, RemoteProtocolError,
+)
+from pyslurmrpc.wire import Address, Header, Message, MsgType, MungeAuthCred, ReturnCodeMsg, decode_message, encode_message
+from pyslurmrpc.wire.constants import SLURM_NO_AUTH_CRED
+from pyslurmrpc.wire.framer import Framer
+from pyslurmrpc.wire.versions import NEWEST, RELEASE_BY_CODE, VERSIONS, Refusal, release_name
+
+from test_flows_scripted import World, ctl, state
+
+FUTURE = 0x2E00
+CODES = sorted(RELEASE_BY_CODE)
+HINTING = [c for c in CODES if RELEASE_BY_CODE[c].version_refusal is Refusal.RC_HINT]
+#: 26.05.5 hands a frame in a version it refuses to its HTTP server (real_daemons.md)
+HTTP_405 = b"HTTP/1.1 405 NOT ALLOWED\r\nConnection: Close\r\n\r\nInvalid HTTP method"
+OTHER_KEY = MungeKey(b"x" * 64)
+
+
+def _frame(version: int, rc: int, auth, flags: int = 0) -> bytes:
+    """RESPONSE_SLURM_RC labelled ``version`` (built in the newest layout past the table)."""
+    built = detect.wire_version(version)
+    addr = Address(0, None, 0) if VERSIONS[built].family_addr else Address()
+    header = Header(built, MsgType.RESPONSE_SLURM_RC, flags=flags, orig_addr=addr)
+    return detect.relabel(encode_message(Message(header, auth, ReturnCodeMsg(return_code=rc))), version)
+
+
+def _signed(world, version: int, key: MungeKey | None = None) -> MungeAuthCred:
+    cred = encode_offline(key or world.munged.key, uid=0, gid=0, encode_time=world.wall())
+    return MungeAuthCred(credential=cred, plugin_version=VERSIONS[detect.wire_version(version)].release.auth_word)
+
+
+def _as_read(answer: bytes) -> bytes:
+    """What the runner's framer makes of the bytes (an HTTP answer fails at its length prefix)."""
+    return Framer().feed(answer)[0]
+
+
+class Controller:
+    """A slurmctld of protocol ``code``: answers a request in [min, code] in its version, refuses
+    any other version as its release does; a checkpoint RPC to a release without one closes."""
+
+    def __init__(self, code: int, reply=None):
+        row = RELEASE_BY_CODE.get(code)
+        self.code, self.low = code, row.min_code if row else code - 3 * 0x100
+        self.refusal = row.version_refusal if row else Refusal.CLOSE
+        self.checkpoint = bool(row and row.checkpoint)
+        self.reply = reply          # replaces the answer to an accepted request, if given
+
+    def __call__(self, frame: bytes, world):
+        sent = int.from_bytes(frame[4:6], "big")
+        if not self.low <= sent <= self.code:
+            if self.refusal is Refusal.RC_HINT:
+                return _frame(self.code, detect.AUTH_ERROR, None, SLURM_NO_AUTH_CRED)
+            if self.code == NEWEST:
+                return _as_read(HTTP_405)
+            return None
+        msg = decode_message(detect.relabel(frame, detect.wire_version(sent)))
+        if msg.msg_type != MsgType.REQUEST_PING and not self.checkpoint:
+            return None             # the type does not exist in that release: unpack fails, close
+        if self.reply is not None:
+            return self.reply(sent, msg, world)
+        bare = VERSIONS[detect.wire_version(sent)].release.reply_without_cred
+        return _frame(sent, 0, None if bare else _signed(world, sent), SLURM_NO_AUTH_CRED if bare else 0)
+
+
+def _world(controller) -> tuple[World, list]:
+    world = World({ctl(7001): controller})
+    rounds = []
+    parallel = world.table[Parallel]
+    world.table[Parallel] = lambda a: rounds.append(len(a.flows)) or parallel(a)
+    return world, rounds
+
+
+def _sent(world) -> list[int]:
+    return [int.from_bytes(f[4:6], "big") for f in world.frames.get(ctl(7001), [])]
+
+
+# (ping, controller_version, checkpoint verdict) requests with nothing cached
+def _cost(code: int) -> tuple[int, int, int]:
+    if code == NEWEST:
+        return 1, 2, 10                 # 0x2e00 probe tells it from the future; HTTP -> blind round
+    if code in HINTING:
+        return 2, 2, 2                  # refusal hint, then the request in the hinted version
+    if code == FUTURE:
+        return 1, 2, 10
+    return 8, 8, 1 if code == 0x2200 else 10 + (code < 0x2200)   # 17.11/18.08: the call again
+
+
+ALL = CODES + [FUTURE]
+
+
+@pytest.mark.parametrize("code", ALL, ids=release_name)
+def test_ping_answers_true_in_one_round_beyond_the_first(code):
+    world, rounds = _world(Controller(code))
+    st = state(auth="munge")
+    assert world.run(flows.ping(st)) is True
+    assert len(_sent(world)) == _cost(code)[0] and len(rounds) <= 1, [hex(v) for v in _sent(world)]
+    world.frames.clear()
+    assert world.run(flows.ping(st)) is True          # cached: one request
+    assert len(_sent(world)) == 1
+
+
+@pytest.mark.parametrize("code", ALL, ids=release_name)
+def test_controller_version_is_exact_and_cached(code):
+    world, rounds = _world(Controller(code))
+    st = state(auth="munge")
+    got = world.run(flows.controller_version(st))
+    assert got == code and len(_sent(world)) == _cost(code)[1] and len(rounds) <= 1
+    name = release_name(got)
+    assert name == (RELEASE_BY_CODE[code].name if code in RELEASE_BY_CODE else "newer than 26.05, protocol 0x2e00")
+    world.frames.clear()
+    assert world.run(flows.controller_version(st)) == code and _sent(world) == []
+    assert world.run(flows.ping(st)) is True and len(_sent(world)) == 1
+
+
+@pytest.mark.parametrize("code", ALL, ids=release_name)
+def test_checkpoint_answer_or_verdict_naming_the_release(code):
+    world, rounds = _world(Controller(code))
+    st = state(auth="munge")
+    run = lambda: world.run(flows.checkpoint(st, calls.enable(1, 0)))
+    if RELEASE_BY_CODE.get(code) and RELEASE_BY_CODE[code].checkpoint:
+        assert run() is None
+    else:
+        with pytest.raises(CheckpointUnsupported) as info:
+            run()
+        assert info.value.version == release_name(code)
+        world.frames.clear()
+        with pytest.raises(CheckpointUnsupported):   # the verdict is cached: nothing sent
+            run()
+        assert _sent(world) == []
+        return
+    assert len(_sent(world)) == _cost(code)[2] and len(rounds) <= 1
+
+
+def test_cache_is_dropped_when_a_call_on_that_controller_fails():
+    """A 24.11 controller replaced by a 22.05 one: the cached 24.11 ping closes and starts detection."""
+    daemons = {ctl(7001): Controller(0x2A00)}
+    world = World(daemons)
+    st = state(auth="munge")
+    assert world.run(flows.controller_version(st)) == 0x2A00
+    daemons[ctl(7001)] = Controller(0x2600)
+    world.frames.clear()
+    assert world.run(flows.ping(st)) is True
+    assert _sent(world)[0] == 0x2A00 and world.run(flows.controller_version(st)) == 0x2600
+
+
+def test_garbage_answer_is_a_typed_error_naming_it():
+    world, _ = _world(lambda frame, w: b"\x00\x00\x00\x04junk")
+    with pytest.raises(RemoteProtocolError):
+        world.run(flows.ping(state(auth="munge")))
+
+
+def test_reply_in_another_version_that_is_no_refusal_is_a_typed_error():
+    world, _ = _world(Controller(NEWEST, reply=lambda sent, msg, w: _frame(sent - 0x100, 0, None, SLURM_NO_AUTH_CRED)))
+    with pytest.raises(RemoteProtocolError, match="reply in protocol version 0x2c00, request was 0x2d00"):
+        world.run(flows.ping(state(auth="munge")))
+    world, _ = _world(Controller(0x2600, reply=lambda sent, msg, w: _frame(sent - 0x100, 0, _signed(w, sent))))
+    with pytest.raises(NoVersionAnsweredError, match="reply in protocol version 0x2400"):
+        world.run(flows.ping(state(auth="munge")))     # first request closed, every probe garbage
+
+
+def test_refusal_whose_credential_does_not_verify_is_an_auth_error():
+    """RC 1007 in our version, but carrying a credential of another key: never a verdict."""
+    def forged(sent, msg, w):
+        return _frame(sent, detect.AUTH_ERROR, _signed(w, sent, OTHER_KEY))
+    world, _ = _world(Controller(0x2600, reply=forged))
+    with pytest.raises(AuthError):
+        world.run(flows.controller_version(state(auth="munge")))
+
+
+def test_probe_whose_credential_does_not_verify_is_not_an_answer():
+    """A 22.05 controller answering with another key's credential: nothing answered, an auth failure."""
+    world, _ = _world(Controller(0x2600, reply=lambda sent, msg, w: _frame(sent, 0, _signed(w, sent, OTHER_KEY))))
+    with pytest.raises(AuthError, match="0x2500: Munge decode failed"):
+        world.run(flows.ping(state(auth="munge")))
+
+
+def test_hint_never_confirmed_gives_no_verdict_and_names_the_hint():
+    def liar(frame, w):   # hints 24.11 in every version, never answers
+        return _frame(0x2A00, detect.AUTH_ERROR, None, SLURM_NO_AUTH_CRED)
+    world, _ = _world(liar)
+    with pytest.raises(AuthError, match="24.11"):   # 24.11 "refuses our credential" in its own version
+        world.run(flows.ping(state(auth="munge")))
+
+
+def test_http_answer_is_a_refusal_without_a_hint():
+    seen = detect.observe(0x2200, HTTP_405)
+    assert seen.outcome is detect.Outcome.CLOSED and "HTTP" in seen.problem
+
+
+def test_reflected_credential_is_refused():
+    """A peer that answers with the request's own MUNGE credential proves nothing (issue 14)."""
+    def mirror(sent, msg, w):
+        return _frame(sent, 0, msg.auth)
+    world, _ = _world(Controller(0x2200, reply=mirror))
+    with pytest.raises(AuthError, match="reflected"):
+        world.run(flows.checkpoint(state(auth="munge"), calls.enable(1, 0)))
+
+
+# -- the fake answers as the 19.05.8 daemons it impersonates ---------------------------------
+@pytest.mark.parametrize("name", ["17.11", "18.08"])
+def test_fake_writes_0_after_the_plugin_name_as_19_05_8_did(name):
+    """fixtures/slurm-17.11.13-client/*.response.bin: `auth/munge 00000000` in 17.11 and 18.08
+    replies; only a 17.11/18.08 client writes its release number there."""
+    from pathlib import Path
+    from pyslurmrpc.auth.slurm_auth import OfflineMungeAuth
+    from pyslurmrpc.fake import FakeSlurmctld, fixture_cluster
+    from pyslurmrpc.transport import recv_frame
+    from pyslurmrpc.wire import PingMsg, version_code
+    import socket
+    key = Path(__file__).resolve().parent.parent / "fixtures" / "munge.key"
+    auth = OfflineMungeAuth(key)
+    version = version_code(name)
+    request = encode_message(Message(Header(version, MsgType.REQUEST_PING), auth.create(version), PingMsg()))
+    assert decode_message(request).auth.plugin_version == RELEASE_BY_CODE[version].auth_word
+    with FakeSlurmctld(fixture_cluster(), auth=OfflineMungeAuth(key), message_timeout=1) as d:
+        with socket.create_connection(d.address, timeout=5) as s:
+            s.sendall(request)
+            reply = recv_frame(s)
+    at = reply.index(b"auth/munge") + len(b"auth/munge") + 1
+    assert reply[at:at + 4] == b"\0\0\0\0"
+    assert decode_message(reply).version == version
+    recorded = Path(__file__).resolve().parent.parent / "fixtures" / "slurm-17.11.13-client"
+    old = next(recorded.glob("*.response.bin")).read_bytes()
+    at = old.index(b"auth/munge") + len(b"auth/munge") + 1
+    assert old[at:at + 4] == b"\0\0\0\0"
+
+
+# -- a reply no bigger than the request can get (issue 14) ---------------------------------------
+@pytest.mark.parametrize("mode", ["sync", "async"])
+@pytest.mark.parametrize("call", ["ping", "checkpoint_able"])
+def test_reply_larger_than_any_answer_is_refused_at_its_length_prefix(mode, call):
+    """2 MiB announced for an RC: FrameTooLargeError as soon as the prefix arrives, nothing buffered."""
+    import asyncio
+    import time
+    from peers import ReplayPeer
+    from pyslurmrpc import AsyncClient, Client
+    from pyslurmrpc.client.core import REPLY_LIMIT
+    from pyslurmrpc.errors import FrameTooLargeError
+
+    announced = REPLY_LIMIT + 1
+    with ReplayPeer(lambda request: announced.to_bytes(4, "big") + b"\0" * 64) as peer:
+        cls = Client if mode == "sync" else AsyncClient
+        client = cls(peer.host, peer.port, auth="none", timeout=5, protocol_version="19.05")
+        args = () if call == "ping" else (1, 0)
+        start = time.monotonic()
+        with pytest.raises(FrameTooLargeError, match=f"length prefix {announced} over the limit {REPLY_LIMIT}"):
+            result = getattr(client, call)(*args)
+            if mode == "async":
+                asyncio.run(result)
+        assert time.monotonic() - start < 2 and len(peer.received) == 1
+
+
+def test_fan_out_reply_limit_grows_with_the_nodes_forwarded_to():
+    from pyslurmrpc.client.core import REPLY_LIMIT, REPLY_LIMIT_PER_FORWARDED_NODE, reply_limit
+    from pyslurmrpc.wire import MAX_MSG_SIZE
+    assert reply_limit() == REPLY_LIMIT
+    assert reply_limit(10) == REPLY_LIMIT + 10 * REPLY_LIMIT_PER_FORWARDED_NODE
+    assert reply_limit(10**9) == MAX_MSG_SIZE
+
+
+# -- one MessageTimeout for the first exchange and the detection round (issue 14) ----------------
+def _slow_close_then_silent(seconds):
+    from test_flows_scripted import SILENT
+    asked = []
+
+    def daemon(frame, world):
+        asked.append(frame)
+        if len(asked) == 1:
+            world.t += seconds         # the first request: closed after ``seconds``
+            return None
+        return SILENT                  # every probe: no answer
+    return daemon
+
+
+def test_detection_round_gets_what_is_left_of_one_message_timeout():
+    world = World({ctl(7001): _slow_close_then_silent(6)})
+    with pytest.raises(NoVersionAnsweredError):
+        world.run(flows.ping(state(timeout=10)))
+    assert world.t == 10                       # 6 s + the round's 4 s, not 6 + 10
+
+
+def test_no_detection_round_once_the_message_timeout_is_spent():
+    from pyslurmrpc.errors import TimeoutTransportError
+    world = World({ctl(7001): _slow_close_then_silent(10)})
+    with pytest.raises(TimeoutTransportError, match="no time left within 10 s"):
+        world.run(flows.ping(state(timeout=10)))
+    assert world.t == 10 and len(world.frames[ctl(7001)]) == 1
+
+
+# -- a reply carrying the request's own credential (issue 14), real runners ---------------------
+def _mirror(request: bytes) -> bytes:
+    """A peer with no key: it answers RC 0 carrying the request's own MUNGE credential."""
+    msg = decode_message(request)
+    return _frame(msg.version, 0, msg.auth)
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+@pytest.mark.parametrize("call, args", [("ping", ()), ("checkpoint_enable", (1, 0)),
+                                        ("checkpoint_able", (1, 0)), ("controller_version", ())])
+def test_reflected_credential_is_refused_by_both_clients(mode, call, args):
+    import asyncio
+    from pathlib import Path
+    from peers import ReplayPeer
+    from pyslurmrpc import AsyncClient, Client
+    from pyslurmrpc.auth.slurm_auth import OfflineMungeAuth
+    key = Path(__file__).resolve().parent.parent / "fixtures" / "munge.key"
+    with ReplayPeer(_mirror) as peer:
+        cls = Client if mode == "sync" else AsyncClient
+        client = cls(peer.host, peer.port, auth=OfflineMungeAuth(key), timeout=5, protocol_version="19.05")
+        with pytest.raises(AuthError, match="reflected"):
+            result = getattr(client, call)(*args)
+            if mode == "async":
+                asyncio.run(result)
+
+
+def test_reflected_credential_in_a_fan_out_answer_counts_as_a_failed_node():
+    from pathlib import Path
+    from peers import ReplayPeer
+    from pyslurmrpc import Client, SlurmError
+    from pyslurmrpc.auth.slurm_auth import OfflineMungeAuth
+    key = Path(__file__).resolve().parent.parent / "fixtures" / "munge.key"
+    with ReplayPeer(_mirror) as peer:
+        client = Client(peer.host, peer.port, auth=OfflineMungeAuth(key), timeout=1,
+                        nodes={"n1": (peer.host, peer.port)})
+        with pytest.raises(SlurmError) as info:
+            client.checkpoint_tasks(5, 0, 1, None, 1, "n1")
+    assert info.value.details == {"n1": fanout_failed()}
+
+
+def fanout_failed() -> int:
+    from pyslurmrpc.client.fanout import SLURM_COMMUNICATIONS_CONNECTION_ERROR
+    return SLURM_COMMUNICATIONS_CONNECTION_ERROR
+
+
+@pytest.mark.parametrize("prefix", [b"HTTQ", b"\xf0\x00\x00\x00", b"\x7f\xff\xff\xff"])
+def test_other_huge_prefixes_stay_frame_too_large(prefix):
+    """Only an answer starting "HTTP" is 26.05's refusal; any other huge prefix is refused as such."""
+    from pyslurmrpc.errors import FrameTooLargeError
+
+    def huge(frame, world):
+        return Framer().feed(prefix + b"\0" * 8)
+    world, _ = _world(huge)
+    with pytest.raises(FrameTooLargeError):
+        world.run(flows.ping(state(auth="munge")))
+    assert len(_sent(world)) == 1
+
+
+def test_close_in_the_middle_of_a_reply_is_no_refusal():
+    from pyslurmrpc.effects import PeerClosed
+    from pyslurmrpc.errors import ConnectionClosedError
+
+    def half(frame, world):
+        raise PeerClosed(True)
+    world, _ = _world(half)
+    with pytest.raises(ConnectionClosedError, match="in the middle of a reply"):
+        world.run(flows.ping(state(auth="munge")))
+    assert len(_sent(world)) == 1
