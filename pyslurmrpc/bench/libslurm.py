@@ -87,30 +87,52 @@ def _cpu() -> float:
     return t.user + t.system
 
 
+class _Failures:
+    """Calls that failed during a measurement (an overloaded controller refuses some):
+    counted, not fatal, unless every call failed."""
+
+    def __init__(self):
+        self.count, self.last = 0, None
+
+    def run(self, call) -> None:
+        try:
+            call()
+        except Exception as err:  # a refused or timed-out call still took its time
+            self.count, self.last = self.count + 1, err
+
+    def check(self, calls: int) -> None:
+        if calls and self.count == calls:
+            raise RuntimeError(f"every call failed, the last with: {self.last}")
+
+
 def sequential(call, n: int) -> dict:
-    call()  # warm up: connections, plugins, the config
-    samples = []
+    call()  # warm up (connections, plugins, the config); a failure here is the setup's
+    samples, failures = [], _Failures()
     cpu0 = _cpu()
     for _ in range(n):
         start = time.perf_counter()
-        call()
+        failures.run(call)
         samples.append((time.perf_counter() - start) * 1000)
     cpu = _cpu() - cpu0
+    failures.check(n)
     figures = {k: round(v, 4) for k, v in percentiles(samples).items()}
-    return {"sequential_ms": figures, "cpu_us_per_call": round(cpu / n * 1e6, 1), "calls": n}
+    return {"sequential_ms": figures, "cpu_us_per_call": round(cpu / n * 1e6, 1), "calls": n,
+            "failed": failures.count}
 
 
 def burst(call, start_at: float, seconds: float) -> dict:
     call()
     while time.time() < start_at:
         time.sleep(0.001)
-    done, end, slowest = 0, start_at + seconds, 0.0
+    done, end, slowest, failures = 0, start_at + seconds, 0.0, _Failures()
     while time.time() < end:
         start = time.perf_counter()
-        call()
+        failures.run(call)
         slowest = max(slowest, time.perf_counter() - start)
         done += 1
-    return {"calls": done, "seconds": seconds, "slowest_ms": round(slowest * 1000, 3)}
+    failures.check(done)
+    return {"calls": done - failures.count, "failed": failures.count, "seconds": seconds,
+            "slowest_ms": round(slowest * 1000, 3)}
 
 
 def _child_cmd(path, conf, op, job, *extra) -> list[str]:
@@ -132,8 +154,9 @@ def run_sequential(path: str, conf: str, op: str, job: int, n: int) -> dict:
 
 
 def run_processes(path: str, conf: str, op: str, job: int, processes: int, seconds: float) -> dict:
-    """Calls per second by ``processes`` children calling back to back for ``seconds``,
-    and the slowest single call any of them saw (a stalled controller shows there)."""
+    """Calls per second (successful ones) by ``processes`` children calling back to back for
+    ``seconds``, the slowest single call any of them saw (a stalled controller shows there)
+    and how many failed."""
     start_at = time.time() + BURST_LEAD_S + 0.2 * processes
     procs = [subprocess.Popen(_child_cmd(path, conf, op, job, "--mode", "burst", "--start", repr(start_at),
                                          "--seconds", str(seconds)),
@@ -141,7 +164,7 @@ def run_processes(path: str, conf: str, op: str, job: int, processes: int, secon
              for _ in range(processes)]
     outs = [_output(p) for p in procs]
     return {"calls_per_s": round(sum(o["calls"] for o in outs) / seconds),
-            "slowest_ms": max(o["slowest_ms"] for o in outs)}
+            "slowest_ms": max(o["slowest_ms"] for o in outs), "failed": sum(o["failed"] for o in outs)}
 
 
 def main(argv=None) -> None:

@@ -71,7 +71,13 @@ def _op(client: Client, job: int) -> str:
 
 
 def _client_call(client, op: str, job: int):
-    return (lambda: client.ping()) if op == "ping" else (lambda: client.checkpoint_able(job, 0))
+    if op != "ping":
+        return lambda: client.checkpoint_able(job, 0)
+
+    def ping():
+        if not client.ping():  # False: no answer, a failed call as libslurm's non-zero rc
+            raise RuntimeError("ping: the controller did not answer")
+    return ping
 
 
 def asyncio_best(client: AsyncClient, op: str, job: int, seconds: float) -> dict:
@@ -83,8 +89,11 @@ def asyncio_best(client: AsyncClient, op: str, job: int, seconds: float) -> dict
         async def worker():
             nonlocal done
             while time.perf_counter() < end:
-                await (client.ping() if op == "ping" else client.checkpoint_able(job, 0))
-                done += 1
+                try:  # as for libslurm, only answered calls count
+                    answer = await (client.ping() if op == "ping" else client.checkpoint_able(job, 0))
+                except Exception:
+                    continue
+                done += answer is not False
         start = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(k)))
         return done / (time.perf_counter() - start)
@@ -102,7 +111,8 @@ def _libslurm(path, conf, op, job, n, seconds) -> dict:
         return {"loaded": False, "path": path, "why_not": str(err)}
     return {"loaded": True, "path": path, **seq,
             "calls_per_s_by_processes": {k: b["calls_per_s"] for k, b in bursts.items()},
-            "slowest_call_ms_by_processes": {k: b["slowest_ms"] for k, b in bursts.items()}}
+            "slowest_call_ms_by_processes": {k: b["slowest_ms"] for k, b in bursts.items()},
+            "failed_calls_by_processes": {k: b["failed"] for k, b in bursts.items()}}
 
 
 def _ratio(a, b):
