@@ -14,7 +14,6 @@ import asyncio
 import inspect
 import os
 import socket
-import struct
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -22,10 +21,10 @@ from .effects import (
     Close, Connect, Invoke, Now, Parallel, PeerClosed, Recv, RecvFrame, Send, Sleep, Stat, WallClock,
 )
 from .errors import ProtocolError
+from .tcp_blocking import TCP_RECV_CHUNK, TcpStream, ipv4_literal, kernel_timeval, tcp_connect, tcp_recv_frame
 from .wire import Framer
 
 _RECV_CHUNK = 4096          # a whole munged response almost always fits in one read
-_TCP_RECV_CHUNK = 65536
 _MAX_THREADS = 64           # Parallel in the blocking runner: threads at most
 
 
@@ -87,43 +86,10 @@ class SyncRunner:
             return list(pool.map(self.run, flows))
 
 
-_TIMEVALS: dict[float, bytes] = {}
-_IPV4_LITERALS: dict[str, bool] = {}
-_MAX_REMEMBERED = 4096     # distinct hosts / timeouts whose conversions are kept
-
-
-def _timeval(seconds: float) -> bytes:
-    """A struct timeval for SO_RCVTIMEO/SO_SNDTIMEO (the configured timeouts are few: kept)."""
-    timeval = _TIMEVALS.get(seconds)
-    if timeval is None:
-        timeval = _pack_timeval(seconds)
-        if len(_TIMEVALS) < _MAX_REMEMBERED:
-            _TIMEVALS[seconds] = timeval
-    return timeval
-
-
-def _pack_timeval(seconds: float) -> bytes:
-    ms = max(int(seconds * 1000), 1)  # never zero: a zero timeval means wait forever
-    return struct.pack("@ll", ms // 1000, ms % 1000 * 1000)
-
-
-def _ipv4_literal(host: str) -> bool:
-    known = _IPV4_LITERALS.get(host)
-    if known is None:
-        try:
-            _socket.inet_pton(socket.AF_INET, host)
-            known = True
-        except (OSError, TypeError):
-            known = False
-        if len(_IPV4_LITERALS) < _MAX_REMEMBERED:
-            _IPV4_LITERALS[host] = known
-    return known
-
-
 def _sync_connect(action: Connect):
     target = action.target
     if isinstance(target, str):
-        timeval = _timeval(action.timeout)
+        timeval = kernel_timeval(action.timeout)
         # kernel-side timeouts: no poll() before every send/recv as settimeout() would add
         sock = _socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, timeval)
@@ -134,40 +100,11 @@ def _sync_connect(action: Connect):
             sock.close()
             raise
         return UnixStream(sock)
-    if _ipv4_literal(target.host):
-        return _tcp_connect(target.host, target.port, action.timeout)
+    if ipv4_literal(target.host):
+        return tcp_connect(target.host, target.port, action.timeout)
     sock = socket.create_connection((target.host, target.port), timeout=action.timeout)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     return sock
-
-
-def _tcp_connect(host: str, port: int, timeout: float):
-    """A blocking TCP socket to an IPv4 address; the connect bounded by SO_SNDTIMEO (Linux
-    honours it for connect), so no name lookup, no non-blocking connect plus poll()."""
-    sock = _socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, _timeval(timeout))
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        sock.connect((host, port))
-    except BlockingIOError:          # EINPROGRESS: SO_SNDTIMEO expired during the handshake
-        sock.close()
-        raise TimeoutError("timed out") from None
-    except BaseException:
-        sock.close()
-        raise
-    return TcpStream(sock)
-
-
-class TcpStream:
-    """A blocking TCP socket whose send and receive limits are kernel timeouts (no poll())."""
-
-    __slots__ = ("sock",)
-
-    def __init__(self, sock):
-        self.sock = sock
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 def _sync_send(action: Send) -> None:
@@ -180,7 +117,7 @@ def _sync_send(action: Send) -> None:
         return
     if type(conn) is TcpStream:
         sock = conn.sock
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, _timeval(action.timeout))
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, kernel_timeval(action.timeout))
         try:
             sock.sendall(action.data)
         except BlockingIOError:       # SO_SNDTIMEO expired
@@ -209,35 +146,17 @@ def _sync_recv_frame(action: RecvFrame) -> bytes:
     conn = action.conn
     framer = Framer() if action.max_size is None else Framer(action.max_size)
     if type(conn) is TcpStream:
-        return _tcp_recv_frame(conn.sock, action.timeout, framer)
+        return tcp_recv_frame(conn.sock, action.timeout, framer)
     sock = conn
     deadline = time.monotonic() + action.timeout
     while True:
         sock.settimeout(max(deadline - time.monotonic(), 0.001))
-        data = sock.recv(_TCP_RECV_CHUNK)
+        data = sock.recv(TCP_RECV_CHUNK)
         if not data:
             raise PeerClosed(bool(framer.pending))
         frames = framer.feed(data)
         if frames:
             return frames[0]
-
-
-def _tcp_recv_frame(sock, timeout: float, framer: Framer) -> bytes:
-    """One whole frame; each recv bounded by SO_RCVTIMEO set to the time left."""
-    deadline = time.monotonic() + timeout
-    timeval = _timeval(timeout)
-    while True:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, timeval)
-        try:
-            data = sock.recv(_TCP_RECV_CHUNK)
-        except BlockingIOError:       # SO_RCVTIMEO expired
-            raise TimeoutError("timed out") from None
-        if not data:
-            raise PeerClosed(bool(framer.pending))
-        frames = framer.feed(data)
-        if frames:
-            return frames[0]
-        timeval = _pack_timeval(max(deadline - time.monotonic(), 0.001))
 
 
 def _sync_handlers(runner: SyncRunner) -> dict:

@@ -9,7 +9,7 @@ import tomllib
 
 import pytest
 
-from pyslurmrpc import runners
+from pyslurmrpc import runners, tcp_blocking
 from pyslurmrpc.bench.rpc import BENCH_JOB, CLUSTER_TOML
 from pyslurmrpc.client import Client
 from pyslurmrpc.effects import Connect
@@ -30,11 +30,11 @@ def test_literal_uses_the_fast_stream_and_a_name_does_not():
         port = srv.getsockname()[1]
         target = type("T", (), {"host": "127.0.0.1", "port": port})()
         conn = runners._sync_connect(Connect(target, 2.0))
-        assert type(conn) is runners.TcpStream
+        assert type(conn) is tcp_blocking.TcpStream
         conn.close()
         target.host = "localhost"
         conn = runners._sync_connect(Connect(target, 2.0))
-        assert type(conn) is not runners.TcpStream
+        assert type(conn) is not tcp_blocking.TcpStream
         conn.close()
 
 
@@ -57,4 +57,4 @@ def test_refused_is_a_transport_error():
 
 
 def test_timeval_never_zero():
-    assert runners._pack_timeval(0.0) == runners._pack_timeval(0.0009) != bytes(len(runners._pack_timeval(0.0)))
+    assert tcp_blocking.pack_timeval(0.0) == tcp_blocking.pack_timeval(0.0009) != bytes(len(tcp_blocking.pack_timeval(0.0)))
