@@ -14,7 +14,6 @@ import asyncio
 import inspect
 import os
 import socket
-import struct
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -22,10 +21,10 @@ from .effects import (
     Close, Connect, Invoke, Now, Parallel, PeerClosed, Recv, RecvFrame, Send, Sleep, Stat, WallClock,
 )
 from .errors import ProtocolError
+from .tcp_blocking import TCP_RECV_CHUNK, TcpStream, ipv4_literal, kernel_timeval, tcp_connect, tcp_recv_frame
 from .wire import Framer
 
 _RECV_CHUNK = 4096          # a whole munged response almost always fits in one read
-_TCP_RECV_CHUNK = 65536
 _MAX_THREADS = 64           # Parallel in the blocking runner: threads at most
 
 
@@ -87,16 +86,10 @@ class SyncRunner:
             return list(pool.map(self.run, flows))
 
 
-_TIMEVALS: dict[float, bytes] = {}
-
-
 def _sync_connect(action: Connect):
     target = action.target
     if isinstance(target, str):
-        timeval = _TIMEVALS.get(action.timeout)
-        if timeval is None:
-            ms = int(action.timeout * 1000)
-            timeval = _TIMEVALS.setdefault(action.timeout, struct.pack("@ll", ms // 1000, ms % 1000 * 1000))
+        timeval = kernel_timeval(action.timeout)
         # kernel-side timeouts: no poll() before every send/recv as settimeout() would add
         sock = _socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, timeval)
@@ -107,6 +100,8 @@ def _sync_connect(action: Connect):
             sock.close()
             raise
         return UnixStream(sock)
+    if ipv4_literal(target.host):
+        return tcp_connect(target.host, target.port, action.timeout)
     sock = socket.create_connection((target.host, target.port), timeout=action.timeout)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     return sock
@@ -119,6 +114,14 @@ def _sync_send(action: Send) -> None:
             conn.sock.sendall(action.data)
         except BlockingIOError:       # SO_SNDTIMEO expired
             raise TimeoutError("Timed-out") from None
+        return
+    if type(conn) is TcpStream:
+        sock = conn.sock
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, kernel_timeval(action.timeout))
+        try:
+            sock.sendall(action.data)
+        except BlockingIOError:       # SO_SNDTIMEO expired
+            raise TimeoutError("timed out") from None
         return
     conn.settimeout(action.timeout)
     conn.sendall(action.data)
@@ -150,12 +153,15 @@ def _sync_recv(action: Recv) -> bytes:
 
 
 def _sync_recv_frame(action: RecvFrame) -> bytes:
-    sock = action.conn
-    deadline = time.monotonic() + action.timeout
+    conn = action.conn
     framer = Framer() if action.max_size is None else Framer(action.max_size)
+    if type(conn) is TcpStream:
+        return tcp_recv_frame(conn.sock, action.timeout, framer)
+    sock = conn
+    deadline = time.monotonic() + action.timeout
     while True:
         sock.settimeout(max(deadline - time.monotonic(), 0.001))
-        data = sock.recv(_TCP_RECV_CHUNK)
+        data = sock.recv(TCP_RECV_CHUNK)
         if not data:
             raise PeerClosed(bool(framer.pending))
         frames = framer.feed(data)

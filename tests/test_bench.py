@@ -16,7 +16,8 @@ def bench(*args):
 
 
 def test_bench_json_all_parts(munged):
-    report = json.loads(bench("--json", "-n", "60", "--munge-socket", munged.socket_path))
+    report = json.loads(bench("--json", "-n", "60", "--seconds", "0.2", "--munge-socket", munged.socket_path))
+    assert report["versus"]["figures"]  # the side-by-side part runs by default
     assert {r["message"] for r in report["codec"]} >= {"REQUEST_CHECKPOINT", "RESPONSE_SLURM_RC"}
     assert all(r["decode_plus_encode_us"] > 0 for r in report["codec"])
     labels = {r["label"] for r in report["munge"]}

@@ -1,8 +1,11 @@
-"""``pyslurmrpc bench``: codec, MUNGE, round-trip latency and asyncio throughput, measured here.
+"""``pyslurmrpc bench``: codec, MUNGE, round trips and throughput, beside libslurm and libmunge.
 
-Prints a table (or ``--json``); asserts nothing.  Without ``--controller`` it
-starts a fake slurmctld in a child process, and a throw-away munged when none
-is given and Debian's munged is installed.
+Prints a table (or ``--json``); asserts nothing.  Parts: ``versus`` (pyslurmrpc and
+libslurm/libmunge against the same real controller in the same run: the real
+slurmctld of the test harness, or ``--controller``), ``codec``, ``munge``, ``rpc``
+(the fake slurmctld and a pre-signed stub) and ``fanout`` (checkpoint_tasks through
+the fake slurmds' forwarding tree).  A throw-away munged is started when no
+``--munge-socket`` is given and Debian's munged is installed.
 """
 
 from __future__ import annotations
@@ -10,23 +13,31 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import platform
 import sys
 
-from . import codec, munge, rpc
+from . import codec, munge, rpc, versus
 
-#: Reference figures quoted by the project's issues (libslurm 19.05, 2-core Debian 12), not measured here
-LIBSLURM_SEQUENTIAL_MS = 0.94
+PARTS = ("versus", "codec", "munge", "rpc", "fanout")
+DEFAULT_PARTS = ("versus", "codec", "munge", "rpc")
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="pyslurmrpc bench", description=__doc__.splitlines()[0])
-    p.add_argument("--controller", metavar="HOST:PORT", help="measure against this slurmctld instead of a fake")
+    p.add_argument("--controller", metavar="HOST:PORT", help="measure against this slurmctld (default: versus starts the test harness's real slurmctld, rpc a fake)")
     p.add_argument("--job", type=int, default=rpc.BENCH_JOB, help="job id to ask about (with --controller)")
     p.add_argument("--auth", choices=("none", "munge", "both"), default="both")
     p.add_argument("--munge-socket", help="an existing munged socket (default: start a throw-away munged)")
     p.add_argument("-n", type=int, default=2000, help="calls per measurement")
-    p.add_argument("--only", choices=("codec", "munge", "rpc"), action="append", help="run only these parts")
+    p.add_argument("--only", choices=PARTS, action="append", help="run only these parts (fanout: only when named)")
+    p.add_argument("--seconds", type=float, default=versus.BURST_SECONDS,
+                   help="versus: seconds per throughput level")
+    p.add_argument("--libslurm", metavar="PATH", help="the libslurm to compare with (default: found here)")
+    p.add_argument("--slurm-conf", metavar="PATH", help="slurm.conf for libslurm with --controller "
+                   "(default: a minimal one naming the controller and the munge socket)")
+    p.add_argument("--nodes", type=int, action="append", help="fanout: fake slurmds (repeatable; default 1000)")
+    p.add_argument("--tree-width", type=int, default=50, help="fanout: TreeWidth")
     p.add_argument("--json", action="store_true")
     return p
 
@@ -66,17 +77,34 @@ def _rpc(opts, socket_path) -> list[dict]:
 
 
 def measure(opts) -> dict:
-    parts = set(opts.only or ("codec", "munge", "rpc"))
-    report = {"python": platform.python_version(), "machine": platform.machine()}
+    parts = set(opts.only or DEFAULT_PARTS)
+    report = {"python": platform.python_version(), "machine": platform.machine(),
+              "cpu_count": os.cpu_count(), "platform": platform.platform()}
+    if "fanout" in parts:
+        from . import fanout
+        report["fanout"] = fanout.run(opts.nodes or [fanout.DEFAULT_NODES], opts.tree_width)
     with _munged(opts.munge_socket) as (socket_path, key_file):
-        if "codec" in parts:
+        if ("codec" in parts or "versus" in parts):
             report["codec"] = codec.run(max(opts.n * 5, 1000))
-        if "munge" in parts and socket_path:
+        if ("munge" in parts or "versus" in parts) and socket_path:
             report["munge"] = munge.run(socket_path, key_file, opts.n)
+        if "versus" in parts:
+            report["versus"] = _versus(opts, socket_path, report)
         if "rpc" in parts:
             report["rpc"] = _rpc(opts, socket_path)
-            report["libslurm_reference_ms"] = LIBSLURM_SEQUENTIAL_MS
     return report
+
+
+def _versus(opts, socket_path, report) -> dict:
+    if not socket_path:
+        return {"skipped": "no munged: give --munge-socket or install munge"}
+    try:
+        result = versus.run(opts, socket_path)
+    except Exception as err:  # no slurmctld here, or the controller refused: say so, measure the rest
+        return {"skipped": f"{type(err).__name__}: {err}"}
+    result["figures"] = versus.figures(result["pyslurmrpc"], result["libslurm"], report.get("munge", []),
+                                       report.get("codec", []))
+    return result
 
 
 def render(report: dict) -> list[str]:
@@ -94,15 +122,50 @@ def render(report: dict) -> list[str]:
             c = by.get(f"libmunge munge_{op} (C)")
             if c:
                 lines.append(f"  pure-Python / libmunge {op}: {by[f'pure-Python {op}'] / c:.2f}x")
+    lines += _render_versus(report.get("versus"))
+    lines += _render_fanout(report.get("fanout"))
     for r in report.get("rpc", []):
         seq = r["sequential_ms"]
         lines += ["", f"round trips, checkpoint_able, auth={r['auth']}, server: {r['server']}",
                   f"  sequential: p50 {seq['p50']:.3f} ms  p90 {seq['p90']:.3f} ms  p99 {seq['p99']:.3f} ms"
                   f"  ({seq['calls_per_s']} calls/s)",
-                  f"  libslurm 19.05 reference: {report['libslurm_reference_ms']} ms "
-                  f"({1000 / report['libslurm_reference_ms']:.0f} calls/s), quoted, not measured here",
                   "  asyncio calls/s by calls in flight: "
                   + "  ".join(f"{k}: {v}" for k, v in r["async_calls_per_s"].items())]
+    return lines
+
+
+def _render_versus(v) -> list[str]:
+    if not v:
+        return []
+    if "skipped" in v:
+        return ["", f"pyslurmrpc vs libslurm: not measured ({v['skipped']})"]
+    c = v["libslurm"]
+    lines = ["", f"pyslurmrpc vs libslurm/libmunge, {v['op']}, {v['target']}, same run",
+             f"  libslurm: {c['path']}" if c.get("loaded") else f"  libslurm: not measured ({c['why_not']})",
+             f"  {'figure':<22}{'unit':>8}{'pyslurmrpc':>12}{'C':>12}{'ratio':>8}  goal"]
+    for f in v["figures"]:
+        c_val = "-" if f["c"] is None else f"{f['c']:g}"
+        ratio = "-" if f["ratio"] is None else f"{f['ratio']:.2f}x"
+        lines.append(f"  {f['figure']:<22}{f['unit']:>8}{f['pyslurmrpc']:>12g}{c_val:>12}{ratio:>8}  {f['goal']}")
+    lines.append("  asyncio calls/s by calls in flight: "
+                 + "  ".join(f"{k}: {n}" for k, n in v["pyslurmrpc"]["async_calls_per_s"].items()))
+    if c.get("loaded"):
+        lines.append("  libslurm calls/s by processes: "
+                     + "  ".join(f"{k}: {n}" for k, n in c["calls_per_s_by_processes"].items()))
+    return lines
+
+
+def _render_fanout(rows) -> list[str]:
+    if not rows:
+        return []
+    lines = ["", "fan-out: checkpoint_tasks through the fake slurmds' forwarding tree (one process)"]
+    for r in rows:
+        lines.append(f"  {r['nodes']:>6} nodes, TreeWidth {r['tree_width']}: {r['seconds']:.3f} s"
+                     f"  (CPU s: client {r['cpu_s_client']:.3f}, fake {r['cpu_s_farm']:.3f}; {r['ok']} ok, "
+                     f"{r['errors']} per-node errors, peak fds {r['peak_fds']})")
+    for row in rows:
+        for k, v in (row.get("ratios") or {}).items():
+            lines.append(f"  {k}: {v:.2f}")
     return lines
 
 

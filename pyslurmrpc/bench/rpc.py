@@ -35,7 +35,7 @@ def child_server(cmd: list[str]):
     """A server in a child process that prints ``listening on HOST:PORT``; yields (host, port)."""
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
     try:
-        host, _, port = _first_line(proc).rsplit(" ", 1)[1].rpartition(":")
+        host, _, port = first_line(proc).rsplit(" ", 1)[1].rpartition(":")
         yield host, int(port)
     finally:
         proc.terminate()
@@ -67,7 +67,7 @@ def stub_controller(munge_socket: str | None, count: int):
         yield address
 
 
-def _first_line(proc) -> str:
+def first_line(proc) -> str:
     deadline = time.monotonic() + STARTUP_TIMEOUT
     line = proc.stdout.readline()
     if not line.startswith("listening on") or time.monotonic() > deadline:

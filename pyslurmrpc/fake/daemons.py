@@ -7,7 +7,7 @@ import logging
 from typing import Callable, Optional, Union
 
 from pyslurmrpc.auth.errors import SlurmAuthError
-from pyslurmrpc.wire import Address, Message
+from pyslurmrpc.wire import Address, Message, encode_message
 
 from . import codes
 from .clock import system_clock
@@ -99,6 +99,10 @@ class FakeSlurmd(FakeDaemon):
         msg = self.decode_request(frame)
         if msg is None:
             return None
+        return encode_message(await self.respond_message(msg, peer))
+
+    async def respond_message(self, msg: Message, peer: Address) -> Message:
+        """The reply Message to an accepted request (a farm's nodes answer each other so)."""
         # F1/F11: forwarding starts before (and regardless of) this node's own verification
         gathering = (asyncio.ensure_future(self.forwarder.forward(msg, peer))
                      if msg.header.forward.cnt else None)
@@ -107,8 +111,8 @@ class FakeSlurmd(FakeDaemon):
         finally:
             entries = await gathering if gathering is not None else []
         orig = msg.header.orig_addr
-        return await self.encode_reply(msg, reply, flags=msg.header.flags, ret_list=tuple(entries),
-                                       orig_addr=orig if (orig.addr or orig.port) else peer)
+        return await self.reply_message(msg, reply, flags=msg.header.flags, ret_list=tuple(entries),
+                                        orig_addr=orig if (orig.addr or orig.port) else peer)
 
     async def _local(self, msg: Message):
         try:

@@ -66,9 +66,15 @@ class _Connection(asyncio.Protocol):
         self.transport: Optional[asyncio.Transport] = None
         self.timer: Optional[asyncio.TimerHandle] = None
         self.task: Optional[asyncio.Task] = None
+        self.respond = daemon.respond
 
     def connection_made(self, transport) -> None:
         self.transport = transport
+        respond = self.daemon.responder(transport)
+        if respond is None:  # not an address this daemon serves: refuse before reading anything
+            transport.abort()
+            return
+        self.respond = respond
         self.daemon._connections.add(self)
         # MessageTimeout: the whole request must arrive in time (slurm_msg_recvfrom_timeout)
         self.timer = asyncio.get_running_loop().call_later(self.daemon.message_timeout, self.abort)
@@ -92,7 +98,8 @@ class _Connection(asyncio.Protocol):
         return True  # keep the write side open for the reply
 
     def connection_lost(self, exc) -> None:
-        self.timer.cancel()
+        if self.timer is not None:
+            self.timer.cancel()
         self.daemon._connections.discard(self)
 
     def abort(self) -> None:
@@ -101,7 +108,7 @@ class _Connection(asyncio.Protocol):
     async def _answer(self, frame: bytes) -> None:
         reply = None
         try:
-            reply = await self.daemon.respond(frame, peer_address(self.transport))
+            reply = await self.respond(frame, peer_address(self.transport))
         except (PyslurmrpcError, OSError, asyncio.TimeoutError):
             pass  # refused: close without a reply
         except Exception:  # a bug must not take the daemon down
@@ -222,6 +229,11 @@ class FakeDaemon:
         """The reply frame for one request frame, or None to close without a reply."""
         raise NotImplementedError
 
+    def responder(self, transport: asyncio.BaseTransport):
+        """The ``respond`` coroutine function answering a new connection, None to refuse it.
+        One daemon answers all its connections; a farm of nodes picks one by local address."""
+        return self.respond
+
     # --- helpers for subclasses -------------------------------------------------
     @staticmethod
     def decode_request(frame: bytes) -> Optional[Message]:
@@ -234,10 +246,13 @@ class FakeDaemon:
 
     async def encode_reply(self, request: Message, reply, **header) -> bytes:
         """Encode ``reply`` in the request's version, signed with the daemon's credential."""
+        return encode_message(await self.reply_message(request, reply, **header))
+
+    async def reply_message(self, request: Message, reply, **header) -> Message:
+        """``reply`` as a Message in the request's version, signed with the daemon's credential."""
         version = request.header.version
         auth = await self.auth.create(version)
         if auth is not None and getattr(auth, "plugin_version", FAKE_AUTH_WORD) != FAKE_AUTH_WORD:
             # a 17.11/18.08 CLIENT writes its release there; 19.05.8 daemons answer with theirs
             auth = dataclasses.replace(auth, plugin_version=FAKE_AUTH_WORD)
-        return encode_message(Message(Header(version=version, msg_type=int(reply.msg_type), **header),
-                                      auth, reply.body))
+        return Message(Header(version=version, msg_type=int(reply.msg_type), **header), auth, reply.body)

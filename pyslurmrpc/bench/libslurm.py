@@ -1,0 +1,188 @@
+"""libslurm through ctypes, in a child process: the C reference measured beside pyslurmrpc.
+
+Each measurement runs in its own interpreter (``python -m pyslurmrpc.bench.libslurm``)
+so libslurm's globals, its plugins (loaded RTLD_GLOBAL, or they cannot resolve
+libslurm's symbols) and its CPU time stay apart from the client being compared.
+The child prints one JSON line:
+
+* ``--mode sequential``: per-call latencies (p50/p90/p99 ms) and CPU (user+sys) per call;
+* ``--mode burst --start T --seconds S``: calls completed between wall-clock T and T+S
+  (several children started with the same T measure throughput with N processes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import ctypes.util
+import json
+import os
+import subprocess
+import sys
+import time
+
+from .timing import percentiles
+
+#: where libslurm may be: $PYSLURMRPC_LIBSLURM, the library package (Debian: libslurm38),
+#: then the private copy Debian's own scontrol links against
+LIBSLURM_ENV = "PYSLURMRPC_LIBSLURM"
+LIBSLURM_CANDIDATES = ("/usr/lib/x86_64-linux-gnu/slurm-wlm/libslurmfull.so",
+                       "/usr/lib/slurm-wlm/libslurmfull.so", "/usr/lib64/slurm/libslurmfull.so")
+CHILD_TIMEOUT = 300.0
+BURST_LEAD_S = 1.0   # time the children get to load libslurm before the common start
+
+
+class LibslurmUnavailable(RuntimeError):
+    """No loadable libslurm here (the message says what was tried and why it failed)."""
+
+
+def candidates() -> list[str]:
+    found = [os.environ[LIBSLURM_ENV]] if os.environ.get(LIBSLURM_ENV) else []
+    name = ctypes.util.find_library("slurm")
+    if name:
+        found.append(name)
+    return found + [p for p in LIBSLURM_CANDIDATES if os.path.exists(p)]
+
+
+def load(path: str | None = None):
+    """(library, path) loaded RTLD_GLOBAL; raise LibslurmUnavailable with every reason."""
+    tried = []
+    for cand in [path] if path else candidates():
+        try:
+            return ctypes.CDLL(cand, mode=ctypes.RTLD_GLOBAL), cand
+        except OSError as err:
+            tried.append(f"{cand}: {err}")
+    raise LibslurmUnavailable("no libslurm could be loaded" + (f" ({'; '.join(tried)})" if tried
+                              else f" (none of ${LIBSLURM_ENV}, libslurm.so, {', '.join(LIBSLURM_CANDIDATES)})"))
+
+
+def _call(lib, conf: str, op: str, job: int):
+    """A zero-argument callable doing one ``op`` RPC; raises when libslurm reports failure."""
+    os.environ["SLURM_CONF"] = conf  # releases before 20.02 have no slurm_init: they read this
+    if hasattr(lib, "slurm_init"):
+        lib.slurm_init.argtypes = [ctypes.c_char_p]
+        lib.slurm_init(conf.encode())
+    if op == "ping":
+        fn, args = lib.slurm_ping, (0,)
+        fn.argtypes = [ctypes.c_int]
+    elif op == "checkpoint_able":
+        fn = getattr(lib, "slurm_checkpoint_able", None)
+        if fn is None:
+            raise LibslurmUnavailable("this libslurm has no slurm_checkpoint_able (removed in 20.02)")
+        start = ctypes.c_long()
+        fn.argtypes = [ctypes.c_uint32, ctypes.c_uint32, ctypes.POINTER(ctypes.c_long)]
+        args = (job, 0, ctypes.byref(start))
+    else:
+        raise ValueError(f"unknown op {op!r}")
+
+    def call():
+        rc = fn(*args)
+        if rc != 0:
+            raise RuntimeError(f"libslurm {op} returned {rc}")
+    return call
+
+
+def _cpu() -> float:
+    t = os.times()
+    return t.user + t.system
+
+
+class _Failures:
+    """Calls that failed during a measurement (an overloaded controller refuses some):
+    counted, not fatal, unless every call failed."""
+
+    def __init__(self):
+        self.count, self.last = 0, None
+
+    def run(self, call) -> None:
+        try:
+            call()
+        except Exception as err:  # a refused or timed-out call still took its time
+            self.count, self.last = self.count + 1, err
+
+    def check(self, calls: int) -> None:
+        if calls and self.count == calls:
+            raise RuntimeError(f"every call failed, the last with: {self.last}")
+
+
+def sequential(call, n: int) -> dict:
+    call()  # warm up (connections, plugins, the config); a failure here is the setup's
+    samples, failures = [], _Failures()
+    cpu0 = _cpu()
+    for _ in range(n):
+        start = time.perf_counter()
+        failures.run(call)
+        samples.append((time.perf_counter() - start) * 1000)
+    cpu = _cpu() - cpu0
+    failures.check(n)
+    figures = {k: round(v, 4) for k, v in percentiles(samples).items()}
+    return {"sequential_ms": figures, "cpu_us_per_call": round(cpu / n * 1e6, 1), "calls": n,
+            "failed": failures.count}
+
+
+def burst(call, start_at: float, seconds: float) -> dict:
+    call()
+    while time.time() < start_at:
+        time.sleep(0.001)
+    done, end, slowest, failures = 0, start_at + seconds, 0.0, _Failures()
+    while time.time() < end:
+        start = time.perf_counter()
+        failures.run(call)
+        slowest = max(slowest, time.perf_counter() - start)
+        done += 1
+    failures.check(done)
+    return {"calls": done - failures.count, "failed": failures.count, "seconds": seconds,
+            "slowest_ms": round(slowest * 1000, 3)}
+
+
+def _child_cmd(path, conf, op, job, *extra) -> list[str]:
+    return [sys.executable, "-m", "pyslurmrpc.bench.libslurm", "--lib", path, "--conf", conf,
+            "--op", op, "--job", str(job), *extra]
+
+
+def _output(proc) -> dict:
+    out, err = proc.communicate(timeout=CHILD_TIMEOUT)
+    if proc.returncode != 0:
+        raise RuntimeError(f"libslurm child failed ({proc.returncode}): {err.strip()[-500:]}")
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def run_sequential(path: str, conf: str, op: str, job: int, n: int) -> dict:
+    proc = subprocess.Popen(_child_cmd(path, conf, op, job, "--mode", "sequential", "-n", str(n)),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return _output(proc)
+
+
+def run_processes(path: str, conf: str, op: str, job: int, processes: int, seconds: float) -> dict:
+    """Calls per second (successful ones) by ``processes`` children calling back to back for
+    ``seconds``, the slowest single call any of them saw (a stalled controller shows there)
+    and how many failed."""
+    start_at = time.time() + BURST_LEAD_S + 0.2 * processes
+    procs = [subprocess.Popen(_child_cmd(path, conf, op, job, "--mode", "burst", "--start", repr(start_at),
+                                         "--seconds", str(seconds)),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(processes)]
+    outs = [_output(p) for p in procs]
+    return {"calls_per_s": round(sum(o["calls"] for o in outs) / seconds),
+            "slowest_ms": max(o["slowest_ms"] for o in outs), "failed": sum(o["failed"] for o in outs)}
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(prog="python -m pyslurmrpc.bench.libslurm")
+    p.add_argument("--lib")
+    p.add_argument("--conf", required=True)
+    p.add_argument("--op", choices=("ping", "checkpoint_able"), default="ping")
+    p.add_argument("--job", type=int, default=1)
+    p.add_argument("--mode", choices=("sequential", "burst"), default="sequential")
+    p.add_argument("-n", type=int, default=1_000)
+    p.add_argument("--start", type=float, default=0.0)
+    p.add_argument("--seconds", type=float, default=2.0)
+    opts = p.parse_args(argv)
+    lib, _ = load(opts.lib)
+    call = _call(lib, opts.conf, opts.op, opts.job)
+    result = sequential(call, opts.n) if opts.mode == "sequential" else burst(call, opts.start, opts.seconds)
+    print(json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,157 @@
+"""pyslurmrpc beside libslurm and libmunge: the same controller, the same munged, one run.
+
+The controller is the real slurmctld started by the test harness (Debian's 22.05)
+or any ``--controller``; the RPC is ``checkpoint_able`` when the controller speaks a
+release with the checkpoint API (17.11-19.05) and ``ping`` otherwise.  libslurm runs
+in child processes (see :mod:`.libslurm`); when it cannot be loaded, or cannot do the
+RPC, its figures are absent and ``libslurm.why_not`` says why.  Figures only: nothing
+here judges them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import tempfile
+import time
+
+from ..client import AsyncClient, Client
+from ..wire import version_code
+from ..wire.versions import has_checkpoint
+from . import libslurm
+from .libslurm import sequential
+
+#: asyncio calls in flight tried for pyslurmrpc's best throughput; processes tried for libslurm's
+IN_FLIGHT = (1, 4, 16, 64)
+PROCESSES = (1, 2, 4, 8)
+BURST_SECONDS = 2.0
+#: the goals of issue 13 (ratio = pyslurmrpc / C, except throughput: pyslurmrpc / C best)
+GOALS = {"sequential_p50": "<= 0.9", "cpu_per_call": "<= 1.5", "best_throughput": ">= 1.0",
+         "munge_encode": "<= 1.1", "munge_decode": "<= 1.1", "checkpoint_frame_us": "<= 10 us"}
+#: what each figure is bound by on a machine where client, munged and controller share cores
+LIMITED_BY = {
+    "sequential_p50": "client CPU per call plus two munged round trips (encode, decode) and the controller's turn",
+    "cpu_per_call": "the client alone: frame building, MUNGE socket exchange, parsing, interpreter overhead",
+    "best_throughput": "one Python process's CPU (GIL) for pyslurmrpc; the controller's threads and munged "
+                       "for libslurm with several processes",
+    "munge_encode": "munged's own work (HMAC, cipher) plus one Unix-socket round trip per credential",
+    "munge_decode": "munged's own work plus one Unix-socket round trip per credential",
+    "checkpoint_frame_us": "pure interpreter work (no I/O)",
+}
+CONF = """ClusterName=bench
+SlurmctldHost=bench({host})
+SlurmctldPort={port}
+AuthType=auth/munge
+AuthInfo=socket={munge_socket}
+"""
+
+
+@contextlib.contextmanager
+def target(opts, munge_socket):
+    """(host, port, slurm.conf path, description) of the controller to measure."""
+    if opts.controller:
+        host, _, port = opts.controller.rpartition(":")
+        with tempfile.TemporaryDirectory() as tmp:
+            conf = opts.slurm_conf or os.path.join(tmp, "slurm.conf")
+            if not opts.slurm_conf:
+                with open(conf, "w") as fh:
+                    fh.write(CONF.format(host=host, port=port, munge_socket=munge_socket))
+            yield host, int(port), conf, f"slurmctld at {opts.controller}"
+        return
+    from ..testing.slurmctld import SlurmctldHarness
+
+    with SlurmctldHarness(munge_socket) as ctld:
+        yield ctld.host, ctld.port, ctld.conf_path, f"real slurmctld {ctld.release} (test harness)"
+
+
+def _op(client: Client, job: int) -> str:
+    code = version_code(client.controller_version())
+    return "checkpoint_able" if has_checkpoint(code) else "ping"
+
+
+def _client_call(client, op: str, job: int):
+    if op != "ping":
+        return lambda: client.checkpoint_able(job, 0)
+
+    def ping():
+        if not client.ping():  # False: no answer, a failed call as libslurm's non-zero rc
+            raise RuntimeError("ping: the controller did not answer")
+    return ping
+
+
+def asyncio_best(client: AsyncClient, op: str, job: int, seconds: float) -> dict:
+    """Calls per second of one process's asyncio client, by calls in flight."""
+    async def level(k: int) -> float:
+        done = 0
+        end = time.perf_counter() + seconds
+
+        async def worker():
+            nonlocal done
+            while time.perf_counter() < end:
+                try:  # as for libslurm, only answered calls count
+                    answer = await (client.ping() if op == "ping" else client.checkpoint_able(job, 0))
+                except Exception:
+                    continue
+                done += answer is not False
+        start = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(k)))
+        return done / (time.perf_counter() - start)
+
+    return {str(k): round(asyncio.run(level(k))) for k in IN_FLIGHT}
+
+
+def _libslurm(path, conf, op, job, n, seconds) -> dict:
+    try:
+        if path is None:
+            _, path = libslurm.load()
+        seq = libslurm.run_sequential(path, conf, op, job, n)
+        bursts = {str(p): libslurm.run_processes(path, conf, op, job, p, seconds) for p in PROCESSES}
+    except (libslurm.LibslurmUnavailable, RuntimeError, OSError) as err:
+        return {"loaded": False, "path": path, "why_not": str(err)}
+    return {"loaded": True, "path": path, **seq,
+            "calls_per_s_by_processes": {k: b["calls_per_s"] for k, b in bursts.items()},
+            "slowest_call_ms_by_processes": {k: b["slowest_ms"] for k, b in bursts.items()},
+            "failed_calls_by_processes": {k: b["failed"] for k, b in bursts.items()}}
+
+
+def _ratio(a, b):
+    return round(a / b, 3) if a is not None and b else None
+
+
+def figures(py: dict, c: dict, munge_rows: list[dict], codec_rows: list[dict]) -> list[dict]:
+    """The side-by-side rows: pyslurmrpc, C, ratio, goal, what limits it."""
+    c_ok = c.get("loaded")
+    by = {r["label"]: r["us"] for r in munge_rows}
+    frame = next((r["decode_plus_encode_us"] for r in codec_rows if r["message"] == "REQUEST_CHECKPOINT"), None)
+    rows = [
+        ("sequential_p50", "ms", py["sequential_ms"]["p50"], c["sequential_ms"]["p50"] if c_ok else None),
+        ("cpu_per_call", "us", py["cpu_us_per_call"], c["cpu_us_per_call"] if c_ok else None),
+        ("best_throughput", "calls/s", max(py["async_calls_per_s"].values()),
+         max(c["calls_per_s_by_processes"].values()) if c_ok else None),
+        ("munge_encode", "us", by.get("pure-Python encode"), by.get("libmunge munge_encode (C)")),
+        ("munge_decode", "us", by.get("pure-Python decode"), by.get("libmunge munge_decode (C)")),
+        ("checkpoint_frame_us", "us", frame, None),
+    ]
+    out = []
+    for name, unit, mine, theirs in rows:
+        if mine is None:
+            continue
+        out.append({"figure": name, "unit": unit, "pyslurmrpc": round(mine, 3),
+                    "c": None if theirs is None else round(theirs, 3), "ratio": _ratio(mine, theirs),
+                    "goal": GOALS[name], "limited_by": LIMITED_BY[name]})
+    return out
+
+
+def run(opts, munge_socket: str) -> dict:
+    """Measure pyslurmrpc and libslurm against one controller; the munge/codec rows are added by the caller."""
+    with target(opts, munge_socket) as (host, port, conf, description):
+        client = Client(host, port, auth="munge", munge_socket=munge_socket, timeout=30)
+        op = _op(client, opts.job)
+        py = sequential(_client_call(client, op, opts.job), opts.n)
+        py["async_calls_per_s"] = asyncio_best(
+            AsyncClient(host, port, auth="munge", munge_socket=munge_socket, timeout=30), op, opts.job,
+            opts.seconds)
+        c = _libslurm(opts.libslurm, conf, op, opts.job, opts.n, opts.seconds)
+    return {"target": description, "op": op, "pyslurmrpc": py, "libslurm": c,
+            "cpu_count": os.cpu_count()}

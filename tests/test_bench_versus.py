@@ -1,0 +1,82 @@
+"""``pyslurmrpc bench --only versus``: pyslurmrpc beside libslurm and libmunge, one run.
+
+Every figure is checked to be produced, with its C counterpart and ratio where the
+C side can be loaded; none is judged (benchmarks print, tests never time).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tomllib
+
+import pytest
+
+from pyslurmrpc.bench import libslurm
+
+FIGURES = {"sequential_p50", "cpu_per_call", "best_throughput", "munge_encode", "munge_decode",
+           "checkpoint_frame_us"}
+WITH_C = FIGURES - {"checkpoint_frame_us"}
+
+
+def bench(*args) -> dict:
+    result = subprocess.run([sys.executable, "-m", "pyslurmrpc", "bench", "--json", *args],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_versus_real_controller_every_figure_with_ratio(munged, slurmctld):
+    report = bench("--only", "versus", "-n", "40", "--seconds", "0.3", "--munge-socket", munged.socket_path,
+                   "--controller", f"{slurmctld.host}:{slurmctld.port}", "--slurm-conf", slurmctld.conf_path)
+    v = report["versus"]
+    assert v["op"] == "ping"  # 22.05 has no checkpoint API
+    assert v["libslurm"]["loaded"], v["libslurm"]  # Debian's libslurmfull.so is installed with slurmctld
+    assert set(v["libslurm"]["calls_per_s_by_processes"]) == {"1", "2", "4", "8"}
+    rows = {f["figure"]: f for f in v["figures"]}
+    assert set(rows) == FIGURES
+    for name in WITH_C:
+        row = rows[name]
+        assert row["c"] > 0 and row["pyslurmrpc"] > 0, row
+        assert row["ratio"] == pytest.approx(row["pyslurmrpc"] / row["c"], rel=0.01), row
+        assert row["goal"] and row["limited_by"]
+
+
+def test_versus_starts_the_harness_controller_without_controller(munged):
+    report = bench("--only", "versus", "-n", "20", "--seconds", "0.2", "--munge-socket", munged.socket_path)
+    v = report["versus"]
+    assert "real slurmctld 22.05" in v["target"] and "test harness" in v["target"], v
+    assert v["libslurm"]["loaded"] and v["libslurm"]["sequential_ms"]["p50"] > 0
+
+
+def test_versus_says_why_when_libslurm_cannot_be_loaded(munged, slurmctld):
+    report = bench("--only", "versus", "-n", "10", "--seconds", "0.2", "--munge-socket", munged.socket_path,
+                   "--controller", f"{slurmctld.host}:{slurmctld.port}", "--libslurm", "/nonexistent/libslurm.so")
+    c = report["versus"]["libslurm"]
+    assert c["loaded"] is False and "/nonexistent/libslurm.so" in c["why_not"]
+    rows = {f["figure"]: f for f in report["versus"]["figures"]}
+    assert rows["sequential_p50"]["c"] is None and rows["sequential_p50"]["pyslurmrpc"] > 0
+
+
+def test_versus_checkpoint_controller_uses_checkpoint_able(munged):
+    """A 19.05 controller (the fake, MUNGE-authenticated) is asked checkpoint_able; libslurm 22.05
+    cannot do that RPC and the report says so."""
+    from pyslurmrpc.auth.slurm_auth import MungeAuth
+    from pyslurmrpc.bench.rpc import BENCH_JOB, CLUSTER_TOML
+    from pyslurmrpc.fake import Cluster, FakeSlurmctld
+
+    cluster = Cluster.from_dict(tomllib.loads(CLUSTER_TOML))
+    with FakeSlurmctld(cluster, plugin="simulated", auth=MungeAuth(munged.socket_path)) as ctld:
+        report = bench("--only", "versus", "-n", "20", "--seconds", "0.2", "--munge-socket", munged.socket_path,
+                       "--controller", f"{ctld.host}:{ctld.port}", "--job", str(BENCH_JOB))
+    v = report["versus"]
+    assert v["op"] == "checkpoint_able"
+    assert v["pyslurmrpc"]["sequential_ms"]["p50"] > 0
+    if not v["libslurm"]["loaded"]:
+        assert "slurm_checkpoint_able" in v["libslurm"]["why_not"]
+
+
+def test_libslurm_candidates_honour_the_environment(monkeypatch):
+    monkeypatch.setenv(libslurm.LIBSLURM_ENV, "/opt/x/libslurm.so")
+    assert libslurm.candidates()[0] == "/opt/x/libslurm.so"
