@@ -14,9 +14,10 @@ import asyncio
 
 from ..auth.slurm_auth import MungeAuth, NoneAuth
 from ..transport import read_frame
-from ..wire import CheckpointRespMsg, Header, Message, MsgType, encode_message
+from ..client.core import DEFAULT_CHECKPOINT_VERSION
+from ..wire import CheckpointRespMsg, Header, Message, MsgType, encode_message, version_code
 
-VERSION = 0x2200
+VERSION = version_code(DEFAULT_CHECKPOINT_VERSION)
 
 
 def replies(auth, count: int) -> list[bytes]:
