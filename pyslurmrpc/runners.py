@@ -21,7 +21,9 @@ from .effects import (
     Close, Connect, Invoke, Now, Parallel, PeerClosed, Recv, RecvFrame, Send, Sleep, Stat, WallClock,
 )
 from .errors import ProtocolError
-from .tcp_blocking import TCP_RECV_CHUNK, TcpStream, ipv4_literal, kernel_timeval, tcp_connect, tcp_recv_frame
+from .tcp_blocking import (
+    TCP_RECV_CHUNK, TcpStream, ipv4_literal, kernel_timeval, pack_timeval, tcp_connect, tcp_recv_frame,
+)
 from .wire import Framer
 
 _RECV_CHUNK = 4096          # a whole munged response almost always fits in one read
@@ -139,9 +141,7 @@ def _sync_recv(action: Recv) -> bytes:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     raise BlockingIOError
-                ms = max(int(left * 1000), 1)
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO,
-                                struct.pack("@ll", ms // 1000, ms % 1000 * 1000))
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, pack_timeval(left))
             chunk = sock.recv(max(_RECV_CHUNK, size - len(data)))
             if not chunk:
                 break

@@ -11,14 +11,13 @@ import enum
 import ipaddress
 import struct
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Callable
 
 ETHERTYPE_IPV4 = 0x0800
 ETHERTYPE_IPV6 = 0x86DD
 #: 802.1Q / 802.1ad VLAN tags: 4 bytes each, the real ethertype follows
 VLAN_ETHERTYPES = frozenset({0x8100, 0x88A8, 0x9100})
 VLAN_TAG = 4
-ETHERNET_HEADER = 14
 SLL_HEADER = 16
 SLL2_HEADER = 20
 NULL_HEADER = 4
@@ -193,11 +192,3 @@ def parse_packet(linktype: int, data: bytes, number: int = 0) -> Segment:
     if proto != IPPROTO_TCP:
         raise NotTcp(SkipReason.NOT_TCP, f"IP protocol {proto} is not TCP")
     return _tcp(src, dst, transport, number)
-
-
-def segment_or_none(linktype: int, data: bytes, number: int = 0) -> Optional[Segment]:
-    """:func:`parse_packet`, with None instead of :class:`NotTcp`."""
-    try:
-        return parse_packet(linktype, data, number)
-    except NotTcp:
-        return None
