@@ -94,7 +94,7 @@ def test_pinned_protocol_version_sets_header_and_auth_framing(version, code, plu
 def test_reply_of_the_wrong_type_or_version_is_a_protocol_error():
     with ReplayPeer(lambda req: reply_ckpt(req)) as peer:
         with pytest.raises(UnexpectedMessageError, match="message type 5010"):
-            client(peer).ping()
+            client(peer, protocol_version="19.05").ping()  # RESPONSE_CHECKPOINT exists in 19.05 headers only
     with ReplayPeer(lambda req: reply_rc(req, version=0x2600)) as peer:
         with pytest.raises(UnexpectedMessageError, match="protocol version"):
             client(peer).checkpoint_disable(1, 0)
