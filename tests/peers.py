@@ -10,6 +10,7 @@ from __future__ import annotations
 import socket
 import threading
 
+from pyslurmrpc.errors import UnsupportedVersionError
 from pyslurmrpc.transport import READ_CHUNK, recv_frame
 
 #: seconds close() waits for the accept thread and each connection's thread
@@ -109,7 +110,10 @@ class ReplayPeer(ThreadedServer):
         if frame is None:
             return
         self.received.append(frame)
-        answer = self.respond(frame)
+        try:
+            answer = self.respond(frame)
+        except UnsupportedVersionError:  # a header version this peer cannot read: close, as a controller does
+            return
         if answer is STALL:
             drain(conn)
         elif answer:
