@@ -15,7 +15,7 @@ import inspect
 import os
 import socket
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, TimeoutError as FutureTimeout
 
 from .effects import (
     Close, Connect, Invoke, Now, Parallel, PeerClosed, Recv, RecvFrame, Send, Sleep, Stat, WallClock,
@@ -28,6 +28,9 @@ from .wire import Framer
 
 _RECV_CHUNK = 4096          # a whole munged response almost always fits in one read
 _MAX_THREADS = 64           # Parallel in the blocking runner: threads at most
+#: name lookups of the blocking runner run here, so a call waits for one no longer than its connect
+#: timeout (getaddrinfo cannot be interrupted: a late answer is dropped when it comes)
+_RESOLVER = ThreadPoolExecutor(max_workers=_MAX_THREADS, thread_name_prefix="pyslurmrpc-resolve")
 
 
 class UnixStream:
@@ -104,9 +107,23 @@ def _sync_connect(action: Connect):
         return UnixStream(sock)
     if ipv4_literal(target.host):
         return tcp_connect(target.host, target.port, action.timeout)
-    sock = socket.create_connection((target.host, target.port), timeout=action.timeout)
+    deadline = time.monotonic() + action.timeout
+    family, address = _resolve(target.host, target.port, action.timeout)
+    if family == socket.AF_INET:
+        return tcp_connect(address[0], address[1], max(deadline - time.monotonic(), 0.001))
+    sock = socket.create_connection(address[:2], timeout=max(deadline - time.monotonic(), 0.001))
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     return sock
+
+
+def _resolve(host: str, port: int, timeout: float) -> tuple[int, tuple]:
+    """The first address of ``host`` (as create_connection would try it), looked up within ``timeout``."""
+    lookup = _RESOLVER.submit(socket.getaddrinfo, host, port, 0, socket.SOCK_STREAM)
+    try:
+        family, _, _, _, address = lookup.result(timeout)[0]
+    except FutureTimeout:
+        raise TimeoutError(f"looking up {host} took longer than {timeout:g} s") from None
+    return family, address
 
 
 def _sync_send(action: Send) -> None:

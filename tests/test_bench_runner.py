@@ -25,16 +25,19 @@ def test_both_paths_answer(host):
         assert client.checkpoint_able(BENCH_JOB, 0) == client.checkpoint_able(BENCH_JOB, 0)
 
 
-def test_literal_uses_the_fast_stream_and_a_name_does_not():
+def test_literal_uses_the_fast_stream_without_a_lookup_and_a_name_is_looked_up(monkeypatch):
+    lookups = []
+    real = socket.getaddrinfo
+    monkeypatch.setattr(socket, "getaddrinfo", lambda host, *a, **k: lookups.append(host) or real(host, *a, **k))
     with socket.create_server(("127.0.0.1", 0)) as srv:
         port = srv.getsockname()[1]
         target = type("T", (), {"host": "127.0.0.1", "port": port})()
         conn = runners._sync_connect(Connect(target, 2.0))
-        assert type(conn) is tcp_blocking.TcpStream
+        assert type(conn) is tcp_blocking.TcpStream and lookups == []
         conn.close()
         target.host = "localhost"
         conn = runners._sync_connect(Connect(target, 2.0))
-        assert type(conn) is not tcp_blocking.TcpStream
+        assert lookups == ["localhost"]  # through the bounded resolver (tests/test_harden_resolve.py)
         conn.close()
 
 
