@@ -15,6 +15,7 @@ import subprocess
 import pytest
 
 from pyslurmrpc.decode.cli import main
+from pyslurmrpc.testing.ci import skip_or_fail
 from pyslurmrpc.testing.releases import ReleaseUnavailable, client_program, prepare
 from pyslurmrpc.testing.slurmctld import release_slurmctld_or_skip, slurmctld_or_skip
 
@@ -31,9 +32,7 @@ def _program(rel, name: str) -> str:
     try:
         return client_program(rel, name)
     except ReleaseUnavailable as err:
-        if os.environ.get("CI"):
-            pytest.fail(f"{err}; CI is set, so the real-traffic tests must not be skipped")
-        pytest.skip(str(err))
+        skip_or_fail(pytest, str(err))
 
 
 def _controller(munged, release: str):
@@ -46,9 +45,7 @@ def _release(release: str):
     try:
         return prepare(release)
     except ReleaseUnavailable as err:
-        if os.environ.get("CI"):
-            pytest.fail(f"{err}; CI is set, so the real-traffic tests must not be skipped")
-        pytest.skip(str(err))
+        skip_or_fail(pytest, str(err))
 
 
 @pytest.fixture(scope="module", params=RELEASES)
