@@ -8,12 +8,18 @@ hostile prefix is refused before anything is buffered for it.
 
 from __future__ import annotations
 
+from collections import deque
+
 from ..errors import FrameTooLargeError, TruncatedError
 from .constants import LENGTH_PREFIX_SIZE, MAX_MSG_SIZE
 
 
 class Framer:
     """Collects bytes and yields complete frames (length prefix included).
+
+    The chunks fed are kept as they came and joined once, when their frame is
+    whole: a frame that arrives in one chunk is returned without a copy, any
+    other is copied exactly once (a 100 MiB reply never needs 300 MiB).
 
     >>> f = Framer()
     >>> f.feed(b"\\x00\\x00\\x00\\x01")
@@ -24,13 +30,15 @@ class Framer:
 
     def __init__(self, max_size: int = MAX_MSG_SIZE):
         self.max_size = max_size
-        self._buf = bytearray()
-        self._need: int | None = None  # body length of the frame being collected
+        self._chunks: deque[bytes] = deque()
+        self._offset = 0                # bytes of the first chunk already handed out
+        self._have = 0                  # bytes held (chunks less the offset)
+        self._need: int | None = None   # length of the frame being collected, prefix included
 
     @property
     def pending(self) -> int:
         """Bytes held that do not yet form a whole frame."""
-        return len(self._buf)
+        return self._have
 
     def feed(self, data: bytes) -> list[bytes]:
         """Add ``data``; return every frame completed by it, in order.
@@ -38,7 +46,9 @@ class Framer:
         A length prefix over the limit raises :class:`FrameTooLargeError`, after
         the frames before it have been returned (the next call raises).
         """
-        self._buf += data
+        if data:
+            self._chunks.append(data if type(data) is bytes else bytes(data))
+            self._have += len(data)
         frames = []
         while True:
             try:
@@ -53,26 +63,59 @@ class Framer:
 
     def _next(self) -> bytes | None:
         if self._need is None:
-            if len(self._buf) < LENGTH_PREFIX_SIZE:
+            if self._have < LENGTH_PREFIX_SIZE:
                 return None
-            need = int.from_bytes(self._buf[:LENGTH_PREFIX_SIZE], "big")
+            need = int.from_bytes(self._peek(LENGTH_PREFIX_SIZE), "big")
             if need > self.max_size:
                 error = FrameTooLargeError(
                     f"length prefix {need} over the limit {self.max_size}", field="length", offset=0)
                 error.length = need   # what the prefix said (an "HTTP" answer tells itself by it)
                 raise error
-            self._need = need
-        end = LENGTH_PREFIX_SIZE + self._need
-        if len(self._buf) < end:
+            self._need = LENGTH_PREFIX_SIZE + need
+        if self._have < self._need:
             return None
-        frame = bytes(self._buf[:end])
-        del self._buf[:end]
+        frame = self._take(self._need)
         self._need = None
         return frame
 
+    def _peek(self, size: int) -> bytes:
+        """The first ``size`` held bytes (a few: the length prefix), leaving them held."""
+        out = b""
+        for i, chunk in enumerate(self._chunks):
+            out += chunk[self._offset if i == 0 else 0:][:size - len(out)]
+            if len(out) == size:
+                return out
+        return out
+
+    def _take(self, size: int) -> bytes:
+        """Remove and return the first ``size`` held bytes, copying them at most once."""
+        first, start = self._chunks[0], self._offset
+        self._have -= size
+        if start == 0 and len(first) == size:        # the frame is the whole chunk: no copy
+            self._chunks.popleft()
+            return first
+        if len(first) - start >= size:                # inside one chunk: one slice
+            self._offset = start + size
+            if self._offset == len(first):
+                self._chunks.popleft()
+                self._offset = 0
+            return first[start:start + size]
+        parts, left = [], size                        # across chunks: views, joined once
+        while left:
+            chunk, start = self._chunks[0], self._offset
+            take = min(len(chunk) - start, left)
+            parts.append(memoryview(chunk)[start:start + take])
+            left -= take
+            if start + take == len(chunk):
+                self._chunks.popleft()
+                self._offset = 0
+            else:
+                self._offset = start + take
+        return b"".join(parts)
+
     def close(self) -> None:
         """Signal end of stream; raise :class:`TruncatedError` if a partial frame is left."""
-        if self._buf:
+        if self._have:
             raise TruncatedError(
-                f"stream ended inside a frame ({len(self._buf)} bytes buffered)",
+                f"stream ended inside a frame ({self._have} bytes buffered)",
                 field="length" if self._need is None else "frame", offset=0)
