@@ -46,6 +46,10 @@ class Framer:
         A length prefix over the limit raises :class:`FrameTooLargeError`, after
         the frames before it have been returned (the next call raises).
         """
+        if not self._have and type(data) is bytes and len(data) >= LENGTH_PREFIX_SIZE \
+                and int.from_bytes(data[:LENGTH_PREFIX_SIZE], "big") == len(data) - LENGTH_PREFIX_SIZE \
+                and len(data) - LENGTH_PREFIX_SIZE <= self.max_size:
+            return [data]  # the usual reply: exactly one whole frame, nothing held
         if data:
             self._chunks.append(data if type(data) is bytes else bytes(data))
             self._have += len(data)
