@@ -2,16 +2,24 @@
 
 import pytest
 
-from pyslurmrpc.wire.msg_types_by_release import MSG_TYPES_BY_RELEASE, msg_type_name, msg_type_number
+from pyslurmrpc.wire.msg_types_by_release import MSG_TYPES_BY_RELEASE, msg_type_name, msg_type_number, table_digest
 from pyslurmrpc.wire.versions import RELEASES, VERSION_CODES
 
-import msgtypes_source as source
+#: digests of the tables as scripts/check_msgtypes_against_source found them equal to each release's
+#: slurm_msg_type_t (tags in scripts/msgtypes_source.py); the source is never vendored, so the check
+#: against it is a maintainer script and these pin its result here, where every run checks them
+VERIFIED_DIGESTS = {
+    "17.11": "ec85e4b922c9ef92", "18.08": "a8c5b2c3f982d651", "19.05": "62564a76a2f77ddb",
+    "20.02": "7e0231fd68ba73ab", "20.11": "c3a76502c251e751", "21.08": "8d81090e76e53133",
+    "22.05": "4950fc5a3a3ba04b", "23.02": "3e5d65f78f185e18", "23.11": "31cb0fb3cd076955",
+    "24.05": "2ac4937bb8c1c6fe", "24.11": "93eeee95926601f0", "25.05": "e40addfadc02702f",
+    "25.11": "daee3c7692464115", "26.05": "2fcc3712fd72cec3",
+}
 
 
-@pytest.mark.skipif(not source.available(), reason="the Slurm source mirror is not on this machine")
-@pytest.mark.parametrize("release", list(source.TAGS))
-def test_table_is_the_enum_of_that_release(release):
-    assert MSG_TYPES_BY_RELEASE[VERSION_CODES[release]] == source.parse_enum(source.enum_text(source.TAGS[release]))
+@pytest.mark.parametrize("release", list(VERIFIED_DIGESTS))
+def test_table_is_the_one_verified_against_that_releases_enum(release):
+    assert table_digest(MSG_TYPES_BY_RELEASE[VERSION_CODES[release]]) == VERIFIED_DIGESTS[release]
 
 
 def test_every_release_has_a_table():

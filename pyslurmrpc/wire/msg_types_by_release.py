@@ -2,8 +2,8 @@
 
 Data read from the ``slurm_msg_type_t`` enum of each release
 (src/common/slurm_protocol_defs.h up to 23.11, src/common/msg_type.h from
-24.05; tests/msgtypes_source.py reads it and tests/test_decode_msgtypes.py
-checks this table against the sources).  A number whose name changed between
+24.05; scripts/check_msgtypes_against_source compares this table with the
+sources, and tests/test_decode_msgtypes.py pins the verified tables by digest).  A number whose name changed between
 releases (a type removed, renamed or reused) has one row per run of releases;
 protocol_specs/messages_by_release.md explains the format and lists the changes.
 
@@ -12,6 +12,9 @@ Row format: ``number NAME`` (every release) or ``number NAME first-last`` /
 """
 
 from __future__ import annotations
+
+import hashlib
+import json
 
 from typing import Optional
 
@@ -412,3 +415,8 @@ def msg_type_number(version: int, name: str) -> Optional[int]:
         if known == name:
             return number
     return None
+
+
+def table_digest(table: dict[int, str]) -> str:
+    """A short digest of one release's table (pins the data that was checked against Slurm's source)."""
+    return hashlib.sha256(json.dumps(sorted(table.items())).encode()).hexdigest()[:16]

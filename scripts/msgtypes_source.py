@@ -1,8 +1,7 @@
 """Read slurm_msg_type_t out of Slurm's sources (the bare mirror), for the per-release table.
 
-Used twice: once by hand to write pyslurmrpc/wire/msg_types_by_release.py's
-data, and by tests/test_decode_msgtypes.py to check that data against the
-sources whenever the mirror is present.
+Used by hand to write pyslurmrpc/wire/msg_types_by_release.py's data, and by
+scripts/check_msgtypes_against_source to check that data against the sources.
 """
 
 from __future__ import annotations
