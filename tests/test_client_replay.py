@@ -106,12 +106,17 @@ def test_async_client_reproduces_libslurm(entry):
                          ids=lambda e: e["name"])
 def test_compat_follows_the_man_page(entry):
     response = recording(entry["name"], "response")
-    method, args = _args(entry)
+    compat_reports_the_manifest(entry, response, lambda peer: _client(Client, entry, peer))
+
+
+def compat_reports_the_manifest(entry, response: bytes, make_client) -> None:
+    """Run the entry's C-like call against a peer answering ``response``; errno and outputs as in the manifest."""
+    _, args = _args(entry)
     c_name = entry["function"]
     outputs = {"slurm_checkpoint_able": [compat.Ref()],
                "slurm_checkpoint_error": [compat.Ref(), compat.Ref()]}.get(c_name, [])
     with ReplayPeer(lambda frame: response) as peer:
-        compat.slurm_init(client=_client(Client, entry, peer))
+        compat.slurm_init(client=make_client(peer))
         compat.slurm_seterrno(0)
         rc = getattr(compat, c_name)(*args, *outputs)
     errno = entry["outcome"]["slurm_errno"]

@@ -24,13 +24,13 @@ from pathlib import Path
 
 import pytest
 
-from pyslurmrpc import AsyncClient, Client, SlurmError, compat
+from pyslurmrpc import AsyncClient, Client, SlurmError
 from pyslurmrpc.auth.slurm_auth import OfflineMungeAuth
 from pyslurmrpc.fake import ReplayDaemon
 from pyslurmrpc.wire import Message, PingMsg, decode_message, encode_message, version_code
 
 from peers import ReplayPeer
-from test_client_replay import METHODS, _expected
+from test_client_replay import _args, _expected, compat_reports_the_manifest
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 
@@ -123,11 +123,6 @@ def _run(directory, entry, call):
         _check_request(directory, entry, peer.received[0])
 
 
-def _args(entry):
-    method, names = METHODS[entry["function"]]
-    return method, [entry["args"][n] for n in names]
-
-
 @pytest.mark.parametrize("directory,entry", CASES, ids=IDS)
 def test_sync_client_reproduces_old_libslurm(directory, entry):
     method, args = _args(entry)
@@ -158,24 +153,8 @@ def test_auth_none_envelope_carries_the_release_number(release, number):
 @pytest.mark.parametrize("directory,entry", CASES, ids=IDS)
 def test_compat_reports_what_old_libslurm_reported(directory, entry):
     """The C-like layer: errno is the manifest's slurm_errno, outputs as libslurm filled them."""
-    response = _bytes(directory, entry["name"], "response")
-    method, args = _args(entry)
-    c_name = entry["function"]
-    outputs = {"slurm_checkpoint_able": [compat.Ref()],
-               "slurm_checkpoint_error": [compat.Ref(), compat.Ref()]}.get(c_name, [])
-    with ReplayPeer(lambda frame: response) as peer:
-        compat.slurm_init(client=_client(Client, directory, entry, peer))
-        compat.slurm_seterrno(0)
-        rc = getattr(compat, c_name)(*args, *outputs)
-    errno = entry["outcome"]["slurm_errno"]
-    assert rc == (-1 if errno else 0)
-    assert compat.slurm_get_errno() == errno
-    if errno:
-        assert compat.slurm_strerror(errno) == entry["outcome"]["strerror"]
-    elif c_name == "slurm_checkpoint_able":
-        assert outputs[0].value == entry["outcome"]["start_time"]
-    elif c_name == "slurm_checkpoint_error":
-        assert (outputs[0].value, outputs[1].value) == (entry["outcome"]["error_code"], entry["outcome"]["error_msg"])
+    compat_reports_the_manifest(entry, _bytes(directory, entry["name"], "response"),
+                                lambda peer: _client(Client, directory, entry, peer))
 
 
 @pytest.mark.parametrize("directory", CLIENTS)
