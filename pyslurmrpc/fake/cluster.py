@@ -59,6 +59,16 @@ class Step:
     ckpt_dir: Optional[str] = None
     #: the checkpoint plugin's private per-step state (created lazily by the plugin)
     plugin_state: Any = field(default=None, repr=False)
+    _members: tuple = field(default=((), frozenset()), init=False, repr=False, compare=False)
+
+    def runs_on(self, node: str) -> bool:
+        """Whether the step has ``node``: every slurmd of a fan-out asks, so the names are
+        looked up in a set (kept for the current ``nodes``), not scanned."""
+        nodes, members = self._members
+        if nodes is not self.nodes:
+            members = frozenset(self.nodes)
+            self._members = (self.nodes, members)
+        return node in members
 
 
 @dataclass

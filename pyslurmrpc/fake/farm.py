@@ -133,25 +133,11 @@ def node_names(count: int) -> list[str]:
     return [f"{NODE_PREFIX}{i:0{NODE_DIGITS}d}" for i in range(1, count + 1)]
 
 
-class NodeTuple(tuple):
-    """A step's node names with a set beside them: every node asks "am I in this step?",
-    which over a plain tuple of 10,000 names makes the fan-out quadratic."""
-
-    def __new__(cls, names):
-        self = super().__new__(cls, names)
-        self._members = frozenset(self)
-        return self
-
-    def __contains__(self, name) -> bool:
-        return name in self._members
-
-
 def farm_cluster(count: int, tree_width: int, uid: int) -> Cluster:
     """A cluster of ``count`` nodes running job FARM_JOB (step 0 on every node) of ``uid``."""
     cluster = Cluster(tree_width=tree_width)
-    nodes = NodeTuple(node_names(count))
+    nodes = tuple(node_names(count))
     job = cluster.add_job(FARM_JOB, uid, nodes=nodes)
-    job.nodes = nodes  # add_job copies into a plain tuple
     job.add_step(0, nodes=nodes)
     return cluster
 

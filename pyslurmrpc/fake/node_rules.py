@@ -48,7 +48,7 @@ class NodeRules:
         if job is None or job.state not in (JobState.RUNNING, JobState.SUSPENDED):
             return None, None
         step = job.steps.get(step_id)
-        if step is None or self.node not in step.nodes:
+        if step is None or not step.runs_on(self.node):
             return None, None
         return job, step
 
