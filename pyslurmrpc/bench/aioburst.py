@@ -1,8 +1,11 @@
 """pyslurmrpc's asyncio client in N processes, as libslurm is measured in N processes.
 
-Each child runs one AsyncClient with ``--in-flight`` calls at once from a common
-start time for ``--seconds`` and prints its answered and failed calls as JSON;
-:func:`run_processes` starts the children and adds them up.
+Each child imports, warms up (the version cache) and says "ready"; when every child
+is ready the parent says "go" to all, and each runs one AsyncClient with
+``--in-flight`` calls at once for ``--seconds``, then prints its answered and failed
+calls as JSON.  :func:`run_processes` adds them up.  (A common start time, as the
+libslurm children use, is too early for Python children on a loaded machine: their
+start-up is ~0.6 s each, and a late child would run a shorter window.)
 """
 
 from __future__ import annotations
@@ -15,12 +18,14 @@ import sys
 import time
 
 from ..client import AsyncClient
-from .libslurm import BURST_LEAD_S, CHILD_TIMEOUT
+from .libslurm import CHILD_TIMEOUT
 
 
-async def _burst(client: AsyncClient, op: str, job: int, in_flight: int, start_at: float, seconds: float) -> dict:
+async def _burst(client: AsyncClient, op: str, job: int, in_flight: int, seconds: float) -> dict:
     await (client.ping() if op == "ping" else client.checkpoint_able(job, 0))  # version cache, warm-up
-    await asyncio.sleep(max(start_at - time.time(), 0))
+    print("ready", flush=True)
+    if sys.stdin.readline().strip() != "go":
+        raise SystemExit("no go")
     end, done, failed = time.perf_counter() + seconds, 0, 0
 
     async def worker():
@@ -42,12 +47,19 @@ async def _burst(client: AsyncClient, op: str, job: int, in_flight: int, start_a
 def run_processes(host: str, port: int, munge_socket: str, op: str, job: int, processes: int,
                   in_flight: int, seconds: float, premint: int = 0) -> dict:
     """Answered calls per second of ``processes`` children, each with ``in_flight`` calls at once."""
-    start_at = time.time() + BURST_LEAD_S + 0.2 * processes
     cmd = [sys.executable, "-m", "pyslurmrpc.bench.aioburst", "--host", host, "--port", str(port),
            "--munge-socket", munge_socket, "--op", op, "--job", str(job), "--in-flight", str(in_flight),
-           "--start", repr(start_at), "--seconds", str(seconds), "--premint", str(premint)]
-    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+           "--seconds", str(seconds), "--premint", str(premint)]
+    procs = [subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for _ in range(processes)]
+    for proc in procs:  # every child has imported and warmed up
+        if proc.stdout.readline().strip() != "ready":
+            for other in procs:
+                other.kill()
+            raise RuntimeError(f"pyslurmrpc burst child failed to start: {proc.stderr.read()[-500:]}")
+    for proc in procs:
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
     outs = []
     for proc in procs:
         out, err = proc.communicate(timeout=CHILD_TIMEOUT)
@@ -66,13 +78,12 @@ def main(argv=None) -> None:
     p.add_argument("--op", choices=("ping", "checkpoint_able"), default="ping")
     p.add_argument("--job", type=int, default=1)
     p.add_argument("--in-flight", type=int, default=16)
-    p.add_argument("--start", type=float, default=0.0)
     p.add_argument("--seconds", type=float, default=2.0)
     p.add_argument("--premint", type=int, default=0)
     opts = p.parse_args(argv)
     client = AsyncClient(opts.host, opts.port, auth="munge", munge_socket=opts.munge_socket, timeout=30,
                          premint=opts.premint)
-    result = asyncio.run(_burst(client, opts.op, opts.job, opts.in_flight, opts.start, opts.seconds))
+    result = asyncio.run(_burst(client, opts.op, opts.job, opts.in_flight, opts.seconds))
     print(json.dumps(result), flush=True)
 
 

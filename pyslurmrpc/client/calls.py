@@ -187,4 +187,8 @@ def tasks(job_id, step_id, begin_time, image_dir=None) -> Call:
 
 
 def ping() -> Call:
-    return Call("ping", MsgType.REQUEST_PING, PingMsg(), _reader("ping", _PING))
+    """REQUEST_PING (no arguments: one Call, frozen, serves every ping)."""
+    return _PING_CALL
+
+
+_PING_CALL = Call("ping", MsgType.REQUEST_PING, PingMsg(), _reader("ping", _PING))
