@@ -230,34 +230,17 @@ run_sync = SYNC.run
 # ---------------------------------------------------------------------------
 # asyncio
 # ---------------------------------------------------------------------------
-class _ReplyProtocol(asyncio.Protocol):
-    """Collects the bytes of one TCP connection until a whole reply frame is in."""
+class _AsyncTcp:
+    """A non-blocking TCP socket to a daemon (asyncio runner): the reply is read when the
+    flow asks for it, with the socket's own reads (no transport, no protocol object)."""
 
-    def __init__(self, loop):
-        self.reply = loop.create_future()
-        self.framer = Framer()
-        self.transport = None
+    __slots__ = ("sock", "sent")
 
-    def connection_made(self, transport) -> None:
-        self.transport = transport
-
-    def data_received(self, data: bytes) -> None:
-        if self.reply.done():
-            return
-        try:
-            frames = self.framer.feed(data)
-        except ProtocolError as exc:
-            self.reply.set_exception(exc)
-            return
-        if frames:
-            self.reply.set_result(frames[0])
-
-    def connection_lost(self, exc) -> None:
-        if not self.reply.done():
-            self.reply.set_exception(PeerClosed(bool(self.framer.pending)))
+    def __init__(self, sock):
+        self.sock, self.sent = sock, 0
 
     def close(self) -> None:
-        self.transport.close()
+        self.sock.close()
 
 
 #: what a fast step returns when it cannot finish without the event loop
@@ -350,12 +333,28 @@ def _try_connect(action: Connect):
     return UnixStream(sock)
 
 
+async def _tcp_connect(loop, host: str, port: int) -> _AsyncTcp:
+    """Connect to the first address of ``host`` (as the blocking runner does); an IPv4
+    address needs no lookup."""
+    if ipv4_literal(host):
+        family, address = socket.AF_INET, (host, port)
+    else:
+        family, _, _, _, address = (await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM))[0]
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setblocking(False)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        await loop.sock_connect(sock, address)
+    except BaseException:
+        sock.close()
+        raise
+    return _AsyncTcp(sock)
+
+
 async def _async_connect(action: Connect):
     target, loop = action.target, asyncio.get_running_loop()
     if not isinstance(target, str):
-        _, protocol = await _bounded(
-            loop.create_connection(lambda: _ReplyProtocol(loop), target.host, target.port), action.timeout)
-        return protocol
+        return await _bounded(_tcp_connect(loop, target.host, target.port), action.timeout)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.setblocking(False)
     try:
@@ -368,9 +367,6 @@ async def _async_connect(action: Connect):
 
 def _try_send(action: Send):
     conn = action.conn
-    if type(conn) is not UnixStream:
-        conn.transport.write(action.data)
-        return None
     try:
         conn.sent = conn.sock.send(action.data)
     except BlockingIOError:
@@ -379,7 +375,7 @@ def _try_send(action: Send):
 
 
 async def _async_send(action: Send) -> None:
-    """The rest of a UNIX-socket send the fast step began (``conn.sent`` bytes went out)."""
+    """The rest of a send the fast step began (``conn.sent`` bytes went out)."""
     conn = action.conn
     await _bounded(asyncio.get_running_loop().sock_sendall(conn.sock, action.data[conn.sent:]), action.timeout)
 
@@ -417,9 +413,20 @@ async def _async_recv_all(action: Recv) -> bytes:
 
 
 async def _async_recv_frame(action: RecvFrame) -> bytes:
-    if action.max_size is not None:   # before the loop runs data_received for this reply
-        action.conn.framer.max_size = action.max_size
-    return await _bounded(action.conn.reply, action.timeout)
+    framer = Framer() if action.max_size is None else Framer(action.max_size)
+    return await _bounded(_read_frame(action.conn.sock, framer), action.timeout)
+
+
+async def _read_frame(sock, framer: Framer) -> bytes:
+    """Read until ``framer`` has one whole frame (a prefix over its limit raises as it arrives)."""
+    loop = asyncio.get_running_loop()
+    while True:
+        data = await loop.sock_recv(sock, TCP_RECV_CHUNK)
+        if not data:
+            raise PeerClosed(bool(framer.pending))
+        frames = framer.feed(data)
+        if frames:
+            return frames[0]
 
 
 _FAST = {Stat: lambda a: os.stat(a.path).st_mode, Now: lambda a: time.monotonic(),
