@@ -1,0 +1,122 @@
+"""The fake daemons' accept loop: at most the process's connection slots, and quiet when
+descriptors run out.
+
+asyncio's own server accepts whatever the backlog holds and, when accept() fails for
+want of a descriptor, logs the failure with a traceback and retries a second later:
+a thousand listeners in one process log a thousand tracebacks a second.  Here a
+listener accepts only once it holds a slot (:data:`.limits.SLOTS`; the excess waits
+in the kernel's backlog), and an accept() that finds no descriptor pauses that
+listener (ACCEPT_BACKOFF_FIRST, doubling to ACCEPT_BACKOFF_MAX) and logs one line per
+EXHAUSTED_LOG_INTERVAL for the whole process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import os
+import socket
+from typing import Callable, Optional
+
+from .limits import ACCEPT_BACKOFF_FIRST, ACCEPT_BACKOFF_MAX, SLOTS, ConnectionSlots, RateLimitedLog, Slot
+
+log = logging.getLogger("pyslurmrpc.fake")
+
+#: accept() errors that mean "no descriptor or buffer now": pause, then try again
+EXHAUSTED = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+#: connections accepted in a row before the loop lets other work run
+ACCEPT_BATCH = 64
+
+#: one rate-limited log line for every listener of the process
+exhausted_log = RateLimitedLog(log)
+
+
+class Listener:
+    """Serves a listening socket: ``factory(slot)`` makes the protocol of each accepted
+    connection, which must release ``slot`` when the connection is lost.
+
+    Shaped like the part of :class:`asyncio.Server` the daemons use (``sockets``,
+    ``close``, ``wait_closed``, ``serve_forever``).
+    """
+
+    def __init__(self, sock: socket.socket, factory: Callable[[Slot], asyncio.Protocol], name: str,
+                 slots: ConnectionSlots = SLOTS):
+        sock.setblocking(False)
+        self.sockets = [sock]
+        self.factory, self.name, self.slots = factory, name, slots
+        self._loop = asyncio.get_running_loop()
+        self._task: Optional[asyncio.Task] = self._loop.create_task(self._serve())
+
+    async def _serve(self) -> None:
+        loop, sock = self._loop, self.sockets[0]
+        backoff, accepted = ACCEPT_BACKOFF_FIRST, 0
+        while True:
+            slot = await self.slots.slot()
+            try:
+                conn, _ = await loop.sock_accept(sock)
+            except OSError as exc:
+                slot.release()
+                if exc.errno not in EXHAUSTED:
+                    if isinstance(exc, ConnectionAbortedError):
+                        continue  # the peer gave up while queued: nothing to serve
+                    log.error("%s: accept() failed (%s); no longer accepting", self.name, exc)
+                    return
+                exhausted_log.warning("fake daemons: accept() found no free descriptor (%s); "
+                                      "pausing accept loops up to %.2f s", os.strerror(exc.errno), ACCEPT_BACKOFF_MAX)
+                await asyncio.sleep(backoff)
+                backoff = min(2 * backoff, ACCEPT_BACKOFF_MAX)
+                continue
+            except BaseException:
+                slot.release()
+                raise
+            backoff = ACCEPT_BACKOFF_FIRST
+            loop.create_task(self._adopt(conn, slot))
+            accepted += 1
+            if accepted % ACCEPT_BATCH == 0:
+                await asyncio.sleep(0)
+
+    async def _adopt(self, conn: socket.socket, slot: Slot) -> None:
+        try:
+            await self._loop.connect_accepted_socket(lambda: self.factory(slot), conn)
+        except (OSError, RuntimeError, asyncio.CancelledError) as exc:
+            # the peer left before its socket was wrapped, or the loop is closing: nobody to serve
+            log.debug("%s: an accepted connection was lost before it was served (%r)", self.name, exc)
+            slot.release()
+            conn.close()
+
+    def close(self) -> None:
+        """Stop accepting and close the listening socket (open connections are the daemon's)."""
+        if self._task is not None:
+            self._task.cancel()
+        sock = self.sockets[0]
+        if sock.fileno() >= 0:
+            self._loop.remove_reader(sock.fileno())
+            sock.close()
+
+    async def wait_closed(self) -> None:
+        if self._task is not None:
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+    async def serve_forever(self) -> None:
+        try:
+            await asyncio.shield(self._task)
+        finally:
+            self.close()
+
+
+def listening_socket(host: str, port: int, backlog: int) -> socket.socket:
+    """A bound, listening, non-blocking TCP socket on ``host`` (a name takes its first address)."""
+    family, kind, proto, _, addr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                                      flags=socket.AI_PASSIVE)[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(addr)
+        sock.listen(backlog)
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
