@@ -77,8 +77,10 @@ class ConnectionSlots:
     """The process-wide count of open fake connections, shared by every loop and thread.
 
     An accept loop waits for a free slot before it accepts (the excess queues in the
-    kernel's backlog); a forwarding node takes one or fails at once (its peer is then
-    reported unreachable, as Slurm reports a node it cannot connect to).
+    kernel's backlog) and takes it for what it accepted; a connection that lost the
+    race for the last slot to another listener is closed unanswered.  A forwarding
+    node takes one or fails at once (its peer is then reported unreachable, as Slurm
+    reports a node it cannot connect to).  An idle listener holds no slot.
     """
 
     def __init__(self, limit: Optional[int] = None):
@@ -98,21 +100,16 @@ class ConnectionSlots:
         """A slot if one is free now, else None (the caller answers with an error)."""
         return Slot(self) if self.try_take() else None
 
-    async def slot(self) -> "Slot":
-        """A slot, once one is free."""
-        await self.take()
-        return Slot(self)
-
-    async def take(self) -> None:
-        """Wait for a free slot and take it."""
+    async def wait_free(self) -> None:
+        """Return once a slot is free (without taking it)."""
         loop = asyncio.get_running_loop()
-        while not self.try_take():
+        while True:
             waiter = loop.create_future()
             with self._lock:
-                if self.used < self.limit:  # freed since try_take: try again at once
-                    continue
+                if self.used < self.limit:
+                    return
                 self._waiters.append((loop, waiter))
-            try:  # a wake-up lost to a cancelled waiter costs at most SLOT_RECHECK
+            try:  # a wake-up lost to a listener that found no connection costs at most SLOT_RECHECK
                 await asyncio.wait_for(waiter, SLOT_RECHECK)
             except asyncio.TimeoutError:
                 pass

@@ -52,11 +52,10 @@ class Listener:
         loop, sock = self._loop, self.sockets[0]
         backoff, accepted = ACCEPT_BACKOFF_FIRST, 0
         while True:
-            slot = await self.slots.slot()
+            await self.slots.wait_free()
             try:
                 conn, _ = await loop.sock_accept(sock)
             except OSError as exc:
-                slot.release()
                 if exc.errno not in EXHAUSTED:
                     if isinstance(exc, ConnectionAbortedError):
                         continue  # the peer gave up while queued: nothing to serve
@@ -67,9 +66,10 @@ class Listener:
                 await asyncio.sleep(backoff)
                 backoff = min(2 * backoff, ACCEPT_BACKOFF_MAX)
                 continue
-            except BaseException:
-                slot.release()
-                raise
+            slot = self.slots.try_slot()
+            if slot is None:  # another listener took the last slot meanwhile: over the cap
+                conn.close()
+                continue
             backoff = ACCEPT_BACKOFF_FIRST
             loop.create_task(self._adopt(conn, slot))
             accepted += 1
