@@ -37,7 +37,9 @@ class Listener:
     connection, which must release ``slot`` when the connection is lost.
 
     Shaped like the part of :class:`asyncio.Server` the daemons use (``sockets``,
-    ``close``, ``wait_closed``, ``serve_forever``).
+    ``close``, ``wait_closed``, ``serve_forever``), and as cheap per connection: the
+    socket stays registered with the loop while it accepts, and is taken off while the
+    process has no slot (until one is free) or no descriptor (for the backoff).
     """
 
     def __init__(self, sock: socket.socket, factory: Callable[[Slot], asyncio.Protocol], name: str,
@@ -46,35 +48,58 @@ class Listener:
         self.sockets = [sock]
         self.factory, self.name, self.slots = factory, name, slots
         self._loop = asyncio.get_running_loop()
-        self._task: Optional[asyncio.Task] = self._loop.create_task(self._serve())
+        self._backoff = ACCEPT_BACKOFF_FIRST
+        self._waiting: Optional[asyncio.Task] = None   # for a free slot
+        self._retry: Optional[asyncio.TimerHandle] = None  # after running out of descriptors
+        self._closed = self._loop.create_future()
+        self._loop.add_reader(sock.fileno(), self._accept)
 
-    async def _serve(self) -> None:
-        loop, sock = self._loop, self.sockets[0]
-        backoff, accepted = ACCEPT_BACKOFF_FIRST, 0
-        while True:
-            await self.slots.wait_free()
-            try:
-                conn, _ = await loop.sock_accept(sock)
-            except OSError as exc:
-                if exc.errno not in EXHAUSTED:
-                    if isinstance(exc, ConnectionAbortedError):
-                        continue  # the peer gave up while queued: nothing to serve
-                    log.error("%s: accept() failed (%s); no longer accepting", self.name, exc)
-                    return
-                exhausted_log.warning("fake daemons: accept() found no free descriptor (%s); "
-                                      "pausing accept loops up to %.2f s", os.strerror(exc.errno), ACCEPT_BACKOFF_MAX)
-                await asyncio.sleep(backoff)
-                backoff = min(2 * backoff, ACCEPT_BACKOFF_MAX)
-                continue
+    def _accept(self) -> None:
+        sock = self.sockets[0]
+        for _ in range(ACCEPT_BATCH):
             slot = self.slots.try_slot()
-            if slot is None:  # another listener took the last slot meanwhile: over the cap
-                conn.close()
+            if slot is None:  # the process is at its cap: the rest waits in the backlog
+                self._pause()
+                self._waiting = self._loop.create_task(self._resume_when_free())
+                return
+            try:
+                conn, _ = sock.accept()
+            except (BlockingIOError, InterruptedError):
+                slot.release()
+                return
+            except ConnectionAbortedError:  # the peer gave up while queued
+                slot.release()
                 continue
-            backoff = ACCEPT_BACKOFF_FIRST
-            loop.create_task(self._adopt(conn, slot))
-            accepted += 1
-            if accepted % ACCEPT_BATCH == 0:
-                await asyncio.sleep(0)
+            except OSError as exc:
+                slot.release()
+                self._failed(exc)
+                return
+            self._backoff = ACCEPT_BACKOFF_FIRST
+            conn.setblocking(False)
+            self._loop.create_task(self._adopt(conn, slot))
+
+    def _failed(self, exc: OSError) -> None:
+        self._pause()
+        if exc.errno not in EXHAUSTED:
+            log.error("%s: accept() failed (%s); no longer accepting", self.name, exc)
+            return
+        exhausted_log.warning("fake daemons: accept() found no free descriptor (%s); "
+                              "pausing accept loops up to %.2f s", os.strerror(exc.errno), ACCEPT_BACKOFF_MAX)
+        self._retry = self._loop.call_later(self._backoff, self._resume)
+        self._backoff = min(2 * self._backoff, ACCEPT_BACKOFF_MAX)
+
+    def _pause(self) -> None:
+        self._loop.remove_reader(self.sockets[0].fileno())
+
+    def _resume(self) -> None:
+        self._retry = None
+        if not self._closed.done():
+            self._loop.add_reader(self.sockets[0].fileno(), self._accept)
+
+    async def _resume_when_free(self) -> None:
+        await self.slots.wait_free()
+        self._waiting = None
+        self._resume()
 
     async def _adopt(self, conn: socket.socket, slot: Slot) -> None:
         try:
@@ -87,21 +112,22 @@ class Listener:
 
     def close(self) -> None:
         """Stop accepting and close the listening socket (open connections are the daemon's)."""
-        if self._task is not None:
-            self._task.cancel()
-        sock = self.sockets[0]
-        if sock.fileno() >= 0:
-            self._loop.remove_reader(sock.fileno())
-            sock.close()
+        if self._closed.done():
+            return
+        self._pause()
+        for pending in (self._waiting, self._retry):
+            if pending is not None:
+                pending.cancel()
+        self.sockets[0].close()
+        self._closed.set_result(None)
 
     async def wait_closed(self) -> None:
-        if self._task is not None:
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        if self._waiting is not None:
+            await asyncio.gather(self._waiting, return_exceptions=True)
 
     async def serve_forever(self) -> None:
         try:
-            await asyncio.shield(self._task)
+            await asyncio.shield(self._closed)
         finally:
             self.close()
 
