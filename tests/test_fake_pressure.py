@@ -245,3 +245,60 @@ async def test_a_forward_without_a_slot_is_an_unreachable_node(few_slots):
         assert time.monotonic() - start < 2
     (entry,) = reply.header.ret_list
     assert entry.node_name == "node2" and entry.err == codes.SLURM_COMMUNICATIONS_CONNECTION_ERROR
+
+
+# --- the cause of the multiplied connections: a forwarding node waits for its whole subtree --------
+
+def test_head_timeout_grows_with_the_steps_below_the_head():
+    from pyslurmrpc.fake.forward import Forwarder
+    fwd = Forwarder({}, None, message_timeout=10, tree_width=1)
+    assert fwd.head_timeout(0, 3) == 3                      # a leaf: the forward timeout
+    assert fwd.head_timeout(1, 3) == 10 * 2 + 3 * 3         # (1 + 1) // 1 = 2 steps
+    assert Forwarder({}, None, 10, tree_width=50).head_timeout(10, 3) == 3  # 11 // 50 = 0 steps
+
+
+async def test_a_forwarding_node_waits_for_its_head_s_subtree():
+    """node1 forwards node[2-3] (TreeWidth 1) to node2, which waits for a silent node3 for its own
+    MessageTimeout (1 s, longer than node1's 0.5 s) before answering: node1 waits for that answer
+    (node2 0, node3 5004) instead of giving node2 up and asking node3 again."""
+    from pyslurmrpc.fake import Cluster
+    from pyslurmrpc.wire import encode_message
+    cluster = Cluster(tree_width=1)
+    silent = socket.create_server(("127.0.0.1", 0))  # accepts into its backlog, never answers
+    cluster.node_addrs["node3"] = silent.getsockname()
+    n1 = FakeSlurmd(cluster, "node1", message_timeout=0.5)
+    n2 = FakeSlurmd(cluster, "node2", message_timeout=1.0)
+    try:
+        async with n1, n2:
+            ping = decode_message(frame())
+            header = ping.header.__class__(**{**ping.header.__dict__, "forward": Forward(
+                cnt=2, nodelist="node[2-3]", timeout=0, tree_width=1)})
+            reply = decode_message(await exchange(*n1.address, encode_message(ping.__class__(header, ping.auth, ping.body)),
+                                                  10, slots=limits.ConnectionSlots(1)))
+    finally:
+        silent.close()
+    assert [(e.node_name, e.err) for e in reply.header.ret_list] == [
+        ("node2", 0), ("node3", codes.SLURM_PROTOCOL_SOCKET_IMPL_TIMEOUT)]
+
+
+async def test_a_silent_head_is_a_timeout_and_the_next_node_heads_the_rest():
+    """F8, not F6: since Python 3.11 a timeout is an OSError, and it was taken for a head that
+    refused the connection (1001), which sends the rest one by one, all at once."""
+    from pyslurmrpc.fake import Cluster
+    from pyslurmrpc.wire import encode_message
+    cluster = Cluster(tree_width=1)
+    silent = socket.create_server(("127.0.0.1", 0))
+    cluster.node_addrs["node2"] = silent.getsockname()
+    n1 = FakeSlurmd(cluster, "node1", message_timeout=0.3)
+    n3 = FakeSlurmd(cluster, "node3", message_timeout=0.3)
+    try:
+        async with n1, n3:
+            ping = decode_message(frame())
+            header = ping.header.__class__(**{**ping.header.__dict__, "forward": Forward(
+                cnt=2, nodelist="node[2-3]", timeout=0, tree_width=1)})
+            reply = decode_message(await exchange(*n1.address, encode_message(ping.__class__(header, ping.auth, ping.body)),
+                                                  10, slots=limits.ConnectionSlots(1)))
+    finally:
+        silent.close()
+    assert [(e.node_name, e.err) for e in reply.header.ret_list] == [
+        ("node2", codes.SLURM_PROTOCOL_SOCKET_IMPL_TIMEOUT), ("node3", 0)]
