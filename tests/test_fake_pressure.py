@@ -2,8 +2,10 @@
 
 Each test here was run once against the code without the fix it covers and failed:
 the byte limits (a 1 GiB request was buffered, a ping stalled for seconds), the
-connection cap (every connection accepted at once), the forwarder's slot (a node
-waited on itself until MessageTimeout) and the quiet accept loop (tests/test_fake_pressure_emfile.py).
+connection cap (every connection served), the forwarder's slot (a node waited on
+itself until MessageTimeout), the forwarder's timeouts (F8 taken for F6; one wait for
+a whole subtree), the quiet accept loop (tests/test_fake_pressure_emfile.py) and the
+reported chain (tests/test_fake_pressure_chain.py).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import pytest
 from pyslurmrpc.fake import FakeSlurmctld, FakeSlurmd, codes, fixture_cluster
 from pyslurmrpc.fake import limits
 from pyslurmrpc.fake.limits import MAX_BUFFERED_BYTES, MAX_REQUEST_SIZE, SLOTS
+from pyslurmrpc.errors import ConnectionClosedError
 from pyslurmrpc.fake.transport import ConnectionCapError, exchange
 from pyslurmrpc.transport import recv_frame
 from pyslurmrpc.wire import Forward, MsgType, decode_message, version_code
@@ -201,19 +204,21 @@ def few_slots(monkeypatch):
     return SLOTS
 
 
-async def test_connections_over_the_cap_wait_in_the_backlog(ctld, few_slots):
+async def test_connections_over_the_cap_are_closed_at_once(ctld, few_slots, caplog):
     idle = [await asyncio.open_connection(*ctld.address) for _ in range(4)]
     try:
         await asyncio.sleep(0.2)
         assert len(ctld._connections) == 4 and few_slots.used == few_slots.limit
-        waiting = asyncio.ensure_future(exchange(*ctld.address, frame(), 5, slots=limits.ConnectionSlots(1)))
-        await asyncio.sleep(0.5)
-        assert not waiting.done()  # connected (the kernel's backlog), not accepted
-        assert len(ctld._connections) == 4
-        idle.pop()[1].close()
         start = time.monotonic()
-        assert rc_of(await waiting) == 0
-        assert time.monotonic() - start < PING_BOUND
+        for _ in range(3):  # the excess: closed unanswered, one log line for all
+            with pytest.raises(ConnectionClosedError):
+                await exchange(*ctld.address, frame(), 5, slots=limits.ConnectionSlots(1))
+        assert time.monotonic() - start < PROMPT
+        assert len(ctld._connections) == 4 and few_slots.used == few_slots.limit
+        assert len([r for r in caplog.records if "the cap" in r.getMessage()]) <= 1
+        idle.pop()[1].close()
+        await asyncio.sleep(0.2)
+        assert rc_of(await exchange(*ctld.address, frame(), 5, slots=limits.ConnectionSlots(1))) == 0
     finally:
         for _, writer in idle:
             writer.close()

@@ -12,7 +12,6 @@ per-node fakes shares one descriptor table (protocol_specs/fake_limits.md).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import resource
 import threading
@@ -36,8 +35,6 @@ ACCEPT_BACKOFF_FIRST = 0.05
 ACCEPT_BACKOFF_MAX = 1.0
 #: at most one log line per this many seconds about descriptors running out
 EXHAUSTED_LOG_INTERVAL = 10.0
-#: seconds an accept loop waiting for a slot looks again on its own
-SLOT_RECHECK = 1.0
 
 #: why a prefix is refused -> the return code of the RC reply (SLURM_PROTOCOL_INSANE_MSG_LENGTH
 #: is what slurmd 19.05 answers a prefix over its own limit with; EAGAIN: busy, try again)
@@ -76,18 +73,15 @@ def descriptor_cap(limit: int = MAX_OPEN_CONNECTIONS) -> int:
 class ConnectionSlots:
     """The process-wide count of open fake connections, shared by every loop and thread.
 
-    An accept loop waits for a free slot before it accepts (the excess queues in the
-    kernel's backlog) and takes it for what it accepted; a connection that lost the
-    race for the last slot to another listener is closed unanswered.  A forwarding
-    node takes one or fails at once (its peer is then reported unreachable, as Slurm
-    reports a node it cannot connect to).  An idle listener holds no slot.
+    A connection accepted without a free slot is closed at once, unanswered
+    (:mod:`.listener`); a forwarding node without one fails at once (its peer is
+    then reported unreachable, as Slurm reports a node it cannot connect to).
     """
 
     def __init__(self, limit: Optional[int] = None):
         self.limit = descriptor_cap() if limit is None else limit
         self.used = 0
         self._lock = threading.Lock()
-        self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future]] = []
 
     def try_take(self) -> bool:
         with self._lock:
@@ -100,32 +94,9 @@ class ConnectionSlots:
         """A slot if one is free now, else None (the caller answers with an error)."""
         return Slot(self) if self.try_take() else None
 
-    async def wait_free(self) -> None:
-        """Return once a slot is free (without taking it)."""
-        loop = asyncio.get_running_loop()
-        while True:
-            waiter = loop.create_future()
-            with self._lock:
-                if self.used < self.limit:
-                    return
-                self._waiters.append((loop, waiter))
-            try:  # a wake-up lost to a listener that found no connection costs at most SLOT_RECHECK
-                await asyncio.wait_for(waiter, SLOT_RECHECK)
-            except asyncio.TimeoutError:
-                pass
-            finally:
-                with self._lock:
-                    if (loop, waiter) in self._waiters:
-                        self._waiters.remove((loop, waiter))
-
     def release(self) -> None:
         with self._lock:
             self.used -= 1
-            while self._waiters:  # wake the longest waiting accept loop, on its own loop
-                loop, waiter = self._waiters.pop(0)
-                if not loop.is_closed():
-                    loop.call_soon_threadsafe(_wake, waiter)
-                    break
 
 
 class Slot:
@@ -140,11 +111,6 @@ class Slot:
         slots, self._slots = self._slots, None
         if slots is not None:
             slots.release()
-
-
-def _wake(waiter: asyncio.Future) -> None:
-    if not waiter.done():
-        waiter.set_result(None)
 
 
 #: the one set of slots of this process

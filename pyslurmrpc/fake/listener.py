@@ -4,10 +4,15 @@ descriptors run out.
 asyncio's own server accepts whatever the backlog holds and, when accept() fails for
 want of a descriptor, logs the failure with a traceback and retries a second later:
 a thousand listeners in one process log a thousand tracebacks a second.  Here a
-listener accepts only once it holds a slot (:data:`.limits.SLOTS`; the excess waits
-in the kernel's backlog), and an accept() that finds no descriptor pauses that
-listener (ACCEPT_BACKOFF_FIRST, doubling to ACCEPT_BACKOFF_MAX) and logs one line per
-EXHAUSTED_LOG_INTERVAL for the whole process.
+connection accepted while every slot of the process is taken (:data:`.limits.SLOTS`)
+is closed at once, unanswered; and an accept() that finds no descriptor pauses that
+listener (ACCEPT_BACKOFF_FIRST, doubling to ACCEPT_BACKOFF_MAX).  Either logs one
+line per EXHAUSTED_LOG_INTERVAL for the whole process, never a traceback.
+
+Why not leave the excess in the backlog, as slurmd's thread limit does: the fakes of
+one process forward to each other, so a chain that holds every slot would wait on
+its own next hop for the whole of 19.05's forwarding timeout (minutes for a long
+TreeWidth=1 chain); a connection closed at once is a failed node at once (F8).
 """
 
 from __future__ import annotations
@@ -28,8 +33,9 @@ EXHAUSTED = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 #: connections accepted in a row before the loop lets other work run
 ACCEPT_BATCH = 64
 
-#: one rate-limited log line for every listener of the process
+#: rate-limited log lines shared by every listener of the process
 exhausted_log = RateLimitedLog(log)
+over_cap_log = RateLimitedLog(log)
 
 
 class Listener:
@@ -49,7 +55,6 @@ class Listener:
         self.factory, self.name, self.slots = factory, name, slots
         self._loop = asyncio.get_running_loop()
         self._backoff = ACCEPT_BACKOFF_FIRST
-        self._waiting: Optional[asyncio.Task] = None   # for a free slot
         self._retry: Optional[asyncio.TimerHandle] = None  # after running out of descriptors
         self._closed = self._loop.create_future()
         self._loop.add_reader(sock.fileno(), self._accept)
@@ -57,24 +62,22 @@ class Listener:
     def _accept(self) -> None:
         sock = self.sockets[0]
         for _ in range(ACCEPT_BATCH):
-            slot = self.slots.try_slot()
-            if slot is None:  # the process is at its cap: the rest waits in the backlog
-                self._pause()
-                self._waiting = self._loop.create_task(self._resume_when_free())
-                return
             try:
                 conn, _ = sock.accept()
             except (BlockingIOError, InterruptedError):
-                slot.release()
                 return
             except ConnectionAbortedError:  # the peer gave up while queued
-                slot.release()
                 continue
             except OSError as exc:
-                slot.release()
                 self._failed(exc)
                 return
             self._backoff = ACCEPT_BACKOFF_FIRST
+            slot = self.slots.try_slot()
+            if slot is None:  # over the cap: closed at once (a queue could wait on itself, see module doc)
+                conn.close()
+                over_cap_log.warning("fake daemons: %d connections open, the cap; closing new ones "
+                                     "unanswered", self.slots.limit)
+                continue
             conn.setblocking(False)
             self._loop.create_task(self._adopt(conn, slot))
 
@@ -96,11 +99,6 @@ class Listener:
         if not self._closed.done():
             self._loop.add_reader(self.sockets[0].fileno(), self._accept)
 
-    async def _resume_when_free(self) -> None:
-        await self.slots.wait_free()
-        self._waiting = None
-        self._resume()
-
     async def _adopt(self, conn: socket.socket, slot: Slot) -> None:
         try:
             await self._loop.connect_accepted_socket(lambda: self.factory(slot), conn)
@@ -115,15 +113,13 @@ class Listener:
         if self._closed.done():
             return
         self._pause()
-        for pending in (self._waiting, self._retry):
-            if pending is not None:
-                pending.cancel()
+        if self._retry is not None:
+            self._retry.cancel()
         self.sockets[0].close()
         self._closed.set_result(None)
 
     async def wait_closed(self) -> None:
-        if self._waiting is not None:
-            await asyncio.gather(self._waiting, return_exceptions=True)
+        """Nothing to wait for: close() has closed the socket."""
 
     async def serve_forever(self) -> None:
         try:
