@@ -64,13 +64,14 @@ def test_a_chain_longer_than_the_descriptors_ends_quietly_with_a_code_per_node(t
                              env=env, timeout=120)
         log.seek(0)
         stderr = log.read()
-    assert out.returncode == 0, stderr
+    assert out.returncode == 0, stderr[-3000:]
     result = json.loads(out.stdout)
     assert result["cap"] == NOFILE // 2
     assert len(result["codes"]) == NODES
     assert result["peak"] < NOFILE
     answered = [n for n, code in result["codes"].items() if code == 0]
     assert len(answered) > NODES // 3  # the head of the chain, as far as the slots reach
-    assert "Traceback" not in stderr and "out of system resource" not in stderr, stderr
-    assert "no free descriptor" not in stderr, stderr  # the cap keeps the process off its limit
+    tail = stderr[-3000:]  # a flood would make pytest's explanation of the whole text take minutes
+    assert stderr.count("Traceback") == 0 and stderr.count("out of system resource") == 0, tail
+    assert stderr.count("no free descriptor") == 0, tail  # the cap keeps the process off its limit
     assert result["seconds"] < 30, result["seconds"]

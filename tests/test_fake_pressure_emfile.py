@@ -104,8 +104,9 @@ def test_out_of_descriptors_pauses_quietly_and_recovers(tmp_path):
         log.seek(0)
         stderr = log.read()
         log.close()
-    assert proc.returncode == 0, stderr
-    assert "Traceback" not in stderr
+    tail = stderr[-3000:]  # a flood would make pytest's explanation of the whole text take minutes
+    assert proc.returncode == 0, tail
+    assert stderr.count("Traceback") == 0, tail
     lines = [line for line in stderr.splitlines() if "accept" in line]
-    assert len(lines) == 1, stderr  # one line for the whole process per EXHAUSTED_LOG_INTERVAL
+    assert len(lines) == 1, tail  # one line for the whole process per EXHAUSTED_LOG_INTERVAL
     assert "no free descriptor" in lines[0]
