@@ -44,8 +44,8 @@ class Listener:
 
     Shaped like the part of :class:`asyncio.Server` the daemons use (``sockets``,
     ``close``, ``wait_closed``, ``serve_forever``), and as cheap per connection: the
-    socket stays registered with the loop while it accepts, and is taken off while the
-    process has no slot (until one is free) or no descriptor (for the backoff).
+    socket stays registered with the loop, and is taken off only for the backoff
+    after accept() found no descriptor.
     """
 
     def __init__(self, sock: socket.socket, factory: Callable[[Slot], asyncio.Protocol], name: str,
