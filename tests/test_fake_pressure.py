@@ -307,3 +307,24 @@ async def test_a_silent_head_is_a_timeout_and_the_next_node_heads_the_rest():
         silent.close()
     assert [(e.node_name, e.err) for e in reply.header.ret_list] == [
         ("node2", codes.SLURM_PROTOCOL_SOCKET_IMPL_TIMEOUT), ("node3", 0)]
+
+
+@pytest.mark.parametrize("served", [False, True])
+def test_every_slot_is_given_back_when_the_daemon_stops(served):
+    """Idle connections dropped by stop() and answered ones both release their slots: a leak would
+    close the process's fakes to every new connection after enough tests."""
+    before = SLOTS.used
+    with FakeSlurmctld(fixture_cluster(), message_timeout=30) as d:
+        idle = [socket.create_connection(d.address) for _ in range(20)]
+        if served:
+            for _ in range(20):
+                with socket.create_connection(d.address, timeout=5) as s:
+                    s.sendall(frame())
+                    assert rc_of(recv_frame(s)) == 0
+        deadline = time.monotonic() + 5  # the daemon's side of a connection ends just after the client's
+        while SLOTS.used != before + 20 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert SLOTS.used == before + 20
+    for s in idle:
+        s.close()
+    assert SLOTS.used == before
