@@ -328,3 +328,30 @@ def test_every_slot_is_given_back_when_the_daemon_stops(served):
     for s in idle:
         s.close()
     assert SLOTS.used == before
+
+
+def test_ping_answers_while_the_largest_admitted_request_is_collected():
+    """A request of MAX_REQUEST_SIZE, admitted, arriving in 64 KiB pieces: collecting, joining
+    and decoding it never holds the loop for a ping's bound."""
+    def send(address, done):
+        with socket.create_connection(address, timeout=30) as s:
+            s.sendall(MAX_REQUEST_SIZE.to_bytes(4, "big"))
+            piece = b"\xff" * 65536
+            for _ in range(MAX_REQUEST_SIZE // len(piece)):
+                s.sendall(piece)
+                time.sleep(0.0005)
+            done.append(s.recv(1))  # garbage: closed unanswered once whole
+    with FakeSlurmctld(fixture_cluster(), message_timeout=30) as d:
+        done: list = []
+        sender = threading.Thread(target=send, args=(d.address, done))
+        sender.start()
+        worst, pings = 0.0, 0
+        while sender.is_alive():
+            start = time.monotonic()
+            with socket.create_connection(d.address, timeout=30) as s:
+                s.sendall(frame())
+                assert rc_of(recv_frame(s)) == 0
+            worst, pings = max(worst, time.monotonic() - start), pings + 1
+        sender.join()
+    assert done == [b""] and pings > 10
+    assert worst < PING_BOUND, worst
