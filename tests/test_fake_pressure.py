@@ -1,6 +1,6 @@
 """The fake under pressure (issue 14 item 8): what it buffers, how long its loop stalls, what it opens.
 
-Each test here was run once against the code without the fix it covers and failed:
+The tests of each fix were run once against the code without it and failed:
 the byte limits (a 1 GiB request was buffered, a ping stalled for seconds), the
 connection cap (every connection served), the forwarder's slot (a node waited on
 itself until MessageTimeout), the forwarder's timeouts (F8 taken for F6; one wait for
