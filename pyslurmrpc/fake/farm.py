@@ -33,6 +33,7 @@ from pyslurmrpc.wire import Address
 
 from .cluster import Cluster
 from .daemons import FakeSlurmd, make_plugin
+from .listener import Listener
 from .server import LISTEN_BACKLOG, FakeDaemon, _Connection
 
 #: node names the bench and the command line give a farm: n00001, n00002, ... (one hostlist range)
@@ -104,9 +105,8 @@ class FakeSlurmdFarm(FakeDaemon):
             self._by_address[node.host] = node
 
     async def start(self) -> "FakeSlurmdFarm":
-        loop = asyncio.get_running_loop()
         sock = loopback_listener(self.port)
-        self._server = await loop.create_server(lambda: _Connection(self), sock=sock)
+        self._server = Listener(sock, lambda slot: _Connection(self, slot), type(self).__name__)
         self.port = sock.getsockname()[1]
         for name, node in self.nodes.items():
             node.port = self.port

@@ -74,17 +74,20 @@ class Forwarder:
             onward = self._onward(message, sender, rest)
             direct = self.local(*addr) if self.local is not None else None
             frame = encode_message(onward) if direct is None else None
+            wait = self.head_timeout(len(rest), timeout)
             try:
-                reply = (await exchange(addr[0], addr[1], frame, timeout) if direct is None
-                         else await self._direct(direct, onward, addr, timeout))
+                reply = (await exchange(addr[0], addr[1], frame, wait) if direct is None
+                         else await self._direct(direct, onward, addr, wait))
+            except (asyncio.TimeoutError, PyslurmrpcError):  # F8: next node heads the rest
+                # (first: since Python 3.11 a timeout is an OSError, and taken for F6 it
+                # sent the rest of a timed-out chain one by one, all at once)
+                entries.append(failed(head, codes.SLURM_PROTOCOL_SOCKET_IMPL_TIMEOUT))
+                names = rest
+                continue
             except OSError:  # F6: head down; the rest go one by one
                 entries.append(failed(head, codes.SLURM_COMMUNICATIONS_CONNECTION_ERROR))
                 singles = await asyncio.gather(*(self._group([n], message, sender, timeout) for n in rest))
                 return entries + [e for s in singles for e in s]
-            except (asyncio.TimeoutError, PyslurmrpcError):  # F8: next node heads the rest
-                entries.append(failed(head, codes.SLURM_PROTOCOL_SOCKET_IMPL_TIMEOUT))
-                names = rest
-                continue
             answer = await self._answer(head, reply)
             if answer is None:
                 entries.append(failed(head, codes.SLURM_PROTOCOL_AUTHENTICATION_ERROR))
@@ -92,6 +95,21 @@ class Forwarder:
                 continue
             return entries + answer
         return entries
+
+    def head_timeout(self, rest: int, timeout: float) -> float:
+        """F4: seconds to wait for a head that forwards to ``rest`` more nodes.
+
+        19.05 (forward.c ``_forward_thread``) counts the steps of the tree below the
+        head as (rest + 1) // TreeWidth (the onward header's tree_width is 0, so the
+        node's own) and waits MessageTimeout per step plus ``timeout`` per step and
+        one: a node never gives up on a subtree before the subtree's own nodes could
+        have (with one wait for all, a TreeWidth=1 chain restarted itself at every
+        level, section F8, multiplying its connections).
+        """
+        if not rest:
+            return timeout
+        steps = (rest + 1) // self.tree_width
+        return self.message_timeout * steps + timeout * (steps + 1)
 
     @staticmethod
     async def _direct(respond, onward: Message, addr, timeout: float) -> Message:

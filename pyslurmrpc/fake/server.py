@@ -28,8 +28,12 @@ from pyslurmrpc.wire.versions import RELEASE_BY_CODE
 from pyslurmrpc.wire import (
     MAX_MSG_SIZE, Address, Framer, Header, Message, decode_message, encode_message, version_code,
 )
+from pyslurmrpc.wire.constants import LENGTH_PREFIX_SIZE
 
 from .daemon_auth import DaemonAuth
+from .limits import MAX_BUFFERED_BYTES, MAX_REQUEST_SIZE, ByteBudget, Slot
+from .listener import Listener, listening_socket
+from .rules import rc_reply
 
 log = logging.getLogger("pyslurmrpc.fake")
 
@@ -41,6 +45,8 @@ FAKE_AUTH_WORD = RELEASE_BY_CODE[version_code("19.05")].auth_word
 LISTEN_BACKLOG = 1024
 #: seconds the sync context manager waits for the server thread to start or stop
 THREAD_START_TIMEOUT = 30.0
+#: bytes read of a refused request: its length prefix and the header's first field, the version
+REFUSAL_PEEK = LENGTH_PREFIX_SIZE + 2
 
 
 def peer_address(transport: asyncio.BaseTransport) -> Address:
@@ -53,20 +59,33 @@ def peer_address(transport: asyncio.BaseTransport) -> Address:
 
 
 class _Connection(asyncio.Protocol):
-    """One accepted connection: collect one frame, answer it, close.
+    """One accepted connection: admit one request by its length prefix, collect it, answer, close.
 
     A plain Protocol rather than streams: a connection costs one object and
     one timer until its request is complete, which keeps thousands of idle
-    sockets cheap and the per-RPC overhead low.
+    sockets cheap and the per-RPC overhead low.  ``slot`` is the process-wide
+    connection slot it holds (:mod:`.limits`), released when it is lost.
+
+    The length prefix is checked against the daemon's :class:`~.limits.ByteBudget`
+    before any byte of the request is kept.  A prefix over Slurm's own limit closes
+    the connection at once (as 19.05 does); one the budget refuses is answered with
+    an RC in the version its header's first field names (6 bytes read, nothing
+    buffered), then the connection is half-closed and what the client still sends
+    is dropped unread until it closes.
     """
 
-    def __init__(self, daemon: "FakeDaemon"):
+    def __init__(self, daemon: "FakeDaemon", slot: Optional[Slot] = None):
         self.daemon = daemon
+        self.slot = slot
         self.framer = Framer(daemon.max_msg_size)
         self.transport: Optional[asyncio.Transport] = None
         self.timer: Optional[asyncio.TimerHandle] = None
         self.task: Optional[asyncio.Task] = None
         self.respond = daemon.respond
+        self.early = b""                    # a prefix (and version) that came in pieces
+        self.reserved: Optional[int] = None  # budget bytes this request holds (None: not admitted yet)
+        self.refusal: Optional[int] = None   # the return code a refused prefix is answered with
+        self.draining = False               # a refusal was sent: drop input until the client closes
 
     def connection_made(self, transport) -> None:
         self.transport = transport
@@ -81,10 +100,15 @@ class _Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         if self.task is not None:
-            return  # one request per connection: anything after it is ignored
+            return  # one request per connection: anything after it (or a refusal) is dropped
+        if self.refusal is not None:
+            self._refusing(data)
+            return
+        if self.reserved is None and not self._admit(data):
+            return
         try:
             frames = self.framer.feed(data)
-        except ProtocolError:  # a length prefix over the limit: close at once
+        except ProtocolError:  # a second prefix over the limit after the request: close at once
             self.abort()
             return
         if frames:
@@ -92,7 +116,42 @@ class _Connection(asyncio.Protocol):
             self.transport.pause_reading()
             self.task = asyncio.get_running_loop().create_task(self._answer(frames[0]))
 
+    def _admit(self, data: bytes) -> bool:
+        """Reserve the prefix's length in the daemon's budget; False: not admitted (yet)."""
+        head = self.early + bytes(data[:LENGTH_PREFIX_SIZE - len(self.early)])
+        if len(head) < LENGTH_PREFIX_SIZE:
+            self.early = head
+            return False
+        early, self.early = self.early, b""
+        declared = int.from_bytes(head, "big")
+        if declared > self.daemon.max_msg_size:  # over Slurm's own limit: closed unanswered
+            self.abort()
+            return False
+        self.refusal = self.daemon.budget.admit(declared)
+        if self.refusal is not None:
+            self.early = early
+            self._refusing(data)
+            return False
+        self.reserved = declared
+        if early:
+            self.framer.feed(early)  # the prefix's first bytes, kept apart so no chunk is joined twice
+        return True
+
+    def _refusing(self, data: bytes) -> None:
+        """Read up to the header's version field, then answer the refusal in that version."""
+        self.early += bytes(data[:REFUSAL_PEEK - len(self.early)])
+        if len(self.early) < REFUSAL_PEEK:
+            return
+        version = int.from_bytes(self.early[LENGTH_PREFIX_SIZE:REFUSAL_PEEK], "big")
+        if version not in ACCEPTED_VERSIONS:  # no version to answer in: closed, as 19.05 would
+            self.abort()
+            return
+        self.timer.cancel()
+        self.task = asyncio.get_running_loop().create_task(self._refuse(version))
+
     def eof_received(self) -> bool:
+        if self.draining:
+            return False  # the client read its refusal and left: close
         if self.task is None:  # closed before a whole request: nothing to answer
             self.abort()
         return True  # keep the write side open for the reply
@@ -100,7 +159,16 @@ class _Connection(asyncio.Protocol):
     def connection_lost(self, exc) -> None:
         if self.timer is not None:
             self.timer.cancel()
+        self._release()
+        if self.slot is not None:
+            self.slot.release()
         self.daemon._connections.discard(self)
+
+    def _release(self) -> None:
+        """Give the request's bytes back to the daemon's budget (once)."""
+        if self.reserved:
+            self.daemon.budget.release(self.reserved)
+            self.reserved = 0
 
     def abort(self) -> None:
         self.transport.abort()
@@ -113,6 +181,9 @@ class _Connection(asyncio.Protocol):
             pass  # refused: close without a reply
         except Exception:  # a bug must not take the daemon down
             log.exception("%s: unexpected error on a connection", type(self.daemon).__name__)
+        finally:
+            del frame
+            self._release()
         if self.transport.is_closing():
             return
         if reply is not None:
@@ -121,6 +192,22 @@ class _Connection(asyncio.Protocol):
         self.timer = asyncio.get_running_loop().call_later(self.daemon.message_timeout, self.abort)
         self.transport.close()
 
+    async def _refuse(self, version: int) -> None:
+        reply = None
+        try:
+            reply = await self.daemon.refusal_reply(version, self.refusal)
+        except (PyslurmrpcError, OSError, asyncio.TimeoutError):
+            pass  # no credential to sign with: closed unanswered
+        if self.transport.is_closing():
+            return
+        if reply is not None:
+            self.transport.write(reply)
+        # closing with unread input would reset the connection and could destroy the reply
+        # before the client reads it: half-close, drop input until the client closes
+        self.draining = True
+        self.transport.write_eof()
+        self.timer = asyncio.get_running_loop().call_later(self.daemon.message_timeout, self.abort)
+
 
 class FakeDaemon:
     """Base of the fake daemons: listening, per-connection limits, lifecycle.
@@ -128,20 +215,25 @@ class FakeDaemon:
     Use ``await d.start()`` / ``await d.stop()``, ``async with d:``, or the
     sync ``with d:`` which runs the server in a background thread.
     ``auth`` is an authenticator from :mod:`pyslurmrpc.auth.slurm_auth` (or a
-    :class:`DaemonAuth`); default auth/none.
+    :class:`DaemonAuth`); default auth/none.  ``max_msg_size``: Slurm's limit on a
+    length prefix (over it: closed unread); ``max_request_size`` / ``max_buffered``:
+    the fake's own limits per request and across its connections (over them:
+    an RC reply, see :mod:`.limits`).
     """
 
     accept_replayed = False
 
     def __init__(self, *, auth=None, host: str = "127.0.0.1", port: int = 0,
-                 message_timeout: float = defaults.MESSAGE_TIMEOUT, max_msg_size: int = MAX_MSG_SIZE):
+                 message_timeout: float = defaults.MESSAGE_TIMEOUT, max_msg_size: int = MAX_MSG_SIZE,
+                 max_request_size: int = MAX_REQUEST_SIZE, max_buffered: int = MAX_BUFFERED_BYTES):
         auth = NoneAuth(uid=0, gid=0) if auth is None else auth
         self.auth = auth if isinstance(auth, DaemonAuth) else DaemonAuth(
             auth, accept_replayed=self.accept_replayed)
         self.host, self.port = host, port
         self.message_timeout = message_timeout
         self.max_msg_size = max_msg_size
-        self._server: Optional[asyncio.base_events.Server] = None
+        self.budget = ByteBudget(max_request_size, max_buffered)
+        self._server: Optional[Listener] = None
         self._connections: set[_Connection] = set()
         self._thread: Optional[threading.Thread] = None
         self._loop: Optional[asyncio.AbstractEventLoop] = None
@@ -154,10 +246,9 @@ class FakeDaemon:
     # --- lifecycle ----------------------------------------------------------
     async def start(self) -> "FakeDaemon":
         """Bind and start accepting; returns self."""
-        loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(lambda: _Connection(self), self.host, self.port,
-                                                backlog=LISTEN_BACKLOG)
-        self.port = self._server.sockets[0].getsockname()[1]
+        sock = listening_socket(self.host, self.port, LISTEN_BACKLOG)
+        self._server = Listener(sock, lambda slot: _Connection(self, slot), type(self).__name__)
+        self.port = sock.getsockname()[1]
         log.info("%s listening on %s:%d", type(self).__name__, self.host, self.port)
         return self
 
@@ -248,9 +339,17 @@ class FakeDaemon:
         """Encode ``reply`` in the request's version, signed with the daemon's credential."""
         return encode_message(await self.reply_message(request, reply, **header))
 
+    async def refusal_reply(self, version: int, code: int) -> bytes:
+        """The RC reply to a request refused at its length prefix, in its header's version."""
+        log.info("%s: refused a request at its length prefix (return code %d)", type(self).__name__, code)
+        return encode_message(await self.signed_message(version, rc_reply(code)))
+
     async def reply_message(self, request: Message, reply, **header) -> Message:
         """``reply`` as a Message in the request's version, signed with the daemon's credential."""
-        version = request.header.version
+        return await self.signed_message(request.header.version, reply, **header)
+
+    async def signed_message(self, version: int, reply, **header) -> Message:
+        """``reply`` as a Message in ``version``, signed with the daemon's credential."""
         auth = await self.auth.create(version)
         if auth is not None and getattr(auth, "plugin_version", FAKE_AUTH_WORD) != FAKE_AUTH_WORD:
             # a 17.11/18.08 CLIENT writes its release there; 19.05.8 daemons answer with theirs
