@@ -37,7 +37,7 @@ from .munge import MungeClient
 from .munge_constants import MungeErr
 from .munge_cred import KeyLike, MungeKey, ReplayCache, decode_offline, encode_offline
 from .munge_proto import Credential
-from .munge_xfer import LIBMUNGE_RETRY, RetryPolicy
+from .munge_xfer import LIBMUNGE_RETRY, RetryPolicy, out_of_time
 
 # versions and plugin ids come from the release table (pyslurmrpc.wire.versions / constants)
 SLURM_19_05_PROTOCOL_VERSION = VERSION_CODES["19.05"]
@@ -136,17 +136,18 @@ class _MungeEnvelope:
 
 def slurm_retry(make_flow, retries: int, delay: float, budget: Optional[float]) -> Flow:
     """auth_munge's own loop around libmunge: a socket error is tried again ``retries`` times,
-    ``delay`` apart, while a retry can start within ``budget`` seconds (None: no bound)."""
+    ``delay`` apart, all within ``budget`` seconds (None: no bound); ``make_flow(deadline)``
+    gets the end of the budget, so libmunge's own retries and pauses fit in it too."""
     deadline = None if budget is None else (yield Now()) + budget
     attempt = 0
     while True:
         try:
-            return (yield from make_flow())
+            return (yield from make_flow(deadline))
         except MungeError as err:
             if err.code != MungeErr.SOCKET or attempt == retries:
                 raise
             if deadline is not None and deadline_passed((yield Now()), deadline, delay):
-                raise
+                raise out_of_time(err) from None
         yield Sleep(delay)
         attempt += 1
 
@@ -193,7 +194,7 @@ class MungeAuth(_MungeEnvelope):
         up to 21.08, the message hash from 22.05 (pyslurmrpc.auth.msg_hash).
         """
         try:
-            cred = yield from self._retrying(lambda: self.client.encode_flow(payload, self.ttl))
+            cred = yield from self._retrying(lambda end: self.client.encode_flow(payload, self.ttl, deadline=end))
         except MungeError as err:
             raise self._create_failed(err) from err
         return self._envelope(cred, protocol_version)
@@ -202,7 +203,7 @@ class MungeAuth(_MungeEnvelope):
         """Check ``auth`` as libslurm 19.05 does; raise :class:`SlurmAuthError` if it would fail."""
         text = self._credential_of(auth, protocol_version)
         try:
-            cred = yield from self._retrying(lambda: self.client.decode_flow(text))
+            cred = yield from self._retrying(lambda end: self.client.decode_flow(text, end))
         except MungeError as err:
             raise self._rejected(err) from err
         return self._verified(cred)

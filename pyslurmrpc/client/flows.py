@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 
+from ..auth.errors import MungeSocketError
 from ..effects import Close, Now, Parallel, Sleep
 from ..errors import (
     AuthError, CheckpointUnsupported, ConnectionClosedError, FrameTooLargeError, InvalidArgumentError,
@@ -265,7 +266,9 @@ def _hop(state: State, call: calls.Call, hop: fanout.Hop, timeout_ms: int):
     try:
         _, reply = yield from rpc(state, call, s.protocol_version, endpoint=s.node(hop.node),
                                   forward=hop.forward(timeout_ms, s.tree_width), timeout=wait, slurmd=True)
-    except (TransportError, ProtocolError, AuthError):
+    except (TransportError, ProtocolError, AuthError) as exc:
+        if _own_munged_failed(exc):   # not the node's fault: every other hop would wait and fail alike
+            raise
         codes = {hop.node: fanout.SLURM_COMMUNICATIONS_CONNECTION_ERROR}
         lost = [fanout.Hop(n) for n in hop.forward_to]   # "abandon tree": each one directly, side by side
     else:
@@ -275,3 +278,8 @@ def _hop(state: State, call: calls.Call, hop: fanout.Hop, timeout_ms: int):
         for extra in (yield Parallel(tuple(_hop(state, call, h, timeout_ms) for h in lost))):
             codes.update(extra)
     return codes
+
+
+def _own_munged_failed(exc: Exception) -> bool:
+    """The local munged could not be reached (socket missing, refused, stalled past the budget)."""
+    return isinstance(getattr(exc, "munge_error", None), MungeSocketError)
