@@ -23,6 +23,7 @@ from .effects import (
 from .errors import ProtocolError
 from .tcp_blocking import (
     TCP_RECV_CHUNK, TcpStream, ipv4_literal, kernel_timeval, pack_timeval, tcp_connect, tcp_recv_frame,
+    tcp_send_all,
 )
 from .wire import Framer
 
@@ -135,12 +136,7 @@ def _sync_send(action: Send) -> None:
             raise TimeoutError("Timed-out") from None
         return
     if type(conn) is TcpStream:
-        sock = conn.sock
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, kernel_timeval(action.timeout))
-        try:
-            sock.sendall(action.data)
-        except BlockingIOError:       # SO_SNDTIMEO expired
-            raise TimeoutError("timed out") from None
+        tcp_send_all(conn.sock, action.data, action.timeout)
         return
     conn.settimeout(action.timeout)
     conn.sendall(action.data)
