@@ -110,10 +110,8 @@ def _settle(state: State, endpoint: Endpoint, first: detect.Observation, deadlin
     ``blind``: ``first`` was a checkpoint call that closed, which tells nothing of the version.
     """
     plan = detect.plan_blind() if blind else detect.plan_after(first)
-    budget = deadline - (yield Now())
-    if plan.probes and budget <= 0:
-        raise TimeoutTransportError(f"{endpoint}: no time left within {state.settings.message_timeout:g} s "
-                                    "to find the protocol version it speaks", address=endpoint)
+    if plan.probes:
+        yield from _left(state, endpoint, deadline)     # none left: the call ends here
     seen = yield Parallel(tuple(_ask(state, endpoint, v, probe=True, deadline=deadline) for v in plan.probes))
     answers = dict(zip(plan.probes, seen))
     verdict = detect.decide_blind(plan, answers) if blind else detect.decide(first, plan, answers)
