@@ -19,12 +19,15 @@ import time
 import pytest
 
 from pyslurmrpc import AsyncClient, Client
-from pyslurmrpc.client import calls, fanout, flows
+from pyslurmrpc.client import calls, detect, fanout, flows
 from pyslurmrpc.client.core import FAILOVER_PAUSE, SLURMD_CONNECT_RETRIES, SLURMD_RETRY_PAUSE
 from pyslurmrpc.effects import Connect, Send
 from pyslurmrpc.errors import PyslurmrpcError, SlurmError
 
-from test_flows_scripted import BLACKHOLE, SILENT, World, answer_rc, ctl, state
+from pyslurmrpc.slurm_errno import SlurmErrno
+from pyslurmrpc.wire import MsgType, decode_message
+
+from test_flows_scripted import BLACKHOLE, SILENT, World, answer_rc, ctl, reply_rc, state
 
 NODES = ("n1", "n2", "n3")
 NODELIST = "n[1-3]"
@@ -72,8 +75,8 @@ def _world(scenario: str, n: int) -> World:
     return World({} if answer is None else {a: answer for a in addrs})
 
 
-def _state(mt, tt, n, tree_width=2):
-    return state(timeout=mt, connect_timeout=tt, tree_width=tree_width,
+def _state(mt, tt, n, tree_width=2, auth="none"):
+    return state(auth=auth, timeout=mt, connect_timeout=tt, tree_width=tree_width,
                  backups=[("127.0.0.1", 7001 + i) for i in range(1, n)],
                  nodes={name: ctl(7100 + i) for i, name in enumerate(NODES)})
 
@@ -193,6 +196,45 @@ def test_send_and_reply_share_one_message_timeout():
     world.table[Send] = slow_send
     _run(world, FLOWS["ping(0)"](_state(mt, 1, 1)))
     assert world.t == pytest.approx(mt)
+
+
+def test_a_17_11_controller_asked_again_in_its_version_adds_tt_plus_mt():
+    """The 19.05 request is closed, the probes (pings) answer after 0.8 x MT, the call sent again
+    in 17.11 is never answered: 0.8 x MT of detection, then one more MT (F7a: + TT + MT)."""
+    from test_detection import Controller
+    mt = 5
+    old = Controller(0x2000)
+
+    def slow_then_silent(frame, world):
+        sent = int.from_bytes(frame[4:6], "big")
+        msg = decode_message(detect.relabel(frame, detect.wire_version(sent)))
+        if msg.msg_type == MsgType.REQUEST_PING:
+            world.t += 0.8 * mt
+        elif sent == 0x2000:
+            return SILENT
+        return old(frame, world)
+    world = World({ctl(7001): slow_then_silent})
+    _run(world, FLOWS["checkpoint_able"](_state(mt, 2, 1, auth="munge")))
+    assert world.t == pytest.approx(0.8 * mt + mt)
+    assert world.t <= bound("checkpoint_able", mt, 2, 1, 2) + 2 + mt
+
+
+def test_standby_answers_keep_their_bound():
+    """ESLURM_IN_STANDBY_MODE answered after 0.9 x MT each time, two controllers, SlurmctldTimeout 4:
+    asked again while less than 4 + 2 s passed, 2 s later (the second answer comes at 7.4 s,
+    past the window: it is the result); the whole call stays under
+    1.5 x ST + ST / 2 + one attempt."""
+    mt, st_timeout = 3, 4
+
+    def standby(frame, world):
+        world.t += 0.9 * mt
+        return reply_rc(frame, int(SlurmErrno.ESLURM_IN_STANDBY_MODE))
+    world = World({ctl(7001): standby, ctl(7002): standby})
+    st = state(timeout=mt, connect_timeout=1, backups=[("127.0.0.1", 7002)], slurmctld_timeout=st_timeout)
+    _run(world, FLOWS["checkpoint_able"](st))
+    requests = len(world.frames[ctl(7001)])
+    assert requests == 2 and world.t == pytest.approx(2 * 0.9 * mt + st_timeout // 2)   # 2.7, 4.7 -> 7.4
+    assert world.t < 1.5 * st_timeout + st_timeout // 2 + bound("checkpoint_able", mt, 1, 2, 2)
 
 
 def test_answered_calls_take_no_time():
