@@ -28,7 +28,10 @@ from .tcp_blocking import (
 from .wire import Framer
 
 _RECV_CHUNK = 4096          # a whole munged response almost always fits in one read
-_MAX_THREADS = 64           # Parallel in the blocking runner: threads at most
+_MAX_THREADS = 64           # name lookups in flight at most
+#: Parallel in the blocking runner: one thread per flow (libslurm's forward.c has one per hop), so a
+#: fan-out round takes one hop's time (client_behaviour.md F7a); more flows than this run in turns
+_MAX_PARALLEL = 1024
 #: name lookups of the blocking runner run here, so a call waits for one no longer than its connect
 #: timeout (getaddrinfo cannot be interrupted: a late answer is dropped when it comes)
 _RESOLVER = ThreadPoolExecutor(max_workers=_MAX_THREADS, thread_name_prefix="pyslurmrpc-resolve")
@@ -88,7 +91,7 @@ class SyncRunner:
         flows = action.flows
         if len(flows) == 1:
             return [self.run(flows[0])]
-        with ThreadPoolExecutor(max_workers=min(len(flows), _MAX_THREADS)) as pool:
+        with ThreadPoolExecutor(max_workers=min(len(flows), _MAX_PARALLEL)) as pool:
             return list(pool.map(self.run, flows))
 
 

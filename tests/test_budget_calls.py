@@ -365,6 +365,23 @@ async def test_async_calls_keep_their_bounds_on_real_sockets(peers):
     _verdict(dict(await asyncio.gather(*(one(s, c) for s in SCENARIOS for c in REAL_CALLS))))
 
 
+#: more first hops than the blocking runner once ran at a time (64): 4 turns of one hop's time
+WIDE = 200
+
+
+def test_blocking_fan_out_round_takes_one_hop_time(peers):
+    """WIDE nodes, TreeWidth above it: every node is a first hop of its own, side by side (one
+    thread per hop, as forward.c); against a silent slurmd the round takes T, not T per 64 hops."""
+    host, port = peers.addr("silent")
+    client = Client(host, port, auth="none", timeout=REAL_MT, connect_timeout=REAL_TT, tree_width=WIDE + 1,
+                    nodes={f"w{i}": (host, port) for i in range(WIDE)})
+    start = time.monotonic()
+    with pytest.raises(SlurmError) as info:
+        client.checkpoint_tasks(1, 0, 0, None, 0, f"w[0-{WIDE - 1}]")
+    assert len(info.value.details) == WIDE
+    assert time.monotonic() - start <= REAL_MT + SLACK
+
+
 #: a request larger than the socket buffers, so the send itself has to wait for the peer
 BIG_IMAGE_DIR = "d" * (32 << 20)
 
