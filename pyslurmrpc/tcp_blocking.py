@@ -82,16 +82,16 @@ def tcp_send_all(sock, data: bytes, timeout: float) -> None:
     send gets what is left (sendall() would give every partial send the whole timeout, and a
     peer reading slowly could stretch it without end)."""
     deadline = time.monotonic() + timeout
-    timeval, view = kernel_timeval(timeout), memoryview(data)
+    timeval, view = kernel_timeval(timeout), data
     while True:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeval)
         try:
             sent = sock.send(view)
         except BlockingIOError:       # SO_SNDTIMEO expired before a byte went out
             raise TimeoutError("timed out") from None
-        view = view[sent:]
-        if not view:
+        if sent == len(view):         # a request usually goes out whole, at once
             return
+        view = memoryview(view)[sent:]
         left = deadline - time.monotonic()
         if left <= 0:
             raise TimeoutError("timed out")
