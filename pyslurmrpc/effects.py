@@ -112,6 +112,15 @@ class Invoke:
     args: tuple = ()
 
 
+@dataclass(slots=True)
+class Background:
+    """Start ``flow`` and go on at once (result None); when it ends the runner calls
+    ``done(value, error)`` - error None on success - from wherever it ran it (blocking
+    runner: a worker thread; asyncio runner: a task on the same loop)."""
+    flow: Any
+    done: Callable
+
+
 class PeerClosed(ConnectionError):
     """The peer closed the stream before a whole frame arrived; ``pending``: part of one had."""
 

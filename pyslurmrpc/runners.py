@@ -18,7 +18,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor, TimeoutError as FutureTimeout
 
 from .effects import (
-    Close, Connect, Invoke, Now, Parallel, PeerClosed, Recv, RecvFrame, Send, Sleep, Stat, WallClock,
+    Background, Close, Connect, Invoke, Now, Parallel, PeerClosed, Recv, RecvFrame, Send, Sleep, Stat, WallClock,
 )
 from .errors import ProtocolError
 from .tcp_blocking import (
@@ -35,6 +35,35 @@ _MAX_PARALLEL = 1024
 #: name lookups of the blocking runner run here, so a call waits for one no longer than its connect
 #: timeout (getaddrinfo cannot be interrupted: a late answer is dropped when it comes)
 _RESOLVER = ThreadPoolExecutor(max_workers=_MAX_THREADS, thread_name_prefix="pyslurmrpc-resolve")
+_BACKGROUND_THREADS = 4     # Background in the blocking runner: worker threads
+
+
+class _BackgroundPool:
+    """Worker threads for the blocking runner's Background flows, made again in a forked child
+    (a child inherits the pool but none of its threads)."""
+
+    def __init__(self):
+        self._pid, self._pool = None, None
+
+    def submit(self, fn, *args) -> None:
+        if self._pid != os.getpid():
+            self._pid = os.getpid()
+            self._pool = ThreadPoolExecutor(max_workers=_BACKGROUND_THREADS,
+                                            thread_name_prefix="pyslurmrpc-background")
+        self._pool.submit(fn, *args)
+
+
+_BACKGROUND = _BackgroundPool()
+
+
+def _finish(done, run, flow) -> None:
+    """Run a Background flow to its end and report how it ended (never raises)."""
+    try:
+        value = run(flow)
+    except Exception as exc:
+        done(None, exc)
+    else:
+        done(value, None)
 
 
 class UnixStream:
@@ -86,6 +115,9 @@ class SyncRunner:
         finally:
             for conn in opened:
                 conn.close()
+
+    def background(self, action: Background) -> None:
+        _BACKGROUND.submit(_finish, action.done, self.run, action.flow)
 
     def parallel(self, action: Parallel) -> list:
         flows = action.flows
@@ -187,7 +219,7 @@ def _sync_recv_frame(action: RecvFrame) -> bytes:
 
 def _sync_handlers(runner: SyncRunner) -> dict:
     return {**_sync_table_base(), Connect: _sync_connect, Send: _sync_send, Recv: _sync_recv,
-            RecvFrame: _sync_recv_frame, Parallel: runner.parallel}
+            RecvFrame: _sync_recv_frame, Parallel: runner.parallel, Background: runner.background}
 
 
 SYNC = SyncRunner()
@@ -243,8 +275,9 @@ class AsyncRunner:
 
     def __init__(self, table: dict | None = None, fast: dict | None = None):
         if table is None:
-            table, fast = self._handlers(), _FAST
+            table, fast = self._handlers(), {**_FAST, Background: self._background}
         self.table, self.fast = table, fast or {}
+        self._tasks: set = set()  # Background tasks, kept alive until they end
 
     async def run(self, flow):
         table, fast, send, throw, opened = self.table, self.fast, flow.send, flow.throw, []
@@ -272,6 +305,18 @@ class AsyncRunner:
     def _handlers(self) -> dict:
         return {Sleep: lambda a: asyncio.sleep(a.seconds), Invoke: _invoke, Connect: _async_connect,
                 Send: _async_send, Recv: _async_recv, RecvFrame: _async_recv_frame, Parallel: self._parallel}
+
+    def _background(self, action: Background) -> None:
+        async def finish():
+            try:
+                value = await self.run(action.flow)
+            except Exception as exc:
+                action.done(None, exc)
+            else:
+                action.done(value, None)
+        task = asyncio.get_running_loop().create_task(finish())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _parallel(self, action: Parallel) -> list:
         return list(await asyncio.gather(*(self.run(f) for f in action.flows)))

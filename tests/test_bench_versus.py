@@ -15,8 +15,8 @@ import pytest
 
 from pyslurmrpc.bench import libslurm
 
-FIGURES = {"sequential_p50", "cpu_per_call", "best_throughput", "munge_encode", "munge_decode",
-           "checkpoint_frame_us"}
+FIGURES = {"sequential_p50", "sequential_p50_premint", "cpu_per_call", "cpu_per_call_premint",
+           "best_throughput", "munge_encode", "munge_decode", "checkpoint_frame_us"}
 WITH_C = FIGURES - {"checkpoint_frame_us"}
 
 
@@ -34,7 +34,12 @@ def test_versus_real_controller_every_figure_with_ratio(munged, slurmctld):
     assert v["op"] == "ping"  # 22.05 has no checkpoint API
     assert v["libslurm"]["loaded"], v["libslurm"]  # Debian's libslurmfull.so is installed with slurmctld
     assert set(v["libslurm"]["calls_per_s_by_processes"]) == {"1", "2", "4", "8"}
+    py = v["pyslurmrpc"]
+    assert set(py["async_calls_per_s_by_processes"]) == {"1", "2", "4", "8"}  # asyncio, as many processes
+    assert all(n > 0 for n in py["async_calls_per_s_by_processes"].values()), py
     rows = {f["figure"]: f for f in v["figures"]}
+    assert rows["best_throughput"]["pyslurmrpc"] == max(
+        [*py["async_calls_per_s"].values(), *py["async_calls_per_s_by_processes"].values()])
     assert set(rows) == FIGURES
     for name in WITH_C:
         row = rows[name]

@@ -362,15 +362,15 @@ def test_fuzz_mutations_hypothesis():
 # atheris driver
 # ---------------------------------------------------------------------------
 def _instrument_compiled_parsers() -> int:
-    """Instrument the parsers construct generated at import (exec'd code that
+    """Instrument the parsers wire/_fastpath.py generated at import (exec'd code that
     ``instrument_imports`` never sees); much cheaper than ``atheris.instrument_all``."""
     import types
 
     done = set()
     for spec in VERSIONS.values():
         for compiled in (spec.compiled, spec.compiled_head, *spec.compiled_bodies.values()):
-            filename = compiled.parsefunc.__code__.co_filename
-            for fn in list(compiled.parsefunc.__globals__.values()):
+            filename = compiled.parse.__code__.co_filename
+            for fn in list(compiled.parse.__globals__.values()):
                 if (isinstance(fn, types.FunctionType) and id(fn) not in done
                         and fn.__code__.co_filename == filename):
                     atheris.instrument_func(fn)

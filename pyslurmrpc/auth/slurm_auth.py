@@ -27,7 +27,7 @@ from pyslurmrpc.wire.constants import AUTH_PLUGIN_NAMES, AuthPluginId
 from pyslurmrpc.wire.types import Auth, MungeAuthCred, NoneAuthCred
 from pyslurmrpc.wire.versions import OLDEST, RELEASES, VERSION_CODES, AuthFraming
 
-from ..effects import Flow, Invoke, Now, Sleep, WallClock, deadline_passed, pure
+from ..effects import Background, Flow, Invoke, Now, Sleep, WallClock, deadline_passed, pure
 from ..runners import run_async, run_sync
 from .errors import (
     ESLURM_AUTH_CRED_INVALID, ESLURM_AUTH_UNPACK, ESLURM_PROTOCOL_INCOMPLETE_PACKET,
@@ -38,6 +38,7 @@ from .munge_constants import MungeErr
 from .munge_cred import KeyLike, MungeKey, ReplayCache, decode_offline, encode_offline
 from .munge_proto import Credential
 from .munge_xfer import LIBMUNGE_RETRY, RetryPolicy, out_of_time
+from .premint import CredentialStock
 
 # versions and plugin ids come from the release table (pyslurmrpc.wire.versions / constants)
 SLURM_19_05_PROTOCOL_VERSION = VERSION_CODES["19.05"]
@@ -165,16 +166,28 @@ class MungeAuth(_MungeEnvelope):
     ``slurm_retries``/``slurm_retry_delay``: auth_munge's own retry of socket
     errors on top of libmunge's (20 x 0.1 s in Slurm 19.05).  ``budget``:
     seconds after which no further retry starts (None: retry as libslurm does).
+    ``premint``: credentials kept minted ahead per payload (0: none, as libslurm);
+    the rules are in :mod:`pyslurmrpc.auth.premint`.
     """
 
     def __init__(self, socket_path: Optional[str] = None, ttl: Optional[int] = None, *,
                  retry: RetryPolicy = LIBMUNGE_RETRY, slurm_retries: int = SLURM_MUNGE_RETRIES,
-                 slurm_retry_delay: float = SLURM_MUNGE_RETRY_DELAY, budget: Optional[float] = None):
+                 slurm_retry_delay: float = SLURM_MUNGE_RETRY_DELAY, budget: Optional[float] = None,
+                 premint: int = 0):
         self.client = MungeClient(socket_path, retry=retry)
         self.ttl = ttl
         self.slurm_retries = slurm_retries
         self.slurm_retry_delay = slurm_retry_delay
         self.budget = budget
+        self.stock = CredentialStock(premint) if premint else None
+
+    def __repr__(self) -> str:
+        return f"MungeAuth(socket_path={self.client.socket_path!r}, ttl={self.ttl}, stock={self.stock!r})"
+
+    def drop_minted(self) -> None:
+        """Forget the credentials minted ahead (a call failed: nothing minted before is used)."""
+        if self.stock is not None:
+            self.stock.drop()
 
     def create(self, protocol_version: int = SLURM_19_05_PROTOCOL_VERSION, payload: bytes = b"") -> Auth:
         """:meth:`create_flow` on the blocking runner (:class:`AsyncAuth` awaits it instead)."""
@@ -192,12 +205,33 @@ class MungeAuth(_MungeEnvelope):
 
         ``payload``: what libslurm of that version puts in the credential: nothing
         up to 21.08, the message hash from 22.05 (pyslurmrpc.auth.msg_hash).
+        With a stock, a credential minted ahead is used when one is ready, and the
+        next is minted in the background while the caller goes on.
         """
-        try:
-            cred = yield from self._retrying(lambda end: self.client.encode_flow(payload, self.ttl, deadline=end))
-        except MungeError as err:
-            raise self._create_failed(err) from err
+        cred = None
+        if self.stock is not None:
+            cred = self.stock.take(payload, (yield Now()))
+            yield from self._restock(payload)
+        if cred is None:
+            try:
+                cred = yield from self._mint(payload)
+            except MungeError as err:
+                self.drop_minted()
+                raise self._create_failed(err) from err
         return self._envelope(cred, protocol_version)
+
+    def _mint(self, payload: bytes) -> Flow:
+        return (yield from self._retrying(lambda end: self.client.encode_flow(payload, self.ttl, deadline=end)))
+
+    def _restock(self, payload: bytes) -> Flow:
+        """Start the mints the stock wants for ``payload``; none is waited for."""
+        stock = self.stock
+        while (generation := stock.reserve(payload)) is not None:
+            minted_at = yield Now()
+
+            def done(cred, error, generation=generation, minted_at=minted_at):
+                stock.put(payload, generation, minted_at, None if error else cred)
+            yield Background(self._mint(payload), done)
 
     def verify_flow(self, auth: Auth, protocol_version: Optional[int] = None) -> Flow:
         """Check ``auth`` as libslurm 19.05 does; raise :class:`SlurmAuthError` if it would fail."""
@@ -205,6 +239,7 @@ class MungeAuth(_MungeEnvelope):
         try:
             cred = yield from self._retrying(lambda end: self.client.decode_flow(text, end))
         except MungeError as err:
+            self.drop_minted()
             raise self._rejected(err) from err
         return self._verified(cred)
 

@@ -142,13 +142,16 @@ def _render_versus(v) -> list[str]:
     c = v["libslurm"]
     lines = ["", f"pyslurmrpc vs libslurm/libmunge, {v['op']}, {v['target']}, same run",
              f"  libslurm: {c['path']}" if c.get("loaded") else f"  libslurm: not measured ({c['why_not']})",
-             f"  {'figure':<22}{'unit':>8}{'pyslurmrpc':>12}{'C':>12}{'ratio':>8}  goal"]
+             f"  {'figure':<24}{'unit':>8}{'pyslurmrpc':>12}{'C':>12}{'ratio':>8}  goal"]
     for f in v["figures"]:
         c_val = "-" if f["c"] is None else f"{f['c']:g}"
         ratio = "-" if f["ratio"] is None else f"{f['ratio']:.2f}x"
-        lines.append(f"  {f['figure']:<22}{f['unit']:>8}{f['pyslurmrpc']:>12g}{c_val:>12}{ratio:>8}  {f['goal']}")
-    lines.append("  asyncio calls/s by calls in flight: "
-                 + "  ".join(f"{k}: {n}" for k, n in v["pyslurmrpc"]["async_calls_per_s"].items()))
+        lines.append(f"  {f['figure']:<24}{f['unit']:>8}{f['pyslurmrpc']:>12g}{c_val:>12}{ratio:>8}  {f['goal']}")
+    py = v["pyslurmrpc"]
+    lines.append("  asyncio calls/s by calls in flight (one process): "
+                 + "  ".join(f"{k}: {n}" for k, n in py["async_calls_per_s"].items()))
+    lines.append(f"  asyncio calls/s by processes ({py['async_in_flight_per_process']} in flight each): "
+                 + "  ".join(f"{k}: {n}" for k, n in py["async_calls_per_s_by_processes"].items()))
     if c.get("loaded"):
         lines.append("  libslurm calls/s by processes: "
                      + "  ".join(f"{k}: {n}" for k, n in c["calls_per_s_by_processes"].items()))

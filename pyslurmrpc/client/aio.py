@@ -39,9 +39,12 @@ class AsyncClient(ClientApi):
     def _run(self, flow, convert=None):
         return self._run_async(flow, convert)
 
-    @staticmethod
-    async def _run_async(flow, convert):
-        result = await run_async(flow)
+    async def _run_async(self, flow, convert):
+        try:
+            result = await run_async(flow)
+        except Exception:
+            self._drop_minted()
+            raise
         return convert(result) if convert else result
 
 

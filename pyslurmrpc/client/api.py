@@ -30,7 +30,8 @@ class ClientApi:
         ``nodes`` ({name: (addr, port)}), ``slurmd_port``, ``tree_width``,
         ``connect_timeout``, ``auth_ttl``, ``slurmctld_timeout`` (SlurmctldTimeout, default 120 s: a
         checkpoint call answered ESLURM_IN_STANDBY_MODE is asked again every half of it,
-        for up to 1.5 times it, when there are backups).
+        for up to 1.5 times it, when there are backups), ``premint`` (MUNGE credentials
+        minted ahead per message, default 0: see pyslurmrpc.auth.premint).
         """
         self._setup(settings_from_args(host, port, backups=backups, auth=auth, munge_socket=munge_socket,
                                        protocol_version=protocol_version, timeout=timeout, **more))
@@ -52,6 +53,12 @@ class ClientApi:
         self.settings = settings
         self._auth = make_auth(settings)
         self._state = flows.State(settings, self._auth, seed=os.getpid())
+
+    def _drop_minted(self) -> None:
+        """A call failed: credentials minted ahead are never used after it (auth/premint.py)."""
+        drop = getattr(self._auth, "drop_minted", None)
+        if drop is not None:
+            drop()
 
     def __repr__(self) -> str:
         hosts = ", ".join(str(c) for c in self.settings.controllers)

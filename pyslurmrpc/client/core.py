@@ -67,6 +67,7 @@ class Settings:
     munge_socket: str | None = None
     auth_ttl: int | None = None
     slurmctld_timeout: int = DEFAULT_SLURMCTLD_TIMEOUT   # the ESLURM_IN_STANDBY_MODE retry window
+    premint: int = 0             # MUNGE credentials minted ahead per payload (auth/premint.py)
 
     def controller_order(self, use_backup: bool, spread: int = 0) -> list[Endpoint]:
         """Primary first; after a backup answered, backups first (libslurm's sticky use_backup).
@@ -89,7 +90,7 @@ def settings_from_args(host, port=DEFAULT_SLURMCTLD_PORT, *, backups=(), auth="m
                        protocol_version=None, timeout=None, nodes=None,
                        slurmd_port=DEFAULT_SLURMD_PORT, tree_width=DEFAULT_TREE_WIDTH,
                        connect_timeout=DEFAULT_CONNECT_TIMEOUT, auth_ttl=None,
-                       slurmctld_timeout=DEFAULT_SLURMCTLD_TIMEOUT) -> Settings:
+                       slurmctld_timeout=DEFAULT_SLURMCTLD_TIMEOUT, premint=0) -> Settings:
     """Settings for ``Client(host, port, ...)``; backups are host or (host, port) items."""
     host, port = validate.host(host), validate.port(port)
     timeout = None if timeout is None else validate.timeout(timeout)
@@ -111,7 +112,7 @@ def settings_from_args(host, port=DEFAULT_SLURMCTLD_PORT, *, backups=(), auth="m
         message_timeout=DEFAULT_MESSAGE_TIMEOUT if timeout is None else float(timeout),
         connect_timeout=min(connect_timeout, DEFAULT_MESSAGE_TIMEOUT if timeout is None else float(timeout)),
         tree_width=validate.tree_width(tree_width), auth=auth, munge_socket=munge_socket, auth_ttl=auth_ttl,
-        slurmctld_timeout=_seconds("slurmctld_timeout", slurmctld_timeout))
+        slurmctld_timeout=_seconds("slurmctld_timeout", slurmctld_timeout), premint=validate.premint(premint))
 
 
 def settings_from_conf(path=None, **overrides) -> Settings:
@@ -132,7 +133,8 @@ def settings_from_conf(path=None, **overrides) -> Settings:
     if "timeout" in overrides:
         overrides["message_timeout"] = overrides.pop("timeout")
     for key, check in (("message_timeout", validate.timeout), ("connect_timeout", validate.timeout),
-                       ("tree_width", validate.tree_width), ("slurmd_port", validate.port)):
+                       ("tree_width", validate.tree_width), ("slurmd_port", validate.port),
+                       ("premint", validate.premint)):
         if overrides.get(key) is not None:
             overrides[key] = check(overrides[key], key)
     if "munge_socket" in overrides:
@@ -185,7 +187,7 @@ def make_auth(settings: Settings):
     # and every retry and pause of libmunge and auth_munge ends by the budget's deadline (F7a).
     return slurm_auth.MungeAuth(settings.munge_socket, settings.auth_ttl,
                                 retry=slurm_auth.bounded_retry(settings.message_timeout),
-                                budget=settings.message_timeout)
+                                budget=settings.message_timeout, premint=settings.premint)
 
 
 def request_frame(call: Call, auth, version: int, forward: Forward = Forward(),

@@ -163,7 +163,21 @@ def _check_reply_auth(state: State, reply, sent_cred):
 
 def rpc(state: State, call: calls.Call, version: int, endpoint: Endpoint | None = None,
         forward: Forward = Forward(), timeout: float | None = None, slurmd: bool = False):
-    """One request and its verified reply; returns (endpoint, reply Message)."""
+    """One request and its verified reply; returns (endpoint, reply Message).
+
+    A failure drops the credentials the authenticator minted ahead (auth/premint.py).
+    """
+    try:
+        return (yield from _rpc(state, call, version, endpoint, forward, timeout, slurmd))
+    except Exception:
+        drop = getattr(state.auth, "drop_minted", None)
+        if drop is not None:
+            drop()
+        raise
+
+
+def _rpc(state: State, call: calls.Call, version: int, endpoint: Endpoint | None,
+         forward: Forward, timeout: float | None, slurmd: bool):
     frame, cred = yield from _frame(state, call, version, forward)
     if endpoint is None:
         endpoint, conn = yield from connect_controller(state)

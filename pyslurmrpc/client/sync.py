@@ -15,5 +15,9 @@ class Client(ClientApi):
     """
 
     def _run(self, flow, convert=None):
-        result = run_sync(flow)
+        try:
+            result = run_sync(flow)
+        except Exception:
+            self._drop_minted()
+            raise
         return convert(result) if convert else result

@@ -10,6 +10,7 @@ import math
 import os
 from numbers import Real
 
+from ..auth.premint import PREMINT_MAX_DEPTH
 from ..errors import InvalidArgumentError
 
 #: TCP port numbers a daemon can listen on (0 means "any" and cannot be connected to)
@@ -116,6 +117,13 @@ def tree_width(value, name: str = "tree_width") -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not TREE_WIDTH_MIN <= value <= TREE_WIDTH_MAX:
         raise InvalidArgumentError(
             f"{name} must be an int from {TREE_WIDTH_MIN} to {TREE_WIDTH_MAX}, not {_shown(value)}")
+    return value
+
+
+def premint(value, name: str = "premint") -> int:
+    """Credentials to mint ahead per payload: an int 0 (none) to PREMINT_MAX_DEPTH."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= PREMINT_MAX_DEPTH:
+        raise InvalidArgumentError(f"{name} must be an int from 0 to {PREMINT_MAX_DEPTH}, not {_shown(value)}")
     return value
 
 

@@ -17,13 +17,12 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Optional
 
-from construct import Construct, Pass, Switch, Tell, this
+from construct import Construct, Pass, Struct, Switch, Tell, this
 
 from ..errors import InvalidFieldError, ProtocolError, TrailingBytesError, UnknownMessageTypeError
 from ..wire._construct_internals import recording_parse
 from ..wire.codec import PARSE_ERRORS, check_prefix, message_from_parsed, parse_failure, spec_for
 from ..wire.constants import LENGTH_PREFIX_SIZE
-from ..wire._construct_internals import FastStruct as Struct
 from ..wire.header import header_t
 from ..wire.info_bodies import decoder_bodies
 from ..wire.msg_types_by_release import MSG_TYPES_BY_RELEASE

@@ -3,11 +3,11 @@
 construct documents ``_parse``/``_build``/``_sizeof`` for subclasses; the rest
 used here is internal and may change in any release:
 
-* :class:`FastStruct` emits its own compiled code (``_emitparse``/``_emitbuild``)
-  because construct's compiled Struct builds two Containers per nesting level,
-  which costs more than all the field reads of a checkpoint message;
-* :class:`LinkedFastPath` lets a primitive's compiled code call a method of
-  the primitive itself, through the compiler's ``linkedinstances`` table;
+* wire/_fastpath.py translates the schemas into plain Python code (construct's
+  own ``compile()`` is not used: its code reads through a BytesIO with a call
+  per field); it reads the same attributes as the recording parse below, plus
+  ``FormatField.fmtstr``/``length`` and the ``repr`` of ``this`` expressions
+  (``this['cnt'] > 0``), and refuses any other construct when it compiles;
 * :func:`recording_parse` parses with construct's own interpreter, once,
   wrapping the leaves of a copy of the schema so that each field's path,
   offset and value are recorded as construct reads it (the decoder's
@@ -34,65 +34,6 @@ CONSTRUCT_VERSION = "2.10.70"
 #: construct's name for the root of every parse path
 _ROOT = "(parsing)"
 _SEP = " -> "
-
-
-# ----------------------------------------------------------------------------
-# compiled code
-# ----------------------------------------------------------------------------
-class FastStruct(Struct):
-    """:class:`construct.Struct` whose compiled code uses plain dicts.
-
-    Interpreted (the error-reporting path) it parses and builds exactly like
-    Struct; compiled, the context is a plain dict holding the fields read so
-    far plus ``"_"`` for the parent.
-    """
-
-    def _emitparse(self, code):
-        fname = f"parse_faststruct_{code.allocateId()}"
-        lines = [f"def {fname}(io, this):", "    this = {'_': this}"]
-        for sc in self.subcons:
-            target = f"this[{sc.name!r}] = " if sc.name else ""
-            lines.append(f"    {target}{sc._compileparse(code)}")
-        lines.append("    return this")
-        code.append("\n".join(lines) + "\n")
-        return f"{fname}(io, this)"
-
-    def _emitbuild(self, code):
-        fname = f"build_faststruct_{code.allocateId()}"
-        lines = [f"def {fname}(obj, io, parent):",
-                 "    objdict = obj",
-                 "    this = dict(obj)",
-                 "    this['_'] = parent"]
-        for sc in self.subcons:
-            get = f"objdict.get({sc.name!r})" if sc.flagbuildnone else f"objdict[{sc.name!r}]"
-            lines.append(f"    obj = {get}")
-            target = f"this[{sc.name!r}] = " if sc.name else ""
-            lines.append(f"    {target}{sc._compilebuild(code)}")
-        lines.append("    return this")
-        code.append("\n".join(lines) + "\n")
-        return f"{fname}(obj, io, this)"
-
-
-class LinkedFastPath(Construct):
-    """A primitive whose compiled code is its own ``fast_parse(io)`` / ``fast_build(obj, io)``.
-
-    Any exception those raise sends the frame to the interpreted parser, which
-    explains the failure, so they only need to be strict.
-    """
-
-    def fast_parse(self, io):
-        raise NotImplementedError
-
-    def fast_build(self, obj, io):
-        raise NotImplementedError
-
-    def _emitparse(self, code):
-        code.linkedinstances[id(self)] = self
-        return f"linkedinstances[{id(self)}].fast_parse(io)"
-
-    def _emitbuild(self, code):
-        code.linkedinstances[id(self)] = self
-        return f"linkedinstances[{id(self)}].fast_build(obj, io)"
 
 
 # ----------------------------------------------------------------------------

@@ -15,9 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import NamedTuple, Optional
 
-from construct import Construct
+from construct import Construct, Struct
 
-from ._construct_internals import FastStruct as Struct
 
 from .constants import MsgType
 from .primitives import Int, SlurmString, time_t, u16, u32

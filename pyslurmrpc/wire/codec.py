@@ -9,6 +9,7 @@ leaves this module for any input bytes.
 
 from __future__ import annotations
 
+import struct
 from dataclasses import MISSING, fields as dataclass_fields
 
 from construct import ConstructError
@@ -30,6 +31,10 @@ _ERROR_CLASSES = {
     BadField: InvalidFieldError,
     UnknownType: UnknownMessageTypeError,
 }
+
+
+#: length prefix and header version, read together on the decoder's fast path
+_PREFIX = struct.Struct(">IH")
 
 
 def _u32(frame: bytes, at: int) -> int:
@@ -72,19 +77,32 @@ def decode_message(frame) -> Message:
     any malformed input; never any other exception.
     """
     frame = bytes(frame)
-    check_prefix(frame)
-    spec = spec_for(frame)
+    declared, version = _PREFIX.unpack_from(frame) if len(frame) >= _PREFIX.size else (None, None)
+    spec = VERSIONS.get(version)
+    if spec is None or declared != len(frame) - LENGTH_PREFIX_SIZE or declared > MAX_MSG_SIZE:
+        check_prefix(frame)  # these two raise the error that names what is wrong
+        spec = spec_for(frame)
     try:
         parsed = spec.compiled.parse(frame)
     except Exception:  # the fast path gives no detail: parse again to explain
         raise _explain(spec, frame) from None
-    return message_from_parsed(spec, parsed, frame)
+    _check_extent(spec, parsed, frame)
+    return _to_message(spec, parsed)  # the fast path's dicts are plain and fresh: adopted as they are
 
 
 def message_from_parsed(spec: VersionSpec, parsed, frame: bytes) -> Message:
-    """The Message of a frame ``spec``'s schema parsed (checks what the schema cannot)."""
+    """The Message of a frame ``spec``'s interpreted schema parsed (checks what the schema cannot)."""
     _check_extent(spec, parsed, frame)
-    return _to_message(spec, parsed)
+    return _to_message(spec, _plain_tree(parsed))
+
+
+def _plain_tree(value):
+    """construct's Containers as plain dicts without its bookkeeping keys ("_", "_io")."""
+    if isinstance(value, dict):
+        return {k: _plain_tree(v) for k, v in value.items() if k not in ("_", "_io")}
+    if isinstance(value, list):
+        return [_plain_tree(v) for v in value]
+    return value
 
 
 #: what the interpreted schema raises on bad bytes
@@ -137,51 +155,47 @@ def _check_extent(spec: VersionSpec, parsed, frame: bytes) -> None:
 # ----------------------------------------------------------------------------
 # parsed dicts -> plain objects.  Frozen dataclasses are filled through
 # __dict__ here: the decoder makes thousands of them a second and the checked
-# __init__ of a frozen dataclass costs more than the parse itself.
+# __init__ of a frozen dataclass costs more than the parse itself.  The dicts
+# are fresh per parse and hold exactly the dataclass's fields.
 # ----------------------------------------------------------------------------
+_new = object.__new__
+_set = object.__setattr__
+
+
 def _make(cls, **fields):
-    obj = object.__new__(cls)
-    obj.__dict__.update(fields)
+    obj = _new(cls)
+    _set(obj, "__dict__", fields)
     return obj
 
 
 def _adopt(cls, values: dict):
     """An instance of ``cls`` whose __dict__ is ``values`` (a dict nothing else keeps)."""
-    obj = object.__new__(cls)
-    object.__setattr__(obj, "__dict__", values)
+    obj = _new(cls)
+    _set(obj, "__dict__", values)
     return obj
 
 
 def _body(msg_type: int, parsed: dict) -> Body:
     """The body dataclass of ``msg_type``, made from the parsed dict (fresh per parse)."""
-    _drop_links(parsed)
-    return _adopt(BODY_CLASSES[msg_type], parsed)
-
-
-def _drop_links(parsed: dict) -> None:
-    """Remove construct's bookkeeping keys: the compiled parse links the enclosing
-    context as "_", the interpreted one (the decoder's recording parse) the stream as "_io"."""
-    parsed.pop("_", None)
-    parsed.pop("_io", None)
+    obj = _new(BODY_CLASSES[msg_type])
+    _set(obj, "__dict__", parsed)
+    return obj
 
 
 def _to_message(spec: VersionSpec, parsed) -> Message:
-    h = parsed["header"]
-    return _make(
-        Message,
-        header=_make(
-            Header, version=h["version"], msg_type=h["msg_type"], flags=h["flags"],
-            msg_index=h.get("msg_index", 0), body_length=h["body_length"],
-            forward=_to_forward(h["forward"]),
-            ret_list=tuple(_to_ret(r) for r in h["ret_list"]) if h["ret_cnt"] else (),
-            orig_addr=_to_addr(h["orig_addr"]),
-        ),
-        auth=_to_auth(parsed["auth"]),
-        body=_body(h["msg_type"], parsed["body"]),
-    )
+    h = parsed["header"]  # fresh per parse: becomes the Header's __dict__
+    ret_cnt = h.pop("ret_cnt")
+    h["forward"] = _to_forward(h["forward"])
+    h["ret_list"] = tuple(_to_ret(r) for r in h["ret_list"]) if ret_cnt else ()
+    h["orig_addr"] = _to_addr(h["orig_addr"])
+    h.setdefault("msg_index", 0)  # 22.05+ headers have none
+    return _make(Message, header=_adopt(Header, h), auth=_to_auth(parsed["auth"]),
+                 body=_body(h["msg_type"], parsed["body"]))
 
 
 _NO_FORWARD = Forward()
+#: orig_addr of a message nobody forwarded, per layout (shared: the dataclasses are frozen)
+_NO_ADDR = Address(None, 0, 0)
 
 
 def _to_forward(f) -> Forward:
@@ -199,6 +213,8 @@ def _to_ret(r) -> RetDataInfo:
 
 def _to_addr(a) -> Address:
     if "family" not in a:
+        if not a["addr"] and not a["port"]:
+            return _NO_ADDR
         return _make(Address, family=None, addr=a["addr"], port=a["port"])
     inner = a["in"]
     if inner is None:
@@ -209,7 +225,8 @@ def _to_addr(a) -> Address:
 _AUTH_BY_NAME = {cls.plugin: cls for cls in AUTH_CLASSES.values()}
 _AUTH_TYPES = frozenset(AUTH_CLASSES.values())
 #: envelope class -> its fields' defaults (the 17.11 auth/none credential has no hostname)
-_AUTH_DEFAULTS = {cls: {f.name: f.default for f in dataclass_fields(cls) if f.default is not MISSING}
+_AUTH_DEFAULTS = {cls: tuple((f.name, f.default) for f in dataclass_fields(cls)
+                              if f.default is not MISSING and f.name != "plugin_version")
                   for cls in AUTH_CLASSES.values()}
 
 
@@ -224,9 +241,10 @@ def _to_auth(a) -> Auth | None:
         cls = _AUTH_BY_NAME.get(plugin)
     if cls is None:  # a credential schema without an envelope class: the tables disagree
         raise UnknownMessageTypeError(f"auth plugin {plugin!r} has no envelope class", field="auth")
-    values = dict(_AUTH_DEFAULTS[cls])
-    values.update(a["cred"])
-    _drop_links(values)
+    values = a["cred"]  # fresh per parse: becomes the envelope's __dict__
+    for name, default in _AUTH_DEFAULTS[cls]:
+        if name not in values:
+            values[name] = default
     values["plugin_version"] = version
     return _adopt(cls, values)
 

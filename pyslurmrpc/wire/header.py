@@ -20,8 +20,7 @@ orig_addr is a bare IPv4 address and port up to 20.02 headers
 
 from __future__ import annotations
 
-from construct import Array, If, Pass, Switch, this
-from ._construct_internals import FastStruct as Struct
+from construct import Array, If, Pass, Struct, Switch, this
 
 from .constants import SLURM_PACK_ADDRS
 from .primitives import FixedMem, SlurmString, Unknown, u16, u32, Int

@@ -12,11 +12,10 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from construct import Array, If, this
+from construct import Array, If, Struct, this
 
 from .bodies import ping_msg_t, return_code_msg_t
 from .constants import NO_VAL
-from ._construct_internals import FastStruct as Struct
 from .msg_types_by_release import MSG_TYPES_BY_RELEASE
 from .versions import RELEASES
 from .primitives import BadField, Int, SlurmString, time_t, u16, u32
@@ -27,13 +26,15 @@ i32 = Int(">", "l")
 class ListCount(Int):
     """A uint32 element count where NO_VAL means "no list" and anything above it is refused."""
 
+    maximum = NO_VAL
+
     def __init__(self):
         super().__init__(">", "L")
 
     def _parse(self, stream, context, path):
         start = stream.tell()
         value = super()._parse(stream, context, path)
-        if value > NO_VAL:
+        if value > self.maximum:
             raise BadField(f"list count 0x{value:08x} is above NO_VAL", path, start)
         return value
 

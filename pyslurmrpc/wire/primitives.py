@@ -12,7 +12,6 @@ import struct
 
 from construct import Construct, ExplicitError, FormatField, SizeofError, stream_write
 
-from ._construct_internals import LinkedFastPath
 from .constants import MAX_PACK_MEM_LEN
 
 
@@ -41,7 +40,12 @@ class UnknownType(FieldError):
 
 
 class Int(FormatField):
-    """A big-endian integer that reports the offset where it started on truncation."""
+    """A big-endian integer that reports the offset where it started on truncation.
+
+    ``maximum``: the largest value a subclass accepts (None: any the width holds).
+    """
+
+    maximum: int | None = None
 
     def _parse(self, stream, context, path):
         start = stream.tell()
@@ -60,7 +64,7 @@ time_t = Int(">", "q")
 _U32 = struct.Struct(">I")
 
 
-class SlurmString(LinkedFastPath):
+class SlurmString(Construct):
     """``packstr`` / ``unpackstr_xmalloc``: uint32 size (NUL included) then bytes; None for size 0.
 
     Text is decoded as UTF-8 with surrogateescape, so arbitrary bytes round-trip
@@ -105,26 +109,6 @@ class SlurmString(LinkedFastPath):
 
     def _sizeof(self, context, path):
         raise SizeofError("packstr has a variable size", path=path)
-
-    # Compiled path (LinkedFastPath): strict, the interpreted parser explains failures.
-    def fast_parse(self, io):
-        size = _U32.unpack(io.read(4))[0]
-        if not size:
-            return None
-        data = io.read(size)
-        if size > self.limit or len(data) != size or data.find(0) != size - 1:
-            raise ValueError("bad string")
-        return data[:-1].decode("utf-8", "surrogateescape")
-
-    def fast_build(self, obj, io):
-        if obj is None:
-            io.write(b"\0\0\0\0")
-            return obj
-        raw = obj.encode("utf-8", "surrogateescape")
-        if 0 in raw or len(raw) + 1 > self.limit:
-            raise ValueError("bad string")
-        io.write(_U32.pack(len(raw) + 1) + raw + b"\0")
-        return obj
 
 
 class FixedMem(Construct):

@@ -14,9 +14,9 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
-from construct import Construct, If, Switch, Tell, this
-from ._construct_internals import FastStruct as Struct
+from construct import Construct, If, Struct, Switch, Tell, this
 
+from ._fastpath import FastCodec, compile_schema
 from .bodies import CHECKPOINT_BODIES, COMMON_BODIES
 from .constants import SLURM_NO_AUTH_CRED, AuthPluginId
 from .header import (
@@ -210,9 +210,9 @@ class VersionSpec:
     header: Construct = field(repr=False)
     auth: Construct = field(repr=False)
     frame: Construct = field(repr=False)
-    compiled: Construct = field(repr=False)
+    compiled: FastCodec = field(repr=False)  # generated from frame (wire/_fastpath.py)
     head: Construct = field(repr=False)  # header + auth, for encoding
-    compiled_head: Construct = field(repr=False)
+    compiled_head: FastCodec = field(repr=False)
     compiled_bodies: dict = field(repr=False)
     release: Release = field(repr=False, default=None)
 
@@ -252,9 +252,9 @@ def _make_spec(row: Release, layout: Layout) -> VersionSpec:
         "end" / Tell,
     )
     head = Struct("header" / header, "auth" / auth)
-    bodies = {int(k): v.compile() for k, v in layout.bodies.items()}
-    return VersionSpec(row.code, row.name, layout, header, auth, frame, frame.compile(), head,
-                       head.compile(), bodies, row)
+    bodies = {int(k): compile_schema(v) for k, v in layout.bodies.items()}
+    return VersionSpec(row.code, row.name, layout, header, auth, frame, compile_schema(frame), head,
+                       compile_schema(head), bodies, row)
 
 
 VERSIONS: dict[int, VersionSpec] = {row.code: _make_spec(row, _layout(row)) for row in RELEASES}

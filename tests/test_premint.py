@@ -1,0 +1,130 @@
+"""Credentials minted ahead (pyslurmrpc.auth.premint, Client(premint=N)).
+
+Each rule of the stock has a test that fails when the rule is removed; the
+integration tests run the real munged and the real slurmctld 22.05 of the harness.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+
+import pytest
+
+from pyslurmrpc.auth.premint import PREMINT_MAX_AGE, PREMINT_MAX_DEPTH, PREMINT_MAX_PAYLOADS, CredentialStock
+from pyslurmrpc.client import AsyncClient, Client
+from pyslurmrpc.errors import InvalidArgumentError, TransportError
+from pyslurmrpc.testing.netio import free_port
+
+P = b"\x01\x00\x08"  # any payload
+
+
+def _stocked(stock: CredentialStock, payload: bytes, cred: str, minted_at: float) -> None:
+    generation = stock.reserve(payload)
+    assert generation is not None
+    stock.put(payload, generation, minted_at, cred)
+
+
+def test_a_credential_is_taken_once():
+    stock = CredentialStock(2)
+    _stocked(stock, P, "MUNGE:one:", 100.0)
+    _stocked(stock, P, "MUNGE:two:", 100.5)
+    assert [stock.take(P, 101.0), stock.take(P, 101.0), stock.take(P, 101.0)] == ["MUNGE:one:", "MUNGE:two:", None]
+    assert stock.taken == 2
+
+
+def test_the_stock_is_filled_up_to_its_depth_and_no_further():
+    stock = CredentialStock(2)
+    assert stock.reserve(P) is not None and stock.reserve(P) is not None
+    assert stock.reserve(P) is None  # two mints under way: enough
+    assert stock.reserve(b"other") is not None  # per payload
+
+
+def test_an_old_credential_is_thrown_away_never_used():
+    stock = CredentialStock(1)
+    _stocked(stock, P, "MUNGE:old:", 100.0)
+    assert stock.take(P, 100.0 + PREMINT_MAX_AGE + 0.01) is None
+    assert stock.discarded == 1
+    _stocked(stock, P, "MUNGE:new:", 200.0)
+    assert stock.take(P, 200.0 + PREMINT_MAX_AGE - 0.01) == "MUNGE:new:"
+
+
+def test_a_credential_serves_only_its_own_payload():
+    stock = CredentialStock(1)
+    _stocked(stock, P, "MUNGE:p:", 100.0)
+    assert stock.take(b"\x01\x13\x91", 100.1) is None
+    assert stock.take(P, 100.1) == "MUNGE:p:"
+
+
+def test_drop_empties_the_stock_and_voids_mints_under_way():
+    stock = CredentialStock(2)
+    _stocked(stock, P, "MUNGE:ready:", 100.0)
+    late = stock.reserve(P)
+    stock.drop()
+    stock.put(P, late, 100.2, "MUNGE:late:")  # a mint that started before the error
+    assert stock.take(P, 100.3) is None
+
+
+def test_a_failed_mint_drops_the_stock():
+    stock = CredentialStock(2)
+    _stocked(stock, P, "MUNGE:ready:", 100.0)
+    stock.put(P, stock.reserve(P), 100.1, None)
+    assert stock.take(P, 100.2) is None
+
+
+def test_a_forked_child_never_uses_the_parents_credentials():
+    stock = CredentialStock(1)
+    _stocked(stock, P, "MUNGE:parent:", time.monotonic())
+    pid = os.fork()
+    if pid == 0:  # the child: exit 0 only if nothing of the parent's is handed out
+        os._exit(0 if stock.take(P, time.monotonic()) is None else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert stock.take(P, time.monotonic()) == "MUNGE:parent:"  # the parent still may
+
+
+def test_payloads_remembered_are_bounded_and_the_repr_shows_no_credential():
+    stock = CredentialStock(1)
+    for i in range(PREMINT_MAX_PAYLOADS + 5):
+        _stocked(stock, bytes([i]), f"MUNGE:secret{i}:", 100.0)
+    assert len(stock._ready) == PREMINT_MAX_PAYLOADS
+    assert "secret" not in repr(stock)
+
+
+@pytest.mark.parametrize("bad", [-1, PREMINT_MAX_DEPTH + 1, 1.5, True, "1"])
+def test_the_premint_argument_is_checked(bad):
+    with pytest.raises(InvalidArgumentError, match="premint"):
+        Client("127.0.0.1", 6817, premint=bad)
+
+
+def test_pings_use_credentials_minted_ahead(slurmctld, munged):
+    """Against the real 22.05 controller: every ping answered, most on a credential minted ahead
+    (slurmctld's munged refuses a credential used twice, so each was used once)."""
+    client = Client(slurmctld.host, slurmctld.port, munge_socket=str(munged.socket_path), premint=1)
+    stock = client._auth.stock
+    assert all(client.ping() for _ in range(30))
+    assert stock.taken >= 20, stock
+
+
+def test_async_pings_use_credentials_minted_ahead(slurmctld, munged):
+    client = AsyncClient(slurmctld.host, slurmctld.port, munge_socket=str(munged.socket_path), premint=2)
+    stock = client._auth.stock
+
+    async def many():
+        answers = []
+        for _ in range(20):
+            answers += await asyncio.gather(client.ping(), client.ping())
+        return answers
+    assert all(asyncio.run(many()))
+    assert stock.taken >= 20, stock
+
+
+def test_a_failed_call_drops_what_was_minted(munged):
+    """Nothing listens at the port: the call fails, and the credential minted meanwhile is never used."""
+    client = Client("127.0.0.1", free_port(), munge_socket=str(munged.socket_path), premint=1, timeout=1)
+    stock = client._auth.stock
+    with pytest.raises(TransportError):
+        client.ping(0)
+    time.sleep(0.3)  # the background mint has ended (munged answers in milliseconds)
+    assert stock.take(next(iter(stock._ready), P), time.monotonic()) is None
