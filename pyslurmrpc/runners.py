@@ -23,11 +23,15 @@ from .effects import (
 from .errors import ProtocolError
 from .tcp_blocking import (
     TCP_RECV_CHUNK, TcpStream, ipv4_literal, kernel_timeval, pack_timeval, tcp_connect, tcp_recv_frame,
+    tcp_send_all,
 )
 from .wire import Framer
 
 _RECV_CHUNK = 4096          # a whole munged response almost always fits in one read
-_MAX_THREADS = 64           # Parallel in the blocking runner: threads at most
+_MAX_THREADS = 64           # name lookups in flight at most
+#: Parallel in the blocking runner: one thread per flow (libslurm's forward.c has one per hop), so a
+#: fan-out round takes one hop's time (client_behaviour.md F7a); more flows than this run in turns
+_MAX_PARALLEL = 1024
 #: name lookups of the blocking runner run here, so a call waits for one no longer than its connect
 #: timeout (getaddrinfo cannot be interrupted: a late answer is dropped when it comes)
 _RESOLVER = ThreadPoolExecutor(max_workers=_MAX_THREADS, thread_name_prefix="pyslurmrpc-resolve")
@@ -119,7 +123,7 @@ class SyncRunner:
         flows = action.flows
         if len(flows) == 1:
             return [self.run(flows[0])]
-        with ThreadPoolExecutor(max_workers=min(len(flows), _MAX_THREADS)) as pool:
+        with ThreadPoolExecutor(max_workers=min(len(flows), _MAX_PARALLEL)) as pool:
             return list(pool.map(self.run, flows))
 
 
@@ -167,12 +171,7 @@ def _sync_send(action: Send) -> None:
             raise TimeoutError("Timed-out") from None
         return
     if type(conn) is TcpStream:
-        sock = conn.sock
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, kernel_timeval(action.timeout))
-        try:
-            sock.sendall(action.data)
-        except BlockingIOError:       # SO_SNDTIMEO expired
-            raise TimeoutError("timed out") from None
+        tcp_send_all(conn.sock, action.data, action.timeout)
         return
     conn.settimeout(action.timeout)
     conn.sendall(action.data)

@@ -77,6 +77,27 @@ class TcpStream:
         self.sock.close()
 
 
+def tcp_send_all(sock, data: bytes, timeout: float) -> None:
+    """All of ``data`` within ``timeout`` as a whole: SO_SNDTIMEO bounds one send(), so each
+    send gets what is left (sendall() would give every partial send the whole timeout, and a
+    peer reading slowly could stretch it without end)."""
+    deadline = time.monotonic() + timeout
+    timeval, view = kernel_timeval(timeout), data
+    while True:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeval)
+        try:
+            sent = sock.send(view)
+        except BlockingIOError:       # SO_SNDTIMEO expired before a byte went out
+            raise TimeoutError("timed out") from None
+        if sent == len(view):         # a request usually goes out whole, at once
+            return
+        view = memoryview(view)[sent:]
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("timed out")
+        timeval = pack_timeval(left)
+
+
 def tcp_recv_frame(sock, timeout: float, framer: Framer) -> bytes:
     """One whole frame; each recv bounded by SO_RCVTIMEO set to the time left."""
     deadline = time.monotonic() + timeout

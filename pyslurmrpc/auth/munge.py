@@ -58,15 +58,22 @@ class _Options:
 
     def encode_flow(self, payload: bytes = b"", ttl: Optional[int] = None, uid: Optional[int] = None,
                     gid: Optional[int] = None, *, realm: Optional[str] = None, cipher: Optional[int] = None,
-                    mac: Optional[int] = None, zip: Optional[int] = None) -> Flow:
-        """The flow of :meth:`MungeClient.encode` (for ``yield from`` in other flows)."""
-        body = self._encode_body(payload, ttl, uid, gid, cipher, mac, zip, realm)
-        return parse_encode_response((yield from transaction(self.socket_path, MsgType.ENC_REQ, body, self.retry)))
+                    mac: Optional[int] = None, zip: Optional[int] = None,
+                    deadline: Optional[float] = None) -> Flow:
+        """The flow of :meth:`MungeClient.encode` (for ``yield from`` in other flows).
 
-    def decode_flow(self, credential: Union[str, bytes]) -> Flow:
-        """The flow of :meth:`MungeClient.decode`."""
+        ``deadline``: the runner's monotonic time by which the whole transaction,
+        every libmunge retry and pause included, succeeds or fails (None: no bound).
+        """
+        body = self._encode_body(payload, ttl, uid, gid, cipher, mac, zip, realm)
+        return parse_encode_response(
+            (yield from transaction(self.socket_path, MsgType.ENC_REQ, body, self.retry, deadline)))
+
+    def decode_flow(self, credential: Union[str, bytes], deadline: Optional[float] = None) -> Flow:
+        """The flow of :meth:`MungeClient.decode` (``deadline``: see :meth:`encode_flow`)."""
         body = decode_request_body(credential)
-        return parse_decode_response((yield from transaction(self.socket_path, MsgType.DEC_REQ, body, self.retry)))
+        return parse_decode_response(
+            (yield from transaction(self.socket_path, MsgType.DEC_REQ, body, self.retry, deadline)))
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(socket_path={self.socket_path!r})"

@@ -14,6 +14,15 @@ MUNGE's src/libmunge/m_msg_client.c:
   attempts in all, sleeping 10 ms x attempt, on a fresh connection whose
   header carries ``retry = attempt - 1`` (munged then lets a replayed decode
   through).  An over-long message (``EMUNGE_BAD_LENGTH``) is never retried.
+
+libmunge stat()s the path before connecting; here the stat follows the first
+refused connect (the hot path saves a system call), so a path that is no socket
+still fails at once instead of spending the connect retries.
+
+``deadline`` (monotonic seconds; None: libmunge's own limits only) is the end of
+the caller's time: every connect, read, write and pause is cut to fit before it,
+and a retry that could not finish in time is not started - the failure is raised
+then, naming the socket path and saying the time ran out.
 """
 
 from __future__ import annotations
@@ -24,7 +33,7 @@ import stat as _stat
 from dataclasses import dataclass
 from typing import Optional
 
-from ..effects import Close, Connect, Flow, Now, Recv, Send, Sleep, Stat
+from ..effects import Close, Connect, Flow, Now, Recv, Send, Sleep, Stat, deadline_passed
 from .errors import MungeError, MungeSocketError, munge_error
 from .munge_constants import (
     MAX_RESPONSE_LEN, MSG_HDR_SIZE, SOCKET_CONNECT_ATTEMPTS, SOCKET_CONNECT_RETRY_MS,
@@ -58,20 +67,30 @@ def _os_failure(what: str, err: OSError) -> MungeError:
     return munge_error(MungeErr.SOCKET, f"{what}: {reason}", os_errno=os_errno)
 
 
-def _connect(path: str, policy: RetryPolicy) -> Flow:
-    """An open connection to munged, or the MungeError libmunge would report."""
-    timeout, attempt = policy.timeout_ms / 1000, 1
-    while True:
-        try:
-            return (yield Connect(path, timeout))
-        except OSError as err:
-            failure = err
-        if failure.errno != _errno.ECONNREFUSED or attempt >= policy.connect_attempts:
-            break
-        yield Sleep(attempt * policy.connect_backoff_ms / 1000)
-        attempt += 1
-    # libmunge stat()s before connecting; asking only after a failure saves a
-    # system call on the hot path and still yields the same diagnosis.
+#: what a failure says when no further try fitted in the caller's time
+OUT_OF_TIME = "no time left to try again within the call's time limit"
+
+
+def out_of_time(err: MungeError) -> MungeError:
+    """``err`` (the last failure), saying that no further try fitted in the caller's time."""
+    if OUT_OF_TIME in err.text:          # said once, by whichever retry loop stopped first
+        return err
+    return munge_error(err.code, f"{err.text} ({OUT_OF_TIME})", os_errno=err.os_errno)
+
+
+def _bounded(seconds: float, deadline: Optional[float], path: str) -> Flow:
+    """``seconds``, cut to what is left before ``deadline``; none left is a MUNGE socket timeout."""
+    if deadline is None:
+        return seconds
+    left = deadline - (yield Now())
+    if left <= 0:
+        raise munge_error(MungeErr.SOCKET, f'No time left for "{path}" within the call\'s time limit',
+                          os_errno=_errno.ETIMEDOUT)
+    return min(seconds, left)
+
+
+def _diagnose(path: str) -> Flow:
+    """libmunge's checks of the path: it must exist and be a socket (MungeError otherwise)."""
     try:
         mode = yield Stat(path)
     except OSError as err:
@@ -80,6 +99,30 @@ def _connect(path: str, policy: RetryPolicy) -> Flow:
     if not _stat.S_ISSOCK(mode):
         raise munge_error(MungeErr.SOCKET, f'Invalid file type for socket "{path}"',
                           os_errno=_errno.ENOTSOCK)
+
+
+def _connect(path: str, policy: RetryPolicy, deadline: Optional[float]) -> Flow:
+    """An open connection to munged, or the MungeError libmunge would report."""
+    attempt = 1
+    while True:
+        timeout = yield from _bounded(policy.timeout_ms / 1000, deadline, path)
+        try:
+            return (yield Connect(path, timeout))
+        except OSError as err:
+            failure = err
+        if failure.errno != _errno.ECONNREFUSED:
+            break
+        if attempt == 1:
+            yield from _diagnose(path)     # a regular file refuses too: no retries for it
+        error = _os_failure(f'Failed to connect to "{path}"', failure)
+        pause = attempt * policy.connect_backoff_ms / 1000
+        if attempt >= policy.connect_attempts:
+            raise error
+        if deadline_passed((yield Now()), deadline, pause):
+            raise out_of_time(error)
+        yield Sleep(pause)
+        attempt += 1
+    yield from _diagnose(path)
     raise _os_failure(f'Failed to connect to "{path}"', failure)
 
 
@@ -90,7 +133,7 @@ def _left(deadline: float, now: float) -> float:
     return deadline - now
 
 
-def _exchange(conn, request: bytes, rsp_type: int, timeout: float) -> Flow:
+def _exchange(conn, request: bytes, rsp_type: int, timeout: float, path: str) -> Flow:
     """Send one request on the open connection and return the response body.
 
     ``timeout`` bounds the whole exchange, as libmunge's fd_timed_read_n bounds
@@ -107,15 +150,18 @@ def _exchange(conn, request: bytes, rsp_type: int, timeout: float) -> Flow:
         what = "Failed to receive message body"
         body = yield Recv(conn, size, _left(deadline, (yield Now())))
     except OSError as err:
-        raise _os_failure(what, err) from None
+        raise _os_failure(f'{what} on "{path}"', err) from None
     if len(body) != size:
         raise MungeSocketError(f"Received incomplete message body: {len(body)} of {size} bytes")
     return body
 
 
 def transaction(path: Optional[str], req_type: int, body: bytes,
-                policy: RetryPolicy = LIBMUNGE_RETRY) -> Flow:
-    """One request/response exchange with munged (a flow); returns the response body."""
+                policy: RetryPolicy = LIBMUNGE_RETRY, deadline: Optional[float] = None) -> Flow:
+    """One request/response exchange with munged (a flow); returns the response body.
+
+    ``deadline``: monotonic time by which it succeeds or fails (None: libmunge's limits only).
+    """
     if not path:
         raise munge_error(MungeErr.SOCKET, "MUNGE socket name is undefined")
     if len(os.fsencode(path)) >= SUN_PATH_MAX:
@@ -123,18 +169,23 @@ def transaction(path: Optional[str], req_type: int, body: bytes,
                           f"Exceeded maximum length of {SUN_PATH_MAX} bytes for socket pathname")
     rsp_type = RESPONSE_TYPE[req_type]
     request = build_request(req_type, body)  # also the length check, before any I/O
-    timeout, attempt = policy.timeout_ms / 1000, 1
+    attempt = 1
     while True:
-        conn = yield from _connect(path, policy)
+        conn = yield from _connect(path, policy, deadline)
         try:
-            reply = yield from _exchange(conn, request, rsp_type, timeout)
+            timeout = yield from _bounded(policy.timeout_ms / 1000, deadline, path)
+            reply = yield from _exchange(conn, request, rsp_type, timeout, path)
         except MungeError as err:
             yield Close(conn)
+            failure = err
             if err.code == MungeErr.BAD_LENGTH or attempt >= policy.xfer_attempts:
                 raise
         else:
             yield Close(conn)
             return reply
-        yield Sleep(attempt * policy.xfer_backoff_ms / 1000)
+        pause = attempt * policy.xfer_backoff_ms / 1000
+        if deadline_passed((yield Now()), deadline, pause):
+            raise out_of_time(failure) from None
+        yield Sleep(pause)
         attempt += 1
         request = build_request(req_type, body, attempt - 1)

@@ -37,7 +37,7 @@ from .munge import MungeClient
 from .munge_constants import MungeErr
 from .munge_cred import KeyLike, MungeKey, ReplayCache, decode_offline, encode_offline
 from .munge_proto import Credential
-from .munge_xfer import LIBMUNGE_RETRY, RetryPolicy
+from .munge_xfer import LIBMUNGE_RETRY, RetryPolicy, out_of_time
 from .premint import CredentialStock
 
 # versions and plugin ids come from the release table (pyslurmrpc.wire.versions / constants)
@@ -137,17 +137,18 @@ class _MungeEnvelope:
 
 def slurm_retry(make_flow, retries: int, delay: float, budget: Optional[float]) -> Flow:
     """auth_munge's own loop around libmunge: a socket error is tried again ``retries`` times,
-    ``delay`` apart, while a retry can start within ``budget`` seconds (None: no bound)."""
+    ``delay`` apart, all within ``budget`` seconds (None: no bound); ``make_flow(deadline)``
+    gets the end of the budget, so libmunge's own retries and pauses fit in it too."""
     deadline = None if budget is None else (yield Now()) + budget
     attempt = 0
     while True:
         try:
-            return (yield from make_flow())
+            return (yield from make_flow(deadline))
         except MungeError as err:
             if err.code != MungeErr.SOCKET or attempt == retries:
                 raise
             if deadline is not None and deadline_passed((yield Now()), deadline, delay):
-                raise
+                raise out_of_time(err) from None
         yield Sleep(delay)
         attempt += 1
 
@@ -220,7 +221,7 @@ class MungeAuth(_MungeEnvelope):
         return self._envelope(cred, protocol_version)
 
     def _mint(self, payload: bytes) -> Flow:
-        return (yield from self._retrying(lambda: self.client.encode_flow(payload, self.ttl)))
+        return (yield from self._retrying(lambda end: self.client.encode_flow(payload, self.ttl, deadline=end)))
 
     def _restock(self, payload: bytes) -> Flow:
         """Start the mints the stock wants for ``payload``; none is waited for."""
@@ -236,7 +237,7 @@ class MungeAuth(_MungeEnvelope):
         """Check ``auth`` as libslurm 19.05 does; raise :class:`SlurmAuthError` if it would fail."""
         text = self._credential_of(auth, protocol_version)
         try:
-            cred = yield from self._retrying(lambda: self.client.decode_flow(text))
+            cred = yield from self._retrying(lambda end: self.client.decode_flow(text, end))
         except MungeError as err:
             self.drop_minted()
             raise self._rejected(err) from err

@@ -182,9 +182,9 @@ def make_auth(settings: Settings):
         return slurm_auth.NoneAuth()
     if settings.auth != "munge":
         raise InvalidArgumentError(f"auth must be 'munge', 'none' or an authenticator, not {settings.auth!r}")
-    # munged that stalls must not hold a call longer than MessageTimeout (libslurm's
-    # defaults would hold it ~214 s): libmunge's retries are shrunk to fit, and
-    # auth_munge's retry loop stops at the budget.
+    # a munged that stalls, refuses or is missing must not hold a call longer than MessageTimeout
+    # (libslurm's defaults would hold it ~214 s): each libmunge wait is shrunk so its tries fit,
+    # and every retry and pause of libmunge and auth_munge ends by the budget's deadline (F7a).
     return slurm_auth.MungeAuth(settings.munge_socket, settings.auth_ttl,
                                 retry=slurm_auth.bounded_retry(settings.message_timeout),
                                 budget=settings.message_timeout, premint=settings.premint)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 
+from ..auth.errors import MungeSocketError
 from ..effects import Close, Now, Parallel, Sleep
 from ..errors import (
     AuthError, CheckpointUnsupported, ConnectionClosedError, FrameTooLargeError, InvalidArgumentError,
@@ -38,24 +39,25 @@ ESLURM_IN_STANDBY_MODE = int(SlurmErrno.ESLURM_IN_STANDBY_MODE)
 # version detection (protocol_specs/versions.md "Detection"; the pure half is detect.py)
 # ---------------------------------------------------------------------------
 def _ask(state: State, endpoint: Endpoint, version: int, call: calls.Call | None = None,
-         conn=None, probe: bool = False, built=None, timeout: float | None = None):
+         conn=None, probe: bool = False, built=None, deadline: float | None = None):
     """One request in ``version`` -> detect.Observation; the peer's refusals never raise here.
 
     ``probe``: transport failures and bad answers become observations too (a probe
     in the one side-by-side round must not sink the others); otherwise they raise.
-    ``built``: the (frame, credential) already made for it; ``timeout``: what is left of the
-    call's budget (default MessageTimeout).
+    ``built``: the (frame, credential) already made for it; ``deadline``: the runner's time
+    by which the exchange ends (the call's budget; None: one MessageTimeout from its start),
+    read after the credential and the connect, so neither stretches it.
     """
     s = state.settings
-    timeout = s.message_timeout if timeout is None else timeout
     call = call or calls.ping()
     try:
         frame, cred = built or (yield from _frame(state, call, version))
         if conn is None:
-            conn = yield from connect(endpoint, min(s.connect_timeout, timeout))
+            left = yield from _left(state, endpoint, deadline)
+            conn = yield from connect(endpoint, min(s.connect_timeout, left))
         if log.isEnabledFor(logging.DEBUG):
             _log_request(endpoint, call, version)
-        raw = yield from _exchange_raw(conn, frame, timeout, endpoint)
+        raw = yield from _exchange_raw(conn, frame, (yield from _left(state, endpoint, deadline)), endpoint)
         seen = detect.observe(version, raw)
         if seen.outcome is detect.Outcome.ANSWERED:
             yield from _check_reply_auth(state, seen.reply, cred)
@@ -74,6 +76,17 @@ def _ask(state: State, endpoint: Endpoint, version: int, call: calls.Call | None
                   describe(seen.reply) if seen.reply is not None else seen.problem or "no answer")
     return seen
 
+
+
+def _left(state: State, endpoint: Endpoint, deadline: float | None):
+    """Seconds before ``deadline`` (None: a whole MessageTimeout); none left is a timeout."""
+    if deadline is None:
+        return state.settings.message_timeout
+    left = deadline - (yield Now())
+    if left <= 0:
+        raise TimeoutTransportError(f"{endpoint}: no time left within {state.settings.message_timeout:g} s "
+                                    "to find the protocol version it speaks", address=endpoint)
+    return left
 
 
 def _exchange_raw(conn, frame: bytes, timeout: float, endpoint: Endpoint):
@@ -97,11 +110,9 @@ def _settle(state: State, endpoint: Endpoint, first: detect.Observation, deadlin
     ``blind``: ``first`` was a checkpoint call that closed, which tells nothing of the version.
     """
     plan = detect.plan_blind() if blind else detect.plan_after(first)
-    budget = deadline - (yield Now())
-    if plan.probes and budget <= 0:
-        raise TimeoutTransportError(f"{endpoint}: no time left within {state.settings.message_timeout:g} s "
-                                    "to find the protocol version it speaks", address=endpoint)
-    seen = yield Parallel(tuple(_ask(state, endpoint, v, probe=True, timeout=budget) for v in plan.probes))
+    if plan.probes:
+        yield from _left(state, endpoint, deadline)     # none left: the call ends here
+    seen = yield Parallel(tuple(_ask(state, endpoint, v, probe=True, deadline=deadline) for v in plan.probes))
     answers = dict(zip(plan.probes, seen))
     verdict = detect.decide_blind(plan, answers) if blind else detect.decide(first, plan, answers)
     if verdict.code is None:
@@ -259,13 +270,13 @@ def tasks(state: State, job_id, step_id, begin_time, image_dir, max_wait, nodeli
 def _hop(state: State, call: calls.Call, hop: fanout.Hop, timeout_ms: int):
     """One group of forward.c _fwd_tree_thread: what the first hop cannot report is sent directly."""
     s = state.settings
-    # forward.c: the reply may take one MessageTimeout per tree level plus the tree timeout
-    levels = (len(hop.forward_to) + 1) // s.tree_width
-    wait = (s.message_timeout * 1000 * levels + timeout_ms * (levels + 1)) / 1000
+    wait = hop_wait(s, hop, timeout_ms)
     try:
         _, reply = yield from rpc(state, call, s.protocol_version, endpoint=s.node(hop.node),
                                   forward=hop.forward(timeout_ms, s.tree_width), timeout=wait, slurmd=True)
-    except (TransportError, ProtocolError, AuthError):
+    except (TransportError, ProtocolError, AuthError) as exc:
+        if _own_munged_failed(exc):   # not the node's fault: every other hop would wait and fail alike
+            raise
         codes = {hop.node: fanout.SLURM_COMMUNICATIONS_CONNECTION_ERROR}
         lost = [fanout.Hop(n) for n in hop.forward_to]   # "abandon tree": each one directly, side by side
     else:
@@ -275,3 +286,17 @@ def _hop(state: State, call: calls.Call, hop: fanout.Hop, timeout_ms: int):
         for extra in (yield Parallel(tuple(_hop(state, call, h, timeout_ms) for h in lost))):
             codes.update(extra)
     return codes
+
+
+def hop_wait(s: Settings, hop: fanout.Hop, timeout_ms: int) -> float:
+    """Seconds to wait for a hop's reply (_send_and_recv_msgs): the tree timeout, and when the hop
+    forwards, one MessageTimeout per tree level below it plus the tree timeout per level."""
+    if not hop.forward_to:
+        return timeout_ms / 1000
+    levels = (len(hop.forward_to) + 1) // s.tree_width
+    return (s.message_timeout * 1000 * levels + timeout_ms * (levels + 1)) / 1000
+
+
+def _own_munged_failed(exc: Exception) -> bool:
+    """The local munged could not be reached (socket missing, refused, stalled past the budget)."""
+    return isinstance(getattr(exc, "munge_error", None), MungeSocketError)

@@ -26,6 +26,8 @@ from .core import (
 )
 
 log = logging.getLogger("pyslurmrpc.rpc")
+#: what a reply is given when the send used the whole exchange's time: a last look, no wait
+_NO_TIME = 0.001
 #: the length prefix the framer reads from an HTTP answer ("HTTP")
 _HTTP_LENGTH = int.from_bytes(detect.HTTP_PREFIX, "big")
 
@@ -64,10 +66,12 @@ def connect(endpoint: Endpoint, timeout: float):
 
 
 def exchange(conn, frame: bytes, timeout: float, endpoint: Endpoint, limit: int | None = None):
-    """Send ``frame``, read one whole reply frame of at most ``limit`` bytes, close ``conn``."""
+    """Send ``frame``, read one whole reply frame of at most ``limit`` bytes, close ``conn``;
+    ``timeout`` bounds the two together (the reply gets what the send left)."""
     try:
+        end = (yield Now()) + timeout
         yield Send(conn, frame, timeout)
-        raw = yield RecvFrame(conn, timeout, limit or reply_limit())
+        raw = yield RecvFrame(conn, max(end - (yield Now()), _NO_TIME), limit or reply_limit())
     except Exception as exc:
         yield Close(conn)
         error = _exchange_error(exc, timeout, endpoint)
