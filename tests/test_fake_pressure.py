@@ -11,6 +11,7 @@ reported chain (tests/test_fake_pressure_chain.py).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import threading
 import time
@@ -262,50 +263,43 @@ def test_head_timeout_grows_with_the_steps_below_the_head():
     assert Forwarder({}, None, 10, tree_width=50).head_timeout(10, 3) == 3  # 11 // 50 = 0 steps
 
 
+async def _forward_through_a_chain(silent_node: str, timeouts: dict) -> list:
+    """node1 gets a ping to forward to node[2-3] with TreeWidth 1; ``silent_node`` accepts into
+    its backlog and never answers, the other two are fake slurmds with the MessageTimeouts given.
+    Returns node1's ret_list as (node, code) pairs."""
+    from pyslurmrpc.fake import Cluster
+    from pyslurmrpc.wire import encode_message
+    cluster = Cluster(tree_width=1)
+    silent = socket.create_server(("127.0.0.1", 0))
+    cluster.node_addrs[silent_node] = silent.getsockname()
+    daemons = [FakeSlurmd(cluster, name, message_timeout=t) for name, t in timeouts.items()]
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            for daemon in daemons:
+                await stack.enter_async_context(daemon)
+            ping = decode_message(frame())
+            header = ping.header.__class__(**{**ping.header.__dict__, "forward": Forward(
+                cnt=2, nodelist="node[2-3]", timeout=0, tree_width=1)})
+            reply = decode_message(await exchange(*daemons[0].address,
+                                                  encode_message(ping.__class__(header, ping.auth, ping.body)),
+                                                  10, slots=limits.ConnectionSlots(1)))
+    finally:
+        silent.close()
+    return [(e.node_name, e.err) for e in reply.header.ret_list]
+
+
 async def test_a_forwarding_node_waits_for_its_head_s_subtree():
     """node1 forwards node[2-3] (TreeWidth 1) to node2, which waits for a silent node3 for its own
     MessageTimeout (1 s, longer than node1's 0.5 s) before answering: node1 waits for that answer
     (node2 0, node3 5004) instead of giving node2 up and asking node3 again."""
-    from pyslurmrpc.fake import Cluster
-    from pyslurmrpc.wire import encode_message
-    cluster = Cluster(tree_width=1)
-    silent = socket.create_server(("127.0.0.1", 0))  # accepts into its backlog, never answers
-    cluster.node_addrs["node3"] = silent.getsockname()
-    n1 = FakeSlurmd(cluster, "node1", message_timeout=0.5)
-    n2 = FakeSlurmd(cluster, "node2", message_timeout=1.0)
-    try:
-        async with n1, n2:
-            ping = decode_message(frame())
-            header = ping.header.__class__(**{**ping.header.__dict__, "forward": Forward(
-                cnt=2, nodelist="node[2-3]", timeout=0, tree_width=1)})
-            reply = decode_message(await exchange(*n1.address, encode_message(ping.__class__(header, ping.auth, ping.body)),
-                                                  10, slots=limits.ConnectionSlots(1)))
-    finally:
-        silent.close()
-    assert [(e.node_name, e.err) for e in reply.header.ret_list] == [
+    assert await _forward_through_a_chain("node3", {"node1": 0.5, "node2": 1.0}) == [
         ("node2", 0), ("node3", codes.SLURM_PROTOCOL_SOCKET_IMPL_TIMEOUT)]
 
 
 async def test_a_silent_head_is_a_timeout_and_the_next_node_heads_the_rest():
     """F8, not F6: since Python 3.11 a timeout is an OSError, and it was taken for a head that
     refused the connection (1001), which sends the rest one by one, all at once."""
-    from pyslurmrpc.fake import Cluster
-    from pyslurmrpc.wire import encode_message
-    cluster = Cluster(tree_width=1)
-    silent = socket.create_server(("127.0.0.1", 0))
-    cluster.node_addrs["node2"] = silent.getsockname()
-    n1 = FakeSlurmd(cluster, "node1", message_timeout=0.3)
-    n3 = FakeSlurmd(cluster, "node3", message_timeout=0.3)
-    try:
-        async with n1, n3:
-            ping = decode_message(frame())
-            header = ping.header.__class__(**{**ping.header.__dict__, "forward": Forward(
-                cnt=2, nodelist="node[2-3]", timeout=0, tree_width=1)})
-            reply = decode_message(await exchange(*n1.address, encode_message(ping.__class__(header, ping.auth, ping.body)),
-                                                  10, slots=limits.ConnectionSlots(1)))
-    finally:
-        silent.close()
-    assert [(e.node_name, e.err) for e in reply.header.ret_list] == [
+    assert await _forward_through_a_chain("node2", {"node1": 0.3, "node3": 0.3}) == [
         ("node2", codes.SLURM_PROTOCOL_SOCKET_IMPL_TIMEOUT), ("node3", 0)]
 
 
