@@ -82,3 +82,13 @@ async def test_async_client_through_fake_reproduces_manifest(munged):
             except SlurmError as exc:
                 errno, result = exc.errno, str(exc)
             _check(entry, errno, result)
+
+
+async def test_async_client_reaches_a_controller_by_host_name():
+    """The asyncio runner looks a name up (within the connect timeout) and connects to its
+    first address, as the blocking runner does; an address needs no lookup."""
+    async with FakeSlurmctld(fixture_cluster()) as ctld:  # auth/none by default
+        _, port = ctld.address
+        for host in ("localhost", "127.0.0.1"):
+            client = AsyncClient(host, port, auth="none")
+            assert await client.ping(0) is True
