@@ -293,8 +293,10 @@ class AsyncRunner:
         async def finish():
             try:
                 value = await self.run(action.flow)
-            except Exception as exc:
+            except BaseException as exc:  # cancelled too (the loop closing): it still ended
                 action.done(None, exc)
+                if not isinstance(exc, Exception):
+                    raise
             else:
                 action.done(value, None)
         task = asyncio.get_running_loop().create_task(finish())

@@ -13,6 +13,7 @@ import time
 import pytest
 
 from pyslurmrpc.auth.premint import PREMINT_MAX_AGE, PREMINT_MAX_DEPTH, PREMINT_MAX_PAYLOADS, CredentialStock
+from pyslurmrpc.auth.slurm_auth import AsyncAuth, MungeAuth
 from pyslurmrpc.client import AsyncClient, Client
 from pyslurmrpc.errors import InvalidArgumentError, TransportError
 from pyslurmrpc.testing.netio import free_port
@@ -128,3 +129,15 @@ def test_a_failed_call_drops_what_was_minted(munged):
         client.ping(0)
     time.sleep(0.3)  # the background mint has ended (munged answers in milliseconds)
     assert stock.take(next(iter(stock._ready), P), time.monotonic()) is None
+
+
+def test_a_mint_cut_short_by_the_loop_closing_does_not_stall_the_stock(munged):
+    """asyncio.run() cancels a background mint still running when it returns; the stock must
+    not wait for it forever (it would never mint for that payload again)."""
+    auth = MungeAuth(str(munged.socket_path), premint=1)
+
+    async def one_create():
+        await AsyncAuth(auth).create(0x2600, P)   # starts a background mint, returns at once
+    for _ in range(3):
+        asyncio.run(one_create())
+    assert auth.stock.reserve(P) is not None or auth.stock.take(P, time.monotonic()) is not None
