@@ -141,3 +141,18 @@ def test_a_mint_cut_short_by_the_loop_closing_does_not_stall_the_stock(munged):
     for _ in range(3):
         asyncio.run(one_create())
     assert auth.stock.reserve(P) is not None or auth.stock.take(P, time.monotonic()) is not None
+
+
+def test_a_runner_that_cannot_start_a_mint_still_makes_the_call(munged):
+    """A runner without Background (a caller's own, or one shutting down): the credential is
+    minted on demand, the stock stays empty, nothing fails."""
+    from pyslurmrpc.effects import Background
+    from pyslurmrpc.runners import SyncRunner, _sync_handlers
+
+    runner = SyncRunner()
+    runner.table = {k: v for k, v in _sync_handlers(runner).items() if k is not Background}
+    auth = MungeAuth(str(munged.socket_path), premint=1)
+    for _ in range(2):
+        envelope = runner.run(auth.create_flow(0x2600, P))
+        assert envelope.credential.startswith("MUNGE:")
+    assert auth.stock.taken == 0 and auth.stock.reserve(P) is not None
