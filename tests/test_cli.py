@@ -133,3 +133,9 @@ def test_python_dash_m_is_the_same_program():
     for sub in ("checkpoint", "ping"):
         res = subprocess.run([sys.executable, "-m", "pyslurmrpc", sub, "--help"], capture_output=True, text=True)
         assert res.returncode == 0 and "usage" in res.stdout
+
+
+def test_ping_exits_1_when_no_controller_answers(capsys):
+    """As scontrol 22.05+ (scontrol.c _ping_slurmctld): 1 when none is UP, 0 when one is."""
+    code, out, _ = run(capsys, "--controller", f"127.0.0.1:{free_port()}", "--auth", "none", "--timeout", "1", "ping")
+    assert code == 1 and out.splitlines()[0].endswith(" is DOWN")

@@ -151,3 +151,13 @@ def test_schemas_it_cannot_translate_are_refused_when_compiled():
     with pytest.raises(TypeError, match="one enclosing level"):
         from construct import If
         compile_schema(Struct("a" / u32, "b" / Struct("c" / Struct("d" / If(this._._.a > 0, u16)))))
+
+
+def test_runs_continue_across_nested_structs():
+    """19.05 frame: length, the header's fixed fields and forward.cnt are one read; orig_addr's
+    address and port and the auth envelope's plugin id another."""
+    source = VERSIONS[0x2200].compiled.source
+    reads = [line for line in source.splitlines() if "unpack_from(buf, pos)" in line and "=" in line]
+    first = next(line for line in reads if "['length']" in line)
+    assert "['body_length']" in first and "['cnt']" in first, first
+    assert any("['port']" in line and "['plugin_id']" in line for line in reads), reads

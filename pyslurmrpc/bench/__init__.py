@@ -30,7 +30,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--auth", choices=("none", "munge", "both"), default="both")
     p.add_argument("--munge-socket", help="an existing munged socket (default: start a throw-away munged)")
     p.add_argument("-n", type=int, default=2000, help="calls per measurement")
-    p.add_argument("--only", choices=PARTS, action="append", help="run only these parts (fanout: only when named)")
+    p.add_argument("--only", choices=PARTS, action="append", help="run only these parts (versus also runs codec and munge: its table "
+                        "takes their figures; fanout: only when named)")
     p.add_argument("--seconds", type=float, default=versus.BURST_SECONDS,
                    help="versus: seconds per throughput level")
     p.add_argument("--libslurm", metavar="PATH", help="the libslurm to compare with (default: found here)")

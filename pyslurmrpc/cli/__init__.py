@@ -120,7 +120,9 @@ def _ping(opts) -> int:
         return 0
     lines, records, _ = ping_all(make_client(opts))
     _emit(opts, lines, [], records)
-    return 1 if opts.args else 0
+    # scontrol 22.05+ (scontrol.c _ping_slurmctld) exits 1 when no controller answered;
+    # 19.05's always exited 0.  A script needs to tell them apart: the newer rule.
+    return 1 if opts.args or not any(r["up"] for r in records) else 0
 
 
 def main(argv=None) -> int:

@@ -124,21 +124,41 @@ def _parse_fn(gen: _Gen, con) -> str:
     return fname
 
 
-def _groups(subcons):
-    """Members as (kind, items): runs of fixed-width integers, runs of Ifs on one condition, singles."""
-    groups = []
+def _spliced(gen: _Gen, subcons, ctx: str, up: str, opening):
+    """A Struct's members with those of its named sub-Structs spliced in, so runs of fixed-width
+    fields continue across nesting: (lines that bind each sub-Struct's dict first, items of
+    (dict name, its parent's name, field name, construct)).  ``opening(child, ctx, name)`` is
+    the line that binds the sub-Struct ``name`` of ``ctx`` to ``child``."""
+    lines, items = [], []
     for sc in subcons:
         name, inner = _unwrap(sc)
+        if name and isinstance(inner, Struct):
+            child = gen.name("t")
+            lines.append(opening(child, ctx, name))
+            sub_lines, sub_items = _spliced(gen, inner.subcons, child, ctx, opening)
+            lines += sub_lines
+            items += sub_items
+        else:
+            items.append((ctx, up, name, inner))
+    return lines, items
+
+
+def _groups(items):
+    """Items as (kind, items): runs of fixed-width integers (across dicts), runs of Ifs on one
+    condition of one dict, singles."""
+    groups = []
+    for item in items:
+        ctx, _, name, inner = item
         if name and _is_fixed(inner):
             kind = "fixed"
         elif isinstance(inner, IfThenElse) and isinstance(inner.elsesubcon, _PASS):
-            kind = ("if", repr(inner.condfunc))
+            kind = ("if", ctx, repr(inner.condfunc))
         else:
             kind = None
         if kind is not None and groups and groups[-1][0] == kind:
-            groups[-1][1].append((name, inner))
+            groups[-1][1].append(item)
         else:
-            groups.append((kind, [(name, inner)]))
+            groups.append((kind, [item]))
     return groups
 
 
@@ -149,21 +169,24 @@ def _parse_struct(gen: _Gen, con, target: str, ind: str, up: str) -> list[str]:
 
 
 def _parse_members(gen: _Gen, subcons, ind: str, ctx: str, up: str) -> list[str]:
-    lines = []
-    for kind, items in _groups(subcons):
+    opened, items = _spliced(gen, subcons, ctx, up, lambda child, d, name: f"{child} = {d}[{name!r}] = {{}}")
+    lines = [ind + line for line in opened]
+    for kind, group in _groups(items):
         if kind == "fixed":
-            fmt = ">" + "".join(c.fmtstr[1:] for _, c in items)
-            targets = ", ".join(f"{ctx}[{n!r}]" for n, _ in items)
+            fmt = ">" + "".join(c.fmtstr[1:] for _, _, _, c in group)
+            targets = ", ".join(f"{d}[{n!r}]" for d, _, n, _ in group)
             lines += [f"{ind}({targets},) = {gen.packer(fmt)}.unpack_from(buf, pos)",
                       f"{ind}pos += {struct.calcsize(fmt)}"]
         elif kind is not None:  # Ifs sharing one condition: one test
-            lines.append(f"{ind}if {_expr(items[0][1].condfunc, ctx, up)}:")
-            lines += _parse_members(gen, [Renamed(c.thensubcon, newname=n) for n, c in items], ind + "    ", ctx, up)
+            d, u = group[0][0], group[0][1]
+            lines.append(f"{ind}if {_expr(group[0][3].condfunc, d, u)}:")
+            lines += _parse_members(gen, [Renamed(c.thensubcon, newname=n) for _, _, n, c in group],
+                                    ind + "    ", d, u)
             lines.append(f"{ind}else:")
-            lines += [f"{ind}    {ctx}[{n!r}] = None" for n, _ in items]
+            lines += [f"{ind}    {d}[{n!r}] = None" for _, _, n, _ in group]
         else:
-            name, inner = items[0]
-            lines += _parse_value(gen, inner, f"{ctx}[{name!r}]" if name else "_", ind, ctx, up)
+            d, u, name, inner = group[0]
+            lines += _parse_value(gen, inner, f"{d}[{name!r}]" if name else "_", ind, d, u)
     return lines
 
 
@@ -245,19 +268,22 @@ def _build_struct(gen: _Gen, con, source: str, ind: str, up: str) -> list[str]:
 
 
 def _build_members(gen: _Gen, subcons, ind: str, src: str, up: str) -> list[str]:
-    lines = []
-    for kind, items in _groups([sc for sc in subcons if not isinstance(_unwrap(sc)[1], (_PASS, _TELL))]):
+    kept = [sc for sc in subcons if not isinstance(_unwrap(sc)[1], (_PASS, _TELL))]
+    opened, items = _spliced(gen, kept, src, up, lambda child, d, name: f"{child} = {d}[{name!r}]")
+    lines = [ind + line for line in opened]
+    for kind, group in _groups([i for i in items if not isinstance(i[3], (_PASS, _TELL))]):
         if kind == "fixed":
-            fmt = ">" + "".join(c.fmtstr[1:] for _, c in items)
-            values = ", ".join(f"{src}[{n!r}]" for n, _ in items)
+            fmt = ">" + "".join(c.fmtstr[1:] for _, _, _, c in group)
+            values = ", ".join(f"{d}[{n!r}]" for d, _, n, _ in group)
             lines.append(f"{ind}out.append({gen.packer(fmt)}.pack({values}))")
         elif kind is not None:  # Ifs sharing one condition: one test, nothing packed when false
-            lines.append(f"{ind}if {_expr(items[0][1].condfunc, src, up)}:")
-            lines += _build_members(gen, [Renamed(c.thensubcon, newname=n) for n, c in items],
-                                    ind + "    ", src, up)
+            d, u = group[0][0], group[0][1]
+            lines.append(f"{ind}if {_expr(group[0][3].condfunc, d, u)}:")
+            lines += _build_members(gen, [Renamed(c.thensubcon, newname=n) for _, _, n, c in group],
+                                    ind + "    ", d, u)
         else:
-            name, inner = items[0]
-            lines += _build_value(gen, inner, f"{src}[{name!r}]", ind, src, up)
+            d, u, name, inner = group[0]
+            lines += _build_value(gen, inner, f"{d}[{name!r}]", ind, d, u)
     return lines
 
 
