@@ -14,6 +14,7 @@ import tomllib
 import pytest
 
 from pyslurmrpc.bench import libslurm
+from pyslurmrpc.bench.versus import SEQUENTIAL_ROUNDS
 
 FIGURES = {"sequential_p50", "sequential_p50_premint", "cpu_per_call", "cpu_per_call_premint",
            "best_throughput", "munge_encode", "munge_decode", "checkpoint_frame_us"}
@@ -35,6 +36,11 @@ def test_versus_real_controller_every_figure_with_ratio(munged, slurmctld):
     assert v["libslurm"]["loaded"], v["libslurm"]  # Debian's libslurmfull.so is installed with slurmctld
     assert set(v["libslurm"]["calls_per_s_by_processes"]) == {"1", "2", "4", "8"}
     py = v["pyslurmrpc"]
+    # sequential figures: medians of rounds taken in turn with libslurm (the machine's drift falls on both)
+    for side in (py, py["premint"], v["libslurm"]):
+        assert len(side["rounds"]) == SEQUENTIAL_ROUNDS, side
+        assert side["sequential_ms"]["p50"] == pytest.approx(
+            sorted(r["p50_ms"] for r in side["rounds"])[SEQUENTIAL_ROUNDS // 2], abs=1e-4)
     assert set(py["async_calls_per_s_by_processes"]) == {"1", "2", "4", "8"}  # asyncio, as many processes
     assert all(n > 0 for n in py["async_calls_per_s_by_processes"].values()), py
     rows = {f["figure"]: f for f in v["figures"]}

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import statistics
 import tempfile
 import time
 
@@ -24,6 +25,8 @@ from .libslurm import sequential
 
 #: asyncio calls in flight tried for pyslurmrpc's best throughput; processes tried for libslurm's
 IN_FLIGHT = (1, 4, 16, 64)
+#: sequential measurements: pyslurmrpc, with premint, and libslurm take turns this many times
+SEQUENTIAL_ROUNDS = 5
 PROCESSES = (1, 2, 4, 8)
 BURST_SECONDS = 2.0
 #: the goals of issue 13 (ratio = pyslurmrpc / C, except throughput: pyslurmrpc / C best)
@@ -105,16 +108,48 @@ def asyncio_best(client: AsyncClient, op: str, job: int, seconds: float) -> dict
     return {str(k): round(asyncio.run(level(k))) for k in IN_FLIGHT}
 
 
-def _libslurm(path, conf, op, job, n, seconds) -> dict:
+def _median_of(rounds: list[dict]) -> dict:
+    """One sequential figure from several rounds: the median of each percentile and of the CPU."""
+    return {"sequential_ms": {k: round(statistics.median(r["sequential_ms"][k] for r in rounds), 4)
+                              for k in rounds[0]["sequential_ms"]},
+            "cpu_us_per_call": round(statistics.median(r["cpu_us_per_call"] for r in rounds), 1),
+            "calls": sum(r["calls"] for r in rounds), "failed": sum(r["failed"] for r in rounds),
+            "rounds": [{"p50_ms": r["sequential_ms"]["p50"], "cpu_us_per_call": r["cpu_us_per_call"]}
+                       for r in rounds]}
+
+
+def _sequential_rounds(path, conf, op, job, n, plain, minted) -> tuple[dict, dict, dict]:
+    """pyslurmrpc, pyslurmrpc with premint and libslurm, taking turns for SEQUENTIAL_ROUNDS rounds
+    of n / rounds calls each, so that the machine's drift falls on all three alike."""
+    per = max(n // SEQUENTIAL_ROUNDS, 20)
+    py, pm, c = [], [], []
+    why, loaded = None, path
     try:
-        if path is None:
-            _, path = libslurm.load()
-        seq = libslurm.run_sequential(path, conf, op, job, n)
-        bursts = {str(p): libslurm.run_processes(path, conf, op, job, p, seconds) for p in PROCESSES}
-    except (libslurm.LibslurmUnavailable, RuntimeError, OSError) as err:
-        return {"loaded": False, "path": path, "why_not": str(err)}
-    return {"loaded": True, "path": path, **seq,
-            "calls_per_s_by_processes": {k: b["calls_per_s"] for k, b in bursts.items()},
+        if loaded is None:
+            _, loaded = libslurm.load()
+    except (libslurm.LibslurmUnavailable, OSError) as err:
+        why = str(err)
+    for _ in range(SEQUENTIAL_ROUNDS):
+        py.append(sequential(plain, per))
+        pm.append(sequential(minted, per))
+        if why is None:
+            try:
+                c.append(libslurm.run_sequential(loaded, conf, op, job, per))
+            except (RuntimeError, OSError) as err:
+                why = str(err)
+    lib = {"loaded": False, "path": loaded, "why_not": why} if why else {"loaded": True, "path": loaded,
+                                                                         **_median_of(c)}
+    return _median_of(py), _median_of(pm), lib
+
+
+def _libslurm_bursts(c: dict, conf, op, job, seconds) -> dict:
+    if not c.get("loaded"):
+        return c
+    try:
+        bursts = {str(p): libslurm.run_processes(c["path"], conf, op, job, p, seconds) for p in PROCESSES}
+    except (RuntimeError, OSError) as err:
+        return {"loaded": False, "path": c["path"], "why_not": str(err)}
+    return {**c, "calls_per_s_by_processes": {k: b["calls_per_s"] for k, b in bursts.items()},
             "slowest_call_ms_by_processes": {k: b["slowest_ms"] for k, b in bursts.items()},
             "failed_calls_by_processes": {k: b["failed"] for k, b in bursts.items()}}
 
@@ -156,9 +191,10 @@ def run(opts, munge_socket: str) -> dict:
     with target(opts, munge_socket) as (host, port, conf, description):
         client = Client(host, port, auth="munge", munge_socket=munge_socket, timeout=30)
         op = _op(client, opts.job)
-        py = sequential(_client_call(client, op, opts.job), opts.n)
         minting = Client(host, port, auth="munge", munge_socket=munge_socket, timeout=30, premint=1)
-        py["premint"] = sequential(_client_call(minting, op, opts.job), opts.n)
+        py, py["premint"], c = _sequential_rounds(opts.libslurm, conf, op, opts.job, opts.n,
+                                                  _client_call(client, op, opts.job),
+                                                  _client_call(minting, op, opts.job))
         py["async_calls_per_s"] = asyncio_best(
             AsyncClient(host, port, auth="munge", munge_socket=munge_socket, timeout=30), op, opts.job,
             opts.seconds)
@@ -167,6 +203,6 @@ def run(opts, munge_socket: str) -> dict:
         py["async_calls_per_s_by_processes"] = {
             str(p): aioburst.run_processes(host, port, munge_socket, op, opts.job, p, best_k,
                                            opts.seconds)["calls_per_s"] for p in PROCESSES}
-        c = _libslurm(opts.libslurm, conf, op, opts.job, opts.n, opts.seconds)
+        c = _libslurm_bursts(c, conf, op, opts.job, opts.seconds)
     return {"target": description, "op": op, "pyslurmrpc": py, "libslurm": c,
             "cpu_count": os.cpu_count()}
