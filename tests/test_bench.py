@@ -7,6 +7,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 
 def bench(*args):
     result = subprocess.run([sys.executable, "-m", "pyslurmrpc", "bench", *args],
@@ -41,3 +43,12 @@ def test_bench_table_against_a_given_controller():
         out = bench("--only", "rpc", "--auth", "none", "-n", "40", "--controller", f"{ctld.host}:{ctld.port}")
     assert f"server: {ctld.host}:{ctld.port}" in out
     assert "asyncio calls/s by calls in flight: 1:" in out and "sequential: p50" in out
+
+
+@pytest.mark.parametrize("bad", ["nohost:abc", "127.0.0.1:70000", "[::1"])
+def test_a_bad_controller_is_refused_before_anything_runs(bad):
+    result = subprocess.run([sys.executable, "-m", "pyslurmrpc", "bench", "--only", "versus", "--controller", bad],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2, result
+    assert "--controller" in result.stderr and "Traceback" not in result.stderr, result.stderr
+    assert result.stdout == ""

@@ -17,6 +17,9 @@ import os
 import platform
 import sys
 
+from ..client.validate import controller_address
+from ..defaults import SLURMCTLD_PORT
+from ..errors import InvalidArgumentError
 from . import codec, munge, rpc, versus
 
 PARTS = ("versus", "codec", "munge", "rpc", "fanout")
@@ -174,7 +177,14 @@ def _render_fanout(rows) -> list[str]:
 
 
 def main(argv=None) -> int:
-    opts = _parser().parse_args(argv)
+    parser = _parser()
+    opts = parser.parse_args(argv)
+    if opts.controller is not None:  # a mistake here is the user's: said at once, not after the other parts
+        try:
+            host, port = controller_address(opts.controller, SLURMCTLD_PORT)
+        except InvalidArgumentError as err:
+            parser.error(f"--controller: {err}")
+        opts.controller = f"{host}:{port}"
     report = measure(opts)
     if opts.json:
         print(json.dumps(report, indent=2))
