@@ -19,7 +19,7 @@ from pyslurmrpc.testing.ci import skip_or_fail
 from pyslurmrpc.testing.releases import ReleaseUnavailable, client_program, prepare
 from pyslurmrpc.testing.slurmctld import release_slurmctld_or_skip, slurmctld_or_skip
 
-from test_decode_tcpdump import _start_capture, _tcpdump
+from test_decode_tcpdump import _start_capture, _stop_capture, _tcpdump
 
 RELEASES = ("20.11", "22.05", "24.11", "26.05")
 RUN_TIMEOUT = 60
@@ -65,8 +65,7 @@ def capture(request, munged, tmp_path_factory):
             runs = [subprocess.run(c, env=ctld.env, capture_output=True, text=True, timeout=RUN_TIMEOUT,
                                    stdin=subprocess.DEVNULL) for c in commands]
         finally:
-            proc.send_signal(signal.SIGINT)
-            proc.wait(10)
+            _stop_capture(proc, out)
     finally:
         ctld.stop()
     for cmd, run in zip(commands, runs):

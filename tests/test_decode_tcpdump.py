@@ -22,6 +22,8 @@ from fixtures_data import recording
 READY_TIMEOUT = 10.0
 SETTLE = 0.5
 PROBE_INTERVAL = 0.1
+#: tcpdump's kernel buffer (-B, KiB): room for a whole session on a loaded machine, so nothing is dropped
+CAPTURE_BUFFER_KIB = 32768
 PCAP_FILE_HEADER = 24
 
 
@@ -61,9 +63,40 @@ def _wait_for_growth(out, size: int) -> None:
     time.sleep(SETTLE)
 
 
+def _probe_packets(out, port: int) -> int:
+    """Packets to or from ``port`` in the capture file so far (tcpdump -U writes whole packets)."""
+    if not out.exists():
+        return 0
+    text = subprocess.run([_tcpdump(), "-nr", str(out), f"tcp port {port}"], capture_output=True, text=True,
+                          timeout=READY_TIMEOUT).stdout
+    return len(text.splitlines())
+
+
+def _stop_capture(proc: subprocess.Popen, out) -> None:
+    """End a capture only once tcpdump has written everything sent before this call: it stops
+    at SIGINT without reading what is still queued for it, which a loaded machine leaves there.
+    tcpdump writes packets in order, so a final knock on the probe port showing up in the
+    file means every earlier packet is in it too."""
+    try:
+        seen = _probe_packets(out, proc.probe_port)
+        deadline = time.monotonic() + READY_TIMEOUT
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", proc.probe_port), timeout=1).close()
+            except OSError:
+                pass  # refused: its SYN and RST are what we wait for
+            time.sleep(PROBE_INTERVAL)
+            if _probe_packets(out, proc.probe_port) > seen:
+                break
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(10)
+
+
 def _start_capture(tcpdump: str, port: int, out) -> subprocess.Popen:
     probe = free_port()
-    proc = subprocess.Popen([tcpdump, "-i", "lo", "-n", "-U", "--immediate-mode", "-w", str(out),
+    proc = subprocess.Popen([tcpdump, "-i", "lo", "-n", "-U", "--immediate-mode", "-B", str(CAPTURE_BUFFER_KIB),
+                             "-w", str(out),
                              f"tcp port {port} or tcp port {probe}"],
                             stderr=subprocess.PIPE, stdout=subprocess.DEVNULL)
     deadline = time.monotonic() + READY_TIMEOUT
@@ -80,6 +113,7 @@ def _start_capture(tcpdump: str, port: int, out) -> subprocess.Popen:
         proc.kill()
         proc.wait()
         pytest.fail("tcpdump recorded nothing on lo")
+    proc.probe_port = probe  # for _stop_capture
     return proc
 
 
@@ -104,8 +138,7 @@ def test_tcpdump_loopback_capture_decodes(tmp_path, capsys):
             assert got == response
             _wait_for_growth(pcap, before + len(request) + len(response))
         finally:
-            proc.send_signal(signal.SIGINT)
-            proc.wait(10)
+            _stop_capture(proc, pcap)
     assert main([str(pcap)]) == 2  # the port is not one of Slurm's defaults
     capsys.readouterr()
     assert main([str(pcap), "--port", str(port)]) == 0

@@ -9,7 +9,6 @@ CI=true nothing here is skipped: a release that cannot be had fails its tests.
 
 from __future__ import annotations
 
-import signal
 import subprocess
 import sys
 
@@ -158,8 +157,7 @@ def test_tcpdump_capture_of_its_ping_decodes_frame_by_frame(ctld, munged, tmp_pa
         assert ping.stdout.rstrip().endswith(" is UP")
         capture._wait_for_growth(pcap, before + 200)
     finally:
-        proc.send_signal(signal.SIGINT)
-        proc.wait(10)
+        capture._stop_capture(proc, pcap)
     reports = decode_source(load(pcap.read_bytes(), str(pcap), {ctld.port}), MungeOpener(munged.key_file))
     frames = [f for r in reports for f in r.frames]
     for f in frames:
