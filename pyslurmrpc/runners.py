@@ -20,7 +20,6 @@ from concurrent.futures import ThreadPoolExecutor, TimeoutError as FutureTimeout
 from .effects import (
     Background, Close, Connect, Invoke, Now, Parallel, PeerClosed, Recv, RecvFrame, Send, Sleep, Stat, WallClock,
 )
-from .errors import ProtocolError
 from .tcp_blocking import (
     TCP_RECV_CHUNK, TcpStream, ipv4_literal, kernel_timeval, pack_timeval, tcp_connect, tcp_recv_frame,
     tcp_send_all,

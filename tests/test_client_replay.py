@@ -68,8 +68,9 @@ def _check_request(entry, sent: bytes):
     assert encode_message(Message(recorded.header, ours.auth, recorded.body)) == sent
 
 
-def _run(entry, call):
-    response = recording(entry["name"], "response")
+def replay(entry, response: bytes, call, check_request) -> None:
+    """Answer ``call(peer)``'s one request with the recorded ``response``; the result (or the
+    SlurmError) must be the manifest's, and ``check_request(sent)`` judges what was sent."""
     with ReplayPeer(lambda frame: response) as peer:
         errno = entry["outcome"].get("slurm_errno", 0)
         if errno:
@@ -80,7 +81,11 @@ def _run(entry, call):
         else:
             _expected(entry, call(peer))
         assert len(peer.received) == 1
-        _check_request(entry, peer.received[0])
+        check_request(peer.received[0])
+
+
+def _run(entry, call):
+    replay(entry, recording(entry["name"], "response"), call, lambda sent: _check_request(entry, sent))
 
 
 def _args(entry):

@@ -29,8 +29,7 @@ from pyslurmrpc.auth.slurm_auth import OfflineMungeAuth
 from pyslurmrpc.fake import ReplayDaemon
 from pyslurmrpc.wire import Message, PingMsg, decode_message, encode_message, version_code
 
-from peers import ReplayPeer
-from test_client_replay import _args, _expected, compat_reports_the_manifest
+from test_client_replay import _args, _expected, compat_reports_the_manifest, replay
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 
@@ -109,18 +108,8 @@ def _check_request(directory, entry, sent: bytes):
 
 
 def _run(directory, entry, call):
-    response = _bytes(directory, entry["name"], "response")
-    with ReplayPeer(lambda frame: response) as peer:
-        errno = entry["outcome"]["slurm_errno"]
-        if errno:
-            with pytest.raises(SlurmError) as info:
-                call(peer)
-            assert info.value.errno == errno
-            assert str(info.value) == entry["outcome"]["strerror"]
-        else:
-            _expected(entry, call(peer))
-        assert len(peer.received) == 1
-        _check_request(directory, entry, peer.received[0])
+    replay(entry, _bytes(directory, entry["name"], "response"), call,
+           lambda sent: _check_request(directory, entry, sent))
 
 
 @pytest.mark.parametrize("directory,entry", CASES, ids=IDS)

@@ -18,7 +18,7 @@ import sys
 import time
 
 from ..client import AsyncClient
-from .libslurm import CHILD_TIMEOUT
+from .libslurm import child_output
 
 
 async def _burst(client: AsyncClient, op: str, job: int, in_flight: int, seconds: float) -> dict:
@@ -60,12 +60,7 @@ def run_processes(host: str, port: int, munge_socket: str, op: str, job: int, pr
     for proc in procs:
         proc.stdin.write("go\n")
         proc.stdin.flush()
-    outs = []
-    for proc in procs:
-        out, err = proc.communicate(timeout=CHILD_TIMEOUT)
-        if proc.returncode != 0:
-            raise RuntimeError(f"pyslurmrpc burst child failed ({proc.returncode}): {err.strip()[-500:]}")
-        outs.append(json.loads(out.strip().splitlines()[-1]))
+    outs = [child_output(proc, "pyslurmrpc burst") for proc in procs]
     return {"calls_per_s": round(sum(o["calls"] for o in outs) / seconds),
             "failed": sum(o["failed"] for o in outs)}
 

@@ -141,17 +141,18 @@ def _child_cmd(path, conf, op, job, *extra) -> list[str]:
             "--op", op, "--job", str(job), *extra]
 
 
-def _output(proc) -> dict:
+def child_output(proc, what: str = "libslurm") -> dict:
+    """The JSON line a benchmark child printed last, or RuntimeError with the end of its stderr."""
     out, err = proc.communicate(timeout=CHILD_TIMEOUT)
     if proc.returncode != 0:
-        raise RuntimeError(f"libslurm child failed ({proc.returncode}): {err.strip()[-500:]}")
+        raise RuntimeError(f"{what} child failed ({proc.returncode}): {err.strip()[-500:]}")
     return json.loads(out.strip().splitlines()[-1])
 
 
 def run_sequential(path: str, conf: str, op: str, job: int, n: int) -> dict:
     proc = subprocess.Popen(_child_cmd(path, conf, op, job, "--mode", "sequential", "-n", str(n)),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    return _output(proc)
+    return child_output(proc)
 
 
 def run_processes(path: str, conf: str, op: str, job: int, processes: int, seconds: float) -> dict:
@@ -163,7 +164,7 @@ def run_processes(path: str, conf: str, op: str, job: int, processes: int, secon
                                          "--seconds", str(seconds)),
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for _ in range(processes)]
-    outs = [_output(p) for p in procs]
+    outs = [child_output(p) for p in procs]
     return {"calls_per_s": round(sum(o["calls"] for o in outs) / seconds),
             "slowest_ms": max(o["slowest_ms"] for o in outs), "failed": sum(o["failed"] for o in outs)}
 

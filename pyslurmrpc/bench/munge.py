@@ -8,7 +8,7 @@ import ctypes.util
 import time
 
 from ..auth.munge import AsyncMungeClient, MungeClient, decode_offline
-from .timing import ROUNDS, WARMUP, per_call_us
+from .timing import ROUNDS, WARMUP, per_call_us, taking_turns
 
 MUNGE_OPT_SOCKET = 8  # munge.h: munge_ctx_set option for the socket path
 
@@ -60,22 +60,6 @@ def _async_us(path: str, n: int, in_flight: int) -> float:
     return asyncio.run(run())
 
 
-def _taking_turns(fns: dict, n: int, rounds: int = ROUNDS) -> dict:
-    """µs per call of each of ``fns`` (label -> callable): the best of ``rounds`` runs of ``n``
-    calls, the callables taking turns round by round so that the machine's drift falls on all."""
-    best = {label: float("inf") for label in fns}
-    for label, fn in fns.items():
-        for _ in range(min(WARMUP, n)):
-            fn()
-    for _ in range(rounds):
-        for label, fn in fns.items():
-            start = time.perf_counter()
-            for _ in range(n):
-                fn()
-            best[label] = min(best[label], (time.perf_counter() - start) / n * 1e6)
-    return best
-
-
 def run(socket_path: str, key_file: str | None = None, n: int = 3000) -> list[dict]:
     """Rows of (label, µs per credential), pure Python and libmunge side by side (taking turns)."""
     client = MungeClient(socket_path)
@@ -83,7 +67,7 @@ def run(socket_path: str, key_file: str | None = None, n: int = 3000) -> list[di
     c_funcs = libmunge(socket_path)
     if c_funcs:
         fns["libmunge munge_encode (C)"] = c_funcs[0]
-    timed = _taking_turns(fns, n)
+    timed = taking_turns(fns, n)
     # every decode needs a fresh credential (munged refuses a replay): minted before the clock runs
     creds = iter([client.encode() for _ in range(n * (ROUNDS + 1) + WARMUP)])
     dec = {"pure-Python decode": lambda: client.decode(next(creds))}
@@ -91,7 +75,7 @@ def run(socket_path: str, key_file: str | None = None, n: int = 3000) -> list[di
         c_encode, c_decode = c_funcs
         c_creds = iter([c_encode() for _ in range(n * (ROUNDS + 1) + WARMUP)])
         dec["libmunge munge_decode (C)"] = lambda: c_decode(next(c_creds))
-    timed.update(_taking_turns(dec, n))
+    timed.update(taking_turns(dec, n))
     order = ["pure-Python encode", "pure-Python decode", "libmunge munge_encode (C)", "libmunge munge_decode (C)"]
     rows = [{"label": label, "us": timed[label]} for label in order if label in timed]
     if key_file:

@@ -10,15 +10,23 @@ WARMUP = 200
 
 def per_call_us(fn, n: int, rounds: int = ROUNDS) -> float:
     """Microseconds per call: the best of ``rounds`` runs of ``n`` calls (least disturbed by noise)."""
-    for _ in range(min(WARMUP, n)):
-        fn()
-    best = float("inf")
-    for _ in range(rounds):
-        start = time.perf_counter()
-        for _ in range(n):
+    return taking_turns({"": fn}, n, rounds)[""]
+
+
+def taking_turns(fns: dict, n: int, rounds: int = ROUNDS) -> dict:
+    """µs per call of each of ``fns`` (label -> callable): the best of ``rounds`` runs of ``n``
+    calls, the callables taking turns round by round so that the machine's drift falls on all."""
+    for fn in fns.values():
+        for _ in range(min(WARMUP, n)):
             fn()
-        best = min(best, time.perf_counter() - start)
-    return best / n * 1e6
+    best = dict.fromkeys(fns, float("inf"))
+    for _ in range(rounds):
+        for label, fn in fns.items():
+            start = time.perf_counter()
+            for _ in range(n):
+                fn()
+            best[label] = min(best[label], (time.perf_counter() - start) / n * 1e6)
+    return best
 
 
 def percentiles(samples: list[float], points=(50, 90, 99)) -> dict[str, float]:
