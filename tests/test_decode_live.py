@@ -255,3 +255,33 @@ def test_idle_connection_is_forgotten_and_its_cut_frame_reported(monkeypatch):
     assert len(problems) == 1 and "10.0.0.7:40007" in problems[0].stream
     assert "stream ended inside a frame" in problems[0].text
     assert tracker.open_connections == 1  # only the new one
+
+
+#: a SIGINT the main thread's read() does not see: raised in another thread of the decoder
+_SIGINT_ELSEWHERE = """
+import signal, sys, threading
+from pyslurmrpc.decode.cli import main
+threading.Timer(0.5, signal.raise_signal, (signal.SIGINT,)).start()
+sys.exit(main(["-"]))
+"""
+
+
+def test_ctrl_c_ends_a_read_that_did_not_see_it():
+    """A SIGINT handled while the read() system call is not running (just before it starts, or
+    taken by another thread) used to leave the decoder waiting for input forever: nothing woke
+    the read.  Here the signal goes to another thread while stdin stays open and silent, which
+    is that race made certain; the decoder must stop at once (decode/stdin.py)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-c", _SIGINT_ELSEWHERE], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=str(ROOT))
+    try:
+        try:
+            code = proc.wait(5)
+        except subprocess.TimeoutExpired:
+            pytest.fail("still waiting for input 4.5 s after Ctrl-C")
+        assert code == EXIT_INTERRUPTED, proc.stderr.read()
+        assert b"Traceback" not in proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -10,6 +10,7 @@ import argparse
 import sys
 from typing import Optional, Sequence, TextIO
 
+from .stdin import interruptible
 from .frames import MungeOpener, StreamReport, decode_stream
 from .inputs import InputError, Source
 from .live import Printer, run
@@ -68,7 +69,7 @@ def _port(text: str) -> int:
 
 def _open(path: str, stdin: TextIO):
     if path == "-":
-        return stdin.buffer, "<stdin>"
+        return interruptible(stdin.buffer), "<stdin>"
     return open(path, "rb"), path
 
 
@@ -100,7 +101,7 @@ def main(argv: Optional[Sequence[str]] = None, stdout: TextIO = None, stderr: Te
             run(fh, name, set(DEFAULT_PORTS) | set(args.port), opener, printer, warnings)
         finally:
             if fh is not stdin.buffer:
-                fh.close()
+                fh.close()  # a file, or the wrapper of stdin (which leaves stdin open)
     except (OSError, InputError, ValueError) as exc:
         if isinstance(exc, BrokenPipeError):  # e.g. piped into head: stop quietly
             _silence(stdout)
