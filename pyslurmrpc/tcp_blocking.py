@@ -81,8 +81,14 @@ def tcp_send_all(sock, data: bytes, timeout: float) -> None:
     """All of ``data`` within ``timeout`` as a whole: SO_SNDTIMEO bounds one send(), so each
     send gets what is left (sendall() would give every partial send the whole timeout, and a
     peer reading slowly could stretch it without end)."""
+    try:                              # a request fits a fresh socket's buffer: no wait, no timeout to set
+        sent = sock.send(data, socket.MSG_DONTWAIT)
+    except BlockingIOError:
+        sent = 0
+    if sent == len(data):
+        return
     deadline = time.monotonic() + timeout
-    timeval, view = kernel_timeval(timeout), data
+    timeval, view = kernel_timeval(timeout), memoryview(data)[sent:]
     while True:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeval)
         try:
@@ -102,15 +108,25 @@ def tcp_recv_frame(sock, timeout: float, framer: Framer) -> bytes:
     """One whole frame; each recv bounded by SO_RCVTIMEO set to the time left."""
     deadline = time.monotonic() + timeout
     timeval = kernel_timeval(timeout)
+    data = None
     while True:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, timeval)
-        try:
-            data = sock.recv(TCP_RECV_CHUNK)
-        except BlockingIOError:       # SO_RCVTIMEO expired
-            raise TimeoutError("timed out") from None
+        if data:                      # Slurm sends the length prefix on its own (slurm_msg_sendto):
+            try:                      # the rest is usually there already, with no timeout to set
+                data = sock.recv(TCP_RECV_CHUNK, socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                data = None
+        if data is None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, timeval)
+            try:
+                data = sock.recv(TCP_RECV_CHUNK)
+            except BlockingIOError:   # SO_RCVTIMEO expired
+                raise TimeoutError("timed out") from None
         if not data:
             raise PeerClosed(bool(framer.pending))
         frames = framer.feed(data)
         if frames:
             return frames[0]
-        timeval = pack_timeval(max(deadline - time.monotonic(), 0.001))
+        left = deadline - time.monotonic()
+        if left <= 0:                 # a peer trickling bytes faster than any one wait still ends
+            raise TimeoutError("timed out")
+        timeval = pack_timeval(left)

@@ -214,3 +214,63 @@ async def test_async_send_to_a_slow_reader_keeps_the_exchange_bound(slow_reader)
     with pytest.raises(PyslurmrpcError, match="no reply within"):
         await asyncio.wait_for(client.checkpoint_create(1, 0, 0, BIG_IMAGE_DIR), REAL_MT + SLACK + 5)
     assert time.monotonic() - start <= REAL_MT + SLACK + 2
+
+
+@pytest.fixture
+def trickler():
+    """A controller that announces a 1 MiB reply and then sends it a byte every 0.2 ms."""
+    srv = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def serve(conn):
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            conn.recv(65536)
+            conn.sendall((1 << 20).to_bytes(4, "big"))
+            while not stop.is_set():
+                conn.send(b"\0")
+                time.sleep(0.0002)
+        except OSError:
+            pass
+        finally:
+            conn.close()
+
+    def run():
+        srv.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                threading.Thread(target=serve, args=(srv.accept()[0],), daemon=True).start()
+            except OSError:
+                continue
+    threading.Thread(target=run, daemon=True).start()
+    yield srv.getsockname()
+    stop.set()
+    srv.close()
+
+
+def test_a_reply_trickled_faster_than_any_wait_still_ends_on_time(trickler):
+    """Each read waited at least 1 ms, even past the deadline: a byte every 0.2 ms held the call
+    until the whole reply came (minutes). Now the reply's time ends it."""
+    client = Client(*trickler, auth="none", timeout=REAL_MT)
+    outcome = []
+
+    def call():
+        start = time.monotonic()
+        try:
+            client.ping(0)
+        except PyslurmrpcError as exc:
+            outcome.append(exc)
+        outcome.append(time.monotonic() - start)
+    worker = threading.Thread(target=call, daemon=True)
+    worker.start()
+    worker.join(REAL_MT + SLACK + 5)
+    assert outcome, "a trickled reply held the blocking call"
+    assert outcome[-1] <= REAL_MT + SLACK and "no reply within" in str(outcome[0]), outcome
+
+
+async def test_async_reply_trickled_faster_than_any_wait_still_ends_on_time(trickler):
+    client = AsyncClient(*trickler, auth="none", timeout=REAL_MT)
+    start = time.monotonic()
+    with pytest.raises(PyslurmrpcError, match="no reply within"):
+        await asyncio.wait_for(client.ping(0), REAL_MT + SLACK + 5)
+    assert time.monotonic() - start <= REAL_MT + SLACK
