@@ -115,8 +115,10 @@ class Invoke:
 @dataclass(slots=True)
 class Background:
     """Start ``flow`` and go on at once (result None); when it ends the runner calls
-    ``done(value, error)`` - error None on success - from wherever it ran it (blocking
-    runner: a worker thread; asyncio runner: a task on the same loop)."""
+    ``done(value, error)`` - error None on success.  The asyncio runner runs it as a task
+    on the same loop.  The blocking runner runs it in the same thread, taking its steps
+    that finish at once and the rest before each of the call's own waits; what is left
+    when the call ends is waited for then (a pause, or a failed call, gives it up)."""
     flow: Any
     done: Callable
 

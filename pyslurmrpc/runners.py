@@ -34,37 +34,6 @@ _MAX_PARALLEL = 1024
 #: name lookups of the blocking runner run here, so a call waits for one no longer than its connect
 #: timeout (getaddrinfo cannot be interrupted: a late answer is dropped when it comes)
 _RESOLVER = ThreadPoolExecutor(max_workers=_MAX_THREADS, thread_name_prefix="pyslurmrpc-resolve")
-_BACKGROUND_THREADS = 4     # Background in the blocking runner: worker threads
-
-
-class _BackgroundPool:
-    """Worker threads for the blocking runner's Background flows, made again in a forked child
-    (a child inherits the pool but none of its threads)."""
-
-    def __init__(self):
-        self._pid, self._pool = None, None
-
-    def submit(self, fn, *args) -> None:
-        if self._pid != os.getpid():
-            self._pid = os.getpid()
-            self._pool = ThreadPoolExecutor(max_workers=_BACKGROUND_THREADS,
-                                            thread_name_prefix="pyslurmrpc-background")
-        self._pool.submit(fn, *args)
-
-
-_BACKGROUND = _BackgroundPool()
-
-
-def _finish(done, run, flow) -> None:
-    """Run a Background flow to its end and report how it ended (never raises)."""
-    try:
-        value = run(flow)
-    except Exception as exc:
-        done(None, exc)
-    else:
-        done(value, None)
-
-
 class UnixStream:
     """A UNIX stream socket, the bytes read past the last exact-size read, and how much of the
     current send went out before it would have blocked (asyncio runner)."""
@@ -96,11 +65,14 @@ class SyncRunner:
         self.table = table if table is not None else _sync_handlers(self)
 
     def run(self, flow):
-        table, send, throw, opened = self.table, flow.send, flow.throw, []
+        table, send, throw, opened, aside = self.table, flow.send, flow.throw, [], []
+        ended = False
         try:
             action = send(None)
             while True:
                 kind = type(action)
+                if aside and kind in _WAITS:
+                    _turn(aside)      # a Background flow's answer may have come meanwhile
                 try:
                     value = table[kind](action)
                 except Exception as exc:  # handed back into the flow, which decides
@@ -108,15 +80,19 @@ class SyncRunner:
                     continue
                 if kind is Connect:
                     opened.append(value)
+                elif kind is Background:
+                    if not value.ended:
+                        aside.append(value)
+                    value = None
                 action = send(value)
         except StopIteration as stop:
+            ended = True
             return stop.value
         finally:
+            for task in aside:
+                task.finish(ended)
             for conn in opened:
                 conn.close()
-
-    def background(self, action: Background) -> None:
-        _BACKGROUND.submit(_finish, action.done, self.run, action.flow)
 
     def parallel(self, action: Parallel) -> list:
         flows = action.flows
@@ -124,6 +100,88 @@ class SyncRunner:
             return [self.run(flows[0])]
         with ThreadPoolExecutor(max_workers=min(len(flows), _MAX_PARALLEL)) as pool:
             return list(pool.map(self.run, flows))
+
+
+class _Aside:
+    """A Background flow of one blocking run, moved on only by steps that finish at once
+    (a local connect, a small send, a read whose answer is there).  Its run gives it a
+    turn before each of the run's own waits - the first one too, so a call's request is
+    out before a mint begins - and finishes it when the run ends.  No thread: the munged
+    round trip of a credential minted ahead overlaps the call's wait for its daemon, at
+    the cost of the same system calls as minting on demand."""
+
+    __slots__ = ("flow", "done", "action", "opened", "ended", "table")
+
+    def __init__(self, action: Background, table: dict):
+        self.flow, self.done, self.opened, self.ended = action.flow, action.done, [], False
+        self.table = table    # the run's own handlers, for the steps that wait (at its end)
+        self.action = _NOT_STARTED      # even its first step waits for the run's next wait
+
+    def _resume(self, step, arg):
+        """The flow's next action after ``step(arg)`` (send or throw); None once it has ended."""
+        try:
+            return step(arg)
+        except StopIteration as stop:
+            self._end(stop.value, None)
+        except Exception as exc:
+            self._end(None, exc)
+        return None
+
+    def _end(self, value, error) -> None:
+        self.ended = True
+        for conn in self.opened:
+            conn.close()
+        self.done(value, error)
+
+    def turn(self) -> None:
+        """Take every step that finishes at once; stop at the first that would wait."""
+        self._steps(_ASIDE_STEPS, _later)
+
+    def finish(self, call_ended: bool) -> None:
+        """The run is ending: wait for what is left (each step within its own timeout), unless
+        the call failed or the flow would pause; then it is given up (``done`` gets the error)."""
+        if not call_ended:
+            self._end(None, RuntimeError("background flow given up: its call failed"))
+        else:
+            self._steps(self.table, _unhandled)
+
+    def _steps(self, table: dict, missing) -> None:
+        while not self.ended:
+            action = self.action
+            if action is _NOT_STARTED:
+                self.action = self._resume(self.flow.send, None)
+                continue
+            kind = type(action)
+            if kind is Sleep and missing is _unhandled:
+                self._end(None, RuntimeError("background flow given up: it would pause after its call ended"))
+                return
+            try:
+                value = table.get(kind, missing)(action)
+            except Exception as exc:
+                self.action = self._resume(self.flow.throw, exc)
+                continue
+            if value is _AWAIT:
+                return
+            if kind is Connect:
+                self.opened.append(value)
+            self.action = self._resume(self.flow.send, value)
+
+
+_NOT_STARTED = object()
+
+
+def _later(action) -> object:
+    return _AWAIT
+
+
+def _unhandled(action):
+    raise KeyError(type(action))    # as the run itself meets an action it has no handler for
+
+
+def _turn(aside: list) -> None:
+    for task in aside:
+        task.turn()
+    aside[:] = [task for task in aside if not task.ended]
 
 
 def _sync_connect(action: Connect):
@@ -218,7 +276,12 @@ def _sync_recv_frame(action: RecvFrame) -> bytes:
 
 def _sync_handlers(runner: SyncRunner) -> dict:
     return {**_sync_table_base(), Connect: _sync_connect, Send: _sync_send, Recv: _sync_recv,
-            RecvFrame: _sync_recv_frame, Parallel: runner.parallel, Background: runner.background}
+            RecvFrame: _sync_recv_frame, Parallel: runner.parallel,
+            Background: lambda a: _Aside(a, runner.table)}
+
+
+#: the blocking run's actions that may wait: a Background flow gets a turn before each
+_WAITS = frozenset({Recv, RecvFrame, Sleep})
 
 
 SYNC = SyncRunner()
@@ -380,12 +443,14 @@ async def _async_send(action: Send) -> None:
     await _bounded(asyncio.get_running_loop().sock_sendall(conn.sock, action.data[conn.sent:]), action.timeout)
 
 
-def _try_recv(action: Recv):
+def _try_recv(action: Recv, flags: int = 0):
+    """The bytes of ``action`` if they are there; else _AWAIT, what came kept for the next try
+    (``flags``: MSG_DONTWAIT for a blocking socket)."""
     conn, size = action.conn, action.size
     data, sock = conn.pending, conn.sock
     while len(data) < size:
         try:
-            chunk = sock.recv(max(_RECV_CHUNK, size - len(data)))
+            chunk = sock.recv(max(_RECV_CHUNK, size - len(data)), flags)
         except BlockingIOError:
             conn.pending = data
             return _AWAIT
@@ -432,6 +497,13 @@ async def _read_frame(sock, framer: Framer) -> bytes:
 _FAST = {Stat: lambda a: os.stat(a.path).st_mode, Now: lambda a: time.monotonic(),
          WallClock: lambda a: time.time(), Close: lambda a: a.conn.close(),
          Connect: _try_connect, Send: _try_send, Recv: _try_recv}
+
+#: a Background flow's steps in the blocking runner that finish at once (or return _AWAIT): munged's
+#: socket is local, so its connect and a request's send do not wait; a read takes what is there
+_ASIDE_STEPS = {**_sync_table_base(), Connect: lambda a: _sync_connect(a) if isinstance(a.target, str) else _AWAIT,
+                Send: lambda a: _sync_send(a) if type(a.conn) is UnixStream else _AWAIT,
+                Recv: lambda a: _try_recv(a, socket.MSG_DONTWAIT)}
+del _ASIDE_STEPS[Sleep], _ASIDE_STEPS[Invoke]
 
 ASYNC = AsyncRunner()
 run_async = ASYNC.run

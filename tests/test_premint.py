@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
 import time
 
 import pytest
@@ -104,8 +105,11 @@ def test_pings_use_credentials_minted_ahead(slurmctld, munged):
     (slurmctld's munged refuses a credential used twice, so each was used once)."""
     client = Client(slurmctld.host, slurmctld.port, munge_socket=str(munged.socket_path), premint=1)
     stock = client._auth.stock
+    threads = set(threading.enumerate())
     assert all(client.ping() for _ in range(30))
     assert stock.taken >= 20, stock
+    # the blocking runner mints in the caller's thread, during the call's waits: no thread is made
+    assert set(threading.enumerate()) <= threads
 
 
 def test_async_pings_use_credentials_minted_ahead(slurmctld, munged):

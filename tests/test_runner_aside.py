@@ -1,0 +1,159 @@
+"""Background flows in the blocking runner (runners._Aside): no thread, steps at the call's waits.
+
+Each test drives SyncRunner with real sockets (a socketpair as the munged side) and checks
+one rule: a Background flow starts only at the call's first wait, takes the steps that
+finish at once, finishes (or is given up) when its call ends, and never runs on a thread.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+import pytest
+
+from pyslurmrpc.effects import Background, Connect, Now, Recv, Sleep
+from pyslurmrpc.runners import SyncRunner, UnixStream
+from pyslurmrpc.tcp_blocking import kernel_timeval
+
+
+@pytest.fixture
+def pair():
+    """(our end as the runner's UnixStream, the peer socket); our reads give up after 2 s."""
+    ours, peer = socket.socketpair()
+    ours.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, kernel_timeval(2.0))
+    yield UnixStream(ours), peer
+    ours.close()
+    peer.close()
+
+
+class Log:
+    """What happened, in order, and how each Background flow ended."""
+
+    def __init__(self):
+        self.events: list = []
+
+    def done(self, value, error):
+        self.events.append(("done", value, None if error is None else str(error)))
+
+
+def _reader(log: Log, conn, size: int):
+    log.events.append(("bg starts", threading.get_ident()))
+    data = yield Recv(conn, size, 2.0)
+    log.events.append(("bg read", data))
+    return data
+
+
+def test_it_starts_at_the_calls_first_wait_not_when_asked(pair):
+    conn, peer = pair
+    log = Log()
+    peer.sendall(b"ready")
+
+    def main():
+        yield Background(_reader(log, conn, 5), log.done)
+        log.events.append(("main goes on",))
+        yield Now()                            # no wait: the background flow has not begun
+        log.events.append(("main waits",))
+        yield Sleep(0)                         # a wait: it gets its turn first
+        log.events.append(("main after wait",))
+        return "main value"
+
+    assert SyncRunner().run(main()) == "main value"
+    names = [e[0] for e in log.events]
+    assert names == ["main goes on", "main waits", "bg starts", "bg read", "done", "main after wait"]
+    assert log.events[1:] and log.events[2][1] == threading.get_ident()   # the caller's thread
+    assert ("done", b"ready", None) in log.events
+
+
+def test_a_read_that_would_wait_is_left_for_a_later_turn(pair):
+    conn, peer = pair
+    log = Log()
+
+    def main():
+        yield Background(_reader(log, conn, 5), log.done)
+        yield Sleep(0)                         # its first turn: nothing to read yet
+        log.events.append(("after first turn", any(e[0] == "done" for e in log.events)))
+        peer.sendall(b"later")
+        yield Sleep(0)                         # its second turn: the answer is there
+        log.events.append(("after second turn", any(e[0] == "done" for e in log.events)))
+
+    SyncRunner().run(main())
+    assert ("after first turn", False) in log.events
+    assert ("after second turn", True) in log.events
+    assert ("done", b"later", None) in log.events
+
+
+def test_what_is_left_when_the_call_ends_is_waited_for_then(pair):
+    conn, peer = pair
+    log = Log()
+    threading.Timer(0.2, peer.sendall, (b"late!",)).start()
+
+    def main():
+        yield Background(_reader(log, conn, 5), log.done)
+        return "answer"
+
+    start = time.monotonic()
+    assert SyncRunner().run(main()) == "answer"
+    assert time.monotonic() - start >= 0.15
+    assert log.events[-1] == ("done", b"late!", None)
+
+
+def test_a_failed_call_gives_it_up_and_closes_what_it_opened(tmp_path):
+    path = str(tmp_path / "sock")
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(path)
+    listener.listen()
+    log, opened = Log(), []
+
+    def background():
+        conn = yield Connect(path, 2.0)
+        opened.append(conn)
+        yield Recv(conn, 1, 2.0)               # nobody answers
+
+    def main():
+        yield Background(background(), log.done)
+        yield Sleep(0)
+        raise ValueError("the call failed")
+
+    with pytest.raises(ValueError):
+        SyncRunner().run(main())
+    assert log.events == [("done", None, "background flow given up: its call failed")]
+    assert opened and opened[0].sock.fileno() == -1
+    listener.close()
+
+
+def test_a_pause_after_the_call_ended_is_not_waited_for():
+    log = Log()
+
+    def background():
+        yield Sleep(30)
+        return "never"
+
+    def main():
+        yield Background(background(), log.done)
+        return 1
+
+    start = time.monotonic()
+    assert SyncRunner().run(main()) == 1
+    assert time.monotonic() - start < 5
+    assert log.events == [("done", None, "background flow given up: it would pause after its call ended")]
+
+
+def test_an_error_inside_it_is_reported_to_done_not_to_the_call(pair):
+    conn, peer = pair
+    log = Log()
+    peer.close()
+
+    def background():
+        data = yield Recv(conn, 4, 2.0)        # the peer is gone: fewer bytes than asked
+        if len(data) < 4:
+            raise ConnectionError("short read")
+
+    def main():
+        yield Background(background(), log.done)
+        yield Sleep(0)
+        return "fine"
+
+    assert SyncRunner().run(main()) == "fine"
+    assert log.events == [("done", None, "short read")]
