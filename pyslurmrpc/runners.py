@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import _socket
 import asyncio
+import errno
 import inspect
 import os
 import socket
@@ -382,7 +383,7 @@ async def _bounded(awaitable, seconds: float):
 def _try_connect(action: Connect):
     target = action.target
     if not isinstance(target, str):
-        return _AWAIT
+        return _try_tcp_connect(target.host, target.port)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.setblocking(False)
     try:
@@ -394,6 +395,25 @@ def _try_connect(action: Connect):
         sock.close()
         raise
     return UnixStream(sock)
+
+
+def _try_tcp_connect(host: str, port: int):
+    """A connection to a loopback address, whose handshake the kernel completes within connect():
+    no await.  Anything else - another address, a refusal, a handshake still under way - is
+    _AWAIT, and the awaited connect tries again on a new socket and reports what it meets."""
+    if not (host.startswith("127.") and ipv4_literal(host)):
+        return _AWAIT
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setblocking(False)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if sock.connect_ex((host, port)) in (0, errno.EINPROGRESS):
+            sock.getpeername()        # ENOTCONN while the handshake is under way
+            return _AsyncTcp(sock)
+    except OSError:
+        pass
+    sock.close()
+    return _AWAIT
 
 
 async def _tcp_connect(loop, host: str, port: int) -> _AsyncTcp:

@@ -157,3 +157,29 @@ def test_an_error_inside_it_is_reported_to_done_not_to_the_call(pair):
 
     assert SyncRunner().run(main()) == "fine"
     assert log.events == [("done", None, "short read")]
+
+
+def test_asyncio_runner_connects_to_loopback_without_awaiting():
+    """A loopback handshake is over when connect() returns: the asyncio runner's fast step hands
+    back the connection (no await); a refused port or another address is left to the awaited
+    connect, which reports what it meets."""
+    from pyslurmrpc.client.core import Endpoint
+    from pyslurmrpc.runners import ASYNC, _AWAIT
+
+    server = socket.create_server(("127.0.0.1", 0))
+    refusing = socket.socket()
+    refusing.bind(("127.0.0.1", 0))
+    fast = ASYNC.fast[Connect]
+    try:
+        conn = fast(Connect(Endpoint("c", "127.0.0.1", server.getsockname()[1]), 1.0))
+        assert conn is not _AWAIT
+        conn.sock.send(b"up")
+        peer = server.accept()[0]
+        assert peer.recv(2) == b"up"
+        peer.close()
+        conn.close()
+        assert fast(Connect(Endpoint("c", "127.0.0.1", refusing.getsockname()[1]), 1.0)) is _AWAIT
+        assert fast(Connect(Endpoint("c", "192.0.2.1", 6817), 1.0)) is _AWAIT   # TEST-NET-1: not loopback
+    finally:
+        server.close()
+        refusing.close()
