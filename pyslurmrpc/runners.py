@@ -380,12 +380,16 @@ async def _bounded(awaitable, seconds: float):
         return await awaitable
 
 
+#: the fast steps' sockets: the C socket type (no Python wrapper to build and close), made
+#: non-blocking by socket() itself (no setblocking call)
+_NONBLOCKING_STREAM = socket.SOCK_STREAM | socket.SOCK_NONBLOCK
+
+
 def _try_connect(action: Connect):
     target = action.target
     if not isinstance(target, str):
         return _try_tcp_connect(target.host, target.port)
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.setblocking(False)
+    sock = _socket.socket(socket.AF_UNIX, _NONBLOCKING_STREAM)
     try:
         sock.connect(target)
     except BlockingIOError:      # listen queue full: the awaited connect tries again
@@ -403,9 +407,8 @@ def _try_tcp_connect(host: str, port: int):
     _AWAIT, and the awaited connect tries again on a new socket and reports what it meets."""
     if not (host.startswith("127.") and ipv4_literal(host)):
         return _AWAIT
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock = _socket.socket(socket.AF_INET, _NONBLOCKING_STREAM)
     try:
-        sock.setblocking(False)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if sock.connect_ex((host, port)) in (0, errno.EINPROGRESS):
             sock.getpeername()        # ENOTCONN while the handshake is under way
@@ -482,36 +485,59 @@ def _try_recv(action: Recv, flags: int = 0):
 
 
 async def _async_recv(action: Recv) -> bytes:
-    return await _bounded(_async_recv_all(action), action.timeout)  # one bound for the whole read
-
-
-async def _async_recv_all(action: Recv) -> bytes:
-    conn, size, loop = action.conn, action.size, asyncio.get_running_loop()
-    data = conn.pending
-    while len(data) < size:
-        chunk = await loop.sock_recv(conn.sock, max(_RECV_CHUNK, size - len(data)))
-        if not chunk:
-            break
-        data += chunk
-    conn.pending = data[size:]
-    return data[:size]
+    """The rest of a read the fast step began (and found nothing more to read), all of it
+    within the action's timeout."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + action.timeout
+    while True:
+        await _readable(loop, action.conn.sock, deadline)
+        if (data := _try_recv(action)) is not _AWAIT:
+            return data
 
 
 async def _async_recv_frame(action: RecvFrame) -> bytes:
+    """Read until one whole frame is in, within the timeout (a prefix over the limit raises as
+    it arrives).  Slurm sends the length prefix on its own: the rest is read without a wait."""
     framer = Framer() if action.max_size is None else Framer(action.max_size)
-    return await _bounded(_read_frame(action.conn.sock, framer), action.timeout)
-
-
-async def _read_frame(sock, framer: Framer) -> bytes:
-    """Read until ``framer`` has one whole frame (a prefix over its limit raises as it arrives)."""
-    loop = asyncio.get_running_loop()
+    loop, sock = asyncio.get_running_loop(), action.conn.sock
+    deadline = loop.time() + action.timeout
+    data = None
     while True:
-        data = await loop.sock_recv(sock, TCP_RECV_CHUNK)
+        if data is None:            # a reply is never there at once: wait before the first read
+            await _readable(loop, sock, deadline)
+        try:
+            data = sock.recv(TCP_RECV_CHUNK)
+        except BlockingIOError:
+            data = None
+            continue
         if not data:
             raise PeerClosed(bool(framer.pending))
         frames = framer.feed(data)
         if frames:
             return frames[0]
+
+
+def _ready(future) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+def _expired(future) -> None:
+    if not future.done():
+        future.set_exception(TimeoutError("timed out"))
+
+
+async def _readable(loop, sock, deadline: float) -> None:
+    """Wait until ``sock`` can be read, or raise TimeoutError at ``deadline`` (loop time): one
+    future, one reader and one timer (asyncio.timeout plus sock_recv make twice the objects)."""
+    future, fd = loop.create_future(), sock.fileno()
+    loop.add_reader(fd, _ready, future)
+    timer = loop.call_at(deadline, _expired, future)
+    try:
+        await future
+    finally:
+        loop.remove_reader(fd)
+        timer.cancel()
 
 
 _FAST = {Stat: lambda a: os.stat(a.path).st_mode, Now: lambda a: time.monotonic(),
