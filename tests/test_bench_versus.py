@@ -13,7 +13,7 @@ import tomllib
 
 import pytest
 
-from pyslurmrpc.bench import libslurm
+from pyslurmrpc.bench import libslurm, versus
 from pyslurmrpc.bench.versus import SEQUENTIAL_ROUNDS
 
 FIGURES = {"sequential_p50", "sequential_p50_premint", "cpu_per_call", "cpu_per_call_premint",
@@ -91,3 +91,26 @@ def test_versus_checkpoint_controller_uses_checkpoint_able(munged):
 def test_libslurm_candidates_honour_the_environment(monkeypatch):
     monkeypatch.setenv(libslurm.LIBSLURM_ENV, "/opt/x/libslurm.so")
     assert libslurm.candidates()[0] == "/opt/x/libslurm.so"
+
+
+def test_sequential_sides_take_each_place_in_the_order_equally_often(monkeypatch):
+    """Whatever runs just after the libslurm child measured slower: pyslurmrpc, premint and
+    libslurm each run first, second and third equally often, and each gets every round."""
+    order = []
+
+    def fake_sequential(call, n):
+        order.append(call())
+        return {"sequential_ms": {"p50": 0.5}, "cpu_us_per_call": 100.0, "calls": n, "failed": 0}
+
+    def fake_libslurm(path, conf, op, job, n):
+        order.append("libslurm")
+        return {"sequential_ms": {"p50": 0.4}, "cpu_us_per_call": 90.0, "calls": n, "failed": 0}
+    monkeypatch.setattr(versus, "sequential", fake_sequential)
+    monkeypatch.setattr(libslurm, "run_sequential", fake_libslurm)
+    py, pm, c = versus._sequential_rounds("/lib/x.so", "conf", "ping", 0, 600, lambda: "plain", lambda: "premint")
+    rounds = versus.SEQUENTIAL_ROUNDS
+    assert len(order) == 3 * rounds and c["loaded"] and len(py["rounds"]) == len(pm["rounds"]) == rounds
+    places = [order[i::3] for i in range(3)]      # who ran first, second, third in each round
+    for place in places:
+        assert {side: place.count(side) for side in ("plain", "premint", "libslurm")} == \
+            dict.fromkeys(("plain", "premint", "libslurm"), rounds // 3), order

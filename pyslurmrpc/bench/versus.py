@@ -26,7 +26,8 @@ from .libslurm import sequential
 #: asyncio calls in flight tried for pyslurmrpc's best throughput; processes tried for libslurm's
 IN_FLIGHT = (1, 4, 16, 64)
 #: sequential measurements: pyslurmrpc, with premint, and libslurm take turns this many times
-SEQUENTIAL_ROUNDS = 5
+#: (a multiple of 3: each of the three runs first, second and third equally often)
+SEQUENTIAL_ROUNDS = 6
 PROCESSES = (1, 2, 4, 8)
 BURST_SECONDS = 2.0
 #: the goals of issue 13 (ratio = pyslurmrpc / C, except throughput: pyslurmrpc / C best)
@@ -120,7 +121,8 @@ def _median_of(rounds: list[dict]) -> dict:
 
 def _sequential_rounds(path, conf, op, job, n, plain, minted) -> tuple[dict, dict, dict]:
     """pyslurmrpc, pyslurmrpc with premint and libslurm, taking turns for SEQUENTIAL_ROUNDS rounds
-    of n / rounds calls each, so that the machine's drift falls on all three alike."""
+    of n / rounds calls each, in a rotating order, so that the machine's drift and the place in
+    the order fall on all three alike."""
     per = max(n // SEQUENTIAL_ROUNDS, 20)
     py, pm, c = [], [], []
     why, loaded = None, path
@@ -129,14 +131,19 @@ def _sequential_rounds(path, conf, op, job, n, plain, minted) -> tuple[dict, dic
             _, loaded = libslurm.load()
     except (libslurm.LibslurmUnavailable, OSError) as err:
         why = str(err)
-    for _ in range(SEQUENTIAL_ROUNDS):
-        py.append(sequential(plain, per))
-        pm.append(sequential(minted, per))
+    def run_c():
+        nonlocal why
         if why is None:
             try:
                 c.append(libslurm.run_sequential(loaded, conf, op, job, per))
             except (RuntimeError, OSError) as err:
                 why = str(err)
+    turns = [lambda: py.append(sequential(plain, per)), lambda: pm.append(sequential(minted, per)), run_c]
+    for round_ in range(SEQUENTIAL_ROUNDS):
+        # each side takes each place in the order equally often: whatever runs just after the
+        # libslurm child measured up to 20% slower (an A/B run, 2026-12-01), place by place
+        for turn in turns[round_ % 3:] + turns[:round_ % 3]:
+            turn()
     lib = {"loaded": False, "path": loaded, "why_not": why} if why else {"loaded": True, "path": loaded,
                                                                          **_median_of(c)}
     return _median_of(py), _median_of(pm), lib
