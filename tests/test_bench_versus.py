@@ -114,3 +114,24 @@ def test_sequential_sides_take_each_place_in_the_order_equally_often(monkeypatch
     for place in places:
         assert {side: place.count(side) for side in ("plain", "premint", "libslurm")} == \
             dict.fromkeys(("plain", "premint", "libslurm"), rounds // 3), order
+
+
+def test_micro_benchmarks_rotate_who_goes_first():
+    """taking_turns (MUNGE and codec figures): each callable leads a round in turn."""
+    from pyslurmrpc.bench.timing import taking_turns
+
+    leads, last = [], []
+
+    def make(label):
+        def fn():
+            if not last or last[-1] != label:
+                last.append(label)
+        return fn
+    labels = ("python", "libmunge", "third")
+    for rounds in (3, 6):
+        last.clear()
+        taking_turns({label: make(label) for label in labels}, n=1, rounds=rounds)
+        runs = last[len(labels):]                      # after the warm-up, one entry per run
+        leads.append([runs[i] for i in range(0, len(runs), len(labels))])
+    assert leads[0] == ["python", "libmunge", "third"]
+    assert sorted(leads[1]) == sorted(labels * 2)

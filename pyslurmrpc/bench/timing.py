@@ -15,13 +15,16 @@ def per_call_us(fn, n: int, rounds: int = ROUNDS) -> float:
 
 def taking_turns(fns: dict, n: int, rounds: int = ROUNDS) -> dict:
     """µs per call of each of ``fns`` (label -> callable): the best of ``rounds`` runs of ``n``
-    calls, the callables taking turns round by round so that the machine's drift falls on all."""
+    calls, the callables taking turns round by round so that the machine's drift falls on all,
+    in an order that rotates each round so that none always runs first or just after another."""
     for fn in fns.values():
         for _ in range(min(WARMUP, n)):
             fn()
     best = dict.fromkeys(fns, float("inf"))
-    for _ in range(rounds):
-        for label, fn in fns.items():
+    turns = list(fns.items())
+    for round_ in range(rounds):
+        shift = round_ % len(turns)
+        for label, fn in turns[shift:] + turns[:shift]:
             start = time.perf_counter()
             for _ in range(n):
                 fn()
