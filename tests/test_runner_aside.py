@@ -183,3 +183,40 @@ def test_asyncio_runner_connects_to_loopback_without_awaiting():
     finally:
         server.close()
         refusing.close()
+
+
+def test_asyncio_read_answered_within_one_turn_of_the_loop_sets_up_no_reader(monkeypatch):
+    """An answer that comes while the loop runs its other callbacks once is read with no
+    reader and no timer (two epoll_ctl calls and a heap entry saved per read); one that does
+    not come is waited for as before."""
+    import asyncio
+
+    from pyslurmrpc import runners
+
+    waits = []
+    real = runners._readable
+
+    async def counting(loop, sock, deadline):
+        waits.append(sock)
+        await real(loop, sock, deadline)
+    monkeypatch.setattr(runners, "_readable", counting)
+
+    async def read(answer_now: bool) -> bytes:
+        ours, peer = socket.socketpair()
+        ours.setblocking(False)
+        loop = asyncio.get_running_loop()
+        try:
+            conn = UnixStream(ours)
+            action = Recv(conn, 4, 2.0)
+            assert runners._try_recv(action) is runners._AWAIT     # the fast step found nothing
+            if answer_now:
+                loop.call_soon(peer.send, b"ping")                 # answered in the loop's next turn
+            else:
+                loop.call_later(0.05, peer.send, b"pong")
+            return await runners.ASYNC.table[Recv](action)
+        finally:
+            ours.close()
+            peer.close()
+
+    assert asyncio.run(read(True)) == b"ping" and waits == []
+    assert asyncio.run(read(False)) == b"pong" and len(waits) == 1
