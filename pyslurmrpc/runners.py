@@ -165,6 +165,8 @@ class _Aside:
                 return
             if kind is Connect:
                 self.opened.append(value)
+            elif kind is Background:   # one started from a Background flow ends with it
+                value = value.finish(True)
             self.action = self._resume(self.flow.send, value)
 
 

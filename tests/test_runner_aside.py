@@ -220,3 +220,22 @@ def test_asyncio_read_answered_within_one_turn_of_the_loop_sets_up_no_reader(mon
 
     assert asyncio.run(read(True)) == b"ping" and waits == []
     assert asyncio.run(read(False)) == b"pong" and len(waits) == 1
+
+
+def test_a_background_flow_started_from_a_background_flow_ends_with_it():
+    log = Log()
+
+    def inner():
+        yield Now()
+        return "inner"
+
+    def outer():
+        yield Background(inner(), log.done)
+        return "outer"
+
+    def main():
+        yield Background(outer(), log.done)
+        return "main"
+
+    assert SyncRunner().run(main()) == "main"
+    assert sorted(e[1] for e in log.events) == ["inner", "outer"]
