@@ -106,10 +106,11 @@ class SyncRunner:
 class _Aside:
     """A Background flow of one blocking run, moved on only by steps that finish at once
     (a local connect, a small send, a read whose answer is there).  Its run gives it a
-    turn before each of the run's own waits - the first one too, so a call's request is
-    out before a mint begins - and finishes it when the run ends.  No thread: the munged
-    round trip of a credential minted ahead overlaps the call's wait for its daemon, at
-    the cost of the same system calls as minting on demand."""
+    turn before each of the run's own waits (for a premint call that took a stocked
+    credential the first is the reply's, so the call's request is out before the mint
+    begins) and finishes it when the run ends.  No thread: the munged round trip of a
+    credential minted ahead overlaps the call's wait for its daemon, at the cost of a
+    mint's own system calls plus a read that may find nothing yet."""
 
     __slots__ = ("flow", "done", "action", "opened", "ended", "table")
 

@@ -36,11 +36,13 @@ GOALS = {"sequential_p50": "<= 0.9", "sequential_p50_premint": "<= 0.9", "cpu_pe
          "munge_encode": "<= 1.1", "munge_decode": "<= 1.1", "checkpoint_frame_us": "<= 10 us"}
 #: what each figure is bound by on a machine where client, munged and controller share cores
 LIMITED_BY = {
-    "sequential_p50": "client CPU per call plus two munged round trips (encode, decode) and the controller's turn",
+    "sequential_p50": "client CPU per call plus four munged round trips (our encode and the reply's decode, "
+                      "the controller's decode and encode) and the controller's turn",
     "sequential_p50_premint": "as sequential_p50 less our encode: the next credential is minted while the "
                               "controller works (Client(premint=1)); munged serves two requests at once",
     "cpu_per_call": "the client alone: frame building, MUNGE socket exchange, parsing, interpreter overhead",
-    "cpu_per_call_premint": "as cpu_per_call: the same system calls, the mint's taken during the call's waits",
+    "cpu_per_call_premint": "as cpu_per_call: a mint's system calls, taken during the call's waits, plus "
+                            "a read that may find nothing yet",
     "best_throughput": "the controller's threads and munged once several processes share the cores; "
                        "one Python process's CPU (GIL) with a single asyncio client",
     "munge_encode": "munged's own work (HMAC, cipher) plus one Unix-socket round trip per credential",
