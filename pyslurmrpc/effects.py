@@ -69,9 +69,15 @@ class RecvFrame:
 
 @dataclass(slots=True)
 class Close:
-    """Close ``conn`` (closing twice is harmless); result None."""
+    """Close ``conn`` (closing twice is harmless); result None.
+
+    ``later``: the runner may close it just before the flow's next wait instead (or when
+    the run ends), where the close costs the caller no time: a reply read whole, closed
+    while munged decodes its credential.
+    """
 
     conn: Any
+    later: bool = False
 
 
 @dataclass(slots=True)

@@ -53,7 +53,7 @@ class UnixStream:
 def _sync_table_base() -> dict:
     return {Stat: lambda a: os.stat(a.path).st_mode, Sleep: lambda a: time.sleep(a.seconds),
             Now: lambda a: time.monotonic(), WallClock: lambda a: time.time(),
-            Close: lambda a: a.conn.close(), Invoke: lambda a: a.fn(*a.args)}
+            Close: _sync_close, Invoke: lambda a: a.fn(*a.args)}
 
 
 # ---------------------------------------------------------------------------
@@ -81,9 +81,9 @@ class SyncRunner:
                     continue
                 if kind is Connect:
                     opened.append(value)
-                elif kind is Background:
+                elif value is not None and (kind is Background or kind is Close):
                     if not value.ended:
-                        aside.append(value)
+                        aside.append(value)   # a Background flow, or a close left for later
                     value = None
                 action = send(value)
         except StopIteration as stop:
@@ -166,12 +166,35 @@ class _Aside:
                 return
             if kind is Connect:
                 self.opened.append(value)
-            elif kind is Background:   # one started from a Background flow ends with it
-                value = value.finish(True)
+            elif value is not None and (kind is Background or kind is Close):
+                value = value.finish(True)    # what it started or left for later ends with it
             self.action = self._resume(self.flow.send, value)
 
 
 _NOT_STARTED = object()
+
+
+class _LaterClose:
+    """A ``Close(later=True)`` of the blocking runner: done at the run's next wait or its end."""
+
+    __slots__ = ("conn", "ended")
+
+    def __init__(self, conn):
+        self.conn, self.ended = conn, False
+
+    def turn(self) -> None:
+        self.conn.close()
+        self.ended = True
+
+    def finish(self, call_ended: bool) -> None:
+        self.turn()
+
+
+def _sync_close(action: Close):
+    if action.later:
+        return _LaterClose(action.conn)
+    action.conn.close()
+    return None
 
 
 def _later(action) -> object:
@@ -550,8 +573,15 @@ async def _readable(loop, sock, deadline: float) -> None:
         timer.cancel()
 
 
+def _async_close(action: Close) -> None:
+    if action.later:    # the loop's next turn: once this call awaits its next answer
+        asyncio.get_running_loop().call_soon(action.conn.close)
+    else:
+        action.conn.close()
+
+
 _FAST = {Stat: lambda a: os.stat(a.path).st_mode, Now: lambda a: time.monotonic(),
-         WallClock: lambda a: time.time(), Close: lambda a: a.conn.close(),
+         WallClock: lambda a: time.time(), Close: _async_close,
          Connect: _try_connect, Send: _try_send, Recv: _try_recv}
 
 #: a Background flow's steps in the blocking runner that finish at once (or return _AWAIT): munged's
@@ -560,6 +590,7 @@ _ASIDE_STEPS = {**_sync_table_base(), Connect: lambda a: _sync_connect(a) if isi
                 Send: lambda a: _sync_send(a) if type(a.conn) is UnixStream else _AWAIT,
                 Recv: lambda a: _try_recv(a, socket.MSG_DONTWAIT)}
 del _ASIDE_STEPS[Sleep], _ASIDE_STEPS[Invoke]
+_ASIDE_STEPS[Close] = lambda a: a.conn.close()
 
 ASYNC = AsyncRunner()
 run_async = ASYNC.run

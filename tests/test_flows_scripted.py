@@ -292,6 +292,25 @@ def test_every_connection_is_closed():
     assert opened and all(c.closed for c in opened)
 
 
+def test_a_whole_reply_is_closed_while_munged_checks_its_credential():
+    """The controller's connection is closed with Close(later=True) once its reply is whole, so
+    the runner closes it at the next wait (munged decoding the reply's credential), after the
+    decode request is out; a failed exchange closes at once."""
+    world = World({ctl(7001): lambda frame, w: reply_rc(frame, auth=OfflineSigner(w))})
+    closes = []
+    close = world.table[Close]
+    world.table[Close] = lambda a: closes.append((a.conn.target, a.later)) or close(a)
+    assert world.run(flows.ping(state(auth="munge"))) is True
+    assert (ctl(7001), True) in closes and ("munged", True) not in closes
+    silent = World({ctl(7001): lambda frame, w: SILENT})
+    closes.clear()
+    close = silent.table[Close]
+    silent.table[Close] = lambda a: closes.append((a.conn.target, a.later)) or close(a)
+    with pytest.raises(TimeoutTransportError):
+        silent.run(flows.checkpoint(state(auth="munge", timeout=2), calls.able(1, 0)))
+    assert (ctl(7001), False) in closes and (ctl(7001), True) not in closes
+
+
 # -- MUNGE: libmunge's retries and auth_munge's ------------------------------------------------------
 def test_credential_round_trip_through_the_scripted_munged():
     world = World({ctl(7001): lambda frame, w: reply_rc(frame, auth=OfflineSigner(w))})

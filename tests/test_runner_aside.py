@@ -239,3 +239,51 @@ def test_a_background_flow_started_from_a_background_flow_ends_with_it():
 
     assert SyncRunner().run(main()) == "main"
     assert sorted(e[1] for e in log.events) == ["inner", "outer"]
+
+
+def test_a_close_left_for_later_happens_at_the_next_wait_or_the_end(pair):
+    """Close(later=True): the blocking runner closes just before the flow's next wait (while
+    munged works, for a reply's connection) or when the run ends; never before."""
+    from pyslurmrpc.effects import Close
+
+    conn, peer = pair
+    seen = []
+
+    def main(wait: bool):
+        yield Close(conn, later=True)
+        yield Now()
+        seen.append(("after Now", conn.sock.fileno() == -1))
+        if wait:
+            yield Sleep(0)
+            seen.append(("after a wait", conn.sock.fileno() == -1))
+        return "done"
+
+    assert SyncRunner().run(main(True)) == "done"
+    assert seen == [("after Now", False), ("after a wait", True)]
+    ours, _ = socket.socketpair()
+    conn2 = UnixStream(ours)
+    seen.clear()
+
+    def ends():
+        yield Close(conn2, later=True)
+        return "done"
+    assert SyncRunner().run(ends()) == "done" and conn2.sock.fileno() == -1
+
+
+def test_asyncio_close_left_for_later_happens_once_the_call_awaits(pair):
+    import asyncio
+
+    from pyslurmrpc.effects import Close
+    from pyslurmrpc.runners import ASYNC
+
+    conn, peer = pair
+    seen = []
+
+    def main():
+        yield Close(conn, later=True)
+        seen.append(("before the await", conn.sock.fileno() == -1))
+        yield Sleep(0)
+        seen.append(("after the await", conn.sock.fileno() == -1))
+
+    asyncio.run(ASYNC.run(main()))
+    assert seen == [("before the await", False), ("after the await", True)]
