@@ -590,7 +590,6 @@ _ASIDE_STEPS = {**_sync_table_base(), Connect: lambda a: _sync_connect(a) if isi
                 Send: lambda a: _sync_send(a) if type(a.conn) is UnixStream else _AWAIT,
                 Recv: lambda a: _try_recv(a, socket.MSG_DONTWAIT)}
 del _ASIDE_STEPS[Sleep], _ASIDE_STEPS[Invoke]
-_ASIDE_STEPS[Close] = lambda a: a.conn.close()
 
 ASYNC = AsyncRunner()
 run_async = ASYNC.run

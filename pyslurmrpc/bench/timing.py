@@ -13,6 +13,13 @@ def per_call_us(fn, n: int, rounds: int = ROUNDS) -> float:
     return taking_turns({"": fn}, n, rounds)[""]
 
 
+def rotated(turns: list, round_: int) -> list:
+    """``turns`` in the order of round ``round_``: each starts a round in turn, so none always runs
+    first or just after the same other (whatever runs just after a libslurm child measured slower)."""
+    shift = round_ % len(turns)
+    return turns[shift:] + turns[:shift]
+
+
 def taking_turns(fns: dict, n: int, rounds: int = ROUNDS) -> dict:
     """µs per call of each of ``fns`` (label -> callable): the best of ``rounds`` runs of ``n``
     calls, the callables taking turns round by round so that the machine's drift falls on all,
@@ -23,8 +30,7 @@ def taking_turns(fns: dict, n: int, rounds: int = ROUNDS) -> dict:
     best = dict.fromkeys(fns, float("inf"))
     turns = list(fns.items())
     for round_ in range(rounds):
-        shift = round_ % len(turns)
-        for label, fn in turns[shift:] + turns[:shift]:
+        for label, fn in rotated(turns, round_):
             start = time.perf_counter()
             for _ in range(n):
                 fn()

@@ -22,6 +22,7 @@ from ..wire import version_code
 from ..wire.versions import has_checkpoint
 from . import aioburst, libslurm
 from .libslurm import sequential
+from .timing import rotated
 
 #: asyncio calls in flight tried for pyslurmrpc's best throughput; processes tried for libslurm's
 IN_FLIGHT = (1, 4, 16, 64)
@@ -144,7 +145,7 @@ def _sequential_rounds(path, conf, op, job, n, plain, minted) -> tuple[dict, dic
     for round_ in range(SEQUENTIAL_ROUNDS):
         # each side takes each place in the order equally often: whatever runs just after the
         # libslurm child measured up to 20% slower (an A/B run, 2026-12-01), place by place
-        for turn in turns[round_ % 3:] + turns[:round_ % 3]:
+        for turn in rotated(turns, round_):
             turn()
     lib = {"loaded": False, "path": loaded, "why_not": why} if why else {"loaded": True, "path": loaded,
                                                                          **_median_of(c)}
