@@ -136,3 +136,36 @@ def test_micro_benchmarks_rotate_who_goes_first():
         leads.append([runs[i] for i in range(0, len(runs), len(labels))])
     assert leads[0] == ["python", "libmunge", "third"]
     assert sorted(leads[1]) == sorted(labels * 2)
+
+
+def test_sequential_measures_only_after_its_warmup():
+    """A client idle until its turn began answered slower for 100-300 ms: both sides call for
+    ``warmup`` seconds first, unmeasured; with no warm-up, one call still comes first."""
+    import time as _time
+
+    calls = []
+    result = libslurm.sequential(lambda: calls.append(_time.perf_counter()), 5, warmup=0.05)
+    assert result["calls"] == 5 and len(calls) > 5 + 10       # many unmeasured calls came first
+    assert calls[-5] - calls[0] >= 0.049                       # the first measured one after it
+    calls.clear()
+    assert libslurm.sequential(lambda: calls.append(1), 5, warmup=0.0)["calls"] == 5
+    assert len(calls) == 6
+
+
+def test_libslurm_child_gets_the_same_warmup(monkeypatch):
+    """The C side's child is told the warm-up, so both sides measure the steady state."""
+    seen = {}
+
+    class FakeProc:
+        returncode = 0
+
+        def __init__(self, cmd, **kw):
+            seen["cmd"] = cmd
+
+        def communicate(self, timeout=None):
+            return json.dumps({"sequential_ms": {"p50": 0.4}, "cpu_us_per_call": 1.0, "calls": 3,
+                               "failed": 0}), ""
+    monkeypatch.setattr(libslurm.subprocess, "Popen", FakeProc)
+    libslurm.run_sequential("/lib/x.so", "conf", "ping", 0, 3)
+    cmd = seen["cmd"]
+    assert float(cmd[cmd.index("--warmup") + 1]) == libslurm.WARMUP_SECONDS > 0
