@@ -85,3 +85,15 @@ def test_malformed_lines_name_file_and_line(tmp_path, text, line, what):
 def test_missing_file(tmp_path):
     with pytest.raises(ConfigError, match="cannot read"):
         read_slurm_conf(tmp_path / "nope.conf")
+
+
+def test_controllers_built_by_hand_are_numbered_by_their_place():
+    """controller_order hands out the Settings' own endpoints (no copies per call), so the
+    Settings number them: a backup built with index 0 would pass for the primary."""
+    from pyslurmrpc.client.core import Endpoint, Settings
+
+    settings = Settings(controllers=(Endpoint("a", "10.0.0.1", 6817), Endpoint("b", "10.0.0.2", 6817)))
+    assert [e.index for e in settings.controllers] == [0, 1]
+    assert [e.name for e in settings.controller_order(use_backup=True)] == ["b", "a"]
+    assert settings.controller_order(False) == list(settings.controllers)
+    assert settings.controller_order(False)[0] is settings.controllers[0]

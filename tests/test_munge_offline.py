@@ -136,3 +136,21 @@ def test_proto_round_trips():
     with pytest.raises(E.MungeCredentialExpiredError) as info:
         parse_decode_response(pack_decode_response(cred, E.munge_error(15)))
     assert info.value.credential == cred
+
+
+def test_decode_response_short_or_long_is_a_socket_error_at_every_length():
+    """The DEC_RSP reader works by offsets: every cut of a body, the error text and realm
+    included, is "truncated" and one byte too many "trailing bytes"; never IndexError."""
+    cred = Credential(uid=1, gid=2, payload=b"data", encode_time=10, ttl=3, addr="10.1.2.3", decode_time=11,
+                      cipher=Cipher.AES128, mac=Mac.SHA256, zip=Zip.NONE, realm="realm")
+    for body in (pack_decode_response(cred), pack_decode_response(cred, E.munge_error(16, "Replayed"))):
+        for cut in range(len(body)):
+            with pytest.raises(E.MungeSocketError, match="DEC_RSP: truncated"):
+                parse_decode_response(body[:cut])
+        with pytest.raises(E.MungeSocketError, match="DEC_RSP: trailing bytes"):
+            parse_decode_response(body + b"\0")
+    addressless = pack_decode_response(cred).replace(b"\x04\x0a\x01\x02\x03", b"\x00", 1)
+    assert parse_decode_response(addressless).addr == "0.0.0.0"
+    with pytest.raises(E.MungeError, match="Invalid credential") as info:
+        parse_decode_response(pack_decode_response(cred, E.munge_error(MungeErr.CRED_INVALID, "Invalid credential")))
+    assert getattr(info.value, "credential", None) is None       # munged keeps none for this error

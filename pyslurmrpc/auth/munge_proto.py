@@ -24,10 +24,11 @@ from .munge_constants import (
 )
 
 _HDR = struct.Struct(">IBBBI")          # magic, version, type, retry, pkt_len
-_ENC_REQ_FIXED = struct.Struct(">BBBB")  # cipher, mac, zip, realm_len
+_CIPHER_MAC_ZIP_REALM_LEN = struct.Struct(">BBBB")  # in ENC_REQ and DEC_RSP
 _U32 = struct.Struct(">I")
 _TTL_UID_GID_LEN = struct.Struct(">IIII")
 _DEC_TIMES_IDS = struct.Struct(">IIIIIII")  # time0 time1 uid gid auth_uid auth_gid data_len
+_DEC_TTL_ADDR_LEN = struct.Struct(">IB")
 
 #: munged keeps these credentials' fields in the response despite the error
 #: (dec_process_msg in src/munged/dec.c)
@@ -117,7 +118,7 @@ def encode_request_body(payload: bytes = b"", *, ttl: int = 0, uid: int = UID_AN
     if len(realm_b) > 255:
         raise munge_error(MungeErr.BAD_ARG, "realm longer than 254 bytes")
     return b"".join((
-        _ENC_REQ_FIXED.pack(cipher, mac, zip, len(realm_b)), realm_b,
+        _CIPHER_MAC_ZIP_REALM_LEN.pack(cipher, mac, zip, len(realm_b)), realm_b,
         _TTL_UID_GID_LEN.pack(ttl & 0xFFFFFFFF, uid & 0xFFFFFFFF, gid & 0xFFFFFFFF, len(payload)),
         payload,
     ))
@@ -177,8 +178,9 @@ class _Reader:
         return _U32.unpack(self.take(4))[0]
 
     def cstr(self, n: int) -> Optional[str]:
-        raw = self.take(n)
-        return raw.rstrip(b"\0").decode("utf-8", "replace") if n else None
+        start = self.pos
+        self.take(n)            # the bounds check
+        return _cstr_at(self.buf, start, n)
 
     def done(self) -> None:
         if self.pos != len(self.buf):
@@ -231,30 +233,49 @@ def parse_decode_response(body: bytes) -> Credential:
     """Credential from MUNGE_MSG_DEC_RSP, or raise munged's error.
 
     For expired, rewound and replayed credentials munged still fills in the
-    fields; the raised error then carries them as ``.credential``.
+    fields; the raised error then carries them as ``.credential``.  Every call's
+    reply is verified through here, so it reads by offsets rather than through
+    :class:`_Reader` (half the time); short or long bodies get the same errors.
     """
-    r = _Reader(body, "DEC_RSP")
-    code, text = _read_error(r)
-    cipher, mac, zip_, realm_len = r.take(4)
-    realm = r.cstr(realm_len)
-    ttl = r.u32()
-    addr_raw = r.take(r.u8())
-    time0, time1, uid, gid, auth_uid, auth_gid, n = _DEC_TIMES_IDS.unpack(r.take(_DEC_TIMES_IDS.size))
-    payload = r.take(n)
-    r.done()
+    try:
+        code, text_len = body[0], body[1]
+        pos = 2 + text_len
+        text = _cstr_at(body, 2, text_len)
+        cipher, mac, zip_, realm_len = _CIPHER_MAC_ZIP_REALM_LEN.unpack_from(body, pos)
+        realm = _cstr_at(body, pos + 4, realm_len)
+        pos += 4 + realm_len
+        ttl, addr_len = _DEC_TTL_ADDR_LEN.unpack_from(body, pos)
+        addr_raw = body[pos + 5:pos + 5 + addr_len]
+        pos += 5 + addr_len
+        time0, time1, uid, gid, auth_uid, auth_gid, n = _DEC_TIMES_IDS.unpack_from(body, pos)
+    except (IndexError, struct.error):
+        raise MungeSocketError("Failed to unpack message type DEC_RSP: truncated") from None
+    pos += _DEC_TIMES_IDS.size
+    if pos + n != len(body):
+        raise MungeSocketError(
+            f"Failed to unpack message type DEC_RSP: {'truncated' if pos + n > len(body) else 'trailing bytes'}")
     if code != MungeErr.SUCCESS and code not in ERRORS_WITH_CREDENTIAL:
         raise munge_error(code, text)
-    cred = _new_credential(dict(
-        uid=uid, gid=gid, payload=payload, encode_time=time0, ttl=ttl,
-        addr=socket.inet_ntoa(addr_raw) if len(addr_raw) == 4 else "0.0.0.0",
-        decode_time=time1, cipher=_enum_or_int(Cipher, cipher), mac=_enum_or_int(Mac, mac),
-        zip=_enum_or_int(Zip, zip_), realm=realm,
-        uid_restriction=_restriction(auth_uid, UID_ANY),
-        gid_restriction=_restriction(auth_gid, GID_ANY),
-    ))
+    cred = _new_credential({
+        "uid": uid, "gid": gid, "payload": body[pos:], "encode_time": time0, "ttl": ttl,
+        "addr": socket.inet_ntoa(addr_raw) if addr_len == 4 else "0.0.0.0",
+        "decode_time": time1, "cipher": _enum_or_int(Cipher, cipher), "mac": _enum_or_int(Mac, mac),
+        "zip": _enum_or_int(Zip, zip_), "realm": realm,
+        "uid_restriction": _restriction(auth_uid, UID_ANY),
+        "gid_restriction": _restriction(auth_gid, GID_ANY),
+    })
     if code != MungeErr.SUCCESS:
         raise munge_error(code, text, credential=cred)
     return cred
+
+
+def _cstr_at(body: bytes, pos: int, n: int) -> Optional[str]:
+    """The n-byte NUL-terminated string at ``pos`` (None for n 0); IndexError when it runs short."""
+    if not n:
+        return None
+    if pos + n > len(body):
+        raise IndexError(pos + n)
+    return body[pos:pos + n].rstrip(b"\0").decode("utf-8", "replace")
 
 
 def _new_credential(fields: dict) -> Credential:

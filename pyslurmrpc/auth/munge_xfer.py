@@ -33,7 +33,7 @@ import stat as _stat
 from dataclasses import dataclass
 from typing import Optional
 
-from ..effects import Close, Connect, Flow, Now, Recv, Send, Sleep, Stat, deadline_passed
+from ..effects import Close, Connect, Flow, NOW, Recv, Send, Sleep, Stat, deadline_passed
 from .errors import MungeError, MungeSocketError, munge_error
 from .munge_constants import (
     MAX_RESPONSE_LEN, MSG_HDR_SIZE, SOCKET_CONNECT_ATTEMPTS, SOCKET_CONNECT_RETRY_MS,
@@ -82,7 +82,7 @@ def _bounded(seconds: float, deadline: Optional[float], path: str) -> Flow:
     """``seconds``, cut to what is left before ``deadline``; none left is a MUNGE socket timeout."""
     if deadline is None:
         return seconds
-    left = deadline - (yield Now())
+    left = deadline - (yield NOW)
     if left <= 0:
         raise munge_error(MungeErr.SOCKET, f'No time left for "{path}" within the call\'s time limit',
                           os_errno=_errno.ETIMEDOUT)
@@ -118,7 +118,7 @@ def _connect(path: str, policy: RetryPolicy, deadline: Optional[float]) -> Flow:
         pause = attempt * policy.connect_backoff_ms / 1000
         if attempt >= policy.connect_attempts:
             raise error
-        if deadline_passed((yield Now()), deadline, pause):
+        if deadline_passed((yield NOW), deadline, pause):
             raise out_of_time(error)
         yield Sleep(pause)
         attempt += 1
@@ -142,13 +142,13 @@ def _exchange(conn, request: bytes, rsp_type: int, timeout: float, path: str) ->
     """
     what = "Failed to send message"
     try:
-        deadline = (yield Now()) + timeout
+        deadline = (yield NOW) + timeout
         yield Send(conn, request, timeout)
         what = "Failed to receive message header"
-        hdr = yield Recv(conn, MSG_HDR_SIZE, _left(deadline, (yield Now())))
+        hdr = yield Recv(conn, MSG_HDR_SIZE, _left(deadline, (yield NOW)))
         _, _, size = unpack_header(hdr, rsp_type, MAX_RESPONSE_LEN)
         what = "Failed to receive message body"
-        body = yield Recv(conn, size, _left(deadline, (yield Now())))
+        body = yield Recv(conn, size, _left(deadline, (yield NOW)))
     except OSError as err:
         raise _os_failure(f'{what} on "{path}"', err) from None
     if len(body) != size:
@@ -184,7 +184,7 @@ def transaction(path: Optional[str], req_type: int, body: bytes,
             yield Close(conn)
             return reply
         pause = attempt * policy.xfer_backoff_ms / 1000
-        if deadline_passed((yield Now()), deadline, pause):
+        if deadline_passed((yield NOW), deadline, pause):
             raise out_of_time(failure) from None
         yield Sleep(pause)
         attempt += 1

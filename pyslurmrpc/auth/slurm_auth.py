@@ -27,7 +27,7 @@ from pyslurmrpc.wire.constants import AUTH_PLUGIN_NAMES, AuthPluginId
 from pyslurmrpc.wire.types import Auth, MungeAuthCred, NoneAuthCred
 from pyslurmrpc.wire.versions import OLDEST, RELEASES, VERSION_CODES, AuthFraming
 
-from ..effects import Background, Flow, Invoke, Now, Sleep, WallClock, deadline_passed, pure
+from ..effects import Background, Flow, Invoke, NOW, Sleep, WallClock, deadline_passed, pure
 from ..runners import run_async, run_sync
 from .errors import (
     ESLURM_AUTH_CRED_INVALID, ESLURM_AUTH_UNPACK, ESLURM_PROTOCOL_INCOMPLETE_PACKET,
@@ -139,7 +139,7 @@ def slurm_retry(make_flow, retries: int, delay: float, budget: Optional[float]) 
     """auth_munge's own loop around libmunge: a socket error is tried again ``retries`` times,
     ``delay`` apart, all within ``budget`` seconds (None: no bound); ``make_flow(deadline)``
     gets the end of the budget, so libmunge's own retries and pauses fit in it too."""
-    deadline = None if budget is None else (yield Now()) + budget
+    deadline = None if budget is None else (yield NOW) + budget
     attempt = 0
     while True:
         try:
@@ -147,7 +147,7 @@ def slurm_retry(make_flow, retries: int, delay: float, budget: Optional[float]) 
         except MungeError as err:
             if err.code != MungeErr.SOCKET or attempt == retries:
                 raise
-            if deadline is not None and deadline_passed((yield Now()), deadline, delay):
+            if deadline is not None and deadline_passed((yield NOW), deadline, delay):
                 raise out_of_time(err) from None
         yield Sleep(delay)
         attempt += 1
@@ -210,7 +210,7 @@ class MungeAuth(_MungeEnvelope):
         """
         cred = None
         if self.stock is not None:
-            cred = self.stock.take(payload, (yield Now()))
+            cred = self.stock.take(payload, (yield NOW))
             yield from self._restock(payload)
         if cred is None:
             try:
@@ -227,7 +227,7 @@ class MungeAuth(_MungeEnvelope):
         """Start the mints the stock wants for ``payload``; none is waited for."""
         stock = self.stock
         while (generation := stock.reserve(payload)) is not None:
-            minted_at = yield Now()
+            minted_at = yield NOW
 
             def done(cred, error, generation=generation, minted_at=minted_at):
                 stock.put(payload, generation, minted_at, None if error else cred)

@@ -75,10 +75,17 @@ class Settings:
         With a SlurmctldPort range, the port is the first plus ``spread`` modulo the count
         (libslurm's spread is the time plus its pid; the flow asks the runner for the time).
         """
-        port = self.controllers[0].port + spread % self.port_count
-        order = [Endpoint(c.name, c.host, port if self.port_count > 1 else c.port, i)
-                 for i, c in enumerate(self.controllers)]
+        if self.port_count > 1:
+            port = self.controllers[0].port + spread % self.port_count
+            order = [Endpoint(c.name, c.host, port, i) for i, c in enumerate(self.controllers)]
+        else:   # every call asks: the controllers as they are (__post_init__ numbered them)
+            order = list(self.controllers)
         return order[1:] + order[:1] if use_backup and len(order) > 1 else order
+
+    def __post_init__(self):
+        if any(c.index != i for i, c in enumerate(self.controllers)):    # each its place in the order
+            object.__setattr__(self, "controllers", tuple(
+                Endpoint(c.name, c.host, c.port, i) for i, c in enumerate(self.controllers)))
 
     def node(self, name: str) -> Endpoint:
         """slurm_conf_get_addr: NodeAddr and Port from slurm.conf, else the name and SlurmdPort."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 
 from ..auth.errors import MungeSocketError
-from ..effects import Close, Now, Parallel, Sleep
+from ..effects import Close, NOW, Parallel, Sleep
 from ..errors import (
     AuthError, CheckpointUnsupported, ConnectionClosedError, FrameTooLargeError, InvalidArgumentError,
     NoVersionAnsweredError, ProtocolError, PyslurmrpcError, SlurmError, TimeoutTransportError, TransportError,
@@ -82,7 +82,7 @@ def _left(state: State, endpoint: Endpoint, deadline: float | None):
     """Seconds before ``deadline`` (None: a whole MessageTimeout); none left is a timeout."""
     if deadline is None:
         return state.settings.message_timeout
-    left = deadline - (yield Now())
+    left = deadline - (yield NOW)
     if left <= 0:
         raise TimeoutTransportError(f"{endpoint}: no time left within {state.settings.message_timeout:g} s "
                                     "to find the protocol version it speaks", address=endpoint)
@@ -168,7 +168,7 @@ def _first(state: State, endpoint: Endpoint, conn, version: int, call: calls.Cal
 
     Returns its observation and the deadline detection must keep (one MessageTimeout from
     the first exchange's start covers it and the round after it)."""
-    deadline = (yield Now()) + state.settings.message_timeout
+    deadline = (yield NOW) + state.settings.message_timeout
     try:
         first = yield from _ask(state, endpoint, version, call, conn=conn, built=built)
     except PyslurmrpcError:
@@ -200,10 +200,10 @@ def checkpoint(state: State, call: calls.Call):
     """A controller RPC in the pinned checkpoint version, with the too-new verdict and
     slurm_send_recv_controller_msg's wait for a backup taking over (ESLURM_IN_STANDBY_MODE)."""
     s = state.settings
-    start = yield Now()
+    start = yield NOW
     while True:
         reply = yield from _checkpoint_once(state, call)
-        if not _retry_standby(s, reply, (yield Now()) - start):
+        if not _retry_standby(s, reply, (yield NOW) - start):
             return call.read_reply(reply)
         yield Sleep(s.slurmctld_timeout // 2)
         state.use_backup = False          # the next attempt starts at the primary again

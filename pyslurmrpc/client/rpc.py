@@ -11,7 +11,7 @@ import logging
 
 from ..auth.msg_hash import FIRST_HASHED_VERSION, credential_payload
 from ..auth.slurm_auth import create_flow, verify_flow
-from ..effects import Close, Connect, Now, PeerClosed, RecvFrame, Send, Sleep, WallClock, deadline_passed
+from ..effects import Close, Connect, NOW, PeerClosed, RecvFrame, Send, Sleep, WallClock, deadline_passed
 from ..errors import (
     AuthError, ConnectionClosedError, ConnectionRefusedTransportError, CONNECT_ERRNO, RECEIVE_ERRNO,
     TimeoutTransportError, TransportError,
@@ -69,9 +69,9 @@ def exchange(conn, frame: bytes, timeout: float, endpoint: Endpoint, limit: int 
     """Send ``frame``, read one whole reply frame of at most ``limit`` bytes, close ``conn``;
     ``timeout`` bounds the two together (the reply gets what the send left)."""
     try:
-        end = (yield Now()) + timeout
+        end = (yield NOW) + timeout
         yield Send(conn, frame, timeout)
-        raw = yield RecvFrame(conn, max(end - (yield Now()), _NO_TIME), limit or reply_limit())
+        raw = yield RecvFrame(conn, max(end - (yield NOW), _NO_TIME), limit or reply_limit())
     except Exception as exc:
         yield Close(conn)
         error = _exchange_error(exc, timeout, endpoint)
@@ -115,7 +115,7 @@ def connect_slurmd(state: State, endpoint: Endpoint):
 def connect_controller(state: State):
     """Primary, then each backup, in rounds a second apart, bounded by MessageTimeout."""
     s = state.settings
-    deadline = (yield Now()) + s.message_timeout
+    deadline = (yield NOW) + s.message_timeout
     spread = state.seed + int((yield WallClock())) if s.port_count > 1 else 0
     failures: dict[str, Exception] = {}
     while True:
@@ -128,7 +128,7 @@ def connect_controller(state: State):
             state.use_backup = endpoint.index != 0
             return endpoint, conn
         state.use_backup = False
-        if deadline_passed((yield Now()), deadline, FAILOVER_PAUSE):
+        if deadline_passed((yield NOW), deadline, FAILOVER_PAUSE):
             break
         yield Sleep(FAILOVER_PAUSE)
     tried = "; ".join(f"{ep}: {exc}" for ep, exc in failures.items())
