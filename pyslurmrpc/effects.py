@@ -12,7 +12,7 @@ tests.  Flows never read the clock themselves: they ask with :data:`NOW`.
 
 Actions are slotted dataclasses, built and consumed at once and never changed;
 not ``frozen``: a frozen one costs three times as much to build (0.4 against
-0.14 us), which munged's hot path (five actions a credential) would feel.
+0.14 us), which every call's hot path would feel.
 """
 
 from __future__ import annotations
@@ -46,11 +46,21 @@ class Send:
 
 
 @dataclass(slots=True)
-class Recv:
-    """Read exactly ``size`` bytes (fewer only at end of stream)."""
+class Exchange:
+    """Send ``data`` on ``conn`` (a UNIX stream) and read the answer: ``header_size`` bytes, then
+    ``body_size(header)`` more.  Result: ``(body_size(header), body)``.
+
+    One action for a whole munged request and response (five when sent and read step by
+    step, each passing through every flow above it).  ``timeout`` bounds the whole exchange:
+    a peer that trickles still fails on time.  ``body_size`` may raise to refuse a header; it
+    is given a shorter one, and the body is shorter, only when the peer closed first.  A socket
+    failure is raised as :class:`ExchangeFailed`, naming the step it happened in.
+    """
 
     conn: Any
-    size: int
+    data: bytes = field(repr=False)
+    header_size: int
+    body_size: Callable[[bytes], int]
     timeout: float
 
 
@@ -132,6 +142,15 @@ class Background:
     when the call ends is waited for then (a pause, or a failed call, gives it up)."""
     flow: Any
     done: Callable
+
+
+class ExchangeFailed(Exception):
+    """An :class:`Exchange` failed in ``step`` ("send", "header" or "body") with ``error``, the
+    ``OSError`` (a ``TimeoutError`` when the exchange's time ran out)."""
+
+    def __init__(self, step: str, error: OSError):
+        super().__init__(f"{step}: {error}")
+        self.step, self.error = step, error
 
 
 class PeerClosed(ConnectionError):

@@ -19,7 +19,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor, TimeoutError as FutureTimeout
 
 from .effects import (
-    Background, Close, Connect, Invoke, Now, Parallel, PeerClosed, Recv, RecvFrame, Send, Sleep, Stat, WallClock,
+    Background, Close, Connect, Exchange, ExchangeFailed, Invoke, Now, Parallel, PeerClosed, RecvFrame, Send, Sleep,
+    Stat, WallClock,
 )
 from .tcp_blocking import (
     TCP_RECV_CHUNK, TcpStream, ipv4_literal, kernel_timeval, pack_timeval, tcp_connect, tcp_recv_frame,
@@ -36,8 +37,9 @@ _MAX_PARALLEL = 1024
 #: timeout (getaddrinfo cannot be interrupted: a late answer is dropped when it comes)
 _RESOLVER = ThreadPoolExecutor(max_workers=_MAX_THREADS, thread_name_prefix="pyslurmrpc-resolve")
 class UnixStream:
-    """A UNIX stream socket, the bytes read past the last exact-size read, and how much of the
-    current send went out before it would have blocked (asyncio runner)."""
+    """A UNIX stream socket, the bytes of the answer read so far, and how much of the request
+    went out (an Exchange taken up again - by the asyncio runner after a fast step, by the
+    blocking one after a Background turn - neither sends twice nor loses what was read)."""
 
     __slots__ = ("sock", "pending", "sent")
 
@@ -261,27 +263,62 @@ def _sync_send(action: Send) -> None:
     conn.sendall(action.data)
 
 
-def _sync_recv(action: Recv) -> bytes:
-    conn, size = action.conn, action.size
-    data, sock = conn.pending, conn.sock
-    deadline = None
+def _sync_exchange(action: Exchange):
+    conn = action.conn
+    deadline = time.monotonic() + action.timeout
+    _send_rest(conn, action.data)
+    return _read_answer(conn, action, 0, deadline)
+
+
+def _send_rest(conn: UnixStream, data: bytes) -> None:
+    """What is left of ``data`` to send on a blocking UNIX socket (SO_SNDTIMEO bounds it)."""
+    if conn.sent < len(data):
+        try:
+            conn.sock.sendall(data[conn.sent:] if conn.sent else data)
+        except BlockingIOError:       # SO_SNDTIMEO expired
+            raise ExchangeFailed("send", TimeoutError("Timed-out")) from None
+        except OSError as err:
+            raise ExchangeFailed("send", err) from None
+        conn.sent = len(data)
+
+
+def _read_answer(conn: UnixStream, action: Exchange, flags: int, deadline: float | None):
+    """An Exchange's answer from ``conn.pending`` and the socket.  Blocking (``flags`` 0): the
+    first read is bounded by SO_RCVTIMEO (the connect's timeout), each later one by what is left
+    before ``deadline``.  With MSG_DONTWAIT, or on a non-blocking socket (``deadline`` None):
+    _AWAIT when more must come, what came kept for the next try."""
+    data, sock, header_size = conn.pending, conn.sock, action.header_size
+    need, size, first = header_size, None, True
     try:
-        while len(data) < size:
-            if deadline is None:      # the first read: SO_RCVTIMEO (the connect's timeout) bounds it
-                deadline = time.monotonic() + action.timeout
-            else:                     # a peer that trickles: what is left of the action's timeout
+        while True:
+            if len(data) >= need:
+                if size is not None:
+                    break
+                size = action.body_size(data[:header_size])
+                need += size
+                continue
+            if not first and deadline is not None and not flags:   # a peer that trickles
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    raise BlockingIOError
+                    raise TimeoutError("Timed-out")
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, pack_timeval(left))
-            chunk = sock.recv(max(_RECV_CHUNK, size - len(data)))
-            if not chunk:
+            first = False
+            try:
+                chunk = sock.recv(max(_RECV_CHUNK, need - len(data)), flags)
+            except BlockingIOError:
+                if flags or deadline is None:
+                    conn.pending = data
+                    return _AWAIT
+                raise TimeoutError("Timed-out") from None    # SO_RCVTIMEO expired
+            if not chunk:                                     # the peer closed: what came is all
+                if size is None:
+                    size = action.body_size(data)
                 break
             data += chunk
-    except BlockingIOError:           # SO_RCVTIMEO expired
-        raise TimeoutError("Timed-out") from None
-    conn.pending = data[size:]
-    return data[:size]
+    except OSError as err:
+        raise ExchangeFailed("header" if size is None else "body", err) from None
+    conn.pending = data[need:]
+    return size, data[header_size:need]
 
 
 def _sync_recv_frame(action: RecvFrame) -> bytes:
@@ -302,13 +339,13 @@ def _sync_recv_frame(action: RecvFrame) -> bytes:
 
 
 def _sync_handlers(runner: SyncRunner) -> dict:
-    return {**_sync_table_base(), Connect: _sync_connect, Send: _sync_send, Recv: _sync_recv,
+    return {**_sync_table_base(), Connect: _sync_connect, Send: _sync_send, Exchange: _sync_exchange,
             RecvFrame: _sync_recv_frame, Parallel: runner.parallel,
             Background: lambda a: _Aside(a, runner.table)}
 
 
 #: the blocking run's actions that may wait: a Background flow gets a turn before each
-_WAITS = frozenset({Recv, RecvFrame, Sleep})
+_WAITS = frozenset({Exchange, RecvFrame, Sleep})
 
 
 SYNC = SyncRunner()
@@ -376,7 +413,7 @@ class AsyncRunner:
 
     def _handlers(self) -> dict:
         return {Sleep: lambda a: asyncio.sleep(a.seconds), Invoke: _invoke, Connect: _async_connect,
-                Send: _async_send, Recv: _async_recv, RecvFrame: _async_recv_frame, Parallel: self._parallel}
+                Send: _async_send, Exchange: _async_exchange, RecvFrame: _async_recv_frame, Parallel: self._parallel}
 
     def _background(self, action: Background) -> None:
         async def finish():
@@ -492,36 +529,46 @@ async def _async_send(action: Send) -> None:
     await _bounded(asyncio.get_running_loop().sock_sendall(conn.sock, action.data[conn.sent:]), action.timeout)
 
 
-def _try_recv(action: Recv, flags: int = 0):
-    """The bytes of ``action`` if they are there; else _AWAIT, what came kept for the next try
-    (``flags``: MSG_DONTWAIT for a blocking socket)."""
-    conn, size = action.conn, action.size
-    data, sock = conn.pending, conn.sock
-    while len(data) < size:
+def _aside_exchange(action: Exchange):
+    """A Background turn's step of an Exchange (blocking UNIX socket): the request sent, the
+    answer read as far as it came (MSG_DONTWAIT); the rest at a later turn or the run's end."""
+    _send_rest(action.conn, action.data)
+    return _read_answer(action.conn, action, socket.MSG_DONTWAIT, None)
+
+
+def _try_exchange(action: Exchange):
+    """The fast step of an Exchange (non-blocking socket): send what the socket takes, read what
+    is there; _AWAIT when the rest must be waited for."""
+    conn, data = action.conn, action.data
+    if conn.sent < len(data):
         try:
-            chunk = sock.recv(max(_RECV_CHUNK, size - len(data)), flags)
+            conn.sent += conn.sock.send(data[conn.sent:] if conn.sent else data)
         except BlockingIOError:
-            conn.pending = data
             return _AWAIT
-        if not chunk:
-            break
-        data += chunk
-    conn.pending = data[size:]
-    return data[:size]
+        except OSError as err:
+            raise ExchangeFailed("send", err) from None
+        if conn.sent < len(data):
+            return _AWAIT
+    return _read_answer(conn, action, 0, None)
 
 
-async def _async_recv(action: Recv) -> bytes:
-    """The rest of a read the fast step began (and found nothing more to read), all of it
-    within the action's timeout."""
-    await asyncio.sleep(0)          # one turn of the loop first (see _readable)
-    if (data := _try_recv(action)) is not _AWAIT:
-        return data
-    loop = asyncio.get_running_loop()
+async def _async_exchange(action: Exchange):
+    """The rest of an Exchange the fast step began, all of it within the action's timeout."""
+    loop, conn = asyncio.get_running_loop(), action.conn
     deadline = loop.time() + action.timeout
-    while True:
-        await _readable(loop, action.conn.sock, deadline)
-        if (data := _try_recv(action)) is not _AWAIT:
-            return data
+    if conn.sent < len(action.data):
+        try:
+            await _bounded(loop.sock_sendall(conn.sock, action.data[conn.sent:]), action.timeout)
+        except OSError as err:
+            raise ExchangeFailed("send", err) from None
+        conn.sent = len(action.data)
+    await asyncio.sleep(0)          # one turn of the loop first (see _readable)
+    while (answer := _read_answer(conn, action, 0, None)) is _AWAIT:
+        try:
+            await _readable(loop, conn.sock, deadline)
+        except TimeoutError as err:
+            raise ExchangeFailed("body" if len(conn.pending) >= action.header_size else "header", err) from None
+    return answer
 
 
 async def _async_recv_frame(action: RecvFrame) -> bytes:
@@ -582,13 +629,12 @@ def _async_close(action: Close) -> None:
 
 _FAST = {Stat: lambda a: os.stat(a.path).st_mode, Now: lambda a: time.monotonic(),
          WallClock: lambda a: time.time(), Close: _async_close,
-         Connect: _try_connect, Send: _try_send, Recv: _try_recv}
+         Connect: _try_connect, Send: _try_send, Exchange: _try_exchange}
 
 #: a Background flow's steps in the blocking runner that finish at once (or return _AWAIT): munged's
 #: socket is local, so its connect and a request's send do not wait; a read takes what is there
 _ASIDE_STEPS = {**_sync_table_base(), Connect: lambda a: _sync_connect(a) if isinstance(a.target, str) else _AWAIT,
-                Send: lambda a: _sync_send(a) if type(a.conn) is UnixStream else _AWAIT,
-                Recv: lambda a: _try_recv(a, socket.MSG_DONTWAIT)}
+                Exchange: _aside_exchange}
 del _ASIDE_STEPS[Sleep], _ASIDE_STEPS[Invoke]
 
 ASYNC = AsyncRunner()

@@ -31,7 +31,8 @@ from pyslurmrpc.auth.slurm_auth import MungeAuth, NoneAuth
 from pyslurmrpc.client import calls, detect, flows
 from pyslurmrpc.client.core import make_auth, settings_from_args
 from pyslurmrpc.effects import (
-    Close, Connect, Invoke, Now, Parallel, PeerClosed, Recv, RecvFrame, Send, Sleep, Stat, WallClock,
+    Close, Connect, Exchange, ExchangeFailed, Invoke, Now, Parallel, PeerClosed, RecvFrame, Send, Sleep, Stat,
+    WallClock,
 )
 from pyslurmrpc.errors import (
     ConnectionClosedError, ConnectionRefusedTransportError, NoVersionAnsweredError, SlurmError, TimeoutTransportError,
@@ -105,7 +106,7 @@ class World:
         self.munged = munged or Munged()
         self.connects: list[tuple[float, object]] = []   # (virtual time, target)
         self.frames: dict[tuple, list[bytes]] = {}
-        self.table = {Connect: self.connect, Send: self.send, Recv: self.recv, RecvFrame: self.recv_frame,
+        self.table = {Connect: self.connect, Send: self.send, Exchange: self.exchange, RecvFrame: self.recv_frame,
                       Close: self.close, Stat: self.stat, Sleep: self.sleep, Now: lambda a: self.t,
                       WallClock: lambda a: EPOCH + self.t, Parallel: self.parallel,
                       Invoke: lambda a: a.fn(*a.args)}
@@ -140,20 +141,19 @@ class World:
 
     def send(self, a: Send):
         a.conn.sent.append(a.data)
-        if a.conn.target == "munged":
-            if a.conn.pending == "reset":
-                raise ConnectionResetError(errno.ECONNRESET, "Connection reset by peer")
-            if a.conn.pending != "stall":
-                a.conn.pending = self.munged.answer(a.data, self)
-        else:
-            self.frames.setdefault(a.conn.target, []).append(a.data)
+        self.frames.setdefault(a.conn.target, []).append(a.data)
 
-    def recv(self, a: Recv) -> bytes:
+    def exchange(self, a: Exchange):
+        """munged's side of one request: reset, stall (the whole timeout passes) or answer."""
+        a.conn.sent.append(a.data)
+        if a.conn.pending == "reset":
+            raise ExchangeFailed("send", ConnectionResetError(errno.ECONNRESET, "Connection reset by peer"))
         if a.conn.pending == "stall":
             self.t += a.timeout
-            raise TimeoutError("timed out")
-        data, a.conn.pending = a.conn.pending[:a.size], a.conn.pending[a.size:]
-        return data
+            raise ExchangeFailed("header", TimeoutError("timed out"))
+        answer = self.munged.answer(a.data, self)
+        size = a.body_size(answer[:a.header_size])
+        return size, answer[a.header_size:a.header_size + size]
 
     def recv_frame(self, a: RecvFrame) -> bytes:
         answer = self.daemons[a.conn.target](a.conn.sent[-1], self)

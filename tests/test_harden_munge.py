@@ -28,9 +28,8 @@ ONE_SHOT = RetryPolicy(connect_attempts=1, connect_backoff_ms=1, xfer_attempts=1
 TRICKLE_PERIOD = 0.1
 #: how late a timed-out call may return (a trickled 11-byte header alone takes 1.0 s)
 SLACK = 0.3
-#: The flow (auth/munge_xfer.py) gives each action what is left of the exchange's timeout; the
-#: runners must bound a Recv as a whole, not each recv(): /work/research/harden_runners.patch.
-#: Remove this marker when runners.py has it (strict: the suite says so once it passes).
+#: The flow (auth/munge_xfer.py) asks for the whole request and answer as one Exchange; the
+#: runners bound it as a whole, not each recv(), so a trickle fails at the timeout.
 
 
 def _trickling_munged(path: str, stop: threading.Event, header_too: bool):

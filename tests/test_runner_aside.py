@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from pyslurmrpc.effects import Background, Connect, Now, Recv, Sleep
+from pyslurmrpc.effects import Background, Connect, Exchange, ExchangeFailed, Now, Sleep
 from pyslurmrpc.runners import SyncRunner, UnixStream
 from pyslurmrpc.tcp_blocking import kernel_timeval
 
@@ -38,9 +38,14 @@ class Log:
         self.events.append(("done", value, None if error is None else str(error)))
 
 
+def _read(conn, size: int, request: bytes = b"") -> Exchange:
+    """An Exchange that sends ``request`` and reads ``size`` bytes (no header)."""
+    return Exchange(conn, request, 0, lambda header: size, 2.0)
+
+
 def _reader(log: Log, conn, size: int):
     log.events.append(("bg starts", threading.get_ident()))
-    data = yield Recv(conn, size, 2.0)
+    _, data = yield _read(conn, size)
     log.events.append(("bg read", data))
     return data
 
@@ -109,7 +114,7 @@ def test_a_failed_call_gives_it_up_and_closes_what_it_opened(tmp_path):
     def background():
         conn = yield Connect(path, 2.0)
         opened.append(conn)
-        yield Recv(conn, 1, 2.0)               # nobody answers
+        yield _read(conn, 1)                   # nobody answers
 
     def main():
         yield Background(background(), log.done)
@@ -146,7 +151,7 @@ def test_an_error_inside_it_is_reported_to_done_not_to_the_call(pair):
     peer.close()
 
     def background():
-        data = yield Recv(conn, 4, 2.0)        # the peer is gone: fewer bytes than asked
+        _, data = yield _read(conn, 4)         # the peer is gone: fewer bytes than asked
         if len(data) < 4:
             raise ConnectionError("short read")
 
@@ -207,13 +212,13 @@ def test_asyncio_read_answered_within_one_turn_of_the_loop_sets_up_no_reader(mon
         loop = asyncio.get_running_loop()
         try:
             conn = UnixStream(ours)
-            action = Recv(conn, 4, 2.0)
-            assert runners._try_recv(action) is runners._AWAIT     # the fast step found nothing
+            action = _read(conn, 4)
+            assert runners._try_exchange(action) is runners._AWAIT  # the fast step found nothing
             if answer_now:
                 loop.call_soon(peer.send, b"ping")                 # answered in the loop's next turn
             else:
                 loop.call_later(0.05, peer.send, b"pong")
-            return await runners.ASYNC.table[Recv](action)
+            return (await runners.ASYNC.table[Exchange](action))[1]
         finally:
             ours.close()
             peer.close()

@@ -33,7 +33,7 @@ import stat as _stat
 from dataclasses import dataclass
 from typing import Optional
 
-from ..effects import Close, Connect, Flow, NOW, Recv, Send, Sleep, Stat, deadline_passed
+from ..effects import Close, Connect, Exchange, ExchangeFailed, Flow, NOW, Sleep, Stat, deadline_passed
 from .errors import MungeError, MungeSocketError, munge_error
 from .munge_constants import (
     MAX_RESPONSE_LEN, MSG_HDR_SIZE, SOCKET_CONNECT_ATTEMPTS, SOCKET_CONNECT_RETRY_MS,
@@ -126,31 +126,30 @@ def _connect(path: str, policy: RetryPolicy, deadline: Optional[float]) -> Flow:
     raise _os_failure(f'Failed to connect to "{path}"', failure)
 
 
-def _left(deadline: float, now: float) -> float:
-    """Seconds left before ``deadline``; none left is a timeout like the kernel's."""
-    if now >= deadline:
-        raise TimeoutError("Timed-out")
-    return deadline - now
+#: what a failed Exchange step means, as libmunge words it (m_msg_send / m_msg_recv)
+_STEP_FAILURE = {"send": "Failed to send message", "header": "Failed to receive message header",
+                 "body": "Failed to receive message body"}
+
+
+def _body_size(rsp_type: int):
+    """The Exchange's ``body_size``: a response header checked as libmunge's m_msg_recv does."""
+    return lambda header: unpack_header(header, rsp_type, MAX_RESPONSE_LEN)[2]
+
+
+#: one per response type, made once (every transaction names one)
+_BODY_SIZE = {rsp: _body_size(rsp) for rsp in RESPONSE_TYPE.values()}
 
 
 def _exchange(conn, request: bytes, rsp_type: int, timeout: float, path: str) -> Flow:
     """Send one request on the open connection and return the response body.
 
     ``timeout`` bounds the whole exchange, as libmunge's fd_timed_read_n bounds
-    a whole message: a munged that trickles a byte at a time still fails on time
-    (each action gets what is left; the runner bounds each action as a whole).
+    a whole message: a munged that trickles a byte at a time still fails on time.
     """
-    what = "Failed to send message"
     try:
-        deadline = (yield NOW) + timeout
-        yield Send(conn, request, timeout)
-        what = "Failed to receive message header"
-        hdr = yield Recv(conn, MSG_HDR_SIZE, _left(deadline, (yield NOW)))
-        _, _, size = unpack_header(hdr, rsp_type, MAX_RESPONSE_LEN)
-        what = "Failed to receive message body"
-        body = yield Recv(conn, size, _left(deadline, (yield NOW)))
-    except OSError as err:
-        raise _os_failure(f'{what} on "{path}"', err) from None
+        size, body = yield Exchange(conn, request, MSG_HDR_SIZE, _BODY_SIZE[rsp_type], timeout)
+    except ExchangeFailed as failed:
+        raise _os_failure(f'{_STEP_FAILURE[failed.step]} on "{path}"', failed.error) from None
     if len(body) != size:
         raise MungeSocketError(f"Received incomplete message body: {len(body)} of {size} bytes")
     return body

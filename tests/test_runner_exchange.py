@@ -1,0 +1,152 @@
+"""The Exchange action (a munged request and its answer) in both runners and in Background turns.
+
+Real sockets (a socketpair as the peer): the step a failure names, a header refused by
+``body_size``, a request sent once however many turns its answer takes, the header and
+body split across reads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+
+import pytest
+
+from pyslurmrpc.effects import Background, Exchange, ExchangeFailed, Sleep
+from pyslurmrpc.runners import SyncRunner, UnixStream, run_async
+from pyslurmrpc.tcp_blocking import kernel_timeval
+
+HEADER = 3
+
+
+def _size(header: bytes) -> int:
+    if len(header) < HEADER:
+        raise ValueError(f"short header: {header!r}")
+    if header[:2] != b"OK":
+        raise ValueError(f"refused header {header!r}")
+    return header[2]
+
+
+def _exchange(conn, timeout: float = 2.0) -> Exchange:
+    return Exchange(conn, b"request", HEADER, _size, timeout)
+
+
+def _one(action):
+    return (yield action)
+
+
+@pytest.fixture(params=["sync", "asyncio"])
+def run(request):
+    """Run a flow on either runner, with our end of a socketpair made as that runner makes it."""
+    def run_sync(flow):
+        return SyncRunner().run(flow)
+
+    def run_aio(flow):
+        return asyncio.run(run_async(flow))
+    return run_sync if request.param == "sync" else run_aio
+
+
+@pytest.fixture
+def pair(request):
+    ours, peer = socket.socketpair()
+    ours.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, kernel_timeval(2.0))
+    ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, kernel_timeval(2.0))
+    yield ours, peer
+    ours.close()
+    peer.close()
+
+
+def _conn(ours, run):
+    if run.__name__ == "run_aio":
+        ours.setblocking(False)
+    return UnixStream(ours)
+
+
+def test_answer_split_across_reads_is_put_together(pair, run):
+    ours, peer = pair
+
+    def answer():
+        assert peer.recv(100) == b"request"
+        for part in (b"O", b"K\x05he", b"llo"):
+            peer.sendall(part)
+            time.sleep(0.02)
+    threading.Thread(target=answer).start()
+    assert run(_one(_exchange(_conn(ours, run)))) == (5, b"hello")
+
+
+def test_a_peer_that_closes_early_gives_the_short_parts(run):
+    """A peer that stops sending (shutdown) part-way: a short body is returned for the caller to
+    judge; a short header goes to ``body_size``, which refuses it."""
+    for answer, expect in ((b"OK\x09abc", (9, b"abc")), (b"O", "short header")):
+        ours, peer = socket.socketpair()
+        peer.sendall(answer)
+        peer.shutdown(socket.SHUT_WR)
+        try:
+            if isinstance(expect, tuple):
+                assert run(_one(_exchange(_conn(ours, run)))) == expect
+            else:
+                with pytest.raises(ValueError, match=expect):
+                    run(_one(_exchange(_conn(ours, run))))
+        finally:
+            ours.close()
+            peer.close()
+
+
+def test_a_refused_header_is_the_callables_error_not_a_socket_one(pair, run):
+    ours, peer = pair
+    peer.sendall(b"NO\x01x")
+    with pytest.raises(ValueError, match="refused header"):
+        run(_one(_exchange(_conn(ours, run))))
+
+
+@pytest.mark.parametrize("sent, step", [(b"", "header"), (b"OK\x04ab", "body")])
+def test_a_stalled_answer_times_out_naming_the_step(pair, run, sent, step):
+    ours, peer = pair
+    # as Connect makes it: the UNIX socket's own timeout is the one the exchange gets
+    ours.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, kernel_timeval(0.3))
+    peer.sendall(sent)
+    start = time.monotonic()
+    with pytest.raises(ExchangeFailed) as info:
+        run(_one(_exchange(_conn(ours, run), timeout=0.3)))
+    assert info.value.step == step and isinstance(info.value.error, TimeoutError)
+    assert time.monotonic() - start < 1.0
+
+
+def test_a_send_to_a_closed_peer_fails_in_the_send_step(pair, run):
+    ours, peer = pair
+    peer.close()
+    with pytest.raises(ExchangeFailed) as info:
+        run(_one(_exchange(_conn(ours, run))))
+    assert info.value.step == "send" and isinstance(info.value.error, OSError)
+
+
+def test_background_exchange_sends_once_across_turns_and_the_runs_end(pair):
+    """In Background turns the request goes out at once and the answer is read as it comes;
+    the rest is waited for when the call ends, without sending the request again."""
+    ours, peer = pair
+    got, results = [], []
+
+    def answer():
+        got.append(peer.recv(100))
+        peer.sendall(b"OK")                        # a header in part, then the rest much later
+        time.sleep(0.2)
+        peer.sendall(b"\x02hi")
+        peer.settimeout(0.3)
+        try:
+            got.append(peer.recv(100))             # nothing more may come
+        except socket.timeout:
+            pass
+    threading.Thread(target=answer).start()
+
+    def main():
+        yield Background(_one(_exchange(UnixStream(ours))), lambda value, error: results.append((value, error)))
+        yield Sleep(0.05)                          # its first turn: sent, the answer not whole yet
+        yield Sleep(0.01)                          # another turn: still not whole
+        return "call done"
+
+    assert SyncRunner().run(main()) == "call done"
+    assert results == [((2, b"hi"), None)]
+    time.sleep(0.4)
+    assert got == [b"request"]
