@@ -74,9 +74,9 @@ class SyncRunner:
             action = send(None)
             while True:
                 kind = type(action)
-                if aside and kind in _WAITS:
-                    _turn(aside)      # a Background flow's answer may have come meanwhile
                 try:
+                    if aside and kind in _WAITS:
+                        _turn(aside, action)  # a Background flow's answer may have come meanwhile
                     value = table[kind](action)
                 except Exception as exc:  # handed back into the flow, which decides
                     action = throw(exc)
@@ -207,7 +207,12 @@ def _unhandled(action):
     raise KeyError(type(action))    # as the run itself meets an action it has no handler for
 
 
-def _turn(aside: list) -> None:
+def _turn(aside: list, action) -> None:
+    """The Background flows' turn before ``action`` waits.  An Exchange on munged's socket sends
+    its request first, so that the turn overlaps munged's work on it (the handler then only
+    reads)."""
+    if type(action) is Exchange and type(action.conn) is UnixStream:
+        _send_rest(action.conn, action.data)
     for task in aside:
         task.turn()
     aside[:] = [task for task in aside if not task.ended]

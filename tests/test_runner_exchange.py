@@ -150,3 +150,29 @@ def test_background_exchange_sends_once_across_turns_and_the_runs_end(pair):
     assert results == [((2, b"hi"), None)]
     time.sleep(0.4)
     assert got == [b"request"]
+
+
+def test_background_turn_before_an_exchange_comes_after_its_request_is_sent(pair):
+    """A Background flow's turn overlaps munged's work on the call's request: the request is
+    out before the turn, and the handler does not send it again."""
+    ours, peer = pair
+    seen = []
+
+    def background():
+        try:
+            seen.append(peer.recv(100, socket.MSG_DONTWAIT))   # the call's request is already there
+        except BlockingIOError:
+            seen.append(None)
+        peer.sendall(b"OK\x02hi")
+        return "bg"
+        yield                                                  # pragma: no cover
+
+    def main():
+        yield Background(background(), lambda value, error: seen.append((value, error)))
+        return (yield _exchange(UnixStream(ours)))
+
+    assert SyncRunner().run(main()) == (2, b"hi")
+    assert seen == [b"request", ("bg", None)]
+    peer.settimeout(0.1)
+    with pytest.raises(socket.timeout):
+        peer.recv(100)                                         # sent once
