@@ -31,7 +31,7 @@ LIBSLURM_CANDIDATES = ("/usr/lib/x86_64-linux-gnu/slurm-wlm/libslurmfull.so",
 CHILD_TIMEOUT = 300.0
 BURST_LEAD_S = 1.0   # time the children get to load libslurm before the common start
 #: seconds of unmeasured calls before a sequential measurement, on either side: a client that was
-#: idle (its turn just began) answered 15-40% slower for its first 100-300 ms, pyslurmrpc longer
+#: idle (its turn just began) answered 15-50% slower for its first 100-300 ms, pyslurmrpc longer
 #: than libslurm (50-call windows after a 1 s pause, 2026-12-01); the figures are the steady state
 WARMUP_SECONDS = 0.3
 
