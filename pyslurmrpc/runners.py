@@ -23,9 +23,10 @@ from .effects import (
     Stat, WallClock,
 )
 from .tcp_blocking import (
-    TCP_RECV_CHUNK, TcpStream, ipv4_literal, kernel_timeval, pack_timeval, tcp_connect, tcp_recv_frame,
-    tcp_send_all,
+    TCP_RECV_CHUNK, TcpStream, ipv4_literal, kernel_timeval, tcp_connect, tcp_recv_frame, tcp_send_all,
+    timeval_left,
 )
+from .transport import seconds_left
 from .wire import Framer
 
 _RECV_CHUNK = 4096          # a whole munged response almost always fits in one read
@@ -237,8 +238,8 @@ def _sync_connect(action: Connect):
     deadline = time.monotonic() + action.timeout
     family, address = _resolve(target.host, target.port, action.timeout)
     if family == socket.AF_INET:
-        return tcp_connect(address[0], address[1], max(deadline - time.monotonic(), 0.001))
-    sock = socket.create_connection(address[:2], timeout=max(deadline - time.monotonic(), 0.001))
+        return tcp_connect(address[0], address[1], seconds_left(deadline))
+    sock = socket.create_connection(address[:2], timeout=seconds_left(deadline))
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     return sock
 
@@ -303,10 +304,7 @@ def _read_answer(conn: UnixStream, action: Exchange, flags: int, deadline: float
                 need += size
                 continue
             if not first and deadline is not None and not flags:   # a peer that trickles
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise TimeoutError("Timed-out")
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, pack_timeval(left))
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, timeval_left(deadline))
             first = False
             try:
                 chunk = sock.recv(max(_RECV_CHUNK, need - len(data)), flags)
@@ -334,7 +332,7 @@ def _sync_recv_frame(action: RecvFrame) -> bytes:
     sock = conn
     deadline = time.monotonic() + action.timeout
     while True:
-        sock.settimeout(max(deadline - time.monotonic(), 0.001))
+        sock.settimeout(seconds_left(deadline))
         data = sock.recv(TCP_RECV_CHUNK)
         if not data:
             raise PeerClosed(bool(framer.pending))

@@ -11,9 +11,10 @@ import struct
 import time
 
 from .effects import PeerClosed
+from .transport import READ_CHUNK
 from .wire import Framer
 
-TCP_RECV_CHUNK = 65536     # a whole reply frame usually arrives in one read
+TCP_RECV_CHUNK = READ_CHUNK    # a whole reply frame usually arrives in one read
 
 _TIMEVALS: dict[float, bytes] = {}
 _IPV4_LITERALS: dict[str, bool] = {}
@@ -33,6 +34,14 @@ def kernel_timeval(seconds: float) -> bytes:
 def pack_timeval(seconds: float) -> bytes:
     ms = max(int(seconds * 1000), 1)  # never zero: a zero timeval means wait forever
     return struct.pack("@ll", ms // 1000, ms % 1000 * 1000)
+
+
+def timeval_left(deadline: float) -> bytes:
+    """The socket timeout for what is left before ``deadline``; none left is a timeout."""
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise TimeoutError("timed out")
+    return pack_timeval(left)
 
 
 def ipv4_literal(host: str) -> bool:
@@ -98,10 +107,7 @@ def tcp_send_all(sock, data: bytes, timeout: float) -> None:
         if sent == len(view):         # a request usually goes out whole, at once
             return
         view = memoryview(view)[sent:]
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise TimeoutError("timed out")
-        timeval = pack_timeval(left)
+        timeval = timeval_left(deadline)
 
 
 def tcp_recv_frame(sock, timeout: float, framer: Framer) -> bytes:
@@ -126,7 +132,4 @@ def tcp_recv_frame(sock, timeout: float, framer: Framer) -> bytes:
         frames = framer.feed(data)
         if frames:
             return frames[0]
-        left = deadline - time.monotonic()
-        if left <= 0:                 # a peer trickling bytes faster than any one wait still ends
-            raise TimeoutError("timed out")
-        timeval = pack_timeval(left)
+        timeval = timeval_left(deadline)  # a peer trickling faster than any one wait still ends

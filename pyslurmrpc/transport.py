@@ -24,6 +24,11 @@ READ_CHUNK = 65536
 MIN_WAIT = 0.001
 
 
+def seconds_left(deadline: float) -> float:
+    """Seconds before ``deadline`` (a :func:`time.monotonic` time), at least MIN_WAIT: a last look."""
+    return max(deadline - time.monotonic(), MIN_WAIT)
+
+
 def recv_frame(sock: socket.socket, framer: Optional[Framer] = None,
                deadline: Optional[float] = None) -> Optional[bytes]:
     """The first whole frame from ``sock`` (None if the peer closed before one was in).
@@ -36,7 +41,7 @@ def recv_frame(sock: socket.socket, framer: Optional[Framer] = None,
     frame = None
     while frame is None:
         if deadline is not None:
-            sock.settimeout(max(deadline - time.monotonic(), MIN_WAIT))
+            sock.settimeout(seconds_left(deadline))
         frame = _advance(framer, sock.recv(READ_CHUNK))
     return frame or None
 
