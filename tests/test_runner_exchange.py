@@ -176,3 +176,22 @@ def test_background_turn_before_an_exchange_comes_after_its_request_is_sent(pair
     peer.settimeout(0.1)
     with pytest.raises(socket.timeout):
         peer.recv(100)                                         # sent once
+
+
+def test_send_on_a_unix_stream_in_the_blocking_runner(pair):
+    """Send stays part of the vocabulary on any stream: no flow of the library sends on munged's
+    socket outside an Exchange any more, but a flow that does is served whole."""
+    from pyslurmrpc.effects import Send
+
+    ours, peer = pair
+    data = b"x" * 300_000                       # more than one socket buffer: sendall's loop
+
+    def reader():
+        got.append(b"".join(iter(lambda: peer.recv(65536), b"")))
+    got: list = []
+    thread = threading.Thread(target=reader)
+    thread.start()
+    assert SyncRunner().run(_one(Send(UnixStream(ours), data, 2.0))) is None
+    ours.shutdown(socket.SHUT_WR)
+    thread.join(5)
+    assert got == [data]
