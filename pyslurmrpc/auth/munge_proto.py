@@ -166,7 +166,7 @@ class _Reader:
     def take(self, n: int) -> bytes:
         end = self.pos + n
         if end > len(self.buf):
-            raise MungeSocketError(f"Failed to unpack message type {self.what}: truncated")
+            raise _unpack_error(self.what, "truncated")
         chunk = self.buf[self.pos:end]
         self.pos = end
         return chunk
@@ -178,13 +178,11 @@ class _Reader:
         return _U32.unpack(self.take(4))[0]
 
     def cstr(self, n: int) -> Optional[str]:
-        start = self.pos
-        self.take(n)            # the bounds check
-        return _cstr_at(self.buf, start, n)
+        return _text(self.take(n))
 
     def done(self) -> None:
         if self.pos != len(self.buf):
-            raise MungeSocketError(f"Failed to unpack message type {self.what}: trailing bytes")
+            raise _unpack_error(self.what, "trailing bytes")
 
 
 def parse_encode_request(body: bytes) -> EncodeRequest:
@@ -249,11 +247,10 @@ def parse_decode_response(body: bytes) -> Credential:
         pos += 5 + addr_len
         time0, time1, uid, gid, auth_uid, auth_gid, n = _DEC_TIMES_IDS.unpack_from(body, pos)
     except (IndexError, struct.error):
-        raise MungeSocketError("Failed to unpack message type DEC_RSP: truncated") from None
+        raise _unpack_error("DEC_RSP", "truncated") from None
     pos += _DEC_TIMES_IDS.size
     if pos + n != len(body):
-        raise MungeSocketError(
-            f"Failed to unpack message type DEC_RSP: {'truncated' if pos + n > len(body) else 'trailing bytes'}")
+        raise _unpack_error("DEC_RSP", "truncated" if pos + n > len(body) else "trailing bytes")
     if code != MungeErr.SUCCESS and code not in ERRORS_WITH_CREDENTIAL:
         raise munge_error(code, text)
     cred = _new_credential({
@@ -271,11 +268,18 @@ def parse_decode_response(body: bytes) -> Credential:
 
 def _cstr_at(body: bytes, pos: int, n: int) -> Optional[str]:
     """The n-byte NUL-terminated string at ``pos`` (None for n 0); IndexError when it runs short."""
-    if not n:
-        return None
     if pos + n > len(body):
         raise IndexError(pos + n)
-    return body[pos:pos + n].rstrip(b"\0").decode("utf-8", "replace")
+    return _text(body[pos:pos + n])
+
+
+def _text(raw: bytes) -> Optional[str]:
+    """A string field's bytes as text, its NUL dropped; None when the field is absent (length 0)."""
+    return raw.rstrip(b"\0").decode("utf-8", "replace") if raw else None
+
+
+def _unpack_error(what: str, why: str) -> MungeSocketError:
+    return MungeSocketError(f"Failed to unpack message type {what}: {why}")
 
 
 def _new_credential(fields: dict) -> Credential:

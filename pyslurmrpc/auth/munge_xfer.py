@@ -131,13 +131,9 @@ _STEP_FAILURE = {"send": "Failed to send message", "header": "Failed to receive 
                  "body": "Failed to receive message body"}
 
 
-def _body_size(rsp_type: int):
-    """The Exchange's ``body_size``: a response header checked as libmunge's m_msg_recv does."""
-    return lambda header: unpack_header(header, rsp_type, MAX_RESPONSE_LEN)[2]
-
-
-#: one per response type, made once (every transaction names one)
-_BODY_SIZE = {rsp: _body_size(rsp) for rsp in RESPONSE_TYPE.values()}
+#: each response type's Exchange ``body_size``: its header checked as libmunge's m_msg_recv does
+_BODY_SIZE = {rsp: (lambda header, rsp=rsp: unpack_header(header, rsp, MAX_RESPONSE_LEN)[2])
+              for rsp in RESPONSE_TYPE.values()}
 
 
 def _exchange(conn, request: bytes, rsp_type: int, timeout: float, path: str) -> Flow:

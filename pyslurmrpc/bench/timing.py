@@ -15,7 +15,7 @@ def per_call_us(fn, n: int, rounds: int = ROUNDS) -> float:
 
 def rotated(turns: list, round_: int) -> list:
     """``turns`` in the order of round ``round_``: each starts a round in turn, so none always runs
-    first or just after the same other (whatever runs just after a libslurm child measured slower)."""
+    first or just after the same other (a place in the order can cost a side: see versus.py)."""
     shift = round_ % len(turns)
     return turns[shift:] + turns[:shift]
 

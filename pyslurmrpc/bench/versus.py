@@ -143,8 +143,9 @@ def _sequential_rounds(path, conf, op, job, n, plain, minted) -> tuple[dict, dic
                 why = str(err)
     turns = [lambda: py.append(sequential(plain, per)), lambda: pm.append(sequential(minted, per)), run_c]
     for round_ in range(SEQUENTIAL_ROUNDS):
-        # each side takes each place in the order equally often: whatever runs just after the
-        # libslurm child measured up to 20% slower (an A/B run, 2026-12-01), place by place
+        # each side takes each place in the order equally often: before each turn's warm-up,
+        # whatever ran just after the libslurm child measured up to 20% slower (it had been idle
+        # longest); what place effect the warm-up leaves falls on all three alike
         for turn in rotated(turns, round_):
             turn()
     lib = {"loaded": False, "path": loaded, "why_not": why} if why else {"loaded": True, "path": loaded,

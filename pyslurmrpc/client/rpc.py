@@ -79,7 +79,7 @@ def exchange(conn, frame: bytes, timeout: float, endpoint: Endpoint, limit: int 
             raise
         raise error from None
     # the reply is whole: close while munged decodes its credential (the next wait). Closing at
-    # once cost a ping 30-50 µs more (ABBA runs); libslurm closes after verifying, too
+    # once cost a ping 22-41 µs more (ABBA runs); libslurm closes after verifying, too
     yield Close(conn, later=True)
     return raw
 
