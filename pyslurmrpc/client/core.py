@@ -5,11 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..auth import slurm_auth
-from ..errors import ConfigError, InvalidArgumentError, UnexpectedMessageError
+from ..errors import ConfigError, InvalidArgumentError, ProtocolError, UnexpectedMessageError
 from ..wire import (
-    MAX_MSG_SIZE, CHECKPOINT_VERSIONS, VERSIONS, Address, Forward, Header, Message, decode_message, encode_message,
-    version_code,
+    MAX_MSG_SIZE, CHECKPOINT_VERSIONS, VERSIONS, Address, Forward, Header, Message, MungeAuthCred, decode_message,
+    encode_message, version_code,
 )
+from ..wire.codec import CredentialTemplate
 from . import validate
 from .calls import Call
 from .config import SlurmConfig, read_slurm_conf
@@ -33,6 +34,11 @@ SLURMD_CONNECT_RETRIES = 10
 #: ... this many seconds apart
 SLURMD_RETRY_PAUSE = 1.0
 CHECKPOINT_CODES = frozenset(version_code(v) for v in CHECKPOINT_VERSIONS)
+#: kinds of request (type, body, version, forwarding) whose frames are kept built; past this
+#: many the kept ones are forgotten (a client sends few kinds; a program looping over job ids
+#: makes one per job)
+MAX_FRAME_TEMPLATES = 256
+_TEMPLATES: dict[tuple, "CredentialTemplate | None"] = {}
 #: 20.11+ headers carry a family-tagged orig_addr; clients send family 0 (AF_UNSPEC)
 _NO_ADDR_FAMILY = Address(0, None, 0)
 
@@ -199,10 +205,43 @@ def make_auth(settings: Settings):
 
 def request_frame(call: Call, auth, version: int, forward: Forward = Forward(),
                   body: bytes | None = None) -> bytes:
-    """The whole frame for ``call`` in header version ``version`` (``body``: already encoded)."""
+    """The whole frame for ``call`` in header version ``version`` (``body``: already encoded).
+
+    An auth/munge request is packed into the frame built for its kind before (the credential
+    is all that differs); anything a template cannot take is encoded whole, which names
+    what is wrong with it.
+    """
+    if type(auth) is MungeAuthCred:
+        template = _template(call, auth.plugin_version, version, forward, body)
+        frame = template.fill(auth.credential) if template is not None else None
+        if frame is not None:
+            return frame
+    return encode_message(_request(call, auth, version, forward), body_bytes=body)
+
+
+def _request(call: Call, auth, version: int, forward: Forward) -> Message:
     addr = _NO_ADDR_FAMILY if VERSIONS[version].family_addr else Address()
-    header = Header(version=version, msg_type=call.msg_type, forward=forward, orig_addr=addr)
-    return encode_message(Message(header, auth, call.body), body_bytes=body)
+    return Message(Header(version=version, msg_type=call.msg_type, forward=forward, orig_addr=addr), auth, call.body)
+
+
+def _template(call: Call, plugin_version: int, version: int, forward: Forward, body: bytes | None):
+    """The CredentialTemplate of this kind of request (None: it gets none, it is encoded whole)."""
+    key = (call.msg_type, call.body, version, forward, body, plugin_version)
+    try:
+        return _TEMPLATES[key]
+    except KeyError:
+        pass
+    except TypeError:      # a body that cannot be a key
+        return None
+    try:
+        template = CredentialTemplate(_request(call, MungeAuthCred(credential=None, plugin_version=plugin_version),
+                                               version, forward), body_bytes=body)
+    except (ProtocolError, ValueError):    # encode_message says what is wrong when it is encoded whole
+        template = None
+    if len(_TEMPLATES) >= MAX_FRAME_TEMPLATES:
+        _TEMPLATES.clear()
+    _TEMPLATES[key] = template
+    return template
 
 
 def decode_reply(call: Call, frame: bytes, version: int) -> Message:

@@ -95,20 +95,34 @@ class SlurmString(Construct):
         return data[:-1].decode("utf-8", "surrogateescape")
 
     def _build(self, obj, stream, context, path):
-        if obj is None:
-            stream_write(stream, b"\0\0\0\0", 4, path)
-            return obj
-        raw = obj.encode("utf-8", "surrogateescape") if isinstance(obj, str) else bytes(obj)
-        if 0 in raw:
-            raise BadField("a Slurm string cannot contain NUL", path, 0)
-        if len(raw) + 1 > self.limit:
-            raise OversizedField(f"string of {len(raw)} bytes over the limit", path, 0)
-        data = _U32.pack(len(raw) + 1) + raw + b"\0"
+        try:
+            data = pack_string(obj, self.limit)
+        except StringTooLong as exc:
+            raise OversizedField(str(exc), path, 0) from None
+        except ValueError as exc:
+            raise BadField(str(exc), path, 0) from None
         stream_write(stream, data, len(data), path)
         return obj
 
     def _sizeof(self, context, path):
         raise SizeofError("packstr has a variable size", path=path)
+
+
+class StringTooLong(ValueError):
+    """A string :func:`pack_string` refuses for its size."""
+
+
+def pack_string(text: str | bytes | None, limit: int = MAX_PACK_MEM_LEN) -> bytes:
+    """``packstr`` of ``text`` (None: a NULL string, size 0); ValueError for a NUL inside,
+    :class:`StringTooLong` past ``limit`` bytes with the NUL."""
+    if text is None:
+        return b"\0\0\0\0"
+    raw = text.encode("utf-8", "surrogateescape") if isinstance(text, str) else bytes(text)
+    if 0 in raw:
+        raise ValueError("a Slurm string cannot contain NUL")
+    if len(raw) + 1 > limit:
+        raise StringTooLong(f"string of {len(raw)} bytes over the limit")
+    return _U32.pack(len(raw) + 1) + raw + b"\0"
 
 
 class FixedMem(Construct):
