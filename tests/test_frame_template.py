@@ -1,4 +1,4 @@
-"""Request frames packed into a template built once per kind of request (wire.codec.CredentialTemplate,
+"""Request frames packed into a template built once per kind of request (wire.repeats.CredentialTemplate,
 client.core.request_frame): byte for byte what encoding the whole message gives, for every
 release, call, forwarding and credential; what a template cannot take is encoded whole."""
 
@@ -7,7 +7,8 @@ import pytest
 from pyslurmrpc.client import calls, core
 from pyslurmrpc.errors import LocalProtocolError
 from pyslurmrpc.wire import VERSIONS, Forward, MungeAuthCred, NoneAuthCred, encode_message
-from pyslurmrpc.wire.codec import _SLOT, CredentialTemplate, encode_body
+from pyslurmrpc.wire.codec import encode_body
+from pyslurmrpc.wire.repeats import _SLOT, CredentialTemplate
 from pyslurmrpc.wire.versions import CHECKPOINT_VERSIONS, VERSION_CODES
 
 CHECKPOINT = [VERSION_CODES[name] for name in CHECKPOINT_VERSIONS]

@@ -10,7 +10,7 @@ from ..wire import (
     MAX_MSG_SIZE, CHECKPOINT_VERSIONS, VERSIONS, Address, Forward, Header, Message, MungeAuthCred, decode_message,
     encode_message, version_code,
 )
-from ..wire.codec import CredentialTemplate
+from ..wire.repeats import CredentialTemplate, decode_reply_frame
 from . import validate
 from .calls import Call
 from .config import SlurmConfig, read_slurm_conf
@@ -246,7 +246,7 @@ def _template(call: Call, plugin_version: int, version: int, forward: Forward, b
 
 def decode_reply(call: Call, frame: bytes, version: int) -> Message:
     """Decode a reply and check it is in a version the request can be answered in."""
-    reply = decode_message(frame)
+    reply = decode_reply_frame(frame)
     allowed = CHECKPOINT_CODES if version in CHECKPOINT_CODES else {version}
     if reply.version not in allowed:
         raise UnexpectedMessageError(

@@ -30,6 +30,7 @@ from typing import Iterable, Mapping, Optional
 from ..errors import ProtocolError, UnsupportedVersionError
 from ..slurm_errno import ERRORS
 from ..wire import MsgType, decode_message
+from ..wire.repeats import decode_reply_frame
 from ..wire.constants import LENGTH_PREFIX_SIZE, SLURM_NO_AUTH_CRED
 from ..wire.types import Message
 from ..wire.versions import (
@@ -85,7 +86,7 @@ def observe(sent: int, frame: Optional[bytes]) -> Observation:
     if bytes(frame[:len(HTTP_PREFIX)]) == HTTP_PREFIX:  # a refusal without a hint, as a close
         return Observation(sent, Outcome.CLOSED, problem=f"0x{sent:04x} was answered in HTTP (refused)")
     try:
-        msg = decode_message(frame)
+        msg = decode_reply_frame(frame)
     except UnsupportedVersionError:
         return _observe_unknown_version(sent, bytes(frame))
     except ProtocolError as exc:

@@ -10,7 +10,7 @@ leaves this module for any input bytes.
 from __future__ import annotations
 
 import struct
-from dataclasses import MISSING, fields as dataclass_fields, replace
+from dataclasses import MISSING, fields as dataclass_fields
 
 from construct import ConstructError
 
@@ -20,8 +20,8 @@ from ..errors import (
 )
 from .bodies import BODY_CLASSES, Body
 from .constants import LENGTH_PREFIX_SIZE, MAX_MSG_SIZE, SLURM_NO_AUTH_CRED
-from .primitives import BadField, FieldError, OversizedField, TruncatedField, UnknownType, pack_string
-from .types import AUTH_CLASSES, Address, Auth, Forward, Header, Message, MungeAuthCred, RetDataInfo
+from .primitives import BadField, FieldError, OversizedField, TruncatedField, UnknownType
+from .types import AUTH_CLASSES, Address, Auth, Forward, Header, Message, RetDataInfo
 from .versions import VERSIONS, VersionSpec, release_name
 
 #: construct-level error -> our error class
@@ -282,47 +282,6 @@ def encode_message(message: Message, *, body_bytes: bytes | None = None) -> byte
     tree["header"]["body_length"] = len(body_bytes)
     head = _build(spec.compiled_head, spec.head, tree, "")
     return (len(head) + len(body_bytes)).to_bytes(4, "big") + head + body_bytes
-
-
-#: what stands for the credential while a template is built: no MUNGE credential looks like it
-#: (munged's are "MUNGE:" and base64), and a frame where it is not unique gets no template
-_SLOT = "\x01pyslurmrpc credential slot\x01"
-_PACKED_SLOT = pack_string(_SLOT)
-
-
-class CredentialTemplate:
-    """One auth/munge request frame, built once: :meth:`fill` packs a call's credential into
-    it and gives the bytes :func:`encode_message` gives for that message with that credential.
-
-    The credential is the only part of a request that changes from call to call (its packstr
-    sits between the plugin's fields and the body, and nothing counts its length but the
-    frame's prefix), so a client builds each kind of request once, not on every call.
-    """
-
-    __slots__ = ("_before", "_after", "_fixed")
-
-    def __init__(self, message: Message, *, body_bytes: bytes | None = None):
-        if type(message.auth) is not MungeAuthCred:
-            raise TypeError(f"a credential template needs a MungeAuthCred, not {type(message.auth).__name__}")
-        frame = encode_message(replace(message, auth=replace(message.auth, credential=_SLOT)), body_bytes=body_bytes)
-        at = frame.find(_PACKED_SLOT)
-        if at < 0 or frame.find(_PACKED_SLOT, at + 1) >= 0:
-            raise ValueError("the frame holds the credential's placeholder elsewhere too: no template")
-        self._before = frame[LENGTH_PREFIX_SIZE:at]
-        self._after = frame[at + len(_PACKED_SLOT):]
-        self._fixed = len(frame) - LENGTH_PREFIX_SIZE - len(_PACKED_SLOT)
-
-    def fill(self, credential: str | None) -> bytes | None:
-        """The whole frame carrying ``credential``; None if it cannot be packed (a NUL inside,
-        too long: :func:`encode_message` then names the error)."""
-        try:
-            packed = pack_string(credential)
-        except ValueError:
-            return None
-        return (self._fixed + len(packed)).to_bytes(4, "big") + self._before + packed + self._after
-
-    def __repr__(self) -> str:
-        return f"CredentialTemplate({self._fixed} bytes around the credential)"
 
 
 def encode_body(version: int, msg_type: int, body) -> bytes:
