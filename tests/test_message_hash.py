@@ -11,7 +11,7 @@ from pyslurmrpc.auth.msg_hash import credential_payload, kangarootwelve
 from pyslurmrpc.auth.munge import decode_offline
 from pyslurmrpc.auth.slurm_auth import MungeAuth
 from pyslurmrpc.testing.slurmctld import SlurmctldHarness, exchange, ping_frame
-from pyslurmrpc.wire import MsgType, decode_message
+from pyslurmrpc.wire import MsgType, MungeAuthCred, decode_message
 
 from fixtures_data import FIXTURES
 
@@ -62,3 +62,44 @@ def test_client_pings_and_detects_a_block_null_hash_controller(strict_slurmctld,
 async def test_async_client_against_block_null_hash(strict_slurmctld, munged):
     client = AsyncClient(strict_slurmctld.host, strict_slurmctld.port, munge_socket=munged.socket_path, timeout=5)
     assert await client.ping() is True
+
+
+def test_each_body_is_hashed_once(monkeypatch):
+    """The pure-Python K12 costs ~160 µs: a 22.05+ request of a kind seen before reuses its payload."""
+    import pyslurmrpc.auth.msg_hash as msg_hash
+    msg_hash._k12_payload.cache_clear()
+    hashed = []
+    real = msg_hash.kangarootwelve
+    monkeypatch.setattr(msg_hash, "kangarootwelve", lambda *a: hashed.append(a) or real(*a))
+    first = credential_payload(0x2d00, MsgType.REQUEST_PING, b"")
+    for _ in range(5):
+        assert credential_payload(0x2d00, MsgType.REQUEST_PING, b"") == first
+        assert credential_payload(0x2600, MsgType.REQUEST_PING, bytearray()) == first   # the same hash
+    assert len(hashed) == 1
+    other = credential_payload(0x2d00, MsgType.REQUEST_PING, b"\x00\x01")
+    assert other != first and len(hashed) == 2
+    assert first == bytes([2]) + real(b"", int(MsgType.REQUEST_PING).to_bytes(2, "big"), 32)
+
+
+class _RecordingAuth:
+    """Keeps the payload it is asked to sign; signs nothing (the frame is all the test reads)."""
+
+    def create_flow(self, version, payload):
+        self.payload = payload
+        return MungeAuthCred(credential="MUNGE:x:")
+        yield  # noqa: unreachable - makes this a flow
+
+
+def test_a_message_type_payload_encodes_no_body(monkeypatch):
+    """20.11/21.08 payloads are the message type: no body is packed for them (22.05+ pack it once)."""
+    from pyslurmrpc.client import calls, rpc
+    from pyslurmrpc.runners import run_sync
+    packed = []
+    real = rpc.encode_body
+    monkeypatch.setattr(rpc, "encode_body", lambda *a: packed.append(a[0]) or real(*a))
+    state = type("State", (), {"auth": _RecordingAuth()})()
+    for version, hashed in ((0x2400, False), (0x2500, False), (0x2600, True), (0x2d00, True)):
+        frame, _ = run_sync(rpc._frame(state, calls.ping(), version))
+        assert decode_message(frame).header.version == version
+        assert state.auth.payload == credential_payload(version, MsgType.REQUEST_PING, b"")
+        assert packed.count(version) == (1 if hashed else 0)

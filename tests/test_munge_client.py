@@ -267,3 +267,28 @@ async def test_async_retry(tmp_path):
 
 def test_repr_has_no_secrets(munged):
     assert "key" not in repr(MungeClient(munged.socket_path)).lower()
+
+
+@pytest.mark.parametrize("path, code, text", [
+    ("", MungeErr.SOCKET, "MUNGE socket name is undefined"),
+    ("/run/" + "m" * 103, MungeErr.OVERFLOW, "Exceeded maximum length of 108 bytes for socket pathname"),
+])
+def test_a_bad_socket_name_is_refused_every_time_before_any_io(path, code, text, monkeypatch):
+    """libmunge's checks of the name (remembered only for a good one): each call refuses again."""
+    from pyslurmrpc import runners
+    monkeypatch.setitem(runners.SYNC.table, runners.Connect, lambda a: pytest.fail("connected"))
+    client = MungeClient(path)
+    for _ in range(3):
+        with pytest.raises(E.MungeError) as err:
+            client.encode()
+        assert err.value.code == code and text in err.value.text
+
+
+def test_a_good_socket_name_is_checked_once(munged, monkeypatch):
+    from pyslurmrpc.auth import munge_xfer
+    munge_xfer._check_path.cache_clear()
+    client = MungeClient(munged.socket_path)
+    for _ in range(3):
+        client.decode(client.encode())
+    info = munge_xfer._check_path.cache_info()
+    assert (info.misses, info.hits) == (1, 5)

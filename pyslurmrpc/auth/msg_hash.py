@@ -18,6 +18,8 @@ form a sender of each header version uses:
 
 from __future__ import annotations
 
+import functools
+
 from ..errors import LocalProtocolError
 from ..wire.versions import RELEASES, Payload, payload_kind
 
@@ -25,6 +27,8 @@ from ..wire.versions import RELEASES, Payload, payload_kind
 HASH_PLUGIN_NONE = 1
 HASH_PLUGIN_K12 = 2
 K12_HASH_BYTES = 32
+#: message hashes remembered (body and type -> payload)
+HASHES_KEPT = 256
 #: the first header version whose senders put anything in the payload (20.11).
 #: client/flows.py skips the payload below it; callers should prefer
 #: :func:`credential_payload` / :func:`hashes_body`, which ask the table per version.
@@ -42,8 +46,9 @@ class HashInputTooLarge(LocalProtocolError, ValueError):
 # Written from the KangarooTwelve specification (Keccak team; RFC 9861):
 # Keccak-p[1600, 12] with rate 168, single node (input up to 8192 bytes
 # with the customization string).  Checked against the specification's test
-# vectors (empty input; ptn(17)) in the tests.  Pure Python and slow: meant
-# for the few short bodies of the recordings and tests, not for traffic.
+# vectors (empty input; ptn(17)) in the tests.  Pure Python and slow (~160 µs for a
+# short body): a client's payloads are remembered (credential_payload), so each kind
+# of request is hashed once.
 _K12_CHUNK = 8192
 _K12_RATE = 168
 _MASK64 = (1 << 64) - 1
@@ -119,7 +124,14 @@ def credential_payload(version: int, msg_type: int, body: bytes) -> bytes:
         return b""
     if kind is Payload.MSG_TYPE:
         return bytes([HASH_PLUGIN_NONE]) + int(msg_type).to_bytes(2, MSG_TYPE_HOST_ORDER)
-    return bytes([HASH_PLUGIN_K12]) + kangarootwelve(body, int(msg_type).to_bytes(2, "big"), K12_HASH_BYTES)
+    return _k12_payload(int(msg_type), bytes(body))
+
+
+@functools.lru_cache(maxsize=HASHES_KEPT)
+def _k12_payload(msg_type: int, body: bytes) -> bytes:
+    # a client hashes the same few bodies again and again (every ping's is empty): the pure
+    # Python hash costs ~160 µs, the lookup well under one
+    return bytes([HASH_PLUGIN_K12]) + kangarootwelve(body, msg_type.to_bytes(2, "big"), K12_HASH_BYTES)
 
 
 def hashes_body(version: int) -> bool:

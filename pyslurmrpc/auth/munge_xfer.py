@@ -28,6 +28,7 @@ then, naming the socket path and saying the time ran out.
 from __future__ import annotations
 
 import errno as _errno
+import functools
 import os
 import stat as _stat
 from dataclasses import dataclass
@@ -59,6 +60,8 @@ class RetryPolicy:
 
 
 LIBMUNGE_RETRY = RetryPolicy()
+#: socket names whose checks are remembered
+_PATHS_KEPT = 32
 
 
 def _os_failure(what: str, err: OSError) -> MungeError:
@@ -78,11 +81,12 @@ def out_of_time(err: MungeError) -> MungeError:
     return munge_error(err.code, f"{err.text} ({OUT_OF_TIME})", os_errno=err.os_errno)
 
 
-def _bounded(seconds: float, deadline: Optional[float], path: str) -> Flow:
-    """``seconds``, cut to what is left before ``deadline``; none left is a MUNGE socket timeout."""
+def _seconds(seconds: float, deadline: Optional[float], now: Optional[float], path: str) -> float:
+    """``seconds``, cut to what is left before ``deadline`` at ``now`` (read only when there is a
+    deadline: ``None if deadline is None else (yield NOW)``); none left is a MUNGE socket timeout."""
     if deadline is None:
         return seconds
-    left = deadline - (yield NOW)
+    left = deadline - now
     if left <= 0:
         raise munge_error(MungeErr.SOCKET, f'No time left for "{path}" within the call\'s time limit',
                           os_errno=_errno.ETIMEDOUT)
@@ -101,17 +105,11 @@ def _diagnose(path: str) -> Flow:
                           os_errno=_errno.ENOTSOCK)
 
 
-def _connect(path: str, policy: RetryPolicy, deadline: Optional[float]) -> Flow:
-    """An open connection to munged, or the MungeError libmunge would report."""
+def _connect_again(path: str, policy: RetryPolicy, deadline: Optional[float], failure: OSError) -> Flow:
+    """After the first connect failed with ``failure``: a refused one is tried again as libmunge
+    does (its attempts and backoff), anything else diagnosed; an open connection or the MungeError."""
     attempt = 1
-    while True:
-        timeout = yield from _bounded(policy.timeout_ms / 1000, deadline, path)
-        try:
-            return (yield Connect(path, timeout))
-        except OSError as err:
-            failure = err
-        if failure.errno != _errno.ECONNREFUSED:
-            break
+    while failure.errno == _errno.ECONNREFUSED:
         if attempt == 1:
             yield from _diagnose(path)     # a regular file refuses too: no retries for it
         error = _os_failure(f'Failed to connect to "{path}"', failure)
@@ -122,6 +120,11 @@ def _connect(path: str, policy: RetryPolicy, deadline: Optional[float]) -> Flow:
             raise out_of_time(error)
         yield Sleep(pause)
         attempt += 1
+        now = None if deadline is None else (yield NOW)
+        try:
+            return (yield Connect(path, _seconds(policy.timeout_ms / 1000, deadline, now, path)))
+        except OSError as err:
+            failure = err
     yield from _diagnose(path)
     raise _os_failure(f'Failed to connect to "{path}"', failure)
 
@@ -136,19 +139,14 @@ _BODY_SIZE = {rsp: (lambda header, rsp=rsp: unpack_header(header, rsp, MAX_RESPO
               for rsp in RESPONSE_TYPE.values()}
 
 
-def _exchange(conn, request: bytes, rsp_type: int, timeout: float, path: str) -> Flow:
-    """Send one request on the open connection and return the response body.
-
-    ``timeout`` bounds the whole exchange, as libmunge's fd_timed_read_n bounds
-    a whole message: a munged that trickles a byte at a time still fails on time.
-    """
-    try:
-        size, body = yield Exchange(conn, request, MSG_HDR_SIZE, _BODY_SIZE[rsp_type], timeout)
-    except ExchangeFailed as failed:
-        raise _os_failure(f'{_STEP_FAILURE[failed.step]} on "{path}"', failed.error) from None
-    if len(body) != size:
-        raise MungeSocketError(f"Received incomplete message body: {len(body)} of {size} bytes")
-    return body
+@functools.lru_cache(maxsize=_PATHS_KEPT)
+def _check_path(path: Optional[str]) -> None:
+    """libmunge's checks of the socket's name (a good one is remembered: every call passes here)."""
+    if not path:
+        raise munge_error(MungeErr.SOCKET, "MUNGE socket name is undefined")
+    if len(os.fsencode(path)) >= SUN_PATH_MAX:
+        raise munge_error(MungeErr.OVERFLOW,
+                          f"Exceeded maximum length of {SUN_PATH_MAX} bytes for socket pathname")
 
 
 def transaction(path: Optional[str], req_type: int, body: bytes,
@@ -157,19 +155,26 @@ def transaction(path: Optional[str], req_type: int, body: bytes,
 
     ``deadline``: monotonic time by which it succeeds or fails (None: libmunge's limits only).
     """
-    if not path:
-        raise munge_error(MungeErr.SOCKET, "MUNGE socket name is undefined")
-    if len(os.fsencode(path)) >= SUN_PATH_MAX:
-        raise munge_error(MungeErr.OVERFLOW,
-                          f"Exceeded maximum length of {SUN_PATH_MAX} bytes for socket pathname")
+    _check_path(path)
     rsp_type = RESPONSE_TYPE[req_type]
     request = build_request(req_type, body)  # also the length check, before any I/O
+    wait = policy.timeout_ms / 1000
     attempt = 1
-    while True:
-        conn = yield from _connect(path, policy, deadline)
+    while True:    # the steps are inline, not sub-flows: every call's credential passes here twice
+        now = None if deadline is None else (yield NOW)
         try:
-            timeout = yield from _bounded(policy.timeout_ms / 1000, deadline, path)
-            reply = yield from _exchange(conn, request, rsp_type, timeout, path)
+            conn = yield Connect(path, _seconds(wait, deadline, now, path))
+        except OSError as err:
+            conn = yield from _connect_again(path, policy, deadline, err)
+        try:
+            now = None if deadline is None else (yield NOW)
+            try:
+                size, reply = yield Exchange(conn, request, MSG_HDR_SIZE, _BODY_SIZE[rsp_type],
+                                             _seconds(wait, deadline, now, path))
+            except ExchangeFailed as failed:
+                raise _os_failure(f'{_STEP_FAILURE[failed.step]} on "{path}"', failed.error) from None
+            if len(reply) != size:
+                raise MungeSocketError(f"Received incomplete message body: {len(reply)} of {size} bytes")
         except MungeError as err:
             yield Close(conn)
             failure = err

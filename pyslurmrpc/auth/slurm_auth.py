@@ -221,7 +221,7 @@ class MungeAuth(_MungeEnvelope):
         return self._envelope(cred, protocol_version)
 
     def _mint(self, payload: bytes) -> Flow:
-        return (yield from self._retrying(lambda end: self.client.encode_flow(payload, self.ttl, deadline=end)))
+        return self._retrying(lambda end: self.client.encode_flow(payload, self.ttl, deadline=end))
 
     def _restock(self, payload: bytes) -> Flow:
         """Start the mints the stock wants for ``payload``; none is waited for."""

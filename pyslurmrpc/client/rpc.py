@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 
-from ..auth.msg_hash import FIRST_HASHED_VERSION, credential_payload
+from ..auth.msg_hash import FIRST_HASHED_VERSION, credential_payload, hashes_body
 from ..auth.slurm_auth import create_flow, verify_flow
 from ..effects import Close, Connect, NOW, PeerClosed, RecvFrame, Send, Sleep, WallClock, deadline_passed
 from ..errors import (
@@ -144,9 +144,11 @@ def _frame(state: State, call: calls.Call, version: int, forward: Forward = Forw
         body, payload = None, credential_payload(FIRST_HASHED_VERSION, call.msg_type, b"")
     elif built < FIRST_HASHED_VERSION:
         body, payload = None, b""
-    else:  # 20.11+: the credential carries a payload (22.05+: the body's hash); the body is encoded once
+    elif hashes_body(built):  # 22.05+: the payload is the body's hash; the body is encoded once, for both
         body = encode_body(built, call.msg_type, call.body)
         payload = credential_payload(built, call.msg_type, body)
+    else:  # 20.11, 21.08: the message type alone
+        body, payload = None, credential_payload(built, call.msg_type, b"")
     cred = yield from create_flow(state.auth, built, payload)
     frame = request_frame(call, cred, built, forward, body)
     return (frame if built == version else detect.relabel(frame, version)), cred
