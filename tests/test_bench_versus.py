@@ -103,7 +103,7 @@ def test_sequential_sides_take_each_place_in_the_order_equally_often(monkeypatch
         order.append(call())
         return {"sequential_ms": {"p50": 0.5}, "cpu_us_per_call": 100.0, "calls": n, "failed": 0}
 
-    def fake_libslurm(path, conf, op, job, n):
+    def fake_libslurm(path, conf, op, job, n, loader=None):
         order.append("libslurm")
         return {"sequential_ms": {"p50": 0.4}, "cpu_us_per_call": 90.0, "calls": n, "failed": 0}
     monkeypatch.setattr(versus, "sequential", fake_sequential)
@@ -169,3 +169,47 @@ def test_libslurm_child_gets_the_same_warmup(monkeypatch):
     libslurm.run_sequential("/lib/x.so", "conf", "ping", 0, 3)
     cmd = seen["cmd"]
     assert float(cmd[cmd.index("--warmup") + 1]) == libslurm.WARMUP_SECONDS > 0
+
+
+def test_versus_a_newer_release_against_its_own_libslurm(munged):
+    """--release 26.05: its real slurmctld, and its own libslurm run under its own loader (built for
+    a newer C library than Debian 12's, it cannot be loaded into this interpreter)."""
+    from pyslurmrpc.testing import releases
+    from pyslurmrpc.testing.ci import needs_root, skip_or_fail
+    needs_root(pytest, "slurmctld runs with SlurmUser=root (it sets gid 0)")
+    try:
+        rel = releases.prepare("26.05")
+    except releases.ReleaseUnavailable as err:
+        skip_or_fail(pytest, f"Slurm 26.05 cannot be had here: {err}")
+    path, loader = releases.libslurm_of(rel)
+    report = bench("--only", "versus", "-n", "40", "--seconds", "0.3", "--munge-socket", munged.socket_path,
+                   "--release", "26.05")
+    v = report["versus"]
+    assert "26.05" in v["target"] and v["op"] == "ping"
+    c = v["libslurm"]
+    assert c["loaded"], c
+    assert (c["path"], c["loader"]) == (path, loader) and loader.endswith("ld-linux-x86-64.so.2")
+    assert set(c["calls_per_s_by_processes"]) == {"1", "2", "4", "8"}
+    rows = {f["figure"]: f for f in v["figures"]}
+    for name in ("sequential_p50", "sequential_p50_premint", "cpu_per_call", "best_throughput"):
+        assert rows[name]["c"] > 0 and rows[name]["ratio"] > 0, rows[name]
+
+
+def test_libslurm_child_runs_under_a_loader_when_given():
+    plain = libslurm.child_prefix("/x/libslurm.so")
+    assert plain == [sys.executable]
+    under = libslurm.child_prefix("/tree/usr/lib/slurm-wlm/libslurmfull.so", "/tree/usr/lib/ld-linux-x86-64.so.2")
+    assert under == ["/tree/usr/lib/ld-linux-x86-64.so.2", "--library-path", "/tree/usr/lib:/tree/usr/lib/slurm-wlm",
+                     sys.executable]
+    cmd = libslurm._child_cmd("/l.so", "/c.conf", "ping", 1, "--mode", "sequential", loader="/ld.so")
+    assert cmd[:4] == ["/ld.so", "--library-path", "/:/", sys.executable] and cmd[4:6] == ["-m", "pyslurmrpc.bench.libslurm"]
+
+
+@pytest.mark.parametrize("args, says", [
+    (["--libslurm-loader", "/lib64/ld-linux-x86-64.so.2"], "--libslurm-loader: name the libslurm it runs with --libslurm"),
+    (["--release", "26.05", "--controller", "127.0.0.1:6817"], "give it or --controller, not both"),
+])
+def test_bench_option_mistakes_are_said_without_a_traceback(args, says):
+    result = subprocess.run([sys.executable, "-m", "pyslurmrpc", "bench", "--only", "versus", *args],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and says in result.stderr and "Traceback" not in result.stderr

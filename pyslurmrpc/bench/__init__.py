@@ -38,6 +38,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seconds", type=float, default=versus.BURST_SECONDS,
                    help="versus: seconds per throughput level")
     p.add_argument("--libslurm", metavar="PATH", help="the libslurm to compare with (default: found here)")
+    p.add_argument("--libslurm-loader", metavar="LD_SO", help="run --libslurm under this dynamic loader "
+                   "(a libslurm built against a newer C library than this machine's)")
+    p.add_argument("--release", metavar="NAME", help="versus: start that release's slurmctld (unpacked by "
+                   "pyslurmrpc.testing.releases, e.g. 26.05) and compare with its own libslurm")
     p.add_argument("--slurm-conf", metavar="PATH", help="slurm.conf for libslurm with --controller "
                    "(default: a minimal one naming the controller and the munge socket)")
     p.add_argument("--nodes", type=int, action="append", help="fanout: fake slurmds (repeatable; default 1000)")
@@ -145,7 +149,8 @@ def _render_versus(v) -> list[str]:
         return ["", f"pyslurmrpc vs libslurm: not measured ({v['skipped']})"]
     c = v["libslurm"]
     lines = ["", f"pyslurmrpc vs libslurm/libmunge, {v['op']}, {v['target']}, same run",
-             f"  libslurm: {c['path']}" if c.get("loaded") else f"  libslurm: not measured ({c['why_not']})",
+             f"  libslurm: {c['path']}" + (f" (under {c['loader']})" if c.get("loader") else "")
+             if c.get("loaded") else f"  libslurm: not measured ({c['why_not']})",
              f"  {'figure':<24}{'unit':>8}{'pyslurmrpc':>12}{'C':>12}{'ratio':>8}  goal"]
     for f in v["figures"]:
         c_val = "-" if f["c"] is None else f"{f['c']:g}"
@@ -185,6 +190,10 @@ def main(argv=None) -> int:
         except InvalidArgumentError as err:
             parser.error(f"--controller: {err}")
         opts.controller = f"{host}:{port}"
+    if opts.libslurm_loader and not opts.libslurm:
+        parser.error("--libslurm-loader: name the libslurm it runs with --libslurm")
+    if opts.release and opts.controller:
+        parser.error("--release starts its own slurmctld: give it or --controller, not both")
     report = measure(opts)
     if opts.json:
         print(json.dumps(report, indent=2))

@@ -145,8 +145,19 @@ def burst(call, start_at: float, seconds: float) -> dict:
             "slowest_ms": round(slowest * 1000, 3)}
 
 
-def _child_cmd(path, conf, op, job, *extra) -> list[str]:
-    return [sys.executable, "-m", "pyslurmrpc.bench.libslurm", "--lib", path, "--conf", conf,
+def child_prefix(path: str | None, loader: str | None = None) -> list[str]:
+    """How a libslurm child starts: this interpreter, or this interpreter under ``loader``, the
+    dynamic loader (ld-linux) of a libslurm built against a newer C library than this machine's
+    (the 24.11 and 26.05 trees of pyslurmrpc.testing.releases); the loader's directory, where
+    its C library is, and libslurm's are searched first."""
+    if not loader:
+        return [sys.executable]
+    dirs = [os.path.dirname(os.path.abspath(loader))] + ([os.path.dirname(os.path.abspath(path))] if path else [])
+    return [loader, "--library-path", ":".join(dirs), sys.executable]
+
+
+def _child_cmd(path, conf, op, job, *extra, loader: str | None = None) -> list[str]:
+    return [*child_prefix(path, loader), "-m", "pyslurmrpc.bench.libslurm", "--lib", path, "--conf", conf,
             "--op", op, "--job", str(job), *extra]
 
 
@@ -158,20 +169,22 @@ def child_output(proc, what: str = "libslurm") -> dict:
     return json.loads(out.strip().splitlines()[-1])
 
 
-def run_sequential(path: str, conf: str, op: str, job: int, n: int, warmup: float = WARMUP_SECONDS) -> dict:
+def run_sequential(path: str, conf: str, op: str, job: int, n: int, warmup: float = WARMUP_SECONDS,
+                   loader: str | None = None) -> dict:
     proc = subprocess.Popen(_child_cmd(path, conf, op, job, "--mode", "sequential", "-n", str(n),
-                                       "--warmup", repr(warmup)),
+                                       "--warmup", repr(warmup), loader=loader),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     return child_output(proc)
 
 
-def run_processes(path: str, conf: str, op: str, job: int, processes: int, seconds: float) -> dict:
+def run_processes(path: str, conf: str, op: str, job: int, processes: int, seconds: float,
+                  loader: str | None = None) -> dict:
     """Calls per second (successful ones) by ``processes`` children calling back to back for
     ``seconds``, the slowest single call any of them saw (a stalled controller shows there)
     and how many failed."""
     start_at = time.time() + BURST_LEAD_S + 0.2 * processes
     procs = [subprocess.Popen(_child_cmd(path, conf, op, job, "--mode", "burst", "--start", repr(start_at),
-                                         "--seconds", str(seconds)),
+                                         "--seconds", str(seconds), loader=loader),
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for _ in range(processes)]
     outs = [child_output(p) for p in procs]

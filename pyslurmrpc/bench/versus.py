@@ -72,8 +72,22 @@ def target(opts, munge_socket):
         return
     from ..testing.slurmctld import SlurmctldHarness
 
-    with SlurmctldHarness(munge_socket) as ctld:
+    release = _release(opts)
+    with SlurmctldHarness(munge_socket, release=release) as ctld:
         yield ctld.host, ctld.port, ctld.conf_path, f"real slurmctld {ctld.release} (test harness)"
+
+
+def _release(opts):
+    """The unpacked release --release names (its libslurm and loader become the C side unless
+    --libslurm says otherwise), or None: the machine's own slurmctld."""
+    if not opts.release:
+        return None
+    from ..testing import releases
+
+    rel = releases.prepare(opts.release)
+    if not opts.libslurm:
+        opts.libslurm, opts.libslurm_loader = releases.libslurm_of(rel)
+    return rel
 
 
 def _op(client: Client, job: int) -> str:
@@ -122,7 +136,7 @@ def _median_of(rounds: list[dict]) -> dict:
                        for r in rounds]}
 
 
-def _sequential_rounds(path, conf, op, job, n, plain, minted) -> tuple[dict, dict, dict]:
+def _sequential_rounds(path, conf, op, job, n, plain, minted, loader=None) -> tuple[dict, dict, dict]:
     """pyslurmrpc, pyslurmrpc with premint and libslurm, taking turns for SEQUENTIAL_ROUNDS rounds
     of n / rounds calls each, in a rotating order, so that the machine's drift and the place in
     the order fall on all three alike."""
@@ -138,7 +152,7 @@ def _sequential_rounds(path, conf, op, job, n, plain, minted) -> tuple[dict, dic
         nonlocal why
         if why is None:
             try:
-                c.append(libslurm.run_sequential(loaded, conf, op, job, per))
+                c.append(libslurm.run_sequential(loaded, conf, op, job, per, loader=loader))
             except (RuntimeError, OSError) as err:
                 why = str(err)
     turns = [lambda: py.append(sequential(plain, per)), lambda: pm.append(sequential(minted, per)), run_c]
@@ -148,8 +162,8 @@ def _sequential_rounds(path, conf, op, job, n, plain, minted) -> tuple[dict, dic
         # longest); what place effect the warm-up leaves falls on all three alike
         for turn in rotated(turns, round_):
             turn()
-    lib = {"loaded": False, "path": loaded, "why_not": why} if why else {"loaded": True, "path": loaded,
-                                                                         **_median_of(c)}
+    lib = {"loaded": False, "path": loaded, "loader": loader, "why_not": why} if why else {
+        "loaded": True, "path": loaded, "loader": loader, **_median_of(c)}
     return _median_of(py), _median_of(pm), lib
 
 
@@ -157,9 +171,10 @@ def _libslurm_bursts(c: dict, conf, op, job, seconds) -> dict:
     if not c.get("loaded"):
         return c
     try:
-        bursts = {str(p): libslurm.run_processes(c["path"], conf, op, job, p, seconds) for p in PROCESSES}
+        bursts = {str(p): libslurm.run_processes(c["path"], conf, op, job, p, seconds, loader=c["loader"])
+                  for p in PROCESSES}
     except (RuntimeError, OSError) as err:
-        return {"loaded": False, "path": c["path"], "why_not": str(err)}
+        return {"loaded": False, "path": c["path"], "loader": c["loader"], "why_not": str(err)}
     return {**c, "calls_per_s_by_processes": {k: b["calls_per_s"] for k, b in bursts.items()},
             "slowest_call_ms_by_processes": {k: b["slowest_ms"] for k, b in bursts.items()},
             "failed_calls_by_processes": {k: b["failed"] for k, b in bursts.items()}}
@@ -205,7 +220,7 @@ def run(opts, munge_socket: str) -> dict:
         minting = Client(host, port, auth="munge", munge_socket=munge_socket, timeout=30, premint=1)
         py, py["premint"], c = _sequential_rounds(opts.libslurm, conf, op, opts.job, opts.n,
                                                   _client_call(client, op, opts.job),
-                                                  _client_call(minting, op, opts.job))
+                                                  _client_call(minting, op, opts.job), opts.libslurm_loader)
         py["async_calls_per_s"] = asyncio_best(
             AsyncClient(host, port, auth="munge", munge_socket=munge_socket, timeout=30), op, opts.job,
             opts.seconds)

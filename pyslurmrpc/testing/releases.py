@@ -46,6 +46,7 @@ PROGRAMS = {"slurmctld": ("usr/sbin/slurmctld", "usr/sbin/slurmctld-wlm"),
 LOADER_NAME = "ld-linux-x86-64.so.2"
 LIB_DIRS = ("usr/lib/x86_64-linux-gnu", "lib/x86_64-linux-gnu")
 PLUGIN_MARK = "auth_munge.so"          # a plugin every Debian release ships
+LIBSLURM_NAME = "libslurmfull.so"       # beside the plugins: the library Debian's programs link
 MARKER = "complete.json"
 MARKER_FORMAT = 2                      # bump when Release's fields change: old caches rebuild
 CACHE_ENV = "PYSLURMRPC_CACHE"
@@ -314,6 +315,21 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+# ---------------------------------------------------------------------------
+# the release's own libslurm, for the benchmark's C side
+# ---------------------------------------------------------------------------
+def libslurm_of(rel: Release) -> Tuple[Optional[str], Optional[str]]:
+    """(libslurm path, dynamic loader to run it under) of ``rel``: for an unpacked tree its
+    libslurmfull.so and its own ld-linux (it may need a newer C library than this machine's);
+    for the machine's own release (None, None): whatever the benchmark finds here."""
+    if rel.root is None:
+        return None, None
+    lib = Path(rel.plugin_dir) / LIBSLURM_NAME
+    if not lib.is_file():
+        raise ReleaseUnavailable(f"no {LIBSLURM_NAME} unpacked for {rel.name} under {rel.plugin_dir}")
+    return str(lib), str(_find_loader(Path(rel.root)))
 
 
 # ---------------------------------------------------------------------------
