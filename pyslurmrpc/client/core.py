@@ -38,7 +38,7 @@ CHECKPOINT_CODES = frozenset(version_code(v) for v in CHECKPOINT_VERSIONS)
 #: many the kept ones are forgotten (a client sends few kinds; a program looping over job ids
 #: makes one per job)
 MAX_FRAME_TEMPLATES = 256
-_TEMPLATES: dict[tuple, "CredentialTemplate | None"] = {}
+_TEMPLATES: dict[tuple, CredentialTemplate | None] = {}
 #: 20.11+ headers carry a family-tagged orig_addr; clients send family 0 (AF_UNSPEC)
 _NO_ADDR_FAMILY = Address(0, None, 0)
 
