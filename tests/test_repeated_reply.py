@@ -141,3 +141,16 @@ def test_a_repeat_past_the_largest_message_is_refused_as_the_decoder_refuses_it(
     expected = outcome(decode_message, longer)
     assert expected[0].__name__ == "FrameTooLargeError"
     assert outcome(decode_reply_frame, longer) == expected
+
+
+def test_threads_sharing_the_kept_replies_stay_within_the_bound(monkeypatch):
+    from concurrent.futures import ThreadPoolExecutor
+    monkeypatch.setattr(repeats, "MAX_REPEATED_REPLIES", 4)
+    frames = FRAMES[:24] * 20
+
+    def check(frame):
+        assert decode_reply_frame(frame) == decode_message(frame)
+        assert len(repeats._REPEATED) <= 4 + 8    # at most one append per thread in flight
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(check, frames))
+    assert len(repeats._REPEATED) <= 4

@@ -76,9 +76,8 @@ def decode_reply_frame(frame) -> Message:
     message = decode_message(frame)
     repeated = RepeatedFrame.of(message, frame)
     if repeated is not None:
-        if len(_REPEATED) >= MAX_REPEATED_REPLIES:
-            del _REPEATED[0]
         _REPEATED.append(repeated)
+        del _REPEATED[:-MAX_REPEATED_REPLIES]   # one step each: threads sharing a client may race here
     return message
 
 
