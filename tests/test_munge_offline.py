@@ -12,8 +12,8 @@ from pyslurmrpc.auth.munge import decode_offline, encode_offline
 from pyslurmrpc.auth.munge_constants import Cipher, Mac, MsgType, MungeErr, Zip, strerror
 from pyslurmrpc.auth.munge_cred import MungeKey, ReplayCache
 from pyslurmrpc.auth.munge_proto import (
-    Credential, decode_request_body, encode_request_body, pack_decode_response, pack_header,
-    parse_decode_request, parse_decode_response, parse_encode_request, unpack_header,
+    Credential, decode_request_body, encode_request_body, pack_decode_response, pack_encode_response, pack_header,
+    parse_decode_request, parse_decode_response, parse_encode_request, parse_encode_response, unpack_header,
 )
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
@@ -154,3 +154,19 @@ def test_decode_response_short_or_long_is_a_socket_error_at_every_length():
     with pytest.raises(E.MungeError, match="Invalid credential") as info:
         parse_decode_response(pack_decode_response(cred, E.munge_error(MungeErr.CRED_INVALID, "Invalid credential")))
     assert getattr(info.value, "credential", None) is None       # munged keeps none for this error
+
+
+def test_encode_response_short_or_long_is_a_socket_error_at_every_length():
+    """ENC_RSP is read by offsets too: every cut is "truncated", one byte more "trailing bytes"."""
+    for body in (pack_encode_response("MUNGE:" + "Q" * 100 + ":"),
+                 pack_encode_response(None, E.munge_error(MungeErr.SOCKET, "Failed to open"))):
+        for cut in range(len(body)):
+            with pytest.raises(E.MungeSocketError, match="ENC_RSP: truncated"):
+                parse_encode_response(body[:cut])
+        with pytest.raises(E.MungeSocketError, match="ENC_RSP: trailing bytes"):
+            parse_encode_response(body + b"\0")
+    assert parse_encode_response(pack_encode_response("MUNGE:ok:")) == "MUNGE:ok:"
+    with pytest.raises(E.MungeError, match="Failed to open"):
+        parse_encode_response(pack_encode_response(None, E.munge_error(MungeErr.SOCKET, "Failed to open")))
+    with pytest.raises(E.MungeError, match="invalid data length 0"):
+        parse_encode_response(pack_encode_response(""))

@@ -205,17 +205,19 @@ def parse_decode_request(body: bytes) -> str:
 # ---------------------------------------------------------------------------
 # Responses (munged -> client)
 # ---------------------------------------------------------------------------
-def _read_error(r: _Reader) -> tuple[int, Optional[str]]:
-    code = r.u8()
-    return code, r.cstr(r.u8())
-
-
 def parse_encode_response(body: bytes) -> str:
-    """Credential text from MUNGE_MSG_ENC_RSP, or raise munged's error."""
-    r = _Reader(body, "ENC_RSP")
-    code, text = _read_error(r)
-    data = r.take(r.u32())
-    r.done()
+    """Credential text from MUNGE_MSG_ENC_RSP, or raise munged's error (read by offsets, as
+    :func:`parse_decode_response`: every mint passes here; short or long bodies get the same errors)."""
+    try:
+        code, text_len = body[0], body[1]
+        text = _cstr_at(body, 2, text_len)
+        (n,) = _U32.unpack_from(body, 2 + text_len)
+    except (IndexError, struct.error):
+        raise _unpack_error("ENC_RSP", "truncated") from None
+    pos = 2 + text_len + _U32.size
+    if pos + n != len(body):
+        raise _unpack_error("ENC_RSP", "truncated" if pos + n > len(body) else "trailing bytes")
+    data = body[pos:]
     if code != MungeErr.SUCCESS:
         raise munge_error(code, text)
     if not data:
