@@ -117,7 +117,7 @@ def test_cut_grown_and_resized_frames_give_what_the_decoder_gives(seed):
 def test_no_split_without_a_single_credential():
     frame = FRAMES[0]
     message = decode_message(frame)
-    none = type(message)(message.header, MungeAuthCred(credential=None), message.body)
+    none = type(message)(message.header, MungeAuthCred(credential=None), message.body)   # an empty one
     assert RepeatedFrame.of(none, encode_message(none)) is None
     # the credential's bytes found twice (here: a copy appended to the body's place): no split
     doubled = frame + pack_string(message.auth.credential)
@@ -154,3 +154,38 @@ def test_threads_sharing_the_kept_replies_stay_within_the_bound(monkeypatch):
     with ThreadPoolExecutor(max_workers=8) as pool:
         list(pool.map(check, frames))
     assert len(repeats._REPEATED) <= 4
+
+
+
+def _no_credential_frames() -> list[bytes]:
+    """23.02+ replies: SLURM_NO_AUTH_CRED and no envelope at all, in every release that has them."""
+    from pyslurmrpc.wire import VERSIONS, Address, Header, Message, MsgType, ReturnCodeMsg
+    from pyslurmrpc.wire.constants import SLURM_NO_AUTH_CRED
+    return [encode_message(Message(Header(version=v, msg_type=MsgType.RESPONSE_SLURM_RC, flags=SLURM_NO_AUTH_CRED,
+                                          orig_addr=Address(0, None, 0)), None, ReturnCodeMsg(return_code=rc)))
+            for v in sorted(VERSIONS) if VERSIONS[v].layout.no_auth_flag for rc in (0, 2017)]
+
+
+NO_CREDENTIAL = _no_credential_frames()
+
+
+def test_a_reply_without_a_credential_repeats_whole(monkeypatch):
+    assert len(NO_CREDENTIAL) >= 14
+    for frame in NO_CREDENTIAL:
+        assert decode_reply_frame(frame) == decode_message(frame) and decode_message(frame).auth is None
+    monkeypatch.setattr(repeats, "decode_message", lambda f: pytest.fail("decoded whole"))
+    for frame in NO_CREDENTIAL[-8:]:
+        assert decode_reply_frame(frame).auth is None
+
+
+@pytest.mark.parametrize("frame", NO_CREDENTIAL, ids=lambda f: f"{f[4:6].hex()}-{f.hex()[-8:]}")
+def test_every_change_to_a_reply_without_a_credential_gives_what_the_decoder_gives(frame):
+    known = RepeatedFrame.of(decode_message(frame), frame)
+    for at in range(len(frame)):
+        for value in (frame[at] ^ 0xFF, frame[at] ^ 0x01, 0):
+            mutated = frame[:at] + bytes([value]) + frame[at + 1:]
+            repeats._REPEATED[:] = [known]
+            assert outcome(decode_reply_frame, mutated) == outcome(decode_message, mutated)
+    for variant in [frame[:n] for n in range(len(frame))] + [frame + b"\0"]:
+        repeats._REPEATED[:] = [known]
+        assert outcome(decode_reply_frame, variant) == outcome(decode_message, variant)

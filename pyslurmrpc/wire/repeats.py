@@ -5,7 +5,7 @@ next only the credential differs (its packstr sits between the auth plugin's fie
 body; nothing but the frame's length prefix counts its size).  :class:`CredentialTemplate`
 builds a kind of request once and packs each call's credential into it;
 :func:`decode_reply_frame` decodes a reply that repeats a recent one by reading its
-credential alone.  Both give exactly what :func:`~pyslurmrpc.wire.codec.encode_message` and
+credential alone (a reply without any credential, as 23.02 and later send, repeats whole).  Both give exactly what :func:`~pyslurmrpc.wire.codec.encode_message` and
 :func:`~pyslurmrpc.wire.codec.decode_message` give (tests/test_frame_template.py,
 tests/test_repeated_reply.py); anything else goes to those two, which name what is wrong.
 """
@@ -93,9 +93,12 @@ class RepeatedFrame:
         self._least = LENGTH_PREFIX_SIZE + len(before) + _STRING_SIZE + 1 + len(after)
 
     @classmethod
-    def of(cls, message: Message, frame: bytes) -> "RepeatedFrame | None":
-        """The split of ``frame`` (which decoded to ``message``); None without one credential to cut."""
+    def of(cls, message: Message, frame: bytes) -> "RepeatedFrame | _SameFrame | None":
+        """The split of ``frame`` (which decoded to ``message``); a frame without any credential
+        (23.02+ replies) repeats whole; None for one whose credential cannot be cut out."""
         auth = message.auth
+        if auth is None:
+            return _SameFrame(message, frame)
         if type(auth) is not MungeAuthCred or not auth.credential:
             return None
         packed = pack_string(auth.credential)
@@ -122,3 +125,16 @@ class RepeatedFrame:
         auth = _make(MungeAuthCred, credential=raw.decode("utf-8", "surrogateescape"),
                      plugin_version=known.auth.plugin_version)
         return _make(Message, header=known.header, auth=auth, body=known.body)
+
+
+class _SameFrame:
+    """A decoded frame that carries no credential (a 23.02+ controller's replies): the same
+    bytes again are the same Message (frozen, shared); None for any other frame."""
+
+    __slots__ = ("_frame", "_message")
+
+    def __init__(self, message: Message, frame: bytes):
+        self._message, self._frame = message, frame
+
+    def decode(self, frame: bytes) -> Message | None:
+        return self._message if frame == self._frame else None
