@@ -189,3 +189,13 @@ def test_every_change_to_a_reply_without_a_credential_gives_what_the_decoder_giv
     for variant in [frame[:n] for n in range(len(frame))] + [frame + b"\0"]:
         repeats._REPEATED[:] = [known]
         assert outcome(decode_reply_frame, variant) == outcome(decode_message, variant)
+
+
+def test_a_reply_past_the_size_kept_is_not_kept(monkeypatch):
+    frame = FRAMES[0]
+    monkeypatch.setattr(repeats, "MAX_REPEATED_REPLY_BYTES", len(frame) - 1)
+    assert decode_reply_frame(frame) == decode_message(frame)
+    assert repeats._REPEATED == []
+    monkeypatch.setattr(repeats, "MAX_REPEATED_REPLY_BYTES", len(frame))
+    assert decode_reply_frame(frame) == decode_message(frame)
+    assert len(repeats._REPEATED) == 1

@@ -61,6 +61,9 @@ class CredentialTemplate:
 
 #: replies kept by :func:`decode_reply_frame` to decode their repeats by the credential alone
 MAX_REPEATED_REPLIES = 16
+#: ... each at most this long: a bigger reply (a fan-out's, with every node's answer) is not
+#: kept, so the cache never holds more than 16 x 64 KiB
+MAX_REPEATED_REPLY_BYTES = 64 * 1024
 _REPEATED: list["RepeatedFrame"] = []
 
 
@@ -74,7 +77,7 @@ def decode_reply_frame(frame) -> Message:
         if message is not None:
             return message
     message = decode_message(frame)
-    repeated = RepeatedFrame.of(message, frame)
+    repeated = RepeatedFrame.of(message, frame) if len(frame) <= MAX_REPEATED_REPLY_BYTES else None
     if repeated is not None:
         _REPEATED.append(repeated)
         del _REPEATED[:-MAX_REPEATED_REPLIES]   # one step each: threads sharing a client may race here
