@@ -199,3 +199,15 @@ def test_a_reply_past_the_size_kept_is_not_kept(monkeypatch):
     monkeypatch.setattr(repeats, "MAX_REPEATED_REPLY_BYTES", len(frame))
     assert decode_reply_frame(frame) == decode_message(frame)
     assert len(repeats._REPEATED) == 1
+
+
+def test_what_is_kept_shows_no_credential():
+    frame = FRAMES[0]
+    message = decode_message(frame)
+    secret = message.auth.credential
+    kept = RepeatedFrame.of(message, frame)
+    from pyslurmrpc.wire.repeats import CredentialTemplate
+    template = CredentialTemplate(message)
+    for obj in (kept, template):
+        assert secret[6:40] not in repr(obj) and secret[6:40] not in str(obj)
+    assert secret.encode() not in template.fill("MUNGE:other:")
