@@ -108,7 +108,7 @@ class Now:
 
 
 #: the clock action: it has no fields, so one instance serves every flow (a ping reads the clock
-#: 16 times; building each cost more than the runner's work on it)
+#: about ten times; building each cost more than the runner's work on it)
 NOW = Now()
 
 

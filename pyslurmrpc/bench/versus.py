@@ -60,7 +60,9 @@ AuthInfo=socket={munge_socket}
 
 @contextlib.contextmanager
 def target(opts, munge_socket):
-    """(host, port, slurm.conf path, description) of the controller to measure."""
+    """(host, port, slurm.conf path, description, C side) of the controller to measure; the C
+    side is (libslurm path or None: found here, the dynamic loader to run it under or None)."""
+    c_side = (opts.libslurm, opts.libslurm_loader)
     if opts.controller:
         host, _, port = opts.controller.rpartition(":")
         with tempfile.TemporaryDirectory() as tmp:
@@ -68,26 +70,19 @@ def target(opts, munge_socket):
             if not opts.slurm_conf:
                 with open(conf, "w") as fh:
                     fh.write(CONF.format(host=host, port=port, munge_socket=munge_socket))
-            yield host, int(port), conf, f"slurmctld at {opts.controller}"
+            yield host, int(port), conf, f"slurmctld at {opts.controller}", c_side
         return
     from ..testing.slurmctld import SlurmctldHarness
 
-    release = _release(opts)
+    release = None
+    if opts.release:   # an unpacked release: its own libslurm and loader, unless --libslurm says otherwise
+        from ..testing import releases
+
+        release = releases.prepare(opts.release)
+        if not opts.libslurm:
+            c_side = releases.libslurm_of(release)
     with SlurmctldHarness(munge_socket, release=release) as ctld:
-        yield ctld.host, ctld.port, ctld.conf_path, f"real slurmctld {ctld.release} (test harness)"
-
-
-def _release(opts):
-    """The unpacked release --release names (its libslurm and loader become the C side unless
-    --libslurm says otherwise), or None: the machine's own slurmctld."""
-    if not opts.release:
-        return None
-    from ..testing import releases
-
-    rel = releases.prepare(opts.release)
-    if not opts.libslurm:
-        opts.libslurm, opts.libslurm_loader = releases.libslurm_of(rel)
-    return rel
+        yield ctld.host, ctld.port, ctld.conf_path, f"real slurmctld {ctld.release} (test harness)", c_side
 
 
 def _op(client: Client, job: int) -> str:
@@ -214,13 +209,13 @@ def figures(py: dict, c: dict, munge_rows: list[dict], codec_rows: list[dict]) -
 
 def run(opts, munge_socket: str) -> dict:
     """Measure pyslurmrpc and libslurm against one controller; the munge/codec rows are added by the caller."""
-    with target(opts, munge_socket) as (host, port, conf, description):
+    with target(opts, munge_socket) as (host, port, conf, description, (lib, loader)):
         client = Client(host, port, auth="munge", munge_socket=munge_socket, timeout=30)
         op = _op(client, opts.job)
         minting = Client(host, port, auth="munge", munge_socket=munge_socket, timeout=30, premint=1)
-        py, py["premint"], c = _sequential_rounds(opts.libslurm, conf, op, opts.job, opts.n,
+        py, py["premint"], c = _sequential_rounds(lib, conf, op, opts.job, opts.n,
                                                   _client_call(client, op, opts.job),
-                                                  _client_call(minting, op, opts.job), opts.libslurm_loader)
+                                                  _client_call(minting, op, opts.job), loader)
         py["async_calls_per_s"] = asyncio_best(
             AsyncClient(host, port, auth="munge", munge_socket=munge_socket, timeout=30), op, opts.job,
             opts.seconds)
