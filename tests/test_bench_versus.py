@@ -42,6 +42,11 @@ def test_versus_real_controller_every_figure_with_ratio(munged, slurmctld):
         assert len(side["rounds"]) == SEQUENTIAL_ROUNDS, side
         assert side["sequential_ms"]["p50"] == pytest.approx(
             statistics.median(r["p50_ms"] for r in side["rounds"]), abs=1e-4)
+    # the premint client: its depth, and most of its calls sent a credential minted ahead
+    assert py["premint"]["depth"] == versus.PREMINT_DEPTH
+    used = py["premint"]["credentials"]
+    assert used["taken_from_stock"] >= py["premint"]["calls"] // 2, used
+    assert used["minted_ahead"] >= used["taken_from_stock"], used
     assert set(py["async_calls_per_s_by_processes"]) == {"1", "2", "4", "8"}  # asyncio, as many processes
     assert all(n > 0 for n in py["async_calls_per_s_by_processes"].values()), py
     rows = {f["figure"]: f for f in v["figures"]}
@@ -213,3 +218,18 @@ def test_bench_option_mistakes_are_said_without_a_traceback(args, says):
     result = subprocess.run([sys.executable, "-m", "pyslurmrpc", "bench", "--only", "versus", *args],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and says in result.stderr and "Traceback" not in result.stderr
+
+
+def test_the_table_shows_each_sides_p99():
+    """The premint client's median call mints nothing and one call in its depth mints them all:
+    the table says what that costs the slowest calls, next to libslurm's."""
+    from pyslurmrpc.bench import _render_versus
+
+    def side(p99):
+        return {"sequential_ms": {"p50": 0.4, "p90": 0.5, "p99": p99}}
+    v = {"op": "ping", "target": "t", "figures": [],
+         "libslurm": {"loaded": True, "path": "/x.so", **side(0.7), "calls_per_s_by_processes": {"1": 5}},
+         "pyslurmrpc": {**side(0.6), "premint": {**side(0.9), "depth": 8}, "async_calls_per_s": {"1": 3},
+                        "async_in_flight_per_process": 1, "async_calls_per_s_by_processes": {"1": 3}}}
+    out = "\n".join(_render_versus(v))
+    assert "sequential p99, ms: pyslurmrpc 0.600  with premint=8 0.900  libslurm 0.700" in out

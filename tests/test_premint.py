@@ -43,6 +43,28 @@ def test_the_stock_is_filled_up_to_its_depth_and_no_further():
     assert stock.reserve(b"other") is not None  # per payload
 
 
+def test_the_stock_is_refilled_only_when_it_runs_dry():
+    """While any credential is left no mint starts; the call that finds it dry starts them all."""
+    stock = CredentialStock(3)
+    for cred in ("MUNGE:a:", "MUNGE:b:", "MUNGE:c:"):
+        _stocked(stock, P, cred, 100.0)
+    assert stock.reserve(P) is None  # full
+    assert stock.take(P, 100.1) == "MUNGE:a:"
+    assert stock.reserve(P) is None  # two left: the next calls mint nothing
+    assert stock.take(P, 100.1) == "MUNGE:b:" and stock.reserve(P) is None
+    assert stock.take(P, 100.1) == "MUNGE:c:"
+    assert [stock.reserve(P) is not None for _ in range(4)] == [True, True, True, False]  # dry: refilled at once
+    assert stock.reserve(b"other") is not None  # each payload on its own
+
+
+def test_a_payload_forgotten_mid_refill_starts_afresh():
+    stock = CredentialStock(3)
+    assert stock.reserve(P) is not None  # a refill of P begins
+    for i in range(PREMINT_MAX_PAYLOADS):
+        _stocked(stock, bytes([i + 1]) * 3, "MUNGE:x:", 100.0)  # P is pushed out
+    assert P not in stock._ready and P not in stock._filling
+
+
 def test_an_old_credential_is_thrown_away_never_used():
     stock = CredentialStock(1)
     _stocked(stock, P, "MUNGE:old:", 100.0)
@@ -110,6 +132,21 @@ def test_pings_use_credentials_minted_ahead(slurmctld, munged):
     assert stock.taken >= 20, stock
     # the blocking runner mints in the caller's thread, during the call's waits: no thread is made
     assert set(threading.enumerate()) <= threads
+
+
+def test_a_deeper_stock_mints_in_one_call_of_its_depth(slurmctld, munged):
+    """premint=4 against the real controller: a call mints four credentials or none, so three
+    calls in four send no request to munged of their own."""
+    client = Client(slurmctld.host, slurmctld.port, munge_socket=str(munged.socket_path), premint=4)
+    stock = client._auth.stock
+    assert client.ping()  # the first call also learns the controller's release (another payload)
+    minted_by_call = []
+    for _ in range(20):
+        before = stock.minted
+        assert client.ping()
+        minted_by_call.append(stock.minted - before)
+    assert set(minted_by_call) <= {0, 4}, minted_by_call
+    assert minted_by_call.count(4) == 5 and stock.taken >= 20, (minted_by_call, stock.taken)
 
 
 def test_async_pings_use_credentials_minted_ahead(slurmctld, munged):

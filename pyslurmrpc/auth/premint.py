@@ -16,6 +16,14 @@ The rules (each enforced here, each tested in tests/test_premint.py):
 * stocked per payload: from Slurm 22.05 a credential carries the hash of the
   message it travels with, so only the same message (a ping, the same RPC with
   the same arguments) can use a stocked credential.
+
+The stock of a payload is refilled when it runs dry, up to its depth at once (the
+mints start together in the call that found it dry); while any credential is left
+or under way, no mint starts.  So with a depth of N, N - 1 calls in N send no
+request to munged of their own, and munged's work for them falls in one call
+instead of in the wait of every call, where it would compete with the controller
+for munged and the cores (issue 13: the median call becomes one that mints nothing;
+that one call in N takes longer).
 """
 
 from __future__ import annotations
@@ -45,6 +53,7 @@ class CredentialStock:
         self._lock = threading.Lock()
         self._ready: dict[bytes, deque] = {}    # payload -> (minted_at, credential), oldest first
         self._pending: dict[bytes, int] = {}    # payload -> mints under way
+        self._filling: set[bytes] = set()       # payloads whose refill has not reached the depth yet
         self._generation = 0
         self._pid = os.getpid()
         self.taken = self.minted = self.discarded = 0  # counters, for tests and the benchmark
@@ -60,6 +69,7 @@ class CredentialStock:
             self._pid = os.getpid()
             self._ready.clear()
             self._pending.clear()
+            self._filling.clear()
             self._generation += 1
 
     def take(self, payload: bytes, now: float) -> str | None:
@@ -76,14 +86,25 @@ class CredentialStock:
             return None
 
     def reserve(self, payload: bytes) -> int | None:
-        """Start one mint for ``payload`` if the stock wants one: its generation, else None."""
+        """Start one mint for ``payload`` if the stock wants one: its generation, else None.
+
+        It wants one when nothing is left for ``payload`` (ready or under way), and then
+        again until a refill reaches the depth (see the module's text).
+        """
         with self._lock:
             self._forked()
             have = len(self._ready.get(payload, ())) + self._pending.get(payload, 0)
-            if have >= self.depth:
+            if have >= self.depth or (have and payload not in self._filling):
+                self._filling.discard(payload)
                 return None
+            if have + 1 < self.depth:
+                self._filling.add(payload)
+            else:
+                self._filling.discard(payload)
             if payload not in self._ready and len(self._ready) >= PREMINT_MAX_PAYLOADS:
-                self._ready.pop(next(iter(self._ready)))
+                oldest = next(iter(self._ready))
+                del self._ready[oldest]
+                self._filling.discard(oldest)
             self._ready.setdefault(payload, deque())
             self._pending[payload] = self._pending.get(payload, 0) + 1
             return self._generation
@@ -109,4 +130,5 @@ class CredentialStock:
         self.discarded += sum(len(q) for q in self._ready.values())
         self._ready.clear()
         self._pending.clear()
+        self._filling.clear()
         self._generation += 1

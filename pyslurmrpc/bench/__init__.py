@@ -157,6 +157,11 @@ def _render_versus(v) -> list[str]:
         ratio = "-" if f["ratio"] is None else f"{f['ratio']:.2f}x"
         lines.append(f"  {f['figure']:<24}{f['unit']:>8}{f['pyslurmrpc']:>12g}{c_val:>12}{ratio:>8}  {f['goal']}")
     py = v["pyslurmrpc"]
+    tails = [("pyslurmrpc", py), (f"with premint={py['premint'].get('depth', '?')}", py["premint"])]
+    if c.get("loaded"):
+        tails.append(("libslurm", c))
+    lines.append("  sequential p99, ms: " + "  ".join(f"{name} {side['sequential_ms']['p99']:.3f}"
+                                                     for name, side in tails))
     lines.append("  asyncio calls/s by calls in flight (one process): "
                  + "  ".join(f"{k}: {n}" for k, n in py["async_calls_per_s"].items()))
     lines.append(f"  asyncio calls/s by processes ({py['async_in_flight_per_process']} in flight each): "
