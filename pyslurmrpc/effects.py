@@ -65,6 +65,20 @@ class Exchange:
 
 
 @dataclass(slots=True)
+class Post:
+    """Send ``data`` on ``conn`` (a UNIX stream) and read nothing yet; result None.
+
+    The :class:`Exchange` of the same ``data`` on ``conn`` that follows sends no byte again and
+    only reads the answer, so the peer works on the request meanwhile (see :func:`overlapped`).
+    A failure is raised as :class:`ExchangeFailed` ("send"), as that Exchange would raise it.
+    """
+
+    conn: Any
+    data: bytes = field(repr=False)
+    timeout: float
+
+
+@dataclass(slots=True)
 class RecvFrame:
     """Read one whole length-prefixed Slurm frame within ``timeout`` seconds.
 
@@ -170,3 +184,59 @@ def pure(fn: Callable, *args) -> Flow:
     """A flow that asks for nothing: the value of ``fn(*args)`` (for I/O-free steps)."""
     return fn(*args)
     yield  # pragma: no cover - makes this function a generator
+
+
+#: the least time an answer already posted for is given once the flow run meanwhile has ended
+_LAST_LOOK = 0.001
+
+
+def overlapped(first: Flow, other: Flow, undo: Callable[[Any], Flow]) -> Flow:
+    """``(first's result, other's result)``, with ``other`` run whole while a daemon works on
+    ``first``'s first :class:`Exchange` (a munged request, posted at once and its answer read
+    once ``other`` has ended), or after ``first`` when it asks none.
+
+    ``first``'s failure is raised first: ``other``'s result, if it had one, goes to ``undo``
+    (a flow: close what it opened).  Otherwise ``other``'s failure is raised.  The posted
+    request's answer is given its own time less what ``other`` took, so that together they
+    keep to ``first``'s limits.
+    """
+    step, arg, outcome = first.send, None, None
+    while True:
+        try:
+            action = step(arg)
+        except StopIteration as stop:
+            result = stop.value
+            break
+        except Exception:
+            if outcome is not None and outcome[0]:
+                yield from undo(outcome[1])
+            raise
+        if outcome is None and type(action) is Exchange:
+            posted = yield NOW
+            try:
+                yield Post(action.conn, action.data, action.timeout)
+            except Exception as exc:     # the Exchange's own failure: first decides what it means
+                step, arg = first.throw, exc
+                continue
+            outcome = yield from _outcome(other)
+            left = action.timeout - ((yield NOW) - posted)
+            action = Exchange(action.conn, action.data, action.header_size, action.body_size,
+                              max(left, _LAST_LOOK))
+        try:
+            step, arg = first.send, (yield action)
+        except Exception as exc:
+            step, arg = first.throw, exc
+    if outcome is None:
+        outcome = yield from _outcome(other)
+    ok, value = outcome
+    if not ok:
+        raise value
+    return result, value
+
+
+def _outcome(flow: Flow) -> Flow:
+    """(True, the flow's value) or (False, the exception it raised)."""
+    try:
+        return True, (yield from flow)
+    except Exception as exc:
+        return False, exc

@@ -19,8 +19,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor, TimeoutError as FutureTimeout
 
 from .effects import (
-    Background, Close, Connect, Exchange, ExchangeFailed, Invoke, Now, Parallel, PeerClosed, RecvFrame, Send, Sleep,
-    Stat, WallClock,
+    Background, Close, Connect, Exchange, ExchangeFailed, Invoke, Now, Parallel, PeerClosed, Post, RecvFrame, Send,
+    Sleep, Stat, WallClock,
 )
 from .tcp_blocking import (
     TCP_RECV_CHUNK, TcpStream, ipv4_literal, kernel_timeval, tcp_connect, tcp_recv_frame, tcp_send_all,
@@ -276,6 +276,10 @@ def _sync_exchange(action: Exchange):
     return _read_answer(conn, action, 0, deadline)
 
 
+def _sync_post(action: Post) -> None:
+    _send_rest(action.conn, action.data)
+
+
 def _send_rest(conn: UnixStream, data: bytes) -> None:
     """What is left of ``data`` to send on a blocking UNIX socket (SO_SNDTIMEO bounds it)."""
     if conn.sent < len(data):
@@ -343,7 +347,7 @@ def _sync_recv_frame(action: RecvFrame) -> bytes:
 
 def _sync_handlers(runner: SyncRunner) -> dict:
     return {**_sync_table_base(), Connect: _sync_connect, Send: _sync_send, Exchange: _sync_exchange,
-            RecvFrame: _sync_recv_frame, Parallel: runner.parallel,
+            Post: _sync_post, RecvFrame: _sync_recv_frame, Parallel: runner.parallel,
             Background: lambda a: _Aside(a, runner.table)}
 
 
@@ -416,7 +420,7 @@ class AsyncRunner:
 
     def _handlers(self) -> dict:
         return {Sleep: lambda a: asyncio.sleep(a.seconds), Invoke: _invoke, Connect: _async_connect,
-                Send: _async_send, Exchange: _async_exchange, RecvFrame: _async_recv_frame, Parallel: self._parallel}
+                Send: _async_send, Exchange: _async_exchange, Post: _async_post, RecvFrame: _async_recv_frame, Parallel: self._parallel}
 
     def _background(self, action: Background) -> None:
         async def finish():
@@ -539,9 +543,9 @@ def _aside_exchange(action: Exchange):
     return _read_answer(action.conn, action, socket.MSG_DONTWAIT, None)
 
 
-def _try_exchange(action: Exchange):
-    """The fast step of an Exchange (non-blocking socket): send what the socket takes, read what
-    is there; _AWAIT when the rest must be waited for."""
+def _try_post(action: Post | Exchange):
+    """Send what the non-blocking socket takes of a request: None once all of it went out,
+    else _AWAIT."""
     conn, data = action.conn, action.data
     if conn.sent < len(data):
         try:
@@ -552,19 +556,34 @@ def _try_exchange(action: Exchange):
             raise ExchangeFailed("send", err) from None
         if conn.sent < len(data):
             return _AWAIT
-    return _read_answer(conn, action, 0, None)
+    return None
+
+
+def _try_exchange(action: Exchange):
+    """The fast step of an Exchange (non-blocking socket): send what the socket takes, read what
+    is there; _AWAIT when the rest must be waited for."""
+    if _try_post(action) is _AWAIT:
+        return _AWAIT
+    return _read_answer(action.conn, action, 0, None)
+
+
+async def _async_post(action: Post | Exchange) -> None:
+    """The rest of a request the fast step began sending, within the action's timeout."""
+    conn = action.conn
+    if conn.sent < len(action.data):
+        try:
+            await _bounded(asyncio.get_running_loop().sock_sendall(conn.sock, action.data[conn.sent:]),
+                           action.timeout)
+        except OSError as err:
+            raise ExchangeFailed("send", err) from None
+        conn.sent = len(action.data)
 
 
 async def _async_exchange(action: Exchange):
     """The rest of an Exchange the fast step began, all of it within the action's timeout."""
     loop, conn = asyncio.get_running_loop(), action.conn
     deadline = loop.time() + action.timeout
-    if conn.sent < len(action.data):
-        try:
-            await _bounded(loop.sock_sendall(conn.sock, action.data[conn.sent:]), action.timeout)
-        except OSError as err:
-            raise ExchangeFailed("send", err) from None
-        conn.sent = len(action.data)
+    await _async_post(action)
     await asyncio.sleep(0)          # one turn of the loop first (see _readable)
     while (answer := _read_answer(conn, action, 0, None)) is _AWAIT:
         try:
@@ -632,12 +651,12 @@ def _async_close(action: Close) -> None:
 
 _FAST = {Stat: lambda a: os.stat(a.path).st_mode, Now: lambda a: time.monotonic(),
          WallClock: lambda a: time.time(), Close: _async_close,
-         Connect: _try_connect, Send: _try_send, Exchange: _try_exchange}
+         Connect: _try_connect, Send: _try_send, Exchange: _try_exchange, Post: _try_post}
 
 #: a Background flow's steps in the blocking runner that finish at once (or return _AWAIT): munged's
 #: socket is local, so its connect and a request's send do not wait; a read takes what is there
 _ASIDE_STEPS = {**_sync_table_base(), Connect: lambda a: _sync_connect(a) if isinstance(a.target, str) else _AWAIT,
-                Exchange: _aside_exchange}
+                Exchange: _aside_exchange, Post: _sync_post}
 del _ASIDE_STEPS[Sleep], _ASIDE_STEPS[Invoke]
 
 ASYNC = AsyncRunner()

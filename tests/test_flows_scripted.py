@@ -31,7 +31,7 @@ from pyslurmrpc.auth.slurm_auth import MungeAuth, NoneAuth
 from pyslurmrpc.client import calls, detect, flows
 from pyslurmrpc.client.core import make_auth, settings_from_args
 from pyslurmrpc.effects import (
-    Close, Connect, Exchange, ExchangeFailed, Invoke, Now, Parallel, PeerClosed, RecvFrame, Send, Sleep, Stat,
+    Close, Connect, Exchange, ExchangeFailed, Invoke, Now, Parallel, PeerClosed, Post, RecvFrame, Send, Sleep, Stat,
     WallClock,
 )
 from pyslurmrpc.errors import (
@@ -106,7 +106,8 @@ class World:
         self.munged = munged or Munged()
         self.connects: list[tuple[float, object]] = []   # (virtual time, target)
         self.frames: dict[tuple, list[bytes]] = {}
-        self.table = {Connect: self.connect, Send: self.send, Exchange: self.exchange, RecvFrame: self.recv_frame,
+        self.table = {Connect: self.connect, Send: self.send, Exchange: self.exchange, Post: self.post,
+                      RecvFrame: self.recv_frame,
                       Close: self.close, Stat: self.stat, Sleep: self.sleep, Now: lambda a: self.t,
                       WallClock: lambda a: EPOCH + self.t, Parallel: self.parallel,
                       Invoke: lambda a: a.fn(*a.args)}
@@ -143,11 +144,16 @@ class World:
         a.conn.sent.append(a.data)
         self.frames.setdefault(a.conn.target, []).append(a.data)
 
-    def exchange(self, a: Exchange):
-        """munged's side of one request: reset, stall (the whole timeout passes) or answer."""
+    def post(self, a: Post):
+        """A request sent ahead of its Exchange (which then only reads): a reset fails here."""
         a.conn.sent.append(a.data)
         if a.conn.pending == "reset":
             raise ExchangeFailed("send", ConnectionResetError(errno.ECONNRESET, "Connection reset by peer"))
+
+    def exchange(self, a: Exchange):
+        """munged's side of one request: reset, stall (the whole timeout passes) or answer."""
+        if not a.conn.sent or a.conn.sent[-1] is not a.data:   # not posted before
+            self.post(Post(a.conn, a.data, a.timeout))
         if a.conn.pending == "stall":
             self.t += a.timeout
             raise ExchangeFailed("header", TimeoutError("timed out"))

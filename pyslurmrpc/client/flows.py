@@ -28,7 +28,8 @@ from . import calls, detect, fanout
 from . import validate
 from .core import CHECKPOINT_CODES, Endpoint, Settings, decode_reply
 from .rpc import (
-    _HTTP_LENGTH, State, _check_reply_auth, _frame, _key, _log_request, connect, connect_controller, exchange, log, rpc,
+    _HTTP_LENGTH, State, _check_reply_auth, _frame, _key, _log_request, built_and_reached, connect, exchange, log,
+    reach, rpc,
 )
 
 
@@ -133,12 +134,6 @@ def _refused(state: State, endpoint: Endpoint, first: detect.Observation):
     raise UnexpectedMessageError(f"{endpoint}: {first.problem}", field="header")
 
 
-def _open(state: State, endpoint: Endpoint | None):
-    if endpoint is None:
-        return (yield from connect_controller(state))
-    return endpoint, (yield from connect(endpoint, state.settings.connect_timeout))
-
-
 def _start(state: State, endpoint: Endpoint | None, call: calls.Call, choose):
     """The credential (first, as libslurm's callers see it fail first), then the connection.
 
@@ -148,8 +143,7 @@ def _start(state: State, endpoint: Endpoint | None, call: calls.Call, choose):
     """
     guess = endpoint or state.settings.controller_order(state.use_backup)[0]
     version = choose(state.versions.get(_key(guess)))
-    built = yield from _frame(state, call, version)
-    endpoint, conn = yield from _open(state, endpoint)
+    built, (endpoint, conn) = yield from built_and_reached(state, call, version, endpoint)
     cached = state.versions.get(_key(endpoint))
     if choose(cached) != version:          # another controller answered: its own version
         version = choose(cached)
@@ -183,7 +177,7 @@ def _first(state: State, endpoint: Endpoint, conn, version: int, call: calls.Cal
 
 def controller_version(state: State, endpoint: Endpoint | None = None):
     """The protocol version the controller speaks (cached per controller until a call fails)."""
-    endpoint, conn = yield from _open(state, endpoint)
+    endpoint, conn = yield from reach(state, endpoint)
     cached = state.versions.get(_key(endpoint))
     if cached is not None and cached.code is not None:
         yield Close(conn)

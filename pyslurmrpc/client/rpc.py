@@ -11,7 +11,7 @@ import logging
 
 from ..auth.msg_hash import FIRST_HASHED_VERSION, credential_payload, hashes_body
 from ..auth.slurm_auth import create_flow, verify_flow
-from ..effects import Close, Connect, NOW, PeerClosed, RecvFrame, Send, Sleep, WallClock, deadline_passed
+from ..effects import Close, Connect, NOW, PeerClosed, RecvFrame, Send, Sleep, WallClock, deadline_passed, overlapped
 from ..errors import (
     AuthError, ConnectionClosedError, ConnectionRefusedTransportError, CONNECT_ERRNO, RECEIVE_ERRNO,
     TimeoutTransportError, TransportError,
@@ -135,6 +135,29 @@ def connect_controller(state: State):
     raise ConnectionRefusedTransportError(f"no slurmctld answered ({tried})")
 
 
+def reach(state: State, endpoint: Endpoint | None, slurmd: bool = False):
+    """(endpoint, open connection): the controller that answers (``endpoint`` None), else
+    ``endpoint`` itself, tried as libslurm tries a slurmd (``slurmd``) or once."""
+    if endpoint is None:
+        return (yield from connect_controller(state))
+    if slurmd:
+        return endpoint, (yield from connect_slurmd(state, endpoint))
+    return endpoint, (yield from connect(endpoint, state.settings.connect_timeout))
+
+
+def _close_reached(reached):
+    yield Close(reached[1])
+
+
+def built_and_reached(state: State, call: calls.Call, version: int, endpoint: Endpoint | None,
+                      forward: Forward = Forward(), slurmd: bool = False):
+    """((frame, credential), (endpoint, connection)): the connect runs while munged mints the
+    credential (libslurm connects, then mints; here the two overlap, and a failed credential
+    is still the error raised first)."""
+    return (yield from overlapped(_frame(state, call, version, forward), reach(state, endpoint, slurmd),
+                                  _close_reached))
+
+
 def _frame(state: State, call: calls.Call, version: int, forward: Forward = Forward()):
     """The request frame in ``version`` and the credential it carries (a future label is relabelled)."""
     built = detect.wire_version(version)       # the newest layout for a version past the table
@@ -182,13 +205,8 @@ def rpc(state: State, call: calls.Call, version: int, endpoint: Endpoint | None 
 
 def _rpc(state: State, call: calls.Call, version: int, endpoint: Endpoint | None,
          forward: Forward, timeout: float | None, slurmd: bool):
-    frame, cred = yield from _frame(state, call, version, forward)
-    if endpoint is None:
-        endpoint, conn = yield from connect_controller(state)
-    elif slurmd:
-        conn = yield from connect_slurmd(state, endpoint)
-    else:
-        conn = yield from connect(endpoint, state.settings.connect_timeout)
+    (frame, cred), (endpoint, conn) = yield from built_and_reached(state, call, version, endpoint, forward,
+                                                                   slurmd)
     if log.isEnabledFor(logging.DEBUG):
         _log_request(endpoint, call, version)
     raw = yield from exchange(conn, frame, timeout or state.settings.message_timeout, endpoint,

@@ -1,0 +1,210 @@
+"""The connect to a daemon overlaps munged's mint of the call's credential (effects.overlapped).
+
+libslurm connects, then asks munged for the credential, then sends.  pyslurmrpc posts the
+credential's request to munged, connects while munged works on it, then reads the credential:
+the call is shorter by about the connect, and a failed credential is still the error raised
+first.  These tests check the combinator's order and errors with a scripted driver, the Post
+step of both runners on a real socket pair, and the order of a real ping's steps against the
+real munged and slurmctld of the harness.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+import pytest
+
+from pyslurmrpc import runners
+from pyslurmrpc.client import AsyncClient, Client
+from pyslurmrpc.effects import Close, Connect, Exchange, ExchangeFailed, Now, Post, overlapped
+from pyslurmrpc.errors import AuthError, ConnectionRefusedTransportError
+from pyslurmrpc.runners import AsyncRunner, SyncRunner, UnixStream
+from pyslurmrpc.testing.netio import free_port
+from pyslurmrpc.tcp_blocking import kernel_timeval
+
+
+class Script:
+    """Drives a flow: records each action, answers from ``answers`` (type -> value, or an
+    exception to throw); the clock moves 1 s per Connect."""
+
+    def __init__(self, answers=None):
+        self.log, self.t = [], 0.0
+        self.answers = answers or {}
+
+    def run(self, flow):
+        value, error = None, None
+        while True:
+            try:
+                action = flow.throw(error) if error is not None else flow.send(value)
+            except StopIteration as stop:
+                return stop.value
+            self.log.append(action)
+            value, error = None, None
+            if type(action) is Now:
+                value = self.t
+                continue
+            if type(action) is Connect:
+                self.t += 1.0
+            answer = self.answers.get((type(action), getattr(action, "target", None)),
+                                      self.answers.get(type(action)))
+            if isinstance(answer, Exception):
+                error = answer
+            else:
+                value = answer
+
+
+def _mint(tries=1):
+    """A credential flow as the munged transaction yields it: connect, exchange, close."""
+    for attempt in range(tries):
+        conn = yield Connect("munged", 2.0)
+        try:
+            _, body = yield Exchange(conn, b"ENC", 11, len, 5.0)
+        except ExchangeFailed:
+            yield Close(conn)
+            if attempt + 1 == tries:
+                raise
+            continue
+        yield Close(conn)
+        return body
+
+
+def _reach():
+    return (yield Connect("controller", 2.0))
+
+
+def _undo(conn):
+    yield Close(conn)
+
+
+def kinds(log):
+    return [(type(a).__name__, getattr(a, "target", None)) for a in log]
+
+
+def test_the_connect_runs_between_posting_munged_request_and_reading_its_answer():
+    script = Script({Connect: "conn", Exchange: (4, b"cred")})
+    assert script.run(overlapped(_mint(), _reach(), _undo)) == (b"cred", "conn")
+    assert kinds(script.log) == [("Connect", "munged"), ("Now", None), ("Post", None), ("Connect", "controller"),
+                                 ("Now", None), ("Exchange", None), ("Close", None)]
+    post, exchange = script.log[2], script.log[5]
+    assert post.data == exchange.data == b"ENC"
+    assert exchange.timeout == pytest.approx(5.0 - 1.0)   # its own time less the connect's
+
+
+def test_a_failed_credential_is_raised_first_and_the_connection_closed():
+    script = Script({Connect: "ctl-conn", Exchange: ExchangeFailed("header", TimeoutError("timed out"))})
+    with pytest.raises(ExchangeFailed):
+        script.run(overlapped(_mint(), _reach(), _undo))
+    assert kinds(script.log)[-2:] == [("Close", None), ("Close", None)]
+    assert [a.conn for a in script.log[-2:]] == ["ctl-conn", "ctl-conn"]  # munged's (the same stand-in), then undo's
+
+
+def test_a_failed_connect_is_raised_once_the_credential_is_in():
+    script = Script({(Connect, "controller"): ConnectionRefusedTransportError("refused"),
+                     Connect: "m", Exchange: (4, b"cred")})
+    with pytest.raises(ConnectionRefusedTransportError):
+        script.run(overlapped(_mint(), _reach(), _undo))
+    assert kinds(script.log)[-2:] == [("Exchange", None), ("Close", None)]   # the credential was read first
+
+
+def test_a_post_that_fails_is_the_exchanges_own_failure_and_the_credential_flow_decides():
+    """A send that fails at the Post is thrown into the credential flow as its Exchange's failure:
+    it retries (posting again), and when its tries are spent its error is raised, the daemon
+    never reached."""
+    script = Script({Connect: "c", Post: ExchangeFailed("send", ConnectionResetError())})
+    with pytest.raises(ExchangeFailed):
+        script.run(overlapped(_mint(tries=2), _reach(), _undo))
+    assert [k for k in kinds(script.log) if k[0] in ("Connect", "Post")] == [
+        ("Connect", "munged"), ("Post", None), ("Connect", "munged"), ("Post", None)]
+
+
+def test_without_a_munged_request_the_connect_follows_the_credential():
+    def stocked():
+        return b"from the stock"
+        yield  # pragma: no cover
+    script = Script({Connect: "conn"})
+    assert script.run(overlapped(stocked(), _reach(), _undo)) == (b"from the stock", "conn")
+    assert kinds(script.log) == [("Connect", "controller")]
+
+
+@pytest.fixture
+def pair():
+    ours, peer = socket.socketpair()
+    ours.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, kernel_timeval(2.0))
+    yield ours, peer
+    ours.close()
+    peer.close()
+
+
+def _meanwhile_sees(peer, seen: list):
+    """The flow run meanwhile: what the peer had received by then (the Post went out first)."""
+    peer.setblocking(False)
+    seen.append(peer.recv(100))
+    peer.sendall(b"answer")
+    return "other"
+    yield  # pragma: no cover
+
+
+def _exchange_on(conn):
+    _, body = yield Exchange(conn, b"request", 0, lambda header: 6, 2.0)
+    return body
+
+
+def test_the_blocking_runner_posts_then_reads(pair):
+    ours, peer = pair
+    seen = []
+    result = SyncRunner().run(overlapped(_exchange_on(UnixStream(ours)), _meanwhile_sees(peer, seen), _undo))
+    assert result == (b"answer", "other") and seen == [b"request"]
+
+
+def test_the_asyncio_runner_posts_then_reads(pair):
+    ours, peer = pair
+    ours.setblocking(False)
+    seen = []
+    result = asyncio.run(AsyncRunner().run(overlapped(_exchange_on(UnixStream(ours)),
+                                                      _meanwhile_sees(peer, seen), _undo)))
+    assert result == (b"answer", "other") and seen == [b"request"]
+
+
+def _steps_of_one_ping(monkeypatch, client) -> list[str]:
+    """The kinds of the real runner's steps in one ping (munged's or the controller's)."""
+    steps = []
+    for kind in (Connect, Post, Exchange):
+        handler = runners.SYNC.table[kind]
+
+        def recorded(action, handler=handler, kind=kind):
+            target = getattr(action, "target", None)
+            where = "" if target is None else ("munged" if isinstance(target, str) else "controller")
+            steps.append(f"{kind.__name__} {where}".strip())
+            return handler(action)
+        monkeypatch.setitem(runners.SYNC.table, kind, recorded)
+    assert client.ping()
+    return steps
+
+
+def test_a_real_ping_connects_while_munged_mints(monkeypatch, slurmctld, munged):
+    client = Client(slurmctld.host, slurmctld.port, munge_socket=str(munged.socket_path))
+    assert client.ping()   # the version is known: one request from now on
+    assert _steps_of_one_ping(monkeypatch, client) == [
+        "Connect munged", "Post", "Connect controller", "Exchange",   # the credential, the connect overlapping
+        "Connect munged", "Exchange"]                                 # the reply's credential verified
+
+
+def test_a_real_ping_to_nobody_fails_on_the_connect_once_the_credential_is_in(munged):
+    client = Client("127.0.0.1", free_port(), munge_socket=str(munged.socket_path), timeout=1)
+    with pytest.raises(ConnectionRefusedTransportError):
+        client.ping(0)
+
+
+def test_without_munged_the_credential_is_the_error_even_with_nobody_listening(tmp_path):
+    client = Client("127.0.0.1", free_port(), munge_socket=str(tmp_path / "no-munged"), timeout=1)
+    with pytest.raises(AuthError, match="no-munged"):
+        client.ping(0)
+
+
+def test_asyncio_pings_overlap_too(slurmctld, munged):
+    client = AsyncClient(slurmctld.host, slurmctld.port, munge_socket=str(munged.socket_path))
+
+    async def pings():
+        return [await client.ping() for _ in range(5)]
+    assert asyncio.run(pings()) == [True] * 5
