@@ -71,6 +71,7 @@ class Post:
     The :class:`Exchange` of the same ``data`` on ``conn`` that follows sends no byte again and
     only reads the answer, so the peer works on the request meanwhile (see :func:`overlapped`).
     A failure is raised as :class:`ExchangeFailed` ("send"), as that Exchange would raise it.
+    A runner may decline (result False, nothing sent): the Exchange then sends it.
     """
 
     conn: Any
@@ -193,14 +194,15 @@ _LAST_LOOK = 0.001
 def overlapped(first: Flow, other: Flow, undo: Callable[[Any], Flow]) -> Flow:
     """``(first's result, other's result)``, with ``other`` run whole while a daemon works on
     ``first``'s first :class:`Exchange` (a munged request, posted at once and its answer read
-    once ``other`` has ended), or after ``first`` when it asks none.
+    once ``other`` has ended), or after ``first`` when it asks none or the runner declines
+    the :class:`Post`.
 
     ``first``'s failure is raised first: ``other``'s result, if it had one, goes to ``undo``
     (a flow: close what it opened).  Otherwise ``other``'s failure is raised.  The posted
     request's answer is given its own time less what ``other`` took, so that together they
     keep to ``first``'s limits.
     """
-    step, arg, outcome = first.send, None, None
+    step, arg, outcome, posting = first.send, None, None, True
     while True:
         try:
             action = step(arg)
@@ -211,17 +213,20 @@ def overlapped(first: Flow, other: Flow, undo: Callable[[Any], Flow]) -> Flow:
             if outcome is not None and outcome[0]:
                 yield from undo(outcome[1])
             raise
-        if outcome is None and type(action) is Exchange:
-            posted = yield NOW
+        if posting and outcome is None and type(action) is Exchange:
             try:
-                yield Post(action.conn, action.data, action.timeout)
+                declined = (yield Post(action.conn, action.data, action.timeout)) is False
             except Exception as exc:     # the Exchange's own failure: first decides what it means
                 step, arg = first.throw, exc
                 continue
-            outcome = yield from _outcome(other)
-            left = action.timeout - ((yield NOW) - posted)
-            action = Exchange(action.conn, action.data, action.header_size, action.body_size,
-                              max(left, _LAST_LOOK))
+            if declined:                 # the runner sends it with its Exchange: other comes after
+                posting = False
+            else:
+                posted = yield NOW
+                outcome = yield from _outcome(other)
+                left = action.timeout - ((yield NOW) - posted)
+                action = Exchange(action.conn, action.data, action.header_size, action.body_size,
+                                  max(left, _LAST_LOOK))
         try:
             step, arg = first.send, (yield action)
         except Exception as exc:

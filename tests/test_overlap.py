@@ -84,9 +84,9 @@ def kinds(log):
 def test_the_connect_runs_between_posting_munged_request_and_reading_its_answer():
     script = Script({Connect: "conn", Exchange: (4, b"cred")})
     assert script.run(overlapped(_mint(), _reach(), _undo)) == (b"cred", "conn")
-    assert kinds(script.log) == [("Connect", "munged"), ("Now", None), ("Post", None), ("Connect", "controller"),
+    assert kinds(script.log) == [("Connect", "munged"), ("Post", None), ("Now", None), ("Connect", "controller"),
                                  ("Now", None), ("Exchange", None), ("Close", None)]
-    post, exchange = script.log[2], script.log[5]
+    post, exchange = script.log[1], script.log[5]
     assert post.data == exchange.data == b"ENC"
     assert exchange.timeout == pytest.approx(5.0 - 1.0)   # its own time less the connect's
 
@@ -116,6 +116,14 @@ def test_a_post_that_fails_is_the_exchanges_own_failure_and_the_credential_flow_
         script.run(overlapped(_mint(tries=2), _reach(), _undo))
     assert [k for k in kinds(script.log) if k[0] in ("Connect", "Post")] == [
         ("Connect", "munged"), ("Post", None), ("Connect", "munged"), ("Post", None)]
+
+
+def test_a_declined_post_keeps_the_order_credential_then_connect():
+    script = Script({Connect: "conn", Post: False, Exchange: (4, b"cred")})
+    assert script.run(overlapped(_mint(), _reach(), _undo)) == (b"cred", "conn")
+    assert kinds(script.log) == [("Connect", "munged"), ("Post", None), ("Exchange", None), ("Close", None),
+                                 ("Connect", "controller")]
+    assert script.log[2].timeout == 5.0
 
 
 def test_without_a_munged_request_the_connect_follows_the_credential():
@@ -208,3 +216,43 @@ def test_asyncio_pings_overlap_too(slurmctld, munged):
     async def pings():
         return [await client.ping() for _ in range(5)]
     assert asyncio.run(pings()) == [True] * 5
+
+
+def _exchange_logged(conn, log: list):
+    _, body = yield Exchange(conn, b"request", 0, lambda header: 6, 2.0)
+    log.append("exchange answered")
+    return body
+
+
+def _other_logged(log: list):
+    log.append("other ran")
+    return "other"
+    yield  # pragma: no cover
+
+
+def test_the_asyncio_runner_posts_only_for_a_run_on_its_own(pair):
+    """With other runs under way (many calls in flight) the asyncio runner declines the Post: the
+    connect would wait idle at the daemon while munged's queue drains.  The other flow then runs
+    after the answer, as before the overlap."""
+    from pyslurmrpc.effects import Sleep
+    ours, peer = pair
+    ours.setblocking(False)
+    runner = AsyncRunner()
+
+    def one(log):
+        return overlapped(_exchange_logged(UnixStream(ours), log), _other_logged(log), _undo)
+
+    def napping():
+        yield Sleep(0.2)
+
+    async def alone_then_together():
+        alone, together = [], []
+        peer.sendall(b"answer")
+        await runner.run(one(alone))
+        peer.sendall(b"answer")
+        _, result = await asyncio.gather(runner.run(napping()), runner.run(one(together)))
+        return alone, together, result
+    alone, together, result = asyncio.run(alone_then_together())
+    assert alone == ["other ran", "exchange answered"]
+    assert together == ["exchange answered", "other ran"] and result == (b"answer", "other")
+    assert runner.running == 0
