@@ -394,7 +394,7 @@ class AsyncRunner:
             table, fast = self._handlers(), {**_FAST, Background: self._background, Post: self._post}
         self.table, self.fast = table, fast or {}
         self._tasks: set = set()  # Background tasks, kept alive until they end
-        self.running = 0          # runs under way (a Post is taken only by a run on its own)
+        self.running = 0          # runs under way, on any loop (a Post is taken only by a run on its own)
 
     async def run(self, flow):
         table, fast, send, throw, opened = self.table, self.fast, flow.send, flow.throw, []
@@ -423,7 +423,8 @@ class AsyncRunner:
 
     def _handlers(self) -> dict:
         return {Sleep: lambda a: asyncio.sleep(a.seconds), Invoke: _invoke, Connect: _async_connect,
-                Send: _async_send, Exchange: _async_exchange, Post: _async_post, RecvFrame: _async_recv_frame, Parallel: self._parallel}
+                Send: _async_send, Exchange: _async_exchange, Post: _async_post, RecvFrame: _async_recv_frame,
+                Parallel: self._parallel}
 
     def _post(self, action: Post):
         """A request sent ahead, for a run on its own.  With other runs under way it is declined
@@ -663,7 +664,7 @@ def _async_close(action: Close) -> None:
 
 _FAST = {Stat: lambda a: os.stat(a.path).st_mode, Now: lambda a: time.monotonic(),
          WallClock: lambda a: time.time(), Close: _async_close,
-         Connect: _try_connect, Send: _try_send, Exchange: _try_exchange, Post: _try_post}
+         Connect: _try_connect, Send: _try_send, Exchange: _try_exchange}
 
 #: a Background flow's steps in the blocking runner that finish at once (or return _AWAIT): munged's
 #: socket is local, so its connect and a request's send do not wait; a read takes what is there

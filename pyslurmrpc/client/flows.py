@@ -135,7 +135,8 @@ def _refused(state: State, endpoint: Endpoint, first: detect.Observation):
 
 
 def _start(state: State, endpoint: Endpoint | None, call: calls.Call, choose):
-    """The credential (first, as libslurm's callers see it fail first), then the connection.
+    """The credential and the connection, the connect made while munged mints (a failed
+    credential is still the error raised first: rpc.built_and_reached).
 
     ``choose(cached Verdict or None)`` is the version; it is read for the controller
     expected to answer and again for the one that did (rebuilt when they differ).
