@@ -37,7 +37,8 @@ _ERROR_CLASSES = {
 _PREFIX = struct.Struct(">IH")
 
 
-def _u32(frame: bytes, at: int) -> int:
+def u32_at(frame: bytes, at: int) -> int:
+    """The big-endian u32 at ``at`` (the caller has checked that four bytes are there)."""
     return int.from_bytes(frame[at:at + 4], "big")
 
 
@@ -45,7 +46,7 @@ def check_prefix(frame: bytes) -> int:
     """Validate the 4-byte length prefix against the frame; return the declared length."""
     if len(frame) < LENGTH_PREFIX_SIZE:
         raise TruncatedError(f"length prefix needs 4 bytes, {len(frame)} present", field="length", offset=0)
-    declared = _u32(frame, 0)
+    declared = u32_at(frame, 0)
     if declared > MAX_MSG_SIZE:
         raise FrameTooLargeError(f"length prefix {declared} over Slurm's maximum {MAX_MSG_SIZE}",
                                  field="length", offset=0)
@@ -162,7 +163,9 @@ _new = object.__new__
 _set = object.__setattr__
 
 
-def _make(cls, **fields):
+def frozen_instance(cls, **fields):
+    """An instance of the frozen dataclass ``cls`` holding ``fields`` (all of them), without
+    its checked __init__ (what the decoder builds; repeats.py builds the same)."""
     obj = _new(cls)
     _set(obj, "__dict__", fields)
     return obj
@@ -189,7 +192,7 @@ def _to_message(spec: VersionSpec, parsed) -> Message:
     h["ret_list"] = tuple(_to_ret(r) for r in h["ret_list"]) if ret_cnt else ()
     h["orig_addr"] = _to_addr(h["orig_addr"])
     h.setdefault("msg_index", 0)  # 22.05+ headers have none
-    return _make(Message, header=_adopt(Header, h), auth=_to_auth(parsed["auth"]),
+    return frozen_instance(Message, header=_adopt(Header, h), auth=_to_auth(parsed["auth"]),
                  body=_body(h["msg_type"], parsed["body"]))
 
 
@@ -215,7 +218,7 @@ def _to_addr(a) -> Address:
     if "family" not in a:
         if not a["addr"] and not a["port"]:
             return _NO_ADDR
-        return _make(Address, family=None, addr=a["addr"], port=a["port"])
+        return frozen_instance(Address, family=None, addr=a["addr"], port=a["port"])
     inner = a["in"]
     if inner is None:
         return Address(a["family"], None, 0)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from .codec import _make, _u32, decode_message, encode_message
+from .codec import frozen_instance, u32_at, decode_message, encode_message
 from .constants import LENGTH_PREFIX_SIZE, MAX_MSG_SIZE
 from .primitives import pack_string
 from .types import Message, MungeAuthCred
@@ -114,20 +114,20 @@ class RepeatedFrame:
         before, after = self._before, self._after
         end = len(frame) - len(after)
         if len(frame) < self._least or not frame.startswith(before, LENGTH_PREFIX_SIZE) \
-                or not frame.endswith(after) or _u32(frame, 0) != len(frame) - LENGTH_PREFIX_SIZE \
+                or not frame.endswith(after) or u32_at(frame, 0) != len(frame) - LENGTH_PREFIX_SIZE \
                 or len(frame) - LENGTH_PREFIX_SIZE > MAX_MSG_SIZE:
             return None
         at = LENGTH_PREFIX_SIZE + len(before) + _STRING_SIZE
-        size = _u32(frame, at - _STRING_SIZE)
+        size = u32_at(frame, at - _STRING_SIZE)
         raw = frame[at:end - 1]
         # one NUL-terminated string filling the gap (its size under the frame's, 1 GiB, is under
         # the schema's MAX_PACK_MEM_LEN too); anything else: the decoder says what is wrong
         if size != end - at or frame[end - 1] != 0 or 0 in raw:
             return None
         known = self._message
-        auth = _make(MungeAuthCred, credential=raw.decode("utf-8", "surrogateescape"),
+        auth = frozen_instance(MungeAuthCred, credential=raw.decode("utf-8", "surrogateescape"),
                      plugin_version=known.auth.plugin_version)
-        return _make(Message, header=known.header, auth=auth, body=known.body)
+        return frozen_instance(Message, header=known.header, auth=auth, body=known.body)
 
 
 class _SameFrame:
