@@ -394,7 +394,9 @@ class AsyncRunner:
             table, fast = self._handlers(), {**_FAST, Background: self._background, Post: self._post}
         self.table, self.fast = table, fast or {}
         self._tasks: set = set()  # Background tasks, kept alive until they end
-        self.running = 0          # runs under way, on any loop (a Post is taken only by a run on its own)
+        # runs under way, on any loop: a Post is taken only by a run on its own (the count is not
+        # locked; across threads it may be off, which changes only whether a request is posted)
+        self.running = 0
 
     async def run(self, flow):
         table, fast, send, throw, opened = self.table, self.fast, flow.send, flow.throw, []
