@@ -1,5 +1,5 @@
 """Replies decoded by their credential alone when the rest repeats (wire.repeats.decode_reply_frame,
-RepeatedFrame): for recorded and built frames, any other credential and any mutation, the same
+repeat_decoder): for recorded and built frames, any other credential and any mutation, the same
 Message or the same error as decode_message."""
 
 import random
@@ -10,7 +10,7 @@ import pytest
 from pyslurmrpc.errors import ProtocolError
 from pyslurmrpc.wire import MungeAuthCred, decode_message, encode_message
 from pyslurmrpc.wire import codec, repeats
-from pyslurmrpc.wire.repeats import RepeatedFrame, decode_reply_frame
+from pyslurmrpc.wire.repeats import decode_reply_frame, repeat_decoder
 from pyslurmrpc.wire.primitives import pack_string
 from test_fuzz import _built_frames
 
@@ -61,7 +61,7 @@ def test_there_are_recorded_and_built_seeds():
 
 @pytest.mark.parametrize("frame", FRAMES, ids=lambda f: f"{len(f)}b-{f[4:6].hex()}-{f.hex()[-8:]}")
 def test_another_credential_is_read_alone_and_decodes_the_same(frame):
-    known = RepeatedFrame.of(decode_message(frame), frame)
+    known = repeat_decoder(decode_message(frame), frame)
     assert known is not None
     for credential in OTHER_CREDENTIALS:
         other = with_credential(frame, credential)
@@ -81,7 +81,7 @@ def test_repeats_are_decoded_without_the_decoder(monkeypatch):
 @pytest.mark.parametrize("seed", range(0, len(FRAMES), 7))
 def test_every_mutation_gives_what_the_decoder_gives(seed):
     frame = FRAMES[seed]
-    known = RepeatedFrame.of(decode_message(frame), frame)
+    known = repeat_decoder(decode_message(frame), frame)
     rng = random.Random(seed)
     for at in range(len(frame)):
         for value in (frame[at] ^ 0xFF, frame[at] ^ 0x01, 0, rng.randrange(256)):
@@ -110,7 +110,7 @@ def test_cut_grown_and_resized_frames_give_what_the_decoder_gives(seed):
         longer = frame[4:at] + pack_string(credential + "A" * extra)[:-1] + frame[at + len(packed):]
         variants.append((len(longer)).to_bytes(4, "big") + longer)
     for variant in variants:
-        repeats._REPEATED[:] = [RepeatedFrame.of(decode_message(frame), frame)]
+        repeats._REPEATED[:] = [repeat_decoder(decode_message(frame), frame)]
         assert outcome(decode_reply_frame, variant) == outcome(decode_message, variant)
 
 
@@ -118,10 +118,10 @@ def test_no_split_without_a_single_credential():
     frame = FRAMES[0]
     message = decode_message(frame)
     none = type(message)(message.header, MungeAuthCred(credential=None), message.body)   # an empty one
-    assert RepeatedFrame.of(none, encode_message(none)) is None
+    assert repeat_decoder(none, encode_message(none)) is None
     # the credential's bytes found twice (here: a copy appended to the body's place): no split
     doubled = frame + pack_string(message.auth.credential)
-    assert RepeatedFrame.of(message, doubled) is None
+    assert repeat_decoder(message, doubled) is None
 
 
 def test_the_kept_replies_are_bounded(monkeypatch):
@@ -134,7 +134,7 @@ def test_the_kept_replies_are_bounded(monkeypatch):
 
 def test_a_repeat_past_the_largest_message_is_refused_as_the_decoder_refuses_it(monkeypatch):
     frame = FRAMES[0]
-    repeats._REPEATED[:] = [RepeatedFrame.of(decode_message(frame), frame)]
+    repeats._REPEATED[:] = [repeat_decoder(decode_message(frame), frame)]
     longer = with_credential(frame, decode_message(frame).auth.credential + "AAAA")
     monkeypatch.setattr(codec, "MAX_MSG_SIZE", len(longer) - 5)
     monkeypatch.setattr(repeats, "MAX_MSG_SIZE", len(longer) - 5)
@@ -180,7 +180,7 @@ def test_a_reply_without_a_credential_repeats_whole(monkeypatch):
 
 @pytest.mark.parametrize("frame", NO_CREDENTIAL, ids=lambda f: f"{f[4:6].hex()}-{f.hex()[-8:]}")
 def test_every_change_to_a_reply_without_a_credential_gives_what_the_decoder_gives(frame):
-    known = RepeatedFrame.of(decode_message(frame), frame)
+    known = repeat_decoder(decode_message(frame), frame)
     for at in range(len(frame)):
         for value in (frame[at] ^ 0xFF, frame[at] ^ 0x01, 0):
             mutated = frame[:at] + bytes([value]) + frame[at + 1:]
@@ -205,7 +205,7 @@ def test_what_is_kept_shows_no_credential():
     frame = FRAMES[0]
     message = decode_message(frame)
     secret = message.auth.credential
-    kept = RepeatedFrame.of(message, frame)
+    kept = repeat_decoder(message, frame)
     from pyslurmrpc.wire.repeats import CredentialTemplate
     template = CredentialTemplate(message)
     for obj in (kept, template):

@@ -313,9 +313,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     return status
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
-
 
 # ---------------------------------------------------------------------------
 # the release's own libslurm, for the benchmark's C side
@@ -365,3 +362,7 @@ def client_program(rel: Release, prog: str) -> str:
     _patchelf("--set-interpreter", str(_find_loader(root)), "--force-rpath", "--set-rpath", rpath, str(partial))
     os.replace(partial, target)  # whole or absent: a concurrent test never runs a half-patched copy
     return str(target)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

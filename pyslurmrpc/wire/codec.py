@@ -193,7 +193,7 @@ def _to_message(spec: VersionSpec, parsed) -> Message:
     h["orig_addr"] = _to_addr(h["orig_addr"])
     h.setdefault("msg_index", 0)  # 22.05+ headers have none
     return frozen_instance(Message, header=_adopt(Header, h), auth=_to_auth(parsed["auth"]),
-                 body=_body(h["msg_type"], parsed["body"]))
+                           body=_body(h["msg_type"], parsed["body"]))
 
 
 _NO_FORWARD = Forward()

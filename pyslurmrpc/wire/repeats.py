@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from .codec import frozen_instance, u32_at, decode_message, encode_message
+from .codec import decode_message, encode_message, frozen_instance, u32_at
 from .constants import LENGTH_PREFIX_SIZE, MAX_MSG_SIZE
 from .primitives import pack_string
 from .types import Message, MungeAuthCred
@@ -64,7 +64,7 @@ MAX_REPEATED_REPLIES = 16
 #: ... each at most this long: a bigger reply (a fan-out's, with every node's answer) is not
 #: kept, so the cache never holds more than 16 x 64 KiB
 MAX_REPEATED_REPLY_BYTES = 64 * 1024
-_REPEATED: list["RepeatedFrame"] = []
+_REPEATED: list["RepeatedFrame | _SameFrame"] = []
 
 
 def decode_reply_frame(frame) -> Message:
@@ -77,11 +77,26 @@ def decode_reply_frame(frame) -> Message:
         if message is not None:
             return message
     message = decode_message(frame)
-    repeated = RepeatedFrame.of(message, frame) if len(frame) <= MAX_REPEATED_REPLY_BYTES else None
+    repeated = repeat_decoder(message, frame) if len(frame) <= MAX_REPEATED_REPLY_BYTES else None
     if repeated is not None:
         _REPEATED.append(repeated)
         del _REPEATED[:-MAX_REPEATED_REPLIES]   # one step each: threads sharing a client may race here
     return message
+
+
+def repeat_decoder(message: Message, frame: bytes) -> "RepeatedFrame | _SameFrame | None":
+    """What decodes the repeats of ``frame`` (which decoded to ``message``): a frame without any
+    credential (23.02+ replies) repeats whole; None for one whose credential cannot be cut out."""
+    auth = message.auth
+    if auth is None:
+        return _SameFrame(message, frame)
+    if type(auth) is not MungeAuthCred or not auth.credential:
+        return None
+    packed = pack_string(auth.credential)
+    at = frame.find(packed, LENGTH_PREFIX_SIZE)
+    if at < 0 or frame.find(packed, at + 1) >= 0:   # which copy is the credential: unknown
+        return None
+    return RepeatedFrame(message, frame[LENGTH_PREFIX_SIZE:at], frame[at + len(packed):])
 
 
 class RepeatedFrame:
@@ -94,21 +109,6 @@ class RepeatedFrame:
     def __init__(self, message: Message, before: bytes, after: bytes):
         self._message, self._before, self._after = message, before, after
         self._least = LENGTH_PREFIX_SIZE + len(before) + _STRING_SIZE + 1 + len(after)
-
-    @classmethod
-    def of(cls, message: Message, frame: bytes) -> "RepeatedFrame | _SameFrame | None":
-        """The split of ``frame`` (which decoded to ``message``); a frame without any credential
-        (23.02+ replies) repeats whole; None for one whose credential cannot be cut out."""
-        auth = message.auth
-        if auth is None:
-            return _SameFrame(message, frame)
-        if type(auth) is not MungeAuthCred or not auth.credential:
-            return None
-        packed = pack_string(auth.credential)
-        at = frame.find(packed, LENGTH_PREFIX_SIZE)
-        if at < 0 or frame.find(packed, at + 1) >= 0:   # which copy is the credential: unknown
-            return None
-        return cls(message, frame[LENGTH_PREFIX_SIZE:at], frame[at + len(packed):])
 
     def decode(self, frame: bytes) -> Message | None:
         before, after = self._before, self._after
@@ -126,7 +126,7 @@ class RepeatedFrame:
             return None
         known = self._message
         auth = frozen_instance(MungeAuthCred, credential=raw.decode("utf-8", "surrogateescape"),
-                     plugin_version=known.auth.plugin_version)
+                               plugin_version=known.auth.plugin_version)
         return frozen_instance(Message, header=known.header, auth=auth, body=known.body)
 
 
