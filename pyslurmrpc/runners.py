@@ -22,9 +22,9 @@ from .effects import (
     Background, Close, Connect, Exchange, ExchangeFailed, Invoke, Now, Parallel, PeerClosed, Post, RecvFrame, Send,
     Sleep, Stat, WallClock,
 )
-from .tcp_blocking import (
-    TCP_RECV_CHUNK, TcpStream, ipv4_literal, kernel_timeval, tcp_connect, tcp_recv_frame, tcp_send_all,
-    timeval_left,
+from .sync_sockets import (
+    NONBLOCKING_STREAM, POLLIN, TCP_RECV_CHUNK, TcpStream, ipv4_literal, send_within, tcp_connect, tcp_recv_frame,
+    wait_ready,
 )
 from .transport import seconds_left
 from .wire import Framer
@@ -213,26 +213,28 @@ def _turn(aside: list, action) -> None:
     its request first, so that the turn overlaps munged's work on it (the handler then only
     reads)."""
     if type(action) is Exchange and type(action.conn) is UnixStream:
-        _send_rest(action.conn, action.data)
+        _send_rest(action.conn, action.data, action.timeout)
     for task in aside:
         task.turn()
     aside[:] = [task for task in aside if not task.ended]
 
 
+def _unix_connect(path: str) -> UnixStream:
+    """A non-blocking connection to munged, as libmunge makes it (``_m_msg_client_connect``): it
+    never waits - a full listen queue is EAGAIN at once - and every later wait is a poll()."""
+    sock = _socket.socket(socket.AF_UNIX, NONBLOCKING_STREAM)
+    try:
+        sock.connect(path)
+    except BaseException:
+        sock.close()
+        raise
+    return UnixStream(sock)
+
+
 def _sync_connect(action: Connect):
     target = action.target
     if isinstance(target, str):
-        timeval = kernel_timeval(action.timeout)
-        # kernel-side timeouts: no poll() before every send/recv as settimeout() would add
-        sock = _socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, timeval)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeval)
-        try:
-            sock.connect(target)
-        except BaseException:
-            sock.close()
-            raise
-        return UnixStream(sock)
+        return _unix_connect(target)
     if ipv4_literal(target.host):
         return tcp_connect(target.host, target.port, action.timeout)
     deadline = time.monotonic() + action.timeout
@@ -256,14 +258,8 @@ def _resolve(host: str, port: int, timeout: float) -> tuple[int, tuple]:
 
 def _sync_send(action: Send) -> None:
     conn = action.conn
-    if type(conn) is UnixStream:
-        try:
-            conn.sock.sendall(action.data)
-        except BlockingIOError:       # SO_SNDTIMEO expired
-            raise TimeoutError("Timed-out") from None
-        return
-    if type(conn) is TcpStream:
-        tcp_send_all(conn.sock, action.data, action.timeout)
+    if type(conn) is UnixStream or type(conn) is TcpStream:
+        send_within(conn.sock, action.data, action.timeout)
         return
     conn.settimeout(action.timeout)
     conn.sendall(action.data)
@@ -272,33 +268,31 @@ def _sync_send(action: Send) -> None:
 def _sync_exchange(action: Exchange):
     conn = action.conn
     deadline = time.monotonic() + action.timeout
-    _send_rest(conn, action.data)
-    return _read_answer(conn, action, 0, deadline)
+    if conn.sent < len(action.data):     # not yet sent by a Post or a Background turn
+        _send_rest(conn, action.data, action.timeout)
+    return _read_answer(conn, action, deadline)
 
 
 def _sync_post(action: Post) -> None:
-    _send_rest(action.conn, action.data)
+    _send_rest(action.conn, action.data, action.timeout)
 
 
-def _send_rest(conn: UnixStream, data: bytes) -> None:
-    """What is left of ``data`` to send on a blocking UNIX socket (SO_SNDTIMEO bounds it)."""
+def _send_rest(conn: UnixStream, data: bytes, timeout: float) -> None:
+    """What is left of an Exchange's request to send on a non-blocking UNIX socket, within
+    ``timeout``; a failure is the Exchange's (ExchangeFailed "send")."""
     if conn.sent < len(data):
         try:
-            conn.sock.sendall(data[conn.sent:] if conn.sent else data)
-        except BlockingIOError:       # SO_SNDTIMEO expired
-            raise ExchangeFailed("send", TimeoutError("Timed-out")) from None
-        except OSError as err:
+            conn.sent = send_within(conn.sock, data, timeout, conn.sent)
+        except OSError as err:            # a TimeoutError too
             raise ExchangeFailed("send", err) from None
-        conn.sent = len(data)
 
 
-def _read_answer(conn: UnixStream, action: Exchange, flags: int, deadline: float | None):
-    """An Exchange's answer from ``conn.pending`` and the socket.  Blocking (``flags`` 0): the
-    first read is bounded by SO_RCVTIMEO (the connect's timeout), each later one by what is left
-    before ``deadline``.  With MSG_DONTWAIT, or on a non-blocking socket (``deadline`` None):
-    _AWAIT when more must come, what came kept for the next try."""
+def _read_answer(conn: UnixStream, action: Exchange, deadline: float | None):
+    """An Exchange's answer from ``conn.pending`` and the non-blocking socket.  With a
+    ``deadline`` (monotonic) each read waits in poll() for what is left of it; with None
+    nothing waits: _AWAIT when more must come, what came kept for the next try."""
     data, sock, header_size = conn.pending, conn.sock, action.header_size
-    need, size, first = header_size, None, True
+    need, size = header_size, None
     try:
         while True:
             if len(data) >= need:
@@ -307,16 +301,15 @@ def _read_answer(conn: UnixStream, action: Exchange, flags: int, deadline: float
                 size = action.body_size(data[:header_size])
                 need += size
                 continue
-            if not first and deadline is not None and not flags:   # a peer that trickles
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, timeval_left(deadline))
-            first = False
+            if deadline is not None:   # an answer not read yet is rarely there already: wait first
+                wait_ready(sock, POLLIN, deadline)
             try:
-                chunk = sock.recv(max(_RECV_CHUNK, need - len(data)), flags)
+                chunk = sock.recv(max(_RECV_CHUNK, need - len(data)))
             except BlockingIOError:
-                if flags or deadline is None:
+                if deadline is None:
                     conn.pending = data
                     return _AWAIT
-                raise TimeoutError("Timed-out") from None    # SO_RCVTIMEO expired
+                continue
             if not chunk:                                     # the peer closed: what came is all
                 if size is None:
                     size = action.body_size(data)
@@ -465,25 +458,11 @@ async def _bounded(awaitable, seconds: float):
         return await awaitable
 
 
-#: the fast steps' sockets: the C socket type (no Python wrapper to build and close), made
-#: non-blocking by socket() itself (no setblocking call)
-_NONBLOCKING_STREAM = socket.SOCK_STREAM | socket.SOCK_NONBLOCK
-
-
 def _try_connect(action: Connect):
     target = action.target
     if not isinstance(target, str):
         return _try_tcp_connect(target.host, target.port)
-    sock = _socket.socket(socket.AF_UNIX, _NONBLOCKING_STREAM)
-    try:
-        sock.connect(target)
-    except BlockingIOError:      # listen queue full: the awaited connect tries again
-        sock.close()
-        return _AWAIT
-    except BaseException:
-        sock.close()
-        raise
-    return UnixStream(sock)
+    return _unix_connect(target)
 
 
 def _try_tcp_connect(host: str, port: int):
@@ -492,7 +471,7 @@ def _try_tcp_connect(host: str, port: int):
     _AWAIT, and the awaited connect tries again on a new socket and reports what it meets."""
     if not (host.startswith("127.") and ipv4_literal(host)):
         return _AWAIT
-    sock = _socket.socket(socket.AF_INET, _NONBLOCKING_STREAM)
+    sock = _socket.socket(socket.AF_INET, NONBLOCKING_STREAM)
     try:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if sock.connect_ex((host, port)) in (0, errno.EINPROGRESS):
@@ -526,14 +505,9 @@ async def _async_connect(action: Connect):
     target, loop = action.target, asyncio.get_running_loop()
     if not isinstance(target, str):
         return await _bounded(_tcp_connect(loop, target.host, target.port), action.timeout)
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.setblocking(False)
-    try:
-        await _bounded(loop.sock_connect(sock, target), action.timeout)
-    except BaseException:
-        sock.close()
-        raise
-    return UnixStream(sock)
+    # not loop.sock_connect: after EAGAIN (a full listen queue) it waits for the socket to be
+    # writable and takes the unconnected socket for a connected one
+    return _unix_connect(target)
 
 
 def _try_send(action: Send):
@@ -552,10 +526,10 @@ async def _async_send(action: Send) -> None:
 
 
 def _aside_exchange(action: Exchange):
-    """A Background turn's step of an Exchange (blocking UNIX socket): the request sent, the
-    answer read as far as it came (MSG_DONTWAIT); the rest at a later turn or the run's end."""
-    _send_rest(action.conn, action.data)
-    return _read_answer(action.conn, action, socket.MSG_DONTWAIT, None)
+    """A Background turn's step of an Exchange: the request sent, the answer read as far as it
+    came (no wait); the rest at a later turn or the run's end."""
+    _send_rest(action.conn, action.data, action.timeout)
+    return _read_answer(action.conn, action, None)
 
 
 def _try_post(action: Post | Exchange):
@@ -579,7 +553,7 @@ def _try_exchange(action: Exchange):
     is there; _AWAIT when the rest must be waited for."""
     if _try_post(action) is _AWAIT:
         return _AWAIT
-    return _read_answer(action.conn, action, 0, None)
+    return _read_answer(action.conn, action, None)
 
 
 async def _async_post(action: Post | Exchange) -> None:
@@ -600,7 +574,7 @@ async def _async_exchange(action: Exchange):
     deadline = loop.time() + action.timeout
     await _async_post(action)
     await asyncio.sleep(0)          # one turn of the loop first (see _readable)
-    while (answer := _read_answer(conn, action, 0, None)) is _AWAIT:
+    while (answer := _read_answer(conn, action, None)) is _AWAIT:
         try:
             await _readable(loop, conn.sock, deadline)
         except TimeoutError as err:

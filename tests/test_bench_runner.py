@@ -9,7 +9,7 @@ import tomllib
 
 import pytest
 
-from pyslurmrpc import runners, tcp_blocking
+from pyslurmrpc import runners, sync_sockets
 from pyslurmrpc.bench.rpc import BENCH_JOB, CLUSTER_TOML
 from pyslurmrpc.client import Client
 from pyslurmrpc.effects import Connect
@@ -33,7 +33,7 @@ def test_literal_uses_the_fast_stream_without_a_lookup_and_a_name_is_looked_up(m
         port = srv.getsockname()[1]
         target = type("T", (), {"host": "127.0.0.1", "port": port})()
         conn = runners._sync_connect(Connect(target, 2.0))
-        assert type(conn) is tcp_blocking.TcpStream and lookups == []
+        assert type(conn) is sync_sockets.TcpStream and lookups == []
         conn.close()
         target.host = "localhost"
         conn = runners._sync_connect(Connect(target, 2.0))
@@ -60,4 +60,4 @@ def test_refused_is_a_transport_error():
 
 
 def test_timeval_never_zero():
-    assert tcp_blocking.pack_timeval(0.0) == tcp_blocking.pack_timeval(0.0009) != bytes(len(tcp_blocking.pack_timeval(0.0)))
+    assert sync_sockets.pack_timeval(0.0) == sync_sockets.pack_timeval(0.0009) != bytes(len(sync_sockets.pack_timeval(0.0)))

@@ -16,7 +16,6 @@ import pytest
 
 from pyslurmrpc.effects import Background, Exchange, ExchangeFailed, Sleep
 from pyslurmrpc.runners import SyncRunner, UnixStream, run_async
-from pyslurmrpc.tcp_blocking import kernel_timeval
 
 HEADER = 3
 
@@ -51,17 +50,10 @@ def run(request):
 @pytest.fixture
 def pair(request):
     ours, peer = socket.socketpair()
-    ours.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, kernel_timeval(2.0))
-    ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, kernel_timeval(2.0))
+    ours.setblocking(False)           # as both runners make munged's sockets
     yield ours, peer
     ours.close()
     peer.close()
-
-
-def _conn(ours, run):
-    if run.__name__ == "run_aio":
-        ours.setblocking(False)
-    return UnixStream(ours)
 
 
 def test_answer_split_across_reads_is_put_together(pair, run):
@@ -73,7 +65,7 @@ def test_answer_split_across_reads_is_put_together(pair, run):
             peer.sendall(part)
             time.sleep(0.02)
     threading.Thread(target=answer).start()
-    assert run(_one(_exchange(_conn(ours, run)))) == (5, b"hello")
+    assert run(_one(_exchange(UnixStream(ours)))) == (5, b"hello")
 
 
 def test_a_peer_that_closes_early_gives_the_short_parts(run):
@@ -85,10 +77,10 @@ def test_a_peer_that_closes_early_gives_the_short_parts(run):
         peer.shutdown(socket.SHUT_WR)
         try:
             if isinstance(expect, tuple):
-                assert run(_one(_exchange(_conn(ours, run)))) == expect
+                assert run(_one(_exchange(UnixStream(ours)))) == expect
             else:
                 with pytest.raises(ValueError, match=expect):
-                    run(_one(_exchange(_conn(ours, run))))
+                    run(_one(_exchange(UnixStream(ours))))
         finally:
             ours.close()
             peer.close()
@@ -98,18 +90,16 @@ def test_a_refused_header_is_the_callables_error_not_a_socket_one(pair, run):
     ours, peer = pair
     peer.sendall(b"NO\x01x")
     with pytest.raises(ValueError, match="refused header"):
-        run(_one(_exchange(_conn(ours, run))))
+        run(_one(_exchange(UnixStream(ours))))
 
 
 @pytest.mark.parametrize("sent, step", [(b"", "header"), (b"OK\x04ab", "body")])
 def test_a_stalled_answer_times_out_naming_the_step(pair, run, sent, step):
     ours, peer = pair
-    # as Connect makes it: the UNIX socket's own timeout is the one the exchange gets
-    ours.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, kernel_timeval(0.3))
     peer.sendall(sent)
     start = time.monotonic()
     with pytest.raises(ExchangeFailed) as info:
-        run(_one(_exchange(_conn(ours, run), timeout=0.3)))
+        run(_one(_exchange(UnixStream(ours), timeout=0.3)))
     assert info.value.step == step and isinstance(info.value.error, TimeoutError)
     assert time.monotonic() - start < 1.0
 
@@ -118,7 +108,7 @@ def test_a_send_to_a_closed_peer_fails_in_the_send_step(pair, run):
     ours, peer = pair
     peer.close()
     with pytest.raises(ExchangeFailed) as info:
-        run(_one(_exchange(_conn(ours, run))))
+        run(_one(_exchange(UnixStream(ours))))
     assert info.value.step == "send" and isinstance(info.value.error, OSError)
 
 

@@ -84,7 +84,7 @@ def out_of_time(err: MungeError) -> MungeError:
 def _seconds(seconds: float, deadline: Optional[float], now: Optional[float], path: str) -> float:
     """``seconds``, cut to what is left before ``deadline`` at ``now`` (read only when there is a
     deadline: ``None if deadline is None else (yield NOW)``); none left is a MUNGE socket timeout."""
-    if deadline is None:
+    if deadline is None:    # the hot path does not call: ``wait if deadline is None else ...``
         return seconds
     left = deadline - now
     if left <= 0:
@@ -161,16 +161,15 @@ def transaction(path: Optional[str], req_type: int, body: bytes,
     wait = policy.timeout_ms / 1000
     attempt = 1
     while True:    # the steps are inline, not sub-flows: every call's credential passes here twice
-        now = None if deadline is None else (yield NOW)
+        seconds = wait if deadline is None else _seconds(wait, deadline, (yield NOW), path)
         try:
-            conn = yield Connect(path, _seconds(wait, deadline, now, path))
+            conn = yield Connect(path, seconds)
         except OSError as err:
             conn = yield from _connect_again(path, policy, deadline, err)
         try:
-            now = None if deadline is None else (yield NOW)
+            seconds = wait if deadline is None else _seconds(wait, deadline, (yield NOW), path)
             try:
-                size, reply = yield Exchange(conn, request, MSG_HDR_SIZE, _BODY_SIZE[rsp_type],
-                                             _seconds(wait, deadline, now, path))
+                size, reply = yield Exchange(conn, request, MSG_HDR_SIZE, _BODY_SIZE[rsp_type], seconds)
             except ExchangeFailed as failed:
                 raise _os_failure(f'{_STEP_FAILURE[failed.step]} on "{path}"', failed.error) from None
             if len(reply) != size:
