@@ -108,6 +108,25 @@ def test_a_forked_child_never_uses_the_parents_credentials():
     assert stock.take(P, time.monotonic()) == "MUNGE:parent:"  # the parent still may
 
 
+def test_the_fork_check_makes_no_system_call(monkeypatch):
+    """The stock learns of a fork from an at-fork hook, not from getpid() on every check."""
+    stock = CredentialStock(2)
+    monkeypatch.setattr(os, "getpid", lambda: pytest.fail("getpid() called"))
+    _stocked(stock, P, "MUNGE:one:", 100.0)
+    assert stock.take(P, 100.1) == "MUNGE:one:"
+
+
+def test_a_mint_that_ends_in_a_forked_child_is_not_stocked_there():
+    stock = CredentialStock(1)
+    generation = stock.reserve(P)
+    pid = os.fork()
+    if pid == 0:  # the child: the parent's mint ends here, and must not be handed out
+        stock.put(P, generation, time.monotonic(), "MUNGE:parents-mint:")
+        os._exit(0 if stock.take(P, time.monotonic()) is None else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+
+
 def test_payloads_remembered_are_bounded_and_the_repr_shows_no_credential():
     stock = CredentialStock(1)
     for i in range(PREMINT_MAX_PAYLOADS + 5):

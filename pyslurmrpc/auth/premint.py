@@ -8,8 +8,10 @@ The rules (each enforced here, each tested in tests/test_premint.py):
 * it is used young: one older than :data:`PREMINT_MAX_AGE` seconds (far inside
   munged's default TTL of 300 s, and any AuthInfo ttl= it was minted with) is
   thrown away, never sent;
-* never across processes: a stock notices a fork (another pid) and empties
-  itself; what the parent minted is never sent by the child;
+* never across processes: a stock notices a fork and empties itself; what the
+  parent minted is never sent by the child (the fork is counted by an
+  ``os.register_at_fork`` hook, which runs in every child that goes on running
+  Python, so a check costs no getpid() system call);
 * dropped on any error: :meth:`drop` empties the stock and voids every mint
   still under way (a generation count), so nothing minted before an error is
   used after it;
@@ -39,6 +41,17 @@ PREMINT_MAX_DEPTH = 64
 #: payloads remembered at most (the least recently minted goes first)
 PREMINT_MAX_PAYLOADS = 16
 
+#: forks this process descends from, counted in each child as it starts
+_forks = 0
+
+
+def _count_fork() -> None:
+    global _forks
+    _forks += 1
+
+
+os.register_at_fork(after_in_child=_count_fork)
+
 
 class CredentialStock:
     """Up to ``depth`` credentials per payload, minted ahead; thread-safe.
@@ -55,7 +68,7 @@ class CredentialStock:
         self._pending: dict[bytes, int] = {}    # payload -> mints under way
         self._filling: set[bytes] = set()       # payloads whose refill has not reached the depth yet
         self._generation = 0
-        self._pid = os.getpid()
+        self._forks = _forks        # a stock made before the last fork is the parent's
         self.taken = self.minted = self.discarded = 0  # counters, for tests and the benchmark
 
     def __repr__(self) -> str:
@@ -65,8 +78,8 @@ class CredentialStock:
 
     def _forked(self) -> None:
         """Called with the lock held: a child process starts from nothing."""
-        if self._pid != os.getpid():
-            self._pid = os.getpid()
+        if self._forks != _forks:
+            self._forks = _forks
             self._ready.clear()
             self._pending.clear()
             self._filling.clear()
@@ -112,7 +125,7 @@ class CredentialStock:
     def put(self, payload: bytes, generation: int, minted_at: float, credential: str | None) -> None:
         """A mint ended (``credential`` None: it failed, and the stock is dropped)."""
         with self._lock:
-            if generation != self._generation or self._pid != os.getpid():
+            if generation != self._generation or self._forks != _forks:
                 return  # dropped (or forked) since it started: never used
             self._pending[payload] = max(self._pending.get(payload, 1) - 1, 0)
             if credential is None:
