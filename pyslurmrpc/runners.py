@@ -19,14 +19,14 @@ import time
 from concurrent.futures import ThreadPoolExecutor, TimeoutError as FutureTimeout
 
 from .effects import (
-    Background, Close, Connect, Exchange, ExchangeFailed, Invoke, Now, Parallel, PeerClosed, Post, RecvFrame, Send,
+    Background, Close, Connect, Exchange, ExchangeFailed, Invoke, Now, Parallel, Post, RecvFrame, Send,
     Sleep, Stat, WallClock,
 )
 from .sync_sockets import (
     NONBLOCKING_STREAM, POLLIN, TCP_RECV_CHUNK, TcpStream, ipv4_literal, send_within, tcp_connect, tcp_recv_frame,
     wait_ready,
 )
-from .transport import seconds_left
+from .transport import next_frame, seconds_left
 from .wire import Framer
 
 _RECV_CHUNK = 4096          # a whole munged response almost always fits in one read
@@ -330,12 +330,9 @@ def _sync_recv_frame(action: RecvFrame) -> bytes:
     deadline = time.monotonic() + action.timeout
     while True:
         sock.settimeout(seconds_left(deadline))
-        data = sock.recv(TCP_RECV_CHUNK)
-        if not data:
-            raise PeerClosed(bool(framer.pending))
-        frames = framer.feed(data)
-        if frames:
-            return frames[0]
+        frame = next_frame(framer, sock.recv(TCP_RECV_CHUNK), time.monotonic, deadline)
+        if frame is not None:
+            return frame
 
 
 def _sync_handlers(runner: SyncRunner) -> dict:
@@ -595,13 +592,9 @@ async def _async_recv_frame(action: RecvFrame) -> bytes:
         except BlockingIOError:
             await _readable(loop, sock, deadline)
             continue
-        if not data:
-            raise PeerClosed(bool(framer.pending))
-        frames = framer.feed(data)
-        if frames:
-            return frames[0]
-        if loop.time() >= deadline:  # bytes that keep coming do not stretch the timeout
-            raise TimeoutError("timed out")
+        frame = next_frame(framer, data, loop.time, deadline)
+        if frame is not None:
+            return frame
 
 
 def _ready(future) -> None:

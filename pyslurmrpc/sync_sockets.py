@@ -15,8 +15,7 @@ import socket
 import struct
 import time
 
-from .effects import PeerClosed
-from .transport import READ_CHUNK
+from .transport import READ_CHUNK, next_frame
 from .wire import Framer
 
 TCP_RECV_CHUNK = READ_CHUNK    # a whole reply frame usually arrives in one read
@@ -132,10 +131,6 @@ def tcp_recv_frame(sock, timeout: float, framer: Framer) -> bytes:
         except BlockingIOError:
             data = None
             continue
-        if not data:
-            raise PeerClosed(bool(framer.pending))
-        frames = framer.feed(data)
-        if frames:
-            return frames[0]
-        if time.monotonic() >= deadline:    # bytes that keep coming do not stretch the timeout
-            raise TimeoutError("timed out")
+        frame = next_frame(framer, data, time.monotonic, deadline)
+        if frame is not None:
+            return frame

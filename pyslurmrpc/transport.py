@@ -14,8 +14,9 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
-from typing import Optional
+from typing import Callable, Optional
 
+from .effects import PeerClosed
 from .wire import Framer
 
 #: bytes asked from the socket per read
@@ -61,3 +62,17 @@ def _advance(framer: Framer, data: bytes) -> Optional[bytes]:
         return b""  # never a frame: a frame holds at least its length prefix
     frames = framer.feed(data)
     return frames[0] if frames else None
+
+
+def next_frame(framer: Framer, data: bytes, clock: Callable[[], float], deadline: float) -> Optional[bytes]:
+    """The runners' step of a reply: the first frame ``data`` completes, or None when more must
+    come.  ``data`` empty (the peer closed) raises PeerClosed; no frame yet at ``deadline`` (a
+    ``clock()`` time) raises TimeoutError, so bytes that keep coming do not stretch a timeout."""
+    frame = _advance(framer, data)
+    if frame:
+        return frame
+    if frame is not None:
+        raise PeerClosed(bool(framer.pending))
+    if clock() >= deadline:
+        raise TimeoutError("timed out")
+    return None

@@ -9,8 +9,9 @@ import time
 
 import pytest
 
+from pyslurmrpc.effects import PeerClosed
 from pyslurmrpc.errors import FrameTooLargeError
-from pyslurmrpc.transport import read_frame, recv_frame
+from pyslurmrpc.transport import next_frame, read_frame, recv_frame
 from pyslurmrpc.wire import Framer
 
 FRAME = (5).to_bytes(4, "big") + b"hello"
@@ -87,3 +88,20 @@ async def test_read_frame_from_a_stream():
     huge.feed_data(b"\xff\xff\xff\xff")
     with pytest.raises(FrameTooLargeError):
         await read_frame(huge)
+
+
+def test_next_frame_the_runners_step_of_a_reply():
+    """What both runners do with each read: a frame when one is whole, None while more must
+    come, the peer's close (saying whether part of a frame had come), and the deadline."""
+    clock = iter([0.5, 1.5]).__next__
+    framer = Framer()
+    assert next_frame(framer, FRAME[:3], clock, 1.0) is None           # before the deadline: wait on
+    with pytest.raises(TimeoutError):
+        next_frame(framer, FRAME[3:6], clock, 1.0)                     # bytes came, but too late
+    assert next_frame(Framer(), FRAME + FRAME[:2], lambda: 9.0, 1.0) == FRAME   # whole: no clock
+    with pytest.raises(PeerClosed) as closed:
+        next_frame(framer, b"", lambda: 0.0, 1.0)
+    assert closed.value.pending is True
+    with pytest.raises(PeerClosed) as closed:
+        next_frame(Framer(), b"", lambda: 0.0, 1.0)
+    assert closed.value.pending is False
