@@ -58,6 +58,8 @@ def test_versus_real_controller_every_figure_with_ratio(munged, slurmctld):
         assert row["c"] > 0 and row["pyslurmrpc"] > 0, row
         assert row["ratio"] == pytest.approx(row["pyslurmrpc"] / row["c"], rel=0.01), row
         assert row["goal"] and row["limited_by"]
+        assert row["met"] is versus.goal_met(name, row["pyslurmrpc"], row["pyslurmrpc"] / row["c"]), row
+    assert rows["checkpoint_frame_us"]["met"] is (rows["checkpoint_frame_us"]["pyslurmrpc"] <= 10)
 
 
 def test_versus_starts_the_harness_controller_without_controller(munged):
@@ -233,3 +235,37 @@ def test_the_table_shows_each_sides_p99():
                         "async_in_flight_per_process": 1, "async_calls_per_s_by_processes": {"1": 3}}}
     out = "\n".join(_render_versus(v))
     assert "sequential p99, ms: pyslurmrpc 0.600  with premint=8 0.900  libslurm 0.700" in out
+
+
+@pytest.mark.parametrize("name, mine, ratio, met", [
+    ("munge_decode", 88.3, 1.1031, False),      # prints as 1.10x in two decimals: still not met
+    ("munge_decode", 88.0, 1.0999, True),
+    ("sequential_p50", 0.45, 0.9, True),        # the bound itself meets it
+    ("best_throughput", 4000, 0.999, False),    # at least the C side's best
+    ("best_throughput", 4000, 1.0, True),
+    ("checkpoint_frame_us", 10.2, None, False),  # judged by its own µs, no C side
+    ("checkpoint_frame_us", 6.4, None, True),
+    ("cpu_per_call", 250.0, None, None),        # no C side: nothing to judge
+])
+def test_each_goal_is_judged_on_the_unrounded_figure(name, mine, ratio, met):
+    assert versus.goal_met(name, mine, ratio) is met
+
+
+def test_the_table_says_whether_each_goal_is_met_with_three_decimals():
+    from pyslurmrpc.bench import _render_versus
+
+    def side():
+        return {"sequential_ms": {"p50": 0.4, "p90": 0.5, "p99": 0.6}}
+    rows = [{"figure": "munge_decode", "unit": "us", "pyslurmrpc": 88.3, "c": 80.0, "ratio": 1.104,
+             "goal": versus.goal_text("munge_decode"), "met": False},
+            {"figure": "checkpoint_frame_us", "unit": "us", "pyslurmrpc": 6.4, "c": None, "ratio": None,
+             "goal": versus.goal_text("checkpoint_frame_us"), "met": True}]
+    v = {"op": "ping", "target": "t", "figures": rows,
+         "libslurm": {"loaded": True, "path": "/x.so", **side(), "calls_per_s_by_processes": {"1": 5}},
+         "pyslurmrpc": {**side(), "premint": {**side(), "depth": 8}, "async_calls_per_s": {"1": 3},
+                        "async_in_flight_per_process": 1, "async_calls_per_s_by_processes": {"1": 3}}}
+    lines = _render_versus(v)
+    decode = next(line for line in lines if "munge_decode" in line)
+    frame = next(line for line in lines if "checkpoint_frame_us" in line)
+    assert "1.104x" in decode and decode.split()[-3:] == ["<=", "1.1", "no"]
+    assert frame.split()[-4:] == ["<=", "10", "us", "yes"]

@@ -151,11 +151,13 @@ def _render_versus(v) -> list[str]:
     lines = ["", f"pyslurmrpc vs libslurm/libmunge, {v['op']}, {v['target']}, same run",
              f"  libslurm: {c['path']}" + (f" (under {c['loader']})" if c.get("loader") else "")
              if c.get("loaded") else f"  libslurm: not measured ({c['why_not']})",
-             f"  {'figure':<24}{'unit':>8}{'pyslurmrpc':>12}{'C':>12}{'ratio':>8}  goal"]
+             f"  {'figure':<24}{'unit':>8}{'pyslurmrpc':>12}{'C':>12}{'ratio':>9}  {'goal':<10}met"]
     for f in v["figures"]:
         c_val = "-" if f["c"] is None else f"{f['c']:g}"
-        ratio = "-" if f["ratio"] is None else f"{f['ratio']:.2f}x"
-        lines.append(f"  {f['figure']:<24}{f['unit']:>8}{f['pyslurmrpc']:>12g}{c_val:>12}{ratio:>8}  {f['goal']}")
+        ratio = "-" if f["ratio"] is None else f"{f['ratio']:.3f}x"   # 1.10x could be 1.104x: not met
+        met = {True: "yes", False: "no", None: "-"}[f.get("met")]
+        lines.append(f"  {f['figure']:<24}{f['unit']:>8}{f['pyslurmrpc']:>12g}{c_val:>12}{ratio:>9}  "
+                     f"{f['goal']:<10}{met}")
     py = v["pyslurmrpc"]
     tails = [("pyslurmrpc", py), (f"with premint={py['premint'].get('depth', '?')}", py["premint"])]
     if c.get("loaded"):
