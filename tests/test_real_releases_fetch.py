@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 
 import pytest
 
 from pyslurmrpc.testing import debian_apt, releases
+from pyslurmrpc.testing.ci import skip_or_fail
 from pyslurmrpc.testing.debian_apt import AptError, PrivateApt, Source, debian_archive, machine_sources
 from pyslurmrpc.testing.releases import ReleaseUnavailable, prepare
 from pyslurmrpc.testing.slurmctld import release_slurmctld_or_skip
@@ -175,3 +177,31 @@ def test_download_falls_back_to_one_package_at_a_time(tmp_path):
     failed = apt.download(["libmunge2", "pyslurmrpc-no-such-package"], tmp_path)
     assert failed == ["pyslurmrpc-no-such-package"]
     assert [p.name.split("_")[0] for p in tmp_path.glob("*.deb")] == ["libmunge2"]
+
+
+def _releases_command(*args):
+    return subprocess.run([sys.executable, "-W", "error::RuntimeWarning", "-m", "pyslurmrpc.testing.releases",
+                           *args], capture_output=True, text=True, timeout=300)
+
+
+def test_the_command_runs_the_module_once_and_says_what_it_takes():
+    """``python -m pyslurmrpc.testing.releases``, as the README and scripts/test run it: no runpy
+    warning (the package no longer imports the module first), a usage, and a named mistake."""
+    shown = _releases_command("--help")
+    assert shown.returncode == 0 and "RELEASE" in shown.stdout and "20.11, 22.05, 24.11, 26.05" in shown.stdout
+    wrong = _releases_command("99.1")
+    assert wrong.returncode == 2 and "unknown release '99.1'" in wrong.stderr
+    assert "Traceback" not in wrong.stderr + shown.stderr
+    own = _releases_command("22.05")          # this machine's own: nothing to fetch
+    if own.returncode == 1 and "UNAVAILABLE" in own.stderr:
+        skip_or_fail(pytest, f"no slurmctld 22.05 here: {own.stderr.strip()}")
+    assert own.returncode == 0, own.stderr
+    assert own.stdout.startswith("slurm 22.05: 22.05.") and "(this machine's own)" in own.stdout
+    assert own.stderr == ""
+
+
+def test_the_testing_package_gives_its_names_on_first_use():
+    import pyslurmrpc.testing as testing
+    assert testing.prepare is prepare and testing.Release is releases.Release
+    with pytest.raises(AttributeError, match="no attribute 'nothing_here'"):
+        testing.nothing_here

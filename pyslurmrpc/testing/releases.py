@@ -296,9 +296,19 @@ def _cached(marker: Path) -> Optional[Release]:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """``python -m pyslurmrpc.testing.releases [RELEASE...]``: prepare releases, print what they are."""
+    import argparse
     import sys
 
-    names = list(argv if argv is not None else sys.argv[1:]) or list(SUITES)
+    parser = argparse.ArgumentParser(
+        prog="python -m pyslurmrpc.testing.releases",
+        description="Fetch, unpack and patch Debian's packages of each Slurm release named (all of them "
+                    "when none is), and print what each release's slurmctld is. Exit status 1 when one "
+                    "could not be prepared.")
+    parser.add_argument("releases", nargs="*", metavar="RELEASE", help=f"one of {', '.join(SUITES)}")
+    names = parser.parse_args(argv).releases or list(SUITES)
+    unknown = [name for name in names if name not in SUITES]
+    if unknown:     # not choices=: argparse then refuses the empty list of no argument at all
+        parser.error(f"unknown release {', '.join(map(repr, unknown))} (known: {', '.join(SUITES)})")
     status = 0
     for name in names:
         try:
