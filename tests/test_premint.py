@@ -13,7 +13,9 @@ import time
 
 import pytest
 
-from pyslurmrpc.auth.premint import PREMINT_MAX_AGE, PREMINT_MAX_DEPTH, PREMINT_MAX_PAYLOADS, CredentialStock
+from pyslurmrpc.auth.premint import (
+    PREMINT_MAX_AGE, PREMINT_MAX_DEPTH, PREMINT_MAX_PAYLOADS, CredentialStock, PremintCounts,
+)
 from pyslurmrpc.auth.slurm_auth import AsyncAuth, MungeAuth
 from pyslurmrpc.client import AsyncClient, Client
 from pyslurmrpc.errors import InvalidArgumentError, TransportError
@@ -127,6 +129,21 @@ def test_a_mint_that_ends_in_a_forked_child_is_not_stocked_there():
     assert os.waitstatus_to_exitcode(status) == 0
 
 
+def test_counts_say_what_was_taken_minted_and_thrown_away():
+    stock = CredentialStock(3)
+    assert stock.counts() == PremintCounts(3, 0, 0, 0)
+    for cred in ("MUNGE:a:", "MUNGE:b:", "MUNGE:c:"):
+        _stocked(stock, P, cred, 100.0)
+    assert stock.take(P, 100.1) == "MUNGE:a:"
+    stock.drop()                                  # a call failed: the two left are never sent
+    assert stock.counts() == PremintCounts(depth=3, taken_from_stock=1, minted_ahead=3, thrown_away=2)
+
+
+def test_a_client_without_premint_has_no_counts():
+    assert Client("127.0.0.1", 6817).premint_counts is None
+    assert Client("127.0.0.1", 6817, premint=2).premint_counts == PremintCounts(2, 0, 0, 0)
+
+
 def test_payloads_remembered_are_bounded_and_the_repr_shows_no_credential():
     stock = CredentialStock(1)
     for i in range(PREMINT_MAX_PAYLOADS + 5):
@@ -145,10 +162,10 @@ def test_pings_use_credentials_minted_ahead(slurmctld, munged):
     """Against the real 22.05 controller: every ping answered, most on a credential minted ahead
     (slurmctld's munged refuses a credential used twice, so each was used once)."""
     client = Client(slurmctld.host, slurmctld.port, munge_socket=str(munged.socket_path), premint=1)
-    stock = client._auth.stock
     threads = set(threading.enumerate())
     assert all(client.ping() for _ in range(30))
-    assert stock.taken >= 20, stock
+    counts = client.premint_counts
+    assert counts.depth == 1 and counts.taken_from_stock >= 20 and counts.minted_ahead >= 20, counts
     # the blocking runner mints in the caller's thread, during the call's waits: no thread is made
     assert set(threading.enumerate()) <= threads
 
@@ -157,20 +174,19 @@ def test_a_deeper_stock_mints_in_one_call_of_its_depth(slurmctld, munged):
     """premint=4 against the real controller: a call mints four credentials or none, so three
     calls in four send no request to munged of their own."""
     client = Client(slurmctld.host, slurmctld.port, munge_socket=str(munged.socket_path), premint=4)
-    stock = client._auth.stock
     assert client.ping()  # the first call also learns the controller's release (another payload)
     minted_by_call = []
     for _ in range(20):
-        before = stock.minted
+        before = client.premint_counts.minted_ahead
         assert client.ping()
-        minted_by_call.append(stock.minted - before)
+        minted_by_call.append(client.premint_counts.minted_ahead - before)
     assert set(minted_by_call) <= {0, 4}, minted_by_call
-    assert minted_by_call.count(4) == 5 and stock.taken >= 20, (minted_by_call, stock.taken)
+    taken = client.premint_counts.taken_from_stock
+    assert minted_by_call.count(4) == 5 and taken >= 20, (minted_by_call, taken)
 
 
 def test_async_pings_use_credentials_minted_ahead(slurmctld, munged):
     client = AsyncClient(slurmctld.host, slurmctld.port, munge_socket=str(munged.socket_path), premint=2)
-    stock = client._auth.stock
 
     async def many():
         answers = []
@@ -178,7 +194,7 @@ def test_async_pings_use_credentials_minted_ahead(slurmctld, munged):
             answers += await asyncio.gather(client.ping(), client.ping())
         return answers
     assert all(asyncio.run(many()))
-    assert stock.taken >= 20, stock
+    assert client.premint_counts.taken_from_stock >= 20, client.premint_counts
 
 
 def test_a_failed_call_drops_what_was_minted(munged):

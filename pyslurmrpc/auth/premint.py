@@ -33,6 +33,7 @@ from __future__ import annotations
 import os
 import threading
 from collections import deque
+from dataclasses import dataclass
 
 #: seconds a minted credential may wait in the stock before it is thrown away unused
 PREMINT_MAX_AGE = 5.0
@@ -51,6 +52,23 @@ def _count_fork() -> None:
 
 
 os.register_at_fork(after_in_child=_count_fork)
+
+
+@dataclass(frozen=True)
+class PremintCounts:
+    """What a client's premint stock has done since it was made (``Client.premint_counts``).
+
+    ``taken_from_stock``: calls that sent a credential minted ahead; ``minted_ahead``:
+    credentials minted into the stock; ``thrown_away``: stocked credentials never sent
+    (too old, or dropped after a failed call).  Many thrown away for few taken means the
+    client calls too seldom for premint to pay (each credential lives
+    :data:`PREMINT_MAX_AGE` seconds in the stock).
+    """
+
+    depth: int
+    taken_from_stock: int
+    minted_ahead: int
+    thrown_away: int
 
 
 class CredentialStock:
@@ -84,6 +102,11 @@ class CredentialStock:
             self._pending.clear()
             self._filling.clear()
             self._generation += 1
+
+    def counts(self) -> PremintCounts:
+        """The counters, read together."""
+        with self._lock:
+            return PremintCounts(self.depth, self.taken, self.minted, self.discarded)
 
     def take(self, payload: bytes, now: float) -> str | None:
         """A fresh credential for ``payload`` (removed from the stock), or None."""

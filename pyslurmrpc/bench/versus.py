@@ -248,9 +248,9 @@ def run(opts, munge_socket: str) -> dict:
             str(p): aioburst.run_processes(host, port, munge_socket, op, opts.job, p, best_k,
                                            opts.seconds)["calls_per_s"] for p in PROCESSES}
         c = _libslurm_bursts(c, conf, op, opts.job, opts.seconds)
-    stock = minting._auth.stock   # what the premint client's calls used: minted ahead, or on demand
-    py["premint"].update(depth=PREMINT_DEPTH, credentials={"taken_from_stock": stock.taken,
-                                                           "minted_ahead": stock.minted,
-                                                           "thrown_away": stock.discarded})
+    counts = minting.premint_counts   # what the premint client's calls used: minted ahead, or on demand
+    py["premint"].update(depth=counts.depth, credentials={"taken_from_stock": counts.taken_from_stock,
+                                                          "minted_ahead": counts.minted_ahead,
+                                                          "thrown_away": counts.thrown_away})
     return {"target": description, "op": op, "pyslurmrpc": py, "libslurm": c,
             "cpu_count": os.cpu_count()}

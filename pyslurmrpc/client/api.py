@@ -60,6 +60,14 @@ class ClientApi:
         if drop is not None:
             drop()
 
+    @property
+    def premint_counts(self):
+        """:class:`~pyslurmrpc.auth.PremintCounts` of the credentials this client minted ahead
+        (``premint=N``): how many calls took one, how many were minted, how many were thrown
+        away unused.  None without premint."""
+        stock = getattr(self._auth, "stock", None)
+        return None if stock is None else stock.counts()
+
     def __repr__(self) -> str:
         hosts = ", ".join(str(c) for c in self.settings.controllers)
         return f"{type(self).__name__}({hosts}, protocol 0x{self.settings.protocol_version:04x})"
