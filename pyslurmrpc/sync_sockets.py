@@ -1,8 +1,8 @@
 """The blocking runner's sockets and how it waits on them: every wait after a connect is one
 poll() bounded by the time left (:func:`wait_ready`), as libmunge's are (``fd_timed_read_n``,
-src/libcommon/fd.c), rather than a blocking call bounded by SO_RCVTIMEO/SO_SNDTIMEO: as many
-system calls (poll and recv against setsockopt and recv), and the answer's wake-up comes sooner
-(README, Benchmarks).  munged's UNIX sockets are non-blocking; a TCP socket blocks only in its
+src/libcommon/fd.c), rather than a blocking call bounded by SO_RCVTIMEO/SO_SNDTIMEO: no more
+system calls (a poll where a setsockopt was), and the answer's wake-up came sooner (README,
+Benchmarks).  munged's UNIX sockets are non-blocking; a TCP socket blocks only in its
 connect(), and needs no name lookup for an IPv4 address.
 """
 
