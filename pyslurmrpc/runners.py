@@ -268,8 +268,7 @@ def _sync_send(action: Send) -> None:
 def _sync_exchange(action: Exchange):
     conn = action.conn
     deadline = time.monotonic() + action.timeout
-    if conn.sent < len(action.data):     # not yet sent by a Post or a Background turn
-        _send_rest(conn, action.data, action.timeout)
+    _send_rest(conn, action.data, action.timeout)   # what a Post or a Background turn left unsent
     return _read_answer(conn, action, deadline)
 
 

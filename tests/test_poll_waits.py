@@ -27,10 +27,6 @@ BIG = 8 << 20                    # more than any socket buffer here takes at onc
 MUNGE_OPT_SOCKET = 8             # munge.h
 
 
-def _one(action):
-    return (yield action)
-
-
 def _connect_and_exchange(path: str, request: bytes, timeout: float):
     conn = yield Connect(path, timeout)
     return (yield Exchange(conn, request, 3, lambda header: header[2], timeout))

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from pyslurmrpc.testing import debian_apt, releases
+from pyslurmrpc.testing import releases
 from pyslurmrpc.testing.ci import skip_or_fail
 from pyslurmrpc.testing.debian_apt import AptError, PrivateApt, Source, debian_archive, machine_sources
 from pyslurmrpc.testing.releases import ReleaseUnavailable, prepare

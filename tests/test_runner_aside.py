@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from pyslurmrpc.effects import Background, Connect, Exchange, ExchangeFailed, Now, Sleep
+from pyslurmrpc.effects import Background, Connect, Exchange, Now, Sleep
 from pyslurmrpc.runners import SyncRunner, UnixStream
 
 
