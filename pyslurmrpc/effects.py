@@ -65,6 +65,23 @@ class Exchange:
 
 
 @dataclass(slots=True)
+class Transact:
+    """Connect to the UNIX socket ``path``, :class:`Exchange` ``data`` on it, close it: a whole
+    munged transaction as one action (its three steps apart each pass through every flow above
+    it).  Result: the Exchange's.  A failed connect raises the ``OSError`` a :class:`Connect`
+    would, with nothing left open; the exchange fails as an Exchange does.  ``timeout`` bounds
+    each step, as it would bound the steps apart.  :func:`transact_steps` yields them apart,
+    for a runner with no handler of its own for it (or a flow that must come between them).
+    """
+
+    path: str
+    data: bytes = field(repr=False)
+    header_size: int
+    body_size: Callable[[bytes], int]
+    timeout: float
+
+
+@dataclass(slots=True)
 class Post:
     """Send ``data`` on ``conn`` (a UNIX stream) and read nothing yet; result None.
 
@@ -181,6 +198,34 @@ def deadline_passed(now: float, deadline: float | None, wait: float = 0.0) -> bo
     return deadline is not None and now + wait >= deadline
 
 
+def transact_steps(action: Transact, later: bool = False) -> Flow:
+    """``action``'s three steps apart (``later``: the close may wait for the run's next wait)."""
+    conn = yield Connect(action.path, action.timeout)
+    try:
+        answer = yield Exchange(conn, action.data, action.header_size, action.body_size, action.timeout)
+    except Exception:
+        yield Close(conn)
+        raise
+    yield Close(conn, later)
+    return answer
+
+
+def steps_apart(flow: Flow) -> Flow:
+    """``flow`` with each :class:`Transact` it yields taken as its steps apart (for a runner
+    that must see every step, such as the blocking runner's Background turns)."""
+    step, arg = flow.send, None
+    while True:
+        try:
+            action = step(arg)
+        except StopIteration as stop:
+            return stop.value
+        try:
+            step, arg = flow.send, ((yield from transact_steps(action)) if type(action) is Transact
+                                    else (yield action))
+        except Exception as exc:
+            step, arg = flow.throw, exc
+
+
 def pure(fn: Callable, *args) -> Flow:
     """A flow that asks for nothing: the value of ``fn(*args)`` (for I/O-free steps)."""
     return fn(*args)
@@ -189,13 +234,15 @@ def pure(fn: Callable, *args) -> Flow:
 
 #: the least time an answer already posted for is given once the flow run meanwhile has ended
 _LAST_LOOK = 0.001
+#: the actions whose request :func:`overlapped` posts
+_POSTED = frozenset({Exchange, Transact})
 
 
 def overlapped(first: Flow, other: Flow, undo: Callable[[Any], Flow]) -> Flow:
     """``(first's result, other's result)``, with ``other`` run whole while a daemon works on
-    ``first``'s first :class:`Exchange` (a munged request, posted at once and its answer read
-    once ``other`` has ended), or after ``first`` when it asks none or the runner declines
-    the :class:`Post`.
+    ``first``'s first :class:`Transact` or :class:`Exchange` (a munged request, posted at once
+    and its answer read once ``other`` has ended), or after ``first`` when it asks none or the
+    runner declines the :class:`Post`.
 
     ``first``'s failure is raised first: ``other``'s result, if it had one, goes to ``undo``
     (a flow: close what it opened).  Otherwise ``other``'s failure is raised.  The posted
@@ -213,20 +260,9 @@ def overlapped(first: Flow, other: Flow, undo: Callable[[Any], Flow]) -> Flow:
             if outcome is not None and outcome[0]:
                 yield from undo(outcome[1])
             raise
-        if posting and outcome is None and type(action) is Exchange:
-            try:
-                declined = (yield Post(action.conn, action.data, action.timeout)) is False
-            except Exception as exc:     # the Exchange's own failure: first decides what it means
-                step, arg = first.throw, exc
-                continue
-            if declined:                 # the runner sends it with its Exchange: other comes after
-                posting = False
-            else:
-                posted = yield NOW
-                outcome = yield from _outcome(other)
-                left = action.timeout - ((yield NOW) - posted)
-                action = Exchange(action.conn, action.data, action.header_size, action.body_size,
-                                  max(left, _LAST_LOOK))
+        if posting and outcome is None and type(action) in _POSTED:
+            step, arg, outcome, posting = yield from _posted(first, action, other)
+            continue
         try:
             step, arg = first.send, (yield action)
         except Exception as exc:
@@ -237,6 +273,35 @@ def overlapped(first: Flow, other: Flow, undo: Callable[[Any], Flow]) -> Flow:
     if not ok:
         raise value
     return result, value
+
+
+def _posted(first: Flow, action, other: Flow) -> Flow:
+    """``action`` (an Exchange, or a Transact's steps apart) with ``other`` run between its
+    request's Post and the read of its answer: (how ``first`` goes on, with what, ``other``'s
+    outcome or None when it has not run, whether a later request may still be posted)."""
+    if type(action) is Transact:
+        try:
+            conn = yield Connect(action.path, action.timeout)
+        except Exception as exc:         # as the Transact fails: nothing is open
+            return first.throw, exc, None, True
+    else:
+        conn = action.conn
+    outcome, posting, timeout = None, True, action.timeout
+    try:
+        if (yield Post(conn, action.data, timeout)) is False:
+            posting = False              # the runner sends it with its Exchange: other comes after
+        else:
+            posted = yield NOW
+            outcome = yield from _outcome(other)
+            timeout = max(timeout - ((yield NOW) - posted), _LAST_LOOK)
+        step, arg = first.send, (yield Exchange(conn, action.data, action.header_size, action.body_size,
+                                                timeout))
+        answered = True
+    except Exception as exc:             # the exchange's own failure: first decides what it means
+        step, arg, answered = first.throw, exc, False
+    if type(action) is Transact:         # once answered, closed at the next wait: it costs no time
+        yield Close(conn, later=answered)
+    return step, arg, outcome, posting
 
 
 def _outcome(flow: Flow) -> Flow:

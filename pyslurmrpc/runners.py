@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor, TimeoutError as FutureTimeout
 
 from .effects import (
     Background, Close, Connect, Exchange, ExchangeFailed, Invoke, Now, Parallel, Post, RecvFrame, Send,
-    Sleep, Stat, WallClock,
+    Sleep, Stat, Transact, WallClock, steps_apart,
 )
 from .sync_sockets import (
     NONBLOCKING_STREAM, POLLIN, TCP_RECV_CHUNK, TcpStream, ipv4_literal, send_within, tcp_connect, tcp_recv_frame,
@@ -67,6 +67,9 @@ class SyncRunner:
 
     def __init__(self, table: dict | None = None):
         self.table = table if table is not None else _sync_handlers(self)
+        # a table with no Transact handler takes its steps apart with the table's own handlers
+        # (looked up then, so that a handler changed later is the one used)
+        self.table.setdefault(Transact, lambda action: _apart(self.table, (), action))
 
     def run(self, flow):
         table, send, throw, opened, aside = self.table, flow.send, flow.throw, [], []
@@ -76,9 +79,13 @@ class SyncRunner:
             while True:
                 kind = type(action)
                 try:
-                    if aside and kind in _WAITS:
+                    if not aside or kind not in _WAITS:
+                        value = table[kind](action)
+                    elif kind is Transact:  # apart: the Background turn follows its request's send
+                        value = _apart(table, aside, action)
+                    else:
                         _turn(aside, action)  # a Background flow's answer may have come meanwhile
-                    value = table[kind](action)
+                        value = table[kind](action)
                 except Exception as exc:  # handed back into the flow, which decides
                     action = throw(exc)
                     continue
@@ -118,7 +125,8 @@ class _Aside:
     __slots__ = ("flow", "done", "action", "opened", "ended", "table")
 
     def __init__(self, action: Background, table: dict):
-        self.flow, self.done, self.opened, self.ended = action.flow, action.done, [], False
+        # its Transacts apart: a turn takes only the steps that finish at once
+        self.flow, self.done, self.opened, self.ended = steps_apart(action.flow), action.done, [], False
         self.table = table    # the run's own handlers, for the steps that wait (at its end)
         self.action = _NOT_STARTED      # even its first step waits for the run's next wait
 
@@ -217,6 +225,29 @@ def _turn(aside: list, action) -> None:
     for task in aside:
         task.turn()
     aside[:] = [task for task in aside if not task.ended]
+
+
+def _apart(table: dict, aside: list, action: Transact):
+    """``action`` as its steps apart, by ``table``'s handlers; ``aside``'s turn comes once the
+    request is out (see :func:`_turn`)."""
+    conn = table[Connect](Connect(action.path, action.timeout))
+    try:
+        exchange = Exchange(conn, action.data, action.header_size, action.body_size, action.timeout)
+        if aside:
+            _turn(aside, exchange)
+        return table[Exchange](exchange)
+    finally:
+        table[Close](Close(conn))
+
+
+def _sync_transact(action: Transact):
+    """A whole munged transaction: connect, send, wait in poll() for the answer, close."""
+    conn = _unix_connect(action.path)
+    try:
+        _send_rest(conn, action.data, action.timeout)
+        return _read_answer(conn, action, time.monotonic() + action.timeout)
+    finally:
+        conn.sock.close()
 
 
 def _unix_connect(path: str) -> UnixStream:
@@ -336,12 +367,12 @@ def _sync_recv_frame(action: RecvFrame) -> bytes:
 
 def _sync_handlers(runner: SyncRunner) -> dict:
     return {**_sync_table_base(), Connect: _sync_connect, Send: _sync_send, Exchange: _sync_exchange,
-            Post: _sync_post, RecvFrame: _sync_recv_frame, Parallel: runner.parallel,
+            Transact: _sync_transact, Post: _sync_post, RecvFrame: _sync_recv_frame, Parallel: runner.parallel,
             Background: lambda a: _Aside(a, runner.table)}
 
 
 #: the blocking run's actions that may wait: a Background flow gets a turn before each
-_WAITS = frozenset({Exchange, RecvFrame, Sleep})
+_WAITS = frozenset({Exchange, Transact, RecvFrame, Sleep})
 
 
 SYNC = SyncRunner()
@@ -382,6 +413,8 @@ class AsyncRunner:
         if table is None:
             table, fast = self._handlers(), {**_FAST, Background: self._background, Post: self._post}
         self.table, self.fast = table, fast or {}
+        if Transact not in self.fast:    # as the blocking runner: apart, by the tables' own steps
+            self.table.setdefault(Transact, self._apart)
         self._tasks: set = set()  # Background tasks, kept alive until they end
         # runs under way, on any loop: a Post is taken only by a run on its own (the count is not
         # locked; across threads it may be off, which changes only whether a request is posted)
@@ -414,8 +447,22 @@ class AsyncRunner:
 
     def _handlers(self) -> dict:
         return {Sleep: lambda a: asyncio.sleep(a.seconds), Invoke: _invoke, Connect: _async_connect,
-                Send: _async_send, Exchange: _async_exchange, Post: _async_post, RecvFrame: _async_recv_frame,
-                Parallel: self._parallel}
+                Send: _async_send, Exchange: _async_exchange, Transact: _async_transact, Post: _async_post,
+                RecvFrame: _async_recv_frame, Parallel: self._parallel}
+
+    async def _step(self, action):
+        step = self.fast.get(type(action))
+        value = _AWAIT if step is None else step(action)
+        return await self.table[type(action)](action) if value is _AWAIT else value
+
+    async def _apart(self, action: Transact):
+        """A Transact as its steps apart, by this runner's fast and awaited handlers."""
+        conn = await self._step(Connect(action.path, action.timeout))
+        try:
+            return await self._step(Exchange(conn, action.data, action.header_size, action.body_size,
+                                             action.timeout))
+        finally:
+            await self._step(Close(conn))
 
     def _post(self, action: Post):
         """A request sent ahead, for a run on its own.  With other runs under way it is declined
@@ -576,6 +623,17 @@ async def _async_exchange(action: Exchange):
         except TimeoutError as err:
             raise ExchangeFailed("body" if len(conn.pending) >= action.header_size else "header", err) from None
     return answer
+
+
+async def _async_transact(action: Transact):
+    """A whole munged transaction: connect and send at once, await the answer, close."""
+    conn = _unix_connect(action.path)
+    try:
+        exchange = Exchange(conn, action.data, action.header_size, action.body_size, action.timeout)
+        answer = _try_exchange(exchange)
+        return await _async_exchange(exchange) if answer is _AWAIT else answer
+    finally:
+        conn.close()
 
 
 async def _async_recv_frame(action: RecvFrame) -> bytes:

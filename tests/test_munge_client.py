@@ -277,6 +277,7 @@ def test_a_bad_socket_name_is_refused_every_time_before_any_io(path, code, text,
     """libmunge's checks of the name (remembered only for a good one): each call refuses again."""
     from pyslurmrpc import runners
     monkeypatch.setitem(runners.SYNC.table, runners.Connect, lambda a: pytest.fail("connected"))
+    monkeypatch.setitem(runners.SYNC.table, runners.Transact, lambda a: pytest.fail("connected"))
     client = MungeClient(path)
     for _ in range(3):
         with pytest.raises(E.MungeError) as err:

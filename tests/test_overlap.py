@@ -17,7 +17,9 @@ import pytest
 
 from pyslurmrpc import runners
 from pyslurmrpc.client import AsyncClient, Client
-from pyslurmrpc.effects import Close, Connect, Exchange, ExchangeFailed, Now, Post, overlapped
+from pyslurmrpc.effects import (
+    Close, Connect, Exchange, ExchangeFailed, Now, Post, Transact, overlapped, steps_apart, transact_steps,
+)
 from pyslurmrpc.errors import AuthError, ConnectionRefusedTransportError
 from pyslurmrpc.runners import AsyncRunner, SyncRunner, UnixStream
 from pyslurmrpc.testing.netio import free_port
@@ -132,6 +134,91 @@ def test_without_a_munged_request_the_connect_follows_the_credential():
     script = Script({Connect: "conn"})
     assert script.run(overlapped(stocked(), _reach(), _undo)) == (b"from the stock", "conn")
     assert kinds(script.log) == [("Connect", "controller")]
+
+
+def _mint_whole(tries=1):
+    """A credential flow as the munged transaction yields it now: one Transact per try."""
+    for attempt in range(tries):
+        try:
+            _, body = yield Transact("munged", b"ENC", 11, len, 5.0)
+        except (OSError, ExchangeFailed) as exc:
+            if attempt + 1 == tries:
+                raise
+            yield Now()
+            continue
+        return body
+
+
+def test_a_transact_is_taken_apart_so_the_connect_runs_while_munged_mints():
+    """Its connect, the Post, the other flow, the read of the answer with the time left; munged's
+    connection is closed at the next wait (later), where the close costs the call nothing."""
+    script = Script({Connect: "conn", Exchange: (4, b"cred")})
+    assert script.run(overlapped(_mint_whole(), _reach(), _undo)) == (b"cred", "conn")
+    assert kinds(script.log) == [("Connect", "munged"), ("Post", None), ("Now", None), ("Connect", "controller"),
+                                 ("Now", None), ("Exchange", None), ("Close", None)]
+    connect, post, exchange, close = script.log[0], script.log[1], script.log[5], script.log[6]
+    assert connect.timeout == 5.0 and post.data == exchange.data == b"ENC"
+    assert exchange.timeout == pytest.approx(5.0 - 1.0)
+    assert close.later is True and close.conn == "conn"
+
+
+def test_a_transact_whose_exchange_fails_closes_at_once_and_the_credential_flow_decides():
+    failed = ExchangeFailed("header", TimeoutError("timed out"))
+    script = Script({Connect: "m", Exchange: failed, Transact: failed})
+    with pytest.raises(ExchangeFailed):
+        script.run(overlapped(_mint_whole(tries=2), _reach(), _undo))
+    taken = [(type(a).__name__, getattr(a, "later", None)) for a in script.log if type(a) in (Connect, Close,
+                                                                                             Transact)]
+    # the first try apart (its close at once), the other flow, the second try whole, undo's close
+    assert taken == [("Connect", None), ("Connect", None), ("Close", False), ("Transact", None), ("Close", False)]
+
+
+def test_a_transact_whose_connect_fails_is_thrown_into_the_credential_flow_nothing_open():
+    """The credential flow gets the connect's error as its Transact's; its next try is taken
+    apart again (the other flow has not run), and its failure is raised with nothing open."""
+    script = Script({(Connect, "munged"): ConnectionRefusedError(111, "Connection refused"), Connect: "conn"})
+    with pytest.raises(ConnectionRefusedError):
+        script.run(overlapped(_mint_whole(tries=2), _reach(), _undo))
+    assert kinds(script.log) == [("Connect", "munged"), ("Now", None), ("Connect", "munged")]
+
+
+def test_a_declined_post_of_a_transact_reads_the_answer_then_connects():
+    script = Script({Connect: "conn", Post: False, Exchange: (4, b"cred")})
+    assert script.run(overlapped(_mint_whole(), _reach(), _undo)) == (b"cred", "conn")
+    assert kinds(script.log) == [("Connect", "munged"), ("Post", None), ("Exchange", None), ("Close", None),
+                                 ("Connect", "controller")]
+    assert script.log[2].timeout == 5.0
+
+
+def test_steps_apart_gives_each_transact_as_its_steps_and_its_failure_back():
+    def flow():
+        first = yield Transact("munged", b"one", 11, len, 2.0)
+        try:
+            yield Transact("munged", b"two", 11, len, 2.0)
+        except ExchangeFailed as failed:
+            return first, failed.step
+    answers = iter([(3, b"one"), ExchangeFailed("body", ConnectionResetError())])
+
+    class Steps(Script):
+        def run(self, flow):
+            value, error = None, None
+            while True:
+                try:
+                    action = flow.throw(error) if error is not None else flow.send(value)
+                except StopIteration as stop:
+                    return stop.value
+                self.log.append(action)
+                value, error = "conn" if type(action) is Connect else None, None
+                if type(action) is Exchange:
+                    answer = next(answers)
+                    value, error = (None, answer) if isinstance(answer, Exception) else (answer, None)
+    steps = Steps()
+    assert steps.run(steps_apart(flow())) == ((3, b"one"), "body")
+    assert [(type(a).__name__, getattr(a, "data", None)) for a in steps.log] == [
+        ("Connect", None), ("Exchange", b"one"), ("Close", None), ("Connect", None), ("Exchange", b"two"),
+        ("Close", None)]
+    assert [a.later for a in steps.log if type(a) is Close] == [False, False]
+    assert list(transact_steps(Transact("p", b"", 0, len, 1.0)))[0] == Connect("p", 1.0)
 
 
 @pytest.fixture

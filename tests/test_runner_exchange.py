@@ -8,14 +8,16 @@ body split across reads.
 from __future__ import annotations
 
 import asyncio
+import gc
 import socket
 import threading
 import time
+import warnings
 
 import pytest
 
-from pyslurmrpc.effects import Background, Exchange, ExchangeFailed, Sleep
-from pyslurmrpc.runners import SyncRunner, UnixStream, run_async
+from pyslurmrpc.effects import Background, Close, Connect, Exchange, ExchangeFailed, Sleep, Transact
+from pyslurmrpc.runners import AsyncRunner, SyncRunner, UnixStream, run_async
 
 HEADER = 3
 
@@ -185,3 +187,141 @@ def test_send_on_a_unix_stream_in_the_blocking_runner(pair):
     ours.shutdown(socket.SHUT_WR)
     thread.join(5)
     assert got == [data]
+
+
+# -- Transact: a whole munged transaction as one action --------------------------------------------
+@pytest.fixture
+def listener(tmp_path):
+    """(a UNIX socket path, the listening socket behind it)."""
+    path = str(tmp_path / "munged.sock")
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(path)
+    server.listen(8)
+    server.settimeout(2)
+    yield path, server
+    server.close()
+
+
+def _transact(path: str, timeout: float = 2.0) -> Transact:
+    return Transact(path, b"request", HEADER, _size, timeout)
+
+
+def test_a_transact_connects_sends_reads_the_answer_and_closes(listener, run):
+    path, server = listener
+    seen = []
+
+    def munged():
+        conn, _ = server.accept()
+        seen.append(conn.recv(100))
+        conn.sendall(b"OK\x02hi")
+        conn.settimeout(2)
+        seen.append(conn.recv(100))          # b"": the runner closed its end
+        conn.close()
+    thread = threading.Thread(target=munged)
+    thread.start()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        assert run(_one(_transact(path))) == (2, b"hi")
+        gc.collect()
+    thread.join(5)
+    assert seen == [b"request", b""]
+    assert not [w for w in caught if issubclass(w.category, ResourceWarning)]   # closed, not dropped
+
+
+def test_a_transact_whose_connect_fails_raises_the_connects_error(tmp_path, run):
+    with pytest.raises(FileNotFoundError):
+        run(_one(_transact(str(tmp_path / "nobody"))))
+
+
+def test_a_transact_answered_too_late_fails_in_its_header_step_on_time(listener, run):
+    path, server = listener
+    start = time.monotonic()
+    with pytest.raises(ExchangeFailed) as failed:
+        run(_one(_transact(path, timeout=0.2)))
+    assert failed.value.step == "header" and isinstance(failed.value.error, TimeoutError)
+    assert 0.2 <= time.monotonic() - start < 1.5
+
+
+def test_background_turn_before_a_transact_comes_after_its_request_is_sent(listener):
+    """With a Background flow (or a close left for later) waiting for a turn, the blocking runner
+    takes a Transact apart: connect, send, then the turn, then the read - so the turn overlaps
+    munged's work on the request, as before an Exchange."""
+    path, server = listener
+    seen, accepted = [], []
+
+    def background():
+        conn, _ = server.accept()             # the call's connect is already queued
+        accepted.append(conn)
+        conn.setblocking(False)
+        try:
+            seen.append(conn.recv(100))       # and its request is already there
+        except BlockingIOError:
+            seen.append(None)
+        conn.sendall(b"OK\x02hi")
+        return "bg"
+        yield                                 # pragma: no cover
+
+    def main():
+        yield Background(background(), lambda value, error: seen.append((value, error)))
+        return (yield _transact(path))
+
+    assert SyncRunner().run(main()) == (2, b"hi")
+    assert seen == [b"request", ("bg", None)]
+    accepted[0].close()
+
+
+def test_a_background_flows_transact_is_sent_at_the_calls_first_wait(listener):
+    """A Background flow's Transact is taken apart, so its request goes out at the call's first
+    wait (its answer read at a later turn), not when the call ends."""
+    path, server = listener
+    arrived = []
+
+    def munged():
+        conn, _ = server.accept()
+        arrived.append((conn.recv(100), time.monotonic()))
+        conn.sendall(b"OK\x02hi")
+        conn.close()
+    thread = threading.Thread(target=munged)
+    thread.start()
+    results = []
+
+    def main():
+        yield Background(_one(_transact(path)), lambda value, error: results.append((value, error)))
+        yield Sleep(0.3)
+        return time.monotonic()
+
+    ended = SyncRunner().run(main())
+    thread.join(5)
+    assert results == [((2, b"hi"), None)]
+    assert arrived[0][0] == b"request" and arrived[0][1] < ended - 0.2
+
+
+def test_a_runner_with_no_transact_handler_takes_it_apart_by_its_own_handlers():
+    """A runner made with a table of its own (a scripted one) that has no Transact handler
+    performs its three steps with the table's handlers, closing on a failure too."""
+    steps = []
+
+    async def connect(action):
+        steps.append(("Connect", action.target))
+        return "conn"
+
+    async def exchange(action):
+        steps.append(("Exchange", action.conn, action.data))
+        if action.timeout < 1:
+            raise ExchangeFailed("header", TimeoutError("timed out"))
+        return 2, b"hi"
+
+    def close(action):
+        steps.append(("Close", action.conn))
+
+    runner = AsyncRunner({Connect: connect, Exchange: exchange}, fast={Close: close})
+    assert asyncio.run(runner.run(_one(_transact("/m")))) == (2, b"hi")
+    with pytest.raises(ExchangeFailed):
+        asyncio.run(runner.run(_one(_transact("/m", timeout=0.5))))
+    assert steps == [("Connect", "/m"), ("Exchange", "conn", b"request"), ("Close", "conn")] * 2
+    steps.clear()
+    blocking = SyncRunner({Connect: lambda a: steps.append(("Connect", a.target)) or "conn",
+                           Exchange: lambda a: steps.append(("Exchange", a.conn, a.data)) or (2, b"hi"),
+                           Close: close})
+    assert blocking.run(_one(_transact("/m"))) == (2, b"hi")
+    assert steps == [("Connect", "/m"), ("Exchange", "conn", b"request"), ("Close", "conn")]

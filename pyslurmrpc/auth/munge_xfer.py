@@ -34,7 +34,7 @@ import stat as _stat
 from dataclasses import dataclass
 from typing import Optional
 
-from ..effects import Close, Connect, Exchange, ExchangeFailed, Flow, NOW, Sleep, Stat, deadline_passed
+from ..effects import Close, Connect, Exchange, ExchangeFailed, Flow, NOW, Sleep, Stat, Transact, deadline_passed
 from .errors import MungeError, MungeSocketError, munge_error
 from .munge_constants import (
     MAX_RESPONSE_LEN, MSG_HDR_SIZE, SOCKET_CONNECT_ATTEMPTS, SOCKET_CONNECT_RETRY_MS,
@@ -156,35 +156,57 @@ def transaction(path: Optional[str], req_type: int, body: bytes,
     ``deadline``: monotonic time by which it succeeds or fails (None: libmunge's limits only).
     """
     _check_path(path)
-    rsp_type = RESPONSE_TYPE[req_type]
+    body_size = _BODY_SIZE[RESPONSE_TYPE[req_type]]
     request = build_request(req_type, body)  # also the length check, before any I/O
     wait = policy.timeout_ms / 1000
     attempt = 1
-    while True:    # the steps are inline, not sub-flows: every call's credential passes here twice
+    while True:    # one action per attempt: every call's credential passes here twice
         seconds = wait if deadline is None else _seconds(wait, deadline, (yield NOW), path)
         try:
-            conn = yield Connect(path, seconds)
-        except OSError as err:
-            conn = yield from _connect_again(path, policy, deadline, err)
-        try:
-            seconds = wait if deadline is None else _seconds(wait, deadline, (yield NOW), path)
-            try:
-                size, reply = yield Exchange(conn, request, MSG_HDR_SIZE, _BODY_SIZE[rsp_type], seconds)
-            except ExchangeFailed as failed:
-                raise _os_failure(f'{_STEP_FAILURE[failed.step]} on "{path}"', failed.error) from None
-            if len(reply) != size:
-                raise MungeSocketError(f"Received incomplete message body: {len(reply)} of {size} bytes")
-        except MungeError as err:
-            yield Close(conn)
+            size, reply = yield Transact(path, request, MSG_HDR_SIZE, body_size, seconds)
+        except OSError as err:           # the connect failed; nothing is open
+            conn = yield from _connect_again(path, policy, deadline, err)   # its failure is final
+            failure = yield from _exchange_on(conn, path, request, body_size, wait, deadline)
+        except ExchangeFailed as failed:
+            failure = _step_failure(path, failed)
+        except MungeError as err:        # the answer's header refused (body_size)
             failure = err
-            if err.code == MungeErr.BAD_LENGTH or attempt >= policy.xfer_attempts:
-                raise
         else:
-            yield Close(conn)
-            return reply
+            failure = _short(reply, size)
+        if not isinstance(failure, MungeError):
+            return failure               # the response body
+        if failure.code == MungeErr.BAD_LENGTH or attempt >= policy.xfer_attempts:
+            raise failure
         pause = attempt * policy.xfer_backoff_ms / 1000
         if deadline_passed((yield NOW), deadline, pause):
             raise out_of_time(failure) from None
         yield Sleep(pause)
         attempt += 1
         request = build_request(req_type, body, attempt - 1)
+
+
+def _exchange_on(conn, path: str, request: bytes, body_size, wait: float, deadline: Optional[float]) -> Flow:
+    """The rest of an attempt whose connect was tried again: its Exchange on ``conn``, then the
+    close; the response body, or the MungeError the attempt failed with."""
+    try:
+        seconds = wait if deadline is None else _seconds(wait, deadline, (yield NOW), path)
+        size, reply = yield Exchange(conn, request, MSG_HDR_SIZE, body_size, seconds)
+    except ExchangeFailed as failed:
+        outcome = _step_failure(path, failed)
+    except MungeError as err:
+        outcome = err
+    else:
+        outcome = _short(reply, size)
+    yield Close(conn)
+    return outcome
+
+
+def _step_failure(path: str, failed: ExchangeFailed) -> MungeError:
+    return _os_failure(f'{_STEP_FAILURE[failed.step]} on "{path}"', failed.error)
+
+
+def _short(reply: bytes, size: int):
+    """``reply``, or the MungeError of a body cut short (the peer closed first)."""
+    if len(reply) == size:
+        return reply
+    return MungeSocketError(f"Received incomplete message body: {len(reply)} of {size} bytes")
