@@ -63,7 +63,10 @@ def _sync_table_base() -> dict:
 # blocking
 # ---------------------------------------------------------------------------
 class SyncRunner:
-    """Runs flows to completion, blocking; ``table`` maps action types to handlers."""
+    """Runs flows to completion, blocking; ``table`` maps action types to handlers.
+
+    A ``table`` with no :class:`~pyslurmrpc.effects.Transact` handler is given one (in place)
+    that takes it apart with the table's Connect, Exchange and Close handlers."""
 
     def __init__(self, table: dict | None = None):
         self.table = table if table is not None else _sync_handlers(self)
@@ -406,7 +409,8 @@ class AsyncRunner:
     finish at once (reading the clock, closing; a local UNIX socket usually
     connects, takes a small request and has the answer ready) costs no
     coroutine.  One that returns ``_AWAIT`` - or has no fast entry - is awaited
-    through ``table`` (coroutine functions), with the step's timeout.
+    through ``table`` (coroutine functions), with the step's timeout.  With no
+    Transact handler in either, one is added to ``table`` that takes it apart.
     """
 
     def __init__(self, table: dict | None = None, fast: dict | None = None):
