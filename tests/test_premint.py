@@ -68,12 +68,78 @@ def test_a_payload_forgotten_mid_refill_starts_afresh():
 
 
 def test_an_old_credential_is_thrown_away_never_used():
-    stock = CredentialStock(1)
+    stock = CredentialStock(2)
     _stocked(stock, P, "MUNGE:old:", 100.0)
-    assert stock.take(P, 100.0 + PREMINT_MAX_AGE + 0.01) is None
+    _stocked(stock, P, "MUNGE:new:", 100.0 + PREMINT_MAX_AGE)
+    assert stock.take(P, 100.0 + PREMINT_MAX_AGE + 0.01) == "MUNGE:new:"
     assert stock.discarded == 1
-    _stocked(stock, P, "MUNGE:new:", 200.0)
-    assert stock.take(P, 200.0 + PREMINT_MAX_AGE - 0.01) == "MUNGE:new:"
+    assert _refill(stock) == 1                  # one in two grew old: the next refill is halved
+
+
+def _refill(stock: CredentialStock, payload: bytes = P) -> int:
+    """How many mints the stock starts now (as a call's restock does), all reserved."""
+    started = 0
+    while stock.reserve(payload) is not None:
+        started += 1
+    return started
+
+
+def _fill(stock: CredentialStock, minted_at: float, payload: bytes = P) -> int:
+    generation, started = stock._generation, _refill(stock, payload)
+    for i in range(started):
+        stock.put(payload, generation, minted_at, f"MUNGE:{minted_at}-{i}:")
+    return started
+
+
+def test_credentials_grown_old_halve_the_next_refill():
+    stock = CredentialStock(8)
+    assert _fill(stock, 100.0) == 8
+    assert stock.take(P, 100.1) is not None                                # 7 left
+    assert stock.take(P, 100.1 + PREMINT_MAX_AGE) is None                  # all 7 too old
+    assert stock.discarded == 7 and _fill(stock, 106.0) == 4               # the caller used 1 of 8
+
+
+def _call(stock: CredentialStock, now: float):
+    """What a call does with the stock: take one, then start the mints it wants (all of them
+    ending at once, at ``now``); (the credential or None, mints started)."""
+    return stock.take(P, now), _fill(stock, now)
+
+
+def test_a_caller_slower_than_the_stock_stops_the_refills_and_its_waste():
+    stock = CredentialStock(8)
+    assert _call(stock, 0.0) == (None, 8)
+    for n in range(1, 6):                       # a call every 10 s: nothing minted ahead is used
+        assert _call(stock, 10.0 * n) == (None, 0)
+    assert stock.counts() == PremintCounts(8, 0, 8, 8)   # the first refill's waste, and no more
+
+
+def _refill_sizes(stock: CredentialStock, start: float, every: float, calls: int) -> list[int]:
+    sizes, now = [], start
+    for _ in range(calls):
+        now += every
+        _, started = _call(stock, now)
+        if started:
+            sizes.append(started)
+    return sizes
+
+
+def test_a_caller_back_to_a_quick_pace_brings_the_stock_back_to_its_depth():
+    stock = CredentialStock(8)
+    _call(stock, 0.0)
+    assert _call(stock, 60.0) == (None, 0)      # a pause: the refills stop
+    sizes = _refill_sizes(stock, 60.0, 0.01, 40)   # then a call every 10 ms
+    assert sizes[:5] == [1, 2, 4, 8, 8], sizes   # one brought back, doubled by each young refill
+    assert stock.discarded == 8
+
+
+def test_a_refill_used_only_when_old_does_not_grow():
+    """A caller every 3 s takes each credential at more than half its allowed age: a twice
+    larger refill would grow too old, so one is minted ahead at a time, and none is wasted."""
+    stock = CredentialStock(8)
+    _call(stock, 0.0)
+    _call(stock, 60.0)
+    assert set(_refill_sizes(stock, 60.0, 3.0, 10)) == {1}
+    assert stock.discarded == 8 and stock.taken == 9
 
 
 def test_a_credential_serves_only_its_own_payload():
@@ -183,6 +249,29 @@ def test_a_deeper_stock_mints_in_one_call_of_its_depth(slurmctld, munged):
     assert set(minted_by_call) <= {0, 4}, minted_by_call
     taken = client.premint_counts.taken_from_stock
     assert minted_by_call.count(4) == 5 and taken >= 20, (minted_by_call, taken)
+
+
+def test_a_client_that_calls_seldom_stops_minting_ahead(slurmctld, munged, monkeypatch):
+    """Against the real controller, a ping every 0.3 s with credentials allowed 0.2 s: the first
+    refill grows old unused, and then no more is minted ahead (munged is not asked for
+    credentials that would be thrown away); calls at a quick pace again bring the stock back."""
+    from pyslurmrpc.auth import premint
+    monkeypatch.setattr(premint, "PREMINT_MAX_AGE", 0.2)
+    client = Client(slurmctld.host, slurmctld.port, munge_socket=str(munged.socket_path), premint=4)
+    assert client.ping()        # the first call also learns the controller's release (another payload)
+    time.sleep(0.3)
+    assert client.ping()        # what the first call minted ahead has grown old
+    first = client.premint_counts
+    for _ in range(4):
+        time.sleep(0.3)
+        assert client.ping()
+    slow = client.premint_counts
+    assert (slow.minted_ahead, slow.thrown_away, slow.taken_from_stock) == (
+        first.minted_ahead, first.thrown_away, first.taken_from_stock), (first, slow)
+    assert all(client.ping() for _ in range(30))
+    quick = client.premint_counts
+    assert quick.taken_from_stock >= first.taken_from_stock + 20 and quick.thrown_away == slow.thrown_away, (
+        slow, quick)
 
 
 def test_async_pings_use_credentials_minted_ahead(slurmctld, munged):

@@ -26,6 +26,13 @@ request to munged of their own, and munged's work for them falls in one call
 instead of in the wait of every call, where it would compete with the controller
 for munged and the cores (issue 13: the median call becomes one that mints nothing;
 that one call in N takes longer).
+
+A refill mints only what the caller's pace will use (its size per payload starts at the
+depth): a call that finds credentials grown too old halves it; a call more than
+:data:`PREMINT_MAX_AGE` seconds after the one before sets it to nothing (such a caller
+mints its own, as without premint); a call sooner than that brings back one; and a refill
+taken whole while young doubles it, up to the depth.  So a caller slower than the stock
+makes munged mint few credentials that are thrown away, and a steady one keeps the depth.
 """
 
 from __future__ import annotations
@@ -84,7 +91,9 @@ class CredentialStock:
         self._lock = threading.Lock()
         self._ready: dict[bytes, deque] = {}    # payload -> (minted_at, credential), oldest first
         self._pending: dict[bytes, int] = {}    # payload -> mints under way
-        self._filling: set[bytes] = set()       # payloads whose refill has not reached the depth yet
+        self._filling: set[bytes] = set()       # payloads whose refill has not reached its size yet
+        self._size: dict[bytes, int] = {}       # payload -> what its next refill mints (see the module)
+        self._last: dict[bytes, float] = {}     # payload -> when a call last looked for one
         self._generation = 0
         self._forks = _forks        # a stock made before the last fork is the parent's
         self.taken = self.minted = self.discarded = 0  # counters, for tests and the benchmark
@@ -101,6 +110,8 @@ class CredentialStock:
             self._ready.clear()
             self._pending.clear()
             self._filling.clear()
+            self._size.clear()
+            self._last.clear()
             self._generation += 1
 
     def counts(self) -> PremintCounts:
@@ -109,17 +120,41 @@ class CredentialStock:
             return PremintCounts(self.depth, self.taken, self.minted, self.discarded)
 
     def take(self, payload: bytes, now: float) -> str | None:
-        """A fresh credential for ``payload`` (removed from the stock), or None."""
+        """A fresh credential for ``payload`` (removed from the stock), or None.
+
+        ``now``: the monotonic time of the call, which also sets the next refill's size."""
         with self._lock:
             self._forked()
-            queue = self._ready.get(payload)
+            queue = self._queue(payload)
+            self._pace(payload, now)
+            fresh, stale, age = None, False, 0.0
             while queue:
                 minted_at, cred = queue.popleft()
-                if 0 <= now - minted_at <= PREMINT_MAX_AGE:
-                    self.taken += 1
-                    return cred
+                age = now - minted_at
+                if 0 <= age <= PREMINT_MAX_AGE:
+                    fresh = cred
+                    break
                 self.discarded += 1
-            return None
+                stale = True
+            size = self._size.get(payload, self.depth)
+            if stale:                  # more was minted than the caller used while young
+                self._size[payload] = size // 2
+            elif fresh is not None and not queue and not self._pending.get(payload) and age <= PREMINT_MAX_AGE / 2:
+                self._size[payload] = min(self.depth, 2 * size or 1)    # taken whole, and young
+            if fresh is not None:
+                self.taken += 1
+            return fresh
+
+    def _pace(self, payload: bytes, now: float) -> None:
+        """Called with the lock held: a call more than PREMINT_MAX_AGE after the one before
+        stops the refills; one sooner than that brings back one credential."""
+        last, self._last[payload] = self._last.get(payload), now
+        if last is None:
+            return
+        if now - last > PREMINT_MAX_AGE:
+            self._size[payload] = 0
+        elif not self._size.get(payload, self.depth):
+            self._size[payload] = 1
 
     def reserve(self, payload: bytes) -> int | None:
         """Start one mint for ``payload`` if the stock wants one: its generation, else None.
@@ -129,21 +164,32 @@ class CredentialStock:
         """
         with self._lock:
             self._forked()
+            size = self._size.get(payload, self.depth)
             have = len(self._ready.get(payload, ())) + self._pending.get(payload, 0)
-            if have >= self.depth or (have and payload not in self._filling):
+            if have >= size or (have and payload not in self._filling):
                 self._filling.discard(payload)
                 return None
-            if have + 1 < self.depth:
+            if have + 1 < size:
                 self._filling.add(payload)
             else:
                 self._filling.discard(payload)
-            if payload not in self._ready and len(self._ready) >= PREMINT_MAX_PAYLOADS:
-                oldest = next(iter(self._ready))
-                del self._ready[oldest]
-                self._filling.discard(oldest)
-            self._ready.setdefault(payload, deque())
+            self._queue(payload)
             self._pending[payload] = self._pending.get(payload, 0) + 1
             return self._generation
+
+    def _queue(self, payload: bytes) -> deque:
+        """Called with the lock held: ``payload``'s credentials, a new payload pushing out the
+        least recently stocked one when PREMINT_MAX_PAYLOADS are remembered."""
+        queue = self._ready.get(payload)
+        if queue is None:
+            if len(self._ready) >= PREMINT_MAX_PAYLOADS:
+                oldest = next(iter(self._ready))
+                del self._ready[oldest]
+                self._size.pop(oldest, None)
+                self._last.pop(oldest, None)
+                self._filling.discard(oldest)
+            queue = self._ready[payload] = deque()
+        return queue
 
     def put(self, payload: bytes, generation: int, minted_at: float, credential: str | None) -> None:
         """A mint ended (``credential`` None: it failed, and the stock is dropped)."""
