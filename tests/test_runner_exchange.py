@@ -144,23 +144,27 @@ def test_background_exchange_sends_once_across_turns_and_the_runs_end(pair):
     assert got == [b"request"]
 
 
+def _answers_what_was_sent(peer_of, seen: list):
+    """A Background flow that records what the call had sent by its turn (None: nothing yet),
+    then answers "hi"."""
+    peer = peer_of()
+    try:
+        seen.append(peer.recv(100, socket.MSG_DONTWAIT))     # the call's request is already there
+    except BlockingIOError:
+        seen.append(None)
+    peer.sendall(b"OK\x02hi")
+    return "bg"
+    yield                                                    # pragma: no cover
+
+
 def test_background_turn_before_an_exchange_comes_after_its_request_is_sent(pair):
     """A Background flow's turn overlaps munged's work on the call's request: the request is
     out before the turn, and the handler does not send it again."""
     ours, peer = pair
     seen = []
 
-    def background():
-        try:
-            seen.append(peer.recv(100, socket.MSG_DONTWAIT))   # the call's request is already there
-        except BlockingIOError:
-            seen.append(None)
-        peer.sendall(b"OK\x02hi")
-        return "bg"
-        yield                                                  # pragma: no cover
-
     def main():
-        yield Background(background(), lambda value, error: seen.append((value, error)))
+        yield Background(_answers_what_was_sent(lambda: peer, seen), lambda value, error: seen.append((value, error)))
         return (yield _exchange(UnixStream(ours)))
 
     assert SyncRunner().run(main()) == (2, b"hi")
@@ -249,20 +253,12 @@ def test_background_turn_before_a_transact_comes_after_its_request_is_sent(liste
     path, server = listener
     seen, accepted = [], []
 
-    def background():
-        conn, _ = server.accept()             # the call's connect is already queued
-        accepted.append(conn)
-        conn.setblocking(False)
-        try:
-            seen.append(conn.recv(100))       # and its request is already there
-        except BlockingIOError:
-            seen.append(None)
-        conn.sendall(b"OK\x02hi")
-        return "bg"
-        yield                                 # pragma: no cover
+    def accept():
+        accepted.append(server.accept()[0])  # the call's connect is already queued
+        return accepted[0]
 
     def main():
-        yield Background(background(), lambda value, error: seen.append((value, error)))
+        yield Background(_answers_what_was_sent(accept, seen), lambda value, error: seen.append((value, error)))
         return (yield _transact(path))
 
     assert SyncRunner().run(main()) == (2, b"hi")
