@@ -198,15 +198,15 @@ def deadline_passed(now: float, deadline: float | None, wait: float = 0.0) -> bo
     return deadline is not None and now + wait >= deadline
 
 
-def transact_steps(action: Transact, later: bool = False) -> Flow:
-    """``action``'s three steps apart (``later``: the close may wait for the run's next wait)."""
+def transact_steps(action: Transact) -> Flow:
+    """``action``'s three steps apart: Connect, Exchange, Close (after a failure too)."""
     conn = yield Connect(action.path, action.timeout)
     try:
         answer = yield Exchange(conn, action.data, action.header_size, action.body_size, action.timeout)
     except Exception:
         yield Close(conn)
         raise
-    yield Close(conn, later)
+    yield Close(conn)
     return answer
 
 
