@@ -247,8 +247,7 @@ def _sync_transact(action: Transact):
     """A whole munged transaction: connect, send, wait in poll() for the answer, close."""
     conn = _unix_connect(action.path)
     try:
-        _send_rest(conn, action.data, action.timeout)
-        return _read_answer(conn, action, time.monotonic() + action.timeout)
+        return _exchange_on(conn, action)
     finally:
         conn.sock.close()
 
@@ -300,9 +299,14 @@ def _sync_send(action: Send) -> None:
 
 
 def _sync_exchange(action: Exchange):
-    conn = action.conn
+    return _exchange_on(action.conn, action)
+
+
+def _exchange_on(conn: UnixStream, action: Exchange | Transact):
+    """``action``'s request sent (what a Post or a Background turn left of it) and its answer
+    read on ``conn``, the two within the action's timeout together."""
     deadline = time.monotonic() + action.timeout
-    _send_rest(conn, action.data, action.timeout)   # what a Post or a Background turn left unsent
+    _send_rest(conn, action.data, action.timeout)
     return _read_answer(conn, action, deadline)
 
 

@@ -19,7 +19,7 @@ import pytest
 
 from pyslurmrpc.auth.errors import MungeSocketError
 from pyslurmrpc.auth.munge import AsyncMungeClient, MungeClient
-from pyslurmrpc.effects import Connect, Exchange, ExchangeFailed
+from pyslurmrpc.effects import Connect, Exchange, ExchangeFailed, Transact
 from pyslurmrpc.runners import SyncRunner, run_async
 from pyslurmrpc.sync_sockets import POLLIN, POLLOUT, send_within, tcp_connect, wait_ready
 
@@ -173,3 +173,39 @@ def test_wait_ready_returns_when_ready_and_times_out_at_the_deadline():
         peer.close()
         ours.recv(1)
         wait_ready(ours, POLLIN, time.monotonic() + 1.0)            # a hang-up counts as ready
+
+
+def _transact(path: str, request: bytes, timeout: float):
+    return (yield Transact(path, request, 3, lambda header: header[2], timeout))
+
+
+def test_a_transacts_time_bounds_its_send_and_its_read_together(run, tmp_path):
+    """As an Exchange's: a request the peer takes slowly (about 0.6 s) and never answers fails
+    at the 1 s timeout, not 1 s after the send ended."""
+    path = os.fspath(tmp_path / "slow-then-silent.socket")
+    request = os.urandom(BIG)
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as server:
+        server.bind(path)
+        server.listen(1)
+
+        def peer():
+            conn, _ = server.accept()
+            with conn:
+                taken = 0
+                while taken < len(request):
+                    time.sleep(0.02)
+                    chunk = conn.recv(1 << 18)
+                    if not chunk:
+                        return
+                    taken += len(chunk)
+                while conn.recv(1 << 16):       # no answer: wait for the client to give up
+                    pass
+        thread = threading.Thread(target=peer)
+        thread.start()
+        start = time.monotonic()
+        with pytest.raises(ExchangeFailed) as info:
+            run(_transact(path, request, 1.0))
+        elapsed = time.monotonic() - start
+        thread.join(5)
+    assert info.value.step == "header" and isinstance(info.value.error, TimeoutError)
+    assert 0.95 < elapsed < 1.35, elapsed
