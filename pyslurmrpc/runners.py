@@ -247,7 +247,7 @@ def _sync_transact(action: Transact):
     """A whole munged transaction: connect, send, wait in poll() for the answer, close."""
     conn = _unix_connect(action.path)
     try:
-        return _exchange_on(conn, action)
+        return _send_and_read(conn, action)
     finally:
         conn.sock.close()
 
@@ -299,10 +299,10 @@ def _sync_send(action: Send) -> None:
 
 
 def _sync_exchange(action: Exchange):
-    return _exchange_on(action.conn, action)
+    return _send_and_read(action.conn, action)
 
 
-def _exchange_on(conn: UnixStream, action: Exchange | Transact):
+def _send_and_read(conn: UnixStream, action: Exchange | Transact):
     """``action``'s request sent (what a Post or a Background turn left of it) and its answer
     read on ``conn``, the two within the action's timeout together."""
     deadline = time.monotonic() + action.timeout

@@ -10,7 +10,6 @@ from __future__ import annotations
 import errno
 import socket
 import stat
-import threading
 
 import pytest
 
@@ -20,6 +19,8 @@ from pyslurmrpc.auth.munge_constants import MsgType
 from pyslurmrpc.auth.munge_proto import pack_header
 from pyslurmrpc.auth.munge_xfer import transaction
 from pyslurmrpc.effects import Close, Connect, Exchange, Now, Sleep, Stat, Transact
+
+from peers import ThreadedServer
 
 FAST = RetryPolicy(connect_attempts=3, connect_backoff_ms=1, xfer_attempts=2, xfer_backoff_ms=1, timeout_ms=500)
 
@@ -63,31 +64,21 @@ def test_a_body_cut_short_is_tried_again_whole_then_raised():
     assert log[-1].data[:11] != log[0].data[:11]            # the retry's header counts the attempt
 
 
+class CutShort(ThreadedServer):
+    """A munged stand-in whose answer's header claims 10 body bytes; 4 come, then it closes."""
+
+    def _serve(self, conn: socket.socket):
+        conn.recv(65536)
+        conn.sendall(pack_header(MsgType.ENC_RSP, 10) + b"abcd")
+
+
 @pytest.fixture
 def cut_short(tmp_path):
-    """A munged stand-in whose answer's header claims 10 body bytes; 4 come, then it closes."""
     path = str(tmp_path / "munge.sock")
-    server = socket.socket(socket.AF_UNIX)
-    server.bind(path)
-    server.listen(8)
-    server.settimeout(0.2)
-    stop = threading.Event()
-
-    def run():
-        while not stop.is_set():
-            try:
-                conn, _ = server.accept()
-            except socket.timeout:
-                continue
-            with conn:
-                conn.recv(65536)
-                conn.sendall(pack_header(MsgType.ENC_RSP, 10) + b"abcd")
-        server.close()
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    yield path
-    stop.set()
-    thread.join(2)
+    sock = socket.socket(socket.AF_UNIX)
+    sock.bind(path)
+    with CutShort(sock):
+        yield path
 
 
 def test_the_blocking_client_names_a_body_cut_short(cut_short):

@@ -166,20 +166,20 @@ def transaction(path: Optional[str], req_type: int, body: bytes,
             size, reply = yield Transact(path, request, MSG_HDR_SIZE, body_size, seconds)
         except OSError as err:           # the connect failed; nothing is open
             conn = yield from _connect_again(path, policy, deadline, err)   # its failure is final
-            failure = yield from _exchange_on(conn, path, request, body_size, wait, deadline)
+            outcome = yield from _exchange_on(conn, path, request, body_size, wait, deadline)
         except ExchangeFailed as failed:
-            failure = _step_failure(path, failed)
+            outcome = _step_failure(path, failed)
         except MungeError as err:        # the answer's header refused (body_size)
-            failure = err
+            outcome = err
         else:
-            failure = _short(reply, size)
-        if not isinstance(failure, MungeError):
-            return failure               # the response body
-        if failure.code == MungeErr.BAD_LENGTH or attempt >= policy.xfer_attempts:
-            raise failure
+            outcome = _short(reply, size)
+        if not isinstance(outcome, MungeError):
+            return outcome               # the response body
+        if outcome.code == MungeErr.BAD_LENGTH or attempt >= policy.xfer_attempts:
+            raise outcome
         pause = attempt * policy.xfer_backoff_ms / 1000
         if deadline_passed((yield NOW), deadline, pause):
-            raise out_of_time(failure) from None
+            raise out_of_time(outcome) from None
         yield Sleep(pause)
         attempt += 1
         request = build_request(req_type, body, attempt - 1)

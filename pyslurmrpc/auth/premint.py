@@ -46,7 +46,7 @@ from dataclasses import dataclass
 PREMINT_MAX_AGE = 5.0
 #: credentials stocked per payload, at most (the ``premint`` argument's ceiling)
 PREMINT_MAX_DEPTH = 64
-#: payloads remembered at most (the least recently minted goes first)
+#: payloads remembered at most (the one seen first goes first)
 PREMINT_MAX_PAYLOADS = 16
 
 #: forks this process descends from, counted in each child as it starts
@@ -67,9 +67,9 @@ class PremintCounts:
 
     ``taken_from_stock``: calls that sent a credential minted ahead; ``minted_ahead``:
     credentials minted into the stock; ``thrown_away``: stocked credentials never sent
-    (too old, or dropped after a failed call).  Many thrown away for few taken means the
-    client calls too seldom for premint to pay (each credential lives
-    :data:`PREMINT_MAX_AGE` seconds in the stock).
+    (too old, or dropped after a failed call).  A refill follows the caller's pace (see the
+    module), so many thrown away for few taken means a pace that keeps changing, or calls
+    that fail (each credential lives :data:`PREMINT_MAX_AGE` seconds in the stock).
     """
 
     depth: int
