@@ -168,7 +168,7 @@ def check_capture_decoder(data: bytes) -> None:
         report = decode_stream(raw, "fuzz", _OPENER)
         credentials = [f.value for fr in report.frames for f in fr.fields
                        if f.name == "credential" and isinstance(f.value, str) and len(f.value) >= 8
-                       and not _shown_elsewhere(fr, f.value)]
+                       and not _shown_elsewhere(report, f.value)]
         text = "\n".join(stream_lines(report))
         lines = list(stream_json(report))
         for line in lines:
@@ -178,8 +178,9 @@ def check_capture_decoder(data: bytes) -> None:
 
 
 def _shown_elsewhere(report, value: str) -> bool:
-    """True when another (non-secret) field of the frame legitimately holds the same text."""
-    return any(value in str(f.value) for f in report.fields if f.name != "credential")
+    """True when a non-secret field of any frame of the stream legitimately holds the same text
+    (a peer may put any text in, say, a nodelist; the renderer cannot know it was a credential)."""
+    return any(value in str(f.value) for fr in report.frames for f in fr.fields if f.name != "credential")
 
 
 # ---------------------------------------------------------------------------
