@@ -12,7 +12,6 @@ import os
 import shutil
 import socket
 import subprocess
-import threading
 import time
 
 import pytest
@@ -21,6 +20,8 @@ from pyslurmrpc.auth import errors as E
 from pyslurmrpc.auth.munge import AsyncMungeClient, MungeClient, RetryPolicy, decode_offline, encode_offline
 from pyslurmrpc.auth.munge_constants import Cipher, Mac, MsgType, Zip
 from pyslurmrpc.auth.munge_proto import pack_encode_response, pack_header
+
+from peers import ThreadedServer
 
 #: one attempt, 0.5 s per message: the call must fail in about 0.5 s
 ONE_SHOT = RetryPolicy(connect_attempts=1, connect_backoff_ms=1, xfer_attempts=1, xfer_backoff_ms=1,
@@ -32,50 +33,31 @@ SLACK = 0.3
 #: runners bound it as a whole, not each recv(), so a trickle fails at the timeout.
 
 
-def _trickling_munged(path: str, stop: threading.Event, header_too: bool):
-    """Accepts connections and answers one byte every 100 ms (the header too, or only the body)."""
-    srv = socket.socket(socket.AF_UNIX)
-    srv.bind(path)
-    srv.listen(8)
-    srv.settimeout(0.2)
-    body = pack_encode_response("MUNGE:" + "A" * 100 + ":")
-    answer = pack_header(MsgType.ENC_RSP, len(body)) + body
+class TricklingMunged(ThreadedServer):
+    """A munged stand-in that answers one byte every 100 ms (the header too, or only the body)."""
 
-    def serve(conn):
-        with conn:
-            conn.recv(65536)
-            start = 0
-            if not header_too:
-                conn.sendall(answer[:11])
-                start = 11
-            for i in range(start, len(answer)):
-                if stop.is_set():
-                    return
-                try:
-                    conn.sendall(answer[i:i + 1])
-                except OSError:
-                    return
-                time.sleep(TRICKLE_PERIOD)
+    def __init__(self, sock: socket.socket, header_too: bool):
+        body = pack_encode_response("MUNGE:" + "A" * 100 + ":")
+        self.answer = pack_header(MsgType.ENC_RSP, len(body)) + body
+        self.header_too = header_too
+        super().__init__(sock)
 
-    def run():
-        while not stop.is_set():
-            try:
-                conn, _ = srv.accept()
-            except socket.timeout:
-                continue
-            threading.Thread(target=serve, args=(conn,), daemon=True).start()
-        srv.close()
-
-    threading.Thread(target=run, daemon=True).start()
+    def _serve(self, conn: socket.socket):
+        conn.recv(65536)
+        start = 0 if self.header_too else 11
+        conn.sendall(self.answer[:start])
+        for i in range(start, len(self.answer)):   # close() shuts the connection: the send fails
+            conn.sendall(self.answer[i:i + 1])
+            time.sleep(TRICKLE_PERIOD)
 
 
 @pytest.fixture(params=[True, False], ids=["header-trickles", "body-trickles"])
 def trickler(request, tmp_path):
     path = str(tmp_path / "munge.sock")
-    stop = threading.Event()
-    _trickling_munged(path, stop, request.param)
-    yield path
-    stop.set()
+    sock = socket.socket(socket.AF_UNIX)
+    sock.bind(path)
+    with TricklingMunged(sock, request.param):
+        yield path
 
 
 def test_sync_client_fails_at_the_timeout_against_a_trickle(trickler):
