@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -15,7 +16,7 @@ from pyslurmrpc.cli.scontrol import match_operation, parse_id
 from pyslurmrpc.testing.netio import free_port
 from pyslurmrpc.wire import decode_message
 
-from peers import ReplayPeer
+from peers import STALL, ReplayPeer
 from test_client_behaviour import reply_ckpt, reply_rc
 
 
@@ -139,3 +140,44 @@ def test_ping_exits_1_when_no_controller_answers(capsys):
     """As scontrol 22.05+ (scontrol.c _ping_slurmctld): 1 when none is UP, 0 when one is."""
     code, out, _ = run(capsys, "--controller", f"127.0.0.1:{free_port()}", "--auth", "none", "--timeout", "1", "ping")
     assert code == 1 and out.splitlines()[0].endswith(" is DOWN")
+
+
+def test_ping_with_extra_words_says_so_as_scontrol_does(capsys):
+    """scontrol.c _process_command (19.05): "too many arguments", the controllers still pinged, exit 1."""
+    with ReplayPeer(reply_rc) as peer:
+        code, out, err = run(capsys, *ctl(peer), "ping", "--json")
+    assert (code, out, err) == (1, "Slurmctld(primary) at 127.0.0.1 is UP\n", "too many arguments for keyword:ping\n")
+
+
+def _program(*argv, **kwargs) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "pyslurmrpc", *argv], stderr=subprocess.PIPE, text=True,
+                            **kwargs)
+
+
+def test_ctrl_c_during_a_call_stops_without_a_traceback():
+    with ReplayPeer(lambda r: STALL) as peer:
+        proc = _program(*ctl(peer)[:4], "--timeout", "30", "checkpoint", "able", "2.0", stdout=subprocess.PIPE)
+        deadline = time.monotonic() + 20
+        while not peer.requests and time.monotonic() < deadline:   # the call is waiting for its reply
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=20)
+    assert peer.requests == 1
+    assert (proc.returncode, out, err) == (130, "", "")
+
+
+def test_a_reader_that_goes_away_ends_the_output_quietly():
+    """pyslurmrpc demo | head -1: the first line read, then no BrokenPipeError printed."""
+    proc = _program("demo", "--munge-socket", "/nonexistent", stdout=subprocess.PIPE)
+    first = proc.stdout.readline()
+    proc.stdout.close()
+    err = proc.stderr.read()
+    assert proc.wait(timeout=60) == 1
+    assert first.startswith("fake slurmctld 19.05 on ") and err == "", err
+
+
+def test_output_that_cannot_be_written_is_one_line_on_stderr():
+    with ReplayPeer(reply_rc) as peer, open("/dev/full", "w") as full:
+        proc = _program(*ctl(peer), "ping", stdout=full)
+        _, err = proc.communicate(timeout=30)
+    assert (proc.returncode, err) == (1, "pyslurmrpc: [Errno 28] No space left on device\n")

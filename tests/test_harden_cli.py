@@ -147,6 +147,25 @@ def test_fake_bad_options_are_usage_errors(argv):
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
 
 
+@pytest.mark.parametrize("argv, needle", [
+    (["--replay", "/nonexistent"], "/nonexistent: --replay: not a directory"),
+    (["--replay", "{empty}"], "--replay: no recordings"),
+    (["--host", "999.1.1.1"], "--host 999.1.1.1: "),
+])
+def test_fake_that_cannot_serve_says_why_before_it_listens(tmp_path, argv, needle):
+    """A --replay directory with nothing to answer from once served every request with a close."""
+    argv = [a.format(empty=tmp_path) for a in argv]
+    proc = cli("fake-slurmctld", "--port", "0", *argv)
+    assert proc.returncode == 1 and proc.stdout == "", proc
+    assert needle.format(empty=tmp_path) in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize("port", ["abc", "٣", "0", "65536"])
+def test_decode_port_that_is_not_one_is_named(port):
+    proc = cli("decode", "--port", port, "/dev/null")
+    assert proc.returncode == 2 and f"argument --port: {port} is not a TCP port" in proc.stderr, proc.stderr
+
+
 def test_no_munged_gives_a_hint_before_scontrols_line(capsys, tmp_path):
     """auth/munge with no munged: libslurm logs why before "Protocol authentication error"."""
     code, out, err = run(capsys, "--controller", "127.0.0.1:1", "--munge-socket", str(tmp_path / "none.sock"),

@@ -9,6 +9,7 @@ import sys
 
 from ..defaults import SLURMCTLD_PORT
 from ..errors import PyslurmrpcError
+from ._output import EXIT_INTERRUPTED, silence
 
 SUBCOMMANDS = {
     "checkpoint": "scontrol-compatible checkpoint OP JOBID[.STEPID] [MaxWait=N] [ImageDir=DIR] [StickToNodes]",
@@ -118,6 +119,8 @@ def _ping(opts) -> int:
     if opts.args[:1] in (["-h"], ["--help"]):
         print("usage: pyslurmrpc ping\nOne line per controller: Slurmctld(primary) at HOST is UP|DOWN")
         return 0
+    if opts.args:   # scontrol.c _process_command: said, and the controllers still pinged
+        print("too many arguments for keyword:ping", file=sys.stderr)
     lines, records, _ = ping_all(make_client(opts))
     _emit(opts, lines, [], records)
     # scontrol 22.05+ (scontrol.c _ping_slurmctld) exits 1 when no controller answered;
@@ -130,7 +133,18 @@ def main(argv=None) -> int:
     opts = _parser().parse_args(list(sys.argv[1:] if argv is None else argv))
     handler = _verbose(opts.verbose)
     try:
-        return _dispatch(opts)
+        code = _dispatch(opts)
+        sys.stdout.flush()       # output that cannot be written fails here, not at the interpreter's exit
+        return code
+    except KeyboardInterrupt:    # Ctrl-C: stop as scontrol does (killed by SIGINT), no traceback
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:      # the reader went away (piped into head): what it read stands
+        silence(sys.stdout)
+        return 1
+    except OSError as exc:       # e.g. a full disk under the output; the calls' own errors are named earlier
+        silence(sys.stdout)
+        print(f"pyslurmrpc: {exc}", file=sys.stderr)
+        return 1
     finally:
         if handler:
             logging.getLogger("pyslurmrpc").removeHandler(handler)

@@ -10,6 +10,7 @@ import argparse
 import sys
 from typing import Optional, Sequence, TextIO
 
+from ..cli._output import EXIT_INTERRUPTED, silence
 from .stdin import interruptible
 from .frames import MungeOpener, StreamReport, decode_stream
 from .inputs import InputError, Source
@@ -19,8 +20,7 @@ from .tcp import DEFAULT_PORTS
 EXIT_OK = 0
 EXIT_UNDECODED = 1
 EXIT_USAGE = 2
-#: stopped by Ctrl-C (128 + SIGINT), after reporting what was read
-EXIT_INTERRUPTED = 130
+# EXIT_INTERRUPTED (130): stopped by Ctrl-C, after reporting what was read
 
 DESCRIPTION = """\
 Decode Slurm RPC messages and print them as an annotated tree (every field
@@ -61,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _port(text: str) -> int:
-    value = int(text)
+    value = int(text) if text.isascii() and text.isdigit() else 0
     if not 0 < value < 1 << 16:
         raise argparse.ArgumentTypeError(f"{text} is not a TCP port")
     return value
@@ -104,7 +104,7 @@ def main(argv: Optional[Sequence[str]] = None, stdout: TextIO = None, stderr: Te
                 fh.close()  # a file, or the wrapper of stdin (which leaves stdin open)
     except (OSError, InputError, ValueError) as exc:
         if isinstance(exc, BrokenPipeError):  # e.g. piped into head: stop quietly
-            _silence(stdout)
+            silence(stdout)
             return EXIT_OK if printer.ok else EXIT_UNDECODED
         print(f"pyslurmrpc decode: {exc}", file=stderr)
         return EXIT_USAGE
@@ -115,16 +115,6 @@ def main(argv: Optional[Sequence[str]] = None, stdout: TextIO = None, stderr: Te
     if printer.interrupted:
         return EXIT_INTERRUPTED
     return EXIT_OK if printer.ok else EXIT_UNDECODED
-
-
-def _silence(stdout: TextIO) -> None:
-    """After a broken pipe, point the stream at /dev/null so the interpreter's final flush is quiet."""
-    import os
-
-    try:
-        os.dup2(os.open(os.devnull, os.O_WRONLY), stdout.fileno())
-    except (OSError, ValueError, AttributeError):
-        pass
 
 
 if __name__ == "__main__":

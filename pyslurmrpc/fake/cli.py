@@ -11,18 +11,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import signal
+import socket
 import sys
 from typing import Optional
 
 from pyslurmrpc import defaults
 from pyslurmrpc.auth.slurm_auth import AsyncMungeAuth, NoneAuth
-from pyslurmrpc.errors import PyslurmrpcError
+from pyslurmrpc.errors import ConfigError, PyslurmrpcError
 
 from .clock import SettableClock, system_clock
 from .cluster import Cluster, fixture_cluster
 from .daemons import PLUGINS, FakeSlurmctld, FakeSlurmd
-from .replay import ReplayDaemon
+from .replay import Recordings, ReplayDaemon
 
 
 def _port(text: str) -> int:
@@ -84,12 +86,23 @@ def _auth(args, uid: int):
     return NoneAuth(uid=uid, gid=0)
 
 
+def _recordings(directory: str) -> Recordings:
+    """--replay's recordings; a directory that is missing or holds none is the user's mistake."""
+    if not os.path.isdir(directory):
+        raise ConfigError("--replay: not a directory", path=directory)
+    recordings = Recordings.load(directory)
+    if not recordings.recordings:
+        raise ConfigError("--replay: no recordings (NAME.request.bin with NAME.response.bin) to answer from",
+                          path=directory)
+    return recordings
+
+
 def build_daemons(args, cluster: Cluster) -> tuple[object, list[FakeSlurmd]]:
     """The slurmctld (or replay daemon) and the slurmds the options ask for."""
     common = dict(auth=_auth(args, cluster.slurm_user), host=args.host,
                   message_timeout=args.message_timeout)
     if args.replay:
-        ctld = ReplayDaemon(args.replay, resign=True, port=args.port, **common)
+        ctld = ReplayDaemon(_recordings(args.replay), resign=True, port=args.port, **common)
     else:
         clock = SettableClock(args.clock) if args.clock is not None else system_clock
         ctld = FakeSlurmctld(cluster, plugin=args.plugin, clock=clock, port=args.port,
@@ -135,7 +148,8 @@ def main_fake_slurmctld(argv: Optional[list[str]] = None) -> int:
     except KeyboardInterrupt:
         pass
     except (PyslurmrpcError, OSError) as exc:  # a bad --cluster file, a port in use: one line, no traceback
-        print(f"pyslurmrpc fake-slurmctld: {exc}", file=sys.stderr)
+        where = f"--host {args.host}: " if isinstance(exc, socket.gaierror) else ""   # a name not found
+        print(f"pyslurmrpc fake-slurmctld: {where}{exc}", file=sys.stderr)
         return 1
     return 0
 
