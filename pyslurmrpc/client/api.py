@@ -131,6 +131,10 @@ class ClientApi:
     def ping(self, controller: int | None = None) -> bool:
         """True when the controller answers REQUEST_PING; any release 17.11-26.05 (and newer).
 
+        It never returns False: as every call, it raises instead - a TransportError when no
+        controller can be reached or none answers in time, a SlurmError when one answers
+        with an error code.
+
         The first ping to a controller finds the protocol version it speaks (one more
         round of pings side by side if it refuses the first); later ones use it.
 

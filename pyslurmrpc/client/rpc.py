@@ -131,7 +131,7 @@ def connect_controller(state: State):
         if deadline_passed((yield NOW), deadline, FAILOVER_PAUSE):
             break
         yield Sleep(FAILOVER_PAUSE)
-    tried = "; ".join(f"{ep}: {exc}" for ep, exc in failures.items())
+    tried = "; ".join(map(str, failures.values()))     # each names its controller
     raise ConnectionRefusedTransportError(f"no slurmctld answered ({tried})")
 
 
