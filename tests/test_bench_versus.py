@@ -215,6 +215,7 @@ def test_libslurm_child_runs_under_a_loader_when_given():
 @pytest.mark.parametrize("args, says", [
     (["--libslurm-loader", "/lib64/ld-linux-x86-64.so.2"], "--libslurm-loader: name the libslurm it runs with --libslurm"),
     (["--release", "26.05", "--controller", "127.0.0.1:6817"], "give it or --controller, not both"),
+    (["--release", "99.99"], "--release: unknown release '99.99' (known: 20.11, 22.05, 24.11, 26.05)"),
 ])
 def test_bench_option_mistakes_are_said_without_a_traceback(args, says):
     result = subprocess.run([sys.executable, "-m", "pyslurmrpc", "bench", "--only", "versus", *args],

@@ -201,6 +201,11 @@ def main(argv=None) -> int:
         parser.error("--libslurm-loader: name the libslurm it runs with --libslurm")
     if opts.release and opts.controller:
         parser.error("--release starts its own slurmctld: give it or --controller, not both")
+    if opts.release:
+        from ..testing.releases import SUITES
+
+        if opts.release not in SUITES:
+            parser.error(f"--release: unknown release {opts.release!r} (known: {', '.join(SUITES)})")
     report = measure(opts)
     if opts.json:
         print(json.dumps(report, indent=2))
