@@ -316,6 +316,16 @@ def test_real_2205_detected_in_one_extra_round(strict_2205, munged):
     assert RELEASE_BY_CODE[0x2600].accepts(verdict.speak)
 
 
+def test_real_2205_with_the_wrong_auth_says_what_to_check(strict_2205):
+    """auth/none to a munge controller: every version closes unanswered, so the error points at
+    the authentication as well as at the versions (it named only the versions)."""
+    from pyslurmrpc import Client
+    from pyslurmrpc.errors import NoVersionAnsweredError
+    with pytest.raises(NoVersionAnsweredError) as info:
+        Client(strict_2205.host, strict_2205.port, auth="none", timeout=5).ping()
+    assert "closed without an answer" in str(info.value) and "AuthType, --auth, the munge key" in str(info.value)
+
+
 def test_first_version_prefers_the_cache_then_the_pinned_version():
     assert detect.first_version() == NEWEST
     assert detect.first_version(None, 0x2200) == 0x2200

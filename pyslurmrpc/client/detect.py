@@ -285,7 +285,10 @@ def _nothing_answered(first: Observation, seen: Mapping[int, Observation]) -> st
     worst = [o.problem for o in seen.values() if o.problem]
     if first.outcome is Outcome.HINT:
         worst.insert(0, f"an unauthenticated refusal named {release_name(first.hint)}")
-    detail = "; ".join(worst) if worst else "every connection closed without an answer"
+    # 17.11-24.05 close without a byte on a credential they cannot verify, too (versions.md)
+    detail = "; ".join(worst) if worst else (
+        "every connection closed without an answer, as a controller up to 24.05 also closes on a "
+        "credential it cannot verify: is the authentication (AuthType, --auth, the munge key) the controller's?")
     return f"no protocol version in {_hexes(seen)} was answered ({detail})"
 
 
