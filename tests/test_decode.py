@@ -251,6 +251,19 @@ def test_capture_on_another_port_needs_port(tmp_path):
     assert code == 0 and "REQUEST_PING" in out and "RESPONSE_SLURM_RC" in out
 
 
+@pytest.mark.parametrize("stdin", [False, True], ids=["file", "stdin"])
+def test_a_damaged_capture_with_nothing_to_decode_says_what_is_damaged(tmp_path, stdin):
+    """The reader's warning (a record whose length is past the end) comes before the error;
+    it was dropped, and only "no TCP payload" was said."""
+    whole = pcap_bytes(tcp_conversation(recording("ping", "request"), recording("ping", "response")))
+    cut = whole[:24 + 16 + 20]             # the file header, then the first record cut short
+    (tmp_path / "c.pcap").write_bytes(cut)
+    code, _, err = run("-", stdin=cut) if stdin else run(tmp_path / "c.pcap")
+    first = "pyslurmrpc decode: warning: pcap record 1 cut short by the end of the file"
+    assert code == 2 and err.splitlines()[0] == first
+    assert "no TCP payload" in err.splitlines()[1]
+
+
 def test_several_messages_on_one_connection(tmp_path):
     req = recording("able_running", "request") + recording("ping", "request")
     resp = recording("able_running", "response") + recording("ping", "response")

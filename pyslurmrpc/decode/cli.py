@@ -106,15 +106,20 @@ def main(argv: Optional[Sequence[str]] = None, stdout: TextIO = None, stderr: Te
         if isinstance(exc, BrokenPipeError):  # e.g. piped into head: stop quietly
             silence(stdout)
             return EXIT_OK if printer.ok else EXIT_UNDECODED
+        _warn(warnings, stderr)     # what was wrong with the capture, e.g. a damaged record
         print(f"pyslurmrpc decode: {exc}", file=stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:  # between reads: what was printed stands
         printer.interrupted = True
-    for warning in warnings:
-        print(f"pyslurmrpc decode: warning: {warning}", file=stderr)
+    _warn(warnings, stderr)
     if printer.interrupted:
         return EXIT_INTERRUPTED
     return EXIT_OK if printer.ok else EXIT_UNDECODED
+
+
+def _warn(warnings: list[str], stderr: TextIO) -> None:
+    for warning in warnings:
+        print(f"pyslurmrpc decode: warning: {warning}", file=stderr)
 
 
 if __name__ == "__main__":
