@@ -129,7 +129,8 @@ def test_help_texts_are_whole():
 
 @pytest.mark.parametrize("toml, needle", [
     ("jobs = [", "not TOML"),
-    ("[[jobs]]\nuid = 1", "job_id"),
+    ("[[jobs]]\nuid = 1", "bad cluster description: missing key 'job_id'"),
+    ("[[jobs]]\njob_id = 1", "bad cluster description: missing key 'uid'"),
     ("[[jobs]]\njob_id = 1\nuid = 1\nstate = \"sleeping\"", "sleeping"),
     ("[nodes]\nn1 = \"127.0.0.1:x\"", "bad cluster description"),
 ])

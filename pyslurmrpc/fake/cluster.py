@@ -170,8 +170,10 @@ class Cluster:
             raise ConfigError(f"not TOML: {exc}", path=str(path)) from None
         try:
             return cls.from_dict(data)
-        except (KeyError, TypeError, ValueError, AttributeError, HostlistError) as exc:
-            # a missing key, a string where a number belongs, a bad state name or node list
+        except KeyError as exc:        # a job or step without one of its required keys
+            raise ConfigError(f"bad cluster description: missing key {exc.args[0]!r}", path=str(path)) from None
+        except (TypeError, ValueError, AttributeError, HostlistError) as exc:
+            # a string where a number belongs, a bad state name or node list
             raise ConfigError(f"bad cluster description: {type(exc).__name__}: {exc}", path=str(path)) from None
 
     @classmethod
