@@ -151,7 +151,7 @@ def test_fake_bad_options_are_usage_errors(argv):
 @pytest.mark.parametrize("argv, needle", [
     (["--replay", "/nonexistent"], "/nonexistent: --replay: not a directory"),
     (["--replay", "{empty}"], "--replay: no recordings"),
-    (["--host", "999.1.1.1"], "--host 999.1.1.1: "),
+    (["--host", "999.1.1.1"], "cannot listen on '999.1.1.1': "),
 ])
 def test_fake_that_cannot_serve_says_why_before_it_listens(tmp_path, argv, needle):
     """A --replay directory with nothing to answer from once served every request with a close."""

@@ -13,7 +13,6 @@ import argparse
 import asyncio
 import os
 import signal
-import socket
 import sys
 from typing import Optional
 
@@ -148,8 +147,7 @@ def main_fake_slurmctld(argv: Optional[list[str]] = None) -> int:
     except KeyboardInterrupt:
         pass
     except (PyslurmrpcError, OSError) as exc:  # a bad --cluster file, a port in use: one line, no traceback
-        where = f"--host {args.host}: " if isinstance(exc, socket.gaierror) else ""   # a name not found
-        print(f"pyslurmrpc fake-slurmctld: {where}{exc}", file=sys.stderr)
+        print(f"pyslurmrpc fake-slurmctld: {exc}", file=sys.stderr)
         return 1
     return 0
 

@@ -130,8 +130,11 @@ class Listener:
 
 def listening_socket(host: str, port: int, backlog: int) -> socket.socket:
     """A bound, listening, non-blocking TCP socket on ``host`` (a name takes its first address)."""
-    family, kind, proto, _, addr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
-                                                      flags=socket.AI_PASSIVE)[0]
+    try:
+        family, kind, proto, _, addr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                                          flags=socket.AI_PASSIVE)[0]
+    except socket.gaierror as exc:   # the resolver's text names no host: this one does
+        raise socket.gaierror(exc.errno, f"cannot listen on {host!r}: {exc.strerror}") from None
     sock = socket.socket(family, kind, proto)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
