@@ -167,10 +167,8 @@ def transaction(path: Optional[str], req_type: int, body: bytes,
         except OSError as err:           # the connect failed; nothing is open
             conn = yield from _connect_again(path, policy, deadline, err)   # its failure is final
             outcome = yield from _exchange_on(conn, path, request, body_size, wait, deadline)
-        except ExchangeFailed as failed:
-            outcome = _step_failure(path, failed)
-        except MungeError as err:        # the answer's header refused (body_size)
-            outcome = err
+        except (ExchangeFailed, MungeError) as err:   # a MungeError: the answer's header refused
+            outcome = _failure(path, err)
         else:
             outcome = _short(reply, size)
         if not isinstance(outcome, MungeError):
@@ -191,18 +189,19 @@ def _exchange_on(conn, path: str, request: bytes, body_size, wait: float, deadli
     try:
         seconds = wait if deadline is None else _seconds(wait, deadline, (yield NOW), path)
         size, reply = yield Exchange(conn, request, MSG_HDR_SIZE, body_size, seconds)
-    except ExchangeFailed as failed:
-        outcome = _step_failure(path, failed)
-    except MungeError as err:
-        outcome = err
+    except (ExchangeFailed, MungeError) as err:
+        outcome = _failure(path, err)
     else:
         outcome = _short(reply, size)
     yield Close(conn)
     return outcome
 
 
-def _step_failure(path: str, failed: ExchangeFailed) -> MungeError:
-    return _os_failure(f'{_STEP_FAILURE[failed.step]} on "{path}"', failed.error)
+def _failure(path: str, err: ExchangeFailed | MungeError) -> MungeError:
+    """An attempt's failure as the MungeError libmunge words it (a failed step names it)."""
+    if isinstance(err, ExchangeFailed):
+        return _os_failure(f'{_STEP_FAILURE[err.step]} on "{path}"', err.error)
+    return err
 
 
 def _short(reply: bytes, size: int):

@@ -202,10 +202,11 @@ def main(argv=None) -> int:
     if opts.release and opts.controller:
         parser.error("--release starts its own slurmctld: give it or --controller, not both")
     if opts.release:
-        from ..testing.releases import SUITES
+        from ..testing.releases import unknown_releases
 
-        if opts.release not in SUITES:
-            parser.error(f"--release: unknown release {opts.release!r} (known: {', '.join(SUITES)})")
+        unknown = unknown_releases([opts.release])
+        if unknown:
+            parser.error(f"--release: {unknown}")
     report = measure(opts)
     if opts.json:
         print(json.dumps(report, indent=2))

@@ -249,13 +249,19 @@ def _build(name: str, suite: str, base: Path, log) -> Release:
                    sum(f.stat().st_size for f in files), unavailable)
 
 
+def unknown_releases(names: Sequence[str]) -> Optional[str]:
+    """What to say of the ``names`` that are no release this module prepares, or None."""
+    unknown = [name for name in names if name not in SUITES]
+    return f"unknown release {', '.join(map(repr, unknown))} (known: {', '.join(SUITES)})" if unknown else None
+
+
 def prepare(name: str, log=lambda msg: None) -> Release:
     """The runnable release ``name`` ("20.11", "22.05", "24.11", "26.05"), building its cache once.
 
     Raises :class:`ReleaseUnavailable` naming the package or step that failed.
     """
     if name not in SUITES:
-        raise ReleaseUnavailable(f"unknown release {name!r} (known: {', '.join(SUITES)})")
+        raise ReleaseUnavailable(unknown_releases([name]))
     suite = SUITES[name]
     if suite is None:
         return _machine_release(name)
@@ -306,9 +312,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                     "could not be prepared.")
     parser.add_argument("releases", nargs="*", metavar="RELEASE", help=f"one of {', '.join(SUITES)}")
     names = parser.parse_args(argv).releases or list(SUITES)
-    unknown = [name for name in names if name not in SUITES]
+    unknown = unknown_releases(names)
     if unknown:     # not choices=: argparse then refuses the empty list of no argument at all
-        parser.error(f"unknown release {', '.join(map(repr, unknown))} (known: {', '.join(SUITES)})")
+        parser.error(unknown)
     status = 0
     for name in names:
         try:
