@@ -27,7 +27,23 @@ from .slurm_errno import REFERENCE_RELEASE, SlurmErrno, name_of, text_of
 
 
 class PyslurmrpcError(Exception):
-    """Base class of every exception raised by pyslurmrpc."""
+    """Base class of every exception raised by pyslurmrpc.
+
+    Every one pickles (a ProcessPoolExecutor hands a worker's error back): its message and
+    attributes come back as they were, without calling ``__init__`` again, whose arguments
+    differ from class to class.
+    """
+
+    def __reduce__(self):
+        return _unpickled, (type(self), self.args, self.__dict__)
+
+
+def _unpickled(cls, args: tuple, state: dict) -> PyslurmrpcError:
+    """The exception ``cls`` with ``args`` and attributes ``state``, as it was pickled."""
+    exc = cls.__new__(cls, *args)
+    exc.args = args
+    exc.__dict__.update(state)
+    return exc
 
 
 # --------------------------------------------------------------------------

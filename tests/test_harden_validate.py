@@ -94,13 +94,14 @@ def test_tree_width_accepted(value):
 
 
 @pytest.mark.parametrize("text, expected", [("ctl", ("ctl", 6817)), ("ctl:7000", ("ctl", 7000)),
-                                            ("ctl:", ("ctl", 6817)), ("[::1]:7000", ("::1", 7000)),
+                                            ("[::1]:7000", ("::1", 7000)),
                                             ("[::1]", ("::1", 6817)), ("::1", ("::1", 6817))])
 def test_controller_address(text, expected):
     assert validate.controller_address(text, 6817) == expected
 
 
-@pytest.mark.parametrize("text", ["ctl:abc", "ctl:0", "ctl:65536", "ctl:-1", "ctl:٣", "[::1", "[::1]x", ":1"])
+@pytest.mark.parametrize("text", ["ctl:abc", "ctl:0", "ctl:65536", "ctl:-1", "ctl:٣", "[::1", "[::1]x", ":1",
+                                  "ctl:", "[::1]:", "127.0.0.1:43283:1", "1:2:3"])
 def test_controller_address_refused(text):
     with pytest.raises(InvalidArgumentError):
         validate.controller_address(text, 6817)

@@ -149,8 +149,17 @@ def requeue(job_id, max_wait, image_dir=None) -> Call:
 
 
 def restart(job_id, step_id, stick=False, image_dir=None) -> Call:
-    return _checkpoint("checkpoint_restart", CheckOp.CHECK_RESTART, job_id, step_id,
-                       1 if stick else 0, image_dir)
+    return _checkpoint("checkpoint_restart", CheckOp.CHECK_RESTART, job_id, step_id, _stick(stick), image_dir)
+
+
+def _stick(value) -> int:
+    """slurm_checkpoint_restart's ``uint16_t stick`` (checkpoint.c sends it as the op's data):
+    True/False as 1/0, or the number itself; anything else (a string, None) is refused."""
+    if isinstance(value, bool):
+        return int(value)
+    if not isinstance(value, int) or not 0 <= value <= U16:
+        raise InvalidArgumentError(f"stick must be True, False or an integer from 0 to {U16}, not {value!r}")
+    return value
 
 
 def error(job_id, step_id) -> Call:

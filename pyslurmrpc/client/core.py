@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from ..auth import slurm_auth
 from ..errors import ConfigError, InvalidArgumentError, ProtocolError, UnexpectedMessageError
 from ..wire import (
-    MAX_MSG_SIZE, CHECKPOINT_VERSIONS, VERSIONS, Address, Forward, Header, Message, MungeAuthCred, decode_message,
+    MAX_MSG_SIZE, CHECKPOINT_VERSIONS, VERSIONS, Address, Forward, Header, Message, MungeAuthCred,
     encode_message, version_code,
 )
 from ..wire.repeats import CredentialTemplate, decode_reply_frame
@@ -110,31 +110,29 @@ def settings_from_args(host, port=DEFAULT_SLURMCTLD_PORT, *, backups=(), auth="m
     connect_timeout = validate.timeout(connect_timeout, "connect_timeout")
     slurmd_port = validate.port(slurmd_port, "slurmd_port")
     munge_socket = validate.socket_path(munge_socket)
-    backups = tuple(validate.host(b, "backups") if isinstance(b, str)
-                    else (validate.host(b[0], "backups"), validate.port(b[1], "backup port")) for b in backups)
-    nodes = {name: (validate.host(addr, f"nodes[{name!r}]"),
-                    None if p is None else validate.port(p, f"nodes[{name!r}] port"))
-             for name, (addr, p) in dict(nodes or {}).items()}
     controllers = (Endpoint(host, host, port),) + tuple(
-        Endpoint(b, b, port, i) if isinstance(b, str) else Endpoint(b[0], b[0], b[1], i)
-        for i, b in enumerate(backups, 1))
+        Endpoint(b_host, b_host, b_port, i) for i, (b_host, b_port) in enumerate(validate.backups(backups, port), 1))
     return Settings(
-        controllers=controllers, nodes=dict(nodes or {}), slurmd_port=slurmd_port,
+        controllers=controllers, nodes=validate.nodes(nodes), slurmd_port=slurmd_port,
         protocol_version=checkpoint_version(protocol_version or DEFAULT_CHECKPOINT_VERSION),
         pinned=protocol_version is not None,
         message_timeout=DEFAULT_MESSAGE_TIMEOUT if timeout is None else float(timeout),
         connect_timeout=min(connect_timeout, DEFAULT_MESSAGE_TIMEOUT if timeout is None else float(timeout)),
-        tree_width=validate.tree_width(tree_width), auth=auth, munge_socket=munge_socket, auth_ttl=auth_ttl,
+        tree_width=validate.tree_width(tree_width), auth=validate.auth(auth), munge_socket=munge_socket,
+        auth_ttl=validate.auth_ttl(auth_ttl),
         slurmctld_timeout=_seconds("slurmctld_timeout", slurmctld_timeout), premint=validate.premint(premint))
 
 
 def settings_from_conf(path=None, **overrides) -> Settings:
-    """Settings from slurm.conf ($SLURM_CONF, then /etc/slurm/slurm.conf) plus keyword overrides."""
-    conf: SlurmConfig = read_slurm_conf(path)
+    """Settings from slurm.conf ($SLURM_CONF, then /etc/slurm/slurm.conf) plus keyword overrides
+    (an override of None keeps what the file says, except for ``munge_socket`` and ``auth_ttl``,
+    where None is munged's default)."""
+    checked = _conf_overrides(overrides)
+    conf: SlurmConfig = read_slurm_conf(validate.conf_path(path))
     if not conf.controllers:
         raise ConfigError("no SlurmctldHost (or ControlMachine) defined", path=conf.path)
     auth = {"auth/munge": "munge", "auth/none": "none"}.get(conf.auth_type)
-    if auth is None and "auth" not in overrides:
+    if auth is None and "auth" not in checked:
         raise ConfigError(f"AuthType {conf.auth_type} is not supported (auth/munge, auth/none)", path=conf.path)
     base = dict(
         controllers=tuple(Endpoint(c.name, c.addr, conf.slurmctld_port, i) for i, c in enumerate(conf.controllers)),
@@ -143,22 +141,42 @@ def settings_from_conf(path=None, **overrides) -> Settings:
         message_timeout=float(conf.message_timeout), connect_timeout=float(conf.tcp_timeout),
         tree_width=conf.tree_width, auth=auth, munge_socket=conf.munge_socket, auth_ttl=conf.auth_ttl,
         slurmctld_timeout=conf.slurmctld_timeout)
-    if "timeout" in overrides:
-        overrides["message_timeout"] = overrides.pop("timeout")
-    for key, check in (("message_timeout", validate.timeout), ("connect_timeout", validate.timeout),
-                       ("tree_width", validate.tree_width), ("slurmd_port", validate.port),
-                       ("premint", validate.premint)):
-        if overrides.get(key) is not None:
-            overrides[key] = check(overrides[key], key)
-    if "munge_socket" in overrides:
-        overrides["munge_socket"] = validate.socket_path(overrides["munge_socket"])
-    if "protocol_version" in overrides:
-        overrides["protocol_version"] = checkpoint_version(overrides["protocol_version"])
-        overrides["pinned"] = True
-    unknown = set(overrides) - set(Settings.__dataclass_fields__)
+    return Settings(**{**base, **checked})
+
+
+def _conf_overrides(overrides: dict) -> dict:
+    """from_slurm_conf's keyword overrides, checked, as Settings fields."""
+    unknown = set(overrides) - set(_CONF_OVERRIDES)
     if unknown:
-        raise InvalidArgumentError(f"unknown setting(s): {', '.join(sorted(unknown))}")
-    return Settings(**{**base, **overrides})
+        raise InvalidArgumentError(f"unknown setting(s) for from_slurm_conf: {', '.join(sorted(unknown))} "
+                                   f"(it takes {', '.join(_CONF_OVERRIDES)}; the controllers come from the file)")
+    checked = {}
+    for key, value in overrides.items():
+        field_name, check = _CONF_OVERRIDES[key]
+        if value is not None or key in _NONE_ALLOWED:
+            checked[field_name] = check(value, key)
+    if "protocol_version" in checked:
+        checked["pinned"] = True
+    return checked
+
+
+#: the keyword overrides of from_slurm_conf: the Settings field each sets and its check
+#: (called with the value and the keyword's own name, which an error names)
+_CONF_OVERRIDES = {
+    "timeout": ("message_timeout", validate.timeout),
+    "message_timeout": ("message_timeout", validate.timeout),
+    "connect_timeout": ("connect_timeout", validate.timeout),
+    "tree_width": ("tree_width", validate.tree_width),
+    "slurmd_port": ("slurmd_port", validate.port),
+    "premint": ("premint", validate.premint),
+    "munge_socket": ("munge_socket", validate.socket_path),
+    "protocol_version": ("protocol_version", lambda value, _name: checkpoint_version(value)),
+    "auth": ("auth", lambda value, _name: validate.auth(value)),
+    "auth_ttl": ("auth_ttl", validate.auth_ttl),
+    "slurmctld_timeout": ("slurmctld_timeout", lambda value, name: _seconds(name, value)),
+}
+#: overrides whose None means something (munged's default socket, munged's default lifetime)
+_NONE_ALLOWED = frozenset({"munge_socket", "auth_ttl"})
 
 
 def reply_limit(forwarded: int = 0) -> int:

@@ -6,8 +6,10 @@ Each function returns the value (normalised where said) or raises; none has side
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
+from collections.abc import Mapping
 from numbers import Real
 
 from ..auth.premint import PREMINT_MAX_DEPTH
@@ -24,6 +26,8 @@ UNIX_PATH_MAX = 107
 TIMEOUT_MAX = 65535
 #: TreeWidth bounds of slurm.conf (read_config.c: 1..65533)
 TREE_WIDTH_MIN, TREE_WIDTH_MAX = 1, 65533
+#: the longest credential lifetime asked of munged: munge_ctx_set takes MUNGE_OPT_TTL as a C int
+AUTH_TTL_MAX = 2**31 - 1
 
 
 def _shown(value) -> str:
@@ -61,7 +65,11 @@ def host(value, name: str = "host") -> str:
         raise InvalidArgumentError(f"{name} must be a non-empty host name, not {_shown(value)}")
     if "\0" in value or any(c.isspace() for c in value):
         raise InvalidArgumentError(f"{name} must not hold NUL or blanks: {_shown(value)}")
-    if ":" in value:  # an IPv6 address: no labels to check
+    if ":" in value:  # only an IPv6 address holds colons: "host:port" is two arguments here
+        if value.count(":") == 1:
+            raise InvalidArgumentError(f"{name} must not hold a port (it has its own argument): {_shown(value)}")
+        if not _ipv6(value):
+            raise InvalidArgumentError(f"{name} is neither a host name nor an IPv6 address: {_shown(value)}")
         return value
     if len(value.rstrip(".")) > HOST_NAME_MAX:
         raise InvalidArgumentError(f"{name} is longer than {HOST_NAME_MAX} characters: {_shown(value)}")
@@ -127,25 +135,116 @@ def premint(value, name: str = "premint") -> int:
     return value
 
 
-def controller_address(value: str, default_port: int) -> tuple[str, int]:
+def controller_address(value: str, default_port: int, name: str = "controller") -> tuple[str, int]:
     """``HOST``, ``HOST:PORT`` or ``[V6ADDR]:PORT`` (the CLI's --controller) as (host, port)."""
     if not isinstance(value, str):
-        raise InvalidArgumentError(f"controller must be HOST[:PORT], not {_shown(value)}")
+        raise InvalidArgumentError(f"{name} must be HOST[:PORT], not {_shown(value)}")
     if value.startswith("["):
         addr, sep, rest = value[1:].partition("]")
         if not sep or (rest and not rest.startswith(":")):
-            raise InvalidArgumentError(f"controller must be [ADDRESS]:PORT, not {_shown(value)}")
-        return host(addr, "controller host"), _port_text(rest[1:], default_port)
+            raise InvalidArgumentError(f"{name} must be [ADDRESS]:PORT, not {_shown(value)}")
+        return host(addr, f"{name} host"), _port_text(rest[1:] if rest else None, default_port, name)
     if value.count(":") > 1:  # a bare IPv6 address
-        return host(value, "controller host"), default_port
-    name, _, port_text = value.partition(":")
-    return host(name, "controller host"), _port_text(port_text, default_port)
+        if not _ipv6(value):
+            raise InvalidArgumentError(f"{name} must be HOST, HOST:PORT or [IPV6]:PORT, not {_shown(value)}")
+        return host(value, f"{name} host"), default_port
+    host_name, colon, port_text = value.partition(":")
+    return host(host_name, f"{name} host"), _port_text(port_text if colon else None, default_port, name)
 
 
-def _port_text(text_: str, default_port: int) -> int:
-    if text_ == "":
+def _ipv6(value: str) -> bool:
+    try:
+        ipaddress.IPv6Address(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _port_text(text_: str | None, default_port: int, name: str) -> int:
+    """The port after HOST: (None: there was no colon, the default port)."""
+    if text_ is None:
         return default_port
     if not text_.isascii() or not text_.isdigit():
-        raise InvalidArgumentError(f"controller port must be a number from {PORT_MIN} to {PORT_MAX}, "
+        raise InvalidArgumentError(f"{name} port must be a number from {PORT_MIN} to {PORT_MAX}, "
                                    f"not {_shown(text_)}")
-    return port(int(text_), "controller port")
+    return port(int(text_), f"{name} port")
+
+
+def auth(value):
+    """"munge", "none" or an authenticator (an object with ``create_flow`` and ``verify_flow``)."""
+    if isinstance(value, str):
+        if value not in ("munge", "none"):
+            raise InvalidArgumentError(f"auth must be 'munge', 'none' or an authenticator, not {_shown(value)}")
+        return value
+    if not all(callable(getattr(value, m, None)) for m in ("create_flow", "verify_flow")):
+        raise InvalidArgumentError(
+            "auth must be 'munge', 'none' or an authenticator (an object with create_flow and verify_flow, "
+            f"such as pyslurmrpc.auth.NoneAuth()), not {_shown(value)}")
+    return value
+
+
+def auth_ttl(value, name: str = "auth_ttl"):
+    """None (munged's default lifetime) or whole seconds 0 (the same) to AUTH_TTL_MAX."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= AUTH_TTL_MAX:
+        raise InvalidArgumentError(f"{name} must be None or whole seconds from 0 to {AUTH_TTL_MAX}, "
+                                   f"not {_shown(value)}")
+    return value
+
+
+def backups(value, default_port: int) -> tuple[tuple[str, int], ...]:
+    """Backup controllers: an iterable of ``"HOST"``, ``"HOST:PORT"`` or ``(host, port)`` items
+    (None: none) as (host, port) pairs; a bare string is refused, not split into letters."""
+    if value is None:
+        return ()
+    if isinstance(value, (str, bytes)) or not _iterable(value):
+        raise InvalidArgumentError(f"backups must be a list of hosts or (host, port) pairs, not {_shown(value)} "
+                                   "(one backup: backups=['HOST'])")
+    pairs = []
+    for item in value:
+        if isinstance(item, str):
+            pairs.append(controller_address(item, default_port, "backups"))
+        elif isinstance(item, (tuple, list)) and len(item) == 2:
+            pairs.append((host(item[0], "backups"), port(item[1], "backup port")))
+        else:
+            raise InvalidArgumentError(f"backups items must be 'HOST', 'HOST:PORT' or (host, port), "
+                                       f"not {_shown(item)}")
+    return tuple(pairs)
+
+
+def nodes(value) -> dict:
+    """``{name: addr}`` or ``{name: (addr, port or None)}`` (None: none) as name -> (addr, port)."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise InvalidArgumentError(f"nodes must be a dict {{name: (addr, port)}}, not {_shown(value)}")
+    checked = {}
+    for name, where in value.items():
+        if not isinstance(name, str) or not name:
+            raise InvalidArgumentError(f"nodes keys must be node names, not {_shown(name)}")
+        addr, node_port = (where, None) if isinstance(where, str) else _pair(where, f"nodes[{name!r}]")
+        checked[name] = (host(addr, f"nodes[{name!r}]"),
+                         None if node_port is None else port(node_port, f"nodes[{name!r}] port"))
+    return checked
+
+
+def _pair(value, name: str) -> tuple:
+    if not isinstance(value, (tuple, list)) or len(value) != 2:
+        raise InvalidArgumentError(f"{name} must be an address or (address, port), not {_shown(value)}")
+    return tuple(value)
+
+
+def _iterable(value) -> bool:
+    try:
+        iter(value)
+    except TypeError:
+        return False
+    return True
+
+
+def conf_path(value):
+    """None, or a str/PathLike naming slurm.conf."""
+    if value is None or isinstance(value, (str, os.PathLike)):
+        return value
+    raise InvalidArgumentError(f"path must be the path of slurm.conf (str or PathLike) or None, not {_shown(value)}")

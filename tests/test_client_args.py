@@ -1,0 +1,168 @@
+"""Client(...) and from_slurm_conf(...) refuse what they cannot use when they are made, naming it,
+and every error of the library survives pickling (a ProcessPoolExecutor hands errors back so)."""
+
+from __future__ import annotations
+
+import pickle
+from concurrent.futures import ProcessPoolExecutor
+
+import pytest
+
+from pyslurmrpc import AsyncClient, Client, InvalidArgumentError
+from pyslurmrpc.auth.errors import MungeCredentialExpiredError, MungeSocketError, SlurmAuthError
+from pyslurmrpc.auth.slurm_auth import NoneAuth
+from pyslurmrpc.client import calls
+from pyslurmrpc.errors import (
+    CheckpointUnsupported, ConfigError, ConnectionClosedError, NoVersionAnsweredError, ProtocolError,
+    PyslurmrpcError, SlurmError, TruncatedError,
+)
+
+CONF = "SlurmctldHost=ctl(127.0.0.1)\nSlurmctldPort=7000\nAuthType=auth/none\n"
+
+
+@pytest.mark.parametrize("cls", [Client, AsyncClient])
+@pytest.mark.parametrize("auth, named", [(None, "None"), (5, "5"), ("bogus", "'bogus'"), (object(), "object")])
+def test_an_auth_that_is_no_authenticator_is_refused_when_the_client_is_made(cls, auth, named):
+    with pytest.raises(InvalidArgumentError, match="auth must be 'munge', 'none' or an authenticator") as exc:
+        cls("127.0.0.1", 7000, auth=auth)
+    assert named in str(exc.value)
+
+
+def test_an_authenticator_object_is_taken():
+    auth = NoneAuth(uid=5, gid=5)
+    assert Client("127.0.0.1", 7000, auth=auth).settings.auth is auth
+
+
+@pytest.mark.parametrize("nodes, named", [({"n1": ("127.0.0.1",)}, "nodes['n1']"), ({"n1": 5}, "nodes['n1']"),
+                                          (5, "nodes must be a dict"), (["n1"], "nodes must be a dict"),
+                                          ({"": "127.0.0.1"}, "node names"),
+                                          ({"n1": ("127.0.0.1", "7000")}, "nodes['n1'] port")])
+def test_bad_nodes_are_named(nodes, named):
+    with pytest.raises(InvalidArgumentError, match="nodes") as exc:
+        Client("127.0.0.1", 7000, auth="none", nodes=nodes)
+    assert named in str(exc.value)
+
+
+def test_a_node_given_by_its_address_alone_takes_the_slurmd_port():
+    client = Client("127.0.0.1", 7000, auth="none", nodes={"n1": "127.0.0.2", "n2": ("127.0.0.3", 7003)},
+                    slurmd_port=7100)
+    assert (client.settings.node("n1").host, client.settings.node("n1").port) == ("127.0.0.2", 7100)
+    assert (client.settings.node("n2").host, client.settings.node("n2").port) == ("127.0.0.3", 7003)
+
+
+def _controllers(client):
+    return [(c.host, c.port) for c in client.settings.controllers]
+
+
+def test_backups_as_host_host_port_pair_or_ipv6():
+    client = Client("127.0.0.1", 7000, auth="none", backups=["b1", "b2:7002", ("b3", 7003), "::1", "[::2]:7004"])
+    assert _controllers(client) == [("127.0.0.1", 7000), ("b1", 7000), ("b2", 7002), ("b3", 7003),
+                                    ("::1", 7000), ("::2", 7004)]
+    assert _controllers(Client("127.0.0.1", 7000, auth="none", backups=None)) == [("127.0.0.1", 7000)]
+
+
+@pytest.mark.parametrize("backups, named", [("h1", "backups must be a list"), (5, "backups must be a list"),
+                                            ([("h1",)], "backups items"), (["h1:x"], "backups port"),
+                                            ([("h1", "7000")], "backup port")])
+def test_bad_backups_are_refused_not_split_into_letters(backups, named):
+    with pytest.raises(InvalidArgumentError, match=named):
+        Client("127.0.0.1", 7000, auth="none", backups=backups)
+
+
+@pytest.mark.parametrize("host, named", [("127.0.0.1:6817", "host must not hold a port"),
+                                         ("1:2:3", "neither a host name nor an IPv6 address")])
+def test_a_host_with_a_port_in_it_is_refused(host, named):
+    with pytest.raises(InvalidArgumentError, match=named):
+        Client(host, 7000, auth="none")
+
+
+def test_ipv6_hosts_are_taken():
+    assert _controllers(Client("fe80::1%lo", 7000, auth="none")) == [("fe80::1%lo", 7000)]
+
+
+@pytest.mark.parametrize("ttl", ["x", -1, 1.5, True, 2**31])
+def test_a_bad_auth_ttl_is_refused_when_the_client_is_made(ttl):
+    with pytest.raises(InvalidArgumentError, match="auth_ttl must be None or whole seconds"):
+        Client("127.0.0.1", 7000, auth_ttl=ttl)
+
+
+@pytest.mark.parametrize("ttl", [None, 0, 60, 2**31 - 1])
+def test_auth_ttl_taken(ttl):
+    assert Client("127.0.0.1", 7000, auth_ttl=ttl).settings.auth_ttl == ttl
+
+
+def test_from_slurm_conf_names_a_path_that_is_no_path():
+    with pytest.raises(InvalidArgumentError, match="path must be the path of slurm.conf"):
+        Client.from_slurm_conf(5)
+
+
+def test_from_slurm_conf_overrides_are_checked_under_the_name_given(tmp_path):
+    conf = tmp_path / "slurm.conf"
+    conf.write_text(CONF)
+    with pytest.raises(InvalidArgumentError, match=r"^timeout must be"):
+        Client.from_slurm_conf(conf, timeout=0)
+    with pytest.raises(InvalidArgumentError, match="auth_ttl must be"):
+        Client.from_slurm_conf(conf, auth_ttl="x")
+    with pytest.raises(InvalidArgumentError, match="auth must be"):
+        Client.from_slurm_conf(conf, auth=5)
+    assert Client.from_slurm_conf(conf, auth=None, timeout=None).settings.auth == "none"   # None: the file's
+    with pytest.raises(InvalidArgumentError) as exc:
+        Client.from_slurm_conf(conf, port=7001, host="x")
+    assert "unknown setting(s) for from_slurm_conf: host, port" in str(exc.value)
+    assert "it takes timeout, " in str(exc.value) and "controllers come from the file" in str(exc.value)
+    client = Client.from_slurm_conf(conf, timeout=3, auth="munge", auth_ttl=30, munge_socket=None)
+    assert (client.settings.message_timeout, client.settings.auth, client.settings.auth_ttl) == (3.0, "munge", 30)
+    assert _controllers(client) == [("127.0.0.1", 7000)]
+
+
+@pytest.mark.parametrize("stick, data", [(True, 1), (False, 0), (0, 0), (1, 1), (2, 2), (65535, 65535)])
+def test_stick_goes_out_as_libslurm_sends_it(stick, data):
+    """checkpoint.c: slurm_checkpoint_restart's uint16_t stick is the op's data as given."""
+    assert calls.restart(1, 0, stick=stick).body.data == data
+
+
+@pytest.mark.parametrize("stick", ["yes", None, -1, 65536, 1.0])
+def test_a_stick_that_is_no_uint16_is_refused(stick):
+    with pytest.raises(InvalidArgumentError, match="stick must be True, False or an integer"):
+        calls.restart(1, 0, stick=stick)
+
+
+ERRORS = [
+    SlurmError(2017, details={"n1": 0, "n2": 1001}), SlurmError(2037, release="17.11"),
+    CheckpointUnsupported("ctl (127.0.0.1:6817)", "22.05"),
+    SlurmAuthError("refused", slurm_errno=1007, plugin_errno=6000, munge_error=MungeCredentialExpiredError()),
+    MungeSocketError("Failed to connect", os_errno=2), ProtocolError("bad", field="header.version", offset=6),
+    TruncatedError("short", field="body.image_dir", offset=40),
+    ConnectionClosedError("closed", address=("127.0.0.1", 6817)), NoVersionAnsweredError("none", address=None),
+    ConfigError("bad line", path="/etc/slurm.conf", line=3), InvalidArgumentError("job_id must be ..."),
+]
+
+
+@pytest.mark.parametrize("exc", ERRORS, ids=lambda e: type(e).__name__)
+def test_every_error_pickles_whole(exc):
+    back = pickle.loads(pickle.dumps(exc))
+    assert type(back) is type(exc) and str(back) == str(exc) and back.args == exc.args
+    assert {k: repr(v) for k, v in vars(back).items()} == {k: repr(v) for k, v in vars(exc).items()}
+
+
+def test_the_errors_listed_cover_every_constructor_kind():
+    """A new error class with its own __init__ gets a row in ERRORS (or inherits the pickling)."""
+    def subclasses(cls):
+        for sub in cls.__subclasses__():
+            yield sub
+            yield from subclasses(sub)
+    own_init = {c for c in subclasses(PyslurmrpcError) if "__init__" in vars(c) and c.__module__.startswith("pyslurmrpc")}
+    covered = {type(e) for e in ERRORS} | {b for e in ERRORS for b in type(e).__mro__}
+    assert own_init - covered - {c for c in own_init if c.__name__.startswith("Munge")} == set()
+    assert all("__reduce__" not in vars(c) for c in subclasses(PyslurmrpcError))
+
+
+def _raise_invalid_job():
+    raise SlurmError(2017)
+
+
+def test_a_slurm_error_comes_back_from_a_process_pool():
+    with ProcessPoolExecutor(max_workers=1) as pool:
+        with pytest.raises(SlurmError) as exc:
+            pool.submit(_raise_invalid_job).result(timeout=60)
+    assert (exc.value.errno, exc.value.name, str(exc.value)) == (2017, "ESLURM_INVALID_JOB_ID", "Invalid job id specified")
