@@ -22,6 +22,27 @@ USER_TESTS = textwrap.dedent('''
     async def test_async(async_slurm_client):
         assert await async_slurm_client.checkpoint_able(5, 0) == 0
 
+    def test_tasks_reach_the_fake_slurmd(slurm_client, fake_slurmds, tmp_path):
+        assert [d.node for d in fake_slurmds] == ["localhost"]
+        assert slurm_client.checkpoint_tasks(2, 0, 1795460000, str(tmp_path), 10, "localhost") == {"localhost": 0}
+
+    async def test_tasks_async(async_slurm_client):
+        assert await async_slurm_client.checkpoint_tasks(5, 0, 1795460000, None, 10, "localhost") == {"localhost": 0}
+
+    class TestTwoNodes:
+        @pytest.fixture
+        def fake_slurm_cluster(self):
+            from pyslurmrpc.fake import Cluster
+            import os
+            cluster = Cluster(slurm_user=os.geteuid(), job_checkpoint_dir="/tmp")
+            cluster.node_addrs.update({"a1": ("127.0.0.1", 0), "a2": ("127.0.0.1", 0)})
+            cluster.add_job(7, os.geteuid(), "running", batch=True, steps=[0], nodes=("a1", "a2"))
+            return cluster
+
+        def test_each_node_its_slurmd(self, slurm_client, fake_slurmds):
+            assert sorted(d.node for d in fake_slurmds) == ["a1", "a2"]
+            assert slurm_client.checkpoint_tasks(7, 0, 1795460000, None, 10, "a[1-2]") == {"a1": 0, "a2": 0}
+
     class TestOmpi:
         @pytest.fixture
         def fake_slurm_plugin(self):
@@ -42,4 +63,4 @@ def test_plugin_fixtures_in_a_user_suite(tmp_path):
          "-p", "no:cacheprovider", str(tmp_path)],
         capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "3 passed" in result.stdout
+    assert "6 passed" in result.stdout

@@ -15,8 +15,11 @@ Fixtures (override the first two in your conftest.py to change the cluster):
   checkpoint that really works), "ompi" or "none";
 * ``fake_slurmctld`` - the running :class:`pyslurmrpc.fake.FakeSlurmctld`
   (auth/none, on a free loopback port, in a background thread);
+* ``fake_slurmds`` - a running :class:`pyslurmrpc.fake.FakeSlurmd` per node of
+  ``cluster.node_addrs`` (default: one, ``localhost``), each on a free loopback port,
+  so that ``checkpoint_tasks`` reaches them;
 * ``slurm_client`` / ``async_slurm_client`` - a :class:`pyslurmrpc.Client` /
-  :class:`pyslurmrpc.AsyncClient` pointed at it.
+  :class:`pyslurmrpc.AsyncClient` pointed at the controller, knowing the slurmds' addresses.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ from __future__ import annotations
 import pytest
 
 CLIENT_TIMEOUT = 10
+#: the node of a cluster that names none (fixture_cluster's one node)
+DEFAULT_NODE = "localhost"
 
 
 @pytest.fixture
@@ -49,14 +54,35 @@ def fake_slurmctld(fake_slurm_cluster, fake_slurm_plugin):
 
 
 @pytest.fixture
-def slurm_client(fake_slurmctld):
-    from pyslurmrpc import Client
+def fake_slurmds(fake_slurm_cluster, fake_slurm_plugin):
+    from contextlib import ExitStack
 
-    return Client(fake_slurmctld.host, fake_slurmctld.port, auth="none", timeout=CLIENT_TIMEOUT)
+    from pyslurmrpc.auth.slurm_auth import NoneAuth
+    from pyslurmrpc.fake import FakeSlurmd
+
+    cluster = fake_slurm_cluster
+    wanted = dict(cluster.node_addrs) or {DEFAULT_NODE: ("127.0.0.1", 0)}
+    with ExitStack() as running:
+        yield [running.enter_context(FakeSlurmd(cluster, node, plugin=fake_slurm_plugin, host=host, port=port,
+                                                auth=NoneAuth(uid=cluster.slurm_user, gid=0)))
+               for node, (host, port) in wanted.items()]
+
+
+def _client_args(fake_slurmctld, fake_slurmds) -> dict:
+    nodes = {daemon.node: (daemon.host, daemon.port) for daemon in fake_slurmds}
+    return dict(host=fake_slurmctld.host, port=fake_slurmctld.port, auth="none", timeout=CLIENT_TIMEOUT,
+                nodes=nodes)
 
 
 @pytest.fixture
-def async_slurm_client(fake_slurmctld):
+def slurm_client(fake_slurmctld, fake_slurmds):
+    from pyslurmrpc import Client
+
+    return Client(**_client_args(fake_slurmctld, fake_slurmds))
+
+
+@pytest.fixture
+def async_slurm_client(fake_slurmctld, fake_slurmds):
     from pyslurmrpc import AsyncClient
 
-    return AsyncClient(fake_slurmctld.host, fake_slurmctld.port, auth="none", timeout=CLIENT_TIMEOUT)
+    return AsyncClient(**_client_args(fake_slurmctld, fake_slurmds))
