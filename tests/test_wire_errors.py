@@ -156,6 +156,16 @@ def test_encode_rejects_bad_values():
     assert info.value.reason is FailureReason.INVALID_FIELD
 
 
+@pytest.mark.parametrize("value, said", [(5, "not int"), (1.5, "not float"), (["x"], "not list")])
+def test_encode_names_a_string_field_of_the_wrong_type(value, said):
+    """bytes(5) would be five NULs: the type is named, not a NUL that the caller never wrote."""
+    message = decode_message(REQ)
+    bad = type(message)(message.header, message.auth, dataclasses.replace(message.body, image_dir=value))
+    with pytest.raises(LocalProtocolError, match="a Slurm string must be str, bytes or None, " + said) as info:
+        encode_message(bad)
+    assert info.value.field == "body.image_dir"
+
+
 def test_encode_blames_us_for_version_and_type():
     message = decode_message(REQ)
     header = message.header

@@ -117,7 +117,12 @@ def pack_string(text: str | bytes | None, limit: int = MAX_PACK_MEM_LEN) -> byte
     :class:`StringTooLong` past ``limit`` bytes with the NUL."""
     if text is None:
         return b"\0\0\0\0"
-    raw = text.encode("utf-8", "surrogateescape") if isinstance(text, str) else bytes(text)
+    if isinstance(text, str):
+        raw = text.encode("utf-8", "surrogateescape")
+    elif isinstance(text, (bytes, bytearray, memoryview)):
+        raw = bytes(text)
+    else:   # bytes(5) would be five NULs: name the type instead
+        raise ValueError(f"a Slurm string must be str, bytes or None, not {type(text).__name__}")
     if 0 in raw:
         raise ValueError("a Slurm string cannot contain NUL")
     if len(raw) + 1 > limit:
