@@ -321,3 +321,21 @@ def test_a_runner_that_cannot_start_a_mint_still_makes_the_call(munged):
         envelope = runner.run(auth.create_flow(0x2600, P))
         assert envelope.credential.startswith("MUNGE:")
     assert auth.stock.taken == 0 and auth.stock.reserve(P) is not None
+
+
+def test_leaving_a_with_block_drops_the_credentials_minted_ahead(slurmctld, munged):
+    """Client.close (a with block's end) throws the stock away; the client still works after."""
+    with Client(slurmctld.host, slurmctld.port, munge_socket=str(munged.socket_path), premint=4) as client:
+        assert all(client.ping() for _ in range(3))
+        left = client.premint_counts.minted_ahead - client.premint_counts.taken_from_stock
+        assert left > 0 and client.premint_counts.thrown_away == 0
+    assert client.premint_counts.thrown_away == left
+    assert client.ping()
+
+
+async def test_leaving_an_async_with_block_drops_the_credentials_minted_ahead(slurmctld, munged):
+    async with AsyncClient(slurmctld.host, slurmctld.port, munge_socket=str(munged.socket_path),
+                           premint=4) as client:
+        assert all([await client.ping() for _ in range(3)])
+        left = client.premint_counts.minted_ahead - client.premint_counts.taken_from_stock
+    assert left > 0 and client.premint_counts.thrown_away == left

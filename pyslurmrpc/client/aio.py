@@ -36,6 +36,16 @@ class AsyncClient(ClientApi):
     0
     """
 
+    async def close(self) -> None:
+        """See :meth:`Client.close`; ``async with AsyncClient(...) as client:`` awaits it on leaving."""
+        self._drop_minted()
+
+    async def __aenter__(self) -> "AsyncClient":
+        return self
+
+    async def __aexit__(self, *exc_info) -> None:
+        await self.close()
+
     def _run(self, flow, convert=None):
         return self._run_async(flow, convert)
 

@@ -14,6 +14,18 @@ class Client(ClientApi):
     0
     """
 
+    def close(self) -> None:
+        """Drop the credentials minted ahead (``premint``); the client holds no connection
+        between calls, so nothing else is open, and a later call still works (minting anew).
+        ``with Client(...) as client:`` calls it on leaving the block."""
+        self._drop_minted()
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
     def _run(self, flow, convert=None):
         try:
             result = run_sync(flow)
