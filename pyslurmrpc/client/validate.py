@@ -30,7 +30,7 @@ TREE_WIDTH_MIN, TREE_WIDTH_MAX = 1, 65533
 AUTH_TTL_MAX = 2**31 - 1
 
 
-def _shown(value) -> str:
+def shown(value) -> str:
     """repr() capped, so that an error never quotes megabytes back."""
     text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
@@ -39,18 +39,18 @@ def _shown(value) -> str:
 def timeout(value, name: str = "timeout") -> float:
     """A number of seconds above 0 and at most TIMEOUT_MAX (int or float, not bool) as a float."""
     if isinstance(value, bool) or not isinstance(value, Real):
-        raise InvalidArgumentError(f"{name} must be a number of seconds, not {_shown(value)}")
+        raise InvalidArgumentError(f"{name} must be a number of seconds, not {shown(value)}")
     seconds = float(value)
     if not math.isfinite(seconds) or not 0 < seconds <= TIMEOUT_MAX:
         raise InvalidArgumentError(
-            f"{name} must be a number of seconds above 0 and at most {TIMEOUT_MAX}, not {_shown(value)}")
+            f"{name} must be a number of seconds above 0 and at most {TIMEOUT_MAX}, not {shown(value)}")
     return seconds
 
 
 def port(value, name: str = "port") -> int:
     """A TCP port 1-65535 given as an int (a str such as "6817" or None is refused, not guessed)."""
     if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidArgumentError(f"{name} must be an int from {PORT_MIN} to {PORT_MAX}, not {_shown(value)}")
+        raise InvalidArgumentError(f"{name} must be an int from {PORT_MIN} to {PORT_MAX}, not {shown(value)}")
     if not PORT_MIN <= value <= PORT_MAX:
         raise InvalidArgumentError(f"{name} must be from {PORT_MIN} to {PORT_MAX}, not {value}")
     return value
@@ -62,25 +62,25 @@ def host(value, name: str = "host") -> str:
     The IDNA codec socket uses raises UnicodeError on a long label; this says so first.
     """
     if not isinstance(value, str) or not value:
-        raise InvalidArgumentError(f"{name} must be a non-empty host name, not {_shown(value)}")
+        raise InvalidArgumentError(f"{name} must be a non-empty host name, not {shown(value)}")
     if "\0" in value or any(c.isspace() for c in value):
-        raise InvalidArgumentError(f"{name} must not hold NUL or blanks: {_shown(value)}")
+        raise InvalidArgumentError(f"{name} must not hold NUL or blanks: {shown(value)}")
     if ":" in value:  # only an IPv6 address holds colons: "host:port" is two arguments here
         if value.count(":") == 1:
-            raise InvalidArgumentError(f"{name} must not hold a port (it has its own argument): {_shown(value)}")
+            raise InvalidArgumentError(f"{name} must not hold a port (it has its own argument): {shown(value)}")
         if not _ipv6(value):
-            raise InvalidArgumentError(f"{name} is neither a host name nor an IPv6 address: {_shown(value)}")
+            raise InvalidArgumentError(f"{name} is neither a host name nor an IPv6 address: {shown(value)}")
         return value
     if len(value.rstrip(".")) > HOST_NAME_MAX:
-        raise InvalidArgumentError(f"{name} is longer than {HOST_NAME_MAX} characters: {_shown(value)}")
+        raise InvalidArgumentError(f"{name} is longer than {HOST_NAME_MAX} characters: {shown(value)}")
     for label in value.rstrip(".").split("."):
         if not label or len(label) > HOST_LABEL_MAX:
             raise InvalidArgumentError(
-                f"{name} has an empty label or one over {HOST_LABEL_MAX} characters: {_shown(value)}")
+                f"{name} has an empty label or one over {HOST_LABEL_MAX} characters: {shown(value)}")
     try:
         value.encode("idna")
     except UnicodeError as exc:
-        raise InvalidArgumentError(f"{name} is not a valid host name ({exc}): {_shown(value)}") from None
+        raise InvalidArgumentError(f"{name} is not a valid host name ({exc}): {shown(value)}") from None
     return value
 
 
@@ -89,12 +89,12 @@ def socket_path(value, name: str = "munge_socket"):
     if value is None:
         return None
     if not isinstance(value, (str, os.PathLike)):
-        raise InvalidArgumentError(f"{name} must be a path, not {_shown(value)}")
+        raise InvalidArgumentError(f"{name} must be a path, not {shown(value)}")
     path = os.fspath(value)
     if not isinstance(path, str) or "\0" in path:
-        raise InvalidArgumentError(f"{name} must be a text path without NUL, not {_shown(value)}")
+        raise InvalidArgumentError(f"{name} must be a text path without NUL, not {shown(value)}")
     if not path or len(os.fsencode(path)) > UNIX_PATH_MAX:
-        raise InvalidArgumentError(f"{name} must be 1 to {UNIX_PATH_MAX} bytes long, not {_shown(value)}")
+        raise InvalidArgumentError(f"{name} must be 1 to {UNIX_PATH_MAX} bytes long, not {shown(value)}")
     return path
 
 
@@ -103,20 +103,20 @@ def text(value, name: str):
     if value is None:
         return None
     if not isinstance(value, str) or "\0" in value:
-        raise InvalidArgumentError(f"{name} must be a string without NUL characters or None, not {_shown(value)}")
+        raise InvalidArgumentError(f"{name} must be a string without NUL characters or None, not {shown(value)}")
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
-        raise InvalidArgumentError(f"{name} is not valid text (lone surrogate): {_shown(value)}") from None
+        raise InvalidArgumentError(f"{name} is not valid text (lone surrogate): {shown(value)}") from None
     return value
 
 
 def nodelist(value, name: str = "nodelist") -> str:
     """A non-empty hostlist expression such as ``"n[1-4],m2"`` (a str, not a number or list)."""
     if not isinstance(value, str) or not value.strip():
-        raise InvalidArgumentError(f"{name} must be a hostlist string such as 'n[1-4]', not {_shown(value)}")
+        raise InvalidArgumentError(f"{name} must be a hostlist string such as 'n[1-4]', not {shown(value)}")
     if "\0" in value:
-        raise InvalidArgumentError(f"{name} must not hold NUL: {_shown(value)}")
+        raise InvalidArgumentError(f"{name} must not hold NUL: {shown(value)}")
     return value
 
 
@@ -124,29 +124,29 @@ def tree_width(value, name: str = "tree_width") -> int:
     """An int 1-65533, as slurm.conf's TreeWidth (0 or less would never split the node list)."""
     if isinstance(value, bool) or not isinstance(value, int) or not TREE_WIDTH_MIN <= value <= TREE_WIDTH_MAX:
         raise InvalidArgumentError(
-            f"{name} must be an int from {TREE_WIDTH_MIN} to {TREE_WIDTH_MAX}, not {_shown(value)}")
+            f"{name} must be an int from {TREE_WIDTH_MIN} to {TREE_WIDTH_MAX}, not {shown(value)}")
     return value
 
 
 def premint(value, name: str = "premint") -> int:
     """Credentials to mint ahead per payload: an int 0 (none) to PREMINT_MAX_DEPTH."""
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= PREMINT_MAX_DEPTH:
-        raise InvalidArgumentError(f"{name} must be an int from 0 to {PREMINT_MAX_DEPTH}, not {_shown(value)}")
+        raise InvalidArgumentError(f"{name} must be an int from 0 to {PREMINT_MAX_DEPTH}, not {shown(value)}")
     return value
 
 
 def controller_address(value: str, default_port: int, name: str = "controller") -> tuple[str, int]:
     """``HOST``, ``HOST:PORT`` or ``[V6ADDR]:PORT`` (the CLI's --controller) as (host, port)."""
     if not isinstance(value, str):
-        raise InvalidArgumentError(f"{name} must be HOST[:PORT], not {_shown(value)}")
+        raise InvalidArgumentError(f"{name} must be HOST[:PORT], not {shown(value)}")
     if value.startswith("["):
         addr, sep, rest = value[1:].partition("]")
         if not sep or (rest and not rest.startswith(":")):
-            raise InvalidArgumentError(f"{name} must be [ADDRESS]:PORT, not {_shown(value)}")
+            raise InvalidArgumentError(f"{name} must be [ADDRESS]:PORT, not {shown(value)}")
         return host(addr, f"{name} host"), _port_text(rest[1:] if rest else None, default_port, name)
     if value.count(":") > 1:  # a bare IPv6 address
         if not _ipv6(value):
-            raise InvalidArgumentError(f"{name} must be HOST, HOST:PORT or [IPV6]:PORT, not {_shown(value)}")
+            raise InvalidArgumentError(f"{name} must be HOST, HOST:PORT or [IPV6]:PORT, not {shown(value)}")
         return host(value, f"{name} host"), default_port
     host_name, colon, port_text = value.partition(":")
     return host(host_name, f"{name} host"), _port_text(port_text if colon else None, default_port, name)
@@ -166,7 +166,7 @@ def _port_text(text_: str | None, default_port: int, name: str) -> int:
         return default_port
     if not text_.isascii() or not text_.isdigit():
         raise InvalidArgumentError(f"{name} port must be a number from {PORT_MIN} to {PORT_MAX}, "
-                                   f"not {_shown(text_)}")
+                                   f"not {shown(text_)}")
     return port(int(text_), f"{name} port")
 
 
@@ -174,12 +174,12 @@ def auth(value):
     """"munge", "none" or an authenticator (an object with ``create_flow`` and ``verify_flow``)."""
     if isinstance(value, str):
         if value not in ("munge", "none"):
-            raise InvalidArgumentError(f"auth must be 'munge', 'none' or an authenticator, not {_shown(value)}")
+            raise InvalidArgumentError(f"auth must be 'munge', 'none' or an authenticator, not {shown(value)}")
         return value
     if not all(callable(getattr(value, m, None)) for m in ("create_flow", "verify_flow")):
         raise InvalidArgumentError(
             "auth must be 'munge', 'none' or an authenticator (an object with create_flow and verify_flow, "
-            f"such as pyslurmrpc.auth.NoneAuth()), not {_shown(value)}")
+            f"such as pyslurmrpc.auth.NoneAuth()), not {shown(value)}")
     return value
 
 
@@ -189,7 +189,7 @@ def auth_ttl(value, name: str = "auth_ttl"):
         return None
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= AUTH_TTL_MAX:
         raise InvalidArgumentError(f"{name} must be None or whole seconds from 0 to {AUTH_TTL_MAX}, "
-                                   f"not {_shown(value)}")
+                                   f"not {shown(value)}")
     return value
 
 
@@ -199,7 +199,7 @@ def backups(value, default_port: int) -> tuple[tuple[str, int], ...]:
     if value is None:
         return ()
     if isinstance(value, (str, bytes)) or not _iterable(value):
-        raise InvalidArgumentError(f"backups must be a list of hosts or (host, port) pairs, not {_shown(value)} "
+        raise InvalidArgumentError(f"backups must be a list of hosts or (host, port) pairs, not {shown(value)} "
                                    "(one backup: backups=['HOST'])")
     pairs = []
     for item in value:
@@ -209,7 +209,7 @@ def backups(value, default_port: int) -> tuple[tuple[str, int], ...]:
             pairs.append((host(item[0], "backups"), port(item[1], "backup port")))
         else:
             raise InvalidArgumentError(f"backups items must be 'HOST', 'HOST:PORT' or (host, port), "
-                                       f"not {_shown(item)}")
+                                       f"not {shown(item)}")
     return tuple(pairs)
 
 
@@ -218,11 +218,11 @@ def nodes(value) -> dict:
     if value is None:
         return {}
     if not isinstance(value, Mapping):
-        raise InvalidArgumentError(f"nodes must be a dict {{name: (addr, port)}}, not {_shown(value)}")
+        raise InvalidArgumentError(f"nodes must be a dict {{name: (addr, port)}}, not {shown(value)}")
     checked = {}
     for name, where in value.items():
         if not isinstance(name, str) or not name:
-            raise InvalidArgumentError(f"nodes keys must be node names, not {_shown(name)}")
+            raise InvalidArgumentError(f"nodes keys must be node names, not {shown(name)}")
         addr, node_port = (where, None) if isinstance(where, str) else _pair(where, f"nodes[{name!r}]")
         checked[name] = (host(addr, f"nodes[{name!r}]"),
                          None if node_port is None else port(node_port, f"nodes[{name!r}] port"))
@@ -231,7 +231,7 @@ def nodes(value) -> dict:
 
 def _pair(value, name: str) -> tuple:
     if not isinstance(value, (tuple, list)) or len(value) != 2:
-        raise InvalidArgumentError(f"{name} must be an address or (address, port), not {_shown(value)}")
+        raise InvalidArgumentError(f"{name} must be an address or (address, port), not {shown(value)}")
     return tuple(value)
 
 
@@ -247,4 +247,4 @@ def conf_path(value):
     """None, or a str/PathLike naming slurm.conf."""
     if value is None or isinstance(value, (str, os.PathLike)):
         return value
-    raise InvalidArgumentError(f"path must be the path of slurm.conf (str or PathLike) or None, not {_shown(value)}")
+    raise InvalidArgumentError(f"path must be the path of slurm.conf (str or PathLike) or None, not {shown(value)}")

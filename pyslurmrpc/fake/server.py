@@ -23,7 +23,7 @@ from typing import Optional
 
 from pyslurmrpc import defaults
 from pyslurmrpc.auth.slurm_auth import NoneAuth
-from pyslurmrpc.errors import ProtocolError, PyslurmrpcError
+from pyslurmrpc.errors import AuthError, ProtocolError, PyslurmrpcError, RemoteProtocolError
 from pyslurmrpc.wire.versions import RELEASE_BY_CODE
 from pyslurmrpc.wire import (
     MAX_MSG_SIZE, Address, Framer, Header, Message, decode_message, encode_message, version_code,
@@ -36,6 +36,10 @@ from .listener import Listener, listening_socket
 from .rules import rc_reply
 
 log = logging.getLogger("pyslurmrpc.fake")
+
+#: failures that close a connection unanswered on purpose, as 19.05 would: the client's bytes
+#: are not a request, or no credential could be had to sign (or check) with
+REFUSALS = (RemoteProtocolError, AuthError, OSError, asyncio.TimeoutError)
 
 #: header versions 19.05's check_header_version lets through (current, one back, minimum)
 ACCEPTED_VERSIONS = frozenset(version_code(v) for v in ("17.11", "18.08", "19.05"))
@@ -177,8 +181,10 @@ class _Connection(asyncio.Protocol):
         reply = None
         try:
             reply = await self.respond(frame, peer_address(self.transport))
-        except (PyslurmrpcError, OSError, asyncio.TimeoutError):
+        except REFUSALS:
             pass  # refused: close without a reply
+        except PyslurmrpcError as exc:  # the fake's own failure (a reply it cannot encode): say so
+            log.error("%s: closed a connection unanswered: %s", type(self.daemon).__name__, exc)
         except Exception:  # a bug must not take the daemon down
             log.exception("%s: unexpected error on a connection", type(self.daemon).__name__)
         finally:
@@ -196,8 +202,10 @@ class _Connection(asyncio.Protocol):
         reply = None
         try:
             reply = await self.daemon.refusal_reply(version, self.refusal)
-        except (PyslurmrpcError, OSError, asyncio.TimeoutError):
+        except REFUSALS:
             pass  # no credential to sign with: closed unanswered
+        except PyslurmrpcError as exc:  # the fake's own failure (a reply it cannot encode): say so
+            log.error("%s: closed a connection unanswered: %s", type(self.daemon).__name__, exc)
         if self.transport.is_closing():
             return
         if reply is not None:

@@ -11,8 +11,8 @@ Public entry points:
 
 from .codec import decode_message, encode_message
 from .constants import (
-    INFINITE, MAX_MSG_SIZE, NO_VAL, NO_VAL16, SLURM_BATCH_SCRIPT, SLURM_EXTERN_CONT, AuthPluginId,
-    CheckOp, MsgType,
+    INFINITE, MAX_MSG_SIZE, NO_VAL, NO_VAL16, SLURM_BATCH_SCRIPT, SLURM_EXTERN_CONT, SLURM_PENDING_STEP,
+    AuthPluginId, CheckOp, MsgType,
 )
 from .framer import Framer
 from .bodies import (
@@ -28,6 +28,6 @@ __all__ = [
     "CheckpointMsg", "CheckpointCompMsg", "CheckpointTaskCompMsg", "CheckpointTasksMsg",
     "CheckpointRespMsg", "ReturnCodeMsg", "PingMsg", "ForwardFailedMsg",
     "MsgType", "CheckOp", "AuthPluginId", "NO_VAL", "NO_VAL16",
-    "SLURM_BATCH_SCRIPT", "SLURM_EXTERN_CONT", "INFINITE", "MAX_MSG_SIZE", "VERSIONS",
+    "SLURM_BATCH_SCRIPT", "SLURM_EXTERN_CONT", "SLURM_PENDING_STEP", "INFINITE", "MAX_MSG_SIZE", "VERSIONS",
     "VERSION_CODES", "CHECKPOINT_VERSIONS", "version_code",
 ]

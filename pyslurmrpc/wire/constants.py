@@ -19,6 +19,8 @@ NO_VAL16 = 0xFFFE
 SLURM_BATCH_SCRIPT = 0xFFFFFFFE
 #: slurm/slurm.h.in (19.05): the extern step's id.
 SLURM_EXTERN_CONT = 0xFFFFFFFF
+#: slurm/slurm.h.in (19.05): a step not created yet (below the batch and extern steps).
+SLURM_PENDING_STEP = 0xFFFFFFFD
 #: slurm/slurm.h.in: "infinite" for 32-bit fields.
 INFINITE = 0xFFFFFFFF
 

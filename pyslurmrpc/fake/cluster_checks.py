@@ -1,0 +1,123 @@
+"""Checks on what a fake cluster holds, shared by the Python API (``Cluster(...)``,
+``add_job``, ``add_step``) and the TOML loader, so both refuse the same values.
+
+A value the fake could not put on the wire (a uid that is a name, a job id over
+32 bits) used to be accepted and then break every connection; here it is an
+:class:`~pyslurmrpc.errors.InvalidArgumentError` reading ``NAME: expected WHAT,
+got VALUE``.  Each check returns the value (normalised where said) or raises.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Optional
+
+from pyslurmrpc.client.validate import PORT_MAX, TREE_WIDTH_MAX, TREE_WIDTH_MIN, shown
+from pyslurmrpc.errors import InvalidArgumentError
+from pyslurmrpc.hostlist import HostlistError, expand
+from pyslurmrpc.wire import INFINITE, NO_VAL, SLURM_PENDING_STEP
+
+#: uid_t is a uint32 on the wire (the credential's uid); (uid_t)-1 means "no uid" to
+#: setreuid/chown and is nobody's uid
+UID_MAX = 0xFFFFFFFE
+#: job ids are uint32 on the wire; 0 is no job, NO_VAL and INFINITE are markers
+JOB_ID_MIN, JOB_ID_MAX = 1, NO_VAL - 1
+#: SLURM_PENDING_STEP and the two above it (SLURM_BATCH_SCRIPT, SLURM_EXTERN_CONT) are reserved
+STEP_ID_MAX = SLURM_PENDING_STEP - 1
+#: a [nodes] port: 0 lets the fake slurmd pick a free one
+NODE_PORT_MIN = 0
+
+_RESERVED_STEPS = (f": {SLURM_PENDING_STEP}..{INFINITE} are Slurm's pending, batch and extern step ids "
+                   "(a running batch job gets its batch step from batch = true)")
+
+
+def bad(name: str, what: str, value, why: str = "") -> InvalidArgumentError:
+    return InvalidArgumentError(f"{name}: expected {what}, got {shown(value)}{why}")
+
+
+def integer(value, name: str, what: str, lo: int, hi: int, why: str = "") -> int:
+    """An int from lo to hi (a bool is not one, though Python says it is an int)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise bad(name, f"{what} (integer {lo}..{hi})", value, why)
+    return value
+
+
+def uid(value, name: str) -> int:
+    return integer(value, name, "a uid", 0, UID_MAX)
+
+
+def job_id(value, name: str = "job_id") -> int:
+    return integer(value, name, "a job id", JOB_ID_MIN, JOB_ID_MAX)
+
+
+def step_id(value, name: str) -> int:
+    reserved = isinstance(value, int) and STEP_ID_MAX < value <= INFINITE
+    return integer(value, name, "a step id", 0, STEP_ID_MAX, _RESERVED_STEPS if reserved else "")
+
+
+def tree_width(value, name: str = "tree_width") -> int:
+    """slurm.conf's TreeWidth bounds (read_config.c)."""
+    return integer(value, name, "a tree width", TREE_WIDTH_MIN, TREE_WIDTH_MAX)
+
+
+def flag(value, name: str) -> bool:
+    if not isinstance(value, bool):
+        raise bad(name, "true or false", value)
+    return value
+
+
+def path(value, name: str) -> Optional[str]:
+    """None (not set) or a non-empty string."""
+    if value is not None and (not isinstance(value, str) or not value):
+        raise bad(name, "a directory (non-empty string)", value)
+    return value
+
+
+def choice(value, name: str, kind: type[enum.Enum]):
+    """A member of ``kind``, given as itself or as its value."""
+    try:
+        return kind(value)
+    except ValueError:
+        raise bad(name, f"one of {'/'.join(m.value for m in kind)}", value) from None
+
+
+def node_names(value, name: str) -> tuple[str, ...]:
+    """A hostlist expression ("n[1-4]") or a list/tuple of node names, as a tuple of names."""
+    if isinstance(value, str):
+        try:
+            return tuple(expand(value))
+        except HostlistError as exc:
+            raise InvalidArgumentError(f"{name}: {exc}") from None
+    if not isinstance(value, (list, tuple)) or not all(isinstance(n, str) and n for n in value):
+        raise bad(name, 'a hostlist ("n[1-4]") or a list of node names', value)
+    return tuple(value)
+
+
+def node_addr(value, name: str) -> tuple[str, int]:
+    """ "HOST:PORT" (HOST defaults to 127.0.0.1) as (host, port)."""
+    host, _, port = value.rpartition(":") if isinstance(value, str) else ("", "", "")
+    if not (port.isascii() and port.isdigit()) or not NODE_PORT_MIN <= int(port) <= PORT_MAX:
+        raise bad(name, f'"HOST:PORT" (port {NODE_PORT_MIN}..{PORT_MAX})', value)
+    return host or "127.0.0.1", int(port)
+
+
+def known_keys(spec: dict, known, where: str) -> None:
+    """Refuse a key the description does not have (a typo would otherwise be ignored)."""
+    unknown = sorted(set(spec) - set(known))
+    if unknown:
+        keys = "key" if len(unknown) == 1 else "keys"
+        raise InvalidArgumentError(f"{where}unknown {keys} {', '.join(map(repr, unknown))} "
+                                   f"(known: {', '.join(sorted(known))})")
+
+
+def table(value, name: str) -> dict:
+    if not isinstance(value, dict):
+        raise bad(name, "a table", value)
+    return value
+
+
+def tables(value, name: str, header: str) -> list:
+    """An array of tables (``header`` is how TOML writes one: [[jobs]], [[jobs.steps]])."""
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        raise bad(name, f"an array of tables ({header})", value)
+    return value
