@@ -94,9 +94,19 @@ def slurm_seterrno(value: int) -> None:
     _local.errno = value
 
 
+#: slurm_strerror takes a C int; strerror() (os.strerror) cannot be handed more
+_INT_MIN, _INT_MAX = -2**31, 2**31 - 1
+
+
 def slurm_strerror(errnum: int) -> str:
-    """Slurm's text for an error number (slurm_strerror)."""
-    return text_of(errnum)
+    """Slurm's text for an error number (slurm_strerror).
+
+    A number past a C int is in no table: it gets the text other unknown numbers get
+    (glibc's "Unknown error N", or "Unknown negative error number") instead of an
+    OverflowError from os.strerror."""
+    if errnum > _INT_MAX:
+        return f"Unknown error {errnum}"
+    return text_of(max(errnum, _INT_MIN))
 
 
 def slurm_perror(msg: str) -> None:

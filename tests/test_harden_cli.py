@@ -52,7 +52,7 @@ def test_short_munge_key_for_decode_is_an_error_not_a_traceback(tmp_path):
     key = tmp_path / "short.key"
     key.write_bytes(b"k" * 31)
     proc = cli("decode", "--munge-key", str(key), "/dev/null")
-    assert proc.returncode == 1 and "at least 32 bytes" in proc.stderr and "Traceback" not in proc.stderr
+    assert proc.returncode == 2 and "at least 32 bytes" in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_checkpoint_without_a_client_says_why(capsys, tmp_path):

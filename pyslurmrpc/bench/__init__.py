@@ -13,30 +13,61 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
 import platform
 import sys
 
-from ..client.validate import controller_address
+from ..client.validate import TREE_WIDTH_MAX, TREE_WIDTH_MIN, controller_address
 from ..defaults import SLURMCTLD_PORT
-from ..errors import InvalidArgumentError
+from ..errors import InvalidArgumentError, PyslurmrpcError
+from ..fake.farm import MAX_NODES
 from . import codec, munge, rpc, versus
 
 PARTS = ("versus", "codec", "munge", "rpc", "fanout")
 DEFAULT_PARTS = ("versus", "codec", "munge", "rpc")
 
 
+def _whole(low: int, high: int | None = None):
+    """An argparse type: an int from ``low`` (to ``high``), else a usage error naming the option
+    (0 or a negative -n used to end in a ZeroDivisionError or IndexError deep in a measurement)."""
+    want = "a positive integer" if (low, high) == (1, None) else f"an integer from {low} to {high}"
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < low or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"must be {want}, not {text!r}")
+        return value
+    return parse
+
+
+def _seconds(text: str) -> float:
+    """--seconds: a finite number above 0 (each throughput level runs that long)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a number of seconds above 0, not {text!r}")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="pyslurmrpc bench", description=__doc__.splitlines()[0])
     p.add_argument("--controller", metavar="HOST:PORT", help="measure against this slurmctld (default: versus starts the test harness's real slurmctld, rpc a fake)")
-    p.add_argument("--job", type=int, default=rpc.BENCH_JOB, help="job id to ask about (with --controller)")
-    p.add_argument("--auth", choices=("none", "munge", "both"), default="both")
+    p.add_argument("--job", type=_whole(0, 0xFFFFFFFF), default=rpc.BENCH_JOB,
+                   help="job id to ask about (with --controller; default: %(default)s)")
+    p.add_argument("--auth", choices=("none", "munge", "both"), default="both",
+                   help="authentication of the round trips (default: %(default)s)")
     p.add_argument("--munge-socket", help="an existing munged socket (default: start a throw-away munged)")
-    p.add_argument("-n", type=int, default=2000, help="calls per measurement")
+    p.add_argument("-n", type=_whole(1), default=2000, help="calls per measurement (default: %(default)s)")
     p.add_argument("--only", choices=PARTS, action="append", help="run only these parts (versus also runs codec and munge: its table "
                         "takes their figures; fanout: only when named)")
-    p.add_argument("--seconds", type=float, default=versus.BURST_SECONDS,
-                   help="versus: seconds per throughput level")
+    p.add_argument("--seconds", type=_seconds, default=versus.BURST_SECONDS,
+                   help="versus: seconds per throughput level (default: %(default)s)")
     p.add_argument("--libslurm", metavar="PATH", help="the libslurm to compare with (default: found here)")
     p.add_argument("--libslurm-loader", metavar="LD_SO", help="run --libslurm under this dynamic loader "
                    "(a libslurm built against a newer C library than this machine's)")
@@ -44,9 +75,11 @@ def _parser() -> argparse.ArgumentParser:
                    "pyslurmrpc.testing.releases, e.g. 26.05) and compare with its own libslurm")
     p.add_argument("--slurm-conf", metavar="PATH", help="slurm.conf for libslurm with --controller "
                    "(default: a minimal one naming the controller and the munge socket)")
-    p.add_argument("--nodes", type=int, action="append", help="fanout: fake slurmds (repeatable; default 1000)")
-    p.add_argument("--tree-width", type=int, default=50, help="fanout: TreeWidth")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--nodes", type=_whole(1, MAX_NODES), action="append",
+                   help="fanout: fake slurmds (repeatable; default 1000)")
+    p.add_argument("--tree-width", type=_whole(TREE_WIDTH_MIN, TREE_WIDTH_MAX), default=50,
+                   help="fanout: TreeWidth (default: %(default)s)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON (default: a table)")
     return p
 
 
@@ -207,7 +240,13 @@ def main(argv=None) -> int:
         unknown = unknown_releases([opts.release])
         if unknown:
             parser.error(f"--release: {unknown}")
-    report = measure(opts)
+    try:
+        report = measure(opts)
+    except PyslurmrpcError as err:  # e.g. --controller does not answer: said as before, and as JSON
+        print(f"pyslurmrpc bench: {err}", file=sys.stderr)
+        if opts.json:
+            print(json.dumps({"error": str(err)}, indent=2))
+        return 1
     if opts.json:
         print(json.dumps(report, indent=2))
     else:

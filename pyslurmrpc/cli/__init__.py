@@ -26,6 +26,8 @@ DELEGATED = {
     "bench": ("pyslurmrpc.bench", "main"),
     "demo": ("pyslurmrpc.cli.demo", "main"),
 }
+#: delegated subcommands with a --json of their own: the global --json turns it on
+OWN_JSON = ("decode", "bench")
 
 
 #: a prefix no command-line word can start with (argv strings hold no NUL): a
@@ -109,7 +111,7 @@ def _checkpoint(opts) -> int:
               "A bare JOBID means all steps (NO_VAL), as with scontrol.")
         return 0
     out = checkpoint(lambda: make_client(opts), opts.args)
-    _emit(opts, out.stdout, out.stderr, [out.record] if out.record else [])
+    _emit(opts, out.stdout, out.stderr, [out.record])
     return out.exit_code
 
 
@@ -121,7 +123,12 @@ def _ping(opts) -> int:
         return 0
     if opts.args:   # scontrol.c _process_command: said, and the controllers still pinged
         print("too many arguments for keyword:ping", file=sys.stderr)
-    lines, records, _ = ping_all(make_client(opts))
+    try:
+        client = make_client(opts)
+    except PyslurmrpcError as exc:  # no slurm.conf, a bad --controller: no controller to report on
+        _emit(opts, [], [f"pyslurmrpc: {exc}"], [{"error": str(exc), "up": False}])
+        return 1
+    lines, records, _ = ping_all(client)
     _emit(opts, lines, [], records)
     # scontrol 22.05+ (scontrol.c _ping_slurmctld) exits 1 when no controller answered;
     # 19.05's always exited 0.  A script needs to tell them apart: the newer rule.
@@ -166,16 +173,23 @@ def _dispatch(opts) -> int:
         _parser().print_help()
         return 2
     if opts.command in DELEGATED:
-        import importlib
-
-        module, func = DELEGATED[opts.command]
-        try:
-            return getattr(importlib.import_module(module), func)(opts.args) or 0
-        except PyslurmrpcError as exc:  # e.g. decode --munge-key with a short key file
-            print(f"pyslurmrpc {opts.command}: {exc}", file=sys.stderr)
-            return 1
+        return _delegate(opts)
     try:
         return {"checkpoint": _checkpoint, "ping": _ping}[opts.command](opts)
     except PyslurmrpcError as exc:
         print(f"pyslurmrpc: {exc}", file=sys.stderr)
+        return 1
+
+
+def _delegate(opts) -> int:
+    """Run a subcommand that parses its own words; a global --json must not be dropped unsaid."""
+    import importlib
+
+    if opts.json and opts.command not in OWN_JSON:
+        _parser().error(f"--json: {opts.command} has no JSON output")
+    module, func = DELEGATED[opts.command]
+    try:
+        return getattr(importlib.import_module(module), func)(["--json"] * opts.json + opts.args) or 0
+    except PyslurmrpcError as exc:  # a library error the subcommand did not word itself
+        print(f"pyslurmrpc {opts.command}: {exc}", file=sys.stderr)
         return 1

@@ -123,43 +123,44 @@ def _print_success(op: str, result, out: Outcome) -> None:
         out.record.update(error_code=code, error_msg=msg)
 
 
+def _failed(out: Outcome, error: str, lines: list[str], exit_code: int) -> Outcome:
+    """A failure with no Slurm errno: scontrol's lines and exit code (0 for a bad op or
+    step name, as scontrol), and for --json an error object, so stdout is never empty."""
+    out.stderr += lines
+    out.record.update(errno=None, error=error)
+    out.exit_code = exit_code
+    return out
+
+
 def checkpoint(client_factory, words: list[str]) -> Outcome:
     """Run ``checkpoint OP ID [ARG] [ARG]`` (``words`` excludes the keyword)."""
     out = Outcome()
     if len(words) < 2 or len(words) > 4:
-        out.stderr.append(f"too {'few' if len(words) < 2 else 'many'} arguments for keyword:checkpoint")
-        out.exit_code = 1
-        return out
+        text = f"too {'few' if len(words) < 2 else 'many'} arguments for keyword:checkpoint"
+        return _failed(out, text, [text], 1)
     op_word, id_word, extras = words[0], words[1], words[2:]
     ids = parse_id(id_word)
     if ids is None:
-        out.stderr.append("Invalid job step name")
-        return out
+        return _failed(out, "Invalid job step name", ["Invalid job step name"], 0)
+    out.record.update(job_id=ids[0], step_id=ids[1])
     op = match_operation(op_word)
     if op is None:
-        out.stderr.append(f"Invalid checkpoint operation: {op_word}")
-        return out
+        text = f"Invalid checkpoint operation: {op_word}"
+        return _failed(out, text, [text], 0)
+    out.record["operation"] = op
     opts = parse_extras(ARG_PARSERS.get(op), extras)
     if isinstance(opts, str):
-        out.stderr += [f"pyslurmrpc: error: Invalid input: {opts}", "pyslurmrpc: error: Request aborted"]
-        out.exit_code = 1
-        return out
+        return _failed(out, f"Invalid input: {opts}", [f"pyslurmrpc: error: Invalid input: {opts}",
+                                                        "pyslurmrpc: error: Request aborted"], 1)
     job, step = ids
-    out.record.update(operation=op, job_id=job, step_id=step)
     try:
         client = client_factory()
     except PyslurmrpcError as exc:  # no slurm.conf, a bad --controller...: say that, not an errno text
-        out.stderr.append(f"pyslurmrpc: {exc}")
-        out.record.update(errno=None, error=str(exc))
-        out.exit_code = 1
-        return out
+        return _failed(out, str(exc), [f"pyslurmrpc: {exc}"], 1)
     try:
         result = _run_operation(client, op, job, step, opts)
     except CheckpointUnsupported as exc:
-        out.stderr.append(str(exc))
-        out.record.update(errno=None, error=str(exc))
-        out.exit_code = 1
-        return out
+        return _failed(out, str(exc), [str(exc)], 1)
     except PyslurmrpcError as exc:
         errno = slurm_errno_of(exc)
         out.record.update(errno=errno, error=text_of(errno))

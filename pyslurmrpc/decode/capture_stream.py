@@ -98,7 +98,7 @@ def _pcapng(fh: BinaryIO, head: bytes, warnings: list[str]) -> Iterator[Packet]:
         if not start:
             return
         if len(start) < 8:
-            warnings.append(f"{len(start)} bytes after the last pcapng block ignored")
+            warnings.append(f"ignored {len(start)} bytes at the end that make no whole pcapng block")
             return
         if int.from_bytes(start[:4], "big") == PCAPNG_SHB:
             section = _section(fh, start, offset)

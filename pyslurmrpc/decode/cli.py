@@ -7,10 +7,12 @@ failed, 2 usage or input errors.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from typing import Optional, Sequence, TextIO
 
 from ..cli._output import EXIT_INTERRUPTED, silence
+from ..errors import PyslurmrpcError
 from .stdin import interruptible
 from .frames import MungeOpener, StreamReport, decode_stream
 from .inputs import InputError, Source
@@ -67,6 +69,17 @@ def _port(text: str) -> int:
     return value
 
 
+def _munge_opener(path: str) -> MungeOpener:
+    """The key file's own problems are input errors (exit 2) that name --munge-key: a bare
+    "[Errno 2] ... '/x'" did not say which file, and a short key used to exit 1."""
+    try:
+        return MungeOpener(path)
+    except OSError as exc:
+        raise InputError(f"cannot read --munge-key {path!r}: {exc.strerror or exc}") from None
+    except PyslurmrpcError as exc:
+        raise InputError(f"--munge-key {path!r} is not a MUNGE key: {exc}") from None
+
+
 def _open(path: str, stdin: TextIO):
     if path == "-":
         return interruptible(stdin.buffer), "<stdin>"
@@ -95,7 +108,7 @@ def main(argv: Optional[Sequence[str]] = None, stdout: TextIO = None, stderr: Te
     printer = Printer(stdout, args.json, args.summary)
     warnings: list[str] = []
     try:
-        opener = MungeOpener(args.munge_key) if args.munge_key else None
+        opener = _munge_opener(args.munge_key) if args.munge_key else None
         fh, name = _open(args.file, stdin)
         try:
             run(fh, name, set(DEFAULT_PORTS) | set(args.port), opener, printer, warnings)
@@ -108,6 +121,8 @@ def main(argv: Optional[Sequence[str]] = None, stdout: TextIO = None, stderr: Te
             return EXIT_OK if printer.ok else EXIT_UNDECODED
         _warn(warnings, stderr)     # what was wrong with the capture, e.g. a damaged record
         print(f"pyslurmrpc decode: {exc}", file=stderr)
+        if args.json:  # a script reading stdout learns why nothing (more) came
+            print(json.dumps({"kind": "input_error", "reason": str(exc)}), file=stdout)
         return EXIT_USAGE
     except KeyboardInterrupt:  # between reads: what was printed stands
         printer.interrupted = True
