@@ -22,12 +22,12 @@ class ClientApi:
                  protocol_version=None, timeout=None, **more):
         """Talk to slurmctld at ``host:port`` (no slurm.conf needed).
 
-        ``backups``: backup controllers, host names or (host, port) pairs, tried in
-        order when the primary is unreachable.  ``auth``: "munge", "none" or an
+        ``backups``: backup controllers, a list of "HOST", "HOST:PORT" or (host, port)
+        (a port not given is ``port``), tried in order when the primary is unreachable.  ``auth``: "munge", "none" or an
         authenticator object.  ``protocol_version``: "17.11", "18.08" or "19.05"
         (default 19.05; named, ping and controller_version try it first too).
         ``timeout``: seconds, replaces MessageTimeout (default 10).  More keywords:
-        ``nodes`` ({name: (addr, port)}), ``slurmd_port``, ``tree_width``,
+        ``nodes`` ({name: addr or (addr, port)}; port None or none: ``slurmd_port``), ``slurmd_port``, ``tree_width``,
         ``connect_timeout``, ``auth_ttl``, ``slurmctld_timeout`` (SlurmctldTimeout, default 120 s: a
         checkpoint call answered ESLURM_IN_STANDBY_MODE is asked again every half of it,
         for up to 1.5 times it, when there are backups), ``premint`` (MUNGE credentials
