@@ -106,6 +106,10 @@ def test_from_slurm_conf_overrides_are_checked_under_the_name_given(tmp_path):
     with pytest.raises(InvalidArgumentError, match="auth must be"):
         Client.from_slurm_conf(conf, auth=5)
     assert Client.from_slurm_conf(conf, auth=None, timeout=None).settings.auth == "none"   # None: the file's
+    with_socket = tmp_path / "socket.conf"
+    with_socket.write_text(CONF + "AuthInfo=socket=/run/elsewhere.socket,ttl=50\n")
+    kept = Client.from_slurm_conf(with_socket, munge_socket=None, auth_ttl=None).settings
+    assert (kept.munge_socket, kept.auth_ttl) == ("/run/elsewhere.socket", 50)
     with pytest.raises(InvalidArgumentError) as exc:
         Client.from_slurm_conf(conf, port=7001, host="x")
     assert "unknown setting(s) for from_slurm_conf: host, port" in str(exc.value)

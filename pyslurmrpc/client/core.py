@@ -125,8 +125,7 @@ def settings_from_args(host, port=DEFAULT_SLURMCTLD_PORT, *, backups=(), auth="m
 
 def settings_from_conf(path=None, **overrides) -> Settings:
     """Settings from slurm.conf ($SLURM_CONF, then /etc/slurm/slurm.conf) plus keyword overrides
-    (an override of None keeps what the file says, except for ``munge_socket`` and ``auth_ttl``,
-    where None is munged's default)."""
+    (an override of None keeps what the file says)."""
     checked = _conf_overrides(overrides)
     conf: SlurmConfig = read_slurm_conf(validate.conf_path(path))
     if not conf.controllers:
@@ -153,7 +152,7 @@ def _conf_overrides(overrides: dict) -> dict:
     checked = {}
     for key, value in overrides.items():
         field_name, check = _CONF_OVERRIDES[key]
-        if value is not None or key in _NONE_ALLOWED:
+        if value is not None:
             checked[field_name] = check(value, key)
     if "protocol_version" in checked:
         checked["pinned"] = True
@@ -175,8 +174,6 @@ _CONF_OVERRIDES = {
     "auth_ttl": ("auth_ttl", validate.auth_ttl),
     "slurmctld_timeout": ("slurmctld_timeout", lambda value, name: _seconds(name, value)),
 }
-#: overrides whose None means something (munged's default socket, munged's default lifetime)
-_NONE_ALLOWED = frozenset({"munge_socket", "auth_ttl"})
 
 
 def reply_limit(forwarded: int = 0) -> int:
