@@ -148,6 +148,17 @@ def test_global_json_before_a_command_without_json_is_a_usage_error(capsys):
     assert exc.value.code == 2 and "--json: demo has no JSON output" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("option", [["--controller", "127.0.0.1:5"], ["--auth", "none"], ["--timeout", "3"],
+                                    ["--conf", "/x"], ["--munge-socket", "/x"], ["--protocol", "18.08"]])
+@pytest.mark.parametrize("command", ["bench", "decode", "demo", "fake-slurmctld"])
+def test_a_client_option_before_a_command_that_makes_no_client_is_a_usage_error(capsys, option, command):
+    """They were silently ignored: `pyslurmrpc --controller X bench` measured the harness instead."""
+    with pytest.raises(SystemExit) as exc:
+        main([*option, command, "--help"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and f"{option[0]} is not an option of {command}: its own options go after it" in err
+
+
 def test_decode_json_input_error_is_an_object(tmp_path):
     code, out, err = decode(tmp_path / "none", "--json")
     assert code == 2 and json.loads(out) == {"kind": "input_error", "reason": err.split(": ", 1)[1].strip()}

@@ -28,6 +28,10 @@ DELEGATED = {
 }
 #: delegated subcommands with a --json of their own: the global --json turns it on
 OWN_JSON = ("decode", "bench")
+#: global options for the client of checkpoint and ping (attribute: option), which a delegated
+#: subcommand would silently ignore
+CALL_OPTIONS = {"conf": "--conf", "controller": "--controller", "auth": "--auth", "munge_socket": "--munge-socket",
+                "protocol": "--protocol", "timeout": "--timeout"}
 
 
 #: a prefix no command-line word can start with (argv strings hold no NUL): a
@@ -187,6 +191,10 @@ def _delegate(opts) -> int:
 
     if opts.json and opts.command not in OWN_JSON:
         _parser().error(f"--json: {opts.command} has no JSON output")
+    for dest, flag in CALL_OPTIONS.items():   # they shape a client these commands do not make
+        if getattr(opts, dest) is not None:
+            _parser().error(f"{flag} is not an option of {opts.command}: its own options go after it "
+                            f"(pyslurmrpc {opts.command} --help)")
     module, func = DELEGATED[opts.command]
     try:
         return getattr(importlib.import_module(module), func)(["--json"] * opts.json + opts.args) or 0
