@@ -31,7 +31,8 @@ class PyslurmrpcError(Exception):
 
     Every one pickles (a ProcessPoolExecutor hands a worker's error back): its message and
     attributes come back as they were, without calling ``__init__`` again, whose arguments
-    differ from class to class.
+    differ from class to class.  As with any pickled exception, ``__cause__``,
+    ``__context__`` and the traceback are not carried.
     """
 
     def __reduce__(self):

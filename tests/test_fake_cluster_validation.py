@@ -5,6 +5,7 @@ listens and then closes every connection; and a fake that cannot answer says why
 from __future__ import annotations
 
 import logging
+import pathlib
 import subprocess
 import sys
 
@@ -14,7 +15,7 @@ from pyslurmrpc.auth.slurm_auth import NoneAuth
 from pyslurmrpc.errors import ConfigError, InvalidArgumentError
 from pyslurmrpc.fake import Cluster, FakeSlurmctld, fixture_cluster
 from pyslurmrpc.fake import cluster as cluster_module
-from pyslurmrpc.wire import SLURM_BATCH_SCRIPT
+from pyslurmrpc.wire import SLURM_BATCH_SCRIPT, SLURM_EXTERN_CONT, SLURM_PENDING_STEP
 
 from test_fake_server import frame, send_raw
 
@@ -58,8 +59,8 @@ def test_file_over_the_limit_is_not_read_whole(tmp_path, monkeypatch):
     ('slurm_user = "root"', "slurm_user: expected a uid (integer 0..4294967294), got 'root'"),
     ("slurm_user = 4294967295", "slurm_user: expected a uid (integer 0..4294967294), got 4294967295"),
     ("slurm_user = true", "slurm_user: expected a uid (integer 0..4294967294), got True"),
-    ("tree_width = 0", "tree_width: expected a tree width (integer 1..65533), got 0"),
-    ("job_checkpoint_dir = 5", "job_checkpoint_dir: expected a directory (non-empty string), got 5"),
+    ("tree_width = 0", "tree_width must be an int from 1 to 65533, not 0"),
+    ("job_checkpoint_dir = 5", "job_checkpoint_dir: expected a directory (non-empty string or path), got 5"),
     ("slurmuser = 5", "unknown key 'slurmuser' (known: job_checkpoint_dir, jobs, nodes, slurm_user, tree_width)"),
     ("jobs = 5", "jobs: expected an array of tables ([[jobs]]), got 5"),
     ('[nodes]\nn1 = "127.0.0.1:x"', "nodes.n1: expected \"HOST:PORT\" (port 0..65535), got '127.0.0.1:x'"),
@@ -80,10 +81,12 @@ def test_file_over_the_limit_is_not_read_whole(tmp_path, monkeypatch):
     (JOB + 'nodes = "n[1-"', "job 7: nodes: unbalanced brackets in 'n[1-'"),
     (JOB + "nodes = [1, 2]", "job 7: nodes: expected a hostlist"),
     (JOB + "steps = 3", "job 7: steps: expected an array of tables ([[jobs.steps]]), got 3"),
-    (JOB + '[[jobs.steps]]\nstep_id = "x"', "job 7: step_id: expected a step id (integer 0..4294967292), got 'x'"),
-    (JOB + "[[jobs.steps]]\nstep_id = 4294967294",
-     "job 7: step_id: expected a step id (integer 0..4294967292), got 4294967294: 4294967293..4294967295 are "
-     "Slurm's pending, batch and extern step ids (a running batch job gets its batch step from batch = true)"),
+    (JOB + '[[jobs.steps]]\nstep_id = "x"', "job 7: step_id: expected a step id (integer 0..4294967295), got 'x'"),
+    (JOB + "[[jobs.steps]]\nstep_id = 4294967296",
+     "job 7: step_id: expected a step id (integer 0..4294967295), got 4294967296"),
+    (JOB + "[[jobs.steps]]\nstep_id = 4294967293",
+     "job 7: step_id: expected a step id, got 4294967293 (SLURM_PENDING_STEP: a step not created yet)"),
+    (JOB + 'batch = true\n[[jobs.steps]]\nstep_id = 4294967294', "job 7: duplicate step_id 4294967294"),
     (JOB + "[[jobs.steps]]\nstep_id = 0\n[[jobs.steps]]\nstep_id = 0", "job 7: duplicate step_id 0"),
     (JOB + "[[jobs.steps]]\nstep_id = 0\npid = 1", "job 7 step 0: unknown key 'pid' (known: ckpt_dir, nodes, "
                                                    "srun, step_id, suspended, tasks_started)"),
@@ -100,8 +103,8 @@ def test_bad_value_is_named_with_what_is_expected(tmp_path, toml, message):
 
 def test_the_largest_ids_slurm_allows_load(tmp_path):
     c = load(tmp_path, "slurm_user = 4294967294\n[[jobs]]\njob_id = 4294967293\nuid = 0\n"
-                       "[[jobs.steps]]\nstep_id = 4294967292\n")
-    assert set(c.jobs[4294967293].steps) == {4294967292}
+                       "[[jobs.steps]]\nstep_id = 4294967292\n[[jobs.steps]]\nstep_id = 4294967295\n")
+    assert set(c.jobs[4294967293].steps) == {4294967292, SLURM_EXTERN_CONT}
 
 
 def test_slurm_user_name_is_refused_before_the_fake_listens(tmp_path):
@@ -117,13 +120,15 @@ def test_slurm_user_name_is_refused_before_the_fake_listens(tmp_path):
 # --- the Python API refuses the same ------------------------------------------------------------
 @pytest.mark.parametrize("build, message", [
     (lambda: Cluster(slurm_user="root"), "slurm_user: expected a uid"),
-    (lambda: Cluster(tree_width=0), "tree_width: expected a tree width"),
+    (lambda: Cluster(tree_width=0), "tree_width must be an int from 1 to 65533"),
     (lambda: Cluster().add_job(-1, 0), "job_id: expected a job id"),
     (lambda: Cluster().add_job(2 ** 32, 0), "job_id: expected a job id"),
     (lambda: Cluster().add_job(7, "root"), "job 7: uid: expected a uid (integer 0..4294967294), got 'root'"),
     (lambda: Cluster().add_job(7, 1, "sleeping"), "job 7: state: expected one of"),
     (lambda: Cluster().add_job(7, 1, steps=["x"]), "job 7: step_id: expected a step id"),
-    (lambda: Cluster().add_job(7, 1).add_step(SLURM_BATCH_SCRIPT), "job 7: step_id: expected a step id"),
+    (lambda: Cluster().add_job(7, 1).add_step(SLURM_PENDING_STEP), "job 7: step_id: expected a step id"),
+    (lambda: Cluster(job_checkpoint_dir=""), "job_checkpoint_dir: expected a directory"),
+    (lambda: Cluster().add_job(7, 1, nodes=[1, 2]), "job 7: nodes: expected a hostlist"),
     (lambda: Cluster().add_job(7, 1).add_step(0, srun="no"), "job 7 step 0: srun: expected true or false"),
 ])
 def test_api_refuses_what_the_file_refuses(build, message):
@@ -135,6 +140,17 @@ def test_api_still_builds_the_batch_step_and_takes_a_hostlist():
     job = Cluster().add_job(7, 1, batch=True, steps=[0], nodes="n[1-2]")
     assert job.nodes == ("n1", "n2") and set(job.steps) == {0, SLURM_BATCH_SCRIPT}
     assert job.steps[SLURM_BATCH_SCRIPT].nodes == ("n1",)
+
+
+def test_api_takes_what_it_took_before_the_checks():
+    """Paths, any iterable of node names, the extern step, a batch step given again."""
+    cluster = Cluster(job_checkpoint_dir=pathlib.Path("/ckpt"))
+    job = cluster.add_job(7, 1, batch=True, nodes=(n for n in ("n1", "n2")), work_dir=pathlib.Path("/w"),
+                          ckpt_dir=pathlib.Path("/c"))
+    assert (cluster.job_checkpoint_dir, job.work_dir, job.ckpt_dir, job.nodes) == ("/ckpt", "/w", "/c", ("n1", "n2"))
+    assert job.add_step(SLURM_EXTERN_CONT).nodes == ("n1", "n2")
+    assert job.add_step(SLURM_BATCH_SCRIPT, tasks_started=False).tasks_started is False
+    assert sorted(cluster.add_job(8, 1, nodes={"b", "a"}).nodes) == ["a", "b"]
 
 
 # --- a fake that cannot answer says why -------------------------------------------------------

@@ -43,6 +43,24 @@ USER_TESTS = textwrap.dedent('''
             assert sorted(d.node for d in fake_slurmds) == ["a1", "a2"]
             assert slurm_client.checkpoint_tasks(7, 0, 1795460000, None, 10, "a[1-2]") == {"a1": 0, "a2": 0}
 
+    class TestPortTaken:
+        """A port in node_addrs that is taken (the suite's own daemon) is not bound again."""
+        @pytest.fixture
+        def fake_slurm_cluster(self):
+            import os, socket
+            from pyslurmrpc.fake import Cluster
+            taken = socket.socket()
+            taken.bind(("127.0.0.1", 0))
+            taken.listen()
+            cluster = Cluster(slurm_user=os.geteuid(), job_checkpoint_dir="/tmp")
+            cluster.node_addrs["b1"] = taken.getsockname()
+            cluster.add_job(9, os.geteuid(), "running", batch=True, steps=[0], nodes=("b1",))
+            yield cluster
+            taken.close()
+
+        def test_a_free_port_instead(self, slurm_client):
+            assert slurm_client.checkpoint_tasks(9, 0, 1795460000, None, 10, "b1") == {"b1": 0}
+
     class TestOmpi:
         @pytest.fixture
         def fake_slurm_plugin(self):
@@ -63,4 +81,4 @@ def test_plugin_fixtures_in_a_user_suite(tmp_path):
          "-p", "no:cacheprovider", str(tmp_path)],
         capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "6 passed" in result.stdout
+    assert "7 passed" in result.stdout

@@ -18,6 +18,7 @@ import os
 import platform
 import sys
 
+from ..client.calls import U32
 from ..client.validate import TREE_WIDTH_MAX, TREE_WIDTH_MIN, controller_address
 from ..defaults import SLURMCTLD_PORT
 from ..errors import InvalidArgumentError, PyslurmrpcError
@@ -58,7 +59,7 @@ def _seconds(text: str) -> float:
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="pyslurmrpc bench", description=__doc__.splitlines()[0])
     p.add_argument("--controller", metavar="HOST:PORT", help="measure against this slurmctld (default: versus starts the test harness's real slurmctld, rpc a fake)")
-    p.add_argument("--job", type=_whole(0, 0xFFFFFFFF), default=rpc.BENCH_JOB,
+    p.add_argument("--job", type=_whole(0, U32), default=rpc.BENCH_JOB,
                    help="job id to ask about (with --controller; default: %(default)s)")
     p.add_argument("--auth", choices=("none", "munge", "both"), default="both",
                    help="authentication of the round trips (default: %(default)s)")

@@ -27,7 +27,7 @@ class ClientApi:
         authenticator object.  ``protocol_version``: "17.11", "18.08" or "19.05"
         (default 19.05; named, ping and controller_version try it first too).
         ``timeout``: seconds, replaces MessageTimeout (default 10).  More keywords:
-        ``nodes`` ({name: addr or (addr, port)}; port None or none: ``slurmd_port``), ``slurmd_port``, ``tree_width``,
+        ``nodes`` ({name: "ADDR", "ADDR:PORT" or (addr, port)}; no port: ``slurmd_port``), ``slurmd_port``, ``tree_width``,
         ``connect_timeout``, ``auth_ttl``, ``slurmctld_timeout`` (SlurmctldTimeout, default 120 s: a
         checkpoint call answered ESLURM_IN_STANDBY_MODE is asked again every half of it,
         for up to 1.5 times it, when there are backups), ``premint`` (MUNGE credentials

@@ -153,13 +153,12 @@ def restart(job_id, step_id, stick=False, image_dir=None) -> Call:
 
 
 def _stick(value) -> int:
-    """slurm_checkpoint_restart's ``uint16_t stick`` (checkpoint.c sends it as the op's data):
-    True/False as 1/0, or the number itself; anything else (a string, None) is refused."""
-    if isinstance(value, bool):
+    """slurm_checkpoint_restart's ``uint16_t stick``, sent as the op's data (checkpoint.c): the
+    controller keeps the job on its nodes only when it is 1 (job_mgr.c job_restart), so True/False
+    or 1/0 are taken and anything else is refused rather than sent to be ignored."""
+    if value in (True, False) and isinstance(value, int):     # bool, or the int 0 or 1
         return int(value)
-    if not isinstance(value, int) or not 0 <= value <= U16:
-        raise InvalidArgumentError(f"stick must be True, False or an integer from 0 to {U16}, not {value!r}")
-    return value
+    raise InvalidArgumentError(f"stick must be True or False (or 1 or 0), not {value!r}")
 
 
 def error(job_id, step_id) -> Call:

@@ -145,6 +145,8 @@ def settings_from_conf(path=None, **overrides) -> Settings:
 
 def _conf_overrides(overrides: dict) -> dict:
     """from_slurm_conf's keyword overrides, checked, as Settings fields."""
+    if overrides.get("timeout") is not None and overrides.get("message_timeout") is not None:
+        raise InvalidArgumentError("timeout and message_timeout are the same setting: give one")
     unknown = set(overrides) - set(_CONF_OVERRIDES)
     if unknown:
         raise InvalidArgumentError(f"unknown setting(s) for from_slurm_conf: {', '.join(sorted(unknown))} "
@@ -173,6 +175,7 @@ _CONF_OVERRIDES = {
     "auth": ("auth", lambda value, _name: validate.auth(value)),
     "auth_ttl": ("auth_ttl", validate.auth_ttl),
     "slurmctld_timeout": ("slurmctld_timeout", lambda value, name: _seconds(name, value)),
+    "nodes": ("nodes", lambda value, _name: validate.nodes(value)),
 }
 
 
@@ -208,8 +211,6 @@ def make_auth(settings: Settings):
         return settings.auth
     if settings.auth == "none":
         return slurm_auth.NoneAuth()
-    if settings.auth != "munge":
-        raise InvalidArgumentError(f"auth must be 'munge', 'none' or an authenticator, not {settings.auth!r}")
     # a munged that stalls, refuses or is missing must not hold a call longer than MessageTimeout
     # (libslurm's defaults would hold it ~214 s): each libmunge wait is shrunk so its tries fit,
     # and every retry and pause of libmunge and auth_munge ends by the budget's deadline (F7a).

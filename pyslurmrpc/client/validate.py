@@ -135,8 +135,9 @@ def premint(value, name: str = "premint") -> int:
     return value
 
 
-def controller_address(value: str, default_port: int, name: str = "controller") -> tuple[str, int]:
-    """``HOST``, ``HOST:PORT`` or ``[V6ADDR]:PORT`` (the CLI's --controller) as (host, port)."""
+def controller_address(value: str, default_port: int | None, name: str = "controller") -> tuple[str, int | None]:
+    """``HOST``, ``HOST:PORT`` or ``[V6ADDR]:PORT`` (the CLI's --controller) as (host, port);
+    without a port, ``default_port``."""
     if not isinstance(value, str):
         raise InvalidArgumentError(f"{name} must be HOST[:PORT], not {shown(value)}")
     if value.startswith("["):
@@ -160,7 +161,7 @@ def _ipv6(value: str) -> bool:
     return True
 
 
-def _port_text(text_: str | None, default_port: int, name: str) -> int:
+def _port_text(text_: str | None, default_port: int | None, name: str) -> int | None:
     """The port after HOST: (None: there was no colon, the default port)."""
     if text_ is None:
         return default_port
@@ -171,15 +172,18 @@ def _port_text(text_: str | None, default_port: int, name: str) -> int:
 
 
 def auth(value):
-    """"munge", "none" or an authenticator (an object with ``create_flow`` and ``verify_flow``)."""
+    """"munge", "none" or an authenticator: an object with ``create_flow`` (or ``create``) and
+    ``verify_flow`` (or ``verify``), as pyslurmrpc.auth.slurm_auth.create_flow / verify_flow take."""
     if isinstance(value, str):
         if value not in ("munge", "none"):
             raise InvalidArgumentError(f"auth must be 'munge', 'none' or an authenticator, not {shown(value)}")
         return value
-    if not all(callable(getattr(value, m, None)) for m in ("create_flow", "verify_flow")):
+    if not all(callable(getattr(value, m, None)) or callable(getattr(value, f"{m}_flow", None))
+               for m in ("create", "verify")):
+        # only the type is named: a key or a credential passed by mistake is never echoed
         raise InvalidArgumentError(
-            "auth must be 'munge', 'none' or an authenticator (an object with create_flow and verify_flow, "
-            f"such as pyslurmrpc.auth.NoneAuth()), not {shown(value)}")
+            "auth must be 'munge', 'none' or an authenticator (an object with create_flow or create, and "
+            f"verify_flow or verify, such as pyslurmrpc.auth.NoneAuth()), not a {type(value).__name__}")
     return value
 
 
@@ -206,7 +210,7 @@ def backups(value, default_port: int) -> tuple[tuple[str, int], ...]:
         if isinstance(item, str):
             pairs.append(controller_address(item, default_port, "backups"))
         elif isinstance(item, (tuple, list)) and len(item) == 2:
-            pairs.append((host(item[0], "backups"), port(item[1], "backup port")))
+            pairs.append((host(item[0], "backups"), port(item[1], "backups port")))
         else:
             raise InvalidArgumentError(f"backups items must be 'HOST', 'HOST:PORT' or (host, port), "
                                        f"not {shown(item)}")
@@ -214,18 +218,25 @@ def backups(value, default_port: int) -> tuple[tuple[str, int], ...]:
 
 
 def nodes(value) -> dict:
-    """``{name: addr}`` or ``{name: (addr, port or None)}`` (None: none) as name -> (addr, port)."""
+    """``{name: where}`` (or ``(name, where)`` pairs; None: none) as name -> (addr, port or None);
+    ``where`` is "ADDR", "ADDR:PORT", "[V6ADDR]:PORT" or (addr, port or None)."""
     if value is None:
         return {}
-    if not isinstance(value, Mapping):
-        raise InvalidArgumentError(f"nodes must be a dict {{name: (addr, port)}}, not {shown(value)}")
+    if not isinstance(value, Mapping):    # (name, where) pairs; a str would pair up its letters
+        pairs = list(value) if _iterable(value) and not isinstance(value, (str, bytes)) else None
+        if pairs is None or not all(isinstance(p, (tuple, list)) and len(p) == 2 for p in pairs):
+            raise InvalidArgumentError(f"nodes must be a dict {{name: (addr, port)}}, not {shown(value)}")
+        value = dict(pairs)
     checked = {}
     for name, where in value.items():
         if not isinstance(name, str) or not name:
             raise InvalidArgumentError(f"nodes keys must be node names, not {shown(name)}")
-        addr, node_port = (where, None) if isinstance(where, str) else _pair(where, f"nodes[{name!r}]")
-        checked[name] = (host(addr, f"nodes[{name!r}]"),
-                         None if node_port is None else port(node_port, f"nodes[{name!r}] port"))
+        label = f"nodes[{name!r}]"
+        if isinstance(where, str):
+            checked[name] = controller_address(where, None, label)
+            continue
+        addr, node_port = _pair(where, label)
+        checked[name] = (host(addr, label), None if node_port is None else port(node_port, f"{label} port"))
     return checked
 
 
@@ -244,7 +255,13 @@ def _iterable(value) -> bool:
 
 
 def conf_path(value):
-    """None, or a str/PathLike naming slurm.conf."""
-    if value is None or isinstance(value, (str, os.PathLike)):
-        return value
-    raise InvalidArgumentError(f"path must be the path of slurm.conf (str or PathLike) or None, not {shown(value)}")
+    """None (the default slurm.conf), or a str/PathLike naming a file: not empty, no NUL."""
+    if value is None:
+        return None
+    if not isinstance(value, (str, os.PathLike)):
+        raise InvalidArgumentError(f"path must be the path of slurm.conf (str or PathLike) or None, "
+                                   f"not {shown(value)}")
+    path = os.fspath(value)
+    if not isinstance(path, str) or not path or "\0" in path:
+        raise InvalidArgumentError(f"path must name slurm.conf (not empty, no NUL), not {shown(value)}")
+    return path

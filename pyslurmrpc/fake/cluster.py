@@ -18,9 +18,10 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from pyslurmrpc import defaults
+from pyslurmrpc.client import validate
 from pyslurmrpc.errors import ConfigError, InvalidArgumentError
 from pyslurmrpc.hostlist import HostlistError
-from pyslurmrpc.wire import INFINITE, SLURM_BATCH_SCRIPT
+from pyslurmrpc.wire import SLURM_BATCH_SCRIPT
 
 from . import cluster_checks as checks
 
@@ -73,12 +74,11 @@ class Step:
     _members: tuple = field(default=((), frozenset()), init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        # any uint32 here: the batch step's record is a Step too (Job.add_step refuses reserved ids)
-        where = f"step {checks.integer(self.step_id, 'step_id', 'a step id', 0, INFINITE)}: "
+        where = f"step {checks.step_id(self.step_id, 'step_id')}: "
         for name in ("srun", "tasks_started", "suspended"):
             checks.flag(getattr(self, name), where + name)
         self.nodes = checks.node_names(self.nodes, where + "nodes")
-        checks.path(self.ckpt_dir, where + "ckpt_dir")
+        self.ckpt_dir = checks.path(self.ckpt_dir, where + "ckpt_dir")
 
     def runs_on(self, node: str) -> bool:
         """Whether the step has ``node``: every slurmd of a fan-out asks, so the names are
@@ -113,8 +113,8 @@ class Job:
         for name in ("batch", "has_details"):
             checks.flag(getattr(self, name), where + name)
         self.nodes = checks.node_names(self.nodes, where + "nodes")
-        for name in ("ckpt_dir", "work_dir"):
-            checks.path(getattr(self, name), where + name)
+        self.ckpt_dir = checks.path(self.ckpt_dir, where + "ckpt_dir")
+        self.work_dir = checks.path(self.work_dir, where + "work_dir")
 
     @property
     def details_ckpt_dir(self) -> Optional[str]:
@@ -123,8 +123,8 @@ class Job:
         return self.ckpt_dir if self.ckpt_dir is not None else self.work_dir
 
     def add_step(self, step_id: int, **kw) -> Step:
-        """Add (or replace) a step record; its nodes default to the job's.  Slurm's reserved
-        step ids are refused (the batch step is :meth:`add_batch_step`'s)."""
+        """Add (or replace) a step record; its nodes default to the job's (the batch and
+        extern steps' ids are taken too; SLURM_PENDING_STEP, a step not created yet, is not)."""
         checks.step_id(step_id, f"job {self.job_id}: step_id")
         kw.setdefault("nodes", self.nodes)
         try:
@@ -162,8 +162,8 @@ class Cluster:
         # checked here, not when a connection is served: a uid that cannot be encoded
         # would otherwise close every connection unanswered
         checks.uid(self.slurm_user, "slurm_user")
-        checks.tree_width(self.tree_width)
-        checks.path(self.job_checkpoint_dir, "job_checkpoint_dir")
+        validate.tree_width(self.tree_width)
+        self.job_checkpoint_dir = checks.path(self.job_checkpoint_dir, "job_checkpoint_dir")
 
     def add_job(self, job_id: int, uid: int, state="running", batch: bool = False,
                 steps=(), nodes=("localhost",), **kw) -> Job:
@@ -203,9 +203,9 @@ class Cluster:
             ckpt_dir = "/home/u/ckpt"          # optional default image dir (else work_dir)
             work_dir = "/home/u"               # optional, default /tmp
             [[jobs.steps]]
-            step_id = 0                        # 0..4294967292, each step of a job once; other
-                                               # keys: nodes, srun, tasks_started, suspended,
-                                               # ckpt_dir (see Step)
+            step_id = 0                        # a uint32 but 4294967293 (a pending step), each
+                                               # step of a job once; other keys: nodes, srun,
+                                               # tasks_started, suspended, ckpt_dir (see Step)
 
         Any other key, a value of the wrong type or range: :class:`ConfigError` naming it.
         """

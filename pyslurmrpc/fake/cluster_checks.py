@@ -10,9 +10,11 @@ got VALUE``.  Each check returns the value (normalised where said) or raises.
 from __future__ import annotations
 
 import enum
+import os
+from collections.abc import Iterable
 from typing import Optional
 
-from pyslurmrpc.client.validate import PORT_MAX, TREE_WIDTH_MAX, TREE_WIDTH_MIN, shown
+from pyslurmrpc.client.validate import PORT_MAX, shown
 from pyslurmrpc.errors import InvalidArgumentError
 from pyslurmrpc.hostlist import HostlistError, expand
 from pyslurmrpc.wire import INFINITE, NO_VAL, SLURM_PENDING_STEP
@@ -22,13 +24,12 @@ from pyslurmrpc.wire import INFINITE, NO_VAL, SLURM_PENDING_STEP
 UID_MAX = 0xFFFFFFFE
 #: job ids are uint32 on the wire; 0 is no job, NO_VAL and INFINITE are markers
 JOB_ID_MIN, JOB_ID_MAX = 1, NO_VAL - 1
-#: SLURM_PENDING_STEP and the two above it (SLURM_BATCH_SCRIPT, SLURM_EXTERN_CONT) are reserved
-STEP_ID_MAX = SLURM_PENDING_STEP - 1
+#: step ids are uint32 on the wire; the batch and extern steps have the top two
+STEP_ID_MAX = INFINITE
 #: a [nodes] port: 0 lets the fake slurmd pick a free one
 NODE_PORT_MIN = 0
 
-_RESERVED_STEPS = (f": {SLURM_PENDING_STEP}..{INFINITE} are Slurm's pending, batch and extern step ids "
-                   "(a running batch job gets its batch step from batch = true)")
+
 
 
 def bad(name: str, what: str, value, why: str = "") -> InvalidArgumentError:
@@ -51,13 +52,12 @@ def job_id(value, name: str = "job_id") -> int:
 
 
 def step_id(value, name: str) -> int:
-    reserved = isinstance(value, int) and STEP_ID_MAX < value <= INFINITE
-    return integer(value, name, "a step id", 0, STEP_ID_MAX, _RESERVED_STEPS if reserved else "")
-
-
-def tree_width(value, name: str = "tree_width") -> int:
-    """slurm.conf's TreeWidth bounds (read_config.c)."""
-    return integer(value, name, "a tree width", TREE_WIDTH_MIN, TREE_WIDTH_MAX)
+    """A step id 0..STEP_ID_MAX (SLURM_BATCH_SCRIPT and SLURM_EXTERN_CONT too), but not
+    SLURM_PENDING_STEP: a step not created yet is no step a job can have."""
+    step = integer(value, name, "a step id", 0, STEP_ID_MAX)
+    if step == SLURM_PENDING_STEP:
+        raise bad(name, "a step id", value, " (SLURM_PENDING_STEP: a step not created yet)")
+    return step
 
 
 def flag(value, name: str) -> bool:
@@ -67,10 +67,11 @@ def flag(value, name: str) -> bool:
 
 
 def path(value, name: str) -> Optional[str]:
-    """None (not set) or a non-empty string."""
-    if value is not None and (not isinstance(value, str) or not value):
-        raise bad(name, "a directory (non-empty string)", value)
-    return value
+    """None (not set), or a non-empty str or PathLike, as a str."""
+    text = os.fspath(value) if isinstance(value, os.PathLike) else value
+    if text is not None and (not isinstance(text, str) or not text):
+        raise bad(name, "a directory (non-empty string or path)", value)
+    return text
 
 
 def choice(value, name: str, kind: type[enum.Enum]):
@@ -82,15 +83,16 @@ def choice(value, name: str, kind: type[enum.Enum]):
 
 
 def node_names(value, name: str) -> tuple[str, ...]:
-    """A hostlist expression ("n[1-4]") or a list/tuple of node names, as a tuple of names."""
+    """A hostlist expression ("n[1-4]") or node names (any iterable of them), as a tuple of names."""
     if isinstance(value, str):
         try:
             return tuple(expand(value))
         except HostlistError as exc:
             raise InvalidArgumentError(f"{name}: {exc}") from None
-    if not isinstance(value, (list, tuple)) or not all(isinstance(n, str) and n for n in value):
-        raise bad(name, 'a hostlist ("n[1-4]") or a list of node names', value)
-    return tuple(value)
+    names = tuple(value) if isinstance(value, Iterable) and not isinstance(value, (bytes, dict)) else None
+    if names is None or not all(isinstance(n, str) and n for n in names):
+        raise bad(name, 'a hostlist ("n[1-4]") or node names', value)
+    return names
 
 
 def node_addr(value, name: str) -> tuple[str, int]:

@@ -15,9 +15,10 @@ Fixtures (override the first two in your conftest.py to change the cluster):
   checkpoint that really works), "ompi" or "none";
 * ``fake_slurmctld`` - the running :class:`pyslurmrpc.fake.FakeSlurmctld`
   (auth/none, on a free loopback port, in a background thread);
-* ``fake_slurmds`` - a running :class:`pyslurmrpc.fake.FakeSlurmd` per node of
-  ``cluster.node_addrs`` (default: one, ``localhost``), each on a free loopback port,
-  so that ``checkpoint_tasks`` reaches them;
+* ``fake_slurmds`` - a running :class:`pyslurmrpc.fake.FakeSlurmd` per node named in
+  ``cluster.node_addrs`` (default: one, ``localhost``), each on a free port of 127.0.0.1
+  (recorded in ``node_addrs``; one thread each: for thousands of nodes use
+  :class:`pyslurmrpc.fake.FakeSlurmdFarm`), so that ``checkpoint_tasks`` reaches them;
 * ``slurm_client`` / ``async_slurm_client`` - a :class:`pyslurmrpc.Client` /
   :class:`pyslurmrpc.AsyncClient` pointed at the controller, knowing the slurmds' addresses.
 """
@@ -61,11 +62,13 @@ def fake_slurmds(fake_slurm_cluster, fake_slurm_plugin):
     from pyslurmrpc.fake import FakeSlurmd
 
     cluster = fake_slurm_cluster
-    wanted = dict(cluster.node_addrs) or {DEFAULT_NODE: ("127.0.0.1", 0)}
+    # a free port each, whatever node_addrs holds: the ports there may be taken (a daemon the
+    # suite started itself, or one of an earlier test on the same cluster)
+    names = list(cluster.node_addrs) or [DEFAULT_NODE]
     with ExitStack() as running:
-        yield [running.enter_context(FakeSlurmd(cluster, node, plugin=fake_slurm_plugin, host=host, port=port,
-                                                auth=NoneAuth(uid=cluster.slurm_user, gid=0)))
-               for node, (host, port) in wanted.items()]
+        yield [running.enter_context(FakeSlurmd(cluster, node, plugin=fake_slurm_plugin, host="127.0.0.1",
+                                                port=0, auth=NoneAuth(uid=cluster.slurm_user, gid=0)))
+               for node in names]
 
 
 def _client_args(fake_slurmctld, fake_slurmds) -> dict:
