@@ -41,8 +41,21 @@ def test_bench_table_against_a_given_controller():
     cluster = Cluster.from_dict(tomllib.loads(CLUSTER_TOML))
     with FakeSlurmctld(cluster, plugin="simulated") as ctld:
         out = bench("--only", "rpc", "--auth", "none", "-n", "40", "--controller", f"{ctld.host}:{ctld.port}")
-    assert f"server: {ctld.host}:{ctld.port}" in out
+    assert f"round trips, checkpoint_able, auth=none, server: {ctld.host}:{ctld.port}" in out
     assert "asyncio calls/s by calls in flight: 1:" in out and "sequential: p50" in out
+
+
+def test_rpc_part_against_a_real_22_05_times_ping_and_keeps_a_refused_auth_as_a_row(slurmctld, munged):
+    """The README's `bench --controller` against Debian's 22.05: auth/none is refused by the
+    munge-secured controller - said in that row, the munge row still measured; with no
+    checkpoint RPCs there (20.02 removed them) the call timed is ping, as versus does."""
+    for r in (p := json.loads(bench("--only", "rpc", "--json", "-n", "40", "--controller",
+                                    f"127.0.0.1:{slurmctld.port}", "--munge-socket", str(munged.socket_path))))["rpc"]:
+        assert r["server"] == f"127.0.0.1:{slurmctld.port}"
+    rows = {r["auth"]: r for r in p["rpc"]}
+    assert rows["none"]["skipped"].startswith("NoVersionAnsweredError: ") and "authentication" in rows["none"]["skipped"]
+    assert rows["munge"]["op"] == "ping" and rows["munge"]["sequential_ms"]["p50"] > 0
+    assert set(rows["munge"]["async_calls_per_s"]) == {"1", "8", "32", "128"}
 
 
 @pytest.mark.parametrize("bad", ["nohost:abc", "127.0.0.1:70000", "[::1"])

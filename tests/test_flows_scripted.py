@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from pyslurmrpc.auth.errors import SlurmAuthError
+from pyslurmrpc.auth.errors import MungeSocketError, SlurmAuthError
 from pyslurmrpc.auth.munge_constants import MsgType as MungeMsg, MungeErr
 from pyslurmrpc.auth.munge_cred import MungeKey, decode_offline, encode_offline
 from pyslurmrpc.auth.munge_proto import (
@@ -370,6 +370,27 @@ def test_auth_munge_retry_stops_at_the_budget():
     with pytest.raises(SlurmAuthError, match=f'"{MUNGE_PATH}": Connection refused .no time left'):
         world.run(flows.ping(state(auth="munge", timeout=5)))
     assert world.t <= 5 and len(world.connects) == 25
+
+
+def _closes_after(seconds):
+    """A controller that takes ``seconds`` of virtual time before it closes without a reply."""
+    def respond(frame, world):
+        world.t += seconds
+        return None
+    return respond
+
+
+@pytest.mark.parametrize("fault", ["refused", "stall"])
+def test_probes_whose_munged_fails_end_by_the_call_deadline_with_munged_named(fault):
+    """The first request's credential was minted; munged then fails.  The probes' mints were
+    bounded by their own MessageTimeout, from their start: the call ran 1 s past its own
+    (a helper measured 4.03 s for timeout=3).  They end by the call's deadline now, and
+    the failure of our own munged is the error, not "no version answered"."""
+    world = World({ctl(7001): _closes_after(1.0)}, munged=Munged([None] + [fault] * 10_000))
+    with pytest.raises(SlurmAuthError, match="Munge encode failed") as info:
+        world.run(flows.ping(state(auth="munge", timeout=3)))
+    assert isinstance(info.value.munge_error, MungeSocketError)
+    assert world.t <= 3
 
 
 def test_stalled_munged_holds_a_call_as_long_as_libslurm_would():

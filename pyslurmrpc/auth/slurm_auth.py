@@ -135,11 +135,15 @@ class _MungeEnvelope:
                            ESLURM_AUTH_CRED_INVALID, err)
 
 
-def slurm_retry(make_flow, retries: int, delay: float, budget: Optional[float]) -> Flow:
+def slurm_retry(make_flow, retries: int, delay: float, budget: Optional[float],
+                end: Optional[float] = None) -> Flow:
     """auth_munge's own loop around libmunge: a socket error is tried again ``retries`` times,
-    ``delay`` apart, all within ``budget`` seconds (None: no bound); ``make_flow(deadline)``
-    gets the end of the budget, so libmunge's own retries and pauses fit in it too."""
+    ``delay`` apart, all within ``budget`` seconds (None: no bound) and before ``end`` (the
+    runner's time the caller's call ends by; None: none); ``make_flow(deadline)`` gets the
+    earlier of the two, so libmunge's own retries and pauses fit in it too."""
     deadline = None if budget is None else (yield NOW) + budget
+    if end is not None:
+        deadline = end if deadline is None else min(deadline, end)
     attempt = 0
     while True:
         try:
@@ -197,34 +201,39 @@ class MungeAuth(_MungeEnvelope):
         """:meth:`verify_flow` on the blocking runner."""
         return run_sync(self.verify_flow(auth, protocol_version))
 
-    def _retrying(self, make_flow) -> Flow:
-        return slurm_retry(make_flow, self.slurm_retries, self.slurm_retry_delay, self.budget)
+    #: its flows take ``end`` (create_flow / verify_flow below pass the caller's deadline on)
+    takes_end = True
 
-    def create_flow(self, protocol_version: int = SLURM_19_05_PROTOCOL_VERSION, payload: bytes = b"") -> Flow:
+    def _retrying(self, make_flow, end: Optional[float] = None) -> Flow:
+        return slurm_retry(make_flow, self.slurm_retries, self.slurm_retry_delay, self.budget, end)
+
+    def create_flow(self, protocol_version: int = SLURM_19_05_PROTOCOL_VERSION, payload: bytes = b"",
+                    end: Optional[float] = None) -> Flow:
         """Envelope with a fresh credential (no uid restriction, as Slurm does).
 
         ``payload``: what libslurm of that version puts in the credential: nothing
         up to 21.08, the message hash from 22.05 (pyslurmrpc.auth.msg_hash).
         With a stock, a credential minted ahead is used when one is ready, and the
-        next is minted in the background while the caller goes on.
+        next is minted in the background while the caller goes on.  ``end``: the
+        runner's time by which a mint must have succeeded or failed (None: the budget only).
         """
         cred = None
         if self.stock is not None:
             cred = self.stock.take(payload, (yield NOW))
-            yield from self._restock(payload)
+            yield from self._restock(payload, end)
         if cred is None:
             try:
-                cred = yield from self._mint(payload)
+                cred = yield from self._mint(payload, end)
             except MungeError as err:
                 self.drop_minted()
                 raise self._create_failed(err) from err
         return self._envelope(cred, protocol_version)
 
-    def _mint(self, payload: bytes) -> Flow:
-        return self._retrying(lambda end: self.client.encode_flow(payload, self.ttl, deadline=end))
+    def _mint(self, payload: bytes, end: Optional[float] = None) -> Flow:
+        return self._retrying(lambda deadline: self.client.encode_flow(payload, self.ttl, deadline=deadline), end)
 
-    def _restock(self, payload: bytes) -> Flow:
-        """Start the mints the stock wants for ``payload``; none is waited for."""
+    def _restock(self, payload: bytes, end: Optional[float] = None) -> Flow:
+        """Start the mints the stock wants for ``payload``; none is waited for (nor outlives ``end``)."""
         stock = self.stock
         while (generation := stock.reserve(payload)) is not None:
             minted_at = yield NOW
@@ -232,16 +241,17 @@ class MungeAuth(_MungeEnvelope):
             def done(cred, error, generation=generation, minted_at=minted_at):
                 stock.put(payload, generation, minted_at, None if error else cred)
             try:
-                yield Background(self._mint(payload), done)
+                yield Background(self._mint(payload, end), done)
             except Exception:  # a runner that cannot start one (no handler, shutting down): mint on demand
                 done(None, True)
                 return
 
-    def verify_flow(self, auth: Auth, protocol_version: Optional[int] = None) -> Flow:
-        """Check ``auth`` as libslurm 19.05 does; raise :class:`SlurmAuthError` if it would fail."""
+    def verify_flow(self, auth: Auth, protocol_version: Optional[int] = None, end: Optional[float] = None) -> Flow:
+        """Check ``auth`` as libslurm 19.05 does; raise :class:`SlurmAuthError` if it would fail
+        (``end``: as for :meth:`create_flow`)."""
         text = self._credential_of(auth, protocol_version)
         try:
-            cred = yield from self._retrying(lambda end: self.client.decode_flow(text, end))
+            cred = yield from self._retrying(lambda deadline: self.client.decode_flow(text, deadline), end)
         except MungeError as err:
             self.drop_minted()
             raise self._rejected(err) from err
@@ -335,19 +345,25 @@ class NoneAuth:
         return pure(self.verify, auth, protocol_version)
 
 
-def create_flow(auth, protocol_version: int, payload: bytes = b"") -> Flow:
+def create_flow(auth, protocol_version: int, payload: bytes = b"", end: Optional[float] = None) -> Flow:
     """The flow making ``auth``'s envelope; an object with only a ``create`` method (plain or
-    async, with or without a payload argument) is called through the runner."""
+    async, with or without a payload argument) is called through the runner.  ``end``: the
+    runner's time the caller's call ends by, for an authenticator whose flows wait
+    (``takes_end``, MungeAuth); the others finish at once or bound themselves."""
     make = getattr(auth, "create_flow", None)
     if make is not None:
+        if end is not None and getattr(auth, "takes_end", False):
+            return make(protocol_version, payload, end)
         return make(protocol_version, payload)
     return _invoke(auth.create, (protocol_version, payload) if payload else (protocol_version,))
 
 
-def verify_flow(auth, envelope: Auth, protocol_version: Optional[int] = None) -> Flow:
+def verify_flow(auth, envelope: Auth, protocol_version: Optional[int] = None, end: Optional[float] = None) -> Flow:
     """The flow verifying ``envelope`` with ``auth`` (see :func:`create_flow`)."""
     check = getattr(auth, "verify_flow", None)
     if check is not None:
+        if end is not None and getattr(auth, "takes_end", False):
+            return check(envelope, protocol_version, end)
         return check(envelope, protocol_version)
     return _invoke(auth.verify, (envelope, protocol_version))
 

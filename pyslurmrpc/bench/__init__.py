@@ -108,14 +108,23 @@ def _rpc(opts, socket_path) -> list[dict]:
             continue
         sock = socket_path if auth == "munge" else None
         if opts.controller:
-            host, _, port = opts.controller.rpartition(":")
-            results.append({"server": opts.controller, **rpc.run(host, int(port), auth, sock, opts.n, opts.job)})
+            results.append(_rpc_against(opts, auth, sock))
             continue
         with rpc.fake_controller(auth, sock) as (host, port):
             results.append({"server": "fake slurmctld", **rpc.run(host, port, auth, sock, opts.n)})
         with rpc.stub_controller(sock, rpc.calls_needed(opts.n)) as (host, port):
             results.append({"server": "pre-signed stub", **rpc.run(host, port, auth, sock, opts.n)})
     return results
+
+
+def _rpc_against(opts, auth: str, sock) -> dict:
+    """The rpc part against --controller with one auth; a failure is that row's result (the
+    other parts and auths are kept: a controller that refuses auth/none is common)."""
+    host, port = controller_address(opts.controller, SLURMCTLD_PORT)
+    try:
+        return {"server": opts.controller, **rpc.run(host, port, auth, sock, opts.n, opts.job)}
+    except PyslurmrpcError as err:
+        return {"server": opts.controller, "auth": auth, "skipped": f"{type(err).__name__}: {err}"}
 
 
 def measure(opts) -> dict:
@@ -167,8 +176,11 @@ def render(report: dict) -> list[str]:
     lines += _render_versus(report.get("versus"))
     lines += _render_fanout(report.get("fanout"))
     for r in report.get("rpc", []):
+        if "skipped" in r:
+            lines += ["", f"round trips, auth={r['auth']}, server: {r['server']}: not measured ({r['skipped']})"]
+            continue
         seq = r["sequential_ms"]
-        lines += ["", f"round trips, checkpoint_able, auth={r['auth']}, server: {r['server']}",
+        lines += ["", f"round trips, {r['op']}, auth={r['auth']}, server: {r['server']}",
                   f"  sequential: p50 {seq['p50']:.3f} ms  p90 {seq['p90']:.3f} ms  p99 {seq['p99']:.3f} ms"
                   f"  ({seq['calls_per_s']} calls/s)",
                   "  asyncio calls/s by calls in flight: "

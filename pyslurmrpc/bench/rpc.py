@@ -15,6 +15,7 @@ import time
 from contextlib import contextmanager
 
 from ..client import AsyncClient, Client
+from ..errors import CheckpointUnsupported
 from .timing import percentiles
 
 IN_FLIGHT = (1, 8, 32, 128)
@@ -80,24 +81,35 @@ def calls_needed(n: int) -> int:
     return 1 + n + sum(max(n // k, 1) * k for k in IN_FLIGHT)
 
 
-def sequential(client: Client, n: int, job: int) -> dict:
+def _operation(client, job: int):
+    """The call to time: checkpoint_able(job, 0), or ping() against a controller without
+    checkpoint RPCs (20.02 on), as versus does; its name and a function of the client."""
+    try:
+        client.checkpoint_able(job, 0)  # warm up, and fail early on a wrong job
+    except CheckpointUnsupported:
+        client.ping()
+        return "ping", lambda c: c.ping()
+    return "checkpoint_able", lambda c: c.checkpoint_able(job, 0)
+
+
+def sequential(client: Client, n: int, call) -> dict:
     samples = []
     for _ in range(n):
         start = time.perf_counter()
-        client.checkpoint_able(job, 0)
+        call(client)
         samples.append((time.perf_counter() - start) * 1000)
     figures = {k: round(v, 3) for k, v in percentiles(samples).items()}
     figures["calls_per_s"] = round(n / (sum(samples) / 1000))
     return figures
 
 
-def throughput(client: AsyncClient, n: int, job: int) -> dict:
+def throughput(client: AsyncClient, n: int, call) -> dict:
     async def run(in_flight: int) -> float:
         per_task = max(n // in_flight, 1)
 
         async def worker():
             for _ in range(per_task):
-                await client.checkpoint_able(job, 0)
+                await call(client)
         start = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(in_flight)))
         return per_task * in_flight / (time.perf_counter() - start)
@@ -108,6 +120,6 @@ def throughput(client: AsyncClient, n: int, job: int) -> dict:
 def run(host: str, port: int, auth: str, munge_socket: str | None, n: int, job: int = BENCH_JOB) -> dict:
     kw = dict(auth=auth, munge_socket=munge_socket, timeout=30)
     client = Client(host, port, **kw)
-    client.checkpoint_able(job, 0)  # warm up, and fail early on a wrong job
-    return {"auth": auth, "sequential_ms": sequential(client, n, job),
-            "async_calls_per_s": throughput(AsyncClient(host, port, **kw), n, job)}
+    op, call = _operation(client, job)
+    return {"auth": auth, "op": op, "sequential_ms": sequential(client, n, call),
+            "async_calls_per_s": throughput(AsyncClient(host, port, **kw), n, call)}

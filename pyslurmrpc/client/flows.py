@@ -52,7 +52,7 @@ def _ask(state: State, endpoint: Endpoint, version: int, call: calls.Call | None
     s = state.settings
     call = call or calls.ping()
     try:
-        frame, cred = built or (yield from _frame(state, call, version))
+        frame, cred = built or (yield from _frame(state, call, version, end=deadline))
         if conn is None:
             left = yield from _left(state, endpoint, deadline)
             conn = yield from connect(endpoint, min(s.connect_timeout, left))
@@ -61,13 +61,13 @@ def _ask(state: State, endpoint: Endpoint, version: int, call: calls.Call | None
         raw = yield from _exchange_raw(conn, frame, (yield from _left(state, endpoint, deadline)), endpoint)
         seen = detect.observe(version, raw)
         if seen.outcome is detect.Outcome.ANSWERED:
-            yield from _check_reply_auth(state, seen.reply, cred)
+            yield from _check_reply_auth(state, seen.reply, cred, deadline)
         elif seen.outcome is detect.Outcome.GARBAGE and not probe and raw and raw[:4] != detect.HTTP_PREFIX:
             decode_reply(call, raw, version)        # the decoder's own typed error, if it has one
     except (TransportError, ProtocolError, AuthError) as exc:
         if conn is not None:
             yield Close(conn)
-        if not probe:
+        if not probe or _own_munged_failed(exc):   # our munged failing tells nothing of the peer
             raise
         # an answer whose credential fails is never an answer; nothing else counted: an auth failure
         outcome = detect.Outcome.AUTH_REFUSED if isinstance(exc, AuthError) else detect.Outcome.GARBAGE

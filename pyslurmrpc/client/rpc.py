@@ -158,8 +158,9 @@ def built_and_reached(state: State, call: calls.Call, version: int, endpoint: En
                                   _close_reached))
 
 
-def _frame(state: State, call: calls.Call, version: int, forward: Forward = Forward()):
-    """The request frame in ``version`` and the credential it carries (a future label is relabelled)."""
+def _frame(state: State, call: calls.Call, version: int, forward: Forward = Forward(), end: float | None = None):
+    """The request frame in ``version`` and the credential it carries (a future label is relabelled);
+    ``end``: the runner's time the credential must be had by (None: the authenticator's own budget)."""
     built = detect.wire_version(version)       # the newest layout for a version past the table
     if built < FIRST_HASHED_VERSION and call.msg_type == MsgType.REQUEST_PING:
         # a ping may reach a 20.11/21.08 controller that takes this version but refuses an
@@ -172,20 +173,21 @@ def _frame(state: State, call: calls.Call, version: int, forward: Forward = Forw
         payload = credential_payload(built, call.msg_type, body)
     else:  # 20.11, 21.08: the message type alone
         body, payload = None, credential_payload(built, call.msg_type, b"")
-    cred = yield from create_flow(state.auth, built, payload)
+    cred = yield from create_flow(state.auth, built, payload, end)
     frame = request_frame(call, cred, built, forward, body)
     return (frame if built == version else detect.relabel(frame, version)), cred
 
 
-def _check_reply_auth(state: State, reply, sent_cred):
-    """A reply's credential must verify and must not be our own request's, reflected."""
+def _check_reply_auth(state: State, reply, sent_cred, end: float | None = None):
+    """A reply's credential must verify (by ``end``, see :func:`_frame`) and must not be our own
+    request's, reflected."""
     if reply.auth is None:      # 23.02+ replies carry none (SLURM_NO_AUTH_CRED)
         return
     mine = getattr(sent_cred, "credential", None)    # auth/none has no secret to reflect
     if mine and getattr(reply.auth, "credential", None) == mine:
         raise AuthError("the reply carries the request's own credential (reflected)",
                         code=detect.AUTH_ERROR)
-    yield from verify_flow(state.auth, reply.auth, reply.version)
+    yield from verify_flow(state.auth, reply.auth, reply.version, end)
 
 
 def rpc(state: State, call: calls.Call, version: int, endpoint: Endpoint | None = None,
