@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import subprocess
+from pathlib import Path
 import sys
 import time
 
@@ -174,6 +175,19 @@ def test_a_reader_that_goes_away_ends_the_output_quietly():
     err = proc.stderr.read()
     assert proc.wait(timeout=60) == 1
     assert first.startswith("fake slurmctld 19.05 on ") and err == "", err
+
+
+def test_decode_into_a_reader_that_goes_away_says_so_by_its_status(tmp_path):
+    """decode | head -1 ended 0 ("all decoded") while demo | head -1 ended 1: now both 1."""
+    frames = tmp_path / "frames.bin"
+    fixtures = Path(__file__).resolve().parent.parent / "fixtures"
+    frames.write_bytes(b"".join(p.read_bytes() for p in sorted(fixtures.glob("*.bin"))) * 200)
+    proc = _program("decode", str(frames), stdout=subprocess.PIPE)
+    first = proc.stdout.readline()
+    proc.stdout.close()
+    err = proc.stderr.read()
+    assert proc.wait(timeout=60) == 1
+    assert first and err == "", err
 
 
 def test_output_that_cannot_be_written_is_one_line_on_stderr():

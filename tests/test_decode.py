@@ -11,7 +11,7 @@ import subprocess
 import pytest
 
 from pyslurmrpc.decode import (
-    decode_frame, detect_kind, load, parse_hex_dump, pcap_bytes, pcapng_bytes, tcp_conversation, walk_frame,
+    InputError, decode_frame, detect_kind, load, parse_hex_dump, pcap_bytes, pcapng_bytes, tcp_conversation, walk_frame,
 )
 from pyslurmrpc.decode.cli import main
 from pyslurmrpc.testing.ci import skip_or_fail
@@ -179,6 +179,55 @@ def test_every_recording_decodes_from_hex_dumps(style):
     code, out, _ = run("-", stdin=text.encode())
     assert code == 0
     assert f"{len(RECORDINGS)} message(s) in 1 stream(s): {len(RECORDINGS)} decoded" in out
+
+
+def _canonical(data: bytes) -> str:
+    """hexdump -C as util-linux prints it: a line the same as the one before is a "*", and a
+    last line holds the length alone."""
+    lines, previous = [], None
+    for i in range(0, len(data), 16):
+        row = data[i:i + 16]
+        if row == previous and len(row) == 16:
+            if lines[-1] != "*":
+                lines.append("*")
+            continue
+        hexes = f"{row[:8].hex(' ')}  {row[8:].hex(' ')}".rstrip()
+        lines.append(f"{i:08x}  {hexes:<48}  |{''.join(chr(b) if 32 <= b < 127 else '.' for b in row)}|")
+        previous = row
+    return "\n".join(lines + [f"{len(data):08x}"]) + "\n"
+
+
+def _with_a_run_of_zeros() -> bytes:
+    return _all_frames() + bytes(100) + RECORDINGS[0].read_bytes()
+
+
+def test_hexdump_c_with_repeats_and_its_closing_offset():
+    """The closing offset was read as 4 more bytes ("stream ended inside a frame"), and "*" failed."""
+    data = _with_a_run_of_zeros()
+    text = _canonical(data)
+    assert "\n*\n" in text
+    assert parse_hex_dump(text) == data
+
+
+def test_real_od_output_with_repeats():
+    """od -Ax -tx1 (coreutils): 6-digit offsets were read as data."""
+    data = _with_a_run_of_zeros()
+    text = subprocess.run(["od", "-Ax", "-tx1"], input=data, capture_output=True, check=True).stdout.decode()
+    assert "\n*\n" in text
+    assert parse_hex_dump(text) == data
+    frames = subprocess.run(["od", "-Ax", "-tx1"], input=_all_frames(), capture_output=True, check=True).stdout
+    code, out, _ = run("-", stdin=frames)
+    assert code == 0 and f"{len(RECORDINGS)} message(s) in 1 stream(s): {len(RECORDINGS)} decoded" in out
+
+
+@pytest.mark.parametrize("text, said", [
+    ("00000000  00 01\n00000004\n", "line 2: offset 0x4 where 0x2 bytes were read"),
+    ("00000000  00 01\n*\n00000005\n", "line 3: offset 0x5 where 0x2 bytes were read"),
+    ("000000 00 01\nzz\n", "line 2 is not a hex dump line (offset, then bytes)"),
+])
+def test_offset_dumps_that_do_not_add_up_are_named(text, said):
+    with pytest.raises(InputError, match=re.escape(said)):
+        parse_hex_dump(text)
 
 
 @pytest.mark.parametrize("path", RECORDINGS, ids=lambda p: p.name)

@@ -91,6 +91,19 @@ def test_summary_counts_types_connections_errors_and_percentiles():
     assert ping["rtt_p50_ms"] == pytest.approx(answer_packets) and ping["rtt_p99_ms"] == pytest.approx(answer_packets)
 
 
+def test_summary_counts_the_codes_of_replies_without_their_requests():
+    """Frames alone (no capture, so no pairing): a reply's code counts on its own row; it was
+    counted only against a paired request, and raw recordings showed no error at all."""
+    frames = _rc_reply(2017) + _rc_reply(0) + _rc_reply(2017)
+    code, out, _ = _decode("--summary", "--json", "-", stdin=frames)
+    rc = next(t for t in json.loads(out)["types"] if t["msg_type_name"] == "RESPONSE_SLURM_RC")
+    assert code == 0 and rc["count"] == 3 and rc["replies"] == 0 and rc["errors"] == {"ESLURM_INVALID_JOB_ID": 2}
+    # paired, it stays the request's (the capture test above): never counted twice
+    code, out, _ = _decode("--summary", "--json", "-", stdin=pcap_bytes(_pings([2017])))
+    rows = {t["msg_type_name"]: t for t in json.loads(out)["types"]}
+    assert rows["REQUEST_PING"]["errors"] == {"ESLURM_INVALID_JOB_ID": 1} and rows["RESPONSE_SLURM_RC"]["errors"] == {}
+
+
 def _spawn() -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.Popen([sys.executable, "-m", "pyslurmrpc.decode", "-"], stdin=subprocess.PIPE,

@@ -1,7 +1,7 @@
 """``pyslurmrpc decode [FILE|-]``: print every Slurm message of a recording, dump or capture.
 
 Exit codes: 0 everything decoded, 1 some frame (or stream, or credential)
-failed, 2 usage or input errors.
+failed or the output was cut (a reader that stopped early), 2 usage or input errors.
 """
 
 from __future__ import annotations
@@ -39,7 +39,8 @@ Every message type of every release 17.11 - 26.05 is named; bodies without a
 schema are shown as hex ("body not decoded").  Replies are paired with their
 requests on the same TCP connection, with the round trip.
 """
-EPILOG = "exit status: 0 all decoded, 1 some frame failed, 2 usage or input error, 130 stopped by Ctrl-C"
+EPILOG = ("exit status: 0 all decoded, 1 some frame failed or the output was cut, 2 usage or input error, "
+          "130 stopped by Ctrl-C")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -116,9 +117,9 @@ def main(argv: Optional[Sequence[str]] = None, stdout: TextIO = None, stderr: Te
             if fh is not stdin.buffer:
                 fh.close()  # a file, or the wrapper of stdin (which leaves stdin open)
     except (OSError, InputError, ValueError) as exc:
-        if isinstance(exc, BrokenPipeError):  # e.g. piped into head: stop quietly
-            silence(stdout)
-            return EXIT_OK if printer.ok else EXIT_UNDECODED
+        if isinstance(exc, BrokenPipeError):  # e.g. piped into head: stop quietly, and say by the
+            silence(stdout)                    # status (as the other commands do) that not all came out
+            return EXIT_UNDECODED
         _warn(warnings, stderr)     # what was wrong with the capture, e.g. a damaged record
         print(f"pyslurmrpc decode: {exc}", file=stderr)
         if args.json:  # a script reading stdout learns why nothing (more) came

@@ -15,8 +15,13 @@ from .tcp import DEFAULT_PORTS, reassemble
 _TEXT_BYTES = frozenset((string.printable).encode())
 #: "0000: 0000 00cc ..." (the specs, xxd): an offset and a colon before the hex
 _COLON_OFFSET = re.compile(r"^\s*(?:0x)?[0-9a-fA-F]+:\s?")
-#: "00000000  00 00 00 cc ...  |....|" (hexdump -C): an offset, two spaces, hex, an ASCII column
-_CANONICAL = re.compile(r"^([0-9a-fA-F]{4,16})\s\s(.*?)\s*(?:\|.*\|)?\s*$")
+#: "00000000  00 00 00 cc ...  |....|" (hexdump -C) or "000000 00 00 00 cc ..." (od -Ax -tx1):
+#: an offset of 6-16 digits, then bytes as two-digit groups, then perhaps an ASCII column
+_OFFSET_LINE = re.compile(r"^([0-9a-fA-F]{6,16})((?:\s+[0-9a-fA-F]{2})+)\s*(?:\|.*\|)?\s*$")
+#: the line that closes such a dump: the offset past the last byte, alone
+_OFFSET_ALONE = re.compile(r"^([0-9a-fA-F]{6,16})\s*$")
+#: the widest line of such a dump taken (hexdump -C and od print 16 bytes; od -w can ask for more)
+_OFFSET_DUMP_WIDTH_MAX = 4096
 #: Two spaces end the hex part of an xxd line (the ASCII column follows).
 _COLUMN_GAP = "  "
 _HEX = re.compile(r"^(?:[0-9a-fA-F]{2})*$")
@@ -55,15 +60,18 @@ def detect_kind(data: bytes) -> str:
 
 
 def parse_hex_dump(text: str) -> bytes:
-    """Bytes from an xxd dump, a ``0000: ...`` dump, ``hexdump -C`` output or plain hex.
+    """Bytes from an xxd dump, a ``0000: ...`` dump, ``hexdump -C`` or ``od -Ax -tx1`` output
+    (offsets checked, ``*`` repeats expanded, the closing offset read as the length) or plain hex.
 
     Blank lines and lines starting with ``#`` are ignored.  Raises
     :class:`InputError` naming the first line that is not hex.
     """
+    lines = [(number, line) for number, line in enumerate(text.splitlines(), 1)
+             if line.strip() and not line.lstrip().startswith("#")]
+    if lines and _OFFSET_LINE.match(lines[0][1]):
+        return _offset_dump(lines)
     out = []
-    for number, line in enumerate(text.splitlines(), 1):
-        if not line.strip() or line.lstrip().startswith("#"):
-            continue
+    for number, line in lines:
         digits = re.sub(r"\s+", "", _hex_part(line))
         if not _HEX.match(digits):
             raise InputError(f"line {number} is not a hex dump: {line.strip()[:60]!r}")
@@ -75,10 +83,31 @@ def _hex_part(line: str) -> str:
     match = _COLON_OFFSET.match(line)
     if match:
         return line[match.end():].split(_COLUMN_GAP)[0]
-    match = _CANONICAL.match(line)
-    if match and "|" in line:
-        return match.group(2)
     return line
+
+
+def _offset_dump(lines: list[tuple[int, str]]) -> bytes:
+    """``hexdump -C`` / ``od -Ax -tx1``: each line's offset must be where the bytes so far end;
+    after a ``*`` the line before repeats up to it; a last line of an offset alone is the length."""
+    out, previous, repeating = bytearray(), b"", False
+    for number, line in lines:
+        if line.strip() == "*":
+            repeating = True
+            continue
+        match = _OFFSET_LINE.match(line) or _OFFSET_ALONE.match(line)
+        if not match:
+            raise InputError(f"line {number} is not a hex dump line (offset, then bytes): {line.strip()[:60]!r}")
+        offset = int(match.group(1), 16)
+        if repeating and previous and offset > len(out) and (offset - len(out)) % len(previous) == 0:
+            out += previous * ((offset - len(out)) // len(previous))
+        repeating = False
+        if offset != len(out):
+            raise InputError(f"line {number}: offset 0x{offset:x} where 0x{len(out):x} bytes were read")
+        previous = bytes.fromhex(match.group(2)) if match.re is _OFFSET_LINE else b""
+        if len(previous) > _OFFSET_DUMP_WIDTH_MAX:
+            raise InputError(f"line {number}: more than {_OFFSET_DUMP_WIDTH_MAX} bytes on one line")
+        out += previous
+    return bytes(out)
 
 
 def load(data: bytes, name: str, ports: Iterable[int] = DEFAULT_PORTS) -> Source:

@@ -74,17 +74,16 @@ class Summary:
         row.failed += not report.ok
         self.messages += 1
         request = msg.reply_to
-        if request is None:
-            return
-        req = request.report
-        req_name = _msg_name(req.msg_type, req.version) or f"type {req.msg_type}"
-        req_row = self.rows.setdefault(req_name, Row(req_name))
-        req_row.replies += 1
-        req_row.add_rtt(msg.rtt, self._rng)
+        if request is not None:     # a reply's round trip and code count for its request
+            req = request.report
+            req_name = _msg_name(req.msg_type, req.version) or f"type {req.msg_type}"
+            row = self.rows.setdefault(req_name, Row(req_name))
+            row.replies += 1
+            row.add_rtt(msg.rtt, self._rng)
         rc = next((f for f in report.fields if f.path in RC_FIELDS), None)
-        if rc is not None and rc.value != 0:
+        if rc is not None and rc.value != 0:   # unpaired (frames without their requests): on its own row
             label = (meaning(rc, report.version) or str(rc.value)).split(":")[0]
-            req_row.errors[label] = req_row.errors.get(label, 0) + 1
+            row.errors[label] = row.errors.get(label, 0) + 1
 
     def as_json(self, connections: Optional[int]) -> dict:
         return {"kind": "summary", "messages": self.messages, "connections": connections,
