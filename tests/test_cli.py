@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import os
 import signal
 import subprocess
@@ -111,6 +112,19 @@ def test_verbose_logs_rpcs_without_credentials(capsys):
     assert code == 0
     assert "-> 127.0.0.1" in err and "REQUEST_CHECKPOINT v19.05" in err and "job_id=2" in err
     assert "<- 127.0.0.1" in err and "RESPONSE_CHECKPOINT" in err and "credential redacted" in err
+    assert not any(line.endswith(" ") for line in err.splitlines())
+
+
+def test_verbose_request_line_of_a_ping_ends_with_its_version(capsys):
+    """A ping has no body fields: its line ended with a stray space."""
+    import logging
+
+    with ReplayPeer(reply_rc) as peer:
+        main([*ctl(peer), "-v", "ping"])
+        logging.getLogger().handlers.clear()
+    requests = [line for line in capsys.readouterr().err.splitlines() if " -> " in line]
+    assert requests and all(re.search(r"REQUEST_PING (v\d\d\.\d\d|\(newer than 26\.05, protocol "
+                                                r"0x2e00\))$", line) for line in requests), requests
 
 
 def test_ping_primary_and_backup(capsys, tmp_path):

@@ -220,5 +220,7 @@ def _rpc(state: State, call: calls.Call, version: int, endpoint: Endpoint | None
     return endpoint, reply
 
 def _log_request(endpoint: Endpoint, call: calls.Call, version: int) -> None:
-    log.debug("-> %s %s v%s %s", endpoint, call.msg_type.name, detect.release_name(version),
-              " ".join(f"{k}={v!r}" for k, v in vars(call.body).items()))
+    fields = "".join(f" {k}={v!r}" for k, v in vars(call.body).items())   # a ping has none
+    name = detect.release_name(version)      # "26.05", or "newer than 26.05, protocol 0x2e00"
+    label = f"v{name}" if name[:1].isdigit() else f"({name})"
+    log.debug("-> %s %s %s%s", endpoint, call.msg_type.name, label, fields)
