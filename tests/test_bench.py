@@ -58,6 +58,19 @@ def test_rpc_part_against_a_real_22_05_times_ping_and_keeps_a_refused_auth_as_a_
     assert set(rows["munge"]["async_calls_per_s"]) == {"1", "8", "32", "128"}
 
 
+def test_rpc_part_against_an_ipv6_controller():
+    """--controller [::1]:PORT is kept as (host, port): its "::1:PORT" text is no address to parse again."""
+    from pyslurmrpc.fake import FakeSlurmctld
+    from pyslurmrpc.bench.rpc import CLUSTER_TOML
+    from pyslurmrpc.fake import Cluster
+    import tomllib
+
+    with FakeSlurmctld(Cluster.from_dict(tomllib.loads(CLUSTER_TOML)), plugin="simulated", host="::1") as ctld:
+        report = json.loads(bench("--only", "rpc", "--auth", "none", "-n", "20", "--json",
+                                  "--controller", f"[::1]:{ctld.port}"))
+    assert [(r["op"], r["sequential_ms"]["p50"] > 0) for r in report["rpc"]] == [("checkpoint_able", True)]
+
+
 @pytest.mark.parametrize("bad", ["nohost:abc", "127.0.0.1:70000", "[::1"])
 def test_a_bad_controller_is_refused_before_anything_runs(bad):
     result = subprocess.run([sys.executable, "-m", "pyslurmrpc", "bench", "--only", "versus", "--controller", bad],

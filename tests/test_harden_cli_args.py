@@ -73,8 +73,17 @@ def test_bench_json_says_why_it_measured_nothing(capsys):
         code = bench.main(["--only", "rpc", "--auth", "none", "-n", "5", "--json", "--munge-socket", "/unused",
                            "--controller", f"{peer.host}:{peer.port}"])
     out, err = capsys.readouterr()
-    assert code == 1 and json.loads(out) == {"error": err.split(": ", 1)[1].strip()}
-    assert err.startswith("pyslurmrpc bench: ") and "Invalid job id specified" in err
+    rows = json.loads(out)["rpc"]
+    assert code == 1 and [r["skipped"] for r in rows] == ["SlurmError: Invalid job id specified"]
+    assert err == "pyslurmrpc bench: nothing was measured (rpc: SlurmError: Invalid job id specified)\n"
+
+
+def test_bench_that_measured_something_exits_0_with_the_refused_rows_in_the_report(capsys):
+    with ReplayPeer(lambda r: reply_rc(r, 2017)) as peer:
+        code = bench.main(["--only", "rpc", "--only", "codec", "--auth", "none", "-n", "5", "--json",
+                           "--munge-socket", "/unused", "--controller", f"{peer.host}:{peer.port}"])
+    report = json.loads(capsys.readouterr().out)
+    assert code == 0 and report["codec"] and report["rpc"][0]["skipped"].startswith("SlurmError")
 
 
 # 2. --controller: two ports or an empty one is refused, brackets keep working

@@ -120,7 +120,7 @@ def _rpc(opts, socket_path) -> list[dict]:
 def _rpc_against(opts, auth: str, sock) -> dict:
     """The rpc part against --controller with one auth; a failure is that row's result (the
     other parts and auths are kept: a controller that refuses auth/none is common)."""
-    host, port = controller_address(opts.controller, SLURMCTLD_PORT)
+    host, port = opts.controller_at
     try:
         return {"server": opts.controller, **rpc.run(host, port, auth, sock, opts.n, opts.job)}
     except PyslurmrpcError as err:
@@ -242,7 +242,7 @@ def main(argv=None) -> int:
             host, port = controller_address(opts.controller, SLURMCTLD_PORT)
         except InvalidArgumentError as err:
             parser.error(f"--controller: {err}")
-        opts.controller = f"{host}:{port}"
+        opts.controller, opts.controller_at = f"{host}:{port}", (host, port)
     if opts.libslurm_loader and not opts.libslurm:
         parser.error("--libslurm-loader: name the libslurm it runs with --libslurm")
     if opts.release and opts.controller:
@@ -265,4 +265,20 @@ def main(argv=None) -> int:
     else:
         print("\n".join(render(report)))
     sys.stdout.flush()
+    why = _nothing_measured(report)
+    if why:
+        print(f"pyslurmrpc bench: nothing was measured ({why})", file=sys.stderr)
+        return 1
     return 0
+
+
+def _nothing_measured(report: dict) -> str | None:
+    """Why not, when every part asked for was skipped (a part that measured anything is enough)."""
+    skipped, measured = [], False
+    for part in ("versus", "rpc"):
+        rows = report.get(part)
+        rows = [rows] if isinstance(rows, dict) else rows or []
+        skipped += [f"{part}: {row['skipped']}" for row in rows if "skipped" in row]
+        measured |= any("skipped" not in row for row in rows)
+    measured |= any(report.get(part) for part in ("codec", "munge", "fanout"))
+    return None if measured or not skipped else "; ".join(skipped)

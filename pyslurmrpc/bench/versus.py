@@ -71,7 +71,7 @@ def target(opts, munge_socket):
     side is (libslurm path or None: found here, the dynamic loader to run it under or None)."""
     c_side = (opts.libslurm, opts.libslurm_loader)
     if opts.controller:
-        host, _, port = opts.controller.rpartition(":")
+        host, port = opts.controller_at
         with tempfile.TemporaryDirectory() as tmp:
             conf = opts.slurm_conf or os.path.join(tmp, "slurm.conf")
             if not opts.slurm_conf:
