@@ -31,6 +31,7 @@ from .errors import (  # noqa: F401  (the constants are part of this module's C-
 )
 from .slurm_errno import SLURM_ERROR, SLURM_SUCCESS, text_of  # noqa: F401  (C-like API)
 from .wire.constants import NO_VAL, SLURM_BATCH_SCRIPT  # noqa: F401  (re-exported for C-like code)
+from .wire.constants import C_INT_MAX, C_INT_MIN
 
 _local = threading.local()
 _client_lock = threading.Lock()
@@ -94,19 +95,15 @@ def slurm_seterrno(value: int) -> None:
     _local.errno = value
 
 
-#: slurm_strerror takes a C int; strerror() (os.strerror) cannot be handed more
-_INT_MIN, _INT_MAX = -2**31, 2**31 - 1
-
-
 def slurm_strerror(errnum: int) -> str:
     """Slurm's text for an error number (slurm_strerror).
 
     A number past a C int is in no table: it gets the text other unknown numbers get
     (glibc's "Unknown error N", or "Unknown negative error number") instead of an
     OverflowError from os.strerror."""
-    if errnum > _INT_MAX:
+    if errnum > C_INT_MAX:     # slurm_strerror takes a C int; os.strerror cannot be handed more
         return f"Unknown error {errnum}"
-    return text_of(max(errnum, _INT_MIN))
+    return text_of(max(errnum, C_INT_MIN))
 
 
 def slurm_perror(msg: str) -> None:

@@ -17,6 +17,7 @@ import time
 
 from .transport import READ_CHUNK, next_frame
 from .wire import Framer
+from .wire.constants import C_INT_MAX
 
 TCP_RECV_CHUNK = READ_CHUNK    # a whole reply frame usually arrives in one read
 
@@ -44,7 +45,7 @@ def pack_timeval(seconds: float) -> bytes:
 
 
 #: poll()'s longest wait in milliseconds (a C int)
-_POLL_MS_MAX = 2**31 - 1
+_POLL_MS_MAX = C_INT_MAX
 POLLIN, POLLOUT = select.POLLIN, select.POLLOUT
 
 

@@ -14,6 +14,7 @@ from numbers import Real
 
 from ..auth.premint import PREMINT_MAX_DEPTH
 from ..errors import InvalidArgumentError
+from ..wire.constants import C_INT_MAX
 
 #: TCP port numbers a daemon can listen on (0 means "any" and cannot be connected to)
 PORT_MIN, PORT_MAX = 1, 65535
@@ -27,7 +28,7 @@ TIMEOUT_MAX = 65535
 #: TreeWidth bounds of slurm.conf (read_config.c: 1..65533)
 TREE_WIDTH_MIN, TREE_WIDTH_MAX = 1, 65533
 #: the longest credential lifetime asked of munged: munge_ctx_set takes MUNGE_OPT_TTL as a C int
-AUTH_TTL_MAX = 2**31 - 1
+AUTH_TTL_MAX = C_INT_MAX
 
 
 def shown(value) -> str:
@@ -205,16 +206,7 @@ def backups(value, default_port: int) -> tuple[tuple[str, int], ...]:
     if isinstance(value, (str, bytes)) or not _iterable(value):
         raise InvalidArgumentError(f"backups must be a list of hosts or (host, port) pairs, not {shown(value)} "
                                    "(one backup: backups=['HOST'])")
-    pairs = []
-    for item in value:
-        if isinstance(item, str):
-            pairs.append(controller_address(item, default_port, "backups"))
-        elif isinstance(item, (tuple, list)) and len(item) == 2:
-            pairs.append((host(item[0], "backups"), port(item[1], "backups port")))
-        else:
-            raise InvalidArgumentError(f"backups items must be 'HOST', 'HOST:PORT' or (host, port), "
-                                       f"not {shown(item)}")
-    return tuple(pairs)
+    return tuple(_address(item, default_port, "backups", "backups items") for item in value)
 
 
 def nodes(value) -> dict:
@@ -232,18 +224,21 @@ def nodes(value) -> dict:
         if not isinstance(name, str) or not name:
             raise InvalidArgumentError(f"nodes keys must be node names, not {shown(name)}")
         label = f"nodes[{name!r}]"
-        if isinstance(where, str):
-            checked[name] = controller_address(where, None, label)
-            continue
-        addr, node_port = _pair(where, label)
-        checked[name] = (host(addr, label), None if node_port is None else port(node_port, f"{label} port"))
+        checked[name] = _address(where, None, label, label)
     return checked
 
 
-def _pair(value, name: str) -> tuple:
-    if not isinstance(value, (tuple, list)) or len(value) != 2:
-        raise InvalidArgumentError(f"{name} must be an address or (address, port), not {shown(value)}")
-    return tuple(value)
+def _address(item, default_port: int | None, name: str, shape: str) -> tuple[str, int | None]:
+    """A backup's or a node's address: "HOST", "HOST:PORT", "[V6ADDR]:PORT" or (host, port), as
+    (host, port); a port not given is ``default_port`` (a pair's None port too, when that is None).
+    ``shape`` names the item when it has none of these forms."""
+    if isinstance(item, str):
+        return controller_address(item, default_port, name)
+    if not isinstance(item, (tuple, list)) or len(item) != 2:
+        raise InvalidArgumentError(f"{shape} must be 'HOST', 'HOST:PORT' or (host, port), not {shown(item)}")
+    addr, item_port = item
+    return host(addr, name), (None if item_port is None and default_port is None
+                              else port(item_port, f"{name} port"))
 
 
 def _iterable(value) -> bool:

@@ -23,6 +23,8 @@ SLURM_EXTERN_CONT = 0xFFFFFFFF
 SLURM_PENDING_STEP = 0xFFFFFFFD
 #: slurm/slurm.h.in: "infinite" for 32-bit fields.
 INFINITE = 0xFFFFFFFF
+#: a C int (32 bits on every platform Slurm runs on): what libslurm and libmunge take as one
+C_INT_MIN, C_INT_MAX = -2**31, 2**31 - 1
 
 #: MAX_MSG_SIZE (src/common/slurm_protocol_socket.c; src/common/pack.h in 25.11,
 #: 26.05): the largest length prefix a daemon accepts (1 GiB, 17.11 to 26.05).
