@@ -172,10 +172,26 @@ class TransportError(PyslurmrpcError):
         super().__init__(message)
 
 
-class ConnectionRefusedTransportError(TransportError):
-    """Nobody listens at the address (every controller tried refused)."""
+class UnreachableError(TransportError):
+    """No connection could be made: every controller tried (or the one daemon) refused,
+    could not be looked up, or could not be reached in time.
+
+    ``failures`` maps each address tried (``"host:port"``) to its own
+    :class:`TransportError`, in the order tried; each address appears once, with its
+    last failure.  libslurm reports all of these with one errno,
+    SLURMCTLD_COMMUNICATIONS_CONNECTION_ERROR (slurm_open_controller_conn).
+    """
 
     default_errno = int(SlurmErrno.SLURMCTLD_COMMUNICATIONS_CONNECTION_ERROR)
+
+    def __init__(self, message: str, *, slurm_errno: int | None = None, address=None,
+                 failures: dict | None = None):
+        super().__init__(message, slurm_errno=slurm_errno, address=address)
+        self.failures = dict(failures or {})
+
+
+class ConnectionRefusedTransportError(UnreachableError):
+    """Nobody listens at the address (every address tried refused the connection)."""
 
 
 class TimeoutTransportError(TransportError):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import pickle
+import socket
 import threading
 import time
 
@@ -11,7 +13,7 @@ import pytest
 from pyslurmrpc import (
     NO_VAL, SLURM_BATCH_SCRIPT, AsyncClient, CheckpointUnsupported, Client, ConnectionClosedError,
     ConnectionRefusedTransportError, InvalidArgumentError, NoVersionAnsweredError, ProtocolError, SlurmError,
-    TimeoutTransportError, UnexpectedMessageError,
+    TimeoutTransportError, TransportError, UnexpectedMessageError, UnreachableError,
 )
 from pyslurmrpc.auth.slurm_auth import NoneAuth
 from pyslurmrpc.slurm_errno import ERRORS
@@ -147,6 +149,33 @@ def test_all_controllers_down_is_bounded_by_message_timeout():
     assert info.value.slurm_errno == 1800
     assert str(info.value) == (f"no slurmctld answered (127.0.0.1:{ports[0]}: connection refused; "
                                f"127.0.0.1:{ports[1]}: connection refused)")   # each named once
+    assert list(info.value.failures) == [f"127.0.0.1:{ports[0]}", f"127.0.0.1:{ports[1]}"]
+    assert all(isinstance(e, ConnectionRefusedTransportError) for e in info.value.failures.values())
+
+
+def test_a_controller_that_cannot_be_looked_up_is_unreachable_not_refused(monkeypatch):
+    """A name that does not resolve is no refusal: the call fails with UnreachableError, whose
+    ``failures`` say what each address did (libslurm's errno stays 1800 for both)."""
+    real = socket.getaddrinfo
+
+    def no_such_name(host, *args, **kwargs):
+        if host == "ctl.invalid":
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_such_name)
+    port = free_port()
+    c = Client("ctl.invalid", 6817, backups=[("127.0.0.1", port)], auth="none", timeout=1)
+    with pytest.raises(UnreachableError) as info:
+        c.ping()
+    assert type(info.value) is UnreachableError
+    assert info.value.slurm_errno == 1800
+    first, second = info.value.failures.values()
+    assert type(first) is TransportError and "ctl.invalid:6817: " in str(first)
+    assert type(second) is ConnectionRefusedTransportError
+    assert str(info.value).startswith("no slurmctld answered (ctl.invalid:6817: ")
+    again = pickle.loads(pickle.dumps(info.value))
+    assert type(again) is UnreachableError and list(again.failures) == list(info.value.failures)
 
 
 # a silent controller on a real socket: test_async_timeout; the blocking runner's timeout,

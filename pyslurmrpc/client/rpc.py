@@ -14,7 +14,7 @@ from ..auth.slurm_auth import create_flow, verify_flow
 from ..effects import Close, Connect, NOW, PeerClosed, RecvFrame, Send, Sleep, WallClock, deadline_passed, overlapped
 from ..errors import (
     AuthError, ConnectionClosedError, ConnectionRefusedTransportError, CONNECT_ERRNO, RECEIVE_ERRNO,
-    TimeoutTransportError, TransportError,
+    TimeoutTransportError, TransportError, UnreachableError,
 )
 from ..wire import Forward, MsgType
 from ..wire.codec import encode_body
@@ -131,8 +131,15 @@ def connect_controller(state: State):
         if deadline_passed((yield NOW), deadline, FAILOVER_PAUSE):
             break
         yield Sleep(FAILOVER_PAUSE)
+    raise _unreachable(failures)
+
+
+def _unreachable(failures: dict[str, TransportError]) -> UnreachableError:
+    """The error of a call no controller took: refused only when every address refused."""
     tried = "; ".join(map(str, failures.values()))     # each names its controller
-    raise ConnectionRefusedTransportError(f"no slurmctld answered ({tried})")
+    refused = all(type(exc) is ConnectionRefusedTransportError for exc in failures.values())
+    cls = ConnectionRefusedTransportError if refused else UnreachableError
+    return cls(f"no slurmctld answered ({tried})", failures=failures)
 
 
 def reach(state: State, endpoint: Endpoint | None, slurmd: bool = False):
