@@ -13,8 +13,8 @@ from pyslurmrpc.auth.errors import MungeCredentialExpiredError, MungeSocketError
 from pyslurmrpc.auth.slurm_auth import NoneAuth
 from pyslurmrpc.client import calls
 from pyslurmrpc.errors import (
-    CheckpointUnsupported, ConfigError, ConnectionClosedError, NoVersionAnsweredError, ProtocolError,
-    PyslurmrpcError, SlurmError, TruncatedError,
+    CheckpointUnsupported, ConfigError, ConnectionClosedError, ConnectionRefusedTransportError,
+    NoVersionAnsweredError, ProtocolError, PyslurmrpcError, SlurmError, TruncatedError, UnreachableError,
 )
 
 CONF = "SlurmctldHost=ctl(127.0.0.1)\nSlurmctldPort=7000\nAuthType=auth/none\n"
@@ -178,6 +178,8 @@ ERRORS = [
     TruncatedError("short", field="body.image_dir", offset=40),
     ConnectionClosedError("closed", address=("127.0.0.1", 6817)), NoVersionAnsweredError("none", address=None),
     ConfigError("bad line", path="/etc/slurm.conf", line=3), InvalidArgumentError("job_id must be ..."),
+    UnreachableError("no slurmctld answered (h:1: refused)",
+                     failures={"h:1": ConnectionRefusedTransportError("h:1: refused", address=("h", 1))}),
 ]
 
 
@@ -209,3 +211,34 @@ def test_a_slurm_error_comes_back_from_a_process_pool():
         with pytest.raises(SlurmError) as exc:
             pool.submit(_raise_invalid_job).result(timeout=60)
     assert (exc.value.errno, exc.value.name, str(exc.value)) == (2017, "ESLURM_INVALID_JOB_ID", "Invalid job id specified")
+
+
+def test_a_client_pickles_as_its_settings_and_mints_its_own_credentials(tmp_path):
+    conf = tmp_path / "slurm.conf"
+    conf.write_text(CONF)
+    for client in (Client("ctl", 7000, backups=["b1:7001"], nodes={"n1": "10.0.0.1"}, timeout=3, premint=4,
+                          munge_socket="/run/m.sock"),
+                   AsyncClient("ctl", 7000, premint=2), Client.from_slurm_conf(conf)):
+        back = pickle.loads(pickle.dumps(client))
+        assert type(back) is type(client) and back.settings == client.settings
+        assert back._state is not client._state and back._auth is not client._auth
+        assert back._state.versions == {} and repr(back) == repr(client)
+        assert back.premint_counts == client.premint_counts   # None, or nothing minted yet
+
+
+def _ping_from_a_child(client) -> tuple[bool, object]:
+    return client.ping(), client.premint_counts
+
+
+def test_a_client_with_minted_credentials_pings_from_a_process_pool(slurmctld, munged):
+    """The child gets the settings, never the parent's credentials: it mints its own from munged."""
+    client = Client(slurmctld.host, slurmctld.port, munge_socket=munged.socket_path, premint=4, timeout=5)
+    with client:
+        assert client.ping() and client.ping()
+        before = client.premint_counts
+        assert before.taken_from_stock >= 1 and before.minted_ahead >= 4
+        with ProcessPoolExecutor(max_workers=1) as pool:
+            pinged, counts = pool.submit(_ping_from_a_child, client).result(timeout=60)
+            assert pinged is True and pool.submit(client.ping).result(timeout=60) is True
+        assert counts.minted_ahead >= 1 and counts.taken_from_stock <= before.taken_from_stock
+        assert client.premint_counts == before                  # nothing of the parent's was used

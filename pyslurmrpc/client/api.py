@@ -68,6 +68,12 @@ class ClientApi:
         stock = getattr(self._auth, "stock", None)
         return None if stock is None else stock.counts()
 
+    def __reduce__(self):
+        """A client pickles as its settings only (a ProcessPoolExecutor sends ``client.ping``
+        so): the copy mints its own credentials and learns each controller's release anew,
+        as credentials are never shared across processes."""
+        return _rebuilt, (type(self), self.settings)
+
     def __repr__(self) -> str:
         hosts = ", ".join(str(c) for c in self.settings.controllers)
         return f"{type(self).__name__}({hosts}, protocol 0x{self.settings.protocol_version:04x})"
@@ -150,3 +156,10 @@ class ClientApi:
         until a call on it fails."""
         endpoint = None if controller is None else self.settings.controllers[controller]
         return self._run(flows.controller_version(self._state, endpoint), release_name)
+
+
+def _rebuilt(cls, settings: Settings) -> ClientApi:
+    """A fresh ``cls`` client with ``settings``, as unpickled."""
+    client = cls.__new__(cls)
+    client._setup(settings)
+    return client
