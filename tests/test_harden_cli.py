@@ -141,11 +141,18 @@ def test_fake_with_a_bad_cluster_file_says_so(tmp_path, toml, needle):
     assert proc.returncode == 1 and needle in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
 
 
-@pytest.mark.parametrize("argv", [["--port", "70000"], ["--port", "-1"], ["--message-timeout", "0"],
-                                  ["--message-timeout", "nan"]])
-def test_fake_bad_options_are_usage_errors(argv):
+@pytest.mark.parametrize("argv, needle", [
+    (["--port", "70000"], "argument --port: must be a port from 0 to 65535, not '70000'"),
+    (["--port", "-1"], "argument --port: must be a port from 0 to 65535, not '-1'"),
+    (["--port", "+80"], "argument --port: must be a port from 0 to 65535, not '+80'"),
+    (["--message-timeout", "0"], "argument --message-timeout: must be a number of seconds above 0 and at most 65535, not '0'"),
+    (["--message-timeout", "nan"], "argument --message-timeout: must be a number of seconds above 0 and at most 65535, not 'nan'"),
+    (["--message-timeout", "65536"], "argument --message-timeout: must be a number of seconds above 0 and at most 65535, not '65536'"),
+])
+def test_fake_bad_options_are_usage_errors(argv, needle):
     proc = cli("fake-slurmctld", *argv)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.splitlines()[-1] == f"pyslurmrpc fake-slurmctld: error: {needle}", proc.stderr
 
 
 @pytest.mark.parametrize("argv, needle", [
@@ -164,7 +171,7 @@ def test_fake_that_cannot_serve_says_why_before_it_listens(tmp_path, argv, needl
 @pytest.mark.parametrize("port", ["abc", "٣", "0", "65536"])
 def test_decode_port_that_is_not_one_is_named(port):
     proc = cli("decode", "--port", port, "/dev/null")
-    assert proc.returncode == 2 and f"argument --port: {port} is not a TCP port" in proc.stderr, proc.stderr
+    assert proc.returncode == 2 and f"argument --port: must be a port from 1 to 65535, not '{port}'" in proc.stderr, proc.stderr
 
 
 def test_no_munged_gives_a_hint_before_scontrols_line(capsys, tmp_path):

@@ -40,6 +40,7 @@ def program(*argv):
     ("-n", "0", "argument -n: must be a positive integer, not '0'"),
     ("-n", "-5", "argument -n: must be a positive integer, not '-5'"),
     ("-n", "x", "argument -n: must be a positive integer, not 'x'"),
+    ("-n", "5_0", "argument -n: must be a positive integer, not '5_0'"),
     ("--nodes", "0", "argument --nodes: must be an integer from 1 to "),
     ("--tree-width", "0", "argument --tree-width: must be an integer from 1 to 65533, not '0'"),
     ("--tree-width", "65534", "argument --tree-width: must be an integer from 1 to 65533, not '65534'"),

@@ -13,11 +13,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import math
 import os
 import platform
 import sys
 
+from .. import _argtypes
 from ..client.calls import U32
 from ..client.validate import TREE_WIDTH_MAX, TREE_WIDTH_MIN, controller_address
 from ..defaults import SLURMCTLD_PORT
@@ -29,45 +29,18 @@ PARTS = ("versus", "codec", "munge", "rpc", "fanout")
 DEFAULT_PARTS = ("versus", "codec", "munge", "rpc")
 
 
-def _whole(low: int, high: int | None = None):
-    """An argparse type: an int from ``low`` (to ``high``), else a usage error naming the option
-    (0 or a negative -n used to end in a ZeroDivisionError or IndexError deep in a measurement)."""
-    want = "a positive integer" if (low, high) == (1, None) else f"an integer from {low} to {high}"
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            value = None
-        if value is None or value < low or (high is not None and value > high):
-            raise argparse.ArgumentTypeError(f"must be {want}, not {text!r}")
-        return value
-    return parse
-
-
-def _seconds(text: str) -> float:
-    """--seconds: a finite number above 0 (each throughput level runs that long)."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"must be a number of seconds above 0, not {text!r}")
-    return value
-
-
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="pyslurmrpc bench", description=__doc__.splitlines()[0])
     p.add_argument("--controller", metavar="HOST:PORT", help="measure against this slurmctld (default: versus starts the test harness's real slurmctld, rpc a fake)")
-    p.add_argument("--job", type=_whole(0, U32), default=rpc.BENCH_JOB,
+    p.add_argument("--job", type=_argtypes.whole(0, U32), default=rpc.BENCH_JOB,
                    help="job id to ask about (with --controller; default: %(default)s)")
     p.add_argument("--auth", choices=("none", "munge", "both"), default="both",
                    help="authentication of the round trips (default: %(default)s)")
     p.add_argument("--munge-socket", help="an existing munged socket (default: start a throw-away munged)")
-    p.add_argument("-n", type=_whole(1), default=2000, help="calls per measurement (default: %(default)s)")
+    p.add_argument("-n", type=_argtypes.whole(1), default=2000, help="calls per measurement (default: %(default)s)")
     p.add_argument("--only", choices=PARTS, action="append", help="run only these parts (versus also runs codec and munge: its table "
                         "takes their figures; fanout: only when named)")
-    p.add_argument("--seconds", type=_seconds, default=versus.BURST_SECONDS,
+    p.add_argument("--seconds", type=_argtypes.seconds(None), default=versus.BURST_SECONDS,
                    help="versus: seconds per throughput level (default: %(default)s)")
     p.add_argument("--libslurm", metavar="PATH", help="the libslurm to compare with (default: found here)")
     p.add_argument("--libslurm-loader", metavar="LD_SO", help="run --libslurm under this dynamic loader "
@@ -76,9 +49,9 @@ def _parser() -> argparse.ArgumentParser:
                    "pyslurmrpc.testing.releases, e.g. 26.05) and compare with its own libslurm")
     p.add_argument("--slurm-conf", metavar="PATH", help="slurm.conf for libslurm with --controller "
                    "(default: a minimal one naming the controller and the munge socket)")
-    p.add_argument("--nodes", type=_whole(1, MAX_NODES), action="append",
+    p.add_argument("--nodes", type=_argtypes.whole(1, MAX_NODES), action="append",
                    help="fanout: fake slurmds (repeatable; default 1000)")
-    p.add_argument("--tree-width", type=_whole(TREE_WIDTH_MIN, TREE_WIDTH_MAX), default=50,
+    p.add_argument("--tree-width", type=_argtypes.whole(TREE_WIDTH_MIN, TREE_WIDTH_MAX), default=50,
                    help="fanout: TreeWidth (default: %(default)s)")
     p.add_argument("--json", action="store_true", help="print the report as JSON (default: a table)")
     return p

@@ -7,6 +7,7 @@ import json
 import logging
 import sys
 
+from .. import _argtypes
 from ..defaults import SLURMCTLD_PORT
 from ..errors import PyslurmrpcError
 from ._output import EXIT_INTERRUPTED, silence
@@ -48,17 +49,6 @@ class _Formatter(argparse.HelpFormatter):
         return super()._format_args(action, default_metavar)
 
 
-def _seconds(text: str) -> float:
-    """--timeout: a finite number above 0 (argparse turns the error into a usage message)."""
-    from ..client import validate
-
-    try:
-        return validate.timeout(float(text), "--timeout")
-    except (ValueError, PyslurmrpcError) as exc:
-        raise argparse.ArgumentTypeError(
-            f"must be a number of seconds above 0 and at most {validate.TIMEOUT_MAX}, not {text!r}") from exc
-
-
 def _parser() -> argparse.ArgumentParser:
     """Global options, then a subcommand whose words (``-1``, ``--help`` too) are its own."""
     p = argparse.ArgumentParser(prog="pyslurmrpc", description="Slurm's checkpoint RPCs without libslurm.",
@@ -68,7 +58,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--auth", choices=("munge", "none"), help="authentication (default: slurm.conf's, else munge)")
     p.add_argument("--munge-socket", help="munged's socket")
     p.add_argument("--protocol", choices=("17.11", "18.08", "19.05"), help="protocol version (default 19.05)")
-    p.add_argument("--timeout", type=_seconds, metavar="SECONDS",
+    p.add_argument("--timeout", type=_argtypes.seconds(), metavar="SECONDS",
                    help="seconds above 0 (at most 65535), replaces MessageTimeout (default: slurm.conf's, else 10)")
     p.add_argument("--json", action="store_true", help="one JSON object per result")
     p.add_argument("-v", "--verbose", action="count", default=0, help="log every RPC, credentials redacted")

@@ -11,6 +11,7 @@ import json
 import sys
 from typing import Optional, Sequence, TextIO
 
+from .. import _argtypes
 from ..cli._output import EXIT_INTERRUPTED, silence
 from ..errors import PyslurmrpcError
 from .stdin import interruptible
@@ -57,17 +58,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--summary", action="store_true",
                         help="print only a table per message type (count, bytes, replies, p50/p99 round "
                              "trip, errors by return code) instead of every message")
-    parser.add_argument("--port", type=_port, action="append", default=[], metavar="N",
+    parser.add_argument("--port", type=_argtypes.port(), action="append", default=[], metavar="N",
                         help=f"also follow TCP port N in captures (default ports: "
                              f"{', '.join(map(str, DEFAULT_PORTS))}); repeatable")
     return parser
-
-
-def _port(text: str) -> int:
-    value = int(text) if text.isascii() and text.isdigit() else 0
-    if not 0 < value < 1 << 16:
-        raise argparse.ArgumentTypeError(f"{text} is not a TCP port")
-    return value
 
 
 def _munge_opener(path: str) -> MungeOpener:

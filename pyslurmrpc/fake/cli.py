@@ -16,7 +16,7 @@ import signal
 import sys
 from typing import Optional
 
-from pyslurmrpc import defaults
+from pyslurmrpc import _argtypes, defaults
 from pyslurmrpc.auth.slurm_auth import AsyncMungeAuth, NoneAuth
 from pyslurmrpc.errors import ConfigError, PyslurmrpcError
 
@@ -24,24 +24,6 @@ from .clock import SettableClock, system_clock
 from .cluster import Cluster, fixture_cluster
 from .daemons import PLUGINS, FakeSlurmctld, FakeSlurmd
 from .replay import Recordings, ReplayDaemon
-
-
-def _port(text: str) -> int:
-    """--port: 0 (any free port) to 65535."""
-    if not (text.isascii() and text.isdigit()) or int(text) > 65535:
-        raise argparse.ArgumentTypeError(f"must be a port from 0 to 65535, not {text!r}")
-    return int(text)
-
-
-def _seconds(text: str) -> float:
-    """--message-timeout: seconds above 0, at most 65535 (the client's rule)."""
-    from pyslurmrpc.client import validate
-
-    try:
-        return validate.timeout(float(text), "--message-timeout")
-    except (ValueError, PyslurmrpcError):
-        raise argparse.ArgumentTypeError(f"must be a number of seconds above 0 and at most "
-                                         f"{validate.TIMEOUT_MAX}, not {text!r}") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -57,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="cluster description (jobs, owners, nodes; see Cluster.from_toml) "
                         "(default: the recordings' cluster, owned by the user running the fake)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
-    p.add_argument("--port", type=_port, default=0,
+    p.add_argument("--port", type=_argtypes.port(0), default=0,
                    help="TCP port; 0 picks a free one and prints it (default: 0; slurmctld's own is "
                         f"{defaults.SLURMCTLD_PORT})")
     p.add_argument("--auth", choices=("none", "munge"), default="none",
@@ -67,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="CheckpointType the fake runs (default: ompi)")
     p.add_argument("--slurmd", action="store_true",
                    help="also run a fake slurmd for each node of the cluster (default: no)")
-    p.add_argument("--message-timeout", type=_seconds, metavar="SECONDS", default=float(defaults.MESSAGE_TIMEOUT),
+    p.add_argument("--message-timeout", type=_argtypes.seconds(), metavar="SECONDS", default=float(defaults.MESSAGE_TIMEOUT),
                    help=f"MessageTimeout of the fake, seconds (default: {defaults.MESSAGE_TIMEOUT})")
     p.add_argument("--clock", type=int, metavar="SECONDS",
                    help="fixed clock (UNIX seconds) instead of the wall clock (default: the wall clock)")

@@ -1,0 +1,49 @@
+"""argparse types shared by the command lines (pyslurmrpc, bench, decode, fake-slurmctld).
+
+A value an option cannot take becomes argparse's usage line, "argument OPT: must be ...,
+not 'TEXT'" with exit status 2, never a traceback or an error deep inside a command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import re
+
+from .client.validate import PORT_MAX, TIMEOUT_MAX
+
+_INTEGER = re.compile(r"-?[0-9]+")   # no sign of +, no blanks, no '_' (int() takes all three)
+
+
+def whole(low: int, high: int | None = None, want: str | None = None):
+    """An int from ``low`` (to ``high``); ``want`` names it in the error (default: the range)."""
+    if want is None:
+        want = "a positive integer" if (low, high) == (1, None) else f"an integer from {low} to {high}"
+
+    def parse(text: str) -> int:
+        value = int(text) if _INTEGER.fullmatch(text) else None
+        if value is None or value < low or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"must be {want}, not {text!r}")
+        return value
+    return parse
+
+
+def port(low: int = 1):
+    """A TCP port from ``low`` (0: any free port, where a daemon binds one) to 65535."""
+    return whole(low, PORT_MAX, f"a port from {low} to {PORT_MAX}")
+
+
+def seconds(most: float | None = TIMEOUT_MAX):
+    """A finite number of seconds above 0 (and at most ``most``: by default the client's
+    TIMEOUT_MAX, so an option that becomes a timeout is refused here as Client would refuse it)."""
+    want = "a number of seconds above 0" + ("" if most is None else f" and at most {most}")
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not (math.isfinite(value) and value > 0 and (most is None or value <= most)):
+            raise argparse.ArgumentTypeError(f"must be {want}, not {text!r}")
+        return value
+    return parse
