@@ -29,10 +29,6 @@ DELEGATED = {
 }
 #: delegated subcommands with a --json of their own: the global --json turns it on
 OWN_JSON = ("decode", "bench")
-#: global options for the client of checkpoint and ping (attribute: option), which a delegated
-#: subcommand would silently ignore
-CALL_OPTIONS = {"conf": "--conf", "controller": "--controller", "auth": "--auth", "munge_socket": "--munge-socket",
-                "protocol": "--protocol", "timeout": "--timeout"}
 
 
 #: a prefix no command-line word can start with (argv strings hold no NUL): a
@@ -53,13 +49,18 @@ def _parser() -> argparse.ArgumentParser:
     """Global options, then a subcommand whose words (``-1``, ``--help`` too) are its own."""
     p = argparse.ArgumentParser(prog="pyslurmrpc", description="Slurm's checkpoint RPCs without libslurm.",
                                 formatter_class=_Formatter)
-    p.add_argument("--conf", help="slurm.conf (default: $SLURM_CONF, then /etc/slurm/slurm.conf)")
-    p.add_argument("--controller", metavar="HOST[:PORT]", help="talk to this slurmctld, no slurm.conf needed")
-    p.add_argument("--auth", choices=("munge", "none"), help="authentication (default: slurm.conf's, else munge)")
-    p.add_argument("--munge-socket", help="munged's socket")
-    p.add_argument("--protocol", choices=("17.11", "18.08", "19.05"), help="protocol version (default 19.05)")
-    p.add_argument("--timeout", type=_argtypes.seconds(), metavar="SECONDS",
-                   help="seconds above 0 (at most 65535), replaces MessageTimeout (default: slurm.conf's, else 10)")
+    # the client of checkpoint and ping: a delegated subcommand would silently ignore them (_delegate)
+    client = p.add_argument_group("options of the client (checkpoint, ping)")
+    p.client_actions = [
+        client.add_argument("--conf", help="slurm.conf (default: $SLURM_CONF, then /etc/slurm/slurm.conf)"),
+        client.add_argument("--controller", metavar="HOST[:PORT]", help="talk to this slurmctld, no slurm.conf needed"),
+        client.add_argument("--auth", choices=("munge", "none"), help="authentication (default: slurm.conf's, else munge)"),
+        client.add_argument("--munge-socket", help="munged's socket"),
+        client.add_argument("--protocol", choices=("17.11", "18.08", "19.05"), help="protocol version (default 19.05)"),
+        client.add_argument("--timeout", type=_argtypes.seconds(), metavar="SECONDS",
+                            help="seconds above 0 (at most 65535), replaces MessageTimeout "
+                                 "(default: slurm.conf's, else 10)"),
+    ]
     p.add_argument("--json", action="store_true", help="one JSON object per result")
     p.add_argument("-v", "--verbose", action="count", default=0, help="log every RPC, credentials redacted")
     commands = p.add_subparsers(dest="command", metavar="COMMAND",
@@ -179,12 +180,13 @@ def _delegate(opts) -> int:
     """Run a subcommand that parses its own words; a global --json must not be dropped unsaid."""
     import importlib
 
+    parser = _parser()
     if opts.json and opts.command not in OWN_JSON:
-        _parser().error(f"--json: {opts.command} has no JSON output")
-    for dest, flag in CALL_OPTIONS.items():   # they shape a client these commands do not make
-        if getattr(opts, dest) is not None:
-            _parser().error(f"{flag} is not an option of {opts.command}: its own options go after it "
-                            f"(pyslurmrpc {opts.command} --help)")
+        parser.error(f"--json: {opts.command} has no JSON output")
+    for action in parser.client_actions:   # they shape a client these commands do not make
+        if getattr(opts, action.dest) is not None:
+            parser.error(f"{action.option_strings[0]} is not an option of {opts.command}: its own options "
+                         f"go after it (pyslurmrpc {opts.command} --help)")
     module, func = DELEGATED[opts.command]
     try:
         return getattr(importlib.import_module(module), func)(["--json"] * opts.json + opts.args) or 0
