@@ -14,6 +14,7 @@ from pyslurmrpc.decode import (
     InputError, decode_frame, detect_kind, load, parse_hex_dump, pcap_bytes, pcapng_bytes, tcp_conversation, walk_frame,
 )
 from pyslurmrpc.decode.cli import main
+from pyslurmrpc.decode.inputs import HEX_DUMP_MAX_BYTES
 from pyslurmrpc.testing.ci import skip_or_fail
 from pyslurmrpc.wire import decode_message
 
@@ -240,6 +241,49 @@ def test_real_xxd_output_decodes(path, tmp_path):
     for text in (dump, plain):
         code, out, _ = run("-", stdin=text)
         assert code == 0 and "1 decoded" in out
+
+
+@pytest.mark.parametrize("argv", [["xxd", "-a"], ["xxd", "-a", "-c", "8"], ["od", "-tx1"], ["od", "-Ax", "-tx1z"],
+                                  ["od", "-tx1", "-w32"]])
+def test_real_dumps_with_repeats_and_their_offset_styles(argv):
+    """xxd -a's "*" was refused, od's own octal offsets read as hex, od -z's ">...<" column refused."""
+    if shutil.which(argv[0]) is None:
+        skip_or_fail(pytest, f"{argv[0]} not installed (scripts/test installs Debian's xxd)")
+    data = _with_a_run_of_zeros()
+    text = subprocess.run(argv, input=data, capture_output=True, check=True).stdout.decode()
+    assert "\n*\n" in text
+    assert parse_hex_dump(text) == data
+
+
+@pytest.mark.parametrize("edit, said", [
+    (lambda lines: lines[:1] + lines[2:], "line 2: offset 0x20 where 0x10 bytes were read"),
+    (lambda lines: [lines[1], lines[0]] + lines[2:], "line 1: offset 0x10 where 0x0 bytes were read"),
+    (lambda lines: lines[:2] + lines[4:], "line 3: offset 0x40 where 0x20 bytes were read"),
+])
+def test_an_xxd_dump_with_lines_lost_or_moved_is_named(edit, said):
+    """xxd's offsets were not read: a line deleted or swapped gave wrong frames silently."""
+    lines = xxd_dump(_all_frames()).splitlines()
+    with pytest.raises(InputError, match=re.escape(said)):
+        parse_hex_dump("\n".join(edit(lines)))
+
+
+@pytest.mark.parametrize("text", [
+    "00000000  00 00 00 10 22 00 00 00  00 00 00 00 00 00 00 00  |....|\n*\n80000000  00 00  |..|\n80000010\n",
+    "00000000: 0000 0010 2200 0000 0000 0000 0000 0000  ....\n*\nfffffff00: 0000  ..\n",
+    "0000000 00 00 00 10 22 00 00 00 00 00 00 00 00 00 00 00\n*\n7777777777 00\n",
+])
+def test_a_repeat_past_the_largest_dump_is_refused_before_it_is_made(text):
+    """A 145-byte dump made the decoder take 4 GB (or raise MemoryError) expanding its "*"."""
+    with pytest.raises(InputError, match=f"is past the {HEX_DUMP_MAX_BYTES} bytes a hex dump may stand for"):
+        parse_hex_dump(text)
+    code, out, err = run("-", stdin=text.encode())
+    assert code == 2 and out == "" and "a hex dump may stand for" in err
+
+
+@pytest.mark.parametrize("stdin", [b"\n\n\n", b"# nothing\n"])
+def test_a_hex_dump_of_no_bytes_is_an_input_error_as_an_empty_file_is(stdin):
+    code, out, err = run("-", stdin=stdin)
+    assert code == 2 and out == "" and "the hex dump holds no bytes" in err
 
 
 def test_bad_hex_is_an_input_error():

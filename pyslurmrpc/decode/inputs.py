@@ -13,18 +13,25 @@ from .tcp import DEFAULT_PORTS, reassemble
 
 #: Bytes a hex dump may consist of.
 _TEXT_BYTES = frozenset((string.printable).encode())
-#: "0000: 0000 00cc ..." (the specs, xxd): an offset and a colon before the hex
-_COLON_OFFSET = re.compile(r"^\s*(?:0x)?[0-9a-fA-F]+:\s?")
-#: "00000000  00 00 00 cc ...  |....|" (hexdump -C) or "000000 00 00 00 cc ..." (od -Ax -tx1):
-#: an offset of 6-16 digits, then bytes as two-digit groups, then perhaps an ASCII column
-_OFFSET_LINE = re.compile(r"^([0-9a-fA-F]{6,16})((?:\s+[0-9a-fA-F]{2})+)\s*(?:\|.*\|)?\s*$")
+#: "0000: 0000 00cc ..." (the specs, xxd): an offset and a colon, the hex, perhaps an ASCII column
+_COLON_LINE = re.compile(r"^\s*(?:0x)?([0-9a-fA-F]+):\s?(.*)$")
+#: "00000000  00 00 00 cc ...  |....|" (hexdump -C) or "000000 00 00 00 cc ..." (od -tx1, with
+#: -Ax or od's own octal offsets, -z's ">...<" column): an offset of 6-16 digits, then bytes
+#: as two-digit groups, then perhaps an ASCII column
+_OFFSET_LINE = re.compile(r"^([0-9a-fA-F]{6,16})((?:\s+[0-9a-fA-F]{2})+)\s*(?:\|.*\||>.*<)?\s*$")
 #: the line that closes such a dump: the offset past the last byte, alone
 _OFFSET_ALONE = re.compile(r"^([0-9a-fA-F]{6,16})\s*$")
-#: the widest line of such a dump taken (hexdump -C and od print 16 bytes; od -w can ask for more)
+#: the widest line of a dump with offsets taken (xxd, hexdump -C and od print 16 bytes; -c, -w ask for more)
 _OFFSET_DUMP_WIDTH_MAX = 4096
+#: the most bytes a hex dump may stand for: an offset past it (as a "*" repeat claims) is refused
+#: before a byte is made.  A 145-byte dump claiming 0x80000000 bytes took 4 GB of memory
+HEX_DUMP_MAX_BYTES = 64 << 20
 #: Two spaces end the hex part of an xxd line (the ASCII column follows).
 _COLUMN_GAP = "  "
 _HEX = re.compile(r"^(?:[0-9a-fA-F]{2})*$")
+_OCTAL_DIGITS = frozenset("01234567")
+#: the width of od's own (octal) offsets; od -Ax prints 6 hex digits, hexdump -C 8
+_OD_OCTAL_WIDTH = 7
 #: Packet-level reasons worth a warning (others are just traffic that is not TCP).
 _WORTH_WARNING = frozenset({SkipReason.CUT_SHORT, SkipReason.FRAGMENT, SkipReason.UNSUPPORTED_LINK})
 
@@ -60,54 +67,96 @@ def detect_kind(data: bytes) -> str:
 
 
 def parse_hex_dump(text: str) -> bytes:
-    """Bytes from an xxd dump, a ``0000: ...`` dump, ``hexdump -C`` or ``od -Ax -tx1`` output
-    (offsets checked, ``*`` repeats expanded, the closing offset read as the length) or plain hex.
+    """Bytes from a dump with offsets (xxd, xxd -a, ``0000: ...`` as in the specs, ``hexdump -C``,
+    ``od -tx1`` with hex or octal offsets) or plain hex (``xxd -p``).
 
-    Blank lines and lines starting with ``#`` are ignored.  Raises
-    :class:`InputError` naming the first line that is not hex.
+    Offsets are checked against the bytes read so far, ``*`` repeats the line before up to
+    the next offset, and a last line of an offset alone is the length.  Blank lines and
+    lines starting with ``#`` are ignored.  Raises :class:`InputError` naming the first
+    line that is not hex or whose offset does not add up, or a dump standing for more than
+    :data:`HEX_DUMP_MAX_BYTES`.
     """
     lines = [(number, line) for number, line in enumerate(text.splitlines(), 1)
              if line.strip() and not line.lstrip().startswith("#")]
     if lines and _OFFSET_LINE.match(lines[0][1]):
-        return _offset_dump(lines)
+        return _offset_dump(lines, _spaced_line, octal=True)
+    if lines and _COLON_LINE.match(lines[0][1]):
+        return _offset_dump(lines, _colon_line, octal=False)
     out = []
     for number, line in lines:
-        digits = re.sub(r"\s+", "", _hex_part(line))
+        digits = re.sub(r"\s+", "", line)
         if not _HEX.match(digits):
             raise InputError(f"line {number} is not a hex dump: {line.strip()[:60]!r}")
         out.append(digits)
     return bytes.fromhex("".join(out))
 
 
-def _hex_part(line: str) -> str:
-    match = _COLON_OFFSET.match(line)
-    if match:
-        return line[match.end():].split(_COLUMN_GAP)[0]
-    return line
+def dumped_bytes(text: bytes, name: str) -> bytes:
+    """The bytes of the hex dump ``text`` read from ``name``; a dump of none is an input error,
+    as an empty file is."""
+    try:
+        data = parse_hex_dump(text.decode("ascii"))
+    except InputError as exc:
+        raise InputError(f"{name}: {exc}") from None
+    if not data:
+        raise InputError(f"{name}: the hex dump holds no bytes")
+    return data
 
 
-def _offset_dump(lines: list[tuple[int, str]]) -> bytes:
-    """``hexdump -C`` / ``od -Ax -tx1``: each line's offset must be where the bytes so far end;
-    after a ``*`` the line before repeats up to it; a last line of an offset alone is the length."""
-    out, previous, repeating = bytearray(), b"", False
+def _spaced_line(number: int, line: str) -> tuple[str, bytes | None]:
+    """hexdump -C / od: (offset digits, bytes), bytes None on the closing offset line."""
+    match = _OFFSET_LINE.match(line) or _OFFSET_ALONE.match(line)
+    if not match:
+        raise InputError(f"line {number} is not a hex dump line (offset, then bytes): {line.strip()[:60]!r}")
+    return match.group(1), bytes.fromhex(match.group(2)) if match.re is _OFFSET_LINE else None
+
+
+def _colon_line(number: int, line: str) -> tuple[str, bytes]:
+    """xxd / the specs: (offset digits, bytes) of ``OFFSET: hex  ascii``."""
+    match = _COLON_LINE.match(line)
+    digits = re.sub(r"\s+", "", match.group(2).split(_COLUMN_GAP)[0]) if match else ""
+    if not digits or not _HEX.match(digits):
+        raise InputError(f"line {number} is not a hex dump line (offset:, then bytes): {line.strip()[:60]!r}")
+    return match.group(1), bytes.fromhex(digits)
+
+
+def _offset_dump(lines: list[tuple[int, str]], read_line, octal: bool) -> bytes:
+    """Each line's offset must be where the bytes so far end; after a ``*`` the line before
+    repeats up to it.  With ``octal``, the first offset past 0 says whether offsets are hex or
+    od's own octal ones (od -tx1 without -Ax prints them as 7 digits, "%07o")."""
+    out, previous, repeating, base = bytearray(), b"", False, None
     for number, line in lines:
         if line.strip() == "*":
             repeating = True
             continue
-        match = _OFFSET_LINE.match(line) or _OFFSET_ALONE.match(line)
-        if not match:
-            raise InputError(f"line {number} is not a hex dump line (offset, then bytes): {line.strip()[:60]!r}")
-        offset = int(match.group(1), 16)
-        if repeating and previous and offset > len(out) and (offset - len(out)) % len(previous) == 0:
-            out += previous * ((offset - len(out)) // len(previous))
+        digits, data = read_line(number, line)
+        step = len(previous) if repeating else 0
+        if base is None and int(digits, 16):
+            base = _offset_base(digits, len(out), step) if octal and len(digits) == _OD_OCTAL_WIDTH else 16
+        offset = int(digits, base or 16)
+        if offset > HEX_DUMP_MAX_BYTES:
+            raise InputError(f"line {number}: offset 0x{offset:x} is past the {HEX_DUMP_MAX_BYTES} bytes "
+                             f"a hex dump may stand for")
+        if step and offset > len(out) and (offset - len(out)) % step == 0:
+            out += previous * ((offset - len(out)) // step)
         repeating = False
         if offset != len(out):
-            raise InputError(f"line {number}: offset 0x{offset:x} where 0x{len(out):x} bytes were read")
-        previous = bytes.fromhex(match.group(2)) if match.re is _OFFSET_LINE else b""
+            shown = f"0x{offset:x}" if base != 8 else f"{digits} (octal, 0x{offset:x})"
+            raise InputError(f"line {number}: offset {shown} where 0x{len(out):x} bytes were read")
+        previous = data or b""
         if len(previous) > _OFFSET_DUMP_WIDTH_MAX:
             raise InputError(f"line {number}: more than {_OFFSET_DUMP_WIDTH_MAX} bytes on one line")
         out += previous
     return bytes(out)
+
+
+def _offset_base(digits: str, have: int, step: int) -> int:
+    """16, or 8 when only an octal reading of ``digits`` (od without -Ax) follows the bytes read."""
+    def fits(offset: int) -> bool:
+        return offset == have or (step > 0 and offset > have and (offset - have) % step == 0)
+    if not fits(int(digits, 16)) and set(digits) <= _OCTAL_DIGITS and fits(int(digits, 8)):
+        return 8
+    return 16
 
 
 def load(data: bytes, name: str, ports: Iterable[int] = DEFAULT_PORTS) -> Source:
@@ -116,7 +165,7 @@ def load(data: bytes, name: str, ports: Iterable[int] = DEFAULT_PORTS) -> Source
     if not data:
         raise InputError(f"{name}: empty input")
     if kind == "hex":
-        return Source(kind, [ByteStream(f"{name} (hex dump)", parse_hex_dump(data.decode("ascii")))])
+        return Source(kind, [ByteStream(f"{name} (hex dump)", dumped_bytes(data, name))])
     if kind == "raw":
         return Source(kind, [ByteStream(f"{name} (raw frames)", data)])
     return _load_capture(data, name, kind, ports)

@@ -16,7 +16,7 @@ from .capture import CaptureError, capture_kind
 from .capture_stream import read_exact, stream_packets
 from .flow import Decoded, FlowTracker, FrameCutter, Problem
 from .frames import MungeOpener, StreamReport
-from .inputs import _TEXT_BYTES, _WORTH_WARNING, InputError, parse_hex_dump
+from .inputs import _TEXT_BYTES, _WORTH_WARNING, InputError, dumped_bytes
 from .packets import NotTcp, parse_packet
 from .render import _msg_name, frame_json, frame_lines
 from .summary import Summary
@@ -122,8 +122,7 @@ def run(fh: BinaryIO, name: str, ports: Iterable[int], opener: Optional[MungeOpe
     if all(b in _TEXT_BYTES for b in head):
         text = head + fh.read()
         if all(b in _TEXT_BYTES for b in text):
-            data = parse_hex_dump(text.decode("ascii"))
-            _raw([data], f"{name} (hex dump)", opener, printer)
+            _raw([dumped_bytes(text, name)], f"{name} (hex dump)", opener, printer)
             return
         _raw([text], f"{name} (raw frames)", opener, printer)
         return
