@@ -4,6 +4,7 @@ and every error of the library survives pickling (a ProcessPoolExecutor hands er
 from __future__ import annotations
 
 import pickle
+import re
 from concurrent.futures import ProcessPoolExecutor
 
 import pytest
@@ -226,8 +227,8 @@ def test_a_client_pickles_as_its_settings_and_mints_its_own_credentials(tmp_path
         assert back.premint_counts == client.premint_counts   # None, or nothing minted yet
 
 
-def _ping_from_a_child(client) -> tuple[bool, object]:
-    return client.ping(), client.premint_counts
+def _ping_from_a_child(client) -> tuple[object, bool, object]:
+    return client.premint_counts, client.ping(), client.premint_counts
 
 
 def test_a_client_with_minted_credentials_pings_from_a_process_pool(slurmctld, munged):
@@ -238,7 +239,28 @@ def test_a_client_with_minted_credentials_pings_from_a_process_pool(slurmctld, m
         before = client.premint_counts
         assert before.taken_from_stock >= 1 and before.minted_ahead >= 4
         with ProcessPoolExecutor(max_workers=1) as pool:
-            pinged, counts = pool.submit(_ping_from_a_child, client).result(timeout=60)
+            arrived, pinged, counts = pool.submit(_ping_from_a_child, client).result(timeout=60)
             assert pinged is True and pool.submit(client.ping).result(timeout=60) is True
-        assert counts.minted_ahead >= 1 and counts.taken_from_stock <= before.taken_from_stock
+        assert (arrived.taken_from_stock, arrived.minted_ahead, arrived.thrown_away) == (0, 0, 0)
+        assert counts.minted_ahead >= 1
         assert client.premint_counts == before                  # nothing of the parent's was used
+
+
+@pytest.mark.parametrize("index", [2, -1, "0", True, 1.0])
+async def test_a_controller_index_out_of_range_is_named(index):
+    """ping(1) with one controller was an IndexError, ping(-1) pinged the last one, ping("0") a TypeError."""
+    said = f"controller must be an index from 0 (the primary) to 1, not {index!r}"
+    client = Client("127.0.0.1", 1, backups=["127.0.0.1:2"], auth="none")
+    for call in (client.ping, client.controller_version):
+        with pytest.raises(InvalidArgumentError, match=re.escape(said)):
+            call(index)
+    with pytest.raises(InvalidArgumentError, match=re.escape(said)):
+        await AsyncClient("127.0.0.1", 1, backups=["127.0.0.1:2"], auth="none").ping(index)
+
+
+def test_compat_slurm_ping_of_a_controller_not_configured_returns_minus_one():
+    """libslurm's slurm_open_controller_conn_spec fails for a dest it has no address for."""
+    from pyslurmrpc import compat
+
+    compat.slurm_init(client=Client("127.0.0.1", 1, auth="none"))
+    assert compat.slurm_ping(1) == -1 and compat.slurm_ping(-1) == -1

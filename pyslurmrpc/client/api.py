@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 
-from . import calls, flows
+from . import calls, flows, validate
 from .core import Settings, settings_from_args, settings_from_conf
 from .detect import release_name
 
@@ -147,15 +147,20 @@ class ClientApi:
         ``controller``: index into the controllers (0 primary) to ping that one
         only, without failover, as ``scontrol ping`` does.
         """
-        endpoint = None if controller is None else self.settings.controllers[controller]
-        return self._run(flows.ping(self._state, endpoint))
+        return self._run(flows.ping(self._state, self._controller(controller)))
 
     def controller_version(self, controller: int | None = None) -> str:
         """The Slurm release the controller speaks ("19.05", "26.05", ..., or "newer than 26.05,
         protocol 0x2e00"), from its answers to authenticated pings; cached per controller
         until a call on it fails."""
-        endpoint = None if controller is None else self.settings.controllers[controller]
-        return self._run(flows.controller_version(self._state, endpoint), release_name)
+        return self._run(flows.controller_version(self._state, self._controller(controller)), release_name)
+
+    def _controller(self, index: int | None):
+        """The endpoint of controller ``index`` (None: whichever answers, with failover)."""
+        if index is None:
+            return None
+        controllers = self.settings.controllers
+        return controllers[validate.controller_index(index, len(controllers))]
 
 
 def _rebuilt(cls, settings: Settings) -> ClientApi:

@@ -136,6 +136,15 @@ def premint(value, name: str = "premint") -> int:
     return value
 
 
+def controller_index(value, count: int, name: str = "controller") -> int:
+    """An index into ``count`` controllers (0: the primary); a negative one is refused, not
+    counted from the end (libslurm's slurm_open_controller_conn_spec fails on it)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < count:
+        which = "0 (the primary)" if count == 1 else f"from 0 (the primary) to {count - 1}"
+        raise InvalidArgumentError(f"{name} must be an index {which}, not {shown(value)}")
+    return value
+
+
 def controller_address(value: str, default_port: int | None, name: str = "controller") -> tuple[str, int | None]:
     """``HOST``, ``HOST:PORT`` or ``[V6ADDR]:PORT`` (the CLI's --controller) as (host, port);
     without a port, ``default_port``."""
