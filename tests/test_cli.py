@@ -164,6 +164,42 @@ def test_ping_with_extra_words_says_so_as_scontrol_does(capsys):
     assert (code, out, err) == (1, "Slurmctld(primary) at 127.0.0.1 is UP\n", "too many arguments for keyword:ping\n")
 
 
+class _Asked:
+    """What ping_all asks of a client (the requests themselves are counted in test_detection.py)."""
+
+    def __init__(self):
+        from pyslurmrpc.client.core import settings_from_args
+
+        self.settings, self.asked = settings_from_args("127.0.0.1", 1, auth="none"), []
+
+    def ping(self, i):
+        self.asked.append(("ping", i))
+        return True
+
+    def controller_version(self, i):
+        self.asked.append(("controller_version", i))
+        return "26.05"
+
+
+def test_plain_ping_only_pings_and_json_asks_the_release_instead():
+    """Plain `ping` also asked controller_version, a second detection whose release it never showed."""
+    from pyslurmrpc.cli.ping import ping_all
+
+    plain, as_json = _Asked(), _Asked()
+    assert ping_all(plain)[1][0]["up"] is True and plain.asked == [("ping", 0)]
+    records = ping_all(as_json, with_version=True)[1]
+    assert as_json.asked == [("controller_version", 0)] and records[0]["version"] == "26.05" and records[0]["up"]
+
+
+def test_json_ping_names_the_release_the_controller_speaks(capsys):
+    from pyslurmrpc.fake import FakeSlurmctld, fixture_cluster
+
+    with FakeSlurmctld(fixture_cluster()) as ctld:
+        code, out, _ = run(capsys, "--controller", f"{ctld.host}:{ctld.port}", "--auth", "none", "--json", "ping")
+    record = json.loads(out)
+    assert code == 0 and record["up"] is True and record["version"] == "19.05", record
+
+
 def _program(*argv, **kwargs) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "pyslurmrpc", *argv], stderr=subprocess.PIPE, text=True,
                             **kwargs)

@@ -115,7 +115,7 @@ def test_ping_answers_true_in_one_round_beyond_the_first(code):
 
 
 @pytest.mark.parametrize("code", ALL, ids=release_name)
-def test_controller_version_is_exact_and_cached(code):
+def test_controller_version_is_exact_asked_each_time_and_cached_for_other_calls(code):
     world, rounds = _world(Controller(code))
     st = state(auth="munge")
     got = world.run(flows.controller_version(st))
@@ -123,8 +123,26 @@ def test_controller_version_is_exact_and_cached(code):
     name = release_name(got)
     assert name == (RELEASE_BY_CODE[code].name if code in RELEASE_BY_CODE else "newer than 26.05, protocol 0x2e00")
     world.frames.clear()
-    assert world.run(flows.controller_version(st)) == code and _sent(world) == []
+    assert world.run(flows.controller_version(st)) == code and len(_sent(world)) == _cost(code)[1]
+    world.frames.clear()
     assert world.run(flows.ping(st)) is True and len(_sent(world)) == 1
+
+
+@pytest.mark.parametrize("old, new", [(0x2A00, NEWEST), (0x2800, 0x2A00), (0x2B00, 0x2C00)],
+                         ids=["24.11 to 26.05", "23.11 to 24.11", "25.05 to 25.11"])
+def test_a_controller_upgraded_in_place_is_seen_by_controller_version(old, new):
+    """A 26.05 controller answers 24.11's requests: a ping on the cached 24.11 kept working, and
+    controller_version() answered 24.11 from the cache for good, sending nothing."""
+    world, _ = _world(Controller(old))
+    st = state(auth="munge")
+    assert world.run(flows.controller_version(st)) == old and world.run(flows.ping(st)) is True
+    world.daemons[ctl(7001)] = Controller(new)      # the same address, the new release
+    world.frames.clear()
+    assert world.run(flows.ping(st)) is True and len(_sent(world)) == 1   # the cached version still works
+    assert world.run(flows.controller_version(st)) == new
+    with pytest.raises(CheckpointUnsupported) as info:
+        world.run(flows.checkpoint(st, calls.enable(1, 0)))
+    assert info.value.version == release_name(new)
 
 
 @pytest.mark.parametrize("code", ALL, ids=release_name)

@@ -123,7 +123,7 @@ def _ping(opts) -> int:
     except PyslurmrpcError as exc:  # no slurm.conf, a bad --controller: no controller to report on
         _emit(opts, [], [f"pyslurmrpc: {exc}"], [{"error": str(exc), "up": False}])
         return 1
-    lines, records, _ = ping_all(client)
+    lines, records, _ = ping_all(client, with_version=opts.json)
     _emit(opts, lines, [], records)
     # scontrol 22.05+ (scontrol.c _ping_slurmctld) exits 1 when no controller answered;
     # 19.05's always exited 0.  A script needs to tell them apart: the newer rule.

@@ -24,16 +24,23 @@ def display_name(name: str) -> str:
     return socket.gethostname().split(".")[0] if name.lower() == "localhost" else name
 
 
-def ping_all(client) -> tuple[list[str], list[dict], bool]:
-    """Ping each controller once, no failover; returns (lines, records, all_up)."""
+def ping_all(client, with_version: bool = False) -> tuple[list[str], list[dict], bool]:
+    """Ping each controller once, no failover; returns (lines, records, all_up).
+
+    ``with_version``: each record gets the controller's release, found by
+    ``controller_version(i)`` (its answer is the ping: the release is asked afresh, which
+    costs more requests than a ping on a cached version, so only the JSON output asks)."""
     controllers = client.settings.controllers
     lines, records, all_up = [], [], True
     for i, ctl in enumerate(controllers):
         record = {"controller": ctl.name, "host": ctl.host, "port": ctl.port,
                   "mode": mode_name(i, len(controllers))}
         try:
-            up = client.ping(i) is True
-            record["version"] = client.controller_version(i)
+            if with_version:
+                record["version"] = client.controller_version(i)
+                up = True
+            else:
+                up = client.ping(i) is True
         except PyslurmrpcError as exc:
             up = False
             record["error"] = str(exc)

@@ -151,8 +151,9 @@ class ClientApi:
 
     def controller_version(self, controller: int | None = None) -> str:
         """The Slurm release the controller speaks ("19.05", "26.05", ..., or "newer than 26.05,
-        protocol 0x2e00"), from its answers to authenticated pings; cached per controller
-        until a call on it fails."""
+        protocol 0x2e00"), from its answers to authenticated pings.  Asked afresh on every
+        call (a controller upgraded in place still takes the requests of the release it was
+        cached as); what it finds is cached for the other calls until one of them fails."""
         return self._run(flows.controller_version(self._state, self._controller(controller)), release_name)
 
     def _controller(self, index: int | None):

@@ -177,13 +177,11 @@ def _first(state: State, endpoint: Endpoint, conn, version: int, call: calls.Cal
 
 
 def controller_version(state: State, endpoint: Endpoint | None = None):
-    """The protocol version the controller speaks (cached per controller until a call fails)."""
+    """The protocol version the controller speaks, asked afresh: a controller upgraded in place
+    still answers the release it was cached as (26.05 takes 24.11's requests), so the cache
+    is only what this finds, for the calls after it."""
     endpoint, conn = yield from reach(state, endpoint)
-    cached = state.versions.get(_key(endpoint))
-    if cached is not None and cached.code is not None:
-        yield Close(conn)
-        return cached.code
-    first, deadline = yield from _first(state, endpoint, conn, _speaker(state)(cached))
+    first, deadline = yield from _first(state, endpoint, conn, _speaker(state)(None))
     verdict, _ = yield from _settle(state, endpoint, first, deadline)
     return verdict.code
 
