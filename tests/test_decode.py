@@ -357,6 +357,28 @@ def test_a_damaged_capture_with_nothing_to_decode_says_what_is_damaged(tmp_path,
     assert "no TCP payload" in err.splitlines()[1]
 
 
+@pytest.mark.parametrize("damage", ["length", "cut"])
+def test_a_capture_whose_reading_stopped_is_not_all_decoded(tmp_path, damage):
+    """A record claiming 4 GB stopped the reading and the decoder still exited 0 ("all decoded"),
+    with nothing in the JSON output to say the rest was lost."""
+    first = pcap_bytes(tcp_conversation(recording("ping", "request"), recording("ping", "response")))
+    more = pcap_bytes(tcp_conversation(recording("able_running", "request"), recording("able_running", "response"),
+                                       client=("10.0.0.9", 40009)))[24:]
+    if damage == "length":
+        more = more[:8] + (0xFD5A370C).to_bytes(4, "little") + more[12:]
+        said = f"pcap record at file offset {len(first)} claims "
+    else:
+        more = more[:-7]
+        said = "cut short"
+    (tmp_path / "c.pcap").write_bytes(first + more)
+    code, out, err = run(tmp_path / "c.pcap")
+    assert code == 1 and "REQUEST_PING" in out and said in err, err
+    code, out, _ = run(tmp_path / "c.pcap", "--json")
+    objs = [json.loads(line) for line in out.splitlines()]
+    warned = [o["reason"] for o in objs if o.get("kind") == "input_warning"]
+    assert code == 1 and any(said in reason for reason in warned), warned
+
+
 def test_several_messages_on_one_connection(tmp_path):
     req = recording("able_running", "request") + recording("ping", "request")
     resp = recording("able_running", "response") + recording("ping", "response")

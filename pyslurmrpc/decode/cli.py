@@ -122,9 +122,14 @@ def main(argv: Optional[Sequence[str]] = None, stdout: TextIO = None, stderr: Te
     except KeyboardInterrupt:  # between reads: what was printed stands
         printer.interrupted = True
     _warn(warnings, stderr)
+    if args.json:  # a damaged capture: what a script reading stdout would otherwise not learn
+        for warning in warnings:
+            print(json.dumps({"kind": "input_warning", "reason": warning}), file=stdout)
     if printer.interrupted:
         return EXIT_INTERRUPTED
-    return EXIT_OK if printer.ok else EXIT_UNDECODED
+    # every warning is input that could not be read (a damaged or cut record, packets cut short):
+    # what it held was not decoded, so "all decoded" (0) would not be true
+    return EXIT_OK if printer.ok and not warnings else EXIT_UNDECODED
 
 
 def _warn(warnings: list[str], stderr: TextIO) -> None:
