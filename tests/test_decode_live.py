@@ -104,6 +104,17 @@ def test_summary_counts_the_codes_of_replies_without_their_requests():
     assert rows["REQUEST_PING"]["errors"] == {"ESLURM_INVALID_JOB_ID": 1} and rows["RESPONSE_SLURM_RC"]["errors"] == {}
 
 
+def test_a_reply_to_an_unreadable_request_counts_on_the_unreadable_row():
+    """It had a row of its own, "type None", with a count of 0."""
+    request = bytearray(recording("ping", "request"))
+    request[4:6] = b"\x41\x41"                 # a protocol version no release has: no header read
+    packets = tcp_conversation(bytes(request), _rc_reply(0), client=("10.0.0.9", 41000), segment=SEGMENT)
+    code, out, _ = _decode("--summary", "--json", "-", stdin=pcap_bytes(packets))
+    rows = {t["msg_type_name"]: t for t in json.loads(out)["types"]}
+    assert code == 1 and set(rows) == {"unreadable", "RESPONSE_SLURM_RC"}, rows
+    assert (rows["unreadable"]["count"], rows["unreadable"]["not_decoded"], rows["unreadable"]["replies"]) == (1, 1, 1)
+
+
 def _spawn() -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.Popen([sys.executable, "-m", "pyslurmrpc.decode", "-"], stdin=subprocess.PIPE,

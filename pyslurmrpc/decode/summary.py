@@ -66,8 +66,7 @@ class Summary:
 
     def add(self, msg: Decoded) -> None:
         report = msg.report
-        name = _msg_name(report.msg_type, report.version) or (
-            f"type {report.msg_type}" if report.msg_type is not None else "unreadable")
+        name = _row_name(report)
         row = self.rows.setdefault(name, Row(name))
         row.count += 1
         row.bytes += len(report.frame)
@@ -75,8 +74,7 @@ class Summary:
         self.messages += 1
         request = msg.reply_to
         if request is not None:     # a reply's round trip and code count for its request
-            req = request.report
-            req_name = _msg_name(req.msg_type, req.version) or f"type {req.msg_type}"
+            req_name = _row_name(request.report)
             row = self.rows.setdefault(req_name, Row(req_name))
             row.replies += 1
             row.add_rtt(msg.rtt, self._rng)
@@ -109,6 +107,13 @@ class Summary:
                    f"{_fmt(r.percentile(50)):>8} {_fmt(r.percentile(99)):>8}  {errors}")
         where = f" on {connections} TCP connection(s)" if connections is not None else ""
         yield f"{self.messages} message(s){where}"
+
+
+def _row_name(report) -> str:
+    """A frame's row: its type's name, its number when the release has no name for it, or
+    "unreadable" when not even the header could be read (a request's reply counts there too)."""
+    return _msg_name(report.msg_type, report.version) or (
+        f"type {report.msg_type}" if report.msg_type is not None else "unreadable")
 
 
 def _ms(seconds: Optional[float]) -> Optional[float]:
