@@ -221,11 +221,17 @@ class NoVersionAnsweredError(TransportError):
 # Authentication
 # --------------------------------------------------------------------------
 class AuthError(PyslurmrpcError):
-    """Authentication failed.  ``code`` and ``text`` carry MUNGE's error when there is one."""
+    """Authentication failed.  ``code`` and ``text`` carry MUNGE's error when there is one;
+    ``slurm_errno`` is the number libslurm reports, SLURM_PROTOCOL_AUTHENTICATION_ERROR
+    unless a subclass knows better (scontrol prints "Protocol authentication error")."""
 
-    def __init__(self, message: str, *, code: int | None = None, text: str | None = None):
+    default_errno = int(SlurmErrno.SLURM_PROTOCOL_AUTHENTICATION_ERROR)
+
+    def __init__(self, message: str, *, code: int | None = None, text: str | None = None,
+                 slurm_errno: int | None = None):
         self.code = code
         self.text = text
+        self.slurm_errno = self.default_errno if slurm_errno is None else slurm_errno
         super().__init__(message)
 
 
@@ -276,5 +282,6 @@ def slurm_errno_of(exc: PyslurmrpcError) -> int:
         return exc.slurm_errno
     if isinstance(exc, CheckpointUnsupported):
         return SLURM_PROTOCOL_VERSION_ERROR
-    auth_errno = getattr(exc, "slurm_errno", None)  # SlurmAuthError
-    return auth_errno if isinstance(auth_errno, int) else SLURM_UNEXPECTED_MSG_ERROR
+    if isinstance(exc, AuthError):
+        return exc.slurm_errno
+    return SLURM_UNEXPECTED_MSG_ERROR

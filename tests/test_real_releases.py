@@ -15,7 +15,7 @@ import sys
 import pytest
 
 import test_decode_tcpdump as capture
-from pyslurmrpc import AsyncClient, CheckpointUnsupported, Client
+from pyslurmrpc import AsyncClient, AuthError, CheckpointUnsupported, Client, NoVersionAnsweredError
 from pyslurmrpc.decode.cli import decode_source, main as decode_main
 from pyslurmrpc.decode.frames import MungeOpener
 from pyslurmrpc.decode.inputs import load
@@ -142,6 +142,37 @@ def test_checkpoint_verdict_names_the_release(ctld, munged):
     cli = _pyslurmrpc(ctld, "checkpoint", "able", "1.0")
     assert cli.returncode == 1 and cli.stdout == ""
     assert f"Slurm {ctld.release_name}" in cli.stderr and "removed in Slurm 20.02" in cli.stderr
+
+
+#: what a checkpoint call prints when our munged has another key: 24.11 and later refuse the
+#: credential in words (RESPONSE_SLURM_RC 1007, unauthenticated), 20.11 and 22.05 close at once
+WRONG_KEY = {"20.11": "Zero Bytes were transmitted or received", "22.05": "Zero Bytes were transmitted or received",
+             "24.11": "Protocol authentication error", "26.05": "Protocol authentication error"}
+
+
+@pytest.fixture(scope="module")
+def stranger():
+    """A second real munged with a key of its own: another cluster's credentials."""
+    from pyslurmrpc.testing.munged import MungedHarness
+
+    with MungedHarness() as other:
+        yield other
+
+
+def test_a_credential_of_another_key_is_named_as_the_release_answers_it(ctld, stranger):
+    """With 24.11/26.05 the CLI printed "Unexpected message received" (AuthError had no errno)."""
+    cli = _run([sys.executable, "-m", "pyslurmrpc", "--controller", f"{ctld.host}:{ctld.port}", "--munge-socket",
+                str(stranger.socket_path), "--timeout", "5", "checkpoint", "able", "1.0"], ctld.env)
+    assert cli.returncode == 1 and cli.stdout == ""
+    assert cli.stderr.splitlines()[-1] == f"scontrol_checkpoint error: {WRONG_KEY[ctld.release_name]}"
+    client = Client(ctld.host, ctld.port, munge_socket=stranger.socket_path, timeout=5)
+    with pytest.raises((AuthError, NoVersionAnsweredError)) as info:
+        client.ping()
+    if WRONG_KEY[ctld.release_name] == "Protocol authentication error":
+        assert type(info.value) is AuthError and info.value.slurm_errno == 1007
+        assert "the controller refused the credential" in str(info.value)
+    else:
+        assert type(info.value) is NoVersionAnsweredError and "is the authentication" in str(info.value)
 
 
 # --------------------------------------------------------------------------

@@ -204,7 +204,7 @@ class SlurmAuthError(AuthError):
         code = munge_error.code if munge_error else None
         text = munge_error.text if munge_error else None
         detail = text_of(slurm_errno)
-        super().__init__(f"{message} [slurm errno {slurm_errno}: {detail}]", code=code, text=text)
-        self.slurm_errno = slurm_errno
+        super().__init__(f"{message} [slurm errno {slurm_errno}: {detail}]", code=code, text=text,
+                         slurm_errno=slurm_errno)
         self.plugin_errno = plugin_errno
         self.munge_error = munge_error
