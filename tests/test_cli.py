@@ -164,6 +164,21 @@ def test_ping_with_extra_words_says_so_as_scontrol_does(capsys):
     assert (code, out, err) == (1, "Slurmctld(primary) at 127.0.0.1 is UP\n", "too many arguments for keyword:ping\n")
 
 
+def test_verbose_says_why_a_controller_is_down(capsys):
+    """-v logged nothing for a call that never reached a daemon: only "is DOWN" came out."""
+    import logging
+
+    port = free_port()
+    try:
+        code = main(["-v", "--controller", f"127.0.0.1:{port}", "--auth", "none", "--timeout", "1", "ping"])
+    finally:
+        logging.getLogger().handlers.clear()
+    _, err = capsys.readouterr()
+    assert code == 1
+    assert f"pyslurmrpc.rpc: x 127.0.0.1:{port}: connection refused" in err.splitlines()
+    assert f"pyslurmrpc.cli: Slurmctld(primary) is DOWN: 127.0.0.1:{port}: connection refused" in err.splitlines()
+
+
 class _Asked:
     """What ping_all asks of a client (the requests themselves are counted in test_detection.py)."""
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 
 from ..errors import PyslurmrpcError
+
+log = logging.getLogger("pyslurmrpc.cli")
 
 BANNER = ("*****************************************",
           "** RESTORE SLURMCTLD DAEMON TO SERVICE **",
@@ -44,6 +47,7 @@ def ping_all(client, with_version: bool = False) -> tuple[list[str], list[dict],
         except PyslurmrpcError as exc:
             up = False
             record["error"] = str(exc)
+            log.debug("Slurmctld(%s) is DOWN: %s", record["mode"], exc)   # -v: why, as --json's "error" says
         record["up"] = up
         all_up &= up
         lines.append(f"Slurmctld({record['mode']}) at {display_name(ctl.name)} is {'UP' if up else 'DOWN'}")

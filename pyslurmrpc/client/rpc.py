@@ -57,12 +57,18 @@ def connect(endpoint: Endpoint, timeout: float):
     """An open TCP connection to ``endpoint``, or the TransportError libslurm would report."""
     try:
         return (yield Connect(endpoint, timeout))
-    except ConnectionRefusedError:
-        raise ConnectionRefusedTransportError(f"{endpoint}: connection refused", address=endpoint) from None
-    except TimeoutError:
-        raise TimeoutTransportError(f"{endpoint}: connect timed out", address=endpoint, slurm_errno=CONNECT_ERRNO) from None
     except OSError as exc:
-        raise TransportError(f"{endpoint}: {exc.strerror or exc}", address=endpoint, slurm_errno=CONNECT_ERRNO) from None
+        error = _connect_error(exc, endpoint)
+    log.debug("x %s", error)        # -v: a call that never reached a daemon says why, each try
+    raise error
+
+
+def _connect_error(exc: OSError, endpoint: Endpoint) -> TransportError:
+    if isinstance(exc, ConnectionRefusedError):
+        return ConnectionRefusedTransportError(f"{endpoint}: connection refused", address=endpoint)
+    if isinstance(exc, TimeoutError):
+        return TimeoutTransportError(f"{endpoint}: connect timed out", address=endpoint, slurm_errno=CONNECT_ERRNO)
+    return TransportError(f"{endpoint}: {exc.strerror or exc}", address=endpoint, slurm_errno=CONNECT_ERRNO)
 
 
 def exchange(conn, frame: bytes, timeout: float, endpoint: Endpoint, limit: int | None = None):
