@@ -12,7 +12,7 @@ import pytest
 from pyslurmrpc import AsyncClient, Client, InvalidArgumentError
 from pyslurmrpc.auth.errors import MungeCredentialExpiredError, MungeSocketError, SlurmAuthError
 from pyslurmrpc.auth.slurm_auth import NoneAuth
-from pyslurmrpc.client import calls
+from pyslurmrpc.client import calls, validate
 from pyslurmrpc.errors import (
     CheckpointUnsupported, ConfigError, ConnectionClosedError, ConnectionRefusedTransportError,
     NoVersionAnsweredError, ProtocolError, PyslurmrpcError, SlurmError, TruncatedError, UnreachableError,
@@ -264,3 +264,19 @@ def test_compat_slurm_ping_of_a_controller_not_configured_returns_minus_one():
 
     compat.slurm_init(client=Client("127.0.0.1", 1, auth="none"))
     assert compat.slurm_ping(1) == -1 and compat.slurm_ping(-1) == -1
+
+
+@pytest.mark.parametrize("cls", [Client, AsyncClient])
+def test_a_mistyped_keyword_names_the_client_and_what_it_takes(cls):
+    """It was "settings_from_args() got an unexpected keyword argument 'tiemout'"."""
+    with pytest.raises(TypeError, match=re.escape(f"{cls.__name__}() got an unexpected keyword argument 'tiemout' "
+                                                  "(it takes backups, auth, ")) as info:
+        cls("ctl", tiemout=3)
+    assert str(info.value).endswith("premint; did you mean 'timeout'?)")
+
+
+def test_an_ipv6_address_is_shown_in_brackets_as_controller_takes_it():
+    """Errors said "::1:7000: connection refused", which --controller cannot read back."""
+    client = Client("::1", 7000, backups=[("fe80::1", 7001)], nodes={"n1": ("::2", 6818)}, auth="none")
+    assert [str(c) for c in client.settings.controllers] == ["[::1]:7000", "[fe80::1]:7001"]
+    assert validate.controller_address(str(client.settings.controllers[0]), 6817) == ("::1", 7000)

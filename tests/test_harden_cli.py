@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -182,3 +183,15 @@ def test_no_munged_gives_a_hint_before_scontrols_line(capsys, tmp_path):
     assert code == 1 and out == ""
     assert lines[0].startswith("pyslurmrpc: error: Munge encode failed: ") and "Did you start munged?" in lines[0]
     assert lines[1] == "scontrol_checkpoint error: Protocol authentication error"
+
+
+def test_fake_on_ipv6_prints_an_address_controller_takes():
+    """It printed "listening on ::1:PORT", which --controller refuses."""
+    proc = subprocess.Popen([sys.executable, "-m", "pyslurmrpc", "fake-slurmctld", "--host", "::1", "--port", "0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline().strip()
+    finally:
+        proc.kill()
+        proc.communicate()
+    assert re.fullmatch(r"listening on \[::1\]:\d+", line), line

@@ -231,3 +231,20 @@ def test_slurm_strerror_of_a_number_past_a_c_int(number):
 @pytest.mark.parametrize("number", [-2**31 - 1, -10**20])
 def test_slurm_strerror_of_a_negative_number_past_a_c_int(number):
     assert slurm_strerror(number) == slurm_strerror(-99999) == "Unknown negative error number"
+
+
+@pytest.mark.parametrize("command", ["ping", "checkpoint"])
+def test_conf_and_controller_together_is_a_usage_error(capsys, tmp_path, command):
+    """--controller won and the --conf file (its AuthInfo socket, MessageTimeout) was dropped unsaid."""
+    with pytest.raises(SystemExit) as exc:
+        main(["--conf", str(tmp_path / "slurm.conf"), "--controller", "127.0.0.1:1", command, "able", "1"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and "pyslurmrpc: error: --conf and --controller: give one" in err
+
+
+def test_an_empty_controller_is_named_not_taken_for_none(capsys, monkeypatch, tmp_path):
+    """--controller '' fell back to slurm.conf (and said "/etc/slurm/slurm.conf: cannot read")."""
+    monkeypatch.setenv("SLURM_CONF", str(tmp_path / "absent.conf"))
+    code = main(["--controller", "", "ping"])
+    err = capsys.readouterr().err
+    assert code == 1 and err == "pyslurmrpc: controller host must be a non-empty host name, not ''\n"

@@ -19,7 +19,7 @@ import sys
 
 from .. import _argtypes
 from ..client.calls import U32
-from ..client.validate import TREE_WIDTH_MAX, TREE_WIDTH_MIN, controller_address
+from ..client.validate import TREE_WIDTH_MAX, TREE_WIDTH_MIN, address_text, controller_address
 from ..defaults import SLURMCTLD_PORT
 from ..errors import InvalidArgumentError, PyslurmrpcError
 from ..fake.farm import MAX_NODES
@@ -215,7 +215,7 @@ def main(argv=None) -> int:
             host, port = controller_address(opts.controller, SLURMCTLD_PORT)
         except InvalidArgumentError as err:
             parser.error(f"--controller: {err}")
-        opts.controller, opts.controller_at = f"{host}:{port}", (host, port)
+        opts.controller, opts.controller_at = address_text(host, port), (host, port)
     if opts.libslurm_loader and not opts.libslurm:
         parser.error("--libslurm-loader: name the libslurm it runs with --libslurm")
     if opts.release and opts.controller:

@@ -79,7 +79,7 @@ def make_client(opts):
     extra = {k: v for k, v in (("auth", opts.auth), ("munge_socket", opts.munge_socket),
                                ("protocol_version", opts.protocol), ("timeout", opts.timeout))
              if v is not None}
-    if opts.controller:
+    if opts.controller is not None:   # "" too: named as a bad address, not taken as "no --controller"
         host, port = validate.controller_address(opts.controller, SLURMCTLD_PORT)
         extra.setdefault("auth", "munge")
         return Client(host, port, **extra)
@@ -169,6 +169,9 @@ def _dispatch(opts) -> int:
         return 2
     if opts.command in DELEGATED:
         return _delegate(opts)
+    if opts.conf is not None and opts.controller is not None:   # the file was silently dropped
+        _parser().error("--conf and --controller: give one (--controller talks to HOST[:PORT] without "
+                        "a slurm.conf; --conf takes the controllers and every other setting from the file)")
     try:
         return {"checkpoint": _checkpoint, "ping": _ping}[opts.command](opts)
     except PyslurmrpcError as exc:

@@ -8,6 +8,8 @@ asyncio client returns a coroutine of the asyncio runner, so
 
 from __future__ import annotations
 
+import difflib
+import inspect
 import os
 
 from . import calls, flows, validate
@@ -33,6 +35,7 @@ class ClientApi:
         for up to 1.5 times it, when there are backups), ``premint`` (MUNGE credentials
         minted ahead per message, default 0: see pyslurmrpc.auth.premint).
         """
+        _known_keywords(type(self).__name__, more)
         self._setup(settings_from_args(host, port, backups=backups, auth=auth, munge_socket=munge_socket,
                                        protocol_version=protocol_version, timeout=timeout, **more))
 
@@ -169,3 +172,16 @@ def _rebuilt(cls, settings: Settings) -> ClientApi:
     client = cls.__new__(cls)
     client._setup(settings)
     return client
+
+
+def _known_keywords(cls_name: str, given: dict) -> None:
+    """A TypeError naming the client and what it takes: a mistyped keyword was reported
+    as an argument of the internal settings_from_args."""
+    takes = [name for name, p in inspect.signature(settings_from_args).parameters.items()
+             if p.kind is inspect.Parameter.KEYWORD_ONLY]
+    for name in given:
+        if name not in takes:
+            close = difflib.get_close_matches(name, takes, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise TypeError(f"{cls_name}() got an unexpected keyword argument {name!r} "
+                            f"(it takes {', '.join(takes)}{hint})")

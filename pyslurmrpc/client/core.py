@@ -53,7 +53,8 @@ class Endpoint:
     index: int = 0  # position among the controllers: 0 is the primary
 
     def __str__(self) -> str:
-        return f"{self.name} ({self.host}:{self.port})" if self.name != self.host else f"{self.host}:{self.port}"
+        where = validate.address_text(self.host, self.port)
+        return f"{self.name} ({where})" if self.name != self.host else where
 
 
 @dataclass(frozen=True)

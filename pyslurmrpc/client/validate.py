@@ -145,6 +145,11 @@ def controller_index(value, count: int, name: str = "controller") -> int:
     return value
 
 
+def address_text(host_: str, port_: int) -> str:
+    """``HOST:PORT``, an IPv6 address in brackets (``[::1]:6817``), as controller_address reads it."""
+    return f"[{host_}]:{port_}" if ":" in host_ else f"{host_}:{port_}"
+
+
 def controller_address(value: str, default_port: int | None, name: str = "controller") -> tuple[str, int | None]:
     """``HOST``, ``HOST:PORT`` or ``[V6ADDR]:PORT`` (the CLI's --controller) as (host, port);
     without a port, ``default_port``."""

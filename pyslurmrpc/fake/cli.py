@@ -18,6 +18,7 @@ from typing import Optional
 
 from pyslurmrpc import _argtypes, defaults
 from pyslurmrpc.auth.slurm_auth import AsyncMungeAuth, NoneAuth
+from pyslurmrpc.client.validate import address_text
 from pyslurmrpc.errors import ConfigError, PyslurmrpcError
 
 from .clock import SettableClock, system_clock
@@ -112,9 +113,9 @@ async def serve(args, out=sys.stdout) -> None:
     try:
         for d in slurmds:
             await d.start()
-        print(f"listening on {ctld.host}:{ctld.port}", file=out, flush=True)
+        print(f"listening on {address_text(ctld.host, ctld.port)}", file=out, flush=True)
         for d in slurmds:
-            print(f"slurmd {d.node} listening on {d.host}:{d.port}", file=out, flush=True)
+            print(f"slurmd {d.node} listening on {address_text(d.host, d.port)}", file=out, flush=True)
         await stop.wait()
     finally:
         for d in [ctld, *slurmds]:
