@@ -195,3 +195,21 @@ def test_fake_on_ipv6_prints_an_address_controller_takes():
         proc.kill()
         proc.communicate()
     assert re.fullmatch(r"listening on \[::1\]:\d+", line), line
+
+
+def test_fake_on_a_port_in_use_names_the_address():
+    """It said "[Errno 98] Address already in use", naming no address."""
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = cli("fake-slurmctld", "--port", str(port))
+    assert proc.returncode == 1
+    assert proc.stderr == f"pyslurmrpc fake-slurmctld: cannot listen on 127.0.0.1:{port}: Address already in use\n"
+
+
+def test_decode_of_a_directory_names_it_without_an_errno(tmp_path):
+    proc = cli("decode", str(tmp_path))
+    assert proc.returncode == 2 and proc.stderr == f"pyslurmrpc decode: {tmp_path}: Is a directory\n"

@@ -64,3 +64,12 @@ def test_check_prefix_boundary():
         check_prefix(prefix(MAX_MSG_SIZE))
     with pytest.raises(FrameTooLargeError):      # one more: too large, whatever follows
         check_prefix(prefix(MAX_MSG_SIZE + 1))
+
+
+@pytest.mark.parametrize("value", [12, "abc", None, [0, 0, 0, 4]])
+def test_decode_message_takes_bytes_only(value):
+    """decode_message(12) decoded twelve NUL bytes (bytes(12)) and reported trailing bytes."""
+    from pyslurmrpc.wire import decode_message
+
+    with pytest.raises(TypeError, match=f"a frame is bytes, a bytearray or a memoryview, not {type(value).__name__}"):
+        decode_message(value)

@@ -170,3 +170,13 @@ def test_encode_response_short_or_long_is_a_socket_error_at_every_length():
         parse_encode_response(pack_encode_response(None, E.munge_error(MungeErr.SOCKET, "Failed to open")))
     with pytest.raises(E.MungeError, match="invalid data length 0"):
         parse_encode_response(pack_encode_response(""))
+
+
+def test_a_key_file_that_cannot_be_read_is_a_munge_error_naming_it(tmp_path):
+    """decode_offline raised a bare FileNotFoundError; its errors are MungeErrors, as munged's."""
+    from pyslurmrpc.auth.errors import MungeError
+
+    missing = tmp_path / "absent.key"
+    with pytest.raises(MungeError, match=f'Failed to open keyfile "{missing}": No such file or directory') as info:
+        decode_offline("MUNGE:AAAA:", missing)
+    assert info.value.os_errno == 2

@@ -126,9 +126,14 @@ class MungeKey:
 
     @classmethod
     def from_file(cls, path: Union[str, os.PathLike]) -> "MungeKey":
-        """Load (and cache, keyed on path, size and mtime) a MUNGE key file."""
-        st = os.stat(path)
-        return _load_key(os.fspath(path), st.st_size, st.st_mtime_ns)
+        """Load (and cache, keyed on path, size and mtime) a MUNGE key file.  A file that
+        cannot be read is a MungeError naming it, in munged's words (src/munged/conf.c)."""
+        try:
+            st = os.stat(path)
+            return _load_key(os.fspath(path), st.st_size, st.st_mtime_ns)
+        except OSError as exc:
+            raise munge_error(MungeErr.BAD_ARG, f"Failed to open keyfile \"{os.fspath(path)}\": "
+                                                f"{exc.strerror or exc}", os_errno=exc.errno) from None
 
     def __repr__(self) -> str:
         return "<MungeKey (hidden)>"

@@ -1,4 +1,5 @@
-"""What the command line does when its output cannot be written or the user interrupts it."""
+"""What the command line does when its output cannot be written, the user interrupts it, or it
+reports a failure."""
 
 from __future__ import annotations
 
@@ -16,3 +17,11 @@ def silence(stdout: TextIO) -> None:
         os.dup2(os.open(os.devnull, os.O_WRONLY), stdout.fileno())
     except (OSError, ValueError, AttributeError):
         pass
+
+
+def error_text(exc: BaseException) -> str:
+    """An error as one line for the user: a system error as "PATH: reason" or its reason,
+    without Python's "[Errno 21]" prefix."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{exc.filename}: {exc.strerror}" if exc.filename else exc.strerror
+    return str(exc)

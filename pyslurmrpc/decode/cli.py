@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Optional, Sequence, TextIO
 
 from .. import _argtypes
-from ..cli._output import EXIT_INTERRUPTED, silence
+from ..cli._output import EXIT_INTERRUPTED, error_text, silence
 from ..errors import PyslurmrpcError
 from .stdin import interruptible
 from .frames import MungeOpener, StreamReport, decode_stream
@@ -72,6 +73,8 @@ def _munge_opener(path: str) -> MungeOpener:
     except OSError as exc:
         raise InputError(f"cannot read --munge-key {path!r}: {exc.strerror or exc}") from None
     except PyslurmrpcError as exc:
+        if getattr(exc, "os_errno", None):       # the file itself (MungeKey.from_file)
+            raise InputError(f"cannot read --munge-key {path!r}: {os.strerror(exc.os_errno)}") from None
         raise InputError(f"--munge-key {path!r} is not a MUNGE key: {exc}") from None
 
 
@@ -115,9 +118,9 @@ def main(argv: Optional[Sequence[str]] = None, stdout: TextIO = None, stderr: Te
             silence(stdout)                    # status (as the other commands do) that not all came out
             return EXIT_UNDECODED
         _warn(warnings, stderr)     # what was wrong with the capture, e.g. a damaged record
-        print(f"pyslurmrpc decode: {exc}", file=stderr)
+        print(f"pyslurmrpc decode: {error_text(exc)}", file=stderr)
         if args.json:  # a script reading stdout learns why nothing (more) came
-            print(json.dumps({"kind": "input_error", "reason": str(exc)}), file=stdout)
+            print(json.dumps({"kind": "input_error", "reason": error_text(exc)}), file=stdout)
         return EXIT_USAGE
     except KeyboardInterrupt:  # between reads: what was printed stands
         printer.interrupted = True

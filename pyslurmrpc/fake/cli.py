@@ -18,6 +18,7 @@ from typing import Optional
 
 from pyslurmrpc import _argtypes, defaults
 from pyslurmrpc.auth.slurm_auth import AsyncMungeAuth, NoneAuth
+from pyslurmrpc.cli._output import error_text
 from pyslurmrpc.client.validate import address_text
 from pyslurmrpc.errors import ConfigError, PyslurmrpcError
 
@@ -130,7 +131,7 @@ def main_fake_slurmctld(argv: Optional[list[str]] = None) -> int:
     except KeyboardInterrupt:
         pass
     except (PyslurmrpcError, OSError) as exc:  # a bad --cluster file, a port in use: one line, no traceback
-        print(f"pyslurmrpc fake-slurmctld: {exc}", file=sys.stderr)
+        print(f"pyslurmrpc fake-slurmctld: {error_text(exc)}", file=sys.stderr)
         return 1
     return 0
 

@@ -24,6 +24,7 @@ import os
 import socket
 from typing import Callable, Optional
 
+from ..client.validate import address_text
 from .limits import ACCEPT_BACKOFF_FIRST, ACCEPT_BACKOFF_MAX, SLOTS, ConnectionSlots, RateLimitedLog, Slot
 
 log = logging.getLogger("pyslurmrpc.fake")
@@ -141,6 +142,9 @@ def listening_socket(host: str, port: int, backlog: int) -> socket.socket:
         sock.bind(addr)
         sock.listen(backlog)
         sock.setblocking(False)
+    except OSError as exc:   # "[Errno 98] Address already in use" named no address
+        sock.close()
+        raise OSError(exc.errno, f"cannot listen on {address_text(host, port)}: {exc.strerror}") from None
     except BaseException:
         sock.close()
         raise

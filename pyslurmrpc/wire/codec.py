@@ -71,13 +71,21 @@ def spec_for(frame: bytes) -> VersionSpec:
     return spec
 
 
+def as_frame_bytes(frame) -> bytes:
+    """``frame`` as bytes; only bytes-like objects are frames (``bytes(12)`` is 12 NULs)."""
+    if not isinstance(frame, (bytes, bytearray, memoryview)):
+        raise TypeError(f"a frame is bytes, a bytearray or a memoryview, not {type(frame).__name__}")
+    return bytes(frame)
+
+
 def decode_message(frame) -> Message:
     """Decode one whole frame (length prefix included) into a :class:`Message`.
 
     Raises a :class:`ProtocolError` subclass naming the field and offset for
-    any malformed input; never any other exception.
+    any malformed input; never any other exception.  ``frame`` is bytes, a bytearray or
+    a memoryview (a TypeError otherwise: an int was taken as that many NUL bytes).
     """
-    frame = bytes(frame)
+    frame = as_frame_bytes(frame)
     declared, version = _PREFIX.unpack_from(frame) if len(frame) >= _PREFIX.size else (None, None)
     spec = VERSIONS.get(version)
     if spec is None or declared != len(frame) - LENGTH_PREFIX_SIZE or declared > MAX_MSG_SIZE:
