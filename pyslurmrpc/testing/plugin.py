@@ -10,7 +10,7 @@ Fixtures (override the first two in your conftest.py to change the cluster):
 
 * ``fake_slurm_cluster`` - the :class:`pyslurmrpc.fake.Cluster` to serve
   (default: the cluster of the project's recordings: jobs 2 and 5 running
-  batch jobs of root with step 0, job 3 cancelled, job 4 pending);
+  batch jobs of the user running the tests, each with step 0, job 3 cancelled, job 4 pending);
 * ``fake_slurm_plugin`` - the checkpoint plugin: "simulated" (default; a
   checkpoint that really works), "ompi" or "none";
 * ``fake_slurmctld`` - the running :class:`pyslurmrpc.fake.FakeSlurmctld`
