@@ -154,7 +154,8 @@ def test_wrong_munge_key_is_a_failure(tmp_path):
     bad.write_bytes(b"x" * 1024)
     code, out, _ = run(FIXTURES / "ping.request.bin", "--munge-key", bad)
     assert code == 1
-    assert "credential did not open" in out
+    assert "credential did not open: MUNGE error 14 (Invalid credential): " in out
+    assert "(minted with another key than --munge-key's, or damaged)" in out
 
 
 # ---------------------------------------------------------------------------

@@ -13,6 +13,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Optional
 
+from ..auth.munge_constants import MungeErr
 from ..errors import ProtocolError, PyslurmrpcError
 from ..wire import Framer
 from ..wire.constants import LENGTH_PREFIX_SIZE
@@ -117,6 +118,8 @@ def _open_credential(report: FrameReport, opener: MungeOpener) -> None:
         report.munge = opener.open(cred.value)
     except (PyslurmrpcError, ValueError) as exc:
         report.munge_error = str(exc) or type(exc).__name__
+        if getattr(exc, "code", None) == MungeErr.CRED_INVALID:   # the MAC did not match
+            report.munge_error += " (minted with another key than --munge-key's, or damaged)"
 
 
 def decode_stream(data: bytes, label: str, opener: Optional[MungeOpener] = None) -> StreamReport:
