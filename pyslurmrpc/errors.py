@@ -223,7 +223,7 @@ class NoVersionAnsweredError(TransportError):
 class AuthError(PyslurmrpcError):
     """Authentication failed.  ``code`` and ``text`` carry MUNGE's error when there is one;
     ``slurm_errno`` is the number libslurm reports, SLURM_PROTOCOL_AUTHENTICATION_ERROR
-    unless a subclass knows better (scontrol prints "Protocol authentication error")."""
+    unless a subclass knows better (what scontrol then prints is that errno's text)."""
 
     default_errno = int(SlurmErrno.SLURM_PROTOCOL_AUTHENTICATION_ERROR)
 
