@@ -56,41 +56,41 @@ def test_file_over_the_limit_is_not_read_whole(tmp_path, monkeypatch):
 
 # --- every key's type and range -----------------------------------------------------------------
 @pytest.mark.parametrize("toml, message", [
-    ('slurm_user = "root"', "slurm_user: expected a uid (integer 0..4294967294), got 'root'"),
-    ("slurm_user = 4294967295", "slurm_user: expected a uid (integer 0..4294967294), got 4294967295"),
-    ("slurm_user = true", "slurm_user: expected a uid (integer 0..4294967294), got True"),
+    ('slurm_user = "root"', "slurm_user must be a uid (integer 0..4294967294), not 'root'"),
+    ("slurm_user = 4294967295", "slurm_user must be a uid (integer 0..4294967294), not 4294967295"),
+    ("slurm_user = true", "slurm_user must be a uid (integer 0..4294967294), not True"),
     ("tree_width = 0", "tree_width must be an int from 1 to 65533, not 0"),
-    ("job_checkpoint_dir = 5", "job_checkpoint_dir: expected a directory (non-empty string or path), got 5"),
+    ("job_checkpoint_dir = 5", "job_checkpoint_dir must be a directory (non-empty string or path), not 5"),
     ("slurmuser = 5", "unknown key 'slurmuser' (known: job_checkpoint_dir, jobs, nodes, slurm_user, tree_width)"),
-    ("jobs = 5", "jobs: expected an array of tables ([[jobs]]), got 5"),
-    ('[nodes]\nn1 = "127.0.0.1:x"', "nodes.n1: expected \"HOST:PORT\" (port 0..65535), got '127.0.0.1:x'"),
-    ('[nodes]\nn1 = "127.0.0.1:65536"', "nodes.n1: expected \"HOST:PORT\" (port 0..65535)"),
-    ("[[jobs]]\njob_id = -1\nuid = 1", "job_id: expected a job id (integer 1..4294967293), got -1"),
-    ("[[jobs]]\njob_id = 0\nuid = 1", "job_id: expected a job id (integer 1..4294967293), got 0"),
+    ("jobs = 5", "jobs must be an array of tables ([[jobs]]), not 5"),
+    ('[nodes]\nn1 = "127.0.0.1:x"', "nodes.n1 must be \"HOST:PORT\" (port 0..65535), not '127.0.0.1:x'"),
+    ('[nodes]\nn1 = "127.0.0.1:65536"', "nodes.n1 must be \"HOST:PORT\" (port 0..65535)"),
+    ("[[jobs]]\njob_id = -1\nuid = 1", "job_id must be a job id (integer 1..4294967293), not -1"),
+    ("[[jobs]]\njob_id = 0\nuid = 1", "job_id must be a job id (integer 1..4294967293), not 0"),
     ("[[jobs]]\njob_id = 99999999999999\nuid = 1",
-     "job_id: expected a job id (integer 1..4294967293), got 99999999999999"),
-    ("[[jobs]]\njob_id = 4294967294\nuid = 1", "job_id: expected a job id (integer 1..4294967293), got 4294967294"),
-    ("[[jobs]]\njob_id = 7.0\nuid = 1", "job_id: expected a job id (integer 1..4294967293), got 7.0"),
+     "job_id must be a job id (integer 1..4294967293), not 99999999999999"),
+    ("[[jobs]]\njob_id = 4294967294\nuid = 1", "job_id must be a job id (integer 1..4294967293), not 4294967294"),
+    ("[[jobs]]\njob_id = 7.0\nuid = 1", "job_id must be a job id (integer 1..4294967293), not 7.0"),
     (JOB + JOB, "job 7: duplicate job_id (two [[jobs]] tables have it)"),
-    ("[[jobs]]\njob_id = 7\nuid = -1", "job 7: uid: expected a uid (integer 0..4294967294), got -1"),
+    ("[[jobs]]\njob_id = 7\nuid = -1", "job 7: uid must be a uid (integer 0..4294967294), not -1"),
     (JOB + "owner = 3\nflag = 1", "job 7: unknown keys 'flag', 'owner' (known: batch, ckpt_dir, has_details, "
                                   "job_id, nodes, state, steps, uid, work_dir)"),
-    (JOB + 'batch = "yes"', "job 7: batch: expected true or false, got 'yes'"),
-    (JOB + 'state = "sleeping"', "job 7: state: expected one of pending/running/suspended/completed/"
-                                 "cancelled/failed, got 'sleeping'"),
+    (JOB + 'batch = "yes"', "job 7: batch must be true or false, not 'yes'"),
+    (JOB + 'state = "sleeping"', "job 7: state must be one of pending/running/suspended/completed/"
+                                 "cancelled/failed, not 'sleeping'"),
     (JOB + 'nodes = "n[1-"', "job 7: nodes: unbalanced brackets in 'n[1-'"),
-    (JOB + "nodes = [1, 2]", "job 7: nodes: expected a hostlist"),
-    (JOB + "steps = 3", "job 7: steps: expected an array of tables ([[jobs.steps]]), got 3"),
-    (JOB + '[[jobs.steps]]\nstep_id = "x"', "job 7: step_id: expected a step id (integer 0..4294967295), got 'x'"),
+    (JOB + "nodes = [1, 2]", "job 7: nodes must be a hostlist"),
+    (JOB + "steps = 3", "job 7: steps must be an array of tables ([[jobs.steps]]), not 3"),
+    (JOB + '[[jobs.steps]]\nstep_id = "x"', "job 7: step_id must be a step id (integer 0..4294967295), not 'x'"),
     (JOB + "[[jobs.steps]]\nstep_id = 4294967296",
-     "job 7: step_id: expected a step id (integer 0..4294967295), got 4294967296"),
+     "job 7: step_id must be a step id (integer 0..4294967295), not 4294967296"),
     (JOB + "[[jobs.steps]]\nstep_id = 4294967293",
-     "job 7: step_id: expected a step id, got 4294967293 (SLURM_PENDING_STEP: a step not created yet)"),
+     "job 7: step_id must be a step id, not 4294967293 (SLURM_PENDING_STEP: a step not created yet)"),
     (JOB + 'batch = true\n[[jobs.steps]]\nstep_id = 4294967294', "job 7: duplicate step_id 4294967294"),
     (JOB + "[[jobs.steps]]\nstep_id = 0\n[[jobs.steps]]\nstep_id = 0", "job 7: duplicate step_id 0"),
     (JOB + "[[jobs.steps]]\nstep_id = 0\npid = 1", "job 7 step 0: unknown key 'pid' (known: ckpt_dir, nodes, "
                                                    "srun, step_id, suspended, tasks_started)"),
-    (JOB + "[[jobs.steps]]\nstep_id = 0\nsrun = 1", "job 7 step 0: srun: expected true or false, got 1"),
+    (JOB + "[[jobs.steps]]\nstep_id = 0\nsrun = 1", "job 7 step 0: srun must be true or false, not 1"),
     (JOB + '[[jobs.steps]]\nnodes = "n1"', "missing key 'step_id' (job 7, [[jobs.steps]] table 1)"),
     ("[[jobs]]\njob_id = 7", "missing key 'uid' (job 7)"),
     ("[[jobs]]\nuid = 1", "missing key 'job_id' ([[jobs]] table 1)"),
@@ -114,22 +114,22 @@ def test_slurm_user_name_is_refused_before_the_fake_listens(tmp_path):
     proc = cli("fake-slurmctld", "--cluster", str(path), "--port", "0")
     assert proc.returncode == 1 and proc.stdout == "", proc
     assert proc.stderr == (f"pyslurmrpc fake-slurmctld: {path}: bad cluster description: "
-                           "slurm_user: expected a uid (integer 0..4294967294), got 'root'\n")
+                           "slurm_user must be a uid (integer 0..4294967294), not 'root'\n")
 
 
 # --- the Python API refuses the same ------------------------------------------------------------
 @pytest.mark.parametrize("build, message", [
-    (lambda: Cluster(slurm_user="root"), "slurm_user: expected a uid"),
+    (lambda: Cluster(slurm_user="root"), "slurm_user must be a uid"),
     (lambda: Cluster(tree_width=0), "tree_width must be an int from 1 to 65533"),
-    (lambda: Cluster().add_job(-1, 0), "job_id: expected a job id"),
-    (lambda: Cluster().add_job(2 ** 32, 0), "job_id: expected a job id"),
-    (lambda: Cluster().add_job(7, "root"), "job 7: uid: expected a uid (integer 0..4294967294), got 'root'"),
-    (lambda: Cluster().add_job(7, 1, "sleeping"), "job 7: state: expected one of"),
-    (lambda: Cluster().add_job(7, 1, steps=["x"]), "job 7: step_id: expected a step id"),
-    (lambda: Cluster().add_job(7, 1).add_step(SLURM_PENDING_STEP), "job 7: step_id: expected a step id"),
-    (lambda: Cluster(job_checkpoint_dir=""), "job_checkpoint_dir: expected a directory"),
-    (lambda: Cluster().add_job(7, 1, nodes=[1, 2]), "job 7: nodes: expected a hostlist"),
-    (lambda: Cluster().add_job(7, 1).add_step(0, srun="no"), "job 7 step 0: srun: expected true or false"),
+    (lambda: Cluster().add_job(-1, 0), "job_id must be a job id"),
+    (lambda: Cluster().add_job(2 ** 32, 0), "job_id must be a job id"),
+    (lambda: Cluster().add_job(7, "root"), "job 7: uid must be a uid (integer 0..4294967294), not 'root'"),
+    (lambda: Cluster().add_job(7, 1, "sleeping"), "job 7: state must be one of"),
+    (lambda: Cluster().add_job(7, 1, steps=["x"]), "job 7: step_id must be a step id"),
+    (lambda: Cluster().add_job(7, 1).add_step(SLURM_PENDING_STEP), "job 7: step_id must be a step id"),
+    (lambda: Cluster(job_checkpoint_dir=""), "job_checkpoint_dir must be a directory"),
+    (lambda: Cluster().add_job(7, 1, nodes=[1, 2]), "job 7: nodes must be a hostlist"),
+    (lambda: Cluster().add_job(7, 1).add_step(0, srun="no"), "job 7 step 0: srun must be true or false"),
 ])
 def test_api_refuses_what_the_file_refuses(build, message):
     with pytest.raises(InvalidArgumentError, match="^" + message.replace("(", r"\(").replace(")", r"\)")):

@@ -3,8 +3,8 @@
 
 A value the fake could not put on the wire (a uid that is a name, a job id over
 32 bits) used to be accepted and then break every connection; here it is an
-:class:`~pyslurmrpc.errors.InvalidArgumentError` reading ``NAME: expected WHAT,
-got VALUE``.  Each check returns the value (normalised where said) or raises.
+:class:`~pyslurmrpc.errors.InvalidArgumentError` reading ``NAME must be WHAT,
+not VALUE``, the client's own wording (``client/validate.py``).  Each check returns the value (normalised where said) or raises.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ NODE_PORT_MIN = 0
 
 
 def bad(name: str, what: str, value, why: str = "") -> InvalidArgumentError:
-    return InvalidArgumentError(f"{name}: expected {what}, got {shown(value)}{why}")
+    return InvalidArgumentError(f"{name} must be {what}, not {shown(value)}{why}")
 
 
 def integer(value, name: str, what: str, lo: int, hi: int, why: str = "") -> int:
