@@ -256,6 +256,17 @@ def test_real_dumps_with_repeats_and_their_offset_styles(argv):
     assert parse_hex_dump(text) == data
 
 
+@pytest.mark.parametrize("argv", [["od", "-tx1"], ["od", "-Ax", "-tx1"]])
+def test_a_dump_that_starts_with_a_repeat(argv):
+    """od's octal 0000100 after a leading "*" also fits as hex (0x100): 260 bytes were read for 68."""
+    if shutil.which(argv[0]) is None:
+        skip_or_fail(pytest, f"{argv[0]} not installed")
+    data = bytes(64) + b"\x01\x02\x03\x04"
+    text = subprocess.run(argv, input=data, capture_output=True, check=True).stdout.decode()
+    assert text.splitlines()[1] == "*"
+    assert parse_hex_dump(text) == data
+
+
 @pytest.mark.parametrize("edit, said", [
     (lambda lines: lines[:1] + lines[2:], "line 2: offset 0x20 where 0x10 bytes were read"),
     (lambda lines: [lines[1], lines[0]] + lines[2:], "line 1: offset 0x10 where 0x0 bytes were read"),
@@ -378,6 +389,9 @@ def test_a_capture_whose_reading_stopped_is_not_all_decoded(tmp_path, damage):
     objs = [json.loads(line) for line in out.splitlines()]
     warned = [o["reason"] for o in objs if o.get("kind") == "input_warning"]
     assert code == 1 and any(said in reason for reason in warned), warned
+    code, out, _ = run(tmp_path / "c.pcap", "--json", "--summary")
+    summary = json.loads(out)                      # still one document
+    assert code == 1 and summary["kind"] == "summary" and any(said in w for w in summary["warnings"])
 
 
 def test_several_messages_on_one_connection(tmp_path):

@@ -103,8 +103,8 @@ def main(argv: Optional[Sequence[str]] = None, stdout: TextIO = None, stderr: Te
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help (0) or a usage error (2)
         return int(exc.code or 0)
-    printer = Printer(stdout, args.json, args.summary)
     warnings: list[str] = []
+    printer = Printer(stdout, args.json, args.summary, warnings)
     try:
         opener = _munge_opener(args.munge_key) if args.munge_key else None
         fh, name = _open(args.file, stdin)
@@ -125,8 +125,8 @@ def main(argv: Optional[Sequence[str]] = None, stdout: TextIO = None, stderr: Te
     except KeyboardInterrupt:  # between reads: what was printed stands
         printer.interrupted = True
     _warn(warnings, stderr)
-    if args.json:  # a damaged capture: what a script reading stdout would otherwise not learn
-        for warning in warnings:
+    if args.json and not args.summary:  # a damaged capture: what a script reading stdout would not
+        for warning in warnings:        # learn otherwise (--summary --json: inside the summary)
             print(json.dumps({"kind": "input_warning", "reason": warning}), file=stdout)
     if printer.interrupted:
         return EXIT_INTERRUPTED

@@ -151,12 +151,11 @@ def _offset_dump(lines: list[tuple[int, str]], read_line, octal: bool) -> bytes:
 
 
 def _offset_base(digits: str, have: int, step: int) -> int:
-    """16, or 8 when only an octal reading of ``digits`` (od without -Ax) follows the bytes read."""
+    """8 when the octal reading of ``digits`` follows the bytes read (od's own 7-digit offsets:
+    after a leading ``*`` the hex reading may fit too, and would be wrong), else 16."""
     def fits(offset: int) -> bool:
         return offset == have or (step > 0 and offset > have and (offset - have) % step == 0)
-    if not fits(int(digits, 16)) and set(digits) <= _OCTAL_DIGITS and fits(int(digits, 8)):
-        return 8
-    return 16
+    return 8 if set(digits) <= _OCTAL_DIGITS and fits(int(digits, 8)) else 16
 
 
 def load(data: bytes, name: str, ports: Iterable[int] = DEFAULT_PORTS) -> Source:

@@ -30,8 +30,9 @@ SNIFF = 4
 class Printer:
     """Prints messages and problems as they come, and keeps the totals."""
 
-    def __init__(self, out: TextIO, as_json: bool, summary_only: bool):
+    def __init__(self, out: TextIO, as_json: bool, summary_only: bool, warnings: Optional[list] = None):
         self.out, self.as_json, self.summary_only = out, as_json, summary_only
+        self.warnings = [] if warnings is None else warnings   # the input's, filled while reading
         self.summary = Summary()
         self.frames = self.bad = self.stopped = 0
         self.interrupted = False  # Ctrl-C: what was read so far is reported, then the run ends
@@ -90,8 +91,11 @@ class Printer:
 
     def finish(self, streams: int, connections: Optional[int]) -> None:
         if self.summary_only or self.as_json:
-            if self.summary_only and self.as_json:
-                print(json.dumps(self.summary.as_json(connections)), file=self.out)
+            if self.summary_only and self.as_json:   # one JSON document: the warnings go inside
+                totals = self.summary.as_json(connections)
+                if self.warnings:
+                    totals["warnings"] = list(self.warnings)
+                print(json.dumps(totals), file=self.out)
             elif self.summary_only:
                 for line in self.summary.lines(connections):
                     print(line, file=self.out)
