@@ -7,7 +7,7 @@ libslurm.  Start with :class:`Client` or :class:`AsyncClient`.
 
 from .client import AsyncClient, Client
 from .errors import (
-    AuthError, CheckpointUnsupported, ConfigError, ConnectionClosedError,
+    AuthError, CheckpointUnsupported, ConfigError, ConnectionClosedError, ConnectTimeoutError,
     ConnectionRefusedTransportError, FailureReason, InvalidArgumentError, LocalProtocolError,
     NoVersionAnsweredError, ProtocolError, PyslurmrpcError, RemoteProtocolError, SlurmError,
     TimeoutTransportError, TransportError, UnexpectedMessageError, UnreachableError,
@@ -18,7 +18,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Client", "AsyncClient", "SlurmError", "CheckpointUnsupported", "TransportError",
-    "UnreachableError", "ConnectionRefusedTransportError", "TimeoutTransportError", "ConnectionClosedError",
+    "UnreachableError", "ConnectionRefusedTransportError", "ConnectTimeoutError", "TimeoutTransportError", "ConnectionClosedError",
     "NoVersionAnsweredError", "ProtocolError", "LocalProtocolError", "RemoteProtocolError",
     "FailureReason", "UnexpectedMessageError", "AuthError", "ConfigError", "InvalidArgumentError",
     "PyslurmrpcError", "NO_VAL", "NO_VAL16", "SLURM_BATCH_SCRIPT",

@@ -173,12 +173,13 @@ class TransportError(PyslurmrpcError):
 
 
 class UnreachableError(TransportError):
-    """No connection could be made: every controller tried (or the one daemon) refused,
-    could not be looked up, or could not be reached in time.
+    """No connection could be made: the address refused it, could not be looked up, or
+    did not answer the connect in time (for a call with failover: every controller).
 
-    ``failures`` maps each address tried (``"host:port"``) to its own
-    :class:`TransportError`, in the order tried; each address appears once, with its
-    last failure.  libslurm reports all of these with one errno,
+    ``failures``, for a call that tried several controllers, maps each one as the errors
+    show it (``"host:port"``, or ``"name (host:port)"``) to its own :class:`TransportError`,
+    in the order tried, with its last failure; empty when one address was tried (the
+    error is that address's own).  libslurm reports all of these with one errno,
     SLURMCTLD_COMMUNICATIONS_CONNECTION_ERROR (slurm_open_controller_conn).
     """
 
@@ -198,6 +199,12 @@ class TimeoutTransportError(TransportError):
     """The daemon did not answer within the timeout."""
 
     default_errno = int(SlurmErrno.SLURM_PROTOCOL_SOCKET_IMPL_TIMEOUT)
+
+
+class ConnectTimeoutError(UnreachableError, TimeoutTransportError):
+    """The connect itself did not complete in time (TCPTimeout): the daemon was not reached."""
+
+    default_errno = int(SlurmErrno.SLURMCTLD_COMMUNICATIONS_CONNECTION_ERROR)
 
 
 class ConnectionClosedError(TransportError):

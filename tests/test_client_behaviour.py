@@ -171,11 +171,14 @@ def test_a_controller_that_cannot_be_looked_up_is_unreachable_not_refused(monkey
     assert type(info.value) is UnreachableError
     assert info.value.slurm_errno == 1800
     first, second = info.value.failures.values()
-    assert type(first) is TransportError and "ctl.invalid:6817: " in str(first)
+    assert type(first) is UnreachableError and "ctl.invalid:6817: " in str(first)
     assert type(second) is ConnectionRefusedTransportError
     assert str(info.value).startswith("no slurmctld answered (ctl.invalid:6817: ")
     again = pickle.loads(pickle.dumps(info.value))
     assert type(again) is UnreachableError and list(again.failures) == list(info.value.failures)
+    with pytest.raises(UnreachableError, match="^ctl.invalid:6817: Name or service not known$") as one:
+        c.ping(0)                                  # one address, no failover: its own error
+    assert type(one.value) is UnreachableError and one.value.failures == {} and one.value.slurm_errno == 1800
 
 
 # a silent controller on a real socket: test_async_timeout; the blocking runner's timeout,

@@ -36,7 +36,7 @@ from pyslurmrpc.effects import (
 )
 from pyslurmrpc.errors import (
     ConnectionClosedError, ConnectionRefusedTransportError, NoVersionAnsweredError, SlurmError, TimeoutTransportError,
-    UnreachableError,
+    ConnectTimeoutError, UnreachableError,
 )
 from pyslurmrpc.hostlist import expand
 from pyslurmrpc.slurm_errno import SlurmErrno
@@ -249,9 +249,14 @@ def test_connect_timeouts_count_against_message_timeout():
     with pytest.raises(UnreachableError, match="connect timed out") as info:
         world.run(flows.checkpoint(st, calls.able(1, 0)))
     assert not isinstance(info.value, ConnectionRefusedTransportError)   # nothing refused
+    assert all(type(e) is ConnectTimeoutError for e in info.value.failures.values())
+
     # 2 s connect + 1 s pause per round; a round starts while a pause would end before 10 s
     assert [t for t, _ in world.connects] == [0, 3, 6, 9]
     assert world.t == 11
+    with pytest.raises(ConnectTimeoutError, match="connect timed out") as one:   # one address: its own
+        world.run(flows.ping(st, st.settings.controllers[0]))
+    assert isinstance(one.value, TimeoutTransportError) and one.value.slurm_errno == 1800
 
 
 def test_port_range_spread_comes_from_the_runner_clock_and_the_seed():

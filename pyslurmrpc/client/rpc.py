@@ -13,7 +13,8 @@ from ..auth.msg_hash import FIRST_HASHED_VERSION, credential_payload, hashes_bod
 from ..auth.slurm_auth import create_flow, verify_flow
 from ..effects import Close, Connect, NOW, PeerClosed, RecvFrame, Send, Sleep, WallClock, deadline_passed, overlapped
 from ..errors import (
-    AuthError, ConnectionClosedError, ConnectionRefusedTransportError, CONNECT_ERRNO, RECEIVE_ERRNO,
+    AuthError, ConnectionClosedError, ConnectionRefusedTransportError, ConnectTimeoutError, CONNECT_ERRNO,
+    RECEIVE_ERRNO,
     TimeoutTransportError, TransportError, UnreachableError,
 )
 from ..wire import Forward, MsgType
@@ -63,12 +64,12 @@ def connect(endpoint: Endpoint, timeout: float):
     raise error
 
 
-def _connect_error(exc: OSError, endpoint: Endpoint) -> TransportError:
+def _connect_error(exc: OSError, endpoint: Endpoint) -> UnreachableError:
     if isinstance(exc, ConnectionRefusedError):
         return ConnectionRefusedTransportError(f"{endpoint}: connection refused", address=endpoint)
     if isinstance(exc, TimeoutError):
-        return TimeoutTransportError(f"{endpoint}: connect timed out", address=endpoint, slurm_errno=CONNECT_ERRNO)
-    return TransportError(f"{endpoint}: {exc.strerror or exc}", address=endpoint, slurm_errno=CONNECT_ERRNO)
+        return ConnectTimeoutError(f"{endpoint}: connect timed out", address=endpoint, slurm_errno=CONNECT_ERRNO)
+    return UnreachableError(f"{endpoint}: {exc.strerror or exc}", address=endpoint, slurm_errno=CONNECT_ERRNO)
 
 
 def exchange(conn, frame: bytes, timeout: float, endpoint: Endpoint, limit: int | None = None):
