@@ -13,12 +13,14 @@ import re
 from .client.validate import PORT_MAX, TIMEOUT_MAX
 
 _INTEGER = re.compile(r"-?[0-9]+")   # no sign of +, no blanks, no '_' (int() takes all three)
+_DECIMAL = re.compile(r"(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")   # the same for float()
 
 
 def whole(low: int, high: int | None = None, want: str | None = None):
     """An int from ``low`` (to ``high``); ``want`` names it in the error (default: the range)."""
     if want is None:
-        want = "a positive integer" if (low, high) == (1, None) else f"an integer from {low} to {high}"
+        want = ("a positive integer" if (low, high) == (1, None) else
+                f"an integer of at least {low}" if high is None else f"an integer from {low} to {high}")
 
     def parse(text: str) -> int:
         value = int(text) if _INTEGER.fullmatch(text) else None
@@ -39,10 +41,7 @@ def seconds(most: float | None = TIMEOUT_MAX):
     want = "a number of seconds above 0" + ("" if most is None else f" and at most {most}")
 
     def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            value = math.nan
+        value = float(text) if _DECIMAL.fullmatch(text) else math.nan
         if not (math.isfinite(value) and value > 0 and (most is None or value <= most)):
             raise argparse.ArgumentTypeError(f"must be {want}, not {text!r}")
         return value

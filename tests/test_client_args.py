@@ -277,6 +277,6 @@ def test_a_mistyped_keyword_names_the_client_and_what_it_takes(cls):
 
 def test_an_ipv6_address_is_shown_in_brackets_as_controller_takes_it():
     """Errors said "::1:7000: connection refused", which --controller cannot read back."""
-    client = Client("::1", 7000, backups=[("fe80::1", 7001)], nodes={"n1": ("::2", 6818)}, auth="none")
+    client = Client("::1", 7000, backups=[("fe80::1", 7001)], auth="none")
     assert [str(c) for c in client.settings.controllers] == ["[::1]:7000", "[fe80::1]:7001"]
     assert validate.controller_address(str(client.settings.controllers[0]), 6817) == ("::1", 7000)

@@ -149,6 +149,10 @@ def test_fake_with_a_bad_cluster_file_says_so(tmp_path, toml, needle):
     (["--message-timeout", "0"], "argument --message-timeout: must be a number of seconds above 0 and at most 65535, not '0'"),
     (["--message-timeout", "nan"], "argument --message-timeout: must be a number of seconds above 0 and at most 65535, not 'nan'"),
     (["--message-timeout", "65536"], "argument --message-timeout: must be a number of seconds above 0 and at most 65535, not '65536'"),
+    (["--message-timeout", "1_0"], "argument --message-timeout: must be a number of seconds above 0 and at most 65535, not '1_0'"),
+    (["--message-timeout", " 5"], "argument --message-timeout: must be a number of seconds above 0 and at most 65535, not ' 5'"),
+    (["--clock", "-5"], "argument --clock: must be an integer of at least 0, not '-5'"),
+    (["--clock", " 5"], "argument --clock: must be an integer of at least 0, not ' 5'"),
 ])
 def test_fake_bad_options_are_usage_errors(argv, needle):
     proc = cli("fake-slurmctld", *argv)

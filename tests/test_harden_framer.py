@@ -67,9 +67,14 @@ def test_check_prefix_boundary():
 
 
 @pytest.mark.parametrize("value", [12, "abc", None, [0, 0, 0, 4]])
-def test_decode_message_takes_bytes_only(value):
-    """decode_message(12) decoded twelve NUL bytes (bytes(12)) and reported trailing bytes."""
+@pytest.mark.parametrize("decoder", ["decode_message", "decode_reply_frame", "decode_frame"])
+def test_every_frame_decoder_takes_bytes_only(value, decoder):
+    """decode_message(12) decoded twelve NUL bytes (bytes(12)) and reported trailing bytes;
+    decode_reply_frame did the same, and the decoder's decode_frame ended in a TypeError of len()."""
+    from pyslurmrpc.decode import decode_frame
     from pyslurmrpc.wire import decode_message
+    from pyslurmrpc.wire.repeats import decode_reply_frame
 
+    fn = {"decode_message": decode_message, "decode_reply_frame": decode_reply_frame, "decode_frame": decode_frame}
     with pytest.raises(TypeError, match=f"a frame is bytes, a bytearray or a memoryview, not {type(value).__name__}"):
-        decode_message(value)
+        fn[decoder](value)

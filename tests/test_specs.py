@@ -2,7 +2,7 @@
 
 Convention (protocol_specs/README.md): a fenced block whose info string is
 ``hex frame`` holds a whole frame as hex (an optional ``0000:`` offset column
-is ignored).  A ``decoded`` block right after it lists ``dotted.path = value``
+is checked, as in any dump the decoder reads).  A ``decoded`` block right after it lists ``dotted.path = value``
 lines that must equal the decoded message.  ``hex error`` blocks hold frames
 that must be refused; their ``decoded`` block names ``error``, ``field`` and
 ``offset``.

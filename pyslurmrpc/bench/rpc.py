@@ -15,6 +15,7 @@ import time
 from contextlib import contextmanager
 
 from ..client import AsyncClient, Client
+from ..client.validate import controller_address
 from ..errors import CheckpointUnsupported
 from .timing import percentiles
 
@@ -36,8 +37,7 @@ def child_server(cmd: list[str]):
     """A server in a child process that prints ``listening on HOST:PORT``; yields (host, port)."""
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
     try:
-        host, _, port = first_line(proc).rsplit(" ", 1)[1].rpartition(":")
-        yield host, int(port)
+        yield controller_address(first_line(proc).rsplit(" ", 1)[1], None)
     finally:
         proc.terminate()
         proc.wait(10)

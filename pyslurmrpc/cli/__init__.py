@@ -10,7 +10,7 @@ import sys
 from .. import _argtypes
 from ..defaults import SLURMCTLD_PORT
 from ..errors import PyslurmrpcError
-from ._output import EXIT_INTERRUPTED, silence
+from ._output import EXIT_INTERRUPTED, error_text, silence
 
 SUBCOMMANDS = {
     "checkpoint": "scontrol-compatible checkpoint OP JOBID[.STEPID] [MaxWait=N] [ImageDir=DIR] [StickToNodes]",
@@ -145,7 +145,7 @@ def main(argv=None) -> int:
         return 1
     except OSError as exc:       # e.g. a full disk under the output; the calls' own errors are named earlier
         silence(sys.stdout)
-        print(f"pyslurmrpc: {exc}", file=sys.stderr)
+        print(f"pyslurmrpc: {error_text(exc)}", file=sys.stderr)
         return 1
     finally:
         if handler:

@@ -174,14 +174,17 @@ def _rebuilt(cls, settings: Settings) -> ClientApi:
     return client
 
 
+#: the keywords Client(...) takes, in settings_from_args' order (read once: a client is made often)
+_KEYWORDS = tuple(name for name, p in inspect.signature(settings_from_args).parameters.items()
+                  if p.kind is inspect.Parameter.KEYWORD_ONLY)
+
+
 def _known_keywords(cls_name: str, given: dict) -> None:
     """A TypeError naming the client and what it takes: a mistyped keyword was reported
     as an argument of the internal settings_from_args."""
-    takes = [name for name, p in inspect.signature(settings_from_args).parameters.items()
-             if p.kind is inspect.Parameter.KEYWORD_ONLY]
     for name in given:
-        if name not in takes:
-            close = difflib.get_close_matches(name, takes, n=1)
+        if name not in _KEYWORDS:
+            close = difflib.get_close_matches(name, _KEYWORDS, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             raise TypeError(f"{cls_name}() got an unexpected keyword argument {name!r} "
-                            f"(it takes {', '.join(takes)}{hint})")
+                            f"(it takes {', '.join(_KEYWORDS)}{hint})")

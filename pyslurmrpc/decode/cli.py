@@ -70,8 +70,6 @@ def _munge_opener(path: str) -> MungeOpener:
     "[Errno 2] ... '/x'" did not say which file, and a short key used to exit 1."""
     try:
         return MungeOpener(path)
-    except OSError as exc:
-        raise InputError(f"cannot read --munge-key {path!r}: {exc.strerror or exc}") from None
     except PyslurmrpcError as exc:
         if getattr(exc, "os_errno", None):       # the file itself (MungeKey.from_file)
             raise InputError(f"cannot read --munge-key {path!r}: {os.strerror(exc.os_errno)}") from None

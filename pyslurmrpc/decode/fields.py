@@ -21,7 +21,7 @@ from construct import Construct, Pass, Struct, Switch, Tell, this
 
 from ..errors import InvalidFieldError, ProtocolError, TrailingBytesError, UnknownMessageTypeError
 from ..wire._construct_internals import recording_parse
-from ..wire.codec import PARSE_ERRORS, check_prefix, message_from_parsed, parse_failure, spec_for
+from ..wire.codec import PARSE_ERRORS, as_frame_bytes, check_prefix, message_from_parsed, parse_failure, spec_for
 from ..wire.constants import LENGTH_PREFIX_SIZE
 from ..wire.header import header_t
 from ..wire.info_bodies import decoder_bodies
@@ -76,7 +76,7 @@ def read_frame(frame: bytes) -> FrameFields:
     """:func:`read_fields` plus what the codec leaves out: a message type the codec has no
     body for is named from its release's table; its body is read with the decoder's
     own schemas (:mod:`pyslurmrpc.wire.info_bodies`) or kept as undecoded bytes."""
-    frame = bytes(frame)
+    frame = as_frame_bytes(frame)
     spec = VERSIONS.get(int.from_bytes(frame[4:6], "big")) if len(frame) >= 6 else None
     if spec is None:
         return FrameFields(_prefix_only(frame), _envelope_error(frame))

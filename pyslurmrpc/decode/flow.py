@@ -21,7 +21,8 @@ from ..errors import ProtocolError
 from ..wire import Framer
 from .frames import FrameReport, MungeOpener, decode_frame
 from .packets import TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, Segment
-from .tcp import SEQ_HALF, SEQ_MODULUS, _endpoint
+from ..client.validate import address_text
+from .tcp import SEQ_HALF, SEQ_MODULUS
 
 #: out-of-order bytes held per direction while waiting for a missing segment
 MAX_OUT_OF_ORDER = 8 * 1024 * 1024
@@ -115,7 +116,7 @@ class _Direction:
         self.conn, self.key, self.client = conn, key, client
         src, sport, dst, dport = key
         role = "client to server" if client else "server to client"
-        self.label = f"TCP {_endpoint(src, sport)} -> {_endpoint(dst, dport)} ({role})"
+        self.label = f"TCP {address_text(src, sport)} -> {address_text(dst, dport)} ({role})"
         self.cutter = FrameCutter(self.label, opener)
         self.next: Optional[int] = None  # next expected sequence number
         self.isn: Optional[int] = None

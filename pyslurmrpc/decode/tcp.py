@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Iterable, Optional
 
+from ..client.validate import address_text
 from ..defaults import SLURMCTLD_PORT, SLURMD_PORT
 from .packets import TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, Segment
 
@@ -39,12 +40,8 @@ class TcpStream:
     @property
     def label(self) -> str:
         """A heading: addresses, ports, direction and packet range."""
-        return (f"TCP {_endpoint(self.src, self.sport)} -> {_endpoint(self.dst, self.dport)} "
+        return (f"TCP {address_text(self.src, self.sport)} -> {address_text(self.dst, self.dport)} "
                 f"({self.role}), packets {self.first_packet}-{self.last_packet}, {len(self.data)} bytes")
-
-
-def _endpoint(addr: str, port: int) -> str:
-    return f"[{addr}]:{port}" if ":" in addr else f"{addr}:{port}"
 
 
 class _Direction:

@@ -53,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also run a fake slurmd for each node of the cluster (default: no)")
     p.add_argument("--message-timeout", type=_argtypes.seconds(), metavar="SECONDS", default=float(defaults.MESSAGE_TIMEOUT),
                    help=f"MessageTimeout of the fake, seconds (default: {defaults.MESSAGE_TIMEOUT})")
-    p.add_argument("--clock", type=int, metavar="SECONDS",
+    p.add_argument("--clock", type=_argtypes.whole(0), metavar="SECONDS",
                    help="fixed clock (UNIX seconds) instead of the wall clock (default: the wall clock)")
     p.add_argument("--no-srun-completion", action="store_true",
                    help="ompi: do not model srun's completion after create/vacate")

@@ -17,6 +17,7 @@ import dataclasses
 from typing import Optional
 
 from pyslurmrpc import defaults
+from pyslurmrpc.client.validate import address_text
 from pyslurmrpc.errors import ConnectionClosedError, PyslurmrpcError
 from pyslurmrpc.hostlist import compress, expand, split_treewidth, uniq
 from pyslurmrpc.wire import Address, Forward, Message, MsgType, RetEntry, decode_message, encode_message
@@ -117,7 +118,7 @@ class Forwarder:
         10,000 nodes must not nest 10,000 awaits)."""
         reply = await asyncio.wait_for(asyncio.ensure_future(respond(onward)), timeout)
         if reply is None:
-            raise ConnectionClosedError(f"{addr[0]}:{addr[1]} closed the connection without a reply")
+            raise ConnectionClosedError(f"{address_text(*addr)} closed the connection without a reply")
         return reply
 
     async def _answer(self, head: str, reply) -> Optional[list[RetEntry]]:

@@ -30,6 +30,7 @@ from pyslurmrpc.wire import (
 )
 from pyslurmrpc.wire.constants import LENGTH_PREFIX_SIZE
 
+from ..client.validate import address_text
 from .daemon_auth import DaemonAuth
 from .limits import MAX_BUFFERED_BYTES, MAX_REQUEST_SIZE, ByteBudget, Slot
 from .listener import Listener, listening_socket
@@ -257,7 +258,7 @@ class FakeDaemon:
         sock = listening_socket(self.host, self.port, LISTEN_BACKLOG)
         self._server = Listener(sock, lambda slot: _Connection(self, slot), type(self).__name__)
         self.port = sock.getsockname()[1]
-        log.info("%s listening on %s:%d", type(self).__name__, self.host, self.port)
+        log.info("%s listening on %s", type(self).__name__, address_text(self.host, self.port))
         return self
 
     async def stop(self) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import errno
 
+from pyslurmrpc.client.validate import address_text
 from pyslurmrpc.errors import ConnectionClosedError
 from pyslurmrpc.transport import read_frame
 
@@ -38,5 +39,5 @@ async def exchange(host: str, port: int, frame: bytes, timeout: float, slots: Co
     finally:
         slot.release()
     if reply is None:
-        raise ConnectionClosedError(f"{host}:{port} closed the connection without a reply")
+        raise ConnectionClosedError(f"{address_text(host, port)} closed the connection without a reply")
     return reply

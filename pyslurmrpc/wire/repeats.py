@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from .codec import decode_message, encode_message, frozen_instance, u32_at
+from .codec import as_frame_bytes, decode_message, encode_message, frozen_instance, u32_at
 from .constants import LENGTH_PREFIX_SIZE, MAX_MSG_SIZE
 from .primitives import pack_string
 from .types import Message, MungeAuthCred
@@ -71,7 +71,7 @@ def decode_reply_frame(frame) -> Message:
     """:func:`decode_message` for a client's replies, which repeat: a frame that differs from a
     recent one only in its MUNGE credential is decoded by reading that credential alone (the
     same Message, the same errors: anything else goes through :func:`decode_message`)."""
-    frame = bytes(frame)
+    frame = as_frame_bytes(frame)
     for known in reversed(_REPEATED):
         message = known.decode(frame)
         if message is not None:
