@@ -13,7 +13,7 @@ import pytest
 from pyslurmrpc import (
     NO_VAL, SLURM_BATCH_SCRIPT, AsyncClient, CheckpointUnsupported, Client, ConnectionClosedError,
     ConnectionRefusedTransportError, InvalidArgumentError, NoVersionAnsweredError, ProtocolError, SlurmError,
-    TimeoutTransportError, TransportError, UnexpectedMessageError, UnreachableError,
+    TimeoutTransportError, UnexpectedMessageError, UnreachableError,
 )
 from pyslurmrpc.auth.slurm_auth import NoneAuth
 from pyslurmrpc.slurm_errno import ERRORS
