@@ -18,7 +18,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Client", "AsyncClient", "SlurmError", "CheckpointUnsupported", "TransportError",
-    "UnreachableError", "ConnectionRefusedTransportError", "ConnectTimeoutError", "TimeoutTransportError", "ConnectionClosedError",
+    "UnreachableError", "ConnectionRefusedTransportError", "ConnectTimeoutError", "TimeoutTransportError",
+    "ConnectionClosedError",
     "NoVersionAnsweredError", "ProtocolError", "LocalProtocolError", "RemoteProtocolError",
     "FailureReason", "UnexpectedMessageError", "AuthError", "ConfigError", "InvalidArgumentError",
     "PyslurmrpcError", "NO_VAL", "NO_VAL16", "SLURM_BATCH_SCRIPT",

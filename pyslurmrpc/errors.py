@@ -202,9 +202,8 @@ class TimeoutTransportError(TransportError):
 
 
 class ConnectTimeoutError(UnreachableError, TimeoutTransportError):
-    """The connect itself did not complete in time (TCPTimeout): the daemon was not reached."""
-
-    default_errno = int(SlurmErrno.SLURMCTLD_COMMUNICATIONS_CONNECTION_ERROR)
+    """The connect itself did not complete in time (TCPTimeout): the daemon was not reached
+    (its errno is UnreachableError's, first in the method order)."""
 
 
 class ConnectionClosedError(TransportError):

@@ -14,8 +14,7 @@ from ..auth.slurm_auth import create_flow, verify_flow
 from ..effects import Close, Connect, NOW, PeerClosed, RecvFrame, Send, Sleep, WallClock, deadline_passed, overlapped
 from ..errors import (
     AuthError, ConnectionClosedError, ConnectionRefusedTransportError, ConnectTimeoutError, CONNECT_ERRNO,
-    RECEIVE_ERRNO,
-    TimeoutTransportError, TransportError, UnreachableError,
+    RECEIVE_ERRNO, TimeoutTransportError, TransportError, UnreachableError,
 )
 from ..wire import Forward, MsgType
 from ..wire.codec import encode_body

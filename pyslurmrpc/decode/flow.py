@@ -17,11 +17,11 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Iterable, Optional
 
+from ..client.validate import address_text
 from ..errors import ProtocolError
 from ..wire import Framer
 from .frames import FrameReport, MungeOpener, decode_frame
 from .packets import TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, Segment
-from ..client.validate import address_text
 from .tcp import SEQ_HALF, SEQ_MODULUS
 
 #: out-of-order bytes held per direction while waiting for a missing segment

@@ -134,11 +134,15 @@ LINKTYPES: dict[int, Callable[[bytes], tuple[int, bytes]]] = {
 # ---------------------------------------------------------------------------
 # IP
 # ---------------------------------------------------------------------------
+def _not_tcp(proto: int) -> NotTcp:
+    return NotTcp(SkipReason.NOT_TCP, f"IP protocol {proto} is not TCP")
+
+
 def _ipv4(data: bytes) -> tuple[str, str, int, bytes]:
     if len(data) < IPV4_MIN_HEADER or data[0] >> 4 != 4:
         raise NotTcp(SkipReason.NOT_IP, "not an IPv4 header")
     if data[9] != IPPROTO_TCP:      # before fragments and cuts: another transport's are no loss
-        raise NotTcp(SkipReason.NOT_TCP, f"IP protocol {data[9]} is not TCP")
+        raise _not_tcp(data[9])
     ihl = (data[0] & 0x0F) * 4
     total = int.from_bytes(data[2:4], "big")
     frag = int.from_bytes(data[6:8], "big")
@@ -162,7 +166,7 @@ def _ipv6(data: bytes) -> tuple[str, str, int, bytes]:
         nxt, rest = rest[0], rest[8 + rest[1] * 8:]
     if nxt == IPV6_FRAGMENT:
         if len(rest) >= 8 and rest[0] != IPPROTO_TCP:   # the fragment header's next header
-            raise NotTcp(SkipReason.NOT_TCP, f"IP protocol {rest[0]} is not TCP")
+            raise _not_tcp(rest[0])
         raise NotTcp(SkipReason.FRAGMENT, "IPv6 fragment (fragments are not reassembled)")
     return src, dst, nxt, rest
 
@@ -194,5 +198,5 @@ def parse_packet(linktype: int, data: bytes, number: int = 0) -> Segment:
         raise NotTcp(SkipReason.NOT_IP, f"ethertype 0x{ethertype & 0xFFFF:04x} is not IP")
     src, dst, proto, transport = ip(network)
     if proto != IPPROTO_TCP:
-        raise NotTcp(SkipReason.NOT_TCP, f"IP protocol {proto} is not TCP")
+        raise _not_tcp(proto)
     return _tcp(src, dst, transport, number)

@@ -4,7 +4,8 @@
 A value the fake could not put on the wire (a uid that is a name, a job id over
 32 bits) used to be accepted and then break every connection; here it is an
 :class:`~pyslurmrpc.errors.InvalidArgumentError` reading ``NAME must be WHAT,
-not VALUE``, the client's own wording (``client/validate.py``).  Each check returns the value (normalised where said) or raises.
+not VALUE``, the client's own wording (``client/validate.py``).  Each check returns
+the value (normalised where said) or raises.
 """
 
 from __future__ import annotations
