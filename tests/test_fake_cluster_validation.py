@@ -63,8 +63,11 @@ def test_file_over_the_limit_is_not_read_whole(tmp_path, monkeypatch):
     ("job_checkpoint_dir = 5", "job_checkpoint_dir must be a directory (non-empty string or path), not 5"),
     ("slurmuser = 5", "unknown key 'slurmuser' (known: job_checkpoint_dir, jobs, nodes, slurm_user, tree_width)"),
     ("jobs = 5", "jobs must be an array of tables ([[jobs]]), not 5"),
-    ('[nodes]\nn1 = "127.0.0.1:x"', "nodes.n1 must be \"HOST:PORT\" (port 0..65535), not '127.0.0.1:x'"),
-    ('[nodes]\nn1 = "127.0.0.1:65536"', "nodes.n1 must be \"HOST:PORT\" (port 0..65535)"),
+    ('[nodes]\nn1 = "127.0.0.1:x"', "nodes.n1 port must be a number from 0 to 65535, not 'x'"),
+    ('[nodes]\nn1 = "127.0.0.1:65536"', "nodes.n1 port must be a number from 0 to 65535, not '65536'"),
+    ('[nodes]\nn1 = "bad host:7101"', "nodes.n1 host must not hold NUL or blanks: 'bad host'"),
+    ('[nodes]\nn1 = "[::1]"', 'nodes.n1 must be "HOST:PORT" or "[V6ADDR]:PORT" (port 0..65535), not \'[::1]\''),
+    ('[nodes]\nn1 = 7101', 'nodes.n1 must be "HOST:PORT" or "[V6ADDR]:PORT" (port 0..65535), not 7101'),
     ("[[jobs]]\njob_id = -1\nuid = 1", "job_id must be a job id (integer 1..4294967293), not -1"),
     ("[[jobs]]\njob_id = 0\nuid = 1", "job_id must be a job id (integer 1..4294967293), not 0"),
     ("[[jobs]]\njob_id = 99999999999999\nuid = 1",
@@ -99,6 +102,26 @@ def test_bad_value_is_named_with_what_is_expected(tmp_path, toml, message):
     with pytest.raises(ConfigError) as info:
         load(tmp_path, toml)
     assert f"c.toml: bad cluster description: {message}" in str(info.value)
+
+
+@pytest.mark.parametrize("text, where", [("[::1]:7101", ("::1", 7101)), (":0", ("127.0.0.1", 0)),
+                                         ("node-1.example:65535", ("node-1.example", 65535))])
+def test_a_node_address_is_read_as_the_client_reads_controller(tmp_path, text, where):
+    assert load(tmp_path, f'[nodes]\nn1 = "{text}"').node_addrs == {"n1": where}
+
+
+def test_a_node_on_ipv6_loopback_listens_there(tmp_path):
+    (tmp_path / "c.toml").write_text('[nodes]\nn1 = "[::1]:0"\n')
+    proc = subprocess.Popen([sys.executable, "-m", "pyslurmrpc", "fake-slurmctld", "--port", "0", "--cluster",
+                             str(tmp_path / "c.toml"), "--slurmd", "--plugin", "none"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        proc.stdout.readline()
+        line = proc.stdout.readline().strip()
+        assert line.startswith("slurmd n1 listening on [::1]:"), (line, proc.stderr.read() if proc.poll() else "")
+    finally:
+        proc.terminate()
+        proc.wait(10)
 
 
 def test_the_largest_ids_slurm_allows_load(tmp_path):

@@ -29,8 +29,8 @@ def cli(*argv, **kw):
 
 @pytest.mark.parametrize("argv, needle", [
     (["--controller", "127.0.0.1:abc", "ping"], "controller port must be a number"),
-    (["--controller", "127.0.0.1:70000", "ping"], "controller port must be from 1 to 65535"),
-    (["--controller", "127.0.0.1:0", "ping"], "controller port must be from 1 to 65535"),
+    (["--controller", "127.0.0.1:70000", "ping"], "controller port must be a number from 1 to 65535"),
+    (["--controller", "127.0.0.1:0", "ping"], "controller port must be a number from 1 to 65535"),
     (["--controller", "127.0.0.1:٣", "ping"], "controller port must be a number"),
     (["--controller", "a" * 64 + ".example:1", "ping"], "over 63 characters"),
     (["--controller", ":6817", "ping"], "controller host"),

@@ -150,22 +150,24 @@ def address_text(host_: str, port_: int) -> str:
     return f"[{host_}]:{port_}" if ":" in host_ else f"{host_}:{port_}"
 
 
-def controller_address(value: str, default_port: int | None, name: str = "controller") -> tuple[str, int | None]:
+def controller_address(value: str, default_port: int | None, name: str = "controller",
+                       lowest_port: int = PORT_MIN) -> tuple[str, int | None]:
     """``HOST``, ``HOST:PORT`` or ``[V6ADDR]:PORT`` (the CLI's --controller) as (host, port);
-    without a port, ``default_port``."""
+    without a port, ``default_port``.  ``lowest_port`` 0 takes port 0 too (a daemon's "any")."""
     if not isinstance(value, str):
         raise InvalidArgumentError(f"{name} must be HOST[:PORT], not {shown(value)}")
     if value.startswith("["):
         addr, sep, rest = value[1:].partition("]")
         if not sep or (rest and not rest.startswith(":")):
             raise InvalidArgumentError(f"{name} must be [ADDRESS]:PORT, not {shown(value)}")
-        return host(addr, f"{name} host"), _port_text(rest[1:] if rest else None, default_port, name)
+        return host(addr, f"{name} host"), _port_text(rest[1:] if rest else None, default_port, name, lowest_port)
     if value.count(":") > 1:  # a bare IPv6 address
         if not _ipv6(value):
             raise InvalidArgumentError(f"{name} must be HOST, HOST:PORT or [IPV6]:PORT, not {shown(value)}")
         return host(value, f"{name} host"), default_port
     host_name, colon, port_text = value.partition(":")
-    return host(host_name, f"{name} host"), _port_text(port_text if colon else None, default_port, name)
+    return host(host_name, f"{name} host"), _port_text(port_text if colon else None, default_port, name,
+                                                       lowest_port)
 
 
 def _ipv6(value: str) -> bool:
@@ -176,14 +178,14 @@ def _ipv6(value: str) -> bool:
     return True
 
 
-def _port_text(text_: str | None, default_port: int | None, name: str) -> int | None:
+def _port_text(text_: str | None, default_port: int | None, name: str, lowest: int) -> int | None:
     """The port after HOST: (None: there was no colon, the default port)."""
     if text_ is None:
         return default_port
-    if not text_.isascii() or not text_.isdigit():
-        raise InvalidArgumentError(f"{name} port must be a number from {PORT_MIN} to {PORT_MAX}, "
+    if not text_.isascii() or not text_.isdigit() or not lowest <= int(text_) <= PORT_MAX:
+        raise InvalidArgumentError(f"{name} port must be a number from {lowest} to {PORT_MAX}, "
                                    f"not {shown(text_)}")
-    return port(int(text_), f"{name} port")
+    return int(text_)
 
 
 def auth(value):

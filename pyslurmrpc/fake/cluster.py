@@ -192,7 +192,8 @@ class Cluster:
             slurm_user = 0                     # SlurmUser's uid
             job_checkpoint_dir = "/ckpt"       # JobCheckpointDir
             tree_width = 50                    # TreeWidth
-            [nodes]                            # node name -> fake slurmd address
+            [nodes]                            # node name -> "HOST:PORT" or "[V6ADDR]:PORT" of its
+                                               # fake slurmd (port 0: any free port)
             n1 = "127.0.0.1:7001"
             [[jobs]]
             job_id = 2                         # 1..4294967293, each job once

@@ -15,7 +15,7 @@ import os
 from collections.abc import Iterable
 from typing import Optional
 
-from pyslurmrpc.client.validate import PORT_MAX, shown
+from pyslurmrpc.client.validate import PORT_MAX, controller_address, shown
 from pyslurmrpc.errors import InvalidArgumentError
 from pyslurmrpc.hostlist import HostlistError, expand
 from pyslurmrpc.wire import INFINITE, NO_VAL, SLURM_PENDING_STEP
@@ -97,11 +97,16 @@ def node_names(value, name: str) -> tuple[str, ...]:
 
 
 def node_addr(value, name: str) -> tuple[str, int]:
-    """ "HOST:PORT" (HOST defaults to 127.0.0.1) as (host, port)."""
-    host, _, port = value.rpartition(":") if isinstance(value, str) else ("", "", "")
-    if not (port.isascii() and port.isdigit()) or not NODE_PORT_MIN <= int(port) <= PORT_MAX:
-        raise bad(name, f'"HOST:PORT" (port {NODE_PORT_MIN}..{PORT_MAX})', value)
-    return host or "127.0.0.1", int(port)
+    """ "HOST:PORT" or "[V6ADDR]:PORT" as (host, port), read as the client reads --controller
+    (":PORT" is 127.0.0.1; port 0 lets the fake slurmd take any free one)."""
+    what = f'"HOST:PORT" or "[V6ADDR]:PORT" (port {NODE_PORT_MIN}..{PORT_MAX})'
+    if not isinstance(value, str):
+        raise bad(name, what, value)
+    local = value.startswith(":") and not value.startswith("::")
+    host, port = controller_address("127.0.0.1" + value if local else value, None, name, NODE_PORT_MIN)
+    if port is None:
+        raise bad(name, what, value)
+    return host, port
 
 
 def known_keys(spec: dict, known, where: str) -> None:
