@@ -149,6 +149,9 @@ def test_from_slurm_conf_overrides_are_checked_under_the_name_given(tmp_path):
         Client.from_slurm_conf(conf, port=7001, host="x")
     assert "unknown setting(s) for from_slurm_conf: host, port" in str(exc.value)
     assert "it takes timeout, " in str(exc.value) and "controllers come from the file" in str(exc.value)
+    with pytest.raises(InvalidArgumentError) as exc:
+        Client.from_slurm_conf(conf, tiemout=3)
+    assert str(exc.value).endswith("controllers come from the file; did you mean 'timeout'?)")
     with pytest.raises(InvalidArgumentError, match="timeout and message_timeout are the same setting"):
         Client.from_slurm_conf(conf, timeout=1, message_timeout=5)
     nodes = Client.from_slurm_conf(conf, nodes={"n1": ("127.0.0.1", 7001)}).settings

@@ -8,7 +8,6 @@ asyncio client returns a coroutine of the asyncio runner, so
 
 from __future__ import annotations
 
-import difflib
 import inspect
 import os
 
@@ -184,7 +183,5 @@ def _known_keywords(cls_name: str, given: dict) -> None:
     as an argument of the internal settings_from_args."""
     for name in given:
         if name not in _KEYWORDS:
-            close = difflib.get_close_matches(name, _KEYWORDS, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
             raise TypeError(f"{cls_name}() got an unexpected keyword argument {name!r} "
-                            f"(it takes {', '.join(_KEYWORDS)}{hint})")
+                            f"(it takes {', '.join(_KEYWORDS)}{validate.did_you_mean([name], _KEYWORDS)})")

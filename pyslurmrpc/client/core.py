@@ -148,10 +148,11 @@ def _conf_overrides(overrides: dict) -> dict:
     """from_slurm_conf's keyword overrides, checked, as Settings fields."""
     if overrides.get("timeout") is not None and overrides.get("message_timeout") is not None:
         raise InvalidArgumentError("timeout and message_timeout are the same setting: give one")
-    unknown = set(overrides) - set(_CONF_OVERRIDES)
+    unknown = sorted(set(overrides) - set(_CONF_OVERRIDES))
     if unknown:
-        raise InvalidArgumentError(f"unknown setting(s) for from_slurm_conf: {', '.join(sorted(unknown))} "
-                                   f"(it takes {', '.join(_CONF_OVERRIDES)}; the controllers come from the file)")
+        raise InvalidArgumentError(f"unknown setting(s) for from_slurm_conf: {', '.join(unknown)} "
+                                   f"(it takes {', '.join(_CONF_OVERRIDES)}; the controllers come from the file"
+                                   f"{validate.did_you_mean(unknown, _CONF_OVERRIDES)})")
     checked = {}
     for key, value in overrides.items():
         field_name, check = _CONF_OVERRIDES[key]

@@ -6,6 +6,7 @@ Each function returns the value (normalised where said) or raises; none has side
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import math
 import os
@@ -35,6 +36,15 @@ def shown(value) -> str:
     """repr() capped, so that an error never quotes megabytes back."""
     text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
+
+
+def did_you_mean(names, known) -> str:
+    """"; did you mean 'X'?" for the first of ``names`` close to one of ``known`` (else "")."""
+    for name in names:
+        close = difflib.get_close_matches(name, known, n=1)
+        if close:
+            return f"; did you mean {close[0]!r}?"
+    return ""
 
 
 def timeout(value, name: str = "timeout") -> float:
