@@ -7,7 +7,10 @@ import time
 
 import pytest
 
-from pyslurmrpc import AsyncClient, Client, TransportError
+from pyslurmrpc import AsyncClient, Client, SlurmError, TransportError
+from pyslurmrpc.slurm_errno import SlurmErrno
+
+SLURM_COMMUNICATIONS_CONNECTION_ERROR = SlurmErrno.SLURM_COMMUNICATIONS_CONNECTION_ERROR
 
 HANG = 3.0          # seconds the slow resolver takes
 CONNECT = 0.3       # TCPTimeout of the client
@@ -63,3 +66,19 @@ def test_a_name_that_resolves_still_connects():
             peer.close()
         finally:
             conn.close()
+
+
+@pytest.mark.parametrize("bad", ["x" * 64, "a..b", ".x"])
+def test_a_node_name_the_idna_codec_refuses_is_that_node_s_connect_failure(bad):
+    """It was a raw UnicodeError out of checkpoint_tasks ("label too long"): now the node's own
+    1001 in ``.details``, as a name no resolver knows."""
+    with pytest.raises(SlurmError) as info:
+        Client("127.0.0.1", 1, auth="none", timeout=1).checkpoint_tasks(2, 0, 0, None, 1, bad)
+    assert info.value.errno == SLURM_COMMUNICATIONS_CONNECTION_ERROR
+    assert info.value.details == {bad: SLURM_COMMUNICATIONS_CONNECTION_ERROR}
+
+
+async def test_the_async_client_names_a_refused_node_name_the_same_way():
+    with pytest.raises(SlurmError) as info:
+        await AsyncClient("127.0.0.1", 1, auth="none", timeout=1).checkpoint_tasks(2, 0, 0, None, 1, "y" * 70)
+    assert info.value.details == {"y" * 70: SLURM_COMMUNICATIONS_CONNECTION_ERROR}
