@@ -22,6 +22,7 @@ Slurm error numbers come from :mod:`pyslurmrpc.slurm_errno` by name.
 from __future__ import annotations
 
 import enum
+from errno import EINVAL
 
 from .slurm_errno import REFERENCE_RELEASE, SlurmErrno, name_of, text_of
 
@@ -290,4 +291,6 @@ def slurm_errno_of(exc: PyslurmrpcError) -> int:
         return SLURM_PROTOCOL_VERSION_ERROR
     if isinstance(exc, AuthError):
         return exc.slurm_errno
+    if isinstance(exc, (InvalidArgumentError, LocalProtocolError)):
+        return EINVAL        # nothing was sent: libslurm's own answer to a bad argument
     return SLURM_UNEXPECTED_MSG_ERROR

@@ -114,21 +114,28 @@ def test_compat_follows_the_man_page(entry):
     compat_reports_the_manifest(entry, response, lambda peer: _client(Client, entry, peer))
 
 
+#: an errno no recording ends with
+STALE_ERRNO = 4242
+
+
 def compat_reports_the_manifest(entry, response: bytes, make_client) -> None:
     """Run the entry's C-like call against a peer answering ``response``; errno and outputs as in the manifest."""
     _, args = _args(entry)
     c_name = entry["function"]
-    outputs = {"slurm_checkpoint_able": [compat.Ref()],
-               "slurm_checkpoint_error": [compat.Ref(), compat.Ref()]}.get(c_name, [])
+    outputs = {"slurm_checkpoint_able": [compat.Ref("stale")],
+               "slurm_checkpoint_error": [compat.Ref("stale"), compat.Ref("stale")]}.get(c_name, [])
     with ReplayPeer(lambda frame: response) as peer:
         compat.slurm_init(client=make_client(peer))
-        compat.slurm_seterrno(0)
+        compat.slurm_seterrno(STALE_ERRNO)     # a success leaves 0 (slurm_receive_msg), not what was there
         rc = getattr(compat, c_name)(*args, *outputs)
     errno = entry["outcome"]["slurm_errno"]
     assert rc == (-1 if errno else 0)
     assert compat.slurm_get_errno() == errno
+    assert (compat.last_error() is None) == (errno == 0)
     if errno:
         assert compat.slurm_strerror(errno) == entry["outcome"]["strerror"]
+    if errno and c_name == "slurm_checkpoint_able":
+        assert outputs[0].value == "stale"          # libslurm leaves *start_time on an error code
     elif c_name == "slurm_checkpoint_able":
         assert outputs[0].value == entry["outcome"]["start_time"]
     elif c_name == "slurm_checkpoint_error":
