@@ -35,14 +35,17 @@ def port(low: int = 1):
     return whole(low, PORT_MAX, f"a port from {low} to {PORT_MAX}")
 
 
-def seconds(most: float | None = TIMEOUT_MAX):
-    """A finite number of seconds above 0 (and at most ``most``: by default the client's
-    TIMEOUT_MAX, so an option that becomes a timeout is refused here as Client would refuse it)."""
-    want = "a number of seconds above 0" + ("" if most is None else f" and at most {most}")
+def seconds(most: float | None = TIMEOUT_MAX, least: float | None = None):
+    """A finite number of seconds above 0 (or at least ``least``), and at most ``most``: by
+    default the client's TIMEOUT_MAX, so an option that becomes a timeout is refused here as
+    Client would refuse it."""
+    want = ("a number of seconds above 0" if least is None else f"a number of seconds of at least {least:g}") \
+        + ("" if most is None else f" and at most {most}")
 
     def parse(text: str) -> float:
         value = float(text) if _DECIMAL.fullmatch(text) else math.nan
-        if not (math.isfinite(value) and value > 0 and (most is None or value <= most)):
+        if not (math.isfinite(value) and value > 0 and (least is None or value >= least)
+                and (most is None or value <= most)):
             raise argparse.ArgumentTypeError(f"must be {want}, not {text!r}")
         return value
     return parse

@@ -24,6 +24,9 @@ def test_bench_json_all_parts(munged):
     assert all(r["decode_plus_encode_us"] > 0 for r in report["codec"])
     labels = {r["label"] for r in report["munge"]}
     assert {"pure-Python encode", "pure-Python decode"} <= labels
+    by = {r["label"]: r["us"] for r in report["munge"]}      # the text's ratios are in --json too
+    assert report["munge_ratios"] == {op: round(by[f"pure-Python {op}"] / by[f"libmunge munge_{op} (C)"], 3)
+                                      for op in ("encode", "decode")}
     servers = {(r["auth"], r["server"]) for r in report["rpc"]}
     assert servers == {("none", "fake slurmctld"), ("none", "pre-signed stub"),
                        ("munge", "fake slurmctld"), ("munge", "pre-signed stub")}

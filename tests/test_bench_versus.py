@@ -69,11 +69,15 @@ def test_versus_starts_the_harness_controller_without_controller(munged):
     assert v["libslurm"]["loaded"] and v["libslurm"]["sequential_ms"]["p50"] > 0
 
 
-def test_versus_says_why_when_libslurm_cannot_be_loaded(munged, slurmctld):
+def test_versus_says_why_when_libslurm_cannot_be_loaded(munged, slurmctld, tmp_path):
+    """In one line: the child's reason, not the end of its traceback."""
+    not_a_library = tmp_path / "libslurm.so"
+    not_a_library.write_text("not an ELF file\n")
     report = bench("--only", "versus", "-n", "10", "--seconds", "0.2", "--munge-socket", munged.socket_path,
-                   "--controller", f"{slurmctld.host}:{slurmctld.port}", "--libslurm", "/nonexistent/libslurm.so")
+                   "--controller", f"{slurmctld.host}:{slurmctld.port}", "--libslurm", str(not_a_library))
     c = report["versus"]["libslurm"]
-    assert c["loaded"] is False and "/nonexistent/libslurm.so" in c["why_not"]
+    assert c["loaded"] is False and str(not_a_library) in c["why_not"], c
+    assert "\n" not in c["why_not"] and "Traceback" not in c["why_not"] and 'File "' not in c["why_not"], c
     rows = {f["figure"]: f for f in report["versus"]["figures"]}
     assert rows["sequential_p50"]["c"] is None and rows["sequential_p50"]["pyslurmrpc"] > 0
 
@@ -96,9 +100,28 @@ def test_versus_checkpoint_controller_uses_checkpoint_able(munged):
         assert "slurm_checkpoint_able" in v["libslurm"]["why_not"]
 
 
-def test_libslurm_candidates_honour_the_environment(monkeypatch):
+def test_libslurm_candidates_honour_the_environment(monkeypatch, tmp_path):
+    """$PYSLURMRPC_LIBSLURM alone: a missing one is said, not passed over for another library."""
     monkeypatch.setenv(libslurm.LIBSLURM_ENV, "/opt/x/libslurm.so")
-    assert libslurm.candidates()[0] == "/opt/x/libslurm.so"
+    assert libslurm.candidates() == ["/opt/x/libslurm.so"]
+    assert libslurm.find() == (None, "$PYSLURMRPC_LIBSLURM names /opt/x/libslurm.so, which is not a file")
+    (tmp_path / "libslurm.so").write_bytes(b"")
+    monkeypatch.setenv(libslurm.LIBSLURM_ENV, str(tmp_path / "libslurm.so"))
+    assert libslurm.find() == (str(tmp_path / "libslurm.so"), None)
+
+
+def test_the_bench_finds_libslurm_without_loading_it(monkeypatch):
+    """libslurm is loaded in the children only: it was loaded into the bench to learn its path."""
+    def no_load(*args, **kwargs):
+        raise AssertionError("libslurm loaded in the bench's own process")
+    monkeypatch.delenv(libslurm.LIBSLURM_ENV, raising=False)
+    monkeypatch.setattr(libslurm.ctypes, "CDLL", no_load)
+    monkeypatch.setattr(versus.libslurm, "run_sequential", lambda path, *a, **k: {"path": path})
+    monkeypatch.setattr(versus, "sequential", lambda call, n: {"sequential_ms": {"p50": 1}, "cpu_us_per_call": 1,
+                                                                "calls": n, "failed": 0})
+    monkeypatch.setattr(versus, "_median_of", lambda rounds: {"rounds": rounds})
+    _, _, c = versus._sequential_rounds(None, "conf", "ping", 1, 60, None, None)
+    assert c["loaded"] and c["path"] == libslurm.find()[0]
 
 
 def test_sequential_sides_take_each_place_in_the_order_equally_often(monkeypatch):
@@ -172,30 +195,37 @@ def test_libslurm_child_gets_the_same_warmup(monkeypatch):
         def communicate(self, timeout=None):
             return json.dumps({"sequential_ms": {"p50": 0.4}, "cpu_us_per_call": 1.0, "calls": 3,
                                "failed": 0}), ""
+
+        def poll(self):
+            return 0
     monkeypatch.setattr(libslurm.subprocess, "Popen", FakeProc)
     libslurm.run_sequential("/lib/x.so", "conf", "ping", 0, 3)
     cmd = seen["cmd"]
     assert float(cmd[cmd.index("--warmup") + 1]) == libslurm.WARMUP_SECONDS > 0
 
 
-def test_versus_a_newer_release_against_its_own_libslurm(munged):
+@pytest.mark.parametrize("name, own_loader", [("26.05", True), ("20.11", False)])
+def test_versus_another_release_against_its_own_libslurm(munged, name, own_loader):
     """--release 26.05: its real slurmctld, and its own libslurm run under its own loader (built for
-    a newer C library than Debian 12's, it cannot be loaded into this interpreter)."""
+    a newer C library than Debian 12's, it cannot be loaded into this interpreter).  --release
+    20.11's libslurm was run under its tree's older loader too, where this interpreter cannot
+    start (GLIBC_2.34 not found): never measured; now it runs under the machine's own."""
     from pyslurmrpc.testing import releases
     from pyslurmrpc.testing.ci import needs_root, skip_or_fail
     needs_root(pytest, "slurmctld runs with SlurmUser=root (it sets gid 0)")
     try:
-        rel = releases.prepare("26.05")
+        rel = releases.prepare(name)
     except releases.ReleaseUnavailable as err:
-        skip_or_fail(pytest, f"Slurm 26.05 cannot be had here: {err}")
+        skip_or_fail(pytest, f"Slurm {name} cannot be had here: {err}")
     path, loader = releases.libslurm_of(rel)
+    assert (loader is not None) is own_loader
     report = bench("--only", "versus", "-n", "40", "--seconds", "0.3", "--munge-socket", munged.socket_path,
-                   "--release", "26.05")
+                   "--release", name)
     v = report["versus"]
-    assert "26.05" in v["target"] and v["op"] == "ping"
+    assert name in v["target"] and v["op"] == "ping"
     c = v["libslurm"]
     assert c["loaded"], c
-    assert (c["path"], c["loader"]) == (path, loader) and loader.endswith("ld-linux-x86-64.so.2")
+    assert (c["path"], c["loader"]) == (path, loader) and (loader is None or loader.endswith("ld-linux-x86-64.so.2"))
     assert set(c["calls_per_s_by_processes"]) == {"1", "2", "4", "8"}
     rows = {f["figure"]: f for f in v["figures"]}
     for name in ("sequential_p50", "sequential_p50_premint", "cpu_per_call", "best_throughput"):
@@ -216,6 +246,12 @@ def test_libslurm_child_runs_under_a_loader_when_given():
     (["--libslurm-loader", "/lib64/ld-linux-x86-64.so.2"], "--libslurm-loader: name the libslurm it runs with --libslurm"),
     (["--release", "26.05", "--controller", "127.0.0.1:6817"], "give it or --controller, not both"),
     (["--release", "99.99"], "--release: unknown release '99.99' (known: 20.11, 22.05, 24.11, 26.05)"),
+    (["--release", ""], "--release: name a release"),
+    (["--libslurm", "/nonexistent/libslurm.so"], "--libslurm: '/nonexistent/libslurm.so' is not a file"),
+    (["--slurm-conf", "/nonexistent/slurm.conf"], "--slurm-conf: '/nonexistent/slurm.conf' is not a file"),
+    (["--nodes", "5"], "--nodes changes only fanout, which this run does not measure (--only versus)"),
+    (["--tree-width", "5"], "--tree-width changes only fanout"),
+    (["--auth", "none"], "--auth changes only rpc"),
 ])
 def test_bench_option_mistakes_are_said_without_a_traceback(args, says):
     result = subprocess.run([sys.executable, "-m", "pyslurmrpc", "bench", "--only", "versus", *args],

@@ -44,8 +44,9 @@ def program(*argv):
     ("--nodes", "0", "argument --nodes: must be an integer from 1 to "),
     ("--tree-width", "0", "argument --tree-width: must be an integer from 1 to 65533, not '0'"),
     ("--tree-width", "65534", "argument --tree-width: must be an integer from 1 to 65533, not '65534'"),
-    ("--seconds", "0", "argument --seconds: must be a number of seconds above 0, not '0'"),
-    ("--seconds", "nan", "argument --seconds: must be a number of seconds above 0, not 'nan'"),
+    ("--seconds", "0", "argument --seconds: must be a number of seconds of at least 0.1, not '0'"),
+    ("--seconds", "0.000001", "argument --seconds: must be a number of seconds of at least 0.1, not '0.000001'"),
+    ("--seconds", "nan", "argument --seconds: must be a number of seconds of at least 0.1, not 'nan'"),
     ("--job", "-1", "argument --job: must be an integer from 0 to 4294967295, not '-1'"),
 ])
 def test_bench_numbers_out_of_range_are_usage_errors(capsys, option, value, says):
@@ -64,7 +65,7 @@ def test_bench_n_zero_is_one_usage_line_not_a_traceback():
 def test_bench_help_shows_the_defaults():
     text = " ".join(bench._parser().format_help().split())
     for shown in ("calls per measurement (default: 2000)", "(default: both)", "TreeWidth (default: 50)",
-                  "seconds per throughput level (default: 2.0)", "--json print the report as JSON (default: a table)",
+                  "seconds per throughput level (default: 2)", "--json print the report as JSON (default: a table)",
                   "(with --controller; default: 1)"):
         assert shown in text
 
@@ -75,8 +76,9 @@ def test_bench_json_says_why_it_measured_nothing(capsys):
                            "--controller", f"{peer.host}:{peer.port}"])
     out, err = capsys.readouterr()
     rows = json.loads(out)["rpc"]
-    assert code == 1 and [r["skipped"] for r in rows] == ["SlurmError: Invalid job id specified"]
-    assert err == "pyslurmrpc bench: nothing was measured (rpc: SlurmError: Invalid job id specified)\n"
+    said = "SlurmError: Invalid job id specified (asking about job 1; --job names another)"
+    assert code == 1 and [r["skipped"] for r in rows] == [said]
+    assert err == f"pyslurmrpc bench: nothing was measured (rpc: {said})\n"
 
 
 def test_bench_that_measured_something_exits_0_with_the_refused_rows_in_the_report(capsys):
@@ -104,7 +106,7 @@ def test_controller_with_two_ports_or_none_is_refused(capsys, bad, shown, comman
 @pytest.mark.parametrize("bad, shown", REFUSED)
 def test_bench_controller_with_two_ports_or_none_is_refused(capsys, bad, shown):
     with pytest.raises(SystemExit) as exc:
-        bench.main(["--only", "codec", "--controller", bad])
+        bench.main(["--only", "rpc", "--controller", bad])
     err = capsys.readouterr().err
     assert exc.value.code == 2 and "pyslurmrpc bench: error: --controller: controller" in err and shown in err
 

@@ -15,13 +15,17 @@ import contextlib
 import json
 import os
 import platform
+import signal
+import socket
 import sys
+import threading
 
 from .. import _argtypes
 from ..client.calls import U32
 from ..client.validate import TREE_WIDTH_MAX, TREE_WIDTH_MIN, address_text, controller_address
 from ..defaults import SLURMCTLD_PORT
-from ..errors import InvalidArgumentError, PyslurmrpcError
+from ..cli._output import error_text
+from ..errors import InvalidArgumentError, PyslurmrpcError, SlurmError, UnreachableError
 from ..fake.farm import MAX_NODES
 from . import codec, munge, rpc, versus
 
@@ -32,29 +36,49 @@ DEFAULT_PARTS = ("versus", "codec", "munge", "rpc")
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="pyslurmrpc bench", description=__doc__.splitlines()[0])
     p.add_argument("--controller", metavar="HOST:PORT", help="measure against this slurmctld (default: versus starts the test harness's real slurmctld, rpc a fake)")
-    p.add_argument("--job", type=_argtypes.whole(0, U32), default=rpc.BENCH_JOB,
-                   help="job id to ask about (with --controller; default: %(default)s)")
-    p.add_argument("--auth", choices=("none", "munge", "both"), default="both",
-                   help="authentication of the round trips (default: %(default)s)")
+    p.add_argument("--job", type=_argtypes.whole(0, U32),
+                   help=f"job id to ask about (with --controller; default: {rpc.BENCH_JOB})")
+    p.add_argument("--auth", choices=("none", "munge", "both"),
+                   help="rpc: authentication of the round trips (default: both)")
     p.add_argument("--munge-socket", help="an existing munged socket (default: start a throw-away munged)")
-    p.add_argument("-n", type=_argtypes.whole(1), default=2000, help="calls per measurement (default: %(default)s)")
+    p.add_argument("-n", type=_argtypes.whole(1), help=f"calls per measurement (default: {DEFAULTS['n']})")
     p.add_argument("--only", choices=PARTS, action="append", help="run only these parts (versus also runs codec and munge: its table "
                         "takes their figures; fanout: only when named)")
-    p.add_argument("--seconds", type=_argtypes.seconds(None), default=versus.BURST_SECONDS,
-                   help="versus: seconds per throughput level (default: %(default)s)")
-    p.add_argument("--libslurm", metavar="PATH", help="the libslurm to compare with (default: found here)")
-    p.add_argument("--libslurm-loader", metavar="LD_SO", help="run --libslurm under this dynamic loader "
+    p.add_argument("--seconds", type=_argtypes.seconds(None, MIN_BURST_SECONDS),
+                   help=f"versus: seconds per throughput level (default: {DEFAULTS['seconds']:g})")
+    p.add_argument("--libslurm", metavar="PATH", help="versus: the libslurm to compare with (default: found here)")
+    p.add_argument("--libslurm-loader", metavar="LD_SO", help="versus: run --libslurm under this dynamic loader "
                    "(a libslurm built against a newer C library than this machine's)")
     p.add_argument("--release", metavar="NAME", help="versus: start that release's slurmctld (unpacked by "
                    "pyslurmrpc.testing.releases, e.g. 26.05) and compare with its own libslurm")
-    p.add_argument("--slurm-conf", metavar="PATH", help="slurm.conf for libslurm with --controller "
+    p.add_argument("--slurm-conf", metavar="PATH", help="versus: slurm.conf for libslurm with --controller "
                    "(default: a minimal one naming the controller and the munge socket)")
     p.add_argument("--nodes", type=_argtypes.whole(1, MAX_NODES), action="append",
-                   help="fanout: fake slurmds (repeatable; default 1000)")
-    p.add_argument("--tree-width", type=_argtypes.whole(TREE_WIDTH_MIN, TREE_WIDTH_MAX), default=50,
-                   help="fanout: TreeWidth (default: %(default)s)")
+                   help="fanout: fake slurmds (repeatable, each count once; default 1000)")
+    p.add_argument("--tree-width", type=_argtypes.whole(TREE_WIDTH_MIN, TREE_WIDTH_MAX),
+                   help=f"fanout: TreeWidth (default: {DEFAULTS['tree_width']})")
     p.add_argument("--json", action="store_true", help="print the report as JSON (default: a table)")
     return p
+
+
+#: calls per measurement when -n is not given
+CALLS = 2000
+#: the options that change only some parts (option, the parts it changes): one given while
+#: none of them runs is a usage error, not a run that quietly ignores it
+PART_OPTIONS = {
+    "controller": ("--controller", {"versus", "rpc"}), "job": ("--job", {"versus", "rpc"}),
+    "auth": ("--auth", {"rpc"}), "munge_socket": ("--munge-socket", {"munge", "versus", "rpc"}),
+    "n": ("-n", {"codec", "munge", "versus", "rpc"}), "seconds": ("--seconds", {"versus"}),
+    "libslurm": ("--libslurm", {"versus"}), "libslurm_loader": ("--libslurm-loader", {"versus"}),
+    "release": ("--release", {"versus"}), "slurm_conf": ("--slurm-conf", {"versus"}),
+    "nodes": ("--nodes", {"fanout"}), "tree_width": ("--tree-width", {"fanout"}),
+}
+#: what an option not given stands for
+DEFAULTS = {"job": rpc.BENCH_JOB, "auth": "both", "n": CALLS, "seconds": versus.BURST_SECONDS, "tree_width": 50}
+#: a throughput level shorter than this counts too few calls to mean anything
+MIN_BURST_SECONDS = 0.1
+#: how long the bench waits for --controller's TCP answer before it measures anything
+CONNECT_CHECK_SECONDS = 5.0
 
 
 @contextlib.contextmanager
@@ -97,7 +121,16 @@ def _rpc_against(opts, auth: str, sock) -> dict:
     try:
         return {"server": opts.controller, **rpc.run(host, port, auth, sock, opts.n, opts.job)}
     except PyslurmrpcError as err:
-        return {"server": opts.controller, "auth": auth, "skipped": f"{type(err).__name__}: {err}"}
+        return {"server": opts.controller, "auth": auth, "skipped": _why(err, opts)}
+
+
+def _why(err: Exception, opts) -> str:
+    """A part's reason for not being measured; a Slurm error answered about the job names the
+    job (1 unless --job said otherwise: the error's text alone did not say which)."""
+    why = f"{type(err).__name__}: {err}"
+    if isinstance(err, SlurmError):
+        why += f" (asking about job {opts.job}; --job names another)"
+    return why
 
 
 def measure(opts) -> dict:
@@ -112,6 +145,7 @@ def measure(opts) -> dict:
             report["codec"] = codec.run(max(opts.n * 5, 1000))
         if ("munge" in parts or "versus" in parts) and socket_path:
             report["munge"] = munge.run(socket_path, key_file, opts.n)
+            report["munge_ratios"] = munge.ratios(report["munge"])
         if "versus" in parts:
             report["versus"] = _versus(opts, socket_path, report)
         if "rpc" in parts:
@@ -125,7 +159,7 @@ def _versus(opts, socket_path, report) -> dict:
     try:
         result = versus.run(opts, socket_path)
     except Exception as err:  # no slurmctld here, or the controller refused: say so, measure the rest
-        return {"skipped": f"{type(err).__name__}: {err}"}
+        return {"skipped": _why(err, opts)}
     result["figures"] = versus.figures(result["pyslurmrpc"], result["libslurm"], report.get("munge", []),
                                        report.get("codec", []))
     return result
@@ -141,11 +175,8 @@ def render(report: dict) -> list[str]:
     if "munge" in report:
         lines += ["", "MUNGE, ms per credential"]
         lines += [f"  {r['label']:<40}{r['us'] / 1000:>8.4f}" for r in report["munge"]]
-        by = {r["label"]: r["us"] for r in report["munge"]}
-        for op in ("encode", "decode"):
-            c = by.get(f"libmunge munge_{op} (C)")
-            if c:
-                lines.append(f"  pure-Python / libmunge {op}: {by[f'pure-Python {op}'] / c:.2f}x")
+        for op, ratio in report.get("munge_ratios", {}).items():
+            lines.append(f"  pure-Python / libmunge {op}: {ratio:.2f}x")
     lines += _render_versus(report.get("versus"))
     lines += _render_fanout(report.get("fanout"))
     for r in report.get("rpc", []):
@@ -203,13 +234,50 @@ def _render_fanout(rows) -> list[str]:
                      f"{r['errors']} per-node errors, peak fds {r['peak_fds']})")
     for row in rows:
         for k, v in (row.get("ratios") or {}).items():
-            lines.append(f"  {k}: {v:.2f}")
+            lines.append(f"  {k}: {'-' if v is None else format(v, '.2f')}")
     return lines
 
 
 def main(argv=None) -> int:
     parser = _parser()
     opts = parser.parse_args(argv)
+    _check_options(parser, opts)
+    previous = _on_sigterm()
+    try:
+        _reachable(opts)
+        report = measure(opts)
+    except PyslurmrpcError as err:  # e.g. --controller does not answer: said as before, and as JSON
+        print(f"pyslurmrpc bench: {err}", file=sys.stderr)
+        if opts.json:
+            print(json.dumps({"error": str(err)}, indent=2))
+        return 1
+    except _Terminated:             # SIGTERM: the harness's daemons and the children are stopped
+        return 128 + signal.SIGTERM
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+    if opts.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print("\n".join(render(report)))
+    sys.stdout.flush()
+    why = _not_measured(report)
+    if why:
+        print(f"pyslurmrpc bench: {why}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _check_options(parser, opts) -> None:
+    """Usage errors, said before anything runs; then the defaults of the options not given."""
+    parts = set(opts.only or DEFAULT_PARTS)
+    for dest, (flag, used_by) in PART_OPTIONS.items():
+        if getattr(opts, dest) is not None and not parts & used_by:
+            parser.error(f"{flag} changes only {' and '.join(sorted(used_by))}, which this run does not "
+                         f"measure (--only {' --only '.join(sorted(parts))})")
+    for dest, value in DEFAULTS.items():
+        if getattr(opts, dest) is None:
+            setattr(opts, dest, value)
     if opts.controller is not None:  # a mistake here is the user's: said at once, not after the other parts
         try:
             host, port = controller_address(opts.controller, SLURMCTLD_PORT)
@@ -218,35 +286,57 @@ def main(argv=None) -> int:
         opts.controller, opts.controller_at = address_text(host, port), (host, port)
     if opts.libslurm_loader and not opts.libslurm:
         parser.error("--libslurm-loader: name the libslurm it runs with --libslurm")
-    if opts.release and opts.controller:
+    for flag, path in (("--libslurm", opts.libslurm), ("--libslurm-loader", opts.libslurm_loader),
+                       ("--slurm-conf", opts.slurm_conf)):
+        if path is not None and not os.path.isfile(path):
+            parser.error(f"{flag}: {path!r} is not a file")
+    if opts.release is not None and opts.controller:
         parser.error("--release starts its own slurmctld: give it or --controller, not both")
-    if opts.release:
+    if opts.release is not None:
         from ..testing.releases import unknown_releases
 
-        unknown = unknown_releases([opts.release])
+        unknown = unknown_releases([opts.release]) if opts.release else "name a release"
         if unknown:
             parser.error(f"--release: {unknown}")
-    try:
-        report = measure(opts)
-    except PyslurmrpcError as err:  # e.g. --controller does not answer: said as before, and as JSON
-        print(f"pyslurmrpc bench: {err}", file=sys.stderr)
-        if opts.json:
-            print(json.dumps({"error": str(err)}, indent=2))
-        return 1
-    if opts.json:
-        print(json.dumps(report, indent=2))
-    else:
-        print("\n".join(render(report)))
-    sys.stdout.flush()
-    why = _nothing_measured(report)
-    if why:
-        print(f"pyslurmrpc bench: nothing was measured ({why})", file=sys.stderr)
-        return 1
-    return 0
+    if opts.nodes and len(set(opts.nodes)) != len(opts.nodes):
+        parser.error(f"--nodes: give each node count once, not {', '.join(map(str, opts.nodes))}")
 
 
-def _nothing_measured(report: dict) -> str | None:
-    """Why not, when every part asked for was skipped (a part that measured anything is enough)."""
+class _Terminated(BaseException):
+    """SIGTERM, raised where the bench is, so that every ``with`` it is in cleans up."""
+
+
+def _on_sigterm():
+    """Turn SIGTERM into :class:`_Terminated` (main thread only); the handler it replaced."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def terminated(signum, frame):
+        raise _Terminated()
+    return signal.signal(signal.SIGTERM, terminated)
+
+
+def _reachable(opts) -> None:
+    """Refuse at once what would fail every part after its own timeout: a --controller that
+    takes no TCP connection, a --munge-socket munged does not answer on."""
+    parts = set(opts.only or DEFAULT_PARTS)
+    if opts.controller and parts & {"versus", "rpc"}:
+        try:
+            socket.create_connection(opts.controller_at, CONNECT_CHECK_SECONDS).close()
+        except OSError as err:
+            raise UnreachableError(f"--controller {opts.controller}: {error_text(err)}") from None
+    if opts.munge_socket and (parts & {"munge", "versus"} or ("rpc" in parts and opts.auth != "none")):
+        from ..auth.munge import MungeClient
+
+        MungeClient(opts.munge_socket).encode()
+
+
+def _not_measured(report: dict) -> str | None:
+    """Why the run failed: the comparison (versus) was asked for and not made, or every part
+    asked for was skipped (an rpc row of an auth the controller refuses alone is not)."""
+    versus_ = report.get("versus")
+    if isinstance(versus_, dict) and "skipped" in versus_:
+        return f"versus was not measured ({versus_['skipped']})"
     skipped, measured = [], False
     for part in ("versus", "rpc"):
         rows = report.get(part)
@@ -254,4 +344,4 @@ def _nothing_measured(report: dict) -> str | None:
         skipped += [f"{part}: {row['skipped']}" for row in rows if "skipped" in row]
         measured |= any("skipped" not in row for row in rows)
     measured |= any(report.get(part) for part in ("codec", "munge", "fanout"))
-    return None if measured or not skipped else "; ".join(skipped)
+    return None if measured or not skipped else f"nothing was measured ({'; '.join(skipped)})"

@@ -18,6 +18,7 @@ import sys
 import time
 
 from ..client import AsyncClient
+from .children import reaped, spawn
 from .libslurm import child_output
 
 
@@ -50,17 +51,16 @@ def run_processes(host: str, port: int, munge_socket: str, op: str, job: int, pr
     cmd = [sys.executable, "-m", "pyslurmrpc.bench.aioburst", "--host", host, "--port", str(port),
            "--munge-socket", munge_socket, "--op", op, "--job", str(job), "--in-flight", str(in_flight),
            "--seconds", str(seconds), "--premint", str(premint)]
-    procs = [subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    procs = [spawn(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for _ in range(processes)]
-    for proc in procs:  # every child has imported and warmed up
-        if proc.stdout.readline().strip() != "ready":
-            for other in procs:
-                other.kill()
-            raise RuntimeError(f"pyslurmrpc burst child failed to start: {proc.stderr.read()[-500:]}")
-    for proc in procs:
-        proc.stdin.write("go\n")
-        proc.stdin.flush()
-    outs = [child_output(proc, "pyslurmrpc burst") for proc in procs]
+    with reaped(*procs):
+        for proc in procs:  # every child has imported and warmed up
+            if proc.stdout.readline().strip() != "ready":
+                raise RuntimeError(f"pyslurmrpc burst child failed to start: {proc.stderr.read()[-500:]}")
+        for proc in procs:
+            proc.stdin.write("go\n")
+            proc.stdin.flush()
+        outs = [child_output(proc, "pyslurmrpc burst") for proc in procs]
     return {"calls_per_s": round(sum(o["calls"] for o in outs) / seconds),
             "failed": sum(o["failed"] for o in outs)}
 

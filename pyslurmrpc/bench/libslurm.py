@@ -21,6 +21,7 @@ import subprocess
 import sys
 import time
 
+from .children import reaped, spawn
 from .timing import percentiles
 
 #: where libslurm may be: $PYSLURMRPC_LIBSLURM, the library package (Debian: libslurm38),
@@ -41,11 +42,23 @@ class LibslurmUnavailable(RuntimeError):
 
 
 def candidates() -> list[str]:
-    found = [os.environ[LIBSLURM_ENV]] if os.environ.get(LIBSLURM_ENV) else []
+    """Where libslurm is here, best first; $PYSLURMRPC_LIBSLURM alone when it is set."""
+    if os.environ.get(LIBSLURM_ENV):
+        return [os.environ[LIBSLURM_ENV]]
     name = ctypes.util.find_library("slurm")
-    if name:
-        found.append(name)
-    return found + [p for p in LIBSLURM_CANDIDATES if os.path.exists(p)]
+    return ([name] if name else []) + [p for p in LIBSLURM_CANDIDATES if os.path.exists(p)]
+
+
+def find() -> tuple[str | None, str | None]:
+    """(the libslurm the children would load, None), or (None, why there is none).  Looked
+    for, not loaded: libslurm is loaded in the children only."""
+    named = os.environ.get(LIBSLURM_ENV)
+    if named and not os.path.isfile(named):
+        return None, f"${LIBSLURM_ENV} names {named}, which is not a file"
+    found = candidates()
+    if found:
+        return found[0], None
+    return None, f"no libslurm here (none of ${LIBSLURM_ENV}, libslurm.so, {', '.join(LIBSLURM_CANDIDATES)})"
 
 
 def load(path: str | None = None):
@@ -165,16 +178,27 @@ def child_output(proc, what: str = "libslurm") -> dict:
     """The JSON line a benchmark child printed last, or RuntimeError with the end of its stderr."""
     out, err = proc.communicate(timeout=CHILD_TIMEOUT)
     if proc.returncode != 0:
-        raise RuntimeError(f"{what} child failed ({proc.returncode}): {err.strip()[-500:]}")
+        raise RuntimeError(f"{what} child failed ({proc.returncode}): {last_line(err)}")
     return json.loads(out.strip().splitlines()[-1])
+
+
+def last_line(text: str) -> str:
+    """The reason a child gave: its last line (a traceback ends in the error), at most 500
+    characters, without the exception's module path."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    line = lines[-1] if lines else "(nothing on its stderr)"
+    head, sep, rest = line.partition(": ")
+    if sep and head.replace(".", "").isidentifier() and head.rsplit(".", 1)[-1][:1].isupper():
+        line = rest        # "pyslurmrpc.bench.libslurm.LibslurmUnavailable: why" -> "why"
+    return line[:500]
 
 
 def run_sequential(path: str, conf: str, op: str, job: int, n: int, warmup: float = WARMUP_SECONDS,
                    loader: str | None = None) -> dict:
-    proc = subprocess.Popen(_child_cmd(path, conf, op, job, "--mode", "sequential", "-n", str(n),
-                                       "--warmup", repr(warmup), loader=loader),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    return child_output(proc)
+    proc = spawn(_child_cmd(path, conf, op, job, "--mode", "sequential", "-n", str(n), "--warmup", repr(warmup),
+                            loader=loader), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    with reaped(proc):
+        return child_output(proc)
 
 
 def run_processes(path: str, conf: str, op: str, job: int, processes: int, seconds: float,
@@ -183,11 +207,12 @@ def run_processes(path: str, conf: str, op: str, job: int, processes: int, secon
     ``seconds``, the slowest single call any of them saw (a stalled controller shows there)
     and how many failed."""
     start_at = time.time() + BURST_LEAD_S + 0.2 * processes
-    procs = [subprocess.Popen(_child_cmd(path, conf, op, job, "--mode", "burst", "--start", repr(start_at),
-                                         "--seconds", str(seconds), loader=loader),
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    procs = [spawn(_child_cmd(path, conf, op, job, "--mode", "burst", "--start", repr(start_at),
+                              "--seconds", str(seconds), loader=loader),
+                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for _ in range(processes)]
-    outs = [child_output(p) for p in procs]
+    with reaped(*procs):
+        outs = [child_output(p) for p in procs]
     return {"calls_per_s": round(sum(o["calls"] for o in outs) / seconds),
             "slowest_ms": max(o["slowest_ms"] for o in outs), "failed": sum(o["failed"] for o in outs)}
 

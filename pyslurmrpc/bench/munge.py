@@ -84,3 +84,11 @@ def run(socket_path: str, key_file: str | None = None, n: int = 3000) -> list[di
                      "us": per_call_us(lambda: decode_offline(one, key_file, ignore_expiry=True), n)})
     rows.append({"label": "AsyncMungeClient encode, 32 in flight", "us": _async_us(socket_path, n, 32)})
     return rows
+
+
+def ratios(rows: list[dict]) -> dict[str, float]:
+    """pure-Python / libmunge, per operation both were measured for (``--json`` keeps them)."""
+    by = {r["label"]: r["us"] for r in rows}
+    return {op: round(by[f"pure-Python {op}"] / by[f"libmunge munge_{op} (C)"], 3)
+            for op in ("encode", "decode")
+            if by.get(f"libmunge munge_{op} (C)") and f"pure-Python {op}" in by}

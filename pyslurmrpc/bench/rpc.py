@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from ..client import AsyncClient, Client
 from ..client.validate import controller_address
 from ..errors import CheckpointUnsupported
+from .children import reaped, spawn
 from .timing import percentiles
 
 IN_FLIGHT = (1, 8, 32, 128)
@@ -35,12 +36,13 @@ STARTUP_TIMEOUT = 30.0
 @contextmanager
 def child_server(cmd: list[str]):
     """A server in a child process that prints ``listening on HOST:PORT``; yields (host, port)."""
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+    proc = spawn(cmd, stdout=subprocess.PIPE, text=True)
     try:
         yield controller_address(first_line(proc).rsplit(" ", 1)[1], None)
-    finally:
+    finally:       # asked to stop first (the fake's own shutdown), then killed if it has not
         proc.terminate()
-        proc.wait(10)
+        with reaped(proc):
+            proc.wait(10)
 
 
 @contextmanager

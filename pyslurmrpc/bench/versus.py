@@ -144,12 +144,8 @@ def _sequential_rounds(path, conf, op, job, n, plain, minted, loader=None) -> tu
     the order fall on all three alike."""
     per = max(n // SEQUENTIAL_ROUNDS, 20)
     py, pm, c = [], [], []
-    why, loaded = None, path
-    try:
-        if loaded is None:
-            _, loaded = libslurm.load()
-    except (libslurm.LibslurmUnavailable, OSError) as err:
-        why = str(err)
+    loaded, why = (path, None) if path else libslurm.find()
+
     def run_c():
         nonlocal why
         if why is None:

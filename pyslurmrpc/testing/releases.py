@@ -20,6 +20,8 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import platform
+import re
 import shutil
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
@@ -342,7 +344,27 @@ def libslurm_of(rel: Release) -> Tuple[Optional[str], Optional[str]]:
     lib = Path(rel.plugin_dir) / LIBSLURM_NAME
     if not lib.is_file():
         raise ReleaseUnavailable(f"no {LIBSLURM_NAME} unpacked for {rel.name} under {rel.plugin_dir}")
-    return str(lib), str(_find_loader(Path(rel.root)))
+    loader = _find_loader(Path(rel.root))
+    # an older C library than this machine's (bullseye's 2.31 for 20.11) cannot run this
+    # interpreter (it needs GLIBC_2.34 here): the machine's own loader runs that libslurm
+    return str(lib), (str(loader) if _glibc_of(loader.parent) > _host_glibc() else None)
+
+
+#: what a glibc's libc.so.6 says of itself ("... stable release version 2.36.")
+_GLIBC_BANNER = re.compile(rb"release version (\d+)\.(\d+)")
+
+
+def _glibc_of(lib_dir: Path) -> tuple[int, int]:
+    """The version of the glibc in ``lib_dir`` (where the tree's loader is), from its banner."""
+    match = _GLIBC_BANNER.search((lib_dir / "libc.so.6").resolve().read_bytes())
+    if not match:
+        raise ReleaseUnavailable(f"cannot tell the glibc version of {lib_dir / 'libc.so.6'}")
+    return int(match[1]), int(match[2])
+
+
+def _host_glibc() -> tuple[int, int]:
+    major, minor = platform.libc_ver()[1].split(".")[:2]
+    return int(major), int(minor)
 
 
 # ---------------------------------------------------------------------------

@@ -1,0 +1,188 @@
+"""``pyslurmrpc bench`` as a user drives it: what a new user's trial found wrong (a traceback, a
+daemon left running, a child's traceback on Ctrl-C, a dead controller waited for part after
+part, a failed comparison that exited 0, options quietly ignored)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+
+from pyslurmrpc import bench
+from pyslurmrpc.bench import codec, fanout
+
+from peers import ReplayPeer
+
+MARK = "PYSLURMRPC_BENCH_TEST_MARK"
+
+
+def run(*args, timeout=120):
+    return subprocess.run([sys.executable, "-m", "pyslurmrpc", "bench", *args], capture_output=True, text=True,
+                          timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+def marked_pids(mark: str) -> list[int]:
+    """The processes whose environment carries ``mark`` (the bench's children and the daemons
+    its harnesses started inherit it)."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as fh:
+                if f"{MARK}={mark}".encode() in fh.read().split(b"\0"):
+                    found.append(int(pid))
+        except OSError:
+            continue
+    return found
+
+
+def marked_processes(mark: str) -> list[str]:
+    """Command lines of :func:`marked_pids`."""
+    found = []
+    for pid in marked_pids(mark):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                found.append(fh.read().replace(b"\0", b" ").decode(errors="replace"))
+        except OSError:
+            continue
+    return found
+
+
+def started(args, mark, **kwargs):
+    env = {**os.environ, MARK: mark}
+    return subprocess.Popen([sys.executable, "-m", "pyslurmrpc", "bench", *args], env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, **kwargs)
+
+
+def wait_for_children(mark: str, at_least: int = 0, running: str = "", seconds: float = 60) -> None:
+    """Until the bench has ``at_least`` processes under it, one of them running ``running``."""
+    deadline = time.monotonic() + seconds
+    while True:
+        found = marked_processes(mark)
+        if len(found) >= 1 + at_least and any(running in cmd for cmd in found):
+            return
+        assert time.monotonic() < deadline, found
+        time.sleep(0.1)
+
+
+# --- stopping --------------------------------------------------------------------------------
+def test_sigterm_stops_the_harness_daemons_and_the_children():
+    """It left munged and slurmctld running (parent pid 1) with their directories."""
+    mark = uuid.uuid4().hex
+    proc = started(["--only", "versus", "-n", "50", "--seconds", "30"], mark)   # its own munged and slurmctld
+    try:
+        wait_for_children(mark, at_least=2)
+        time.sleep(1)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert "Traceback" not in err, err
+    deadline = time.monotonic() + 10
+    while marked_processes(mark) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert marked_processes(mark) == []
+
+
+def test_ctrl_c_at_the_terminal_prints_no_child_s_traceback(munged):
+    """A terminal's Ctrl-C signals the whole process group: the stub child printed its own
+    KeyboardInterrupt traceback.  The children now have sessions of their own."""
+    mark = uuid.uuid4().hex
+    proc = started(["--only", "rpc", "-n", "200000", "--munge-socket", munged.socket_path], mark,
+                   start_new_session=True)
+    try:
+        wait_for_children(mark, running="fake-slurmctld")
+        children = [pid for pid in marked_pids(mark) if pid != proc.pid]
+        assert children and all(os.getsid(pid) != os.getsid(proc.pid) for pid in children)
+        time.sleep(0.5)
+        os.killpg(proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130 and "Traceback" not in err and "Exception ignored" not in err, err
+    deadline = time.monotonic() + 10
+    while marked_processes(mark) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert marked_processes(mark) == []
+
+
+# --- what cannot be measured is said at once ------------------------------------------------------
+def test_a_controller_that_refuses_connections_fails_at_once():
+    """It took about 30 s per part (95 s in all) before the error."""
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    start = time.monotonic()
+    result = run("--only", "rpc", "--auth", "none", "--controller", f"127.0.0.1:{port}")
+    assert time.monotonic() - start < 20
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr == f"pyslurmrpc bench: --controller 127.0.0.1:{port}: Connection refused\n"
+
+
+def test_a_munge_socket_munged_does_not_answer_on_fails_before_any_part(tmp_path, monkeypatch, capsys):
+    """The parts measured before it (codec: 5 s) were thrown away for the one error."""
+    monkeypatch.setattr(codec, "run", lambda n: pytest.fail("codec measured before the munge socket was tried"))
+    code = bench.main(["--json", "--only", "codec", "--only", "munge", "--munge-socket", str(tmp_path / "none.sock")])
+    out, err = capsys.readouterr()
+    assert code == 1 and list(json.loads(out)) == ["error"]
+    assert err.startswith("pyslurmrpc bench: ") and "none.sock" in err
+
+
+def test_versus_not_made_exits_1(munged):
+    """It exited 0 with the reason inside the JSON only: a script could not tell."""
+    with ReplayPeer(lambda frame: None) as peer:      # takes the connection, answers nothing
+        result = run("--json", "--only", "versus", "-n", "20", "--seconds", "0.2", "--munge-socket",
+                     munged.socket_path, "--controller", f"{peer.host}:{peer.port}")
+    assert result.returncode == 1, result
+    assert "skipped" in json.loads(result.stdout)["versus"]
+    assert result.stderr.startswith("pyslurmrpc bench: versus was not measured (")
+
+
+@pytest.mark.parametrize("args, says", [
+    (["--only", "codec", "--release", "26.05"], "--release changes only versus, which this run does not measure"),
+    (["--only", "codec", "--controller", "127.0.0.1:6817"], "--controller changes only rpc and versus"),
+    (["--only", "fanout", "-n", "5"], "-n changes only codec and munge and rpc and versus"),
+    (["--only", "fanout", "--nodes", "1000", "--nodes", "1000"], "--nodes: give each node count once"),
+])
+def test_an_option_the_run_does_not_use_is_a_usage_error(args, says):
+    result = run(*args)
+    assert result.returncode == 2 and says in result.stderr and "Traceback" not in result.stderr, result.stderr
+
+
+# --- reports --------------------------------------------------------------------------------------
+def test_fanout_ratios_too_small_to_measure_print_as_a_dash(monkeypatch):
+    """A first row whose CPU rounded to 0 made the CPU ratio null, and the table a traceback."""
+    rows = iter([{"nodes": 1, "seconds": 0.01, "cpu_s_client": 0.0, "cpu_s_farm": 0.0},
+                 {"nodes": 2, "seconds": 0.02, "cpu_s_client": 0.01, "cpu_s_farm": 0.01}])
+    monkeypatch.setattr(fanout, "one", lambda n, width: {**next(rows), "tree_width": width, "ok": n, "errors": 0,
+                                                         "peak_fds": 9})
+    report = fanout.run([1, 2], 50)
+    assert report[1]["ratios"] == {"time(2)/time(1)": 2.0, "cpu(2)/cpu(1)": None}
+    assert bench._render_fanout(report)[-2:] == ["  time(2)/time(1): 2.00", "  cpu(2)/cpu(1): -"]
+
+
+def test_a_cpu_ratio_needs_a_few_clock_ticks(monkeypatch):
+    rows = iter([{"nodes": 1, "seconds": 0.01, "cpu_s_client": 0.01, "cpu_s_farm": 0.02},
+                 {"nodes": 2, "seconds": 0.02, "cpu_s_client": 0.03, "cpu_s_farm": 0.03}])
+    monkeypatch.setattr(fanout, "one", lambda n, width: next(rows))
+    assert fanout.run([1, 2], 50)[1]["ratios"]["cpu(2)/cpu(1)"] is None   # 3 ticks: noise
+    rows = iter([{"nodes": 1, "seconds": 0.01, "cpu_s_client": 0.04, "cpu_s_farm": 0.02},
+                 {"nodes": 2, "seconds": 0.02, "cpu_s_client": 0.06, "cpu_s_farm": 0.06}])
+    assert fanout.run([1, 2], 50)[1]["ratios"]["cpu(2)/cpu(1)"] == 2.0
+
+
+def test_the_codec_columns_take_turns(monkeypatch):
+    """Three separate best-of-3 runs put "both" under "decode" alone when the machine moved."""
+    seen = []
+    monkeypatch.setattr(codec, "taking_turns", lambda fns, n: seen.append(sorted(fns)) or dict.fromkeys(fns, 1.0))
+    monkeypatch.setattr(codec, "per_call_us", lambda fn, n: 2.0)
+    rows = codec.run(10)
+    assert seen == [["both", "decode", "encode"]] * len(codec.SAMPLES)
+    assert {(r["decode_us"], r["encode_us"], r["decode_plus_encode_us"]) for r in rows} == {(1.0, 1.0, 1.0)}
