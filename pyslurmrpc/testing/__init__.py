@@ -6,9 +6,12 @@ runs that module once, as ``__main__``, and not also as the package's import of 
 
 from importlib import import_module
 
-__all__ = ["MungedHarness", "SlurmctldHarness", "Release", "prepare"]
+__all__ = ["MungedHarness", "SlurmctldHarness", "Release", "prepare", "MungedNotFound", "MungedStartError",
+           "SlurmctldNotFound", "SlurmctldStartError", "ReleaseUnavailable"]
 _HOME = {"MungedHarness": ".munged", "SlurmctldHarness": ".slurmctld", "Release": ".releases",
-         "prepare": ".releases"}
+         "prepare": ".releases", "MungedNotFound": ".munged", "MungedStartError": ".munged",
+         "SlurmctldNotFound": ".slurmctld", "SlurmctldStartError": ".slurmctld",
+         "ReleaseUnavailable": ".releases"}
 
 
 def __getattr__(name: str):

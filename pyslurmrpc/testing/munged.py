@@ -1,5 +1,6 @@
 """Run a real, throw-away munged for tests and benchmarks.
 
+>>> from pyslurmrpc.auth import MungeClient
 >>> with MungedHarness() as m:
 ...     MungeClient(m.socket_path).encode()
 
@@ -57,6 +58,13 @@ class MungedHarness(ChildHarness):
     def __init__(self, munged: Optional[str] = None, *, key: Optional[bytes] = None,
                  extra_args: Sequence[str] = (), num_threads: Optional[int] = None):
         self.munged = munged or find_munged()
+        if not (os.path.isfile(self.munged) and os.access(self.munged, os.X_OK)):
+            raise MungedNotFound(f"munged {self.munged!r} is not an executable file")
+        if key is not None and not isinstance(key, (bytes, bytearray, memoryview)):
+            raise TypeError(f"key must be bytes (the key file's content), not {type(key).__name__}")
+        if num_threads is not None and (isinstance(num_threads, bool) or not isinstance(num_threads, int)
+                                        or num_threads < 1):
+            raise ValueError(f"num_threads must be a positive int, not {num_threads!r}")
         self._key = key
         self.extra_args = list(extra_args)
         if num_threads:
@@ -77,20 +85,20 @@ class MungedHarness(ChildHarness):
     # lifecycle ---------------------------------------------------------------
     def start(self) -> "MungedHarness":
         """Write the key, launch munged and wait until its socket accepts."""
-        self.workdir = Path(tempfile.mkdtemp(prefix="pyslurmrpc-munged-"))
-        key = self._key if self._key is not None else os.urandom(KEY_BYTES)
-        fd = os.open(self.key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(key)
-        cmd = [self.munged, "--foreground", "--force", f"--key-file={self.key_file}",
-               f"--socket={self.socket_path}", f"--pid-file={self.pid_file}",
-               f"--log-file={self.log_file}", f"--seed-file={self.seed_file}", *self.extra_args]
-        # --force: proceed despite "insecure" warnings (e.g. group-writable dirs).
-        # stderr goes to a file: a pipe nobody reads could fill up and block munged
-        with open(self._path("munged.stderr"), "wb") as err:
-            self._proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                          stderr=err, start_new_session=True)
-        self._wait_for_socket()
+        with self._starting():
+            self.workdir = Path(tempfile.mkdtemp(prefix="pyslurmrpc-munged-"))
+            key = self._key if self._key is not None else os.urandom(KEY_BYTES)
+            fd = os.open(self.key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(key)
+            cmd = [self.munged, "--foreground", "--force", f"--key-file={self.key_file}",
+                   f"--socket={self.socket_path}", f"--pid-file={self.pid_file}",
+                   f"--log-file={self.log_file}", f"--seed-file={self.seed_file}", *self.extra_args]
+            # --force: proceed despite "insecure" warnings (e.g. group-writable dirs).
+            # stderr goes to a file: a pipe nobody reads could fill up and block munged
+            with open(self._path("munged.stderr"), "wb") as err:
+                self._spawn(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
+            self._wait_for_socket()
         return self
 
     def _wait_for_socket(self) -> None:
@@ -104,10 +112,10 @@ class MungedHarness(ChildHarness):
             except FileNotFoundError:
                 pass
             time.sleep(POLL_INTERVAL)
-        self.stop()
         raise MungedStartError(self._failure("did not create its socket in time"))
 
     def _failure(self, what: str) -> str:
+        """The message of a failed start; its files are removed after (the paths would mislead)."""
         err = Path(self._path("munged.stderr")).read_text(errors="replace")
         log = Path(self.log_file).read_text(errors="replace") if os.path.exists(self.log_file) else ""
         return f"munged {what}\nstderr:\n{err}\nlog:\n{log}"

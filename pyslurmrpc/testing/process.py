@@ -1,12 +1,52 @@
-"""What the daemon harnesses share: a child process in a private directory, stopped by pid."""
+"""What the daemon harnesses share: a child process in a private directory, stopped by pid.
+
+The daemons run as root and listen: none may outlive the process that started it.  A harness
+left running when the interpreter exits is stopped by an ``atexit`` hook, and a daemon started
+from the main thread is sent SIGTERM by the kernel when that process dies in any other way
+(SIGTERM, SIGKILL: ``PR_SET_PDEATHSIG``; from another thread the signal would come when that
+thread ends, so it is not asked for there).
+"""
 
 from __future__ import annotations
 
+import atexit
+import ctypes
 import os
 import signal
 import subprocess
+import threading
+import weakref
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
+
+#: prctl(2) option: the signal the kernel sends a child when its parent dies
+PR_SET_PDEATHSIG = 1
+#: harnesses whose daemon runs: stopped at exit if their owner did not stop them
+_LIVE: "weakref.WeakSet[ChildHarness]" = weakref.WeakSet()
+
+
+def _prctl():
+    """libc's prctl, looked up here, in the parent: a dlopen between fork and exec could wait
+    forever on a lock another thread held at the fork."""
+    try:
+        return ctypes.CDLL(None).prctl
+    except (OSError, AttributeError):     # not Linux
+        return None
+
+
+_PRCTL = _prctl()
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGTERM when the parent dies."""
+    _PRCTL(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+@atexit.register
+def _stop_all() -> None:
+    for harness in list(_LIVE):
+        harness.stop()
 
 
 class ChildHarness:
@@ -33,7 +73,32 @@ class ChildHarness:
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
+    def _spawn(self, cmd: list, **kwargs) -> subprocess.Popen:
+        """Start the daemon: a session of its own (a terminal's Ctrl-C is for the caller, which
+        stops it), SIGTERM when this process dies, stopped at exit."""
+        main = threading.current_thread() is threading.main_thread()
+        self._proc = subprocess.Popen(cmd, start_new_session=True,
+                                      preexec_fn=_die_with_parent if main and _PRCTL else None, **kwargs)
+        _LIVE.add(self)
+        return self._proc
+
+    @contextmanager
+    def _starting(self):
+        """Around a start(): a harness already running is refused (a second daemon would be
+        orphaned); any failure, Ctrl-C included, stops what was started and removes its files."""
+        if self.running:
+            raise RuntimeError(f"{type(self).__name__} already started (pid {self.pid}): stop() it first")
+        try:
+            yield
+        except BaseException:
+            self.stop()
+            raise
+
+    def _not_running_error(self) -> RuntimeError:
+        return RuntimeError(f"{type(self).__name__} is not running: start() it, or use it in a with block")
+
     def _stop_process(self) -> None:
+        _LIVE.discard(self)
         proc, self._proc = self._proc, None
         if proc is None:
             return
@@ -47,7 +112,7 @@ class ChildHarness:
         self._proc_rc = proc.returncode
 
     def __enter__(self):
-        return self.start()
+        return self if self.running else self.start()   # h = X().start(); with h: ... stops it once
 
     def __exit__(self, *exc) -> None:
         self.stop()

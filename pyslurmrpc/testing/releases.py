@@ -252,8 +252,9 @@ def _build(name: str, suite: str, base: Path, log) -> Release:
 
 
 def unknown_releases(names: Sequence[str]) -> Optional[str]:
-    """What to say of the ``names`` that are no release this module prepares, or None."""
-    unknown = [name for name in names if name not in SUITES]
+    """What to say of the ``names`` that are no release this module prepares, or None (one
+    name given as a str is that name, not its letters)."""
+    unknown = [name for name in ([names] if isinstance(names, str) else names) if name not in SUITES]
     return f"unknown release {', '.join(map(repr, unknown))} (known: {', '.join(SUITES)})" if unknown else None
 
 
@@ -262,13 +263,18 @@ def prepare(name: str, log=lambda msg: None) -> Release:
 
     Raises :class:`ReleaseUnavailable` naming the package or step that failed.
     """
+    if not isinstance(name, str):      # 24.11 as a float would be said "unknown release 24.11"
+        raise TypeError(f"name must be a release name such as '24.11', not {name!r}")
     if name not in SUITES:
         raise ReleaseUnavailable(unknown_releases([name]))
     suite = SUITES[name]
     if suite is None:
         return _machine_release(name)
     base = release_dir(name)
-    base.mkdir(parents=True, exist_ok=True)
+    try:
+        base.mkdir(parents=True, exist_ok=True)
+    except OSError as err:             # e.g. $PYSLURMRPC_CACHE names a file
+        raise ReleaseUnavailable(f"slurm {name}: cannot make its cache {base}: {err.strerror}") from None
     with open(base.parent / f"slurm-{name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # one builder per release, other processes wait
         rel = _cached(base / MARKER)
@@ -335,10 +341,20 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 # ---------------------------------------------------------------------------
 # the release's own libslurm, for the benchmark's C side
 # ---------------------------------------------------------------------------
+def as_release(rel) -> Release:
+    """``rel`` itself, or the prepared release it names ("24.11"); a TypeError for anything else."""
+    if isinstance(rel, Release):
+        return rel
+    if isinstance(rel, str):
+        return prepare(rel)
+    raise TypeError(f"release must be a Release from prepare() or a release name such as '24.11', not {rel!r}")
+
+
 def libslurm_of(rel: Release) -> Tuple[Optional[str], Optional[str]]:
     """(libslurm path, dynamic loader to run it under) of ``rel``: for an unpacked tree its
     libslurmfull.so and its own ld-linux (it may need a newer C library than this machine's);
     for the machine's own release (None, None): whatever the benchmark finds here."""
+    rel = as_release(rel)
     if rel.root is None:
         return None, None
     lib = Path(rel.plugin_dir) / LIBSLURM_NAME
@@ -380,6 +396,7 @@ def client_program(rel: Release, prog: str) -> str:
     The machine's own release uses the installed program; an unpacked release's
     program is copied next to its scontrol and patched like it, once.
     """
+    rel = as_release(rel)
     if prog not in CLIENT_PROGRAMS:
         raise ReleaseUnavailable(f"{prog} is not one of {', '.join(CLIENT_PROGRAMS)}")
     if rel.root is None:

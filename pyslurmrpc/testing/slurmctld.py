@@ -1,16 +1,18 @@
 """Run a real, throw-away slurmctld (Debian 12's Slurm 22.05.8, or another release) for tests.
 
->>> with MungedHarness() as m, SlurmctldHarness(m.socket_path) as ctld:
-...     wire_ping(ctld.host, ctld.port, MungeAuth(m.socket_path))
->>> with SlurmctldHarness(m.socket_path, release=prepare("24.11")) as ctld:
-...     ctld.scontrol("ping")        # trixie's own scontrol 24.11
+>>> with MungedHarness() as m:
+...     with SlurmctldHarness(m.socket_path) as ctld:
+...         wire_ping(ctld.host, ctld.port, MungeAuth(m.socket_path))
+...     with SlurmctldHarness(m.socket_path, release="24.11") as ctld:   # or release=prepare("24.11")
+...         ctld.scontrol("ping")        # trixie's own scontrol 24.11
 
 Other releases come from :mod:`.releases` (Debian's packages of other suites,
 unpacked into a cache); their controller gets ``PluginDir`` set to the
 unpacked plugins and is compared with the same release's scontrol.
 
 The controller gets its own slurm.conf, state directory, pid and log file in a
-private temporary directory, listens on a free loopback port, authenticates
+private temporary directory, listens on a free port (on every address: slurmctld binds
+INADDR_ANY, and slurm.conf can only move it to the host name's address), authenticates
 through the given munged (``AuthInfo=socket=...``), runs in the foreground
 (``-D``) as our child, and is stopped by its own pid.  Nothing outside the
 temporary directory is touched.
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 import subprocess
 import tempfile
 import time
@@ -33,16 +36,17 @@ from typing import Optional
 from pyslurmrpc.wire import MsgType
 
 from .netio import (  # noqa: F401  (re-exported)
-    IO_TIMEOUT, LOOPBACK, Transcript, exchange, free_port, message_hash, ping_frame, wire_ping,
+    IO_TIMEOUT, LOOPBACK, Transcript, exchange, free_port, message_hash, ping_frame, port_free, wire_ping,
 )
 from .ci import needs_root
 from .process import ChildHarness, start_or_skip
-from .releases import Release, ReleaseUnavailable, prepare
+from .releases import Release, ReleaseUnavailable, as_release, prepare
 
 #: where Debian installs slurmctld when it is not on PATH
 SLURMCTLD_CANDIDATES = ("/usr/sbin/slurmctld", "/usr/local/sbin/slurmctld")
 SCONTROL_CANDIDATES = ("/usr/bin/scontrol", "/usr/local/bin/scontrol")
 START_TIMEOUT = 30.0        # seconds to wait for the first answered ping
+SCONTROL_PING_TIMEOUT = 10.0   # one readiness ping of a release's own scontrol
 POLL_INTERVAL = 0.05
 
 
@@ -135,13 +139,23 @@ class SlurmctldHarness(ChildHarness):
                  slurmctld: Optional[str] = None, node_name: str = "node1",
                  start_timeout: float = START_TIMEOUT, extra_conf: str = "",
                  release: Optional[Release] = None):
-        # release: a :func:`~.releases.prepare`d Slurm whose slurmctld, scontrol and plugins are used
+        # release: a :func:`~.releases.prepare`d Slurm (or its name) whose slurmctld, scontrol and
+        # plugins are used
+        release = as_release(release) if release is not None else None
+        if not isinstance(munge_socket, (str, os.PathLike)):
+            raise TypeError(f"munge_socket must be the path of munged's socket, not {munge_socket!r}")
+        if port is not None and (isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535):
+            raise ValueError(f"port must be an int from 1 to 65535 (or None: a free one), not {port!r}")
+        if not start_timeout > 0:
+            raise ValueError(f"start_timeout must be a number of seconds above 0, not {start_timeout!r}")
         self.release_info = release
         self.slurmctld = slurmctld or (release.slurmctld if release else find_slurmctld())
+        if not (os.path.isfile(self.slurmctld) and os.access(self.slurmctld, os.X_OK)):
+            raise SlurmctldNotFound(f"slurmctld {self.slurmctld!r} is not an executable file")
         self.scontrol_path = release.scontrol if release else None
         if release and release.plugin_dir:
             extra_conf = f"PluginDir={release.plugin_dir}\n{extra_conf}"
-        self.munge_socket = str(munge_socket)
+        self.munge_socket = os.fspath(munge_socket)
         self.cluster_name = cluster_name
         self.extra_conf = extra_conf  # more slurm.conf lines, e.g. CommunicationParameters=...
         self.node_name = node_name
@@ -172,11 +186,31 @@ class SlurmctldHarness(ChildHarness):
     @property
     def env(self) -> dict:
         """``os.environ`` plus SLURM_CONF: run Slurm's clients against this controller."""
+        if self.workdir is None:
+            raise self._not_running_error()
         return {**os.environ, "SLURM_CONF": self.conf_path}
 
     # lifecycle ---------------------------------------------------------------
     def start(self) -> "SlurmctldHarness":
         """Write slurm.conf, launch slurmctld -D and wait until it answers a ping."""
+        with self._starting():
+            self._check_start()
+            self._launch()
+            self._wait_for_ping()
+        return self
+
+    def _check_start(self) -> None:
+        """What would only fail after start_timeout: said before anything starts."""
+        try:
+            is_socket = stat.S_ISSOCK(os.stat(self.munge_socket).st_mode)
+        except OSError:
+            is_socket = False
+        if not is_socket:
+            raise SlurmctldStartError(f"munge_socket {self.munge_socket!r} is not a socket (is munged running?)")
+        if self._want_port is not None and not port_free(self._want_port):
+            raise SlurmctldStartError(f"port {self._want_port} is in use")
+
+    def _launch(self) -> None:
         self.release = slurmctld_version(self.slurmctld)
         if self._given_workdir:
             self.workdir = Path(self._given_workdir)
@@ -198,11 +232,8 @@ class SlurmctldHarness(ChildHarness):
         # -D: foreground child; -c: no state from an earlier run; -i: ignore state errors
         cmd = [self.slurmctld, "-D", "-c", "-i", "-f", self.conf_path]
         with open(self.stdout_file, "wb") as out:
-            self._proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out,
-                                          stderr=subprocess.STDOUT, env=self.env,
-                                          cwd=str(self.workdir), start_new_session=True)
-        self._wait_for_ping()
-        return self
+            self._spawn(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=self.env,
+                        cwd=str(self.workdir))
 
     def _answers(self, auth) -> Optional[str]:
         """None once the controller answers a ping, else why not yet.
@@ -211,7 +242,10 @@ class SlurmctldHarness(ChildHarness):
         speak that release yet); the default one sends a 22.05 REQUEST_PING.
         """
         if self.release_info is not None:
-            proc = self.scontrol("ping", timeout=10.0)
+            try:
+                proc = self.scontrol("ping", timeout=min(SCONTROL_PING_TIMEOUT, self.start_timeout))
+            except subprocess.TimeoutExpired:
+                return "scontrol ping did not answer"
             return None if " is UP" in proc.stdout else f"scontrol ping: {proc.stdout.strip()!r}"
         try:
             reply = wire_ping(self.host, self.port, auth, "22.05", timeout=2.0)
@@ -230,26 +264,23 @@ class SlurmctldHarness(ChildHarness):
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
                 self._stop_process()
-                message = self._failure(f"exited with {self._proc_rc}")
-                self.stop()
-                raise SlurmctldStartError(message)
+                raise SlurmctldStartError(self._failure(f"exited with {self._proc_rc}"))
             last = self._answers(auth)
             if last is None:
                 return
             time.sleep(POLL_INTERVAL)
         self._stop_process()
-        message = self._failure(f"did not answer a ping in {self.start_timeout} s ({last})")
-        self.stop()
-        raise SlurmctldStartError(message)
-
+        raise SlurmctldStartError(self._failure(f"did not answer a ping in {self.start_timeout} s ({last})"))
 
     def _failure(self, what: str) -> str:
-        def tail(path):
-            if path and os.path.exists(path):
-                return "\n".join(Path(path).read_text(errors="replace").splitlines()[-40:])
-            return ""
-        return (f"slurmctld {what}\nconf: {self.conf_path}\nstdout:\n{tail(self.stdout_file)}"
-                f"\nlog:\n{tail(self.log_file)}")
+        """The message of a failed start: slurmctld's own fatal line first, then the ends of its
+        output and log (its directory is removed after: a path to it would mislead)."""
+        def lines(path):
+            return Path(path).read_text(errors="replace").splitlines() if path and os.path.exists(path) else []
+        out, log = lines(self.stdout_file), lines(self.log_file)
+        fatal = next((line for line in out + log if "fatal" in line), None)
+        return (f"slurmctld {what}" + (f": {fatal.strip()}" if fatal else "")
+                + "\nstdout:\n" + "\n".join(out[-40:]) + "\nlog:\n" + "\n".join(log[-40:]))
 
     def stop(self) -> None:
         """SIGTERM our slurmctld (by pid), SIGKILL it if it lingers, remove the files."""
@@ -270,6 +301,8 @@ class SlurmctldHarness(ChildHarness):
         ``port`` writes a copy of slurm.conf whose SlurmctldPort is ``port``
         (e.g. a :class:`RecordingProxy` in front of the controller).
         """
+        if self.workdir is None:
+            raise self._not_running_error()
         if port is not None and conf_path is None:
             conf_path = self._path(f"slurm.via-{port}.conf")
             text = Path(self.conf_path).read_text().replace(
