@@ -113,7 +113,7 @@ def slurm_get_errno() -> int:
 
 
 def slurm_seterrno(value: int) -> None:
-    """Set this thread's errno (a C int)."""
+    """Set this thread's errno (a C int); :func:`last_error` is left as it was."""
     _local.errno = _c_int(value, "errno", refuse_outside=True)
 
 
@@ -187,8 +187,8 @@ def slurm_checkpoint_able(job_id: int, step_id: int, start_time: Ref) -> int:
         return _failed(bad)
 
     def failed(exc):
-        if isinstance(exc, UnexpectedMessageError):
-            start_time.value = 0
+        if isinstance(exc, UnexpectedMessageError) and exc.field == "header.msg_type":
+            start_time.value = 0      # a reply of another type; another version fails the receive
     return _call("checkpoint_able", job_id, step_id, out=lambda r: setattr(start_time, "value", r),
                  on_failure=failed)
 

@@ -286,15 +286,16 @@ def _resolve(host: str, port: int, timeout: float) -> tuple[int, tuple]:
         family, _, _, _, address = lookup.result(timeout)[0]
     except FutureTimeout:
         raise TimeoutError(f"looking up {host} took longer than {timeout:g} s") from None
-    except UnicodeError:
-        raise _unresolvable(host) from None
+    except UnicodeError as err:
+        raise _unresolvable(host, err) from None
     return family, address
 
 
-def _unresolvable(host: str) -> socket.gaierror:
+def _unresolvable(host: str, err: UnicodeError) -> socket.gaierror:
     """A name the IDNA codec refuses (a label over 63 characters, an empty one) is a name no
     resolver knows: the failed lookup (an OSError, as a node's connect failure), not a UnicodeError."""
-    return socket.gaierror(socket.EAI_NONAME, f"{host!r} is not a host name (an empty label or one over 63 characters)")
+    why = err.args[0] if err.args else str(err)
+    return socket.gaierror(socket.EAI_NONAME, f"{host!r} is not a host name ({why})")
 
 
 def _sync_send(action: Send) -> None:
@@ -550,8 +551,8 @@ async def _tcp_connect(loop, host: str, port: int) -> _AsyncTcp:
     else:
         try:
             family, _, _, _, address = (await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM))[0]
-        except UnicodeError:
-            raise _unresolvable(host) from None
+        except UnicodeError as err:
+            raise _unresolvable(host, err) from None
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setblocking(False)

@@ -60,6 +60,17 @@ def started(args, mark, **kwargs):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, **kwargs)
 
 
+def kill_all(proc, mark: str) -> None:
+    """The test's own cleanup: the bench and whatever it left (its children have sessions of
+    their own: killing the bench alone would leave them)."""
+    proc.kill()
+    for pid in marked_pids(mark):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+
+
 def wait_for_children(mark: str, at_least: int = 0, running: str = "", seconds: float = 60) -> None:
     """Until the bench has ``at_least`` processes under it, one of them running ``running``."""
     deadline = time.monotonic() + seconds
@@ -82,8 +93,8 @@ def test_sigterm_stops_the_harness_daemons_and_the_children():
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=60)
     finally:
-        proc.kill()
-    assert proc.returncode == 128 + signal.SIGTERM, err
+        kill_all(proc, mark)
+    assert proc.returncode == -signal.SIGTERM, err    # its cleanup done, it ends as SIGTERM ends it
     assert "Traceback" not in err, err
     deadline = time.monotonic() + 10
     while marked_processes(mark) and time.monotonic() < deadline:
@@ -105,7 +116,7 @@ def test_ctrl_c_at_the_terminal_prints_no_child_s_traceback(munged):
         os.killpg(proc.pid, signal.SIGINT)
         out, err = proc.communicate(timeout=60)
     finally:
-        proc.kill()
+        kill_all(proc, mark)
     assert proc.returncode == 130 and "Traceback" not in err and "Exception ignored" not in err, err
     deadline = time.monotonic() + 10
     while marked_processes(mark) and time.monotonic() < deadline:
@@ -135,7 +146,7 @@ def test_a_munge_socket_munged_does_not_answer_on_fails_before_any_part(tmp_path
     assert err.startswith("pyslurmrpc bench: ") and "none.sock" in err
 
 
-def test_versus_not_made_exits_1(munged):
+def test_versus_named_and_not_made_exits_1(munged):
     """It exited 0 with the reason inside the JSON only: a script could not tell."""
     with ReplayPeer(lambda frame: None) as peer:      # takes the connection, answers nothing
         result = run("--json", "--only", "versus", "-n", "20", "--seconds", "0.2", "--munge-socket",
@@ -145,11 +156,55 @@ def test_versus_not_made_exits_1(munged):
     assert result.stderr.startswith("pyslurmrpc bench: versus was not measured (")
 
 
+def test_a_default_run_without_a_harness_controller_measures_the_rest_and_exits_0(monkeypatch, capsys):
+    """versus is a default part: a machine without Debian's slurmctld still measures the others."""
+    def no_controller(opts, socket_path):
+        raise FileNotFoundError("slurmctld not found")
+    monkeypatch.setattr(bench.versus, "run", no_controller)
+    monkeypatch.setattr(bench, "_rpc", lambda opts, sock: [])
+    monkeypatch.setattr(bench.munge, "run", lambda *a: [])
+    assert bench.main(["-n", "20", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["versus"] == {"skipped": "FileNotFoundError: slurmctld not found"} and report["codec"]
+
+
+def test_sigterm_in_the_bench_raises_once_and_gives_the_handler_back():
+    """A second SIGTERM during the cleanup is ignored; the caller's handler is back after."""
+    from pyslurmrpc.bench.children import Terminated, sigterm_raises
+    got = []
+    previous = signal.signal(signal.SIGTERM, lambda *a: got.append("caller's"))
+    raised = []
+    try:
+        with sigterm_raises():
+            try:
+                signal.raise_signal(signal.SIGTERM)
+            except Terminated:
+                raised.append("first")
+                signal.raise_signal(signal.SIGTERM)      # during the cleanup: ignored, no second
+        signal.raise_signal(signal.SIGTERM)
+        assert raised == ["first"] and got == ["caller's"]
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def test_reaped_kills_a_child_still_running():
+    from pyslurmrpc.bench.children import reaped, spawn
+    child = spawn(["sleep", "60"])
+    with pytest.raises(RuntimeError):
+        with reaped(child):
+            raise RuntimeError("the bench stopped")
+    assert child.poll() is not None
+
+
 @pytest.mark.parametrize("args, says", [
     (["--only", "codec", "--release", "26.05"], "--release changes only versus, which this run does not measure"),
     (["--only", "codec", "--controller", "127.0.0.1:6817"], "--controller changes only rpc and versus"),
     (["--only", "fanout", "-n", "5"], "-n changes only codec and munge and rpc and versus"),
     (["--only", "fanout", "--nodes", "1000", "--nodes", "1000"], "--nodes: give each node count once"),
+    (["--nodes", "5"], "(the default parts, versus, codec, munge, rpc; fanout runs only with --only fanout)"),
+    (["--only", "rpc", "--job", "5"], "--job is for --controller's slurmctld: give --controller too"),
+    (["--only", "versus", "--slurm-conf", "/etc/hostname"], "--slurm-conf is for --controller's slurmctld"),
+    (["--only", "rpc", "--auth", "none", "--munge-socket", "/x"], "--munge-socket: this run uses no munged"),
 ])
 def test_an_option_the_run_does_not_use_is_a_usage_error(args, says):
     result = run(*args)
@@ -186,3 +241,18 @@ def test_the_codec_columns_take_turns(monkeypatch):
     rows = codec.run(10)
     assert seen == [["both", "decode", "encode"]] * len(codec.SAMPLES)
     assert {(r["decode_us"], r["encode_us"], r["decode_plus_encode_us"]) for r in rows} == {(1.0, 1.0, 1.0)}
+
+
+def test_a_run_that_uses_no_munged_starts_none(monkeypatch):
+    """rpc with --auth none alone (or codec, fanout) started a throw-away munged it never asked."""
+    from pyslurmrpc.bench import options
+    from pyslurmrpc.testing.munged import MungedHarness
+    monkeypatch.setattr(MungedHarness, "start", lambda self: pytest.fail("a munged was started"))
+    for argv in (["--only", "rpc", "--auth", "none"], ["--only", "codec"], ["--only", "fanout"]):
+        p = options.parser()
+        opts = p.parse_args(argv)
+        options.check(p, opts)
+        with bench._munged(None, options.uses_munge(opts)) as (socket_path, key_file):
+            assert (socket_path, key_file) == (None, None)
+    opts = options.parser().parse_args(["--only", "munge"])
+    assert options.uses_munge(opts)

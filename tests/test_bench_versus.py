@@ -115,13 +115,15 @@ def test_the_bench_finds_libslurm_without_loading_it(monkeypatch):
     def no_load(*args, **kwargs):
         raise AssertionError("libslurm loaded in the bench's own process")
     monkeypatch.delenv(libslurm.LIBSLURM_ENV, raising=False)
+    monkeypatch.setattr(libslurm, "LIBSLURM_CANDIDATES", (__file__,))      # any file: it is not loaded
+    monkeypatch.setattr(libslurm.ctypes.util, "find_library", lambda name: None)
     monkeypatch.setattr(libslurm.ctypes, "CDLL", no_load)
     monkeypatch.setattr(versus.libslurm, "run_sequential", lambda path, *a, **k: {"path": path})
     monkeypatch.setattr(versus, "sequential", lambda call, n: {"sequential_ms": {"p50": 1}, "cpu_us_per_call": 1,
                                                                 "calls": n, "failed": 0})
     monkeypatch.setattr(versus, "_median_of", lambda rounds: {"rounds": rounds})
     _, _, c = versus._sequential_rounds(None, "conf", "ping", 1, 60, None, None)
-    assert c["loaded"] and c["path"] == libslurm.find()[0]
+    assert c["loaded"] and c["path"] == __file__
 
 
 def test_sequential_sides_take_each_place_in_the_order_equally_often(monkeypatch):
@@ -248,7 +250,8 @@ def test_libslurm_child_runs_under_a_loader_when_given():
     (["--release", "99.99"], "--release: unknown release '99.99' (known: 20.11, 22.05, 24.11, 26.05)"),
     (["--release", ""], "--release: name a release"),
     (["--libslurm", "/nonexistent/libslurm.so"], "--libslurm: '/nonexistent/libslurm.so' is not a file"),
-    (["--slurm-conf", "/nonexistent/slurm.conf"], "--slurm-conf: '/nonexistent/slurm.conf' is not a file"),
+    (["--slurm-conf", "/nonexistent/slurm.conf", "--controller", "127.0.0.1:6817"],
+     "--slurm-conf: '/nonexistent/slurm.conf' is not a file"),
     (["--nodes", "5"], "--nodes changes only fanout, which this run does not measure (--only versus)"),
     (["--tree-width", "5"], "--tree-width changes only fanout"),
     (["--auth", "none"], "--auth changes only rpc"),

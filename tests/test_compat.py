@@ -22,11 +22,9 @@ ENTRIES = {e["name"]: e for e in manifest()}
 
 
 @pytest.fixture
-def nothing_listens():
+def nothing_listens(monkeypatch):
     """A client whose controller nobody serves: a call that sent anything would be 1800."""
-    compat.slurm_init(client=Client("127.0.0.1", 1, auth="none", timeout=1))
-    yield
-    compat.slurm_init(client=Client("127.0.0.1", 1, auth="none", timeout=1))
+    monkeypatch.setattr(compat, "_client", Client("127.0.0.1", 1, auth="none", timeout=1))
 
 
 @pytest.mark.parametrize("call, named", [
@@ -70,11 +68,14 @@ def test_stick_is_sent_as_given():
 
 
 def test_a_controller_index_not_configured_is_1800_as_libslurm_s():
-    """slurm_open_controller_conn_spec has no address for it; _send_message_controller sets 1800."""
-    compat.slurm_init(client=Client("127.0.0.1", 1, auth="none"))
-    for dest in (1, -1, 7):
-        assert compat.slurm_ping(dest) == -1
-        assert compat.slurm_get_errno() == 1800, dest
+    """slurm_open_controller_conn_spec has no address for it; _send_message_controller sets 1800
+    (without a connect: the index was refused, not tried)."""
+    with ReplayPeer(lambda frame: None) as peer:
+        compat.slurm_init(client=Client(peer.host, peer.port, auth="none"))
+        for dest in (1, -1, 7):
+            assert compat.slurm_ping(dest) == -1
+            assert compat.slurm_get_errno() == 1800 and isinstance(compat.last_error(), InvalidArgumentError)
+        assert peer.requests == 0
 
 
 def test_no_slurm_conf_is_raised_not_an_errno(monkeypatch, tmp_path):
@@ -102,6 +103,16 @@ def test_a_reply_of_another_type_zeroes_start_time():
         start = compat.Ref(7)
         assert compat.slurm_checkpoint_able(2, 0, start) == -1
     assert start.value == 0 and compat.slurm_get_errno() == 1000
+
+
+def test_a_reply_in_another_version_leaves_start_time():
+    """That fails libslurm's receive (slurm_receive_msg), before the switch that zeroes it."""
+    answer = lambda frame: rc_frame(frame, NoneAuth(), version=0x2100)  # noqa: E731  (18.08 to a 19.05 request)
+    with ReplayPeer(answer) as peer:
+        compat.slurm_init(client=Client(peer.host, peer.port, auth="none", timeout=5, protocol_version="19.05"))
+        start = compat.Ref(7)
+        assert compat.slurm_checkpoint_able(2, 0, start) == -1
+    assert start.value == 7 and "version" in str(compat.last_error()), compat.last_error()
 
 
 def test_errnum_and_errno_must_be_ints():

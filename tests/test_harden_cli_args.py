@@ -72,7 +72,7 @@ def test_bench_help_shows_the_defaults():
 
 def test_bench_json_says_why_it_measured_nothing(capsys):
     with ReplayPeer(lambda r: reply_rc(r, 2017)) as peer:  # ESLURM_INVALID_JOB_ID: the warm-up call fails
-        code = bench.main(["--only", "rpc", "--auth", "none", "-n", "5", "--json", "--munge-socket", "/unused",
+        code = bench.main(["--only", "rpc", "--auth", "none", "-n", "5", "--json",
                            "--controller", f"{peer.host}:{peer.port}"])
     out, err = capsys.readouterr()
     rows = json.loads(out)["rpc"]
@@ -84,7 +84,7 @@ def test_bench_json_says_why_it_measured_nothing(capsys):
 def test_bench_that_measured_something_exits_0_with_the_refused_rows_in_the_report(capsys):
     with ReplayPeer(lambda r: reply_rc(r, 2017)) as peer:
         code = bench.main(["--only", "rpc", "--only", "codec", "--auth", "none", "-n", "5", "--json",
-                           "--munge-socket", "/unused", "--controller", f"{peer.host}:{peer.port}"])
+                           "--controller", f"{peer.host}:{peer.port}"])
     report = json.loads(capsys.readouterr().out)
     assert code == 0 and report["codec"] and report["rpc"][0]["skipped"].startswith("SlurmError")
 

@@ -29,7 +29,7 @@ SLURM_RANGE = 1000
 NOT_ERRNOS = {
     ("wire/constants.py", "MsgType"): "message type numbers (slurm_msg_type_t), their own table",
     ("auth/munge_constants.py", "SOCKET_TIMEOUT_MS"): "munged's socket timeout in milliseconds",
-    ("bench/__init__.py", "CALLS"): "default number of calls per measurement",
+    ("bench/options.py", "CALLS"): "default number of calls per measurement",
     ("bench/__init__.py", "max"): "minimum number of codec calls",
     ("decode/writer.py", "client_isn"): "a TCP initial sequence number",
     ("decode/writer.py", "frac"): "microseconds per millisecond in a pcap timestamp",

@@ -196,3 +196,25 @@ def test_release_names_are_checked_as_names(monkeypatch, tmp_path):
     monkeypatch.setattr(releases, "_cached", lambda marker: None)
     with pytest.raises(ReleaseUnavailable, match="cannot make its cache"):
         prepare("24.11")
+
+
+def test_a_tree_s_glibc_is_read_from_its_banner_inside_the_tree(tmp_path):
+    lib = tmp_path / "usr/lib/x86_64-linux-gnu"
+    lib.mkdir(parents=True)
+    (lib / "libc-2.31.so").write_bytes(b"\x7fELF...GNU C Library (Debian GLIBC 2.31-13) stable release version 2.31.\n")
+    (lib / "libc.so.6").symlink_to("/usr/lib/x86_64-linux-gnu/libc-2.31.so")    # absolute: re-rooted
+    loader = lib / "ld-linux-x86-64.so.2"
+    assert releases.tree_glibc(tmp_path, loader) == (2, 31)
+    (lib / "libc-2.31.so").write_bytes(b"no banner")
+    with pytest.raises(ReleaseUnavailable, match="cannot tell the glibc version"):
+        releases.tree_glibc(tmp_path, loader)
+    (lib / "libc-2.31.so").unlink()
+    with pytest.raises(ReleaseUnavailable, match="cannot read the tree's C library"):
+        releases.tree_glibc(tmp_path, loader)
+
+
+@pytest.mark.parametrize("said, seen", [("glibc 2.36", (2, 36)), ("glibc 2.41.9000", (2, 41)), ("", None)])
+def test_the_machine_s_glibc(monkeypatch, said, seen):
+    """None (musl, or nothing said): the tree's own loader is kept, as for a newer glibc."""
+    monkeypatch.setattr(releases.os, "confstr", lambda name: said)
+    assert releases.host_glibc() == seen

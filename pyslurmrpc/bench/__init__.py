@@ -10,7 +10,6 @@ the fake slurmds' forwarding tree).  A throw-away munged is started when no
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import os
@@ -18,72 +17,23 @@ import platform
 import signal
 import socket
 import sys
-import threading
 
-from .. import _argtypes
-from ..client.calls import U32
-from ..client.validate import TREE_WIDTH_MAX, TREE_WIDTH_MIN, address_text, controller_address
-from ..defaults import SLURMCTLD_PORT
-from ..cli._output import error_text
-from ..errors import InvalidArgumentError, PyslurmrpcError, SlurmError, UnreachableError
-from ..fake.farm import MAX_NODES
-from . import codec, munge, rpc, versus
+from ..cli._output import EXIT_TERMINATED, error_text
+from ..errors import PyslurmrpcError, SlurmError, UnreachableError
+from ..slurm_errno import SlurmErrno
+from . import codec, munge, options, rpc, versus
+from .children import Terminated, sigterm_raises
 
-PARTS = ("versus", "codec", "munge", "rpc", "fanout")
-DEFAULT_PARTS = ("versus", "codec", "munge", "rpc")
-
-
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="pyslurmrpc bench", description=__doc__.splitlines()[0])
-    p.add_argument("--controller", metavar="HOST:PORT", help="measure against this slurmctld (default: versus starts the test harness's real slurmctld, rpc a fake)")
-    p.add_argument("--job", type=_argtypes.whole(0, U32),
-                   help=f"job id to ask about (with --controller; default: {rpc.BENCH_JOB})")
-    p.add_argument("--auth", choices=("none", "munge", "both"),
-                   help="rpc: authentication of the round trips (default: both)")
-    p.add_argument("--munge-socket", help="an existing munged socket (default: start a throw-away munged)")
-    p.add_argument("-n", type=_argtypes.whole(1), help=f"calls per measurement (default: {DEFAULTS['n']})")
-    p.add_argument("--only", choices=PARTS, action="append", help="run only these parts (versus also runs codec and munge: its table "
-                        "takes their figures; fanout: only when named)")
-    p.add_argument("--seconds", type=_argtypes.seconds(None, MIN_BURST_SECONDS),
-                   help=f"versus: seconds per throughput level (default: {DEFAULTS['seconds']:g})")
-    p.add_argument("--libslurm", metavar="PATH", help="versus: the libslurm to compare with (default: found here)")
-    p.add_argument("--libslurm-loader", metavar="LD_SO", help="versus: run --libslurm under this dynamic loader "
-                   "(a libslurm built against a newer C library than this machine's)")
-    p.add_argument("--release", metavar="NAME", help="versus: start that release's slurmctld (unpacked by "
-                   "pyslurmrpc.testing.releases, e.g. 26.05) and compare with its own libslurm")
-    p.add_argument("--slurm-conf", metavar="PATH", help="versus: slurm.conf for libslurm with --controller "
-                   "(default: a minimal one naming the controller and the munge socket)")
-    p.add_argument("--nodes", type=_argtypes.whole(1, MAX_NODES), action="append",
-                   help="fanout: fake slurmds (repeatable, each count once; default 1000)")
-    p.add_argument("--tree-width", type=_argtypes.whole(TREE_WIDTH_MIN, TREE_WIDTH_MAX),
-                   help=f"fanout: TreeWidth (default: {DEFAULTS['tree_width']})")
-    p.add_argument("--json", action="store_true", help="print the report as JSON (default: a table)")
-    return p
-
-
-#: calls per measurement when -n is not given
-CALLS = 2000
-#: the options that change only some parts (option, the parts it changes): one given while
-#: none of them runs is a usage error, not a run that quietly ignores it
-PART_OPTIONS = {
-    "controller": ("--controller", {"versus", "rpc"}), "job": ("--job", {"versus", "rpc"}),
-    "auth": ("--auth", {"rpc"}), "munge_socket": ("--munge-socket", {"munge", "versus", "rpc"}),
-    "n": ("-n", {"codec", "munge", "versus", "rpc"}), "seconds": ("--seconds", {"versus"}),
-    "libslurm": ("--libslurm", {"versus"}), "libslurm_loader": ("--libslurm-loader", {"versus"}),
-    "release": ("--release", {"versus"}), "slurm_conf": ("--slurm-conf", {"versus"}),
-    "nodes": ("--nodes", {"fanout"}), "tree_width": ("--tree-width", {"fanout"}),
-}
-#: what an option not given stands for
-DEFAULTS = {"job": rpc.BENCH_JOB, "auth": "both", "n": CALLS, "seconds": versus.BURST_SECONDS, "tree_width": 50}
-#: a throughput level shorter than this counts too few calls to mean anything
-MIN_BURST_SECONDS = 0.1
 #: how long the bench waits for --controller's TCP answer before it measures anything
 CONNECT_CHECK_SECONDS = 5.0
+_parser = options.parser      # (the tests read its help)
 
 
 @contextlib.contextmanager
-def _munged(socket_path):
-    if socket_path:
+def _munged(socket_path, needed: bool):
+    """(the munged socket, its key file or None): the one given, else a throw-away munged when
+    a part needs one and munged is installed, else (None, None)."""
+    if socket_path or not needed:
         yield socket_path, None
         return
     from ..testing.munged import MungedHarness, find_munged
@@ -128,19 +78,23 @@ def _why(err: Exception, opts) -> str:
     """A part's reason for not being measured; a Slurm error answered about the job names the
     job (1 unless --job said otherwise: the error's text alone did not say which)."""
     why = f"{type(err).__name__}: {err}"
-    if isinstance(err, SlurmError):
+    if isinstance(err, SlurmError) and err.errno in _ABOUT_THE_JOB:
         why += f" (asking about job {opts.job}; --job names another)"
     return why
 
 
+#: the answers about the job asked about (checkpoint_able's): the job id is worth naming then
+_ABOUT_THE_JOB = {SlurmErrno.ESLURM_INVALID_JOB_ID, SlurmErrno.ESLURM_ALREADY_DONE}
+
+
 def measure(opts) -> dict:
-    parts = set(opts.only or DEFAULT_PARTS)
+    parts = options.parts(opts)
     report = {"python": platform.python_version(), "machine": platform.machine(),
               "cpu_count": os.cpu_count(), "platform": platform.platform()}
     if "fanout" in parts:
         from . import fanout
         report["fanout"] = fanout.run(opts.nodes or [fanout.DEFAULT_NODES], opts.tree_width)
-    with _munged(opts.munge_socket) as (socket_path, key_file):
+    with _munged(opts.munge_socket, options.uses_munge(opts)) as (socket_path, key_file):
         if ("codec" in parts or "versus" in parts):
             report["codec"] = codec.run(max(opts.n * 5, 1000))
         if ("munge" in parts or "versus" in parts) and socket_path:
@@ -239,103 +193,54 @@ def _render_fanout(rows) -> list[str]:
 
 
 def main(argv=None) -> int:
-    parser = _parser()
-    opts = parser.parse_args(argv)
-    _check_options(parser, opts)
-    previous = _on_sigterm()
+    p = options.parser()
+    opts = p.parse_args(argv)
+    options.check(p, opts)
     try:
-        _reachable(opts)
-        report = measure(opts)
+        with sigterm_raises():
+            _reachable(opts)
+            report = measure(opts)
     except PyslurmrpcError as err:  # e.g. --controller does not answer: said as before, and as JSON
         print(f"pyslurmrpc bench: {err}", file=sys.stderr)
         if opts.json:
             print(json.dumps({"error": str(err)}, indent=2))
         return 1
-    except _Terminated:             # SIGTERM: the harness's daemons and the children are stopped
-        return 128 + signal.SIGTERM
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+    except Terminated:              # the harness's daemons and the children are stopped: now
+        signal.raise_signal(signal.SIGTERM)      # the caller's own handler, or SIGTERM's end
+        return EXIT_TERMINATED
     if opts.json:
         print(json.dumps(report, indent=2))
     else:
         print("\n".join(render(report)))
     sys.stdout.flush()
-    why = _not_measured(report)
+    why = _not_measured(report, opts)
     if why:
         print(f"pyslurmrpc bench: {why}", file=sys.stderr)
         return 1
     return 0
 
 
-def _check_options(parser, opts) -> None:
-    """Usage errors, said before anything runs; then the defaults of the options not given."""
-    parts = set(opts.only or DEFAULT_PARTS)
-    for dest, (flag, used_by) in PART_OPTIONS.items():
-        if getattr(opts, dest) is not None and not parts & used_by:
-            parser.error(f"{flag} changes only {' and '.join(sorted(used_by))}, which this run does not "
-                         f"measure (--only {' --only '.join(sorted(parts))})")
-    for dest, value in DEFAULTS.items():
-        if getattr(opts, dest) is None:
-            setattr(opts, dest, value)
-    if opts.controller is not None:  # a mistake here is the user's: said at once, not after the other parts
-        try:
-            host, port = controller_address(opts.controller, SLURMCTLD_PORT)
-        except InvalidArgumentError as err:
-            parser.error(f"--controller: {err}")
-        opts.controller, opts.controller_at = address_text(host, port), (host, port)
-    if opts.libslurm_loader and not opts.libslurm:
-        parser.error("--libslurm-loader: name the libslurm it runs with --libslurm")
-    for flag, path in (("--libslurm", opts.libslurm), ("--libslurm-loader", opts.libslurm_loader),
-                       ("--slurm-conf", opts.slurm_conf)):
-        if path is not None and not os.path.isfile(path):
-            parser.error(f"{flag}: {path!r} is not a file")
-    if opts.release is not None and opts.controller:
-        parser.error("--release starts its own slurmctld: give it or --controller, not both")
-    if opts.release is not None:
-        from ..testing.releases import unknown_releases
-
-        unknown = unknown_releases([opts.release]) if opts.release else "name a release"
-        if unknown:
-            parser.error(f"--release: {unknown}")
-    if opts.nodes and len(set(opts.nodes)) != len(opts.nodes):
-        parser.error(f"--nodes: give each node count once, not {', '.join(map(str, opts.nodes))}")
-
-
-class _Terminated(BaseException):
-    """SIGTERM, raised where the bench is, so that every ``with`` it is in cleans up."""
-
-
-def _on_sigterm():
-    """Turn SIGTERM into :class:`_Terminated` (main thread only); the handler it replaced."""
-    if threading.current_thread() is not threading.main_thread():
-        return None
-
-    def terminated(signum, frame):
-        raise _Terminated()
-    return signal.signal(signal.SIGTERM, terminated)
-
-
 def _reachable(opts) -> None:
     """Refuse at once what would fail every part after its own timeout: a --controller that
     takes no TCP connection, a --munge-socket munged does not answer on."""
-    parts = set(opts.only or DEFAULT_PARTS)
-    if opts.controller and parts & {"versus", "rpc"}:
+    run = options.parts(opts)
+    if opts.controller and run & options.PART_OPTIONS["controller"][1]:
         try:
             socket.create_connection(opts.controller_at, CONNECT_CHECK_SECONDS).close()
         except OSError as err:
             raise UnreachableError(f"--controller {opts.controller}: {error_text(err)}") from None
-    if opts.munge_socket and (parts & {"munge", "versus"} or ("rpc" in parts and opts.auth != "none")):
+    if opts.munge_socket and options.uses_munge(opts):
         from ..auth.munge import MungeClient
 
         MungeClient(opts.munge_socket).encode()
 
 
-def _not_measured(report: dict) -> str | None:
-    """Why the run failed: the comparison (versus) was asked for and not made, or every part
-    asked for was skipped (an rpc row of an auth the controller refuses alone is not)."""
+def _not_measured(report: dict, opts) -> str | None:
+    """Why the run failed: versus was named (--only versus) and not made, or every part asked
+    for was skipped (an rpc row of an auth the controller refuses alone is not).  A default run
+    on a machine without the harness's slurmctld measures the rest and exits 0."""
     versus_ = report.get("versus")
-    if isinstance(versus_, dict) and "skipped" in versus_:
+    if opts.only and "versus" in opts.only and isinstance(versus_, dict) and "skipped" in versus_:
         return f"versus was not measured ({versus_['skipped']})"
     skipped, measured = [], False
     for part in ("versus", "rpc"):

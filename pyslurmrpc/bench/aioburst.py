@@ -19,7 +19,7 @@ import time
 
 from ..client import AsyncClient
 from .children import reaped, spawn
-from .libslurm import child_output
+from .libslurm import child_output, last_line
 
 
 async def _burst(client: AsyncClient, op: str, job: int, in_flight: int, seconds: float) -> dict:
@@ -56,7 +56,8 @@ def run_processes(host: str, port: int, munge_socket: str, op: str, job: int, pr
     with reaped(*procs):
         for proc in procs:  # every child has imported and warmed up
             if proc.stdout.readline().strip() != "ready":
-                raise RuntimeError(f"pyslurmrpc burst child failed to start: {proc.stderr.read()[-500:]}")
+                proc.kill()                   # its stderr ends only when it does
+                raise RuntimeError(f"pyslurmrpc burst child failed to start: {last_line(proc.stderr.read())}")
         for proc in procs:
             proc.stdin.write("go\n")
             proc.stdin.flush()

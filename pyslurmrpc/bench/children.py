@@ -8,7 +8,9 @@ bench was stopping cleanly.  Now only the bench gets it, and the bench stops its
 
 from __future__ import annotations
 
+import signal
 import subprocess
+import threading
 from contextlib import contextmanager
 
 
@@ -32,3 +34,37 @@ def reaped(*procs: subprocess.Popen):
                 proc.wait(5)
             except subprocess.TimeoutExpired:
                 pass
+
+
+def stopped_or_killed(proc: subprocess.Popen, grace: float = 10.0) -> None:
+    """SIGTERM (a server's own clean stop), then SIGKILL after ``grace`` seconds; never raises
+    over an exception already on its way out."""
+    with reaped(proc):
+        proc.terminate()
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            pass
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised where the bench is, so that every ``with`` it is in stops what it started."""
+
+
+@contextmanager
+def sigterm_raises():
+    """In the block, SIGTERM raises :class:`Terminated` (main thread only: only it gets signals).
+    A second SIGTERM while the block cleans up is ignored, so the cleanup finishes; on the way out
+    the handler the caller had is back (SIG_DFL when it was not Python's to give back)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminated(signum, frame):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise Terminated()
+    previous = signal.signal(signal.SIGTERM, terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)

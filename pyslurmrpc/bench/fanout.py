@@ -18,14 +18,14 @@ from ..client import Client
 from ..errors import SlurmError
 from ..fake.farm import FARM_JOB, node_address, node_names
 from ..hostlist import compress
-from .children import reaped, spawn
+from .children import spawn, stopped_or_killed
 from .rpc import first_line
 
 DEFAULT_NODES = 1_000
 ROUNDS = 3
 FD_SAMPLE_S = 0.005
-#: CPU seconds (client and fake, per call) the first row needs for a CPU ratio: 5 clock ticks
-CPU_RATIO_MIN_S = 0.05
+#: clock ticks (/proc counts CPU in them) the first row's measured calls need for a CPU ratio
+CPU_RATIO_MIN_TICKS = 15
 #: the client waits at most this per call (a chain that cannot finish gives per-node errors)
 MAX_WAIT_S = 60
 
@@ -71,10 +71,12 @@ def one(count: int, tree_width: int, message_timeout: float | None = None) -> di
         cmd += ["--message-timeout", str(message_timeout)]
     names = node_names(count)
     proc = spawn(cmd, stdout=subprocess.PIPE, text=True)
-    with reaped(proc):
+    try:
         port = int(first_line(proc).rsplit(":", 1)[1])
         with FdWatch(os.getpid(), proc.pid) as fds:
             codes, best, cpu = _measure(count, tree_width, port, names, proc.pid)
+    finally:
+        stopped_or_killed(proc)
     errors: dict[str, int] = {}
     for code in codes.values():
         if code:
@@ -117,8 +119,9 @@ def run(counts, tree_width: int) -> list[dict]:
         base = rows[0]
         for row in rows[1:]:
             cpu, base_cpu = row["cpu_s_client"] + row["cpu_s_farm"], base["cpu_s_client"] + base["cpu_s_farm"]
-            # /proc counts CPU in clock ticks (10 ms): a ratio of a few ticks would be noise
+            # the CPU figures are per call, over ROUNDS calls: a ratio of a few ticks would be noise
+            least = CPU_RATIO_MIN_TICKS / os.sysconf("SC_CLK_TCK") / ROUNDS
             row["ratios"] = {f"time({row['nodes']})/time({base['nodes']})": round(row["seconds"] / base["seconds"], 2),
                              f"cpu({row['nodes']})/cpu({base['nodes']})":
-                                 round(cpu / base_cpu, 2) if base_cpu >= CPU_RATIO_MIN_S else None}
+                                 round(cpu / base_cpu, 2) if base_cpu >= least else None}
     return rows

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from ..client import AsyncClient, Client
 from ..client.validate import controller_address
 from ..errors import CheckpointUnsupported
-from .children import reaped, spawn
+from .children import spawn, stopped_or_killed
 from .timing import percentiles
 
 IN_FLIGHT = (1, 8, 32, 128)
@@ -40,9 +40,7 @@ def child_server(cmd: list[str]):
     try:
         yield controller_address(first_line(proc).rsplit(" ", 1)[1], None)
     finally:       # asked to stop first (the fake's own shutdown), then killed if it has not
-        proc.terminate()
-        with reaped(proc):
-            proc.wait(10)
+        stopped_or_killed(proc)
 
 
 @contextmanager

@@ -8,6 +8,8 @@ from typing import TextIO
 
 #: the exit status of a command stopped by Ctrl-C (128 + SIGINT, as a shell reports it)
 EXIT_INTERRUPTED = 130
+#: the exit status of a command ended by SIGTERM (128 + SIGTERM)
+EXIT_TERMINATED = 143
 
 
 def silence(stdout: TextIO) -> None:

@@ -192,7 +192,8 @@ def _port_text(text_: str | None, default_port: int | None, name: str, lowest: i
     """The port after HOST: (None: there was no colon, the default port)."""
     if text_ is None:
         return default_port
-    if not text_.isascii() or not text_.isdigit() or not lowest <= int(text_) <= PORT_MAX:
+    if (not text_.isascii() or not text_.isdigit() or len(text_) > len(str(PORT_MAX))
+            or not lowest <= int(text_) <= PORT_MAX):
         raise InvalidArgumentError(f"{name} port must be a number from {lowest} to {PORT_MAX}, "
                                    f"not {shown(text_)}")
     return int(text_)

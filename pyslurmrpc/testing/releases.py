@@ -20,7 +20,6 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import platform
 import re
 import shutil
 import subprocess
@@ -363,24 +362,36 @@ def libslurm_of(rel: Release) -> Tuple[Optional[str], Optional[str]]:
     loader = _find_loader(Path(rel.root))
     # an older C library than this machine's (bullseye's 2.31 for 20.11) cannot run this
     # interpreter (it needs GLIBC_2.34 here): the machine's own loader runs that libslurm
-    return str(lib), (str(loader) if _glibc_of(loader.parent) > _host_glibc() else None)
+    host = host_glibc()
+    own = host is None or tree_glibc(Path(rel.root), loader) > host
+    return str(lib), (str(loader) if own else None)
 
 
 #: what a glibc's libc.so.6 says of itself ("... stable release version 2.36.")
 _GLIBC_BANNER = re.compile(rb"release version (\d+)\.(\d+)")
 
 
-def _glibc_of(lib_dir: Path) -> tuple[int, int]:
-    """The version of the glibc in ``lib_dir`` (where the tree's loader is), from its banner."""
-    match = _GLIBC_BANNER.search((lib_dir / "libc.so.6").resolve().read_bytes())
+def tree_glibc(root: Path, loader: Path) -> tuple[int, int]:
+    """The version of the glibc next to the tree's ``loader``, from its libc.so.6's banner
+    (symlinks followed inside the tree)."""
+    libc = _inside(root, str((loader.parent / "libc.so.6").relative_to(root)))
+    try:
+        match = _GLIBC_BANNER.search(libc.read_bytes())
+    except OSError as err:
+        raise ReleaseUnavailable(f"cannot read the tree's C library {libc}: {err.strerror}") from None
     if not match:
-        raise ReleaseUnavailable(f"cannot tell the glibc version of {lib_dir / 'libc.so.6'}")
+        raise ReleaseUnavailable(f"cannot tell the glibc version of {libc}")
     return int(match[1]), int(match[2])
 
 
-def _host_glibc() -> tuple[int, int]:
-    major, minor = platform.libc_ver()[1].split(".")[:2]
-    return int(major), int(minor)
+def host_glibc() -> tuple[int, int] | None:
+    """This machine's glibc version, or None when it has none (musl) or does not say."""
+    try:
+        text = os.confstr("CS_GNU_LIBC_VERSION") or ""      # "glibc 2.36"
+    except (ValueError, OSError):
+        text = ""
+    match = re.fullmatch(r"glibc (\d+)\.(\d+).*", text)
+    return (int(match[1]), int(match[2])) if match else None
 
 
 # ---------------------------------------------------------------------------
