@@ -54,8 +54,8 @@ def marked_processes(mark: str) -> list[str]:
     return found
 
 
-def started(args, mark, **kwargs):
-    env = {**os.environ, MARK: mark}
+def started(args, mark, tmpdir=None, **kwargs):
+    env = {**os.environ, MARK: mark, **({"TMPDIR": str(tmpdir)} if tmpdir else {})}
     return subprocess.Popen([sys.executable, "-m", "pyslurmrpc", "bench", *args], env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, **kwargs)
 
@@ -83,10 +83,10 @@ def wait_for_children(mark: str, at_least: int = 0, running: str = "", seconds: 
 
 
 # --- stopping --------------------------------------------------------------------------------
-def test_sigterm_stops_the_harness_daemons_and_the_children():
+def test_sigterm_stops_the_harness_daemons_and_the_children(tmp_path):
     """It left munged and slurmctld running (parent pid 1) with their directories."""
     mark = uuid.uuid4().hex
-    proc = started(["--only", "versus", "-n", "50", "--seconds", "30"], mark)   # its own munged and slurmctld
+    proc = started(["--only", "versus", "-n", "50", "--seconds", "30"], mark, tmp_path)   # its own daemons
     try:
         wait_for_children(mark, at_least=2)
         time.sleep(1)
@@ -100,6 +100,7 @@ def test_sigterm_stops_the_harness_daemons_and_the_children():
     while marked_processes(mark) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert marked_processes(mark) == []
+    assert list(tmp_path.iterdir()) == []          # the daemons' directories were removed too
 
 
 def test_ctrl_c_at_the_terminal_prints_no_child_s_traceback(munged):
@@ -161,7 +162,7 @@ def test_a_default_run_without_a_harness_controller_measures_the_rest_and_exits_
     def no_controller(opts, socket_path):
         raise FileNotFoundError("slurmctld not found")
     monkeypatch.setattr(bench.versus, "run", no_controller)
-    monkeypatch.setattr(bench, "_rpc", lambda opts, sock: [])
+    monkeypatch.setattr(bench, "_rpc", lambda opts, sock, why: [])
     monkeypatch.setattr(bench.munge, "run", lambda *a: [])
     assert bench.main(["-n", "20", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
@@ -243,16 +244,39 @@ def test_the_codec_columns_take_turns(monkeypatch):
     assert {(r["decode_us"], r["encode_us"], r["decode_plus_encode_us"]) for r in rows} == {(1.0, 1.0, 1.0)}
 
 
-def test_a_run_that_uses_no_munged_starts_none(monkeypatch):
+def test_a_run_that_uses_no_munged_starts_none(monkeypatch, capsys):
     """rpc with --auth none alone (or codec, fanout) started a throw-away munged it never asked."""
     from pyslurmrpc.bench import options
     from pyslurmrpc.testing.munged import MungedHarness
     monkeypatch.setattr(MungedHarness, "start", lambda self: pytest.fail("a munged was started"))
-    for argv in (["--only", "rpc", "--auth", "none"], ["--only", "codec"], ["--only", "fanout"]):
-        p = options.parser()
-        opts = p.parse_args(argv)
-        options.check(p, opts)
-        with bench._munged(None, options.uses_munge(opts)) as (socket_path, key_file):
-            assert (socket_path, key_file) == (None, None)
-    opts = options.parser().parse_args(["--only", "munge"])
-    assert options.uses_munge(opts)
+    monkeypatch.setattr(codec, "run", lambda n: [{"message": "X"}])
+    monkeypatch.setattr(bench, "render", lambda report: [])
+    assert bench.main(["--only", "codec", "-n", "20"]) == 0
+    for argv in (["--only", "rpc", "--auth", "none"], ["--only", "fanout"]):
+        assert not options.uses_munge(options.parser().parse_args(argv))
+    assert options.uses_munge(options.parser().parse_args(["--only", "munge"]))
+
+
+def test_a_run_whose_munged_cannot_start_says_so_and_exits_1(monkeypatch, capsys):
+    """It printed an empty table and exited 0 (a missing munged), or a traceback (one that failed)."""
+    from pyslurmrpc.testing.munged import MungedHarness, MungedStartError
+
+    def fails(self):
+        raise MungedStartError("munged exited with 1\nstderr: ...")
+    monkeypatch.setattr(MungedHarness, "start", fails)
+    assert bench.main(["--only", "munge", "-n", "20", "--json"]) == 1
+    out, err = capsys.readouterr()
+    said = "no munged: give --munge-socket or install munge (munged exited with 1)"
+    assert json.loads(out)["munge"] == {"skipped": said}
+    assert err == f"pyslurmrpc bench: nothing was measured (munge: {said})\n"
+
+
+def test_a_caller_that_ignores_sigterm_keeps_ignoring_it():
+    from pyslurmrpc.bench.children import sigterm_raises
+    previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        with sigterm_raises():
+            signal.raise_signal(signal.SIGTERM)     # ignored: nothing raised
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGTERM, previous)

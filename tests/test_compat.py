@@ -21,6 +21,12 @@ from test_faults import rc_frame
 ENTRIES = {e["name"]: e for e in manifest()}
 
 
+@pytest.fixture(autouse=True)
+def client_restored(monkeypatch):
+    """Each test's slurm_init is undone after it: no later test inherits a closed peer's client."""
+    monkeypatch.setattr(compat, "_client", compat._client)
+
+
 @pytest.fixture
 def nothing_listens(monkeypatch):
     """A client whose controller nobody serves: a call that sent anything would be 1800."""

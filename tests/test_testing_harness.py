@@ -4,6 +4,7 @@ at once and by name (a new user's trial found each of these wrong)."""
 
 from __future__ import annotations
 
+import atexit
 import os
 import signal
 import socket
@@ -97,23 +98,30 @@ def test_an_interrupted_start_stops_what_it_started(own_tmp, monkeypatch):
 
 
 SCRIPT = """
-import os, sys, time
+import os, sys, threading, time
 from pyslurmrpc.testing import MungedHarness, SlurmctldHarness
-m = MungedHarness().start()
-c = SlurmctldHarness(m.socket_path).start()
-print(m.pid, c.pid, flush=True)
+def start():
+    m = MungedHarness().start()         # kept by no one: the exit still stops it
+    print(m.pid, SlurmctldHarness(m.socket_path).start().pid, flush=True)
+if sys.argv[1] == "thread":             # no PR_SET_PDEATHSIG from another thread: atexit alone
+    worker = threading.Thread(target=start)
+    worker.start()
+    worker.join()
+else:
+    start()
 if sys.argv[1] == "wait":
     time.sleep(60)
 """
 
 
-@pytest.mark.parametrize("how", ["sigterm", "exit"])
-def test_the_daemons_die_with_the_process_that_holds_them(how):
+@pytest.mark.parametrize("how", ["sigterm", "exit", "thread"])
+def test_the_daemons_die_with_the_process_that_holds_them(how, tmp_path):
     """SIGTERM of a script holding a munged and a slurmctld (or its end without stop()) left
-    both running for good: root daemons, the controller on every address."""
+    both running for good: root daemons, the controller on every address.  At an exit the
+    directories go too; a SIGTERM runs no Python, and they stay."""
     needs_root(pytest, "slurmctld runs with SlurmUser=root (it sets gid 0)")
-    proc = subprocess.Popen([sys.executable, "-c", SCRIPT, "wait" if how == "sigterm" else "end"],
-                            stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    proc = subprocess.Popen([sys.executable, "-c", SCRIPT, "wait" if how == "sigterm" else how],
+                            stdout=subprocess.PIPE, text=True, cwd=ROOT, env={**os.environ, "TMPDIR": str(tmp_path)})
     pids = [int(p) for p in proc.stdout.readline().split()]
     try:
         assert len(pids) == 2 and all(alive(p) for p in pids)
@@ -121,6 +129,8 @@ def test_the_daemons_die_with_the_process_that_holds_them(how):
             proc.send_signal(signal.SIGTERM)
         proc.wait(30)
         assert gone_within(pids, 15), [p for p in pids if alive(p)]
+        if how != "sigterm":
+            assert list(tmp_path.iterdir()) == []
     finally:
         proc.kill()
         for pid in pids:
@@ -128,7 +138,41 @@ def test_the_daemons_die_with_the_process_that_holds_them(how):
                 os.kill(pid, signal.SIGKILL)
 
 
+def test_a_forked_child_s_exit_leaves_the_parent_s_harness(own_tmp):
+    """The exit hook ran in a forked child too, and removed the parent's munged directory."""
+    with MungedHarness() as m:
+        pid = os.fork()
+        if pid == 0:
+            atexit._run_exitfuncs()          # what a normal exit of the child runs
+            os._exit(0)
+        os.waitpid(pid, 0)
+        assert m.running and os.path.exists(m.socket_path)
+
+
+def test_a_restart_after_the_daemon_died_removes_the_old_directory(own_tmp):
+    m = MungedHarness().start()
+    try:
+        first = m.workdir
+        os.kill(m.pid, signal.SIGKILL)
+        m._proc.wait(10)          # (its main thread shows Z in /proc before the others are gone)
+        with m:                                   # not running: a new daemon, the old files gone
+            assert m.running and m.workdir != first and not first.exists()
+    finally:
+        m.stop()
+    assert list(own_tmp.iterdir()) == []
+
+
 # --- slurmctld ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("address", ["0.0.0.0", "127.0.0.1"])
+def test_a_port_taken_on_any_address_is_in_use(address):
+    """slurmctld binds every address: a listener on loopback alone takes the port from it."""
+    from pyslurmrpc.testing.netio import port_free
+    with socket.socket() as taken:
+        taken.bind((address, 0))
+        taken.listen()
+        assert not port_free(taken.getsockname()[1])
+
+
 def test_slurmctld_mistakes_are_said_at_once(munged, own_tmp):
     with socket.socket() as taken:
         taken.bind(("0.0.0.0", 0))
@@ -174,7 +218,7 @@ def test_a_release_s_scontrol_ping_that_hangs_is_one_more_wait(munged, monkeypat
     def hangs(*args, timeout):
         raise subprocess.TimeoutExpired(["scontrol", "ping"], timeout)
     monkeypatch.setattr(ctld, "scontrol", hangs)
-    assert ctld._answers(None) == "scontrol ping did not answer"
+    assert ctld._answers(None, time.monotonic() + 5) == "scontrol ping did not answer"
 
 
 def test_a_release_may_be_named():

@@ -31,27 +31,28 @@ _parser = options.parser      # (the tests read its help)
 
 @contextlib.contextmanager
 def _munged(socket_path, needed: bool):
-    """(the munged socket, its key file or None): the one given, else a throw-away munged when
-    a part needs one and munged is installed, else (None, None)."""
+    """(the munged socket, its key file or None, why there is none): the one given, else a
+    throw-away munged when a part needs one, else (None, None, why)."""
     if socket_path or not needed:
-        yield socket_path, None
+        yield socket_path, None, None
         return
-    from ..testing.munged import MungedHarness, find_munged
+    from ..testing.munged import MungedHarness, MungedNotFound, MungedStartError
 
     try:
-        find_munged()
-    except Exception:
-        yield None, None
+        harness = MungedHarness().start()
+    except (MungedNotFound, MungedStartError) as err:   # the parts that need none are still measured
+        yield None, None, f"no munged: give --munge-socket or install munge ({str(err).splitlines()[0]})"
         return
-    with MungedHarness() as harness:
-        yield harness.socket_path, harness.key_file
+    with harness:
+        yield harness.socket_path, harness.key_file, None
 
 
-def _rpc(opts, socket_path) -> list[dict]:
+def _rpc(opts, socket_path, no_munged: str | None = None) -> list[dict]:
     auths = ["none", "munge"] if opts.auth == "both" else [opts.auth]
     results = []
     for auth in auths:
         if auth == "munge" and not socket_path:
+            results.append({"server": opts.controller or "fake slurmctld", "auth": auth, "skipped": no_munged})
             continue
         sock = socket_path if auth == "munge" else None
         if opts.controller:
@@ -94,22 +95,22 @@ def measure(opts) -> dict:
     if "fanout" in parts:
         from . import fanout
         report["fanout"] = fanout.run(opts.nodes or [fanout.DEFAULT_NODES], opts.tree_width)
-    with _munged(opts.munge_socket, options.uses_munge(opts)) as (socket_path, key_file):
+    with _munged(opts.munge_socket, options.uses_munge(opts)) as (socket_path, key_file, no_munged):
         if ("codec" in parts or "versus" in parts):
             report["codec"] = codec.run(max(opts.n * 5, 1000))
-        if ("munge" in parts or "versus" in parts) and socket_path:
+        if "munge" in parts and not socket_path:
+            report["munge"] = {"skipped": no_munged}
+        elif ("munge" in parts or "versus" in parts) and socket_path:
             report["munge"] = munge.run(socket_path, key_file, opts.n)
             report["munge_ratios"] = munge.ratios(report["munge"])
         if "versus" in parts:
-            report["versus"] = _versus(opts, socket_path, report)
+            report["versus"] = _versus(opts, socket_path, report) if socket_path else {"skipped": no_munged}
         if "rpc" in parts:
-            report["rpc"] = _rpc(opts, socket_path)
+            report["rpc"] = _rpc(opts, socket_path, no_munged)
     return report
 
 
 def _versus(opts, socket_path, report) -> dict:
-    if not socket_path:
-        return {"skipped": "no munged: give --munge-socket or install munge"}
     try:
         result = versus.run(opts, socket_path)
     except Exception as err:  # no slurmctld here, or the controller refused: say so, measure the rest
@@ -126,7 +127,9 @@ def render(report: dict) -> list[str]:
                   f"  {'message':<26}{'bytes':>6}{'decode':>9}{'encode':>9}{'both':>9}{'interp.':>9}"]
         lines += [f"  {r['message']:<26}{r['bytes']:>6}{r['decode_us']:>9.1f}{r['encode_us']:>9.1f}"
                   f"{r['decode_plus_encode_us']:>9.1f}{r['interpreted_parse_us']:>9.1f}" for r in report["codec"]]
-    if "munge" in report:
+    if "skipped" in report.get("munge", ()):
+        lines += ["", f"MUNGE: not measured ({report['munge']['skipped']})"]
+    elif "munge" in report:
         lines += ["", "MUNGE, ms per credential"]
         lines += [f"  {r['label']:<40}{r['us'] / 1000:>8.4f}" for r in report["munge"]]
         for op, ratio in report.get("munge_ratios", {}).items():
@@ -243,10 +246,10 @@ def _not_measured(report: dict, opts) -> str | None:
     if opts.only and "versus" in opts.only and isinstance(versus_, dict) and "skipped" in versus_:
         return f"versus was not measured ({versus_['skipped']})"
     skipped, measured = [], False
-    for part in ("versus", "rpc"):
+    for part in ("versus", "rpc", "munge"):
         rows = report.get(part)
         rows = [rows] if isinstance(rows, dict) else rows or []
         skipped += [f"{part}: {row['skipped']}" for row in rows if "skipped" in row]
         measured |= any("skipped" not in row for row in rows)
-    measured |= any(report.get(part) for part in ("codec", "munge", "fanout"))
+    measured |= any(report.get(part) for part in ("codec", "fanout"))
     return None if measured or not skipped else f"nothing was measured ({'; '.join(skipped)})"

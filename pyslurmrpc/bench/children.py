@@ -56,7 +56,8 @@ def sigterm_raises():
     """In the block, SIGTERM raises :class:`Terminated` (main thread only: only it gets signals).
     A second SIGTERM while the block cleans up is ignored, so the cleanup finishes; on the way out
     the handler the caller had is back (SIG_DFL when it was not Python's to give back)."""
-    if threading.current_thread() is not threading.main_thread():
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGTERM) is signal.SIG_IGN):   # a caller that ignores it keeps that
         yield
         return
 

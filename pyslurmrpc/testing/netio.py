@@ -9,6 +9,7 @@ puts in a frame's credential).  The proxy that records connections is
 
 from __future__ import annotations
 
+import errno
 import socket
 import time
 from dataclasses import dataclass, field
@@ -24,6 +25,8 @@ from pyslurmrpc.wire.bodies import PingMsg
 from pyslurmrpc.wire.versions import has_family_addr
 
 LOOPBACK = "127.0.0.1"
+#: every IPv4 address: where slurmctld binds its port
+ANY_ADDRESS = "0.0.0.0"
 IO_TIMEOUT = 5.0            # per-socket timeout of the helpers
 
 
@@ -39,9 +42,11 @@ def port_free(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)   # as slurmctld: TIME_WAIT is no owner
         try:
-            s.bind(("0.0.0.0", port))
-        except OSError:
-            return False
+            s.bind((ANY_ADDRESS, port))
+        except OSError as err:
+            if err.errno == errno.EADDRINUSE:
+                return False
+            raise
     return True
 
 

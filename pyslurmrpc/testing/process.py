@@ -1,10 +1,12 @@
 """What the daemon harnesses share: a child process in a private directory, stopped by pid.
 
 The daemons run as root and listen: none may outlive the process that started it.  A harness
-left running when the interpreter exits is stopped by an ``atexit`` hook, and a daemon started
-from the main thread is sent SIGTERM by the kernel when that process dies in any other way
-(SIGTERM, SIGKILL: ``PR_SET_PDEATHSIG``; from another thread the signal would come when that
-thread ends, so it is not asked for there).
+left running when the interpreter exits is stopped by an ``atexit`` hook (its directory
+removed too), and a daemon started from the main thread is sent SIGTERM by the kernel when that
+process dies in any other way (SIGTERM, SIGKILL: ``PR_SET_PDEATHSIG``; from another thread the
+signal would come when that thread ends, so it is not asked for there).  A process killed so
+runs no Python: the daemon dies, but its private directory (mode 0700, with munged's
+throw-away key) stays in the temporary directory.
 """
 
 from __future__ import annotations
@@ -15,15 +17,16 @@ import os
 import signal
 import subprocess
 import threading
-import weakref
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
 
 #: prctl(2) option: the signal the kernel sends a child when its parent dies
 PR_SET_PDEATHSIG = 1
-#: harnesses whose daemon runs: stopped at exit if their owner did not stop them
-_LIVE: "weakref.WeakSet[ChildHarness]" = weakref.WeakSet()
+#: harnesses whose daemon runs, in start order, with the pid of the process that started each:
+#: stopped at exit (newest first) if their owner did not stop them; strong references, so a
+#: harness nobody keeps is still stopped
+_LIVE: "dict[ChildHarness, int]" = {}
 
 
 def _prctl():
@@ -38,15 +41,25 @@ def _prctl():
 _PRCTL = _prctl()
 
 
-def _die_with_parent() -> None:
-    """In the child, before exec: SIGTERM when the parent dies."""
-    _PRCTL(PR_SET_PDEATHSIG, signal.SIGTERM)
+def _die_with(parent: int):
+    """The child's step before exec: SIGTERM when ``parent`` dies (and no daemon at all when
+    it died already, between the fork and this)."""
+    def step() -> None:
+        if _PRCTL(PR_SET_PDEATHSIG, signal.SIGTERM) != 0 or os.getppid() != parent:
+            os._exit(1)
+    return step
 
 
 @atexit.register
 def _stop_all() -> None:
-    for harness in list(_LIVE):
-        harness.stop()
+    """The harnesses this process started and did not stop (a forked child's exit leaves its
+    parent's alone), newest first: a slurmctld before the munged it uses."""
+    for harness, owner in reversed(list(_LIVE.items())):
+        if owner == os.getpid():
+            try:
+                harness.stop()
+            except Exception:      # the others are still stopped
+                pass
 
 
 class ChildHarness:
@@ -78,8 +91,8 @@ class ChildHarness:
         stops it), SIGTERM when this process dies, stopped at exit."""
         main = threading.current_thread() is threading.main_thread()
         self._proc = subprocess.Popen(cmd, start_new_session=True,
-                                      preexec_fn=_die_with_parent if main and _PRCTL else None, **kwargs)
-        _LIVE.add(self)
+                                      preexec_fn=_die_with(os.getpid()) if main and _PRCTL else None, **kwargs)
+        _LIVE[self] = os.getpid()
         return self._proc
 
     @contextmanager
@@ -88,6 +101,7 @@ class ChildHarness:
         orphaned); any failure, Ctrl-C included, stops what was started and removes its files."""
         if self.running:
             raise RuntimeError(f"{type(self).__name__} already started (pid {self.pid}): stop() it first")
+        self.stop()        # a daemon that died since: its directory goes before a new one is made
         try:
             yield
         except BaseException:
@@ -98,7 +112,7 @@ class ChildHarness:
         return RuntimeError(f"{type(self).__name__} is not running: start() it, or use it in a with block")
 
     def _stop_process(self) -> None:
-        _LIVE.discard(self)
+        _LIVE.pop(self, None)
         proc, self._proc = self._proc, None
         if proc is None:
             return
@@ -112,7 +126,9 @@ class ChildHarness:
         self._proc_rc = proc.returncode
 
     def __enter__(self):
-        return self if self.running else self.start()   # h = X().start(); with h: ... stops it once
+        # h = X().start(); with h: ... stops it at the end, once (as a with on an open file
+        # closes it): a harness shared beyond the block is not entered
+        return self if self.running else self.start()
 
     def __exit__(self, *exc) -> None:
         self.stop()

@@ -36,7 +36,8 @@ from typing import Optional
 from pyslurmrpc.wire import MsgType
 
 from .netio import (  # noqa: F401  (re-exported)
-    IO_TIMEOUT, LOOPBACK, Transcript, exchange, free_port, message_hash, ping_frame, port_free, wire_ping,
+    ANY_ADDRESS, IO_TIMEOUT, LOOPBACK, Transcript, exchange, free_port, message_hash, ping_frame, port_free,
+    wire_ping,
 )
 from .ci import needs_root
 from .process import ChildHarness, start_or_skip
@@ -221,10 +222,11 @@ class SlurmctldHarness(ChildHarness):
             self._own_workdir = True
         for sub in ("state", "slurmd"):
             (self.workdir / sub).mkdir(exist_ok=True)
-        self.port = self._want_port or free_port()
-        self.slurmd_port = free_port()
+        # chosen on every address, as slurmctld binds them: a port free on loopback alone may not be
+        self.port = self._want_port or free_port(ANY_ADDRESS)
+        self.slurmd_port = free_port(ANY_ADDRESS)
         while self.slurmd_port == self.port:
-            self.slurmd_port = free_port()
+            self.slurmd_port = free_port(ANY_ADDRESS)
         Path(self.conf_path).write_text(SLURM_CONF.format(
             cluster_name=self.cluster_name, host=self.host, port=self.port,
             slurmd_port=self.slurmd_port, munge_socket=self.munge_socket,
@@ -235,7 +237,7 @@ class SlurmctldHarness(ChildHarness):
             self._spawn(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=self.env,
                         cwd=str(self.workdir))
 
-    def _answers(self, auth) -> Optional[str]:
+    def _answers(self, auth, deadline: float) -> Optional[str]:
         """None once the controller answers a ping, else why not yet.
 
         A release harness asks the release's own scontrol (pyslurmrpc may not
@@ -243,7 +245,8 @@ class SlurmctldHarness(ChildHarness):
         """
         if self.release_info is not None:
             try:
-                proc = self.scontrol("ping", timeout=min(SCONTROL_PING_TIMEOUT, self.start_timeout))
+                left = max(POLL_INTERVAL, deadline - time.monotonic())      # start_timeout bounds it
+                proc = self.scontrol("ping", timeout=min(SCONTROL_PING_TIMEOUT, left))
             except subprocess.TimeoutExpired:
                 return "scontrol ping did not answer"
             return None if " is UP" in proc.stdout else f"scontrol ping: {proc.stdout.strip()!r}"
@@ -265,7 +268,7 @@ class SlurmctldHarness(ChildHarness):
             if self._proc.poll() is not None:
                 self._stop_process()
                 raise SlurmctldStartError(self._failure(f"exited with {self._proc_rc}"))
-            last = self._answers(auth)
+            last = self._answers(auth, deadline)
             if last is None:
                 return
             time.sleep(POLL_INTERVAL)
