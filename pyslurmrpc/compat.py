@@ -36,10 +36,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import (  # noqa: F401  (the constants are part of this module's C-like API)
-    SLURM_PROTOCOL_VERSION_ERROR, SLURM_UNEXPECTED_MSG_ERROR, InvalidArgumentError, PyslurmrpcError,
+    CONNECT_ERRNO, SLURM_PROTOCOL_VERSION_ERROR, SLURM_UNEXPECTED_MSG_ERROR, InvalidArgumentError, PyslurmrpcError,
     SlurmError, UnexpectedMessageError, slurm_errno_of,
 )
-from .slurm_errno import SLURM_ERROR, SLURM_SUCCESS, SlurmErrno, text_of  # noqa: F401  (C-like API)
+from .slurm_errno import SLURM_ERROR, SLURM_SUCCESS, text_of  # noqa: F401  (C-like API)
 from .wire.constants import NO_VAL, SLURM_BATCH_SCRIPT  # noqa: F401  (re-exported for C-like code)
 from .wire.constants import C_INT_MAX, C_INT_MIN
 
@@ -76,10 +76,6 @@ class Ref:
     """An output parameter: what C passes as a pointer."""
 
     value: Any = None
-
-
-#: slurm_ping's errno for a controller index slurm.conf does not have (no address to connect to)
-_NO_SUCH_CONTROLLER = int(SlurmErrno.SLURMCTLD_COMMUNICATIONS_CONNECTION_ERROR)
 
 
 def slurm_init(conf: str | None = None, client=None) -> None:
@@ -268,6 +264,6 @@ def slurm_ping(dest: int = 0) -> int:
     failover, as the checkpoint calls reach a controller."""
     def failed(exc):
         if isinstance(exc, InvalidArgumentError) and isinstance(dest, int) and not isinstance(dest, bool):
-            return _NO_SUCH_CONTROLLER
+            return CONNECT_ERRNO     # no address to connect to: libslurm's connect failure
         return None
     return _call("ping", dest, on_failure=failed)

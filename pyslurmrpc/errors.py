@@ -157,6 +157,10 @@ class ConfigError(PyslurmrpcError):
 # --------------------------------------------------------------------------
 # Transport errors
 # --------------------------------------------------------------------------
+#: errno libslurm leaves when connecting to slurmctld fails (SLURMCTLD_COMMUNICATIONS_CONNECTION_ERROR)
+CONNECT_ERRNO = int(SlurmErrno.SLURMCTLD_COMMUNICATIONS_CONNECTION_ERROR)
+
+
 class TransportError(PyslurmrpcError):
     """The connection to a daemon failed.
 
@@ -184,7 +188,7 @@ class UnreachableError(TransportError):
     SLURMCTLD_COMMUNICATIONS_CONNECTION_ERROR (slurm_open_controller_conn).
     """
 
-    default_errno = int(SlurmErrno.SLURMCTLD_COMMUNICATIONS_CONNECTION_ERROR)
+    default_errno = CONNECT_ERRNO
 
     def __init__(self, message: str, *, slurm_errno: int | None = None, address=None,
                  failures: dict | None = None):
@@ -272,8 +276,6 @@ class CheckpointUnsupported(PyslurmrpcError):
             f"in Slurm 20.02, so this controller cannot checkpoint")
 
 
-#: errno libslurm leaves when connecting to slurmctld fails (SLURMCTLD_COMMUNICATIONS_CONNECTION_ERROR)
-CONNECT_ERRNO = int(SlurmErrno.SLURMCTLD_COMMUNICATIONS_CONNECTION_ERROR)
 #: errno libslurm leaves when reading a reply fails (SLURMCTLD_COMMUNICATIONS_RECEIVE_ERROR)
 RECEIVE_ERRNO = int(SlurmErrno.SLURMCTLD_COMMUNICATIONS_RECEIVE_ERROR)
 #: errno for failures that are not a Slurm reply
@@ -285,12 +287,10 @@ def slurm_errno_of(exc: PyslurmrpcError) -> int:
     """The number libslurm would leave in errno for the same failure."""
     if isinstance(exc, SlurmError):
         return exc.errno
-    if isinstance(exc, TransportError):
+    if isinstance(exc, (TransportError, AuthError)):
         return exc.slurm_errno
     if isinstance(exc, CheckpointUnsupported):
         return SLURM_PROTOCOL_VERSION_ERROR
-    if isinstance(exc, AuthError):
-        return exc.slurm_errno
     if isinstance(exc, (InvalidArgumentError, LocalProtocolError)):
         return EINVAL        # nothing was sent: libslurm's own answer to a bad argument
     return SLURM_UNEXPECTED_MSG_ERROR

@@ -191,7 +191,7 @@ def _peak(data: bytes) -> int:
     printer = Printer(_Sink(), False, False)
     tracemalloc.start()
     try:
-        run_live(io.BufferedReader(io.BytesIO(data)), "big", {6817}, None, printer, [])
+        run_live(io.BufferedReader(io.BytesIO(data)), "big", {6817}, None, printer)
         return tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()

@@ -226,13 +226,13 @@ def main(argv=None) -> int:
 def _reachable(opts) -> None:
     """Refuse at once what would fail every part after its own timeout: a --controller that
     takes no TCP connection, a --munge-socket munged does not answer on."""
-    run = options.parts(opts)
-    if opts.controller and run & options.PART_OPTIONS["controller"][1]:
+    # (options.check has refused both where no part of this run uses them)
+    if opts.controller:
         try:
             socket.create_connection(opts.controller_at, CONNECT_CHECK_SECONDS).close()
         except OSError as err:
             raise UnreachableError(f"--controller {opts.controller}: {error_text(err)}") from None
-    if opts.munge_socket and options.uses_munge(opts):
+    if opts.munge_socket:
         from ..auth.munge import MungeClient
 
         MungeClient(opts.munge_socket).encode()

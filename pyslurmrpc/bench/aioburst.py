@@ -18,8 +18,8 @@ import sys
 import time
 
 from ..client import AsyncClient
-from .children import reaped, spawn
-from .libslurm import child_output, last_line
+from .children import last_line, reaped, spawn
+from .libslurm import child_output
 
 
 async def _burst(client: AsyncClient, op: str, job: int, in_flight: int, seconds: float) -> dict:

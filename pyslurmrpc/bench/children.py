@@ -36,6 +36,17 @@ def reaped(*procs: subprocess.Popen):
                 pass
 
 
+def last_line(text: str) -> str:
+    """The reason a child gave: its last line (a traceback ends in the error), at most 500
+    characters, without the exception's module path."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    line = lines[-1] if lines else "(nothing on its stderr)"
+    head, sep, rest = line.partition(": ")
+    if sep and head.replace(".", "").isidentifier() and head.rsplit(".", 1)[-1][:1].isupper():
+        line = rest        # "pyslurmrpc.bench.libslurm.LibslurmUnavailable: why" -> "why"
+    return line[:500]
+
+
 def stopped_or_killed(proc: subprocess.Popen, grace: float = 10.0) -> None:
     """SIGTERM (a server's own clean stop), then SIGKILL after ``grace`` seconds; never raises
     over an exception already on its way out."""

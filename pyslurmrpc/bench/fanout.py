@@ -19,7 +19,7 @@ from ..errors import SlurmError
 from ..fake.farm import FARM_JOB, node_address, node_names
 from ..hostlist import compress
 from .children import spawn, stopped_or_killed
-from .rpc import first_line
+from .rpc import listening_address
 
 DEFAULT_NODES = 1_000
 ROUNDS = 3
@@ -72,7 +72,7 @@ def one(count: int, tree_width: int, message_timeout: float | None = None) -> di
     names = node_names(count)
     proc = spawn(cmd, stdout=subprocess.PIPE, text=True)
     try:
-        port = int(first_line(proc).rsplit(":", 1)[1])
+        _, port = listening_address(proc)
         with FdWatch(os.getpid(), proc.pid) as fds:
             codes, best, cpu = _measure(count, tree_width, port, names, proc.pid)
     finally:

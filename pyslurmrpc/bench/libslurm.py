@@ -21,7 +21,7 @@ import subprocess
 import sys
 import time
 
-from .children import reaped, spawn
+from .children import last_line, reaped, spawn
 from .timing import percentiles
 
 #: where libslurm may be: $PYSLURMRPC_LIBSLURM, the library package (Debian: libslurm38),
@@ -35,6 +35,10 @@ BURST_LEAD_S = 1.0   # time the children get to load libslurm before the common 
 #: idle (its turn just began) answered 15-50% slower for its first 100-300 ms, pyslurmrpc longer
 #: than libslurm (50-call windows after a 1 s pause, 2026-12-01); the figures are the steady state
 WARMUP_SECONDS = 0.3
+
+
+#: where candidates() looks, as a failure says it
+_LOOKED_IN = f"none of ${LIBSLURM_ENV}, libslurm.so, {', '.join(LIBSLURM_CANDIDATES)}"
 
 
 class LibslurmUnavailable(RuntimeError):
@@ -58,7 +62,7 @@ def find() -> tuple[str | None, str | None]:
     found = candidates()
     if found:
         return found[0], None
-    return None, f"no libslurm here (none of ${LIBSLURM_ENV}, libslurm.so, {', '.join(LIBSLURM_CANDIDATES)})"
+    return None, f"no libslurm here ({_LOOKED_IN})"
 
 
 def load(path: str | None = None):
@@ -69,8 +73,7 @@ def load(path: str | None = None):
             return ctypes.CDLL(cand, mode=ctypes.RTLD_GLOBAL), cand
         except OSError as err:
             tried.append(f"{cand}: {err}")
-    raise LibslurmUnavailable("no libslurm could be loaded" + (f" ({'; '.join(tried)})" if tried
-                              else f" (none of ${LIBSLURM_ENV}, libslurm.so, {', '.join(LIBSLURM_CANDIDATES)})"))
+    raise LibslurmUnavailable(f"no libslurm could be loaded ({'; '.join(tried) if tried else _LOOKED_IN})")
 
 
 def _call(lib, conf: str, op: str, job: int):
@@ -180,17 +183,6 @@ def child_output(proc, what: str = "libslurm") -> dict:
     if proc.returncode != 0:
         raise RuntimeError(f"{what} child failed ({proc.returncode}): {last_line(err)}")
     return json.loads(out.strip().splitlines()[-1])
-
-
-def last_line(text: str) -> str:
-    """The reason a child gave: its last line (a traceback ends in the error), at most 500
-    characters, without the exception's module path."""
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    line = lines[-1] if lines else "(nothing on its stderr)"
-    head, sep, rest = line.partition(": ")
-    if sep and head.replace(".", "").isidentifier() and head.rsplit(".", 1)[-1][:1].isupper():
-        line = rest        # "pyslurmrpc.bench.libslurm.LibslurmUnavailable: why" -> "why"
-    return line[:500]
 
 
 def run_sequential(path: str, conf: str, op: str, job: int, n: int, warmup: float = WARMUP_SECONDS,

@@ -38,7 +38,7 @@ def child_server(cmd: list[str]):
     """A server in a child process that prints ``listening on HOST:PORT``; yields (host, port)."""
     proc = spawn(cmd, stdout=subprocess.PIPE, text=True)
     try:
-        yield controller_address(first_line(proc).rsplit(" ", 1)[1], None)
+        yield listening_address(proc)
     finally:       # asked to stop first (the fake's own shutdown), then killed if it has not
         stopped_or_killed(proc)
 
@@ -66,6 +66,11 @@ def stub_controller(munge_socket: str | None, count: int):
         cmd += ["--munge-socket", munge_socket]
     with child_server(cmd) as address:
         yield address
+
+
+def listening_address(proc) -> tuple[str, int]:
+    """(host, port) of a child server's ``listening on HOST:PORT`` line."""
+    return controller_address(first_line(proc).rsplit(" ", 1)[1], None)
 
 
 def first_line(proc) -> str:

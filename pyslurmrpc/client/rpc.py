@@ -13,7 +13,7 @@ from ..auth.msg_hash import FIRST_HASHED_VERSION, credential_payload, hashes_bod
 from ..auth.slurm_auth import create_flow, verify_flow
 from ..effects import Close, Connect, NOW, PeerClosed, RecvFrame, Send, Sleep, WallClock, deadline_passed, overlapped
 from ..errors import (
-    AuthError, ConnectionClosedError, ConnectionRefusedTransportError, ConnectTimeoutError, CONNECT_ERRNO,
+    AuthError, ConnectionClosedError, ConnectionRefusedTransportError, ConnectTimeoutError,
     RECEIVE_ERRNO, TimeoutTransportError, TransportError, UnreachableError,
 )
 from ..wire import Forward, MsgType
@@ -67,8 +67,8 @@ def _connect_error(exc: OSError, endpoint: Endpoint) -> UnreachableError:
     if isinstance(exc, ConnectionRefusedError):
         return ConnectionRefusedTransportError(f"{endpoint}: connection refused", address=endpoint)
     if isinstance(exc, TimeoutError):
-        return ConnectTimeoutError(f"{endpoint}: connect timed out", address=endpoint, slurm_errno=CONNECT_ERRNO)
-    return UnreachableError(f"{endpoint}: {exc.strerror or exc}", address=endpoint, slurm_errno=CONNECT_ERRNO)
+        return ConnectTimeoutError(f"{endpoint}: connect timed out", address=endpoint)
+    return UnreachableError(f"{endpoint}: {exc.strerror or exc}", address=endpoint)
 
 
 def exchange(conn, frame: bytes, timeout: float, endpoint: Endpoint, limit: int | None = None):

@@ -107,7 +107,7 @@ def main(argv: Optional[Sequence[str]] = None, stdout: TextIO = None, stderr: Te
         opener = _munge_opener(args.munge_key) if args.munge_key else None
         fh, name = _open(args.file, stdin)
         try:
-            run(fh, name, set(DEFAULT_PORTS) | set(args.port), opener, printer, warnings)
+            run(fh, name, set(DEFAULT_PORTS) | set(args.port), opener, printer)
         finally:
             if fh is not stdin.buffer:
                 fh.close()  # a file, or the wrapper of stdin (which leaves stdin open)

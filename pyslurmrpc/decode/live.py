@@ -114,14 +114,14 @@ def _reply_json(msg: Decoded) -> Optional[dict]:
             "msg_type_name": _msg_name(req.msg_type, req.version), "rtt_ms": round(msg.rtt * 1000, 3)}
 
 
-def run(fh: BinaryIO, name: str, ports: Iterable[int], opener: Optional[MungeOpener], printer: Printer,
-        warnings: list[str]) -> None:
-    """Decode everything ``fh`` holds, printing as it goes; raise InputError for unreadable input."""
+def run(fh: BinaryIO, name: str, ports: Iterable[int], opener: Optional[MungeOpener], printer: Printer) -> None:
+    """Decode everything ``fh`` holds, printing as it goes; raise InputError for unreadable input.
+    What of it could not be read is added to ``printer.warnings``."""
     head = read_exact(fh, SNIFF)
     if not head:
         raise InputError(f"{name}: empty input")
     if capture_kind(head):
-        _capture(fh, head, name, ports, opener, printer, warnings)
+        _capture(fh, head, name, ports, opener, printer)
         return
     if all(b in _TEXT_BYTES for b in head):
         text = head + fh.read()
@@ -155,7 +155,8 @@ def _raw(chunks, label: str, opener, printer: Printer) -> None:
     printer.finish(1, None)
 
 
-def _capture(fh, head: bytes, name: str, ports, opener, printer: Printer, warnings: list[str]) -> None:
+def _capture(fh, head: bytes, name: str, ports, opener, printer: Printer) -> None:
+    warnings = printer.warnings
     ports = frozenset(ports)
     tracker = FlowTracker(ports, opener)
     skipped: dict[tuple, int] = {}

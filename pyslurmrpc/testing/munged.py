@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import stat
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 from typing import Optional, Sequence
 
-from .process import ChildHarness, start_or_skip
+from .process import ChildHarness, find_program, is_executable, is_socket, start_or_skip
 
 #: where distributions install munged when it is not on PATH
 MUNGED_CANDIDATES = ("/usr/sbin/munged", "/sbin/munged", "/usr/local/sbin/munged")
@@ -40,8 +39,7 @@ class MungedStartError(RuntimeError):
 
 def find_munged() -> str:
     """Path of the munged executable, or raise :class:`MungedNotFound`."""
-    found = shutil.which("munged") or next(
-        (p for p in MUNGED_CANDIDATES if os.access(p, os.X_OK)), None)
+    found = find_program("munged", MUNGED_CANDIDATES)
     if not found:
         raise MungedNotFound("munged not found (apt-get install munge)")
     return found
@@ -58,7 +56,7 @@ class MungedHarness(ChildHarness):
     def __init__(self, munged: Optional[str] = None, *, key: Optional[bytes] = None,
                  extra_args: Sequence[str] = (), num_threads: Optional[int] = None):
         self.munged = munged or find_munged()
-        if not (os.path.isfile(self.munged) and os.access(self.munged, os.X_OK)):
+        if not is_executable(self.munged):
             raise MungedNotFound(f"munged {self.munged!r} is not an executable file")
         if key is not None and not isinstance(key, (bytes, bytearray, memoryview)):
             raise TypeError(f"key must be bytes (the key file's content), not {type(key).__name__}")
@@ -106,11 +104,8 @@ class MungedHarness(ChildHarness):
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
                 raise MungedStartError(self._failure("exited with %s" % self._proc.returncode))
-            try:
-                if stat.S_ISSOCK(os.stat(self.socket_path).st_mode):
-                    return
-            except FileNotFoundError:
-                pass
+            if is_socket(self.socket_path):
+                return
             time.sleep(POLL_INTERVAL)
         raise MungedStartError(self._failure("did not create its socket in time"))
 

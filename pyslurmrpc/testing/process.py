@@ -14,7 +14,9 @@ from __future__ import annotations
 import atexit
 import ctypes
 import os
+import shutil
 import signal
+import stat
 import subprocess
 import threading
 from contextlib import contextmanager
@@ -48,6 +50,22 @@ def _die_with(parent: int):
         if _PRCTL(PR_SET_PDEATHSIG, signal.SIGTERM) != 0 or os.getppid() != parent:
             os._exit(1)
     return step
+
+
+def find_program(name: str, candidates) -> Optional[str]:
+    """``name`` on PATH, else the first of ``candidates`` that can run, else None."""
+    return shutil.which(name) or next((p for p in candidates if os.access(p, os.X_OK)), None)
+
+
+def is_executable(path: str) -> bool:
+    return os.path.isfile(path) and os.access(path, os.X_OK)
+
+
+def is_socket(path) -> bool:
+    try:
+        return stat.S_ISSOCK(os.stat(path).st_mode)
+    except OSError:
+        return False
 
 
 @atexit.register

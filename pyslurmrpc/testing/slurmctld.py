@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import stat
 import subprocess
 import tempfile
 import time
@@ -40,7 +39,7 @@ from .netio import (  # noqa: F401  (re-exported)
     wire_ping,
 )
 from .ci import needs_root
-from .process import ChildHarness, start_or_skip
+from .process import ChildHarness, find_program, is_executable, is_socket, start_or_skip
 from .releases import Release, ReleaseUnavailable, as_release, prepare
 
 #: where Debian installs slurmctld when it is not on PATH
@@ -59,13 +58,9 @@ class SlurmctldStartError(RuntimeError):
     """slurmctld exited or did not answer a ping in time (log attached)."""
 
 
-def _find(name: str, candidates) -> Optional[str]:
-    return shutil.which(name) or next((p for p in candidates if os.access(p, os.X_OK)), None)
-
-
 def find_slurmctld() -> str:
     """Path of the slurmctld executable, or raise :class:`SlurmctldNotFound`."""
-    found = _find("slurmctld", SLURMCTLD_CANDIDATES)
+    found = find_program("slurmctld", SLURMCTLD_CANDIDATES)
     if not found:
         raise SlurmctldNotFound(
             "slurmctld not found (Debian 12: apt-get install -y slurmctld slurm-client munge)")
@@ -74,7 +69,7 @@ def find_slurmctld() -> str:
 
 def find_scontrol() -> str:
     """Path of Debian's scontrol, or raise :class:`SlurmctldNotFound`."""
-    found = _find("scontrol", SCONTROL_CANDIDATES)
+    found = find_program("scontrol", SCONTROL_CANDIDATES)
     if not found:
         raise SlurmctldNotFound("scontrol not found (Debian 12: apt-get install -y slurm-client)")
     return found
@@ -151,7 +146,7 @@ class SlurmctldHarness(ChildHarness):
             raise ValueError(f"start_timeout must be a number of seconds above 0, not {start_timeout!r}")
         self.release_info = release
         self.slurmctld = slurmctld or (release.slurmctld if release else find_slurmctld())
-        if not (os.path.isfile(self.slurmctld) and os.access(self.slurmctld, os.X_OK)):
+        if not is_executable(self.slurmctld):
             raise SlurmctldNotFound(f"slurmctld {self.slurmctld!r} is not an executable file")
         self.scontrol_path = release.scontrol if release else None
         if release and release.plugin_dir:
@@ -202,11 +197,7 @@ class SlurmctldHarness(ChildHarness):
 
     def _check_start(self) -> None:
         """What would only fail after start_timeout: said before anything starts."""
-        try:
-            is_socket = stat.S_ISSOCK(os.stat(self.munge_socket).st_mode)
-        except OSError:
-            is_socket = False
-        if not is_socket:
+        if not is_socket(self.munge_socket):
             raise SlurmctldStartError(f"munge_socket {self.munge_socket!r} is not a socket (is munged running?)")
         if self._want_port is not None and not port_free(self._want_port):
             raise SlurmctldStartError(f"port {self._want_port} is in use")
