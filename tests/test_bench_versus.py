@@ -6,7 +6,9 @@ C side can be loaded; none is judged (benchmarks print, tests never time).
 
 from __future__ import annotations
 
+import _ctypes
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -115,7 +117,7 @@ def test_the_bench_finds_libslurm_without_loading_it(monkeypatch):
     def no_load(*args, **kwargs):
         raise AssertionError("libslurm loaded in the bench's own process")
     monkeypatch.delenv(libslurm.LIBSLURM_ENV, raising=False)
-    monkeypatch.setattr(libslurm, "LIBSLURM_CANDIDATES", (__file__,))      # any file: it is not loaded
+    monkeypatch.setattr(libslurm, "LIBSLURM_CANDIDATES", (_ctypes.__file__,))   # a library a child can load
     monkeypatch.setattr(libslurm.ctypes.util, "find_library", lambda name: None)
     monkeypatch.setattr(libslurm.ctypes, "CDLL", no_load)
     monkeypatch.setattr(versus.libslurm, "run_sequential", lambda path, *a, **k: {"path": path})
@@ -123,7 +125,36 @@ def test_the_bench_finds_libslurm_without_loading_it(monkeypatch):
                                                                 "calls": n, "failed": 0})
     monkeypatch.setattr(versus, "_median_of", lambda rounds: {"rounds": rounds})
     _, _, c = versus._sequential_rounds(None, "conf", "ping", 1, 60, None, None)
-    assert c["loaded"] and c["path"] == __file__
+    assert c["loaded"] and c["path"] == _ctypes.__file__
+
+
+def test_a_libslurm_that_will_not_load_is_passed_over_for_the_next(monkeypatch, tmp_path):
+    """The first candidate that a child can load is measured; when none loads, each one's
+    reason is said (the dynamic loader's, naming the file)."""
+    broken = tmp_path / "libslurmfull.so"
+    broken.write_bytes(b"not an ELF file\n" * 8)
+    monkeypatch.delenv(libslurm.LIBSLURM_ENV, raising=False)
+    monkeypatch.setattr(libslurm.ctypes.util, "find_library", lambda name: None)
+    monkeypatch.setattr(libslurm, "LIBSLURM_CANDIDATES", (str(broken), _ctypes.__file__))
+    assert libslurm.choose() == (_ctypes.__file__, None)
+    empty = tmp_path / "libslurm.so"
+    empty.write_bytes(b"")
+    monkeypatch.setattr(libslurm, "LIBSLURM_CANDIDATES", (str(broken), str(empty)))
+    path, why = libslurm.choose()
+    assert path is None and why == (f"no libslurm could be loaded ({broken}: invalid ELF header; "
+                                    f"{empty}: file too short)")
+
+
+def test_a_bare_library_name_in_the_environment_is_the_loaders_to_find(monkeypatch):
+    """$PYSLURMRPC_LIBSLURM=libslurm.so.38 is taken as --libslurm takes it: no file by that
+    name here, and the loader's search decides."""
+    monkeypatch.setenv(libslurm.LIBSLURM_ENV, "libpyslurmrpc-none.so.1")
+    assert libslurm.find() == ("libpyslurmrpc-none.so.1", None)
+    assert libslurm.choose() == (None, "no libslurm could be loaded (libpyslurmrpc-none.so.1: "
+                                       "cannot open shared object file: No such file or directory)")
+    monkeypatch.setenv(libslurm.LIBSLURM_ENV, os.path.basename(_ctypes.__file__))
+    monkeypatch.setenv("LD_LIBRARY_PATH", os.path.dirname(_ctypes.__file__))
+    assert libslurm.choose() == (os.path.basename(_ctypes.__file__), None)
 
 
 def test_sequential_sides_take_each_place_in_the_order_equally_often(monkeypatch):

@@ -54,15 +54,42 @@ def candidates() -> list[str]:
 
 
 def find() -> tuple[str | None, str | None]:
-    """(the libslurm the children would load, None), or (None, why there is none).  Looked
-    for, not loaded: libslurm is loaded in the children only."""
+    """(the libslurm the children would load first, None), or (None, why there is none).
+    Looked for, not loaded: libslurm is loaded in the children only.  A bare library name
+    in $PYSLURMRPC_LIBSLURM (libslurm.so.38) is the dynamic loader's to find, as --libslurm's."""
     named = os.environ.get(LIBSLURM_ENV)
-    if named and not os.path.isfile(named):
+    if named and "/" in named and not os.path.isfile(named):
         return None, f"${LIBSLURM_ENV} names {named}, which is not a file"
     found = candidates()
     if found:
         return found[0], None
     return None, f"no libslurm here ({_LOOKED_IN})"
+
+
+def choose(loader: str | None = None) -> tuple[str | None, str | None]:
+    """(the first libslurm here that a child can load, None), or (None, every candidate's
+    reason): a candidate that will not load (another architecture, a missing dependency) is
+    passed over for the next, as load() does in one process."""
+    _, why = find()
+    if why:
+        return None, why
+    tried = []
+    for cand in candidates():
+        failure = loads(cand, loader)
+        if failure is None:
+            return cand, None
+        tried.append(failure)
+    return None, f"no libslurm could be loaded ({'; '.join(tried)})"
+
+
+def loads(path: str, loader: str | None = None) -> str | None:
+    """None when a child loads ``path`` (RTLD_GLOBAL, as the measuring children do), else
+    why not (the dynamic loader's message, which names the file)."""
+    proc = spawn([*child_prefix(path, loader), "-m", "pyslurmrpc.bench.libslurm", "--lib", path, "--mode", "load"],
+                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    with reaped(proc):
+        _, err = proc.communicate(timeout=CHILD_TIMEOUT)
+    return None if proc.returncode == 0 else last_line(err)
 
 
 def load(path: str | None = None):
@@ -212,16 +239,21 @@ def run_processes(path: str, conf: str, op: str, job: int, processes: int, secon
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(prog="python -m pyslurmrpc.bench.libslurm")
     p.add_argument("--lib")
-    p.add_argument("--conf", required=True)
+    p.add_argument("--conf")
     p.add_argument("--op", choices=("ping", "checkpoint_able"), default="ping")
     p.add_argument("--job", type=int, default=1)
-    p.add_argument("--mode", choices=("sequential", "burst"), default="sequential")
+    p.add_argument("--mode", choices=("sequential", "burst", "load"), default="sequential")
     p.add_argument("-n", type=int, default=1_000)
     p.add_argument("--start", type=float, default=0.0)
     p.add_argument("--seconds", type=float, default=2.0)
     p.add_argument("--warmup", type=float, default=WARMUP_SECONDS)
     opts = p.parse_args(argv)
+    if opts.mode == "load":      # OSError's text, the dynamic loader's, is the reason a parent reads
+        ctypes.CDLL(opts.lib, mode=ctypes.RTLD_GLOBAL)
+        return
     lib, _ = load(opts.lib)
+    if not opts.conf:
+        p.error("--conf is required to call libslurm")
     call = _call(lib, opts.conf, opts.op, opts.job)
     if opts.mode == "sequential":
         result = sequential(call, opts.n, opts.warmup)

@@ -144,7 +144,7 @@ def _sequential_rounds(path, conf, op, job, n, plain, minted, loader=None) -> tu
     the order fall on all three alike."""
     per = max(n // SEQUENTIAL_ROUNDS, 20)
     py, pm, c = [], [], []
-    loaded, why = (path, None) if path else libslurm.find()
+    loaded, why = (path, None) if path else libslurm.choose(loader)
 
     def run_c():
         nonlocal why
