@@ -141,7 +141,14 @@ class UnexpectedMessageError(RemoteProtocolError):
 
 
 class InvalidArgumentError(PyslurmrpcError, ValueError):
-    """An argument the request cannot carry (e.g. a job id over 32 bits); names the argument."""
+    """An argument the request cannot carry (e.g. a job id over 32 bits); names the argument.
+
+    ``argument`` is its name where a caller may need it apart from the message (None
+    otherwise): ``"nodelist"`` for a node list the call cannot use."""
+
+    def __init__(self, message: str, *, argument: str | None = None):
+        self.argument = argument
+        super().__init__(message)
 
 
 class ConfigError(PyslurmrpcError):

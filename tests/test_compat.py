@@ -41,7 +41,7 @@ def nothing_listens(monkeypatch):
     (lambda: compat.slurm_checkpoint_create(5, 0, 10, "a\0b"), "image_dir"),
     (lambda: compat.slurm_checkpoint_restart(5, 0, 2, None), "stick"),
     (lambda: compat.slurm_checkpoint_restart(5, 0, "no", None), "stick"),
-    (lambda: compat.slurm_checkpoint_tasks(5, 0, 0, None, 10, ""), "nodelist"),
+    (lambda: compat.slurm_checkpoint_tasks(5, 0, 0, None, 70000, "n1"), "max_wait"),
     (lambda: compat.slurm_checkpoint_able(2, 0, None), "start_time"),
     (lambda: compat.slurm_checkpoint_error(2, 0, compat.Ref(), None), "error_msg"),
     (lambda: compat.slurm_ping("0"), "controller"),
@@ -52,6 +52,17 @@ def test_a_bad_argument_is_einval_and_last_error_names_it(nothing_listens, call,
     assert compat.slurm_get_errno() == os_errno.EINVAL
     assert compat.slurm_strerror(compat.slurm_get_errno()) == "Invalid argument"
     assert isinstance(compat.last_error(), InvalidArgumentError) and named in str(compat.last_error())
+
+
+@pytest.mark.parametrize("nodelist", ["", None, " ", "n[1-", "n[3-1]"])
+def test_a_nodelist_naming_no_node_is_slurm_error_as_libslurms_no_list(nothing_listens, nodelist):
+    """libslurm 19.05's checkpoint_tasks gets no list from slurm_send_recv_msgs for an empty or
+    unparsable node list and sets errno SLURM_ERROR (-1); compat did EINVAL."""
+    assert compat.slurm_checkpoint_tasks(5, 0, 0, None, 10, nodelist) == -1
+    assert compat.slurm_get_errno() == compat.SLURM_ERROR
+    error = compat.last_error()
+    assert isinstance(error, InvalidArgumentError) and error.argument == "nodelist"
+    assert "nodelist" in str(error)
 
 
 def test_an_output_that_is_no_ref_is_refused_before_anything_is_sent():

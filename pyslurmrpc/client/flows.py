@@ -247,9 +247,9 @@ def tasks(state: State, job_id, step_id, begin_time, image_dir, max_wait, nodeli
     try:
         hops = fanout.plan(validate.nodelist(nodelist or ""), validate.tree_width(state.settings.tree_width))
     except HostlistError as exc:
-        raise InvalidArgumentError(f"nodelist: {exc}") from None
+        raise InvalidArgumentError(f"nodelist: {exc}", argument="nodelist") from None
     if not hops:
-        raise InvalidArgumentError("nodelist names no node")
+        raise InvalidArgumentError("nodelist names no node", argument="nodelist")
     timeout_ms = max_wait * 1000 if max_wait else int(state.settings.message_timeout * 1000)
     results = yield Parallel(tuple(_hop(state, call, hop, timeout_ms) for hop in hops))
     gathered = {node: code for result in results for node, code in result.items()}

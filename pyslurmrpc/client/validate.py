@@ -125,9 +125,10 @@ def text(value, name: str):
 def nodelist(value, name: str = "nodelist") -> str:
     """A non-empty hostlist expression such as ``"n[1-4],m2"`` (a str, not a number or list)."""
     if not isinstance(value, str) or not value.strip():
-        raise InvalidArgumentError(f"{name} must be a hostlist string such as 'n[1-4]', not {shown(value)}")
+        raise InvalidArgumentError(f"{name} must be a hostlist string such as 'n[1-4]', not {shown(value)}",
+                                   argument=name)
     if "\0" in value:
-        raise InvalidArgumentError(f"{name} must not hold NUL: {shown(value)}")
+        raise InvalidArgumentError(f"{name} must not hold NUL: {shown(value)}", argument=name)
     return value
 
 
