@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import os
 import random
 import shutil
@@ -175,6 +176,27 @@ def check_capture_decoder(data: bytes) -> None:
             json.loads(line)
         for cred in credentials:
             assert cred not in text and cred not in "".join(lines), "a credential was rendered"
+        for part in _credential_like(raw):      # also where no field was read as a credential
+            if not any(part in bytes(f.raw) for fr in report.frames for f in fr.fields if f.name != "credential"):
+                shown = (part.hex(" "), part.decode("ascii"))
+                everything = text + "".join(lines)
+                assert not any(p in everything for p in shown), "undecoded credential dumped"
+                assert not _hex_holds(everything, part), "undecoded credential dumped in JSON hex"
+
+
+def _credential_like(raw: bytes) -> list[bytes]:
+    """12 bytes from inside each MUNGE credential's text in ``raw``, decoded or not, unless the
+    same bytes occur in ``raw`` outside a credential too (a seed's "MUNGE:AAAA..." beside a
+    nodelist of A's: a real credential is random)."""
+    parts = [m.group(1) for m in re.finditer(rb"MUNGE:([A-Za-z0-9+/=]{12})", raw)]
+    return [p for p in set(parts) if raw.count(p) == raw.count(b"MUNGE:" + p)]
+
+
+def _hex_holds(text: str, part: bytes) -> bool:
+    """Whether a hex string in ``text`` holds ``part`` at a byte boundary ("14141414" holds
+    "4141" only half a byte off, which is not those bytes)."""
+    return any(m.start(1) % 2 == 0 for h in re.findall(r'"([0-9a-f-]+)"', text)
+               for m in re.finditer(f"(?=({part.hex()}))", h))
 
 
 def _shown_elsewhere(report, value: str) -> bool:

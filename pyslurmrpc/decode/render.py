@@ -14,6 +14,7 @@ from ..wire.msg_types_by_release import msg_type_name
 from .annotate import iso_time, json_value, meaning, show_value
 from .fields import Field
 from .frames import SECRET_FIELDS, FrameReport, StreamReport
+from .withheld import MASK, masked_hex, withheld_spans
 
 #: Raw bytes shown on a field line; longer fields are cut with an ellipsis.
 RAW_SHOWN = 8
@@ -91,6 +92,13 @@ def _tail(report: FrameReport) -> tuple[int, bytes]:
     return start, report.frame[start:]
 
 
+def _tail_withheld(report: FrameReport) -> list[tuple[int, int]]:
+    """The spans of the undecoded tail that may hold a credential, relative to the tail: found
+    in the whole frame, as a credential may begin inside the last field decoded."""
+    start = report.decoded_end
+    return [(max(s, start) - start, e - start) for s, e in withheld_spans(bytes(report.frame)) if e > start]
+
+
 def _dump_lines(report: FrameReport) -> Iterator[str]:
     start, tail = _tail(report)
     if not tail:
@@ -103,10 +111,15 @@ def _dump_lines(report: FrameReport) -> Iterator[str]:
         yield f"{INDENT}[{start:04d}] body: {len(tail)} bytes, body not decoded (no schema for this message type)"
     else:
         yield f"{INDENT}[{start:04d}] undecoded: {len(tail)} bytes"
-    for at in range(0, min(len(tail), MAX_DUMP), DUMP_ROW):
-        yield f"{INDENT}  {start + at:04d}: {tail[at:at + DUMP_ROW].hex(' ')}"
+    shown = tail[:MAX_DUMP]
+    spans = _tail_withheld(report)
+    for at in range(0, len(shown), DUMP_ROW):
+        row = [(max(s, at) - at, min(e, at + DUMP_ROW) - at) for s, e in spans if s < at + DUMP_ROW and e > at]
+        yield f"{INDENT}  {start + at:04d}: {masked_hex(shown[at:at + DUMP_ROW], row, ' ')}"
     if len(tail) > MAX_DUMP:
         yield f"{INDENT}  … {len(tail) - MAX_DUMP} more bytes"
+    for s, e in spans:
+        yield f"{INDENT}  ({e - s} bytes at {start + s:04d} not shown ({MASK}): they may hold a credential)"
 
 
 def frame_lines(report: FrameReport) -> Iterator[str]:
@@ -140,9 +153,11 @@ def stream_lines(stream: StreamReport) -> Iterator[str]:
 # ---------------------------------------------------------------------------
 # JSON
 # ---------------------------------------------------------------------------
-def _hex_capped(data: bytes) -> dict:
-    """Bytes for JSON: at most MAX_DUMP of them as hex, with the full length."""
-    return {"length": len(data), "hex": data[:MAX_DUMP].hex(), "truncated": len(data) > MAX_DUMP}
+def _hex_capped(data: bytes, spans: list[tuple[int, int]]) -> dict:
+    """Bytes for JSON: at most MAX_DUMP of them as hex, with the full length; ``spans``, the
+    parts that may hold a credential, are written as MASK ("--") and listed in ``withheld``."""
+    return {"length": len(data), "hex": masked_hex(data[:MAX_DUMP], spans), "truncated": len(data) > MAX_DUMP,
+            "withheld": [{"offset": s, "length": e - s} for s, e in spans]}
 
 
 def field_json(field: Field, version: Optional[int] = None) -> dict:
@@ -163,11 +178,12 @@ def _error_json(report: FrameReport) -> Optional[dict]:
         return None
     start, tail = _tail(report)
     secret = (report.error.field or "").rsplit(".", 1)[-1] in SECRET_FIELDS
-    shown = _hex_capped(tail)
+    shown = _hex_capped(tail, _tail_withheld(report))
     return {"type": type(report.error).__name__, "reason": report.error.detail,
             "field": report.error.field, "offset": report.error.offset,
             "undecoded_offset": start, "undecoded_length": len(tail),
-            "undecoded": None if secret else shown["hex"], "undecoded_truncated": shown["truncated"]}
+            "undecoded": None if secret else shown["hex"], "undecoded_truncated": shown["truncated"],
+            "undecoded_withheld": [] if secret else shown["withheld"]}
 
 
 def _body_json(report: FrameReport) -> Optional[dict]:
@@ -175,7 +191,7 @@ def _body_json(report: FrameReport) -> Optional[dict]:
     if not report.undecoded_body:
         return None
     start, tail = _tail(report)
-    return {"offset": start, **_hex_capped(tail)}
+    return {"offset": start, **_hex_capped(tail, _tail_withheld(report))}
 
 
 def frame_json(stream: StreamReport, report: FrameReport) -> dict:

@@ -1,0 +1,110 @@
+"""A frame that fails before its credential field, or a body with no schema, leaves a MUNGE
+credential among the bytes the decoder dumps: it is withheld there too (a new user's trial
+found the credential of a 0x2e00 probe printed in hex, in text and in JSON)."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from pyslurmrpc.decode.render import MAX_DUMP
+from pyslurmrpc.decode.withheld import LONG_BASE64_RUN, MASK, masked_hex, withheld_spans
+from pyslurmrpc.wire import decode_message
+
+from fixtures_data import recording
+from test_decode import run
+
+PING = recording("ping", "request")
+CREDENTIAL = decode_message(PING).auth.credential.encode()
+AT = PING.index(CREDENTIAL)
+
+
+def _edited(at: int, value: bytes) -> bytes:
+    frame = bytearray(PING)
+    frame[at:at + len(value)] = value
+    return bytes(frame)
+
+
+def _visible(credential: bytes, text: str) -> bool:
+    """Any 12 bytes of the credential, as text, hex or spaced hex."""
+    for start in range(0, len(credential) - 12, 6):
+        part = credential[start:start + 12]
+        if part.decode() in text or part.hex() in text or part.hex(" ") in text:
+            return True
+    return False
+
+
+@pytest.mark.parametrize("edit", [
+    (4, b"\x2e\x00"),                     # a version from the future (pyslurmrpc's own 26.05 probe)
+    (4, b"\x1f\x00"),                     # one older than 17.11
+    (18, b"\x00\x05"),                    # ret_cnt: a list that is not there
+    (26, (102).to_bytes(4, "big")),       # an auth plugin no release has
+], ids=["future-version", "old-version", "ret_cnt", "plugin-id"])
+def test_a_frame_failing_before_its_credential_withholds_it(tmp_path, edit):
+    path = tmp_path / "frame.bin"
+    path.write_bytes(_edited(*edit))
+    for argv in ([path], [path, "--json"]):
+        code, out, _ = run(*argv)
+        assert "NOT DECODED" in out or '"ok": false' in out
+        assert not _visible(CREDENTIAL, out), out
+    code, out, _ = run(path)
+    assert f" {MASK} {MASK} " in out and "they may hold a credential" in out
+    code, out, _ = run(path, "--json")
+    error = json.loads(out.splitlines()[0])["error"]
+    withheld = error["undecoded_withheld"]
+    assert [(w["offset"] + error["undecoded_offset"], w["length"]) for w in withheld] == [(AT, len(CREDENTIAL))]
+
+
+def test_the_bytes_before_and_after_a_credential_are_still_shown(tmp_path):
+    """Only the credential is withheld: the header a debugger needs is shown."""
+    path = tmp_path / "frame.bin"
+    path.write_bytes(_edited(4, b"\x2e\x00"))
+    _, out, _ = run(path)
+    assert "0004: 2e 00 00 00 00 00 03 f0" in out
+
+
+def test_a_body_with_no_schema_withholds_a_credential_it_carries(tmp_path):
+    """A job credential's signature is a MUNGE credential in a body pyslurmrpc has no schema for."""
+    body = b"\x00\x00\x00\x05" + len(CREDENTIAL).to_bytes(4, "big") + CREDENTIAL + b"\x00\x00\x00\x07"
+    frame = bytearray(PING[4:]) + body
+    frame[6:8] = (4001).to_bytes(2, "big")                    # REQUEST_LAUNCH_TASKS: no schema here
+    frame[8:12] = len(body).to_bytes(4, "big")
+    path = tmp_path / "frame.bin"
+    path.write_bytes(len(frame).to_bytes(4, "big") + frame)
+    for argv in ([path], [path, "--json"]):
+        _, out, _ = run(*argv)
+        assert "body not decoded" in out or '"undecoded_body": {' in out
+        assert not _visible(CREDENTIAL, out), out
+    _, out, _ = run(path, "--json")
+    assert json.loads(out.splitlines()[0])["undecoded_body"]["withheld"] == [{"offset": 8, "length": len(CREDENTIAL)}]
+
+
+@pytest.mark.parametrize("data, spans", [
+    (b"/opt/s19/ckpt\x00n[1-4]\x00", []),                          # paths and node lists stay shown
+    (b"ab" + b"MUNGE:AbC+/=:" + b"\x00z", [(2, 15)]),               # prefixed: withheld however short
+    (b"x\x00" + b"A" * LONG_BASE64_RUN + b":\x00", [(2, 3 + LONG_BASE64_RUN)]),   # its prefix lost
+    (b"A" * (LONG_BASE64_RUN - 1) + b"\x00", []),
+    (b"MUNGE:AAAA" + b"B" * LONG_BASE64_RUN, [(0, 10 + LONG_BASE64_RUN)]),        # overlapping: one span
+])
+def test_withheld_spans(data, spans):
+    assert withheld_spans(data) == spans
+
+
+def test_masked_hex_never_writes_a_hex_digit_for_a_withheld_byte():
+    assert masked_hex(b"\x01\x02\x03", [(1, 2)], " ") == f"01 {MASK} 03"
+    assert re.fullmatch(r"(--)+", masked_hex(CREDENTIAL, withheld_spans(CREDENTIAL)))
+
+
+def test_a_credential_past_the_dump_cap_is_still_named(tmp_path):
+    """The dump shows MAX_DUMP bytes; the withheld spans are counted over all of them."""
+    filler = b"\x01" * MAX_DUMP
+    body = filler + CREDENTIAL
+    frame = bytearray(PING[4:]) + body
+    frame[6:8] = (4001).to_bytes(2, "big")
+    frame[8:12] = len(body).to_bytes(4, "big")
+    path = tmp_path / "frame.bin"
+    path.write_bytes(len(frame).to_bytes(4, "big") + frame)
+    _, out, _ = run(path)
+    assert "more bytes" in out and f"{len(CREDENTIAL)} bytes at {len(PING) + MAX_DUMP:04d} not shown" in out
