@@ -175,6 +175,18 @@ def test_a_credential_of_another_key_is_named_as_the_release_answers_it(ctld, st
         assert type(info.value) is NoVersionAnsweredError and "is the authentication" in str(info.value)
 
 
+def test_auth_none_to_a_munge_controller_says_to_check_the_authentication(ctld):
+    """26.05 answers the versions it refuses in HTTP and closes on the credential it cannot
+    read: the error listed the HTTP refusals only, never the authentication (a trial found it)."""
+    with pytest.raises((AuthError, NoVersionAnsweredError)) as info:
+        Client(ctld.host, ctld.port, auth="none", timeout=5).ping()
+    said = str(info.value)
+    if type(info.value) is AuthError:       # 24.11 refuses the credential in an RC of its own
+        assert "refused the credential" in said
+    else:
+        assert "is the authentication (AuthType, --auth, the munge key) the controller's?" in said, said
+
+
 # --------------------------------------------------------------------------
 # the release's own ping on the wire, captured by tcpdump
 # --------------------------------------------------------------------------

@@ -281,14 +281,26 @@ def decide(first: Observation, plan: Plan, probes: Mapping[int, Observation]) ->
     return Verdict(code, speak, first.hint)
 
 
+#: what to check when a version a controller may take was closed on: the credential
+_CHECK_AUTH = "is the authentication (AuthType, --auth, the munge key) the controller's?"
+
+
 def _nothing_answered(first: Observation, seen: Mapping[int, Observation]) -> str:
     worst = [o.problem for o in seen.values() if o.problem]
     if first.outcome is Outcome.HINT:
         worst.insert(0, f"an unauthenticated refusal named {release_name(first.hint)}")
     # 17.11-24.05 close without a byte on a credential they cannot verify, too (versions.md)
-    detail = "; ".join(worst) if worst else (
-        "every connection closed without an answer, as a controller up to 24.05 also closes on a "
-        "credential it cannot verify: is the authentication (AuthType, --auth, the munge key) the controller's?")
+    if not worst:
+        detail = ("every connection closed without an answer, as a controller up to 24.05 also closes on a "
+                  f"credential it cannot verify: {_CHECK_AUTH}")
+    else:
+        # 26.05 hands a version it refuses to HTTP, and closes on a credential it cannot read
+        # (auth/none to auth/munge): the close among the refusals is the clue
+        closed = [v for v, o in seen.items() if o.outcome is Outcome.CLOSED and not o.problem]
+        if closed:
+            worst.append(f"{_hexes(closed)} closed without an answer, as a controller also does on a "
+                         f"credential it cannot verify: {_CHECK_AUTH}")
+        detail = "; ".join(worst)
     return f"no protocol version in {_hexes(seen)} was answered ({detail})"
 
 
