@@ -104,6 +104,34 @@ def test_summary_counts_the_codes_of_replies_without_their_requests():
     assert rows["REQUEST_PING"]["errors"] == {"ESLURM_INVALID_JOB_ID": 1} and rows["RESPONSE_SLURM_RC"]["errors"] == {}
 
 
+def test_summary_names_the_streams_that_stopped_early():
+    """An HTTP answer (26.05 answers a version it refuses so) stops its stream: the summary
+    showed an empty table and "0 message(s)", exit 1, and never said why."""
+    packets = tcp_conversation(b"GET / HTTP/1.1\r\n\r\n", b"HTTP/1.1 405 Method Not Allowed\r\n\r\n",
+                               client=("10.0.0.9", 41000))
+    for args in (["--summary"], ["--summary", "--json"]):
+        code, out, _ = _decode(*args, "-", stdin=pcap_bytes(packets))
+        assert code == 1
+        if "--json" in args:
+            summary = json.loads(out)
+            assert summary["stopped_early"] == 2 and len(summary["stream_errors"]) == 2
+            reasons = sorted(e["reason"] for e in summary["stream_errors"])
+            assert 'over the limit 1073741824 (field length, offset 0) (the text "GET ": not a Slurm frame)' \
+                in reasons[0]
+            assert '(the text "HTTP": an HTTP answer, as 26.05 gives to a version it refuses)' in reasons[1]
+        else:
+            assert "2 stream(s) stopped early:" in out and out.count("!!! ") == 2 and "over the limit" in out
+
+
+def test_summary_names_at_most_ten_stopped_streams_and_counts_the_rest():
+    packets = []
+    for i in range(12):
+        packets += tcp_conversation(b"HTTP/1.1 200\r\n\r\n", b"", client=("10.0.0.9", 41000 + i))
+    code, out, _ = _decode("--summary", "-", stdin=pcap_bytes(packets))
+    assert code == 1 and "12 stream(s) stopped early:" in out and out.count("!!! ") == 10
+    assert out.rstrip().endswith("… 2 more")
+
+
 def test_a_reply_to_an_unreadable_request_counts_on_the_unreadable_row():
     """It had a row of its own, "type None", with a count of 0."""
     request = bytearray(recording("ping", "request"))

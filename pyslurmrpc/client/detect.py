@@ -31,7 +31,7 @@ from ..errors import ProtocolError, UnsupportedVersionError
 from ..slurm_errno import ERRORS
 from ..wire import MsgType, decode_message
 from ..wire.repeats import decode_reply_frame
-from ..wire.constants import LENGTH_PREFIX_SIZE, SLURM_NO_AUTH_CRED
+from ..wire.constants import HTTP_PREFIX, LENGTH_PREFIX_SIZE, SLURM_NO_AUTH_CRED  # noqa: F401 (HTTP_PREFIX: detect's too)
 from ..wire.types import Message
 from ..wire.versions import (
     NEWEST, RELEASE_BY_CODE, RELEASE_STEP, RELEASES, Refusal, has_checkpoint, release_name,
@@ -44,9 +44,6 @@ FUTURE_PROBE = NEWEST + RELEASE_STEP
 #: releases after 24.11 accept their own version and three before it (unpack_header
 #: at 24.11 - 26.05); assumed of a release we do not know, only to choose probes
 _FUTURE_WINDOW = 3 * RELEASE_STEP
-#: how an HTTP answer starts: 26.05 hands a frame in a version it refuses to its HTTP server
-#: (http_switch.c http_switch_on_data, rpc_fingerprint), which answers "HTTP/1.1 405 ..."
-HTTP_PREFIX = b"HTTP"
 #: the version ping / controller_version try first when nothing is cached
 DETECTION_FIRST = NEWEST
 #: every header version we can ping in, newest first (the future probe excluded)

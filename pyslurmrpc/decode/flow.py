@@ -20,7 +20,7 @@ from typing import Iterable, Optional
 from ..client.validate import address_text
 from ..errors import ProtocolError
 from ..wire import Framer
-from .frames import FrameReport, MungeOpener, decode_frame
+from .frames import FrameReport, MungeOpener, decode_frame, prefix_text
 from .packets import TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, Segment
 from .tcp import SEQ_HALF, SEQ_MODULUS
 
@@ -95,7 +95,7 @@ class FrameCutter:
         return reports
 
     def _fail(self, exc: ProtocolError, held: int) -> None:
-        self._failed = f"stream offset {self.offset}: {exc}"
+        self._failed = f"stream offset {self.offset}: {exc}{prefix_text(exc)}"
         self._lost = held
         self._framer = Framer()
 

@@ -16,7 +16,7 @@ from typing import Optional
 from ..auth.munge_constants import MungeErr
 from ..errors import ProtocolError, PyslurmrpcError
 from ..wire import Framer
-from ..wire.constants import LENGTH_PREFIX_SIZE
+from ..wire.constants import HTTP_PREFIX, LENGTH_PREFIX_SIZE
 from .fields import Field, read_frame
 
 #: Fields whose value is a bearer credential: never printed, only opened with --munge-key.
@@ -131,12 +131,26 @@ def decode_stream(data: bytes, label: str, opener: Optional[MungeOpener] = None)
         try:
             frame = _next_frame(framer, data, pos)
         except ProtocolError as exc:
-            report.problems.append(f"stream offset {pos}: {exc}; rest of the stream not decoded "
+            report.problems.append(f"stream offset {pos}: {exc}{prefix_text(exc)}; rest of the stream not decoded "
                                    f"({len(data) - pos} bytes)")
             return report
         report.frames.append(decode_frame(frame, len(report.frames) + 1, pos, opener))
         pos += len(frame)
     return report
+
+
+def prefix_text(exc: ProtocolError) -> str:
+    """What a refused length prefix is when its four bytes are text: HTTP (26.05 answers a
+    version it refuses so), or some other protocol's."""
+    length = getattr(exc, "length", None)
+    if not isinstance(length, int) or not 0 <= length < 1 << 32:
+        return ""
+    raw = length.to_bytes(LENGTH_PREFIX_SIZE, "big")
+    if not all(0x20 <= b < 0x7F for b in raw):
+        return ""
+    if raw == HTTP_PREFIX:
+        return f' (the text "{raw.decode()}": an HTTP answer, as 26.05 gives to a version it refuses)'
+    return f' (the text "{raw.decode()}": not a Slurm frame)'
 
 
 def _next_frame(framer: Framer, data: bytes, pos: int) -> bytes:

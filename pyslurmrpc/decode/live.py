@@ -75,6 +75,7 @@ class Printer:
     def _problem(self, problem: Problem) -> None:
         self.stopped += 1
         if self.summary_only:
+            self.summary.stop(problem.stream, problem.text)
             return
         if self.as_json:
             print(json.dumps({"kind": "stream_error", "stream": problem.stream, "reason": problem.text}),

@@ -21,6 +21,8 @@ from .render import _msg_name
 
 #: round trips kept per message type before sampling starts
 MAX_RTT_SAMPLES = 100_000
+#: streams stopped early named one by one; the rest are counted
+MAX_STOPPED_NAMED = 10
 #: fields whose value is a reply's return code
 RC_FIELDS = frozenset({"body.return_code"})
 _SEED = 6817
@@ -62,7 +64,15 @@ class Summary:
     def __init__(self):
         self.rows: dict[str, Row] = {}
         self.messages = 0
+        self.stopped = 0
+        self.stopped_named: list[tuple[str, str]] = []   # (stream, why), the first MAX_STOPPED_NAMED
         self._rng = random.Random(_SEED)
+
+    def stop(self, stream: str, why: str) -> None:
+        """A stream that stopped early (a length prefix refused: HTTP, garbage, a cut capture)."""
+        self.stopped += 1
+        if len(self.stopped_named) < MAX_STOPPED_NAMED:
+            self.stopped_named.append((stream, why))
 
     def add(self, msg: Decoded) -> None:
         report = msg.report
@@ -88,7 +98,9 @@ class Summary:
                 "types": [{"msg_type_name": r.name, "count": r.count, "bytes": r.bytes, "not_decoded": r.failed,
                            "replies": r.replies, "errors": r.errors,
                            "rtt_p50_ms": _ms(r.percentile(50)), "rtt_p99_ms": _ms(r.percentile(99))}
-                          for r in self._ordered()]}
+                          for r in self._ordered()],
+                "stopped_early": self.stopped,
+                "stream_errors": [{"stream": st, "reason": why} for st, why in self.stopped_named]}
 
     def _ordered(self) -> list[Row]:
         return sorted(self.rows.values(), key=lambda r: (-r.count, r.name))
@@ -107,6 +119,12 @@ class Summary:
                    f"{_fmt(r.percentile(50)):>8} {_fmt(r.percentile(99)):>8}  {errors}")
         where = f" on {connections} TCP connection(s)" if connections is not None else ""
         yield f"{self.messages} message(s){where}"
+        if self.stopped:
+            yield f"{self.stopped} stream(s) stopped early:"
+            for stream, why in self.stopped_named:
+                yield f"  !!! {stream}: {why}"
+            if self.stopped > len(self.stopped_named):
+                yield f"  … {self.stopped - len(self.stopped_named)} more"
 
 
 def _row_name(report) -> str:

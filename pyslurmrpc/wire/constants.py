@@ -33,6 +33,10 @@ MAX_MSG_SIZE = 1024 * 1024 * 1024
 MAX_PACK_MEM_LEN = 1024 * 1024 * 1024
 #: Bytes of the length prefix in front of every message.
 LENGTH_PREFIX_SIZE = 4
+#: how an HTTP answer starts, read where a length prefix is: 26.05 hands a frame in a version
+#: it refuses to its HTTP server (http_switch.c http_switch_on_data, rpc_fingerprint), which
+#: answers "HTTP/1.1 405 ..."
+HTTP_PREFIX = b"HTTP"
 
 
 class MsgType(enum.IntEnum):
