@@ -78,3 +78,15 @@ def test_every_frame_decoder_takes_bytes_only(value, decoder):
     fn = {"decode_message": decode_message, "decode_reply_frame": decode_reply_frame, "decode_frame": decode_frame}
     with pytest.raises(TypeError, match=f"a frame is bytes, a bytearray or a memoryview, not {type(value).__name__}"):
         fn[decoder](value)
+
+
+@pytest.mark.parametrize("data", ["text", None, 5, [0, 0, 0, 0]])
+def test_feeding_what_is_not_bytes_names_the_type(data):
+    """A str gave Python's own "string argument without an encoding"; None was taken as nothing."""
+    with pytest.raises(TypeError, match=f"Framer.feed takes the bytes read from the connection, not {type(data).__name__}"):
+        Framer().feed(data)
+
+
+@pytest.mark.parametrize("data", [bytearray(b"\0\0\0\0"), memoryview(b"\0\0\0\0")])
+def test_bytes_like_input_is_taken(data):
+    assert Framer().feed(data) == [b"\0\0\0\0"]

@@ -163,3 +163,14 @@ def test_kangarootwelve_agrees_with_pycryptodome(size, custom):
 
     message = bytes((i * 7 + 3) % 251 for i in range(size))
     assert kangarootwelve(message, custom, 32) == KangarooTwelve.new(data=message, custom=custom).read(32)
+
+
+@pytest.mark.parametrize("credential", [None, 5, ["MUNGE:"]])
+def test_a_credential_that_is_not_text_names_its_type(credential):
+    """decode_offline(None, key) was an AttributeError ('NoneType' object has no attribute 'strip'),
+    MungeClient.decode(None) "cannot convert 'NoneType' object to bytes": neither said what was wrong."""
+    said = f"credential must be the credential's text \\(str or bytes\\), not {type(credential).__name__}"
+    with pytest.raises(TypeError, match=said):
+        decode_offline(credential, b"k" * 32)
+    with pytest.raises(TypeError, match=said):
+        MungeClient("/nonexistent/munge.socket").decode(credential)

@@ -31,7 +31,7 @@ from .munge_constants import (
     DEFAULT_MAC, DEFAULT_TTL, DEFAULT_ZIP, GID_ANY, KEY_LEN_MIN, MAXIMUM_TTL, REPLAY_MAC_LEN, UID_ANY,
     ZIP_MAGIC, Cipher, Mac, MungeErr, Zip,
 )
-from .munge_proto import Credential
+from .munge_proto import Credential, credential_type_error
 
 _INNER_FIXED = struct.Struct(">IIIIIII")  # time0 ttl uid gid auth_uid auth_gid data_len
 _ZIP_META = struct.Struct(">II")          # magic, uncompressed length
@@ -190,6 +190,8 @@ class ReplayCache:
 # Decoding
 # ---------------------------------------------------------------------------
 def _unarmor(credential: Union[str, bytes]) -> bytes:
+    if not isinstance(credential, (str, bytes)):
+        raise credential_type_error(credential)
     text = credential.decode("ascii", "replace") if isinstance(credential, bytes) else credential
     text = text.strip().rstrip("\0")
     if not text:

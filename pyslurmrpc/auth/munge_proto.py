@@ -124,9 +124,19 @@ def encode_request_body(payload: bytes = b"", *, ttl: int = 0, uid: int = UID_AN
     ))
 
 
+def credential_type_error(credential) -> TypeError:
+    """What a credential that is neither text nor bytes (None, a number) is told."""
+    return TypeError(f"credential must be the credential's text (str or bytes), not {type(credential).__name__}")
+
+
 def decode_request_body(credential: str | bytes) -> bytes:
     """Body of MUNGE_MSG_DEC_REQ: the credential text with its NUL (``_decode_req``)."""
-    raw = credential.encode("ascii") if isinstance(credential, str) else bytes(credential)
+    if isinstance(credential, str):
+        raw = credential.encode("ascii")
+    elif isinstance(credential, (bytes, bytearray, memoryview)):
+        raw = bytes(credential)
+    else:
+        raise credential_type_error(credential)
     raw = raw.rstrip(b"\0")
     if not raw:
         raise munge_error(MungeErr.BAD_ARG, "No credential specified")
