@@ -73,7 +73,7 @@ def test_slurm_conf_env(tmp_path, monkeypatch):
     ("SlurmctldHost=a(b\n", 1, "SlurmctldHost"),
     ("SlurmctldHost=a\nSlurmctldPort=abc\n", 2, "SlurmctldPort"),
     ("SlurmctldHost=a\nNodeName=n[3-1]\n", 2, "backwards"),
-    ("SlurmctldHost=a\nMessageTimeout=x\n", 2, "messagetimeout"),
+    ("SlurmctldHost=a\nMessageTimeout=x\n", 2, "MessageTimeout must be a whole number"),
 ])
 def test_malformed_lines_name_file_and_line(tmp_path, text, line, what):
     path = write(tmp_path, text)

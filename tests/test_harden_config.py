@@ -26,16 +26,16 @@ def test_binary_bytes_name_the_line(tmp_path):
 
 
 @pytest.mark.parametrize("line, needle", [
-    ("MessageTimeout=\u00b2", "(?i)messagetimeout"),       # '²'.isdigit() is True, int('²') raises
-    ("MessageTimeout=\u0663", "(?i)messagetimeout"),       # Arabic-Indic three: int() would take it
-    ("MessageTimeout=0", "from 1 to 65535, not 0"),
+    ("MessageTimeout=\u00b2", "^.*: MessageTimeout must be a whole number"),   # '²'.isdigit() is True
+    ("MessageTimeout=\u0663", "MessageTimeout must be a whole number"),         # Arabic-Indic three
+    ("MessageTimeout=0", "MessageTimeout must be from 1 to 65535, not 0"),      # was "messagetimeout"
     ("MessageTimeout=65536", "not 65536"),
-    ("TCPTimeout=0", "from 1"),
+    ("TCPTimeout=0", "TCPTimeout must be from 1"),
     ("SlurmdPort=99999", "from 1 to 65535, not 99999"),
     ("SlurmdPort=0", "from 1 to 65535, not 0"),
     ("SlurmctldPort=70000", "out of range"),
     ("SlurmctldPort=\u00b2", "not a port"),
-    ("TreeWidth=65534", "from 0 to 65533"),
+    ("TreeWidth=65534", "TreeWidth must be from 0 to 65533"),
     ("NodeName=n1 Port=99999", "Port of NodeName"),
 ])
 def test_bad_numbers_are_config_errors(tmp_path, line, needle):
@@ -109,3 +109,27 @@ def test_client_from_minimal_slurm_conf_uses_those_defaults(tmp_path):
     settings = Client.from_slurm_conf(conf(tmp_path, BASE)).settings
     assert (settings.controllers[0].port, settings.slurmd_port, settings.tree_width) == (6817, 6818, 50)
     assert (settings.message_timeout, settings.connect_timeout, settings.auth) == (10, 2, "munge")
+
+
+def test_an_include_that_cannot_be_read_names_the_line_that_included_it(tmp_path):
+    """It named only the missing file, though the README promises the file and line."""
+    conf(tmp_path, "MessageTimeout=5\nInclude /nonexistent/more.conf\n", "part.conf")
+    path = conf(tmp_path, BASE + f"Include {tmp_path / 'part.conf'}\n")
+    with pytest.raises(ConfigError) as exc:
+        config.read_slurm_conf(path)
+    assert str(exc.value) == ("/nonexistent/more.conf: cannot read: No such file or directory "
+                              f"(Include at {tmp_path / 'part.conf'}:2)")
+
+
+def test_includes_nested_too_deeply_name_the_include_line(tmp_path):
+    conf(tmp_path, "Include self.conf\n", "self.conf")
+    with pytest.raises(ConfigError, match="Include nested too deeply") as exc:
+        config.read_slurm_conf(conf(tmp_path, BASE + "Include self.conf\n"))
+    assert exc.value.path == str(tmp_path / "self.conf") and exc.value.line == 1
+
+
+def test_an_address_without_its_controller_is_named_as_slurm_conf_spells_them(tmp_path):
+    """It said "backupaddr given without backupcontroller"."""
+    with pytest.raises(ConfigError, match="BackupAddr given without BackupController") as exc:
+        config.read_slurm_conf(conf(tmp_path, "ControlMachine=ctl\nBackupAddr=10.0.0.2\n"))
+    assert exc.value.line == 2

@@ -129,14 +129,23 @@ def _shown(value) -> str:
     return text if len(text) <= MAX_QUOTED else f"{text[:MAX_QUOTED - 3]}... ({len(value)} characters)"
 
 
+#: the keys this reader reads as slurm.conf(5) spells them (the reader keys them lower case):
+#: an error names a key as its user wrote it in the documentation's spelling
+KEY_NAMES = {name.lower(): name for name in (
+    "SlurmctldPort", "SlurmdPort", "MessageTimeout", "TCPTimeout", "SlurmctldTimeout", "TreeWidth",
+    "AuthType", "AuthInfo", "SlurmUser", "ClusterName", "SlurmctldHost", "ControlMachine", "ControlAddr",
+    "BackupController", "BackupAddr")}
+
+
 def _int(scalars, key, low: int = 0, high: int = U16_MAX) -> int:
     """A decimal whole number within [low, high] (ASCII digits only: '²'.isdigit() is True)."""
     value, where, line = _value(scalars, key)
+    name = KEY_NAMES.get(key, key)
     if value is None or not (value.isascii() and value.isdigit()):
-        raise ConfigError(f"{key} must be a whole number, not {_shown(value)}", path=where, line=line)
+        raise ConfigError(f"{name} must be a whole number, not {_shown(value)}", path=where, line=line)
     number = int(value)
     if not low <= number <= high:
-        raise ConfigError(f"{key} must be from {low} to {high}, not {number}", path=where, line=line)
+        raise ConfigError(f"{name} must be from {low} to {high}, not {number}", path=where, line=line)
     return number
 
 
@@ -176,7 +185,7 @@ def _controllers(hosts, scalars) -> tuple[Controller, ...]:
             legacy.append(Controller(name[0], addr))
         elif addr_key in scalars:
             _, where, line = scalars[addr_key]
-            raise ConfigError(f"{addr_key} given without {name_key}", path=where, line=line)
+            raise ConfigError(f"{KEY_NAMES[addr_key]} given without {KEY_NAMES[name_key]}", path=where, line=line)
     return tuple(legacy)
 
 
@@ -219,7 +228,9 @@ class _Budget:
     def __init__(self):
         self.files, self.bytes = MAX_INCLUDE_FILES, MAX_CONF_BYTES
 
-    def take(self, path: Path) -> bytes:
+    def take(self, path: Path, origin: tuple[str, int] | None = None) -> bytes:
+        """``path``'s bytes; ``origin``, the (file, line) of the Include that named it, is said
+        when it cannot be read."""
         self.files -= 1
         if self.files < 0:
             raise ConfigError(f"more than {MAX_INCLUDE_FILES} files read through Include", path=str(path))
@@ -227,7 +238,8 @@ class _Budget:
             with open(path, "rb") as f:
                 data = f.read(self.bytes + 1)
         except OSError as exc:
-            raise ConfigError(f"cannot read: {exc.strerror}", path=str(path)) from None
+            told = f" (Include at {origin[0]}:{origin[1]})" if origin else ""
+            raise ConfigError(f"cannot read: {exc.strerror}{told}", path=str(path)) from None
         self.bytes -= len(data)
         if self.bytes < 0:
             raise ConfigError(f"more than {MAX_CONF_BYTES} bytes read through Include", path=str(path))
@@ -243,9 +255,9 @@ def _decode(data: bytes, path: Path) -> str:
         raise ConfigError(f"byte 0x{data[exc.start]:02x} is not text (UTF-8)", path=str(path), line=line) from None
 
 
-def _logical_lines(path: Path, budget: _Budget):
+def _logical_lines(path: Path, budget: _Budget, origin: tuple[str, int] | None = None):
     """(line number, text) with comments removed and backslash continuations joined."""
-    raw = _decode(budget.take(path), path).splitlines()
+    raw = _decode(budget.take(path, origin), path).splitlines()
     buf, start = "", None
     for number, text in enumerate(raw, 1):
         text = re.sub(r"(?<!\\)#.*", "", text).replace("\\#", "#")
@@ -275,18 +287,21 @@ def _line_pairs(text: str, where: str, number: int) -> dict[str, str]:
     return pairs
 
 
-def _walk(path: Path, depth: int, budget: _Budget | None = None):
-    """Yield (pairs, file, line) for every logical line, following Include within the budget."""
+def _walk(path: Path, depth: int, budget: _Budget | None = None, origin: tuple[str, int] | None = None):
+    """Yield (pairs, file, line) for every logical line, following Include within the budget
+    (``origin``: the file and line of the Include that named ``path``)."""
     budget = budget or _Budget()
     if depth > MAX_INCLUDE_DEPTH:
-        raise ConfigError("Include nested too deeply", path=str(path))
-    for number, text in _logical_lines(path, budget):
+        raise ConfigError("Include nested too deeply", path=origin[0] if origin else str(path),
+                          line=origin[1] if origin else None)
+    for number, text in _logical_lines(path, budget, origin):
         stripped = text.strip()
         if not stripped:
             continue
         head = stripped.split(None, 1)
         if head[0].lower() == "include" and len(head) == 2 and "=" not in head[0]:
             target = Path(head[1].strip())
-            yield from _walk(target if target.is_absolute() else path.parent / target, depth + 1, budget)
+            yield from _walk(target if target.is_absolute() else path.parent / target, depth + 1, budget,
+                             (str(path), number))
             continue
         yield _line_pairs(stripped, str(path), number), str(path), number
