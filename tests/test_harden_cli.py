@@ -28,12 +28,13 @@ def cli(*argv, **kw):
 
 
 @pytest.mark.parametrize("argv, needle", [
-    (["--controller", "127.0.0.1:abc", "ping"], "controller port must be a number"),
-    (["--controller", "127.0.0.1:70000", "ping"], "controller port must be a number from 1 to 65535"),
-    (["--controller", "127.0.0.1:0", "ping"], "controller port must be a number from 1 to 65535"),
-    (["--controller", "127.0.0.1:٣", "ping"], "controller port must be a number"),
+    (["--controller", "127.0.0.1:abc", "ping"], "--controller port must be a number"),
+    (["--controller", "127.0.0.1:70000", "ping"], "--controller port must be a number from 1 to 65535"),
+    (["--controller", "127.0.0.1:0", "ping"], "--controller port must be a number from 1 to 65535"),
+    (["--controller", "127.0.0.1:٣", "ping"], "--controller port must be a number"),
     (["--controller", "a" * 64 + ".example:1", "ping"], "over 63 characters"),
-    (["--controller", ":6817", "ping"], "controller host"),
+    (["--controller", ":6817", "ping"], "--controller host"),
+    (["--munge-socket", "", "--controller", "127.0.0.1:1", "ping"], "--munge-socket must be 1 to 107 bytes long"),
     (["--timeout", "nan", "--controller", "127.0.0.1:1", "ping"], "argument --timeout"),
     (["--timeout", "inf", "--controller", "127.0.0.1:1", "ping"], "argument --timeout"),
     (["--timeout", "-1", "--controller", "127.0.0.1:1", "ping"], "argument --timeout"),
@@ -41,7 +42,7 @@ def cli(*argv, **kw):
     (["--timeout", "x", "--controller", "127.0.0.1:1", "ping"], "argument --timeout"),
     (["--timeout", "1e308", "--controller", "127.0.0.1:1", "ping"], "at most 65535"),
     (["--conf", "/nonexistent/slurm.conf", "checkpoint", "able", "2.0"], "cannot read"),
-    (["--controller", "127.0.0.1:abc", "checkpoint", "able", "2.0"], "controller port must be a number"),
+    (["--controller", "127.0.0.1:abc", "checkpoint", "able", "2.0"], "--controller port must be a number"),
 ])
 def test_bad_global_options_are_one_line_not_a_traceback(argv, needle):
     proc = cli(*argv)

@@ -100,7 +100,7 @@ REFUSED = [("127.0.0.1:43283:1", "'127.0.0.1:43283:1'"), ("127.0.0.1:", "port mu
 def test_controller_with_two_ports_or_none_is_refused(capsys, bad, shown, command):
     code, out, err = run(capsys, "--controller", bad, "--auth", "none", "--timeout", "1", *command)
     assert (code, out) == (1, "")  # no DOWN line: nothing was tried
-    assert err.startswith("pyslurmrpc: controller") and shown in err and err.count("\n") == 1
+    assert err.startswith("pyslurmrpc: --controller") and shown in err and err.count("\n") == 1
 
 
 @pytest.mark.parametrize("bad, shown", REFUSED)
@@ -249,4 +249,4 @@ def test_an_empty_controller_is_named_not_taken_for_none(capsys, monkeypatch, tm
     monkeypatch.setenv("SLURM_CONF", str(tmp_path / "absent.conf"))
     code = main(["--controller", "", "ping"])
     err = capsys.readouterr().err
-    assert code == 1 and err == "pyslurmrpc: controller host must be a non-empty host name, not ''\n"
+    assert code == 1 and err == "pyslurmrpc: --controller host must be a non-empty host name, not ''\n"

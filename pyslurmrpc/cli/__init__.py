@@ -79,8 +79,9 @@ def make_client(opts):
     extra = {k: v for k, v in (("auth", opts.auth), ("munge_socket", opts.munge_socket),
                                ("protocol_version", opts.protocol), ("timeout", opts.timeout))
              if v is not None}
+    validate.socket_path(opts.munge_socket, "--munge-socket")   # named as the option, not the keyword
     if opts.controller is not None:   # "" too: named as a bad address, not taken as "no --controller"
-        host, port = validate.controller_address(opts.controller, SLURMCTLD_PORT)
+        host, port = validate.controller_address(opts.controller, SLURMCTLD_PORT, "--controller")
         extra.setdefault("auth", "munge")
         return Client(host, port, **extra)
     return Client.from_slurm_conf(opts.conf, **extra)
