@@ -205,6 +205,45 @@ def test_counts_say_what_was_taken_minted_and_thrown_away():
     assert stock.counts() == PremintCounts(depth=3, taken_from_stock=1, minted_ahead=3, thrown_away=2)
 
 
+def test_other_messages_credentials_grown_old_are_counted_thrown_away():
+    """The credentials of a payload no call asks for again (a detection's probes) stayed in the
+    stock uncounted: 24 minted, 12 taken and 6 thrown away left 6 unaccounted for."""
+    stock = CredentialStock(4)
+    _fill(stock, 100.0, b"probe")                 # minted for a message sent once
+    _fill(stock, 100.0)
+    assert stock.take(P, 100.1) is not None
+    assert stock.counts() == PremintCounts(4, 1, 8, 0, in_stock=7)
+    assert stock.take(P, 100.2 + PREMINT_MAX_AGE) is None
+    assert stock.counts() == PremintCounts(4, 1, 8, 7, in_stock=0)      # P's 3 and the probe's 4
+
+
+def test_credentials_pushed_out_by_other_messages_are_counted_thrown_away():
+    stock = CredentialStock(1)
+    for i in range(PREMINT_MAX_PAYLOADS + 3):
+        _stocked(stock, bytes([i + 1]) * 3, "MUNGE:x:", 100.0)
+    counts = stock.counts()
+    assert (counts.minted_ahead, counts.thrown_away, counts.in_stock) == (PREMINT_MAX_PAYLOADS + 3, 3,
+                                                                          PREMINT_MAX_PAYLOADS)
+
+
+def test_minted_is_always_taken_plus_thrown_away_plus_in_stock():
+    import random
+    rng = random.Random(13)
+    stock, now = CredentialStock(6), 0.0
+    payloads = [bytes([i]) * 3 for i in range(PREMINT_MAX_PAYLOADS + 4)]
+    for _ in range(3000):
+        now += rng.choice((0.01, 0.5, 3.0, PREMINT_MAX_AGE + 1))
+        payload, action = rng.choice(payloads[:5] + payloads), rng.random()
+        if action < 0.5:
+            stock.take(payload, now)
+        elif action < 0.97:
+            _fill(stock, now, payload)
+        else:
+            stock.drop()
+        c = stock.counts()
+        assert c.minted_ahead == c.taken_from_stock + c.thrown_away + c.in_stock, c
+
+
 def test_a_client_without_premint_has_no_counts():
     assert Client("127.0.0.1", 6817).premint_counts is None
     assert Client("127.0.0.1", 6817, premint=2).premint_counts == PremintCounts(2, 0, 0, 0)

@@ -67,15 +67,18 @@ class PremintCounts:
 
     ``taken_from_stock``: calls that sent a credential minted ahead; ``minted_ahead``:
     credentials minted into the stock; ``thrown_away``: stocked credentials never sent
-    (too old, or dropped after a failed call).  A refill follows the caller's pace (see the
-    module), so many thrown away for few taken means a pace that keeps changing, or calls
-    that fail (each credential lives :data:`PREMINT_MAX_AGE` seconds in the stock).
+    (too old, pushed out by other messages' credentials, or dropped after a failed call);
+    ``in_stock``: those still waiting.  ``minted_ahead`` is always the sum of the other
+    three.  A refill follows the caller's pace (see the module), so many thrown away for
+    few taken means a pace that keeps changing, or calls that fail (each credential lives
+    :data:`PREMINT_MAX_AGE` seconds in the stock).
     """
 
     depth: int
     taken_from_stock: int
     minted_ahead: int
     thrown_away: int
+    in_stock: int = 0
 
 
 class CredentialStock:
@@ -96,6 +99,7 @@ class CredentialStock:
         self._last: dict[bytes, float] = {}     # payload -> when a call last looked for one
         self._generation = 0
         self._forks = _forks        # a stock made before the last fork is the parent's
+        self._swept = 0.0           # when stale credentials of every payload were last thrown away
         self.taken = self.minted = self.discarded = 0  # counters, for tests and the benchmark
 
     def __repr__(self) -> str:
@@ -107,6 +111,7 @@ class CredentialStock:
         """Called with the lock held: a child process starts from nothing."""
         if self._forks != _forks:
             self._forks = _forks
+            self.discarded += self._ready_count()    # the parent's: never sent from here
             self._ready.clear()
             self._pending.clear()
             self._filling.clear()
@@ -117,7 +122,10 @@ class CredentialStock:
     def counts(self) -> PremintCounts:
         """The counters, read together."""
         with self._lock:
-            return PremintCounts(self.depth, self.taken, self.minted, self.discarded)
+            return PremintCounts(self.depth, self.taken, self.minted, self.discarded, self._ready_count())
+
+    def _ready_count(self) -> int:
+        return sum(len(q) for q in self._ready.values())
 
     def take(self, payload: bytes, now: float) -> str | None:
         """A fresh credential for ``payload`` (removed from the stock), or None.
@@ -127,6 +135,8 @@ class CredentialStock:
             self._forked()
             queue = self._queue(payload)
             self._pace(payload, now)
+            if now - self._swept > PREMINT_MAX_AGE:
+                self._sweep(payload, now)
             fresh, stale, age = None, False, 0.0
             while queue:
                 minted_at, cred = queue.popleft()
@@ -144,6 +154,16 @@ class CredentialStock:
             if fresh is not None:
                 self.taken += 1
             return fresh
+
+    def _sweep(self, payload: bytes, now: float) -> None:
+        """Called with the lock held, at most once per PREMINT_MAX_AGE: the too-old credentials of
+        the other payloads (a detection's probes, a call made once) are thrown away and counted,
+        not kept until the client closes."""
+        self._swept = now
+        for other, queue in self._ready.items():
+            while other != payload and queue and not 0 <= now - queue[0][0] <= PREMINT_MAX_AGE:
+                queue.popleft()
+                self.discarded += 1
 
     def _pace(self, payload: bytes, now: float) -> None:
         """Called with the lock held: a call more than PREMINT_MAX_AGE after the one before
@@ -184,7 +204,7 @@ class CredentialStock:
         if queue is None:
             if len(self._ready) >= PREMINT_MAX_PAYLOADS:
                 oldest = next(iter(self._ready))
-                del self._ready[oldest]
+                self.discarded += len(self._ready.pop(oldest))
                 self._size.pop(oldest, None)
                 self._last.pop(oldest, None)
                 self._filling.discard(oldest)
@@ -209,7 +229,7 @@ class CredentialStock:
             self._drop_locked()
 
     def _drop_locked(self) -> None:
-        self.discarded += sum(len(q) for q in self._ready.values())
+        self.discarded += self._ready_count()
         self._ready.clear()
         self._pending.clear()
         self._filling.clear()

@@ -247,6 +247,7 @@ def run(opts, munge_socket: str) -> dict:
     counts = minting.premint_counts   # what the premint client's calls used: minted ahead, or on demand
     py["premint"].update(depth=counts.depth, credentials={"taken_from_stock": counts.taken_from_stock,
                                                           "minted_ahead": counts.minted_ahead,
-                                                          "thrown_away": counts.thrown_away})
+                                                          "thrown_away": counts.thrown_away,
+                                                          "in_stock": counts.in_stock})
     return {"target": description, "op": op, "pyslurmrpc": py, "libslurm": c,
             "cpu_count": os.cpu_count()}
