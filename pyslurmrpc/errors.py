@@ -275,12 +275,15 @@ class SlurmError(PyslurmrpcError):
 class CheckpointUnsupported(PyslurmrpcError):
     """The controller speaks only Slurm 20.02 or newer, which removed checkpoint RPCs."""
 
-    def __init__(self, controller: str, version: str):
+    def __init__(self, controller: str, version: str, *, pinned: bool = False):
         self.controller = controller
         self.version = version
-        super().__init__(
-            f"controller {controller} speaks Slurm {version}: checkpoint RPCs were removed "
-            f"in Slurm 20.02, so this controller cannot checkpoint")
+        self.pinned = pinned    # the caller's protocol_version said the release; nothing was sent
+        said = (f"protocol_version {version} (this client's setting) has no checkpoint RPCs: they were "
+                f"removed in Slurm 20.02, so nothing was sent to {controller}") if pinned else (
+                f"controller {controller} speaks Slurm {version}: checkpoint RPCs were removed "
+                f"in Slurm 20.02, so this controller cannot checkpoint")
+        super().__init__(said)
 
 
 #: errno libslurm leaves when reading a reply fails (SLURMCTLD_COMMUNICATIONS_RECEIVE_ERROR)

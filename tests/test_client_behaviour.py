@@ -58,8 +58,22 @@ def test_bad_arguments_are_named_before_anything_is_sent():
                        (lambda: c.checkpoint_tasks(1, 0, 0, None, 10, "n[3-1]"), "nodelist")]:
         with pytest.raises(InvalidArgumentError, match=name):
             call()
-    with pytest.raises(InvalidArgumentError, match="17.11, 18.08, 19.05"):
-        Client("h", protocol_version="22.05")
+    with pytest.raises(InvalidArgumentError, match="protocol_version: unknown Slurm release '21.05'; known: 17.11"):
+        Client("h", protocol_version="21.05")
+
+
+@pytest.mark.parametrize("release", ["20.02", "22.05", "26.05"])
+def test_a_pinned_release_without_checkpoint_rpcs_sends_no_checkpoint_call(release):
+    """protocol_version took only 17.11-19.05; a newer release is taken for ping, and a
+    checkpoint call says it cannot be made there, without a request or a detection."""
+    with ReplayPeer(reply_rc) as peer:
+        c = Client("127.0.0.1", peer.port, auth="none", protocol_version=release)
+        for call in (lambda: c.checkpoint_able(1, 0), lambda: c.checkpoint_tasks(1, 0, 0, None, 10, "n1")):
+            with pytest.raises(CheckpointUnsupported) as info:
+                call()
+            assert info.value.pinned and info.value.version == release
+            assert f"protocol_version {release} (this client's setting) has no checkpoint RPCs" in str(info.value)
+        assert peer.requests == 0
 
 
 def test_no_val_and_batch_script_are_exported_with_their_1905_meaning():

@@ -25,8 +25,11 @@ class ClientApi:
 
         ``backups``: backup controllers, a list of "HOST", "HOST:PORT" or (host, port)
         (a port not given is ``port``), tried in order when the primary is unreachable.  ``auth``: "munge", "none" or an
-        authenticator object.  ``protocol_version``: "17.11", "18.08" or "19.05"
-        (default 19.05; named, ping and controller_version try it first too).
+        authenticator object.  ``protocol_version``: the controller's release, "17.11" to
+        "26.05" (default 19.05): the checkpoint calls speak it (a release without them,
+        20.02 on, makes them raise CheckpointUnsupported, nothing sent), and when named,
+        ping and controller_version try it first, so a controller of that release gets no
+        refused request (each one is a few error lines in its log).
         ``timeout``: seconds, replaces MessageTimeout (default 10).  More keywords:
         ``nodes`` ({name: "ADDR", "ADDR:PORT" or (addr, port)}; no port: ``slurmd_port``), ``slurmd_port``, ``tree_width``,
         ``connect_timeout``, ``auth_ttl``, ``slurmctld_timeout`` (SlurmctldTimeout, default 120 s: a

@@ -115,7 +115,7 @@ def settings_from_args(host, port=DEFAULT_SLURMCTLD_PORT, *, backups=(), auth="m
         Endpoint(b_host, b_host, b_port, i) for i, (b_host, b_port) in enumerate(validate.backups(backups, port), 1))
     return Settings(
         controllers=controllers, nodes=validate.nodes(nodes), slurmd_port=slurmd_port,
-        protocol_version=checkpoint_version(protocol_version or DEFAULT_CHECKPOINT_VERSION),
+        protocol_version=pinned_version(protocol_version or DEFAULT_CHECKPOINT_VERSION),
         pinned=protocol_version is not None,
         message_timeout=DEFAULT_MESSAGE_TIMEOUT if timeout is None else float(timeout),
         connect_timeout=min(connect_timeout, DEFAULT_MESSAGE_TIMEOUT if timeout is None else float(timeout)),
@@ -173,7 +173,7 @@ _CONF_OVERRIDES = {
     "slurmd_port": ("slurmd_port", validate.port),
     "premint": ("premint", validate.premint),
     "munge_socket": ("munge_socket", validate.socket_path),
-    "protocol_version": ("protocol_version", lambda value, _name: checkpoint_version(value)),
+    "protocol_version": ("protocol_version", lambda value, _name: pinned_version(value)),
     "auth": ("auth", lambda value, _name: validate.auth(value)),
     "auth_ttl": ("auth_ttl", validate.auth_ttl),
     "slurmctld_timeout": ("slurmctld_timeout", lambda value, name: _seconds(name, value)),
@@ -192,16 +192,15 @@ def _seconds(name: str, value) -> int:
     return value
 
 
-def checkpoint_version(version) -> int:
-    """A protocol version the checkpoint RPCs exist in (17.11, 18.08, 19.05)."""
+def pinned_version(version) -> int:
+    """The protocol version of a release the caller names (17.11 - 26.05): the checkpoint
+    calls speak it (a release without them is refused by those calls, nothing sent), and
+    ping and controller_version try it first, so a controller of that release is pinged
+    with no refused request in its log."""
     try:
-        code = version_code(version)
+        return version_code(version)
     except ValueError as exc:
-        raise InvalidArgumentError(str(exc)) from None
-    if code not in CHECKPOINT_CODES:
-        raise InvalidArgumentError(
-            f"protocol_version {version!r}: checkpoint RPCs exist only in {', '.join(CHECKPOINT_VERSIONS)}")
-    return code
+        raise InvalidArgumentError(f"protocol_version: {exc}") from None
 
 
 def make_auth(settings: Settings):

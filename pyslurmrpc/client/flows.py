@@ -24,6 +24,7 @@ from ..hostlist import HostlistError, uniq
 from ..slurm_errno import SlurmErrno
 from ..wire import MsgType
 from ..wire.types import describe
+from ..wire.versions import has_checkpoint, release_name
 from . import calls, detect, fanout
 from . import validate
 from .core import CHECKPOINT_CODES, Endpoint, Settings, decode_reply
@@ -208,9 +209,16 @@ def _retry_standby(s: Settings, reply, elapsed: float) -> bool:
             and len(s.controllers) > 1 and elapsed < s.slurmctld_timeout + s.slurmctld_timeout // 2)
 
 
+def _refuse_pinned_without_checkpoint(s: Settings, where: str) -> None:
+    """A protocol_version of 20.02 or newer names a release without checkpoint RPCs."""
+    if not has_checkpoint(s.protocol_version):
+        raise CheckpointUnsupported(where, release_name(s.protocol_version), pinned=True)
+
+
 def _checkpoint_once(state: State, call: calls.Call):
     """The call's reply Message from the controller that answers, or the too-new verdict."""
     pinned = state.settings.protocol_version
+    _refuse_pinned_without_checkpoint(state.settings, str(state.settings.controllers[0]))
     endpoint, conn, cached, version, built = yield from _start(state, None, call, lambda cached: pinned)
     if cached is not None and cached.code is not None and not cached.has_checkpoint:
         yield Close(conn)
@@ -250,6 +258,7 @@ def tasks(state: State, job_id, step_id, begin_time, image_dir, max_wait, nodeli
         raise InvalidArgumentError(f"nodelist: {exc}", argument="nodelist") from None
     if not hops:
         raise InvalidArgumentError("nodelist names no node", argument="nodelist")
+    _refuse_pinned_without_checkpoint(state.settings, f"the slurmds of {nodelist}")
     timeout_ms = max_wait * 1000 if max_wait else int(state.settings.message_timeout * 1000)
     results = yield Parallel(tuple(_hop(state, call, hop, timeout_ms) for hop in hops))
     gathered = {node: code for result in results for node, code in result.items()}
