@@ -156,6 +156,14 @@ def test_wrong_munge_key_is_a_failure(tmp_path):
     assert code == 1
     assert "credential did not open: MUNGE error 14 (Invalid credential): " in out
     assert "(minted with another key than --munge-key's, or damaged)" in out
+    # counted apart from frames that did not decode (a trial read "0 decoded, 46 not decoded")
+    assert out.rstrip().endswith("1 message(s) in 1 stream(s): 1 decoded (1 of them with a credential "
+                                 "--munge-key did not open), 0 not decoded, 0 stream(s) stopped early")
+    code, out, _ = run(FIXTURES / "ping.request.bin", "--munge-key", bad, "--summary")
+    assert code == 1 and "(+1 credential(s) not opened)" in out and "not decoded" not in out
+    code, out, _ = run(FIXTURES / "ping.request.bin", "--munge-key", bad, "--summary", "--json")
+    row = json.loads(out)["types"][0]
+    assert code == 1 and (row["not_decoded"], row["credential_not_opened"]) == (0, 1)
 
 
 # ---------------------------------------------------------------------------

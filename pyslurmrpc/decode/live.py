@@ -35,12 +35,13 @@ class Printer:
         self.warnings = [] if warnings is None else warnings   # the input's, filled while reading
         self.summary = Summary()
         self.frames = self.bad = self.stopped = 0
+        self.unopened = 0         # decoded, but the credential did not open with --munge-key
         self.interrupted = False  # Ctrl-C: what was read so far is reported, then the run ends
         self._heading: Optional[str] = None
 
     @property
     def ok(self) -> bool:
-        return not self.bad and not self.stopped
+        return not self.bad and not self.stopped and not self.unopened
 
     def emit(self, events: Iterable) -> None:
         for event in events:
@@ -52,7 +53,8 @@ class Printer:
 
     def _message(self, msg: Decoded) -> None:
         self.frames += 1
-        self.bad += not msg.report.ok
+        self.bad += msg.report.error is not None
+        self.unopened += msg.report.error is None and msg.report.munge_error is not None
         self.summary.add(msg)
         if self.summary_only:
             return
@@ -102,7 +104,8 @@ class Printer:
                     print(line, file=self.out)
             self.out.flush()
             return
-        print(f"{self.frames} message(s) in {streams} stream(s): {self.frames - self.bad} decoded, "
+        unopened = f" ({self.unopened} of them with a credential --munge-key did not open)" if self.unopened else ""
+        print(f"{self.frames} message(s) in {streams} stream(s): {self.frames - self.bad} decoded{unopened}, "
               f"{self.bad} not decoded, {self.stopped} stream(s) stopped early", file=self.out)
         self.out.flush()
 

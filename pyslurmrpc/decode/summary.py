@@ -36,6 +36,7 @@ class Row:
     count: int = 0
     bytes: int = 0
     failed: int = 0  # frames that did not decode
+    unopened: int = 0  # frames that decoded, their credential not opened by --munge-key
     replies: int = 0
     errors: dict = field(default_factory=dict)  # errno name -> count
     rtts: list = field(default_factory=list)
@@ -80,7 +81,8 @@ class Summary:
         row = self.rows.setdefault(name, Row(name))
         row.count += 1
         row.bytes += len(report.frame)
-        row.failed += not report.ok
+        row.failed += report.error is not None
+        row.unopened += report.error is None and report.munge_error is not None
         self.messages += 1
         request = msg.reply_to
         if request is not None:     # a reply's round trip and code count for its request
@@ -95,7 +97,7 @@ class Summary:
 
     def as_json(self, connections: Optional[int]) -> dict:
         return {"kind": "summary", "messages": self.messages, "connections": connections,
-                "types": [{"msg_type_name": r.name, "count": r.count, "bytes": r.bytes, "not_decoded": r.failed,
+                "types": [{"msg_type_name": r.name, "count": r.count, "bytes": r.bytes, "not_decoded": r.failed, "credential_not_opened": r.unopened,
                            "replies": r.replies, "errors": r.errors,
                            "rtt_p50_ms": _ms(r.percentile(50)), "rtt_p99_ms": _ms(r.percentile(99))}
                           for r in self._ordered()],
@@ -115,6 +117,8 @@ class Summary:
             errors = ", ".join(f"{k} x{v}" for k, v in sorted(r.errors.items())) or "-"
             if r.failed:
                 errors += f" (+{r.failed} not decoded)"
+            if r.unopened:
+                errors += f" (+{r.unopened} credential(s) not opened)"
             yield (f"{r.name:<34} {r.count:>6} {r.bytes:>9} {r.replies or '-':>7} "
                    f"{_fmt(r.percentile(50)):>8} {_fmt(r.percentile(99)):>8}  {errors}")
         where = f" on {connections} TCP connection(s)" if connections is not None else ""
