@@ -252,6 +252,34 @@ def test_real_xxd_output_decodes(path, tmp_path):
         assert code == 0 and "1 decoded" in out
 
 
+@pytest.mark.parametrize("argv", [["xxd", "-e"], ["xxd", "-e", "-g", "8"], ["xxd", "-e", "-g", "2"]])
+def test_a_dump_of_little_endian_words_is_refused_not_read_backwards(argv):
+    """xxd -e prints each word's hex little-endian and its text in memory order: it was read as
+    bytes in the wrong order ("length prefix 2919235584 over the limit")."""
+    if shutil.which("xxd") is None:
+        skip_or_fail(pytest, "xxd not installed (scripts/test installs Debian's xxd)")
+    text = subprocess.run(argv, input=recording("ping", "request"), capture_output=True, check=True).stdout
+    code, out, err = run("-", stdin=text)
+    assert code == 2 and out == ""
+    assert re.search(r"the ASCII column disagrees with the hex on \d+ of \d+ printable characters: "
+                     r"a dump of little-endian words \(xxd -e\) is not read", err), err
+
+
+@pytest.mark.parametrize("argv", [["xxd"], ["xxd", "-g", "4"], ["xxd", "-g", "8"], ["xxd", "-u"]])
+def test_dumps_in_byte_order_with_their_text_column_are_read(argv):
+    if shutil.which("xxd") is None:
+        skip_or_fail(pytest, "xxd not installed (scripts/test installs Debian's xxd)")
+    text = subprocess.run(argv, input=_all_frames(), capture_output=True, check=True).stdout
+    code, out, _ = run("-", stdin=text)
+    assert code == 0 and f"{len(RECORDINGS)} decoded" in out
+
+
+def test_a_text_column_edited_by_hand_in_a_few_places_is_still_read():
+    lines = xxd_dump(recording("ping", "request")).splitlines()
+    lines[2] = lines[2][:-3] + "XYZ"           # three characters that are not their bytes
+    assert parse_hex_dump("\n".join(lines) + "\n") == recording("ping", "request")
+
+
 @pytest.mark.parametrize("argv", [["xxd", "-a"], ["xxd", "-a", "-c", "8"], ["od", "-tx1"], ["od", "-Ax", "-tx1z"],
                                   ["od", "-tx1", "-w32"]])
 def test_real_dumps_with_repeats_and_their_offset_styles(argv):

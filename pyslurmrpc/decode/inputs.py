@@ -29,6 +29,10 @@ HEX_DUMP_MAX_BYTES = 64 << 20
 #: Two spaces end the hex part of an xxd line (the ASCII column follows).
 _COLUMN_GAP = "  "
 _HEX = re.compile(r"^(?:[0-9a-fA-F]{2})*$")
+#: printable characters of an xxd ASCII column that disagree with their bytes before a dump is
+#: refused as one of little-endian words (xxd -e, whose hex reads in another order than its
+#: text): a few are a hand edit, most of them another byte order
+_COLUMN_DISAGREES_MIN = 4
 _OCTAL_DIGITS = frozenset("01234567")
 #: the width of od's own (octal) offsets; od -Ax prints 6 hex digits, hexdump -C 8
 _OD_OCTAL_WIDTH = 7
@@ -81,6 +85,7 @@ def parse_hex_dump(text: str) -> bytes:
     if lines and _OFFSET_LINE.match(lines[0][1]):
         return _offset_dump(lines, _spaced_line, octal=True)
     if lines and _COLON_LINE.match(lines[0][1]):
+        _check_text_column(lines)      # first: xxd -e's last line is not a dump line of ours either
         return _offset_dump(lines, _colon_line, octal=False)
     out = []
     for number, line in lines:
@@ -118,6 +123,35 @@ def _colon_line(number: int, line: str) -> tuple[str, bytes]:
     if not digits or not _HEX.match(digits):
         raise InputError(f"line {number} is not a hex dump line (offset:, then bytes): {line.strip()[:60]!r}")
     return match.group(1), bytes.fromhex(digits)
+
+
+def _check_text_column(lines: list[tuple[int, str]]) -> None:
+    """Refuse an xxd-style dump whose ASCII column disagrees with its hex (xxd -e prints
+    each 4-byte word's hex little-endian, the text in memory order, so the bytes would be
+    read in the wrong order without a word of warning)."""
+    bad = seen = 0
+    for number, line in lines:
+        try:
+            _, data = _colon_line(number, line)
+        except InputError:
+            continue       # a "*" repeat, or a line _offset_dump will name
+        column = _COLON_LINE.match(line).group(2).partition(_COLUMN_GAP)[2].rstrip("\r\n")
+        aligned = [c for c in (column.lstrip(" "), column[-len(data):] if data else "") if len(c) == len(data)]
+        if not aligned:
+            continue   # no column, or one of another width: nothing to compare
+        counts = [_disagreeing(data, c) for c in aligned]
+        line_bad, line_seen = min(counts)
+        bad, seen = bad + line_bad, seen + line_seen
+    if bad >= _COLUMN_DISAGREES_MIN and 2 * bad > seen:
+        raise InputError(f"the ASCII column disagrees with the hex on {bad} of {seen} printable characters: "
+                         f"a dump of little-endian words (xxd -e) is not read; dump the bytes in order "
+                         f"(xxd, xxd -p, hexdump -C)")
+
+
+def _disagreeing(data: bytes, column: str) -> tuple[int, int]:
+    """(printable characters of ``column`` that are not their byte, printable characters)."""
+    shown = [(b, c) for b, c in zip(data, column) if c != "." and " " < c <= "~"]
+    return sum(b != ord(c) for b, c in shown), len(shown)
 
 
 def _offset_dump(lines: list[tuple[int, str]], read_line, octal: bool) -> bytes:
