@@ -90,3 +90,16 @@ def test_feeding_what_is_not_bytes_names_the_type(data):
 @pytest.mark.parametrize("data", [bytearray(b"\0\0\0\0"), memoryview(b"\0\0\0\0")])
 def test_bytes_like_input_is_taken(data):
     assert Framer().feed(data) == [b"\0\0\0\0"]
+
+
+def test_a_stream_ending_inside_a_frame_says_what_the_frame_declared():
+    """The decoder's "stream ended inside a frame (100 bytes buffered)" left out the length
+    the library's own error gives."""
+    framer = Framer()
+    framer.feed((174).to_bytes(4, "big") + bytes(96))
+    with pytest.raises(TruncatedError, match=r"\(100 bytes buffered: it declares 174 bytes after its length prefix\)"):
+        framer.close()
+    short = Framer()
+    short.feed(b"\0\0")
+    with pytest.raises(TruncatedError, match=r"\(2 bytes buffered\) \(field length, offset 0\)$"):
+        short.close()

@@ -122,6 +122,8 @@ class Framer:
     def close(self) -> None:
         """Signal end of stream; raise :class:`TruncatedError` if a partial frame is left."""
         if self._have:
+            declared = "" if self._need is None else \
+                f": it declares {self._need - LENGTH_PREFIX_SIZE} bytes after its length prefix"
             raise TruncatedError(
-                f"stream ended inside a frame ({self._have} bytes buffered)",
+                f"stream ended inside a frame ({self._have} bytes buffered{declared})",
                 field="length" if self._need is None else "frame", offset=0)
