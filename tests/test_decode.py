@@ -393,6 +393,24 @@ def test_capture_on_another_port_needs_port(tmp_path):
 
 
 @pytest.mark.parametrize("stdin", [False, True], ids=["file", "stdin"])
+def test_a_capture_on_other_ports_names_the_servers_port(tmp_path, stdin):
+    """It said only "no TCP payload to or from ports 6817, 6818"; a test controller's random
+    port (here above its clients' ports, so the lower port is no guide) had to be guessed."""
+    packets = []
+    for i in range(3):
+        packets += tcp_conversation(recording("ping", "request"), recording("ping", "response"),
+                                    client=("10.0.0.9", 40000 + i), server=("10.0.0.1", 60359))
+    data = pcap_bytes(packets)
+    (tmp_path / "c.pcap").write_bytes(data)
+    code, _, err = run("-", stdin=data) if stdin else run(tmp_path / "c.pcap")
+    assert code == 2 and err.rstrip().endswith(
+        "no TCP payload to or from ports 6817, 6818 (the capture's TCP payload is on port(s) 60359: "
+        "name the server's with --port)"), err
+    with pytest.raises(InputError, match=r"port\(s\) 60359: name the server's with --port"):
+        load(data, "c.pcap")      # the whole-capture reader says the same
+
+
+@pytest.mark.parametrize("stdin", [False, True], ids=["file", "stdin"])
 def test_a_damaged_capture_with_nothing_to_decode_says_what_is_damaged(tmp_path, stdin):
     """The reader's warning (a record whose length is past the end) comes before the error;
     it was dropped, and only "no TCP payload" was said."""

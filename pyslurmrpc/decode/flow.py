@@ -22,7 +22,7 @@ from ..errors import ProtocolError
 from ..wire import Framer
 from .frames import FrameReport, MungeOpener, decode_frame, prefix_text
 from .packets import TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, Segment
-from .tcp import SEQ_HALF, SEQ_MODULUS
+from .tcp import SEQ_HALF, SEQ_MODULUS, OtherPorts
 
 #: out-of-order bytes held per direction while waiting for a missing segment
 MAX_OUT_OF_ORDER = 8 * 1024 * 1024
@@ -204,10 +204,12 @@ class FlowTracker:
         self.connections = 0  # connections seen so far
         self.streams = 0  # directions that carried payload
         self._since_sweep = 0
+        self.other_ports = OtherPorts()
 
     def add(self, seg: Segment) -> list:
         """Feed one segment; return the messages and problems it completes."""
         if seg.sport not in self.ports and seg.dport not in self.ports:
+            self.other_ports.add(seg)
             return []
         events = self._sweep(seg.time)
         ends = frozenset({(seg.src, seg.sport), (seg.dst, seg.dport)})

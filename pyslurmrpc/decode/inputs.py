@@ -9,7 +9,7 @@ from typing import Iterable
 
 from .capture import CaptureError, capture_kind, read_capture
 from .packets import NotTcp, SkipReason, parse_packet
-from .tcp import DEFAULT_PORTS, reassemble
+from .tcp import DEFAULT_PORTS, OtherPorts, reassemble
 
 #: Bytes a hex dump may consist of.
 _TEXT_BYTES = frozenset((string.printable).encode())
@@ -215,7 +215,11 @@ def _load_capture(data: bytes, name: str, kind: str, ports: Iterable[int]) -> So
                  if reason in _WORTH_WARNING]
     streams = [s for s in reassemble(segments, ports) if s.data or s.problems]
     if not streams:
-        raise InputError(f"{name}: no TCP payload to or from ports {', '.join(map(str, sorted(ports)))}")
+        others = OtherPorts()
+        for seg in segments:
+            if seg.sport not in ports and seg.dport not in ports:
+                others.add(seg)
+        raise InputError(others.nothing_followed(name, ports))
     return Source(kind, streams, warnings)
 
 

@@ -184,7 +184,7 @@ def _capture(fh, head: bytes, name: str, ports, opener, printer: Printer) -> Non
         warnings += [f"{count} packet(s) skipped: {text}" for (reason, text), count in skipped.items()
                      if reason in _WORTH_WARNING]
     if not tracker.streams and not printer.stopped and not printer.interrupted:
-        raise InputError(f"{name}: no TCP payload to or from ports {', '.join(map(str, sorted(ports)))}")
+        raise InputError(tracker.other_ports.nothing_followed(name, ports))
     printer.finish(tracker.streams, tracker.connections)
 
 

@@ -135,3 +135,41 @@ def _stream(d: _Direction, ports: frozenset[int]) -> TcpStream:
     data, problems = _assemble(d)
     src, sport, dst, dport = d.key
     return TcpStream(src, sport, dst, dport, _role(d, ports), data, problems, d.first, d.last)
+
+
+#: ports of TCP payload not followed that are remembered, to name them when nothing was followed
+OTHER_PORTS_KEPT = 64
+#: connections among them remembered (each counts once for both its ports)
+OTHER_CONNECTIONS_KEPT = 4096
+#: of those ports, the most an error names (the busiest first)
+OTHER_PORTS_NAMED = 5
+
+
+class OtherPorts:
+    """The ports of TCP payload on no followed port, each counted once per connection: a
+    server's port is in every connection to it, a client's ephemeral one in one (which is
+    the lower is no rule: a test controller's random port may be above its clients')."""
+
+    def __init__(self):
+        self.counts: dict[int, int] = {}
+        self._seen: set[frozenset] = set()
+
+    def add(self, seg: Segment) -> None:
+        ends = frozenset({(seg.src, seg.sport), (seg.dst, seg.dport)})
+        if not seg.payload or ends in self._seen or len(self._seen) >= OTHER_CONNECTIONS_KEPT:
+            return
+        self._seen.add(ends)
+        for port in {seg.sport, seg.dport}:
+            if port in self.counts or len(self.counts) < OTHER_PORTS_KEPT:
+                self.counts[port] = self.counts.get(port, 0) + 1
+
+    def nothing_followed(self, name: str, ports: Iterable[int]) -> str:
+        """The error for a capture with no payload on ``ports``, naming the ports it had."""
+        said = f"{name}: no TCP payload to or from ports {', '.join(map(str, sorted(ports)))}"
+        if not self.counts:
+            return said
+        busiest = sorted(self.counts, key=lambda p: (-self.counts[p], p))
+        if self.counts[busiest[0]] > 1:         # servers: in several connections each
+            busiest = [p for p in busiest if self.counts[p] > 1]
+        shown = ", ".join(map(str, busiest[:OTHER_PORTS_NAMED]))
+        return f"{said} (the capture's TCP payload is on port(s) {shown}: name the server's with --port)"
