@@ -519,3 +519,20 @@ def test_help(capsys):
     assert main(["--help"]) == 0
     out = capsys.readouterr().out
     assert "--munge-key" in out and "--json" in out and "--port" in out
+
+
+class _Terminal(_Stdin):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_no_file_on_a_terminal_is_a_usage_error_not_a_wait():
+    """decode --munge-key CAPTURE (the key's path forgotten) took the capture as the key and
+    then sat waiting for the terminal's input, saying nothing."""
+    out, err = io.StringIO(), io.StringIO()
+    code = main(["--munge-key", str(FIXTURES / "munge.key")], stdout=out, stderr=err, stdin=_Terminal(b""))
+    assert code == 2 and out.getvalue() == ""
+    assert err.getvalue() == ("pyslurmrpc decode: no FILE given and standard input is a terminal: name a capture, "
+                              "a file of frames or a hex dump, pipe one in, or give - to type or paste one\n")
+    code = main(["-"], stdout=out, stderr=err, stdin=_Terminal(recording("ping", "request")))
+    assert code == 0 and "REQUEST_PING" in out.getvalue()       # "-" reads the terminal on purpose

@@ -49,8 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``pyslurmrpc decode``."""
     parser = argparse.ArgumentParser(prog="pyslurmrpc decode", description=DESCRIPTION, epilog=EPILOG,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("file", nargs="?", default="-", metavar="FILE|-",
-                        help="input file, or - for standard input (default)")
+    parser.add_argument("file", nargs="?", default=None, metavar="FILE|-",
+                        help="input file, or - for standard input (the default when it is not a terminal)")
     parser.add_argument("--munge-key", metavar="FILE",
                         help="MUNGE key file: open the credentials offline (expiry and replay ignored) "
                              "and show uid, gid, encode time, ttl, origin address; the key is never printed")
@@ -74,6 +74,19 @@ def _munge_opener(path: str) -> MungeOpener:
         if getattr(exc, "os_errno", None):       # the file itself (MungeKey.from_file)
             raise InputError(f"cannot read --munge-key {path!r}: {os.strerror(exc.os_errno)}") from None
         raise InputError(f"--munge-key {path!r} is not a MUNGE key: {exc}") from None
+
+
+def _input_name(given: Optional[str], stdin: TextIO) -> str:
+    """FILE, else standard input when something is piped in.  No FILE on a terminal is a
+    mistake (say, --munge-key's path forgotten, so the capture was taken as the key), not
+    a wait for typed input; "-" asks for the terminal on purpose (a pasted hex dump)."""
+    if given is not None:
+        return given
+    isatty = getattr(stdin, "isatty", None)
+    if isatty is not None and isatty():
+        raise InputError("no FILE given and standard input is a terminal: name a capture, a file of "
+                         "frames or a hex dump, pipe one in, or give - to type or paste one")
+    return "-"
 
 
 def _open(path: str, stdin: TextIO):
@@ -105,7 +118,7 @@ def main(argv: Optional[Sequence[str]] = None, stdout: TextIO = None, stderr: Te
     printer = Printer(stdout, args.json, args.summary, warnings)
     try:
         opener = _munge_opener(args.munge_key) if args.munge_key else None
-        fh, name = _open(args.file, stdin)
+        fh, name = _open(_input_name(args.file, stdin), stdin)
         try:
             run(fh, name, set(DEFAULT_PORTS) | set(args.port), opener, printer)
         finally:
