@@ -536,3 +536,11 @@ def test_no_file_on_a_terminal_is_a_usage_error_not_a_wait():
                               "a file of frames or a hex dump, pipe one in, or give - to type or paste one\n")
     code = main(["-"], stdout=out, stderr=err, stdin=_Terminal(recording("ping", "request")))
     assert code == 0 and "REQUEST_PING" in out.getvalue()       # "-" reads the terminal on purpose
+
+
+def test_a_hex_dump_saved_with_a_byte_order_mark_is_read_as_a_dump():
+    """An editor's UTF-8 mark made the dump raw frames (a 4 GiB length prefix)."""
+    text = b"\xef\xbb\xbf" + xxd_dump(recording("ping", "request")).encode()
+    code, out, _ = run("-", stdin=text)
+    assert code == 0 and "(hex dump)" in out and "REQUEST_PING" in out
+    assert load(text, "bom.txt").streams[0].data == recording("ping", "request")

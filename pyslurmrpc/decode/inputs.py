@@ -29,6 +29,9 @@ HEX_DUMP_MAX_BYTES = 64 << 20
 #: Two spaces end the hex part of an xxd line (the ASCII column follows).
 _COLUMN_GAP = "  "
 _HEX = re.compile(r"^(?:[0-9a-fA-F]{2})*$")
+#: the byte order mark some editors write before UTF-8 text: read as a length prefix it would
+#: claim 4 GiB, so no stream of frames starts with it
+UTF8_BOM = b"\xef\xbb\xbf"
 #: printable characters of an xxd ASCII column that disagree with their bytes before a dump is
 #: refused as one of little-endian words (xxd -e, whose hex reads in another order than its
 #: text): a few are a hand edit, most of them another byte order
@@ -194,6 +197,8 @@ def _offset_base(digits: str, have: int, step: int) -> int:
 
 def load(data: bytes, name: str, ports: Iterable[int] = DEFAULT_PORTS) -> Source:
     """Read ``data`` (from the file ``name``) into byte streams, detecting its kind."""
+    if data.startswith(UTF8_BOM) and detect_kind(data[len(UTF8_BOM):]) == "hex":
+        data = data[len(UTF8_BOM):]      # a hex dump saved by an editor that marks UTF-8
     kind = detect_kind(data)
     if not data:
         raise InputError(f"{name}: empty input")

@@ -16,7 +16,7 @@ from .capture import CaptureError, capture_kind
 from .capture_stream import read_exact, stream_packets
 from .flow import Decoded, FlowTracker, FrameCutter, Problem
 from .frames import MungeOpener, StreamReport
-from .inputs import _TEXT_BYTES, _WORTH_WARNING, InputError, dumped_bytes
+from .inputs import _TEXT_BYTES, _WORTH_WARNING, UTF8_BOM, InputError, dumped_bytes
 from .packets import NotTcp, parse_packet
 from .render import _msg_name, frame_json, frame_lines
 from .summary import Summary
@@ -127,6 +127,8 @@ def run(fh: BinaryIO, name: str, ports: Iterable[int], opener: Optional[MungeOpe
     if capture_kind(head):
         _capture(fh, head, name, ports, opener, printer)
         return
+    if head.startswith(UTF8_BOM):   # an editor's mark before a hex dump (no frame starts so: 4 GiB)
+        head = head[len(UTF8_BOM):] + read_exact(fh, len(UTF8_BOM))
     if all(b in _TEXT_BYTES for b in head):
         text = head + fh.read()
         if all(b in _TEXT_BYTES for b in text):
