@@ -544,3 +544,17 @@ def test_a_hex_dump_saved_with_a_byte_order_mark_is_read_as_a_dump():
     code, out, _ = run("-", stdin=text)
     assert code == 0 and "(hex dump)" in out and "REQUEST_PING" in out
     assert load(text, "bom.txt").streams[0].data == recording("ping", "request")
+
+
+def test_packets_cut_by_the_snap_length_say_so():
+    """They were "IPv4 packet cut short or malformed", as if damaged."""
+    import struct
+    packets = tcp_conversation(recording("ping", "request"), recording("ping", "response"))
+    snap = 96
+    out = [struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, snap, 1)]
+    for i, data in enumerate(packets):
+        out.append(struct.pack("<IIII", 0, i * 1000, min(len(data), snap), len(data)) + data[:snap])
+    code, _, err = run("-", stdin=b"".join(out))
+    assert code == 2
+    assert "cut short or malformed (the capture kept only part of it: its snap length; tcpdump -s 0 keeps " \
+           "whole packets)" in err, err

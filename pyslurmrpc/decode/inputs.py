@@ -228,10 +228,19 @@ def _load_capture(data: bytes, name: str, kind: str, ports: Iterable[int]) -> So
     return Source(kind, streams, warnings)
 
 
+def skip_key(exc: NotTcp, packet) -> tuple[SkipReason, str]:
+    """How a packet that is not a TCP segment is counted and said: one the capture kept only
+    part of (its snaplen) says so, as the reason it could not be read."""
+    text = str(exc)
+    if packet.truncated and exc.reason is SkipReason.CUT_SHORT:
+        text += " (the capture kept only part of it: its snap length; tcpdump -s 0 keeps whole packets)"
+    return exc.reason, text
+
+
 def _segments(packets, skipped: dict[tuple[SkipReason, str], int]):
     for packet in packets:
         try:
             yield parse_packet(packet.linktype, packet.data, packet.number)
         except NotTcp as exc:
-            key = (exc.reason, str(exc))
+            key = skip_key(exc, packet)
             skipped[key] = skipped.get(key, 0) + 1

@@ -16,7 +16,7 @@ from .capture import CaptureError, capture_kind
 from .capture_stream import read_exact, stream_packets
 from .flow import Decoded, FlowTracker, FrameCutter, Problem
 from .frames import MungeOpener, StreamReport
-from .inputs import _TEXT_BYTES, _WORTH_WARNING, UTF8_BOM, InputError, dumped_bytes
+from .inputs import _TEXT_BYTES, _WORTH_WARNING, UTF8_BOM, InputError, dumped_bytes, skip_key
 from .packets import NotTcp, parse_packet
 from .render import _msg_name, frame_json, frame_lines
 from .summary import Summary
@@ -172,7 +172,7 @@ def _capture(fh, head: bytes, name: str, ports, opener, printer: Printer) -> Non
             try:
                 seg = parse_packet(packet.linktype, packet.data, packet.number)
             except NotTcp as exc:
-                key = (exc.reason, str(exc))
+                key = skip_key(exc, packet)
                 skipped[key] = skipped.get(key, 0) + 1
                 continue
             seg = _timed(seg, packet.time)
