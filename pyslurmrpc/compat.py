@@ -39,6 +39,7 @@ from .errors import (  # noqa: F401  (the constants are part of this module's C-
     CONNECT_ERRNO, SLURM_PROTOCOL_VERSION_ERROR, SLURM_UNEXPECTED_MSG_ERROR, InvalidArgumentError, PyslurmrpcError,
     SlurmError, UnexpectedMessageError, slurm_errno_of,
 )
+from .client.validate import NODELIST
 from .slurm_errno import SLURM_ERROR, SLURM_SUCCESS, text_of  # noqa: F401  (C-like API)
 from .wire.constants import NO_VAL, SLURM_BATCH_SCRIPT  # noqa: F401  (re-exported for C-like code)
 from .wire.constants import C_INT_MAX, C_INT_MIN
@@ -257,7 +258,7 @@ def slurm_checkpoint_tasks(job_id: int, step_id: int, begin_time: int, image_dir
     or is no hostlist is -1 with errno SLURM_ERROR (-1), nothing sent, as libslurm's "no list
     was returned"; :func:`last_error` says what was wrong with it."""
     def failed(exc):
-        if isinstance(exc, InvalidArgumentError) and exc.argument == "nodelist":
+        if isinstance(exc, InvalidArgumentError) and exc.argument == NODELIST:
             return SLURM_ERROR
         return None
     return _call("checkpoint_tasks", job_id, step_id, begin_time, image_dir, max_wait, nodelist,

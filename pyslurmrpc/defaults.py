@@ -26,6 +26,9 @@ SLURMCTLD_TIMEOUT = 120
 #: it stays 50 through 23.02 and is 16 from 23.11 on.  read_config.c also uses it
 #: for ``TreeWidth=0``.
 TREE_WIDTH = 50
+#: the checkpoint calls' protocol version when the caller names none: 19.05, the last release
+#: with them (src/common/slurm_protocol_defs.h up to slurm-19-05-8-1)
+CHECKPOINT_VERSION = "19.05"
 #: AuthType (read_config.h DEFAULT_AUTH_TYPE)
 AUTH_TYPE = "auth/munge"
 #: SlurmUser (read_config.c _validate_and_set_defaults)

@@ -279,10 +279,12 @@ class CheckpointUnsupported(PyslurmrpcError):
         self.controller = controller
         self.version = version
         self.pinned = pinned    # the caller's protocol_version said the release; nothing was sent
-        said = (f"protocol_version {version} (this client's setting) has no checkpoint RPCs: they were "
-                f"removed in Slurm 20.02, so nothing was sent to {controller}") if pinned else (
-                f"controller {controller} speaks Slurm {version}: checkpoint RPCs were removed "
-                f"in Slurm 20.02, so this controller cannot checkpoint")
+        if pinned:
+            said = (f"protocol_version {version} (this client's setting, --protocol on the command line) has no "
+                    f"checkpoint RPCs: they were removed in Slurm 20.02, so nothing was sent to {controller}")
+        else:
+            said = (f"controller {controller} speaks Slurm {version}: checkpoint RPCs were removed "
+                    f"in Slurm 20.02, so this controller cannot checkpoint")
         super().__init__(said)
 
 

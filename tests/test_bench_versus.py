@@ -271,6 +271,8 @@ def test_libslurm_child_runs_under_a_loader_when_given():
     under = libslurm.child_prefix("/tree/usr/lib/slurm-wlm/libslurmfull.so", "/tree/usr/lib/ld-linux-x86-64.so.2")
     assert under == ["/tree/usr/lib/ld-linux-x86-64.so.2", "--library-path", "/tree/usr/lib:/tree/usr/lib/slurm-wlm",
                      sys.executable]
+    bare = libslurm.child_prefix("libslurm.so.38", "/tree/usr/lib/ld-linux-x86-64.so.2")
+    assert bare[:3] == ["/tree/usr/lib/ld-linux-x86-64.so.2", "--library-path", "/tree/usr/lib"]   # not the cwd
     cmd = libslurm._child_cmd("/l.so", "/c.conf", "ping", 1, "--mode", "sequential", loader="/ld.so")
     assert cmd[:4] == ["/ld.so", "--library-path", "/:/", sys.executable] and cmd[4:6] == ["-m", "pyslurmrpc.bench.libslurm"]
 

@@ -72,7 +72,8 @@ def test_a_pinned_release_without_checkpoint_rpcs_sends_no_checkpoint_call(relea
             with pytest.raises(CheckpointUnsupported) as info:
                 call()
             assert info.value.pinned and info.value.version == release
-            assert f"protocol_version {release} (this client's setting) has no checkpoint RPCs" in str(info.value)
+            assert f"protocol_version {release} (this client's setting, --protocol on the command line) has no " \
+                "checkpoint RPCs" in str(info.value)
         assert peer.requests == 0
 
 

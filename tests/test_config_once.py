@@ -15,9 +15,9 @@ def test_each_file_is_read_once(tmp_path, monkeypatch):
     reads = Counter()
     original = config._Budget.take
 
-    def counting(self, path):
+    def counting(self, path, origin=None):
         reads[Path(path).name] += 1
-        return original(self, path)
+        return original(self, path, origin)
 
     monkeypatch.setattr(config._Budget, "take", counting)
     read = config.read_slurm_conf(conf)

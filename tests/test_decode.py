@@ -261,17 +261,34 @@ def test_a_dump_of_little_endian_words_is_refused_not_read_backwards(argv):
     text = subprocess.run(argv, input=recording("ping", "request"), capture_output=True, check=True).stdout
     code, out, err = run("-", stdin=text)
     assert code == 2 and out == ""
-    assert re.search(r"the ASCII column disagrees with the hex on \d+ of \d+ printable characters: "
-                     r"a dump of little-endian words \(xxd -e\) is not read", err), err
+    assert re.search(r"the ASCII column matches the hex only with each group's bytes reversed \(\d+ printable "
+                     r"characters\): a dump of little-endian words \(xxd -e\) is not read", err), err
 
 
-@pytest.mark.parametrize("argv", [["xxd"], ["xxd", "-g", "4"], ["xxd", "-g", "8"], ["xxd", "-u"]])
+@pytest.mark.parametrize("argv", [["xxd"], ["xxd", "-g", "4"], ["xxd", "-g", "8"], ["xxd", "-u"], ["xxd", "-E"],
+                                  ["xxd", "-c", "24"]])
 def test_dumps_in_byte_order_with_their_text_column_are_read(argv):
     if shutil.which("xxd") is None:
         skip_or_fail(pytest, "xxd not installed (scripts/test installs Debian's xxd)")
     text = subprocess.run(argv, input=_all_frames(), capture_output=True, check=True).stdout
     code, out, _ = run("-", stdin=text)
     assert code == 0 and f"{len(RECORDINGS)} decoded" in out
+
+
+def test_a_colon_dump_with_a_column_between_bars_is_read():
+    """Refused by the first form of the xxd -e check (the bars shifted its column)."""
+    data = recording("ping", "request")
+    text = "".join(f"{at:08x}: {data[at:at + 16].hex(' '):<47}  |"
+                   + "".join(chr(b) if 32 <= b < 127 else "." for b in data[at:at + 16]) + "|\n"
+                   for at in range(0, len(data), 16))
+    assert parse_hex_dump(text) == data
+
+
+def test_an_xxd_e_line_whose_text_starts_with_a_space_is_still_compared():
+    """The column is aligned from its right when its first character is a space byte."""
+    from pyslurmrpc.decode.inputs import _column_counts
+    assert _column_counts("00000000: 43424120   ABC") == (3, 0, 3)
+    assert _column_counts("00000000: 20414243   ABC") == (0, 3, 3)
 
 
 def test_a_text_column_edited_by_hand_in_a_few_places_is_still_read():
@@ -410,6 +427,21 @@ def test_a_capture_on_other_ports_names_the_servers_port(tmp_path, stdin):
         load(data, "c.pcap")      # the whole-capture reader says the same
 
 
+def test_a_busy_capture_still_names_a_server_seen_late():
+    """64 one-off client ports filled the table, and the controller's port, seen after them,
+    was never named."""
+    from pyslurmrpc.decode.tcp import OTHER_PORTS_KEPT
+    packets = []
+    for i in range(OTHER_PORTS_KEPT + 6):
+        packets += tcp_conversation(b"SSH-2.0\r\n", b"SSH-2.0\r\n", client=("10.0.0.9", 30000 + i),
+                                    server=("10.0.0.1", 22))
+    for i in range(3):
+        packets += tcp_conversation(recording("ping", "request"), recording("ping", "response"),
+                                    client=("10.0.0.9", 40000 + i), server=("10.0.0.1", 60359))
+    code, _, err = run("-", stdin=pcap_bytes(packets))
+    assert code == 2 and "is on port(s) 22, 60359: name the server's with --port" in err, err
+
+
 @pytest.mark.parametrize("stdin", [False, True], ids=["file", "stdin"])
 def test_a_damaged_capture_with_nothing_to_decode_says_what_is_damaged(tmp_path, stdin):
     """The reader's warning (a record whose length is past the end) comes before the error;
@@ -544,6 +576,10 @@ def test_a_hex_dump_saved_with_a_byte_order_mark_is_read_as_a_dump():
     code, out, _ = run("-", stdin=text)
     assert code == 0 and "(hex dump)" in out and "REQUEST_PING" in out
     assert load(text, "bom.txt").streams[0].data == recording("ping", "request")
+    # before bytes that are not a dump, the mark is kept: the stream is read as it came
+    code, out, _ = run("-", stdin=b"\xef\xbb\xbf" + recording("ping", "request"))
+    prefix = int.from_bytes(b"\xef\xbb\xbf\x00", "big")
+    assert code == 1 and f"length prefix {prefix} over the limit" in out
 
 
 def test_packets_cut_by_the_snap_length_say_so():

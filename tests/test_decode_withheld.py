@@ -68,11 +68,8 @@ def test_the_bytes_before_and_after_a_credential_are_still_shown(tmp_path):
 def test_a_body_with_no_schema_withholds_a_credential_it_carries(tmp_path):
     """A job credential's signature is a MUNGE credential in a body pyslurmrpc has no schema for."""
     body = b"\x00\x00\x00\x05" + len(CREDENTIAL).to_bytes(4, "big") + CREDENTIAL + b"\x00\x00\x00\x07"
-    frame = bytearray(PING[4:]) + body
-    frame[6:8] = (4001).to_bytes(2, "big")                    # REQUEST_LAUNCH_TASKS: no schema here
-    frame[8:12] = len(body).to_bytes(4, "big")
     path = tmp_path / "frame.bin"
-    path.write_bytes(len(frame).to_bytes(4, "big") + frame)
+    path.write_bytes(_no_schema_frame(body))
     for argv in ([path], [path, "--json"]):
         _, out, _ = run(*argv)
         assert "body not decoded" in out or '"undecoded_body": {' in out
@@ -97,14 +94,63 @@ def test_masked_hex_never_writes_a_hex_digit_for_a_withheld_byte():
     assert re.fullmatch(r"(--)+", masked_hex(CREDENTIAL, withheld_spans(CREDENTIAL)))
 
 
-def test_a_credential_past_the_dump_cap_is_still_named(tmp_path):
-    """The dump shows MAX_DUMP bytes; the withheld spans are counted over all of them."""
-    filler = b"\x01" * MAX_DUMP
-    body = filler + CREDENTIAL
+def _no_schema_frame(body: bytes) -> bytes:
     frame = bytearray(PING[4:]) + body
-    frame[6:8] = (4001).to_bytes(2, "big")
+    frame[6:8] = (4001).to_bytes(2, "big")                    # REQUEST_LAUNCH_TASKS: no schema here
     frame[8:12] = len(body).to_bytes(4, "big")
+    return len(frame).to_bytes(4, "big") + bytes(frame)
+
+
+def test_a_credential_crossing_the_end_of_the_dump_is_withheld_and_named(tmp_path):
+    body = b"\x01" * (MAX_DUMP - 20) + CREDENTIAL
     path = tmp_path / "frame.bin"
-    path.write_bytes(len(frame).to_bytes(4, "big") + frame)
+    path.write_bytes(_no_schema_frame(body))
     _, out, _ = run(path)
-    assert "more bytes" in out and f"{len(CREDENTIAL)} bytes at {len(PING) + MAX_DUMP:04d} not shown" in out
+    assert "more bytes" in out and f"({len(CREDENTIAL)} bytes at {len(PING) + MAX_DUMP - 20:04d} not shown" in out
+    assert not _visible(CREDENTIAL[:20], out)
+
+
+def test_what_is_withheld_is_listed_for_the_dumped_bytes_only(tmp_path):
+    """A body of 200 base64 runs printed 200 "not shown" lines (and a 9 KB JSON line) for
+    bytes of which only 512 are dumped."""
+    body = (b"\x00" + b"A" * LONG_BASE64_RUN) * 200
+    path = tmp_path / "frame.bin"
+    path.write_bytes(_no_schema_frame(body))
+    _, out, _ = run(path)
+    listed = out.count("they may hold a credential")
+    assert listed == -(-MAX_DUMP // (LONG_BASE64_RUN + 1)) and len(out.splitlines()) < 60
+    _, out, _ = run(path, "--json")
+    withheld = json.loads(out.splitlines()[0])["undecoded_body"]["withheld"]
+    assert len(withheld) == listed and all(w["offset"] < MAX_DUMP for w in withheld)
+
+
+def test_a_decoded_string_holding_a_credentials_text_is_withheld(tmp_path):
+    """A peer's misplaced bytes can make a nodelist of a credential: it printed in full."""
+    import dataclasses
+    from pyslurmrpc.wire import Forward, encode_message
+    msg = decode_message(PING)
+    text = CREDENTIAL.decode()
+    header = dataclasses.replace(msg.header, forward=Forward(1, text, 10000, 50))
+    path = tmp_path / "frame.bin"
+    path.write_bytes(encode_message(dataclasses.replace(msg, header=header)))
+    for argv in ([path], [path, "--json"]):
+        _, out, _ = run(*argv)
+        assert "REQUEST_PING" in out and not _visible(CREDENTIAL, out), out
+    _, out, _ = run(path)
+    assert re.search(r"header\.forward\.nodelist .* = <\d+ bytes not shown: they may hold a credential>", out)
+    _, out, _ = run(path, "--json")
+    field = next(f for f in json.loads(out.splitlines()[0])["fields"] if f["path"] == "header.forward.nodelist")
+    assert field["redacted"] and field["value"] is None and field["meaning"] == "may hold a credential"
+
+
+def test_a_long_run_in_a_decoded_string_is_shown(tmp_path):
+    """Only the credential's own prefix withholds a decoded string: a path may end in a digest."""
+    import dataclasses
+    from pyslurmrpc.wire import encode_message
+    frame = recording("create_imagedir", "request")
+    msg = decode_message(frame)
+    digest = "/ckpt/" + "a" * 64
+    path = tmp_path / "frame.bin"
+    path.write_bytes(encode_message(dataclasses.replace(msg, body=dataclasses.replace(msg.body, image_dir=digest))))
+    _, out, _ = run(path)
+    assert digest in out

@@ -388,3 +388,24 @@ def test_close_in_the_middle_of_a_reply_is_no_refusal():
     with pytest.raises(ConnectionClosedError, match="in the middle of a reply"):
         world.run(flows.ping(state(auth="munge")))
     assert len(_sent(world)) == 1
+
+
+def test_a_close_among_http_refusals_names_the_authentication():
+    """26.05 with auth/none: HTTP for every version it refuses, a close for the one it takes.
+    The error listed the HTTP refusals alone."""
+    http = {v: detect.observe(v, b"HTTP/1.1 405 NOT ALLOWED\r\n\r\n") for v in (0x2000, 0x2900)}
+    first = detect.observe(NEWEST, None)
+    verdict = detect.decide(first, detect.Plan((), tuple(http)), http)
+    assert verdict.code is None
+    assert verdict.problem.endswith(f"0x{NEWEST:04x} closed without an answer, as a controller also does on a "
+                                    "credential it cannot verify: is the authentication (AuthType, --auth, the "
+                                    "munge key) the controller's?)"), verdict.problem
+    assert "0x2900 was answered in HTTP (refused)" in verdict.problem
+    everyone_closed = detect.decide(first, detect.Plan((), (0x2000,)), {0x2000: detect.observe(0x2000, None)})
+    assert "every connection closed without an answer" in everyone_closed.problem    # unchanged
+
+
+def test_a_refused_prefix_that_is_text_is_named_in_whole_streams_too():
+    from pyslurmrpc.decode.frames import decode_stream
+    report = decode_stream(b"HTTP/1.1 405 NOT ALLOWED\r\n\r\n", "x")
+    assert '(the text "HTTP": an HTTP answer, as 26.05 gives to a version it refuses)' in report.problems[0]

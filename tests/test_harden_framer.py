@@ -92,6 +92,14 @@ def test_bytes_like_input_is_taken(data):
     assert Framer().feed(data) == [b"\0\0\0\0"]
 
 
+def test_a_memoryview_of_wider_items_is_counted_in_bytes():
+    """len() of a memoryview of 4-byte items counts items: one whole 8-byte frame was held as 2."""
+    import array
+    frame = (4).to_bytes(4, "big") + b"abcd"
+    framer = Framer()
+    assert framer.feed(memoryview(array.array("I", frame))) == [frame] and framer.pending == 0
+
+
 def test_a_stream_ending_inside_a_frame_says_what_the_frame_declared():
     """The decoder's "stream ended inside a frame (100 bytes buffered)" left out the length
     the library's own error gives."""

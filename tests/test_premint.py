@@ -169,8 +169,9 @@ def test_a_forked_child_never_uses_the_parents_credentials():
     stock = CredentialStock(1)
     _stocked(stock, P, "MUNGE:parent:", time.monotonic())
     pid = os.fork()
-    if pid == 0:  # the child: exit 0 only if nothing of the parent's is handed out
-        os._exit(0 if stock.take(P, time.monotonic()) is None else 1)
+    if pid == 0:  # the child: exit 0 only if nothing of the parent's is handed out, and it is counted
+        taken, counts = stock.take(P, time.monotonic()), stock.counts()
+        os._exit(0 if taken is None and (counts.thrown_away, counts.in_stock) == (1, 0) else 1)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
     assert stock.take(P, time.monotonic()) == "MUNGE:parent:"  # the parent still may
@@ -242,6 +243,16 @@ def test_minted_is_always_taken_plus_thrown_away_plus_in_stock():
             stock.drop()
         c = stock.counts()
         assert c.minted_ahead == c.taken_from_stock + c.thrown_away + c.in_stock, c
+
+
+def test_a_credential_minted_after_the_call_read_its_clock_is_fresh():
+    """Another thread's mint may begin after a call read the time: its age is below 0, and it
+    was thrown away as too old (and the next refill halved), for this payload and in the sweep."""
+    stock = CredentialStock(2)
+    _stocked(stock, b"other", "MUNGE:other:", 100.0 + PREMINT_MAX_AGE + 2)
+    _stocked(stock, P, "MUNGE:new:", 100.0 + PREMINT_MAX_AGE + 2)
+    assert stock.take(P, 100.0 + PREMINT_MAX_AGE + 1) == "MUNGE:new:"
+    assert stock.counts() == PremintCounts(2, 1, 2, 0, in_stock=1)
 
 
 def test_a_client_without_premint_has_no_counts():

@@ -104,7 +104,7 @@ class CredentialStock:
 
     def __repr__(self) -> str:
         with self._lock:
-            ready = sum(len(q) for q in self._ready.values())
+            ready = self._ready_count()
         return f"CredentialStock(depth={self.depth}, ready={ready})"
 
     def _forked(self) -> None:
@@ -141,7 +141,7 @@ class CredentialStock:
             while queue:
                 minted_at, cred = queue.popleft()
                 age = now - minted_at
-                if 0 <= age <= PREMINT_MAX_AGE:
+                if age <= PREMINT_MAX_AGE:    # a mint begun after this call read the clock is fresh
                     fresh = cred
                     break
                 self.discarded += 1
@@ -161,7 +161,7 @@ class CredentialStock:
         not kept until the client closes."""
         self._swept = now
         for other, queue in self._ready.items():
-            while other != payload and queue and not 0 <= now - queue[0][0] <= PREMINT_MAX_AGE:
+            while other != payload and queue and now - queue[0][0] > PREMINT_MAX_AGE:
                 queue.popleft()
                 self.discarded += 1
 

@@ -30,6 +30,8 @@ LIBSLURM_ENV = "PYSLURMRPC_LIBSLURM"
 LIBSLURM_CANDIDATES = ("/usr/lib/x86_64-linux-gnu/slurm-wlm/libslurmfull.so",
                        "/usr/lib/slurm-wlm/libslurmfull.so", "/usr/lib64/slurm/libslurmfull.so")
 CHILD_TIMEOUT = 300.0
+#: seconds a child may take to start and load a candidate libslurm (it makes no call)
+LOAD_TIMEOUT = 60.0
 BURST_LEAD_S = 1.0   # time the children get to load libslurm before the common start
 #: seconds of unmeasured calls before a sequential measurement, on either side: a client that was
 #: idle (its turn just began) answered 15-50% slower for its first 100-300 ms, pyslurmrpc longer
@@ -53,28 +55,35 @@ def candidates() -> list[str]:
     return ([name] if name else []) + [p for p in LIBSLURM_CANDIDATES if os.path.exists(p)]
 
 
-def find() -> tuple[str | None, str | None]:
-    """(the libslurm the children would load first, None), or (None, why there is none).
-    Looked for, not loaded: libslurm is loaded in the children only.  A bare library name
-    in $PYSLURMRPC_LIBSLURM (libslurm.so.38) is the dynamic loader's to find, as --libslurm's."""
+def _env_problem() -> str | None:
+    """Why $PYSLURMRPC_LIBSLURM cannot be used, if it names a path that is not a file (a bare
+    library name, libslurm.so.38, is the dynamic loader's to find, as --libslurm's)."""
     named = os.environ.get(LIBSLURM_ENV)
     if named and "/" in named and not os.path.isfile(named):
-        return None, f"${LIBSLURM_ENV} names {named}, which is not a file"
-    found = candidates()
+        return f"${LIBSLURM_ENV} names {named}, which is not a file"
+    return None
+
+
+def find() -> tuple[str | None, str | None]:
+    """(the libslurm the children would load first, None), or (None, why there is none).
+    Looked for, not loaded: libslurm is loaded in the children only."""
+    why = _env_problem()
+    found = [] if why else candidates()
     if found:
         return found[0], None
-    return None, f"no libslurm here ({_LOOKED_IN})"
+    return None, why or f"no libslurm here ({_LOOKED_IN})"
 
 
 def choose(loader: str | None = None) -> tuple[str | None, str | None]:
     """(the first libslurm here that a child can load, None), or (None, every candidate's
     reason): a candidate that will not load (another architecture, a missing dependency) is
     passed over for the next, as load() does in one process."""
-    _, why = find()
-    if why:
-        return None, why
+    why = _env_problem()
+    found = [] if why else candidates()
+    if not found:
+        return None, why or f"no libslurm here ({_LOOKED_IN})"
     tried = []
-    for cand in candidates():
+    for cand in found:
         failure = loads(cand, loader)
         if failure is None:
             return cand, None
@@ -88,7 +97,10 @@ def loads(path: str, loader: str | None = None) -> str | None:
     proc = spawn([*child_prefix(path, loader), "-m", "pyslurmrpc.bench.libslurm", "--lib", path, "--mode", "load"],
                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     with reaped(proc):
-        _, err = proc.communicate(timeout=CHILD_TIMEOUT)
+        try:
+            _, err = proc.communicate(timeout=LOAD_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            return f"{path}: loading it took over {LOAD_TIMEOUT:g} s"
     return None if proc.returncode == 0 else last_line(err)
 
 
@@ -195,7 +207,9 @@ def child_prefix(path: str | None, loader: str | None = None) -> list[str]:
     its C library is, and libslurm's are searched first."""
     if not loader:
         return [sys.executable]
-    dirs = [os.path.dirname(os.path.abspath(loader))] + ([os.path.dirname(os.path.abspath(path))] if path else [])
+    # a bare library name (libslurm.so.38) has no directory: the working one must not be searched
+    dirs = [os.path.dirname(os.path.abspath(loader))] + (
+        [os.path.dirname(os.path.abspath(path))] if path and "/" in path else [])
     return [loader, "--library-path", ":".join(dirs), sys.executable]
 
 

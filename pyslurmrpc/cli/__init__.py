@@ -8,9 +8,9 @@ import logging
 import sys
 
 from .. import _argtypes
-from ..defaults import SLURMCTLD_PORT
+from ..defaults import CHECKPOINT_VERSION, SLURMCTLD_PORT
 from ..errors import PyslurmrpcError
-from ..wire.versions import VERSION_CODES
+from ..wire.versions import CHECKPOINT_VERSIONS, VERSION_CODES
 from ._output import EXIT_INTERRUPTED, error_text, silence
 
 SUBCOMMANDS = {
@@ -58,9 +58,9 @@ def _parser() -> argparse.ArgumentParser:
         client.add_argument("--auth", choices=("munge", "none"), help="authentication (default: slurm.conf's, else munge)"),
         client.add_argument("--munge-socket", help="munged's socket"),
         client.add_argument("--protocol", choices=tuple(VERSION_CODES), metavar="RELEASE",
-                            help="the controller's release, if known: checkpoint speaks it (17.11, 18.08 or "
-                                 "19.05; default 19.05), ping tries it first (no refused requests in a "
-                                 "newer controller's log)"),
+                            help=f"the controller's release, if known: checkpoint speaks it "
+                                 f"({', '.join(CHECKPOINT_VERSIONS)}; default {CHECKPOINT_VERSION}), "
+                                 f"ping tries it first (no refused requests in a newer controller's log)"),
         client.add_argument("--timeout", type=_argtypes.seconds(), metavar="SECONDS",
                             help="seconds above 0 (at most 65535), replaces MessageTimeout "
                                  "(default: slurm.conf's, else 10)"),

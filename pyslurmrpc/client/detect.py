@@ -31,7 +31,7 @@ from ..errors import ProtocolError, UnsupportedVersionError
 from ..slurm_errno import ERRORS
 from ..wire import MsgType, decode_message
 from ..wire.repeats import decode_reply_frame
-from ..wire.constants import HTTP_PREFIX, LENGTH_PREFIX_SIZE, SLURM_NO_AUTH_CRED  # noqa: F401 (HTTP_PREFIX: detect's too)
+from ..wire.constants import HTTP_PREFIX, LENGTH_PREFIX_SIZE, SLURM_NO_AUTH_CRED
 from ..wire.types import Message
 from ..wire.versions import (
     NEWEST, RELEASE_BY_CODE, RELEASE_STEP, RELEASES, Refusal, has_checkpoint, release_name,

@@ -24,6 +24,7 @@ from ..hostlist import HostlistError, uniq
 from ..slurm_errno import SlurmErrno
 from ..wire import MsgType
 from ..wire.types import describe
+from ..wire.constants import HTTP_PREFIX
 from ..wire.versions import has_checkpoint, release_name
 from . import calls, detect, fanout
 from . import validate
@@ -63,7 +64,7 @@ def _ask(state: State, endpoint: Endpoint, version: int, call: calls.Call | None
         seen = detect.observe(version, raw)
         if seen.outcome is detect.Outcome.ANSWERED:
             yield from _check_reply_auth(state, seen.reply, cred, deadline)
-        elif seen.outcome is detect.Outcome.GARBAGE and not probe and raw and raw[:4] != detect.HTTP_PREFIX:
+        elif seen.outcome is detect.Outcome.GARBAGE and not probe and raw and raw[:4] != HTTP_PREFIX:
             decode_reply(call, raw, version)        # the decoder's own typed error, if it has one
     except (TransportError, ProtocolError, AuthError) as exc:
         if conn is not None:
@@ -101,7 +102,7 @@ def _exchange_raw(conn, frame: bytes, timeout: float, endpoint: Endpoint):
         return None
     except FrameTooLargeError as exc:
         if getattr(exc, "length", None) == _HTTP_LENGTH:   # 26.05: a refused version goes to HTTP
-            return detect.HTTP_PREFIX
+            return HTTP_PREFIX
         raise
 
 
@@ -255,9 +256,9 @@ def tasks(state: State, job_id, step_id, begin_time, image_dir, max_wait, nodeli
     try:
         hops = fanout.plan(validate.nodelist(nodelist or ""), validate.tree_width(state.settings.tree_width))
     except HostlistError as exc:
-        raise InvalidArgumentError(f"nodelist: {exc}", argument="nodelist") from None
+        raise InvalidArgumentError(f"{validate.NODELIST}: {exc}", argument=validate.NODELIST) from None
     if not hops:
-        raise InvalidArgumentError("nodelist names no node", argument="nodelist")
+        raise InvalidArgumentError(f"{validate.NODELIST} names no node", argument=validate.NODELIST)
     _refuse_pinned_without_checkpoint(state.settings, f"the slurmds of {nodelist}")
     timeout_ms = max_wait * 1000 if max_wait else int(state.settings.message_timeout * 1000)
     results = yield Parallel(tuple(_hop(state, call, hop, timeout_ms) for hop in hops))

@@ -18,6 +18,7 @@ from ..errors import (
 )
 from ..wire import Forward, MsgType
 from ..wire.codec import encode_body
+from ..wire.constants import HTTP_PREFIX
 from ..wire.types import describe
 from . import calls, detect
 from .core import (
@@ -29,7 +30,7 @@ log = logging.getLogger("pyslurmrpc.rpc")
 #: what a reply is given when the send used the whole exchange's time: a last look, no wait
 _NO_TIME = 0.001
 #: the length prefix the framer reads from an HTTP answer ("HTTP")
-_HTTP_LENGTH = int.from_bytes(detect.HTTP_PREFIX, "big")
+_HTTP_LENGTH = int.from_bytes(HTTP_PREFIX, "big")
 
 # ---------------------------------------------------------------------------
 # shared mutable state of one client (a flag and a cache, both safe to race on)

@@ -122,7 +122,11 @@ def text(value, name: str):
     return value
 
 
-def nodelist(value, name: str = "nodelist") -> str:
+#: the node list's argument name, which InvalidArgumentError.argument carries for it
+NODELIST = "nodelist"
+
+
+def nodelist(value, name: str = NODELIST) -> str:
     """A non-empty hostlist expression such as ``"n[1-4],m2"`` (a str, not a number or list)."""
     if not isinstance(value, str) or not value.strip():
         raise InvalidArgumentError(f"{name} must be a hostlist string such as 'n[1-4]', not {shown(value)}",

@@ -32,9 +32,8 @@ _HEX = re.compile(r"^(?:[0-9a-fA-F]{2})*$")
 #: the byte order mark some editors write before UTF-8 text: read as a length prefix it would
 #: claim 4 GiB, so no stream of frames starts with it
 UTF8_BOM = b"\xef\xbb\xbf"
-#: printable characters of an xxd ASCII column that disagree with their bytes before a dump is
-#: refused as one of little-endian words (xxd -e, whose hex reads in another order than its
-#: text): a few are a hand edit, most of them another byte order
+#: printable characters of an xxd ASCII column that must disagree with their bytes (and agree
+#: with them reversed group by group) before a dump is refused as xxd -e's: a few are a hand edit
 _COLUMN_DISAGREES_MIN = 4
 _OCTAL_DIGITS = frozenset("01234567")
 #: the width of od's own (octal) offsets; od -Ax prints 6 hex digits, hexdump -C 8
@@ -129,26 +128,39 @@ def _colon_line(number: int, line: str) -> tuple[str, bytes]:
 
 
 def _check_text_column(lines: list[tuple[int, str]]) -> None:
-    """Refuse an xxd-style dump whose ASCII column disagrees with its hex (xxd -e prints
-    each 4-byte word's hex little-endian, the text in memory order, so the bytes would be
-    read in the wrong order without a word of warning)."""
-    bad = seen = 0
-    for number, line in lines:
-        try:
-            _, data = _colon_line(number, line)
-        except InputError:
-            continue       # a "*" repeat, or a line _offset_dump will name
-        column = _COLON_LINE.match(line).group(2).partition(_COLUMN_GAP)[2].rstrip("\r\n")
-        aligned = [c for c in (column.lstrip(" "), column[-len(data):] if data else "") if len(c) == len(data)]
-        if not aligned:
-            continue   # no column, or one of another width: nothing to compare
-        counts = [_disagreeing(data, c) for c in aligned]
-        line_bad, line_seen = min(counts)
-        bad, seen = bad + line_bad, seen + line_seen
-    if bad >= _COLUMN_DISAGREES_MIN and 2 * bad > seen:
-        raise InputError(f"the ASCII column disagrees with the hex on {bad} of {seen} printable characters: "
-                         f"a dump of little-endian words (xxd -e) is not read; dump the bytes in order "
-                         f"(xxd, xxd -p, hexdump -C)")
+    """Refuse an xxd -e dump: its hex gives each group's bytes last first while its ASCII column
+    keeps memory order, so read as written the bytes come out in the wrong order without a
+    word of warning.  It is told by its column: matching the hex with each group reversed,
+    not as written (a column of another code, as xxd -E's EBCDIC, matches neither and passes)."""
+    as_written = reversed_ = shown = 0
+    for _, line in lines:
+        counts = _column_counts(line)
+        if counts:
+            as_written, reversed_, shown = as_written + counts[0], reversed_ + counts[1], shown + counts[2]
+    if as_written >= _COLUMN_DISAGREES_MIN and 2 * as_written > shown and 10 * reversed_ <= shown:
+        raise InputError(f"the ASCII column matches the hex only with each group's bytes reversed ({shown} "
+                         f"printable characters): a dump of little-endian words (xxd -e) is not read; dump "
+                         f"the bytes in order (xxd, xxd -p, hexdump -C)")
+
+
+def _column_counts(line: str) -> tuple[int, int, int] | None:
+    """(printable characters of the line's text column that are not their byte as written, not
+    their byte with each hex group reversed, printable characters); None without such a column."""
+    match = _COLON_LINE.match(line)
+    hex_part, gap, column = match.group(2).partition(_COLUMN_GAP) if match else ("", "", "")
+    groups = hex_part.split()
+    if not gap or not groups or not all(_HEX.match(g) for g in groups):
+        return None
+    data = bytes.fromhex("".join(groups))
+    swapped = b"".join(bytes.fromhex(g)[::-1] for g in groups)
+    column = column.rstrip("\r\n")
+    if len(column) >= 2 and column[0] + column[-1] in ("||", "><"):
+        column = column[1:-1]                  # hexdump -C's |...|, od -z's >...<
+    for text in (column.lstrip(" "), column[-len(data):]):
+        if len(text) == len(data):
+            written, shown = _disagreeing(data, text)
+            return written, _disagreeing(swapped, text)[0], shown
+    return None
 
 
 def _disagreeing(data: bytes, column: str) -> tuple[int, int]:

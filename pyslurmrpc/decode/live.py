@@ -127,15 +127,17 @@ def run(fh: BinaryIO, name: str, ports: Iterable[int], opener: Optional[MungeOpe
     if capture_kind(head):
         _capture(fh, head, name, ports, opener, printer)
         return
+    mark = b""
     if head.startswith(UTF8_BOM):   # an editor's mark before a hex dump (no frame starts so: 4 GiB)
-        head = head[len(UTF8_BOM):] + read_exact(fh, len(UTF8_BOM))
+        mark, head = UTF8_BOM, head[len(UTF8_BOM):] + read_exact(fh, len(UTF8_BOM))
     if all(b in _TEXT_BYTES for b in head):
         text = head + fh.read()
         if all(b in _TEXT_BYTES for b in text):
             _raw([dumped_bytes(text, name)], f"{name} (hex dump)", opener, printer)
             return
-        _raw([text], f"{name} (raw frames)", opener, printer)
+        _raw([mark + text], f"{name} (raw frames)", opener, printer)   # not a dump: the bytes as they came
         return
+    head = mark + head
     _raw(_chunks(fh, head), f"{name} (raw frames)", opener, printer)
 
 

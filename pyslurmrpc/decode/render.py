@@ -27,6 +27,9 @@ INDENT = "  "
 MUNGE_INDENT = " " * 9
 #: Size prefix of a packstr: the part of a credential field that may be shown.
 STRING_SIZE = 4
+#: bytes before an undecoded tail, and past its dump, looked at for a credential crossing
+#: into it (MUNGE credentials of Slurm are a few hundred bytes)
+WITHHELD_LOOKBEHIND = 4096
 
 
 def _msg_name(msg_type: Optional[int], version: Optional[int] = None) -> Optional[str]:
@@ -53,8 +56,14 @@ def _secret(field: Field) -> bool:
     return field.name in SECRET_FIELDS
 
 
+def _credential_like(field: Field) -> bool:
+    """Another string field holding a credential's text (read from bytes a peer misplaced):
+    withheld as the credential is."""
+    return not _secret(field) and isinstance(field.value, str) and bool(withheld_spans(bytes(field.raw), False))
+
+
 def _raw_text(field: Field) -> str:
-    raw = field.raw[:STRING_SIZE] if _secret(field) else field.raw
+    raw = field.raw[:STRING_SIZE] if _secret(field) or _credential_like(field) else field.raw
     text = raw[:RAW_SHOWN].hex(" ")
     return text + " …" if len(field.raw) > len(raw[:RAW_SHOWN]) else text
 
@@ -63,6 +72,8 @@ def _value_text(field: Field, version: Optional[int] = None) -> str:
     if _secret(field):
         size = len(field.raw) - STRING_SIZE
         return f"<credential, {size} bytes, not shown>" if field.value is not None else "NULL"
+    if _credential_like(field):
+        return f"<{len(field.raw) - STRING_SIZE} bytes not shown: they may hold a credential>"
     text = show_value(field.value)
     extra = meaning(field, version)
     return f"{text} ({extra})" if extra else text
@@ -93,10 +104,15 @@ def _tail(report: FrameReport) -> tuple[int, bytes]:
 
 
 def _tail_withheld(report: FrameReport) -> list[tuple[int, int]]:
-    """The spans of the undecoded tail that may hold a credential, relative to the tail: found
-    in the whole frame, as a credential may begin inside the last field decoded."""
+    """The spans of the dumped part of the undecoded tail (its first MAX_DUMP bytes) that may
+    hold a credential, relative to the tail.  Looked for from WITHHELD_LOOKBEHIND bytes before
+    the tail, as a credential may begin inside the last field decoded (one begun further back
+    still shows as a long base64 run), to a credential's length past the dump."""
     start = report.decoded_end
-    return [(max(s, start) - start, e - start) for s, e in withheld_spans(bytes(report.frame)) if e > start]
+    low = max(0, start - WITHHELD_LOOKBEHIND)
+    window = bytes(report.frame[low:start + MAX_DUMP + WITHHELD_LOOKBEHIND])
+    return [(max(s + low, start) - start, e + low - start) for s, e in withheld_spans(window)
+            if e + low > start and s + low < start + MAX_DUMP]
 
 
 def _dump_lines(report: FrameReport) -> Iterator[str]:
@@ -162,10 +178,10 @@ def _hex_capped(data: bytes, spans: list[tuple[int, int]]) -> dict:
 
 def field_json(field: Field, version: Optional[int] = None) -> dict:
     """A field as a JSON object (credential values and bytes withheld)."""
-    if _secret(field):
+    if _secret(field) or _credential_like(field):
         return {"path": field.path, "offset": field.offset, "size": len(field.raw),
                 "raw": field.raw[:STRING_SIZE].hex(), "value": None, "redacted": True,
-                "meaning": "credential"}
+                "meaning": "credential" if _secret(field) else "may hold a credential"}
     obj = {"path": field.path, "offset": field.offset, "size": len(field.raw), "raw": field.raw[:MAX_DUMP].hex(),
            "value": json_value(field.value), "meaning": meaning(field, version)}
     if len(field.raw) > MAX_DUMP:  # "size" keeps the full length; one line stays bounded

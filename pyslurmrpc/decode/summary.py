@@ -97,8 +97,8 @@ class Summary:
 
     def as_json(self, connections: Optional[int]) -> dict:
         return {"kind": "summary", "messages": self.messages, "connections": connections,
-                "types": [{"msg_type_name": r.name, "count": r.count, "bytes": r.bytes, "not_decoded": r.failed, "credential_not_opened": r.unopened,
-                           "replies": r.replies, "errors": r.errors,
+                "types": [{"msg_type_name": r.name, "count": r.count, "bytes": r.bytes, "not_decoded": r.failed,
+                           "credential_not_opened": r.unopened, "replies": r.replies, "errors": r.errors,
                            "rtt_p50_ms": _ms(r.percentile(50)), "rtt_p99_ms": _ms(r.percentile(99))}
                           for r in self._ordered()],
                 "stopped_early": self.stopped,

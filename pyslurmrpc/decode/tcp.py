@@ -155,13 +155,19 @@ class OtherPorts:
         self._seen: set[frozenset] = set()
 
     def add(self, seg: Segment) -> None:
+        if not seg.payload or len(self._seen) >= OTHER_CONNECTIONS_KEPT:
+            return
         ends = frozenset({(seg.src, seg.sport), (seg.dst, seg.dport)})
-        if not seg.payload or ends in self._seen or len(self._seen) >= OTHER_CONNECTIONS_KEPT:
+        if ends in self._seen:
             return
         self._seen.add(ends)
         for port in {seg.sport, seg.dport}:
-            if port in self.counts or len(self.counts) < OTHER_PORTS_KEPT:
-                self.counts[port] = self.counts.get(port, 0) + 1
+            if port not in self.counts and len(self.counts) >= OTHER_PORTS_KEPT:
+                once = next((p for p, n in self.counts.items() if n == 1), None)
+                if once is None:
+                    continue
+                del self.counts[once]       # a client's port makes room: a server's comes back
+            self.counts[port] = self.counts.get(port, 0) + 1
 
     def nothing_followed(self, name: str, ports: Iterable[int]) -> str:
         """The error for a capture with no payload on ``ports``, naming the ports it had."""

@@ -23,9 +23,12 @@ _LONG_RUN = re.compile(rb"[A-Za-z0-9+/=]{%d,}:?" % LONG_BASE64_RUN)
 MASK = "--"
 
 
-def withheld_spans(data: bytes) -> list[tuple[int, int]]:
-    """(start, end) of each part of ``data`` that may be a credential, in order, merged."""
-    spans = sorted(m.span() for rx in (_PREFIXED, _LONG_RUN) for m in rx.finditer(data))
+def withheld_spans(data: bytes, long_runs: bool = True) -> list[tuple[int, int]]:
+    """(start, end) of each part of ``data`` that may be a credential, in order, merged;
+    without ``long_runs`` only text that begins as a credential does (for a decoded string,
+    where a long run may be a path's digest)."""
+    spans = sorted(m.span() for rx in ((_PREFIXED, _LONG_RUN) if long_runs else (_PREFIXED,))
+                   for m in rx.finditer(data))
     merged: list[tuple[int, int]] = []
     for start, end in spans:
         if merged and start <= merged[-1][1]:

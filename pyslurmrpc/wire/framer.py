@@ -50,10 +50,12 @@ class Framer:
                 and int.from_bytes(data[:LENGTH_PREFIX_SIZE], "big") == len(data) - LENGTH_PREFIX_SIZE \
                 and len(data) - LENGTH_PREFIX_SIZE <= self.max_size:
             return [data]  # the usual reply: exactly one whole frame, nothing held
-        if not isinstance(data, (bytes, bytearray, memoryview)):
-            raise TypeError(f"Framer.feed takes the bytes read from the connection, not {type(data).__name__}")
+        if type(data) is not bytes:
+            if not isinstance(data, (bytearray, memoryview)):
+                raise TypeError(f"Framer.feed takes the bytes read from the connection, not {type(data).__name__}")
+            data = bytes(data)      # a copy (the caller may reuse its buffer), counted in bytes, not items
         if data:
-            self._chunks.append(data if type(data) is bytes else bytes(data))
+            self._chunks.append(data)
             self._have += len(data)
         frames = []
         while True:
