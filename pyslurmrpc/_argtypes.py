@@ -11,6 +11,7 @@ import math
 import re
 
 from .client.validate import PORT_MAX, TIMEOUT_MAX
+from .wire.versions import VERSION_CODES, without_patch_level
 
 _INTEGER = re.compile(r"-?[0-9]+")   # no sign of +, no blanks, no '_' (int() takes all three)
 _DECIMAL = re.compile(r"(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")   # the same for float()
@@ -49,3 +50,12 @@ def seconds(most: float | None = TIMEOUT_MAX, least: float | None = None):
             raise argparse.ArgumentTypeError(f"must be {want}, not {text!r}")
         return value
     return parse
+
+
+def release(text: str) -> str:
+    """A Slurm release this library knows, "22.05" or as slurmctld -V prints it, "22.05.8"."""
+    name = without_patch_level(text)
+    if name not in VERSION_CODES:
+        raise argparse.ArgumentTypeError(f"must be a Slurm release from {min(VERSION_CODES)} to {max(VERSION_CODES)} "
+                                         f"(22.05, or 22.05.8), not {text!r}")
+    return name

@@ -280,8 +280,8 @@ class CheckpointUnsupported(PyslurmrpcError):
         self.version = version
         self.pinned = pinned    # the caller's protocol_version said the release; nothing was sent
         if pinned:
-            said = (f"protocol_version {version} (this client's setting, --protocol on the command line) has no "
-                    f"checkpoint RPCs: they were removed in Slurm 20.02, so nothing was sent to {controller}")
+            said = (f"the client's protocol_version (--protocol) is {version}, a release without checkpoint RPCs "
+                    f"(removed in Slurm 20.02): nothing was sent to {controller}")
         else:
             said = (f"controller {controller} speaks Slurm {version}: checkpoint RPCs were removed "
                     f"in Slurm 20.02, so this controller cannot checkpoint")

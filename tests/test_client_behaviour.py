@@ -62,6 +62,14 @@ def test_bad_arguments_are_named_before_anything_is_sent():
         Client("h", protocol_version="21.05")
 
 
+def test_a_release_may_be_named_with_its_patch_level():
+    """As slurmctld -V and scontrol version print it; "22.05.8" was refused."""
+    assert Client("h", protocol_version="22.05.8").settings.protocol_version == 0x2600
+    assert Client("h", protocol_version="19.05.8").settings.protocol_version == 0x2200
+    with pytest.raises(InvalidArgumentError, match="unknown Slurm release '22.05.x'"):
+        Client("h", protocol_version="22.05.x")
+
+
 @pytest.mark.parametrize("release", ["20.02", "22.05", "26.05"])
 def test_a_pinned_release_without_checkpoint_rpcs_sends_no_checkpoint_call(release):
     """protocol_version took only 17.11-19.05; a newer release is taken for ping, and a
@@ -72,8 +80,8 @@ def test_a_pinned_release_without_checkpoint_rpcs_sends_no_checkpoint_call(relea
             with pytest.raises(CheckpointUnsupported) as info:
                 call()
             assert info.value.pinned and info.value.version == release
-            assert f"protocol_version {release} (this client's setting, --protocol on the command line) has no " \
-                "checkpoint RPCs" in str(info.value)
+            assert f"the client's protocol_version (--protocol) is {release}, a release without checkpoint " \
+                "RPCs (removed in Slurm 20.02): nothing was sent to " in str(info.value)
         assert peer.requests == 0
 
 

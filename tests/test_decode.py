@@ -501,6 +501,19 @@ def test_missing_segment_is_reported(tmp_path):
     assert "never captured" in out and "RESPONSE_SLURM_RC" in out
 
 
+def test_a_stream_with_two_problems_counts_once():
+    """A gap, then a frame the stream ended inside: "2 stream(s) stopped early" for one."""
+    packets = tcp_conversation(recording("ping", "request"), recording("ping", "response"), retransmit=False)
+    del packets[4]
+    code, out, _ = run("-", stdin=pcap_bytes(packets))
+    assert out.count("!!! ") == 2 and out.rstrip().endswith("1 stream(s) stopped early"), out
+    code, out, _ = run("--summary", "-", stdin=pcap_bytes(packets))
+    assert "1 stream(s) stopped early:" in out and out.count("!!! ") == 2
+    code, out, _ = run("--summary", "--json", "-", stdin=pcap_bytes(packets))
+    summary = json.loads(out)
+    assert summary["stopped_early"] == 1 and len(summary["stream_errors"]) == 2
+
+
 # ---------------------------------------------------------------------------
 # bad frames, bad input
 # ---------------------------------------------------------------------------
@@ -594,3 +607,45 @@ def test_packets_cut_by_the_snap_length_say_so():
     assert code == 2
     assert "cut short or malformed (the capture kept only part of it: its snap length; tcpdump -s 0 keeps " \
            "whole packets)" in err, err
+
+
+@pytest.mark.parametrize("argv, said", [
+    (["xxd", "-d"], "(read as decimal it adds up: dump with hex offsets, not od -Ad or xxd -d)"),
+    (["od", "-Ad", "-tx1"], "(read as decimal it adds up: dump with hex offsets, not od -Ad or xxd -d)"),
+    (["xxd", "-o", "4096"], "(the dump does not start at offset 0: dump from the first byte, without xxd -s or -o)"),
+])
+def test_offsets_that_do_not_add_up_say_the_likely_cause(argv, said):
+    """They read as a lost line: "line 2: offset 0x16 where 0x10 bytes were read"."""
+    if shutil.which(argv[0]) is None:
+        skip_or_fail(pytest, f"{argv[0]} not installed (scripts/test installs Debian's xxd)")
+    text = subprocess.run(argv, input=recording("ping", "request"), capture_output=True, check=True).stdout
+    code, _, err = run("-", stdin=text)
+    assert code == 2 and said in err, err
+
+
+def test_a_short_xxd_e_dump_is_refused_too():
+    """A 24-byte reply shows two or three printable characters: under the first threshold (4)."""
+    if shutil.which("xxd") is None:
+        skip_or_fail(pytest, "xxd not installed (scripts/test installs Debian's xxd)")
+    text = subprocess.run(["xxd", "-e"], input=recording("ping", "response")[:24], capture_output=True,
+                          check=True).stdout
+    code, _, err = run("-", stdin=text)
+    assert code == 2 and "a dump of little-endian words (xxd -e) is not read" in err, err
+
+
+def test_a_file_holding_an_http_answer_is_named_as_one():
+    """It was taken for a broken hex dump: "line 1 is not a hex dump: 'HTTP/1.1 405 NOT ALLOWED'"."""
+    code, _, err = run("-", stdin=b"HTTP/1.1 405 NOT ALLOWED\r\nContent-Length: 0\r\n\r\n")
+    assert code == 2 and err == ("pyslurmrpc decode: <stdin>: an HTTP message, not Slurm frames nor a hex dump "
+                                 "(26.05 answers a request in a version it refuses in HTTP): "
+                                 "'HTTP/1.1 405 NOT ALLOWED'\n")
+
+
+@pytest.mark.parametrize("argv", [["od", "-tx2"], ["od", "-tx4"], ["od", "-Ax", "-tx2"]])
+def test_a_dump_of_words_names_the_byte_order_problem(argv):
+    """hexdump's default and od -tx2/-tx4 group bytes into words in the machine's order: they
+    were refused with "line 1 is not a hex dump" alone."""
+    text = subprocess.run(argv, input=recording("ping", "request"), capture_output=True, check=True).stdout
+    code, _, err = run("-", stdin=text)
+    assert code == 2 and "line 1 is not a hex dump (groups of 2 or 4 bytes, as hexdump and od -tx2 or -tx4 " \
+                         "print them, are words in this machine's byte order" in err, err

@@ -35,6 +35,8 @@ def cli(*argv, **kw):
     (["--controller", "a" * 64 + ".example:1", "ping"], "over 63 characters"),
     (["--controller", ":6817", "ping"], "--controller host"),
     (["--munge-socket", "", "--controller", "127.0.0.1:1", "ping"], "--munge-socket must be 1 to 107 bytes long"),
+    (["--protocol", "21.05", "--controller", "127.0.0.1:1", "ping"],
+     "argument --protocol: must be a Slurm release from 17.11 to 26.05 (22.05, or 22.05.8), not '21.05'"),
     (["--timeout", "nan", "--controller", "127.0.0.1:1", "ping"], "argument --timeout"),
     (["--timeout", "inf", "--controller", "127.0.0.1:1", "ping"], "argument --timeout"),
     (["--timeout", "-1", "--controller", "127.0.0.1:1", "ping"], "argument --timeout"),

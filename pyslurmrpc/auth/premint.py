@@ -65,7 +65,8 @@ os.register_at_fork(after_in_child=_count_fork)
 class PremintCounts:
     """What a client's premint stock has done since it was made (``Client.premint_counts``).
 
-    ``taken_from_stock``: calls that sent a credential minted ahead; ``minted_ahead``:
+    ``taken_from_stock``: requests that sent a credential minted ahead (a detection's
+    requests too, so one call may take several); ``minted_ahead``:
     credentials minted into the stock; ``thrown_away``: stocked credentials never sent
     (too old, pushed out by other messages' credentials, or dropped after a failed call);
     ``in_stock``: those still waiting.  ``minted_ahead`` is always the sum of the other

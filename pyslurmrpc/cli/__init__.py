@@ -10,7 +10,7 @@ import sys
 from .. import _argtypes
 from ..defaults import CHECKPOINT_VERSION, SLURMCTLD_PORT
 from ..errors import PyslurmrpcError
-from ..wire.versions import CHECKPOINT_VERSIONS, VERSION_CODES
+from ..wire.versions import CHECKPOINT_VERSIONS
 from ._output import EXIT_INTERRUPTED, error_text, silence
 
 SUBCOMMANDS = {
@@ -57,7 +57,7 @@ def _parser() -> argparse.ArgumentParser:
         client.add_argument("--controller", metavar="HOST[:PORT]", help="talk to this slurmctld, no slurm.conf needed"),
         client.add_argument("--auth", choices=("munge", "none"), help="authentication (default: slurm.conf's, else munge)"),
         client.add_argument("--munge-socket", help="munged's socket"),
-        client.add_argument("--protocol", choices=tuple(VERSION_CODES), metavar="RELEASE",
+        client.add_argument("--protocol", type=_argtypes.release, metavar="RELEASE",
                             help=f"the controller's release, if known: checkpoint speaks it "
                                  f"({', '.join(CHECKPOINT_VERSIONS)}; default {CHECKPOINT_VERSION}), "
                                  f"ping tries it first (no refused requests in a newer controller's log)"),

@@ -28,8 +28,9 @@ class ClientApi:
         authenticator object.  ``protocol_version``: the controller's release, "17.11" to
         "26.05" (default 19.05): the checkpoint calls speak it (a release without them,
         20.02 on, makes them raise CheckpointUnsupported, nothing sent), and when named,
-        ping and controller_version try it first, so a controller of that release gets no
-        refused request (each one is a few error lines in its log).
+        ping and controller_version try it first, so a ping of a controller of that release
+        makes no refused request (each one is a few error lines in its log); controller_version
+        still asks the newer releases that take that version too.
         ``timeout``: seconds, replaces MessageTimeout (default 10).  More keywords:
         ``nodes`` ({name: "ADDR", "ADDR:PORT" or (addr, port)}; no port: ``slurmd_port``), ``slurmd_port``, ``tree_width``,
         ``connect_timeout``, ``auth_ttl``, ``slurmctld_timeout`` (SlurmctldTimeout, default 120 s: a

@@ -11,6 +11,7 @@ from ..wire import (
     encode_message, version_code,
 )
 from ..wire.repeats import CredentialTemplate, decode_reply_frame
+from ..wire.versions import without_patch_level
 from . import validate
 from .calls import Call
 from .config import SlurmConfig, read_slurm_conf
@@ -196,6 +197,8 @@ def pinned_version(version) -> int:
     calls speak it (a release without them is refused by those calls, nothing sent), and
     ping and controller_version try it first, so a controller of that release is pinged
     with no refused request in its log."""
+    if isinstance(version, str):
+        version = without_patch_level(version)      # "22.05.8", as slurmctld -V and scontrol version print it
     try:
         return version_code(version)
     except ValueError as exc:

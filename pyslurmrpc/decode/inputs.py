@@ -9,6 +9,7 @@ from typing import Iterable
 
 from .capture import CaptureError, capture_kind, read_capture
 from .packets import NotTcp, SkipReason, parse_packet
+from ..wire.constants import HTTP_PREFIX
 from .tcp import DEFAULT_PORTS, OtherPorts, reassemble
 
 #: Bytes a hex dump may consist of.
@@ -21,6 +22,10 @@ _COLON_LINE = re.compile(r"^\s*(?:0x)?([0-9a-fA-F]+):\s?(.*)$")
 _OFFSET_LINE = re.compile(r"^([0-9a-fA-F]{6,16})((?:\s+[0-9a-fA-F]{2})+)\s*(?:\|.*\||>.*<)?\s*$")
 #: the line that closes such a dump: the offset past the last byte, alone
 _OFFSET_ALONE = re.compile(r"^([0-9a-fA-F]{6,16})\s*$")
+#: an offset, then groups of 2 or 4 bytes: hexdump's default, hexdump -x, od -tx2, od -tx4
+_WORD_LINE = re.compile(r"^[0-9a-fA-F]{6,16}(?:\s+(?:[0-9a-fA-F]{4}|[0-9a-fA-F]{8}))+\s*$")
+_WORDS_HINT = (" (groups of 2 or 4 bytes, as hexdump and od -tx2 or -tx4 print them, are words in this "
+               "machine's byte order: dump with hexdump -C, od -tx1 or xxd)")
 #: the widest line of a dump with offsets taken (xxd, hexdump -C and od print 16 bytes; -c, -w ask for more)
 _OFFSET_DUMP_WIDTH_MAX = 4096
 #: the most bytes a hex dump may stand for: an offset past it (as a "*" repeat claims) is refused
@@ -33,8 +38,10 @@ _HEX = re.compile(r"^(?:[0-9a-fA-F]{2})*$")
 #: claim 4 GiB, so no stream of frames starts with it
 UTF8_BOM = b"\xef\xbb\xbf"
 #: printable characters of an xxd ASCII column that must disagree with their bytes (and agree
-#: with them reversed group by group) before a dump is refused as xxd -e's: a few are a hand edit
-_COLUMN_DISAGREES_MIN = 4
+#: with them reversed group by group) before a dump is refused as xxd -e's: one is enough, as a
+#: 24-byte reply may show three (a hand edit that happens to match the reversed bytes is not
+#: a worry); most of the column must disagree
+_COLUMN_DISAGREES_MIN = 1
 _OCTAL_DIGITS = frozenset("01234567")
 #: the width of od's own (octal) offsets; od -Ax prints 6 hex digits, hexdump -C 8
 _OD_OCTAL_WIDTH = 7
@@ -89,13 +96,28 @@ def parse_hex_dump(text: str) -> bytes:
     if lines and _COLON_LINE.match(lines[0][1]):
         _check_text_column(lines)      # first: xxd -e's last line is not a dump line of ours either
         return _offset_dump(lines, _colon_line, octal=False)
+    if _offsets_before_words(lines):
+        raise InputError(f"line 1 is not a hex dump{_WORDS_HINT}: {lines[0][1].strip()[:60]!r}")
     out = []
     for number, line in lines:
         digits = re.sub(r"\s+", "", line)
         if not _HEX.match(digits):
-            raise InputError(f"line {number} is not a hex dump: {line.strip()[:60]!r}")
+            hint = _WORDS_HINT if _WORD_LINE.match(line) else ""
+            raise InputError(f"line {number} is not a hex dump{hint}: {line.strip()[:60]!r}")
         out.append(digits)
     return bytes.fromhex("".join(out))
+
+
+def _offsets_before_words(lines: list[tuple[int, str]]) -> bool:
+    """A dump of words with offsets (od -Ax -tx2): its first offset, all zeros, and the second
+    line's, which counts the first line's bytes, would be read as plain hex bytes."""
+    if len(lines) < 2 or not (_WORD_LINE.match(lines[0][1]) and _WORD_LINE.match(lines[1][1])):
+        return False
+    first, *groups = lines[0][1].split()
+    second = lines[1][1].split()[0]
+    size = sum(len(g) for g in groups) // 2
+    return set(first) == {"0"} and size in {int(second, 16), int(second, 8) if set(second) <= _OCTAL_DIGITS else -1,
+                                            int(second) if second.isdigit() else -1}
 
 
 def dumped_bytes(text: bytes, name: str) -> bytes:
@@ -104,6 +126,9 @@ def dumped_bytes(text: bytes, name: str) -> bytes:
     try:
         data = parse_hex_dump(text.decode("ascii"))
     except InputError as exc:
+        if text.startswith(HTTP_PREFIX):   # text, but neither frames nor a dump: say what it is
+            raise InputError(f"{name}: an HTTP message, not Slurm frames nor a hex dump (26.05 answers "
+                             f"a request in a version it refuses in HTTP): {text.splitlines()[0][:60].decode()!r}") from None
         raise InputError(f"{name}: {exc}") from None
     if not data:
         raise InputError(f"{name}: the hex dump holds no bytes")
@@ -191,12 +216,24 @@ def _offset_dump(lines: list[tuple[int, str]], read_line, octal: bool) -> bytes:
         repeating = False
         if offset != len(out):
             shown = f"0x{offset:x}" if base != 8 else f"{digits} (octal, 0x{offset:x})"
-            raise InputError(f"line {number}: offset {shown} where 0x{len(out):x} bytes were read")
+            raise InputError(f"line {number}: offset {shown} where 0x{len(out):x} bytes were read"
+                             f"{_offset_hint(digits, len(out), step)}")
         previous = data or b""
         if len(previous) > _OFFSET_DUMP_WIDTH_MAX:
             raise InputError(f"line {number}: more than {_OFFSET_DUMP_WIDTH_MAX} bytes on one line")
         out += previous
     return bytes(out)
+
+
+def _offset_hint(digits: str, have: int, step: int) -> str:
+    """Why an offset may not add up other than a lost line: offsets in decimal (od -Ad, xxd -d),
+    or a dump that does not start at the file's first byte (xxd -s, xxd -o)."""
+    decimal = int(digits) if digits.isdigit() else -1
+    if decimal == have or (step and decimal > have and (decimal - have) % step == 0):
+        return " (read as decimal it adds up: dump with hex offsets, not od -Ad or xxd -d)"
+    if not have:
+        return " (the dump does not start at offset 0: dump from the first byte, without xxd -s or -o)"
+    return ""
 
 
 def _offset_base(digits: str, have: int, step: int) -> int:

@@ -38,6 +38,7 @@ class Printer:
         self.unopened = 0         # decoded, but the credential did not open with --munge-key
         self.interrupted = False  # Ctrl-C: what was read so far is reported, then the run ends
         self._heading: Optional[str] = None
+        self._last_stopped: Optional[str] = None     # the stream of the last problem
 
     @property
     def ok(self) -> bool:
@@ -75,9 +76,11 @@ class Printer:
         print("", file=self.out)
 
     def _problem(self, problem: Problem) -> None:
-        self.stopped += 1
+        new_stream = problem.stream != self._last_stopped   # a stream's problems come together
+        self._last_stopped = problem.stream
+        self.stopped += new_stream
         if self.summary_only:
-            self.summary.stop(problem.stream, problem.text)
+            self.summary.stop(problem.stream, problem.text, new_stream)
             return
         if self.as_json:
             print(json.dumps({"kind": "stream_error", "stream": problem.stream, "reason": problem.text}),

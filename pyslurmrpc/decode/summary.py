@@ -65,13 +65,15 @@ class Summary:
     def __init__(self):
         self.rows: dict[str, Row] = {}
         self.messages = 0
-        self.stopped = 0
+        self.stopped = self.problems = 0
         self.stopped_named: list[tuple[str, str]] = []   # (stream, why), the first MAX_STOPPED_NAMED
         self._rng = random.Random(_SEED)
 
-    def stop(self, stream: str, why: str) -> None:
-        """A stream that stopped early (a length prefix refused: HTTP, garbage, a cut capture)."""
-        self.stopped += 1
+    def stop(self, stream: str, why: str, new_stream: bool = True) -> None:
+        """A problem that stopped a stream early (a length prefix refused: HTTP, garbage, a cut
+        capture); ``new_stream`` False for another problem of the stream just counted."""
+        self.stopped += new_stream
+        self.problems += 1
         if len(self.stopped_named) < MAX_STOPPED_NAMED:
             self.stopped_named.append((stream, why))
 
@@ -127,8 +129,8 @@ class Summary:
             yield f"{self.stopped} stream(s) stopped early:"
             for stream, why in self.stopped_named:
                 yield f"  !!! {stream}: {why}"
-            if self.stopped > len(self.stopped_named):
-                yield f"  … {self.stopped - len(self.stopped_named)} more"
+            if self.problems > len(self.stopped_named):
+                yield f"  … {self.problems - len(self.stopped_named)} more"
 
 
 def _row_name(report) -> str:

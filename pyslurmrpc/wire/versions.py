@@ -12,6 +12,7 @@ its own.  protocol_specs/versions.md cites the source of each column.
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass, field
 
 from construct import Construct, If, Struct, Switch, Tell, this
@@ -262,6 +263,16 @@ VERSION_CODES: dict[str, int] = {spec.name: code for code, spec in VERSIONS.item
 
 #: The releases whose controllers still have checkpoint RPCs.
 CHECKPOINT_VERSIONS = tuple(r.name for r in RELEASES if r.checkpoint)
+
+
+#: a release with its patch level, as slurmctld -V and scontrol version print it: "22.05.8"
+_PATCH_LEVEL = re.compile(r"([0-9]{2}\.[0-9]{2})\.[0-9]+")
+
+
+def without_patch_level(text: str) -> str:
+    """``text`` without a patch level ("22.05.8" -> "22.05"); anything else as it is."""
+    match = _PATCH_LEVEL.fullmatch(text)
+    return match.group(1) if match else text
 
 
 def version_code(version) -> int:
