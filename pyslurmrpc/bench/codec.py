@@ -6,11 +6,11 @@ from ..wire import (
     VERSIONS, CheckpointCompMsg, CheckpointMsg, CheckpointRespMsg, CheckpointTasksMsg, Header, Message,
     MsgType, MungeAuthCred, PingMsg, ReturnCodeMsg, decode_message, encode_message, version_code,
 )
-from ..client.core import DEFAULT_CHECKPOINT_VERSION
+from ..defaults import CHECKPOINT_VERSION
 from .timing import per_call_us, taking_turns
 
 #: the checkpoint calls' header version (19.05)
-VERSION = version_code(DEFAULT_CHECKPOINT_VERSION)
+VERSION = version_code(CHECKPOINT_VERSION)
 _CRED = "MUNGE:" + "A" * 136 + ":"  # the size of a real credential
 _AUTH = MungeAuthCred(credential=_CRED)
 

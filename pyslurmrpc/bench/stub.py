@@ -14,10 +14,10 @@ import asyncio
 
 from ..auth.slurm_auth import MungeAuth, NoneAuth
 from ..transport import read_frame
-from ..client.core import DEFAULT_CHECKPOINT_VERSION
+from ..defaults import CHECKPOINT_VERSION
 from ..wire import CheckpointRespMsg, Header, Message, MsgType, encode_message, version_code
 
-VERSION = version_code(DEFAULT_CHECKPOINT_VERSION)
+VERSION = version_code(CHECKPOINT_VERSION)
 
 
 def replies(auth, count: int) -> list[bytes]:

@@ -19,7 +19,7 @@ from .config import SlurmConfig, read_slurm_conf
 from ..defaults import MESSAGE_TIMEOUT as DEFAULT_MESSAGE_TIMEOUT, SLURMCTLD_PORT as DEFAULT_SLURMCTLD_PORT
 from ..defaults import SLURMD_PORT as DEFAULT_SLURMD_PORT, TCP_TIMEOUT as DEFAULT_CONNECT_TIMEOUT
 from ..defaults import TREE_WIDTH as DEFAULT_TREE_WIDTH, SLURMCTLD_TIMEOUT as DEFAULT_SLURMCTLD_TIMEOUT
-from ..defaults import CHECKPOINT_VERSION as DEFAULT_CHECKPOINT_VERSION  # noqa: F401 (the bench reads it here)
+from ..defaults import CHECKPOINT_VERSION as DEFAULT_CHECKPOINT_VERSION
 #: the largest reply a request of this client can get back: an RC (a 4-byte body), a ping's
 #: answer, RESPONSE_CHECKPOINT (one error message) - bytes, plus header and credential; a
 #: bigger length prefix is refused as it arrives, before anything is buffered for it

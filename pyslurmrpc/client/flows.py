@@ -195,6 +195,7 @@ def checkpoint(state: State, call: calls.Call):
     """A controller RPC in the pinned checkpoint version, with the too-new verdict and
     slurm_send_recv_controller_msg's wait for a backup taking over (ESLURM_IN_STANDBY_MODE)."""
     s = state.settings
+    _refuse_pinned_without_checkpoint(s, str(s.controllers[0]))
     start = yield NOW
     while True:
         reply = yield from _checkpoint_once(state, call)
@@ -219,7 +220,6 @@ def _refuse_pinned_without_checkpoint(s: Settings, where: str) -> None:
 def _checkpoint_once(state: State, call: calls.Call):
     """The call's reply Message from the controller that answers, or the too-new verdict."""
     pinned = state.settings.protocol_version
-    _refuse_pinned_without_checkpoint(state.settings, str(state.settings.controllers[0]))
     endpoint, conn, cached, version, built = yield from _start(state, None, call, lambda cached: pinned)
     if cached is not None and cached.code is not None and not cached.has_checkpoint:
         yield Close(conn)

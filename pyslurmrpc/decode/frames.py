@@ -45,6 +45,11 @@ class FrameReport:
         return self.error is None and self.munge_error is None
 
     @property
+    def credential_unopened(self) -> bool:
+        """True when the frame decoded but --munge-key did not open its credential."""
+        return self.error is None and self.munge_error is not None
+
+    @property
     def msg_type(self) -> Optional[int]:
         """header.msg_type when it could be read."""
         return next((f.value for f in self.fields if f.path == "header.msg_type"), None)

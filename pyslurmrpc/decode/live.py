@@ -55,7 +55,7 @@ class Printer:
     def _message(self, msg: Decoded) -> None:
         self.frames += 1
         self.bad += msg.report.error is not None
-        self.unopened += msg.report.error is None and msg.report.munge_error is not None
+        self.unopened += msg.report.credential_unopened
         self.summary.add(msg)
         if self.summary_only:
             return

@@ -14,7 +14,7 @@ from ..wire.msg_types_by_release import msg_type_name
 from .annotate import iso_time, json_value, meaning, show_value
 from .fields import Field
 from .frames import SECRET_FIELDS, FrameReport, StreamReport
-from .withheld import MASK, masked_hex, withheld_spans
+from .withheld import MASK, holds_credential_text, masked_hex, withheld_spans
 
 #: Raw bytes shown on a field line; longer fields are cut with an ellipsis.
 RAW_SHOWN = 8
@@ -59,7 +59,7 @@ def _secret(field: Field) -> bool:
 def _credential_like(field: Field) -> bool:
     """Another string field holding a credential's text (read from bytes a peer misplaced):
     withheld as the credential is."""
-    return not _secret(field) and isinstance(field.value, str) and bool(withheld_spans(bytes(field.raw), False))
+    return not _secret(field) and isinstance(field.value, str) and holds_credential_text(bytes(field.raw))
 
 
 def _raw_text(field: Field) -> str:

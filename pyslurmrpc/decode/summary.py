@@ -84,7 +84,7 @@ class Summary:
         row.count += 1
         row.bytes += len(report.frame)
         row.failed += report.error is not None
-        row.unopened += report.error is None and report.munge_error is not None
+        row.unopened += report.credential_unopened
         self.messages += 1
         request = msg.reply_to
         if request is not None:     # a reply's round trip and code count for its request

@@ -17,18 +17,22 @@ from ..auth.munge_constants import CRED_PREFIX
 #: the shortest run of base64 text withheld without the prefix: a MUNGE credential's
 #: armour is over 100 characters, a path or a node name rarely runs this long unbroken
 LONG_BASE64_RUN = 64
-_PREFIXED = re.compile(re.escape(CRED_PREFIX.encode("ascii")) + rb"[A-Za-z0-9+/=:]*")   # ':' too: a damaged one
+_PREFIX = CRED_PREFIX.encode("ascii")
+_PREFIXED = re.compile(re.escape(_PREFIX) + rb"[A-Za-z0-9+/=:]*")   # ':' too: a damaged one
 _LONG_RUN = re.compile(rb"[A-Za-z0-9+/=]{%d,}:?" % LONG_BASE64_RUN)
 #: how a withheld byte is written in a dump (never a hex digit pair)
 MASK = "--"
 
 
-def withheld_spans(data: bytes, long_runs: bool = True) -> list[tuple[int, int]]:
-    """(start, end) of each part of ``data`` that may be a credential, in order, merged;
-    without ``long_runs`` only text that begins as a credential does (for a decoded string,
-    where a long run may be a path's digest)."""
-    spans = sorted(m.span() for rx in ((_PREFIXED, _LONG_RUN) if long_runs else (_PREFIXED,))
-                   for m in rx.finditer(data))
+def holds_credential_text(data: bytes) -> bool:
+    """Whether ``data`` holds text that begins as a MUNGE credential does (for a decoded string,
+    where a long base64 run alone may be a path's digest)."""
+    return _PREFIX in data
+
+
+def withheld_spans(data: bytes) -> list[tuple[int, int]]:
+    """(start, end) of each part of ``data`` that may be a credential, in order, merged."""
+    spans = sorted(m.span() for rx in (_PREFIXED, _LONG_RUN) for m in rx.finditer(data))
     merged: list[tuple[int, int]] = []
     for start, end in spans:
         if merged and start <= merged[-1][1]:

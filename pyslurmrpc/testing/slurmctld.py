@@ -33,6 +33,7 @@ from typing import Optional
 
 
 from pyslurmrpc.wire import MsgType
+from pyslurmrpc.wire.versions import without_patch_level
 
 from .netio import (  # noqa: F401  (re-exported)
     ANY_ADDRESS, IO_TIMEOUT, LOOPBACK, Transcript, exchange, free_port, message_hash, ping_frame, port_free,
@@ -177,7 +178,7 @@ class SlurmctldHarness(ChildHarness):
     @property
     def version(self) -> str:
         """The release's protocol name ("22.05" for 22.05.8)."""
-        return ".".join(self.release.split(".")[:2])
+        return without_patch_level(self.release)
 
     @property
     def env(self) -> dict:

@@ -266,7 +266,8 @@ CHECKPOINT_VERSIONS = tuple(r.name for r in RELEASES if r.checkpoint)
 
 
 #: a release with its patch level, as slurmctld -V and scontrol version print it: "22.05.8"
-_PATCH_LEVEL = re.compile(r"([0-9]{2}\.[0-9]{2})\.[0-9]+")
+#: (and a suffix after it, "23.11.0-0rc1")
+_PATCH_LEVEL = re.compile(r"([0-9]{2}\.[0-9]{2})\.[0-9]+(?:[-.][0-9A-Za-z]+)*")
 
 
 def without_patch_level(text: str) -> str:
