@@ -154,3 +154,28 @@ def test_a_long_run_in_a_decoded_string_is_shown(tmp_path):
     path.write_bytes(encode_message(dataclasses.replace(msg, body=dataclasses.replace(msg.body, image_dir=digest))))
     _, out, _ = run(path)
     assert digest in out
+
+
+@pytest.mark.parametrize("text", [
+    CREDENTIAL,                                             # a file of credentials taken for a dump
+    CREDENTIAL[len(b"MUNGE:"):],                            # one whose prefix was cut
+    b"00000000: 0000 00b2 " + CREDENTIAL,                   # a line of xxd's form
+    b"0000000 00 00 00 b2 " + CREDENTIAL,                   # a line of od's form
+    b"0000000 00 00\n0000002 " + CREDENTIAL,                # a later line
+], ids=["credential", "prefix-cut", "xxd-line", "od-line", "second-line"])
+def test_a_line_quoted_in_an_error_withholds_a_credential(tmp_path, text):
+    """The bad line's first 60 characters were quoted as they were: a credential among them
+    was printed (the cut came after the search, so a cut run must still be found)."""
+    path = tmp_path / "creds.txt"
+    path.write_bytes(text + b"\n")
+    code, out, err = run(path)
+    assert code == 2 and "not a hex dump" in err, err
+    assert "<withheld: a credential?>" in err and not _visible(CREDENTIAL, err), err
+    assert not any(CREDENTIAL[i:i + 8].decode() in err for i in range(6, len(CREDENTIAL) - 8)), err
+
+
+def test_a_quoted_line_without_a_credential_is_shown_as_it_was(tmp_path):
+    path = tmp_path / "notes.txt"
+    path.write_bytes(b"job 5 step 0: /home/u/ckpt\n")
+    code, _, err = run(path)
+    assert code == 2 and "'job 5 step 0: /home/u/ckpt'" in err, err

@@ -11,6 +11,7 @@ from .capture import CaptureError, capture_kind, read_capture
 from .packets import NotTcp, SkipReason, parse_packet
 from ..wire.constants import HTTP_PREFIX
 from .tcp import DEFAULT_PORTS, OtherPorts, reassemble
+from .withheld import masked_text
 
 #: Bytes a hex dump may consist of.
 _TEXT_BYTES = frozenset((string.printable).encode())
@@ -26,6 +27,8 @@ _OFFSET_ALONE = re.compile(r"^([0-9a-fA-F]{6,16})\s*$")
 _WORD_LINE = re.compile(r"^[0-9a-fA-F]{6,16}(?:\s+(?:[0-9a-fA-F]{4}|[0-9a-fA-F]{8}))+\s*$")
 _WORDS_HINT = (" (groups of 2 or 4 bytes, as hexdump and od -tx2 or -tx4 print them, are words in this "
                "machine's byte order: dump with hexdump -C, od -tx1 or xxd)")
+#: how much of a line that is not a dump line its error quotes
+_QUOTED_MAX = 60
 #: the widest line of a dump with offsets taken (xxd, hexdump -C and od print 16 bytes; -c, -w ask for more)
 _OFFSET_DUMP_WIDTH_MAX = 4096
 #: the most bytes a hex dump may stand for: an offset past it (as a "*" repeat claims) is refused
@@ -97,15 +100,21 @@ def parse_hex_dump(text: str) -> bytes:
         _check_text_column(lines)      # first: xxd -e's last line is not a dump line of ours either
         return _offset_dump(lines, _colon_line, octal=False)
     if _offsets_before_words(lines):
-        raise InputError(f"line 1 is not a hex dump{_WORDS_HINT}: {lines[0][1].strip()[:60]!r}")
+        raise InputError(f"line 1 is not a hex dump{_WORDS_HINT}: {_quoted(lines[0][1])}")
     out = []
     for number, line in lines:
         digits = re.sub(r"\s+", "", line)
         if not _HEX.match(digits):
             hint = _WORDS_HINT if _WORD_LINE.match(line) else ""
-            raise InputError(f"line {number} is not a hex dump{hint}: {line.strip()[:60]!r}")
+            raise InputError(f"line {number} is not a hex dump{hint}: {_quoted(line)}")
         out.append(digits)
     return bytes.fromhex("".join(out))
+
+
+def _quoted(line: str) -> str:
+    """The start of a line that is not a dump line, for its error: a file of credentials taken
+    for a dump shows none of one (masked before the cut, so a cut one is still found whole)."""
+    return repr(masked_text(line.strip())[:_QUOTED_MAX])
 
 
 def _offsets_before_words(lines: list[tuple[int, str]]) -> bool:
@@ -140,7 +149,7 @@ def _spaced_line(number: int, line: str) -> tuple[str, bytes | None]:
     """hexdump -C / od: (offset digits, bytes), bytes None on the closing offset line."""
     match = _OFFSET_LINE.match(line) or _OFFSET_ALONE.match(line)
     if not match:
-        raise InputError(f"line {number} is not a hex dump line (offset, then bytes): {line.strip()[:60]!r}")
+        raise InputError(f"line {number} is not a hex dump line (offset, then bytes): {_quoted(line)}")
     return match.group(1), bytes.fromhex(match.group(2)) if match.re is _OFFSET_LINE else None
 
 
@@ -149,7 +158,7 @@ def _colon_line(number: int, line: str) -> tuple[str, bytes]:
     match = _COLON_LINE.match(line)
     digits = re.sub(r"\s+", "", match.group(2).split(_COLUMN_GAP)[0]) if match else ""
     if not digits or not _HEX.match(digits):
-        raise InputError(f"line {number} is not a hex dump line (offset:, then bytes): {line.strip()[:60]!r}")
+        raise InputError(f"line {number} is not a hex dump line (offset:, then bytes): {_quoted(line)}")
     return match.group(1), bytes.fromhex(digits)
 
 

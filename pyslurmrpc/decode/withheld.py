@@ -42,6 +42,19 @@ def withheld_spans(data: bytes) -> list[tuple[int, int]]:
     return merged
 
 
+#: what a quoted line shows where text that may be a credential was
+WITHHELD_TEXT = "<withheld: a credential?>"
+
+
+def masked_text(text: str) -> str:
+    """``text`` with each part that may be a credential written as :data:`WITHHELD_TEXT` (a line
+    quoted in an error: a file of credentials given as a dump)."""
+    # one byte per character ('?' for what is not ASCII), so the spans are the text's own places
+    for start, end in reversed(withheld_spans(text.encode("ascii", "replace"))):
+        text = text[:start] + WITHHELD_TEXT + text[end:]
+    return text
+
+
 def masked_hex(data: bytes, spans: list[tuple[int, int]], sep: str = "") -> str:
     """``data`` as hex with every byte of ``spans`` written as MASK."""
     hidden = bytearray(len(data))
