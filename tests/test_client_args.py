@@ -283,3 +283,13 @@ def test_an_ipv6_address_is_shown_in_brackets_as_controller_takes_it():
     client = Client("::1", 7000, backups=[("fe80::1", 7001)], auth="none")
     assert [str(c) for c in client.settings.controllers] == ["[::1]:7000", "[fe80::1]:7001"]
     assert validate.controller_address(str(client.settings.controllers[0]), 6817) == ("::1", 7000)
+
+
+@pytest.mark.parametrize("kwargs, shown", [
+    ({}, "Client(ctl:7000, release found per controller)"),
+    ({"protocol_version": "24.11"}, "Client(ctl:7000, release 24.11 pinned)"),
+    ({"protocol_version": 0x2200, "backups": ["b1:7001"]}, "Client(ctl:7000, b1:7001, release 19.05 pinned)"),
+])
+def test_a_clients_repr_names_the_release_it_speaks_only_when_pinned(kwargs, shown):
+    """It showed "protocol 0x2200" unpinned: the checkpoint calls' version, read as the one it speaks."""
+    assert repr(Client("ctl", 7000, **kwargs)) == shown

@@ -82,7 +82,10 @@ class ClientApi:
 
     def __repr__(self) -> str:
         hosts = ", ".join(str(c) for c in self.settings.controllers)
-        return f"{type(self).__name__}({hosts}, protocol 0x{self.settings.protocol_version:04x})"
+        # unpinned, protocol_version is only the checkpoint calls' 19.05: each controller's is found
+        speaks = (f"release {release_name(self.settings.protocol_version)} pinned" if self.settings.pinned
+                  else "release found per controller")
+        return f"{type(self).__name__}({hosts}, {speaks})"
 
     # -- checkpoint API (src/api/checkpoint.c) ---------------------------------
     def checkpoint_able(self, job_id: int, step_id: int) -> int:
