@@ -14,6 +14,7 @@ import pytest
 from pyslurmrpc import bench
 from pyslurmrpc.cli import _parser, main, make_client
 from pyslurmrpc.compat import slurm_strerror
+from pyslurmrpc.errors import SLURM_PROTOCOL_VERSION_ERROR
 from pyslurmrpc.decode import pcapng_bytes, tcp_conversation
 from pyslurmrpc.decode.cli import main as decode_main
 from pyslurmrpc.wire import decode_message
@@ -250,3 +251,13 @@ def test_an_empty_controller_is_named_not_taken_for_none(capsys, monkeypatch, tm
     code = main(["--controller", "", "ping"])
     err = capsys.readouterr().err
     assert code == 1 and err == "pyslurmrpc: --controller host must be a non-empty host name, not ''\n"
+
+
+def test_json_checkpoint_to_a_release_without_checkpoint_gives_compats_errno(capsys):
+    """It gave "errno": null, as for a call that could not be made; compat leaves
+    SLURM_PROTOCOL_VERSION_ERROR for the same refusal (errors.slurm_errno_of)."""
+    code, out, err = run(capsys, "--controller", "127.0.0.1:1", "--protocol", "24.11", "--json", "checkpoint",
+                         "able", "1", "0")
+    record = json.loads(out)
+    assert code == 1 and record["errno"] == SLURM_PROTOCOL_VERSION_ERROR == 1005
+    assert "without checkpoint RPCs" in record["error"] and record["error"] in err

@@ -159,8 +159,10 @@ def checkpoint(client_factory, words: list[str]) -> Outcome:
         return _failed(out, str(exc), [f"pyslurmrpc: {exc}"], 1)
     try:
         result = _run_operation(client, op, job, step, opts)
-    except CheckpointUnsupported as exc:
-        return _failed(out, str(exc), [str(exc)], 1)
+    except CheckpointUnsupported as exc:   # our own words on stderr; --json has compat's errno too
+        out = _failed(out, str(exc), [str(exc)], 1)
+        out.record["errno"] = slurm_errno_of(exc)
+        return out
     except PyslurmrpcError as exc:
         errno = slurm_errno_of(exc)
         out.record.update(errno=errno, error=text_of(errno))
