@@ -42,9 +42,23 @@ def test_host_refused(value):
 
 
 @pytest.mark.parametrize("value", ["a" * 63, "ctl.example.org", "ctl.example.org.", "127.0.0.1", "::1",
-                                   "fe80::1%lo", "bücher.example"])
+                                   "fe80::1%lo", "bücher.example", "foo_bar.example", "n-01", "10-0-0-1"])
 def test_host_accepted(value):
     assert validate.host(value) == value
+
+
+@pytest.mark.parametrize("value, why", [
+    ("h1,h2", "one host only: backups come from slurm.conf; not ','"),
+    ("-h", "a label begins with '-'"),
+    ("ctl.-x", "a label begins with '-'"),
+    ("a/b", "only letters, digits, '-', '_' and '.'; not '/'"),
+    ("ctl(10.0.0.1)", "not '(', ')'"),
+])
+def test_a_host_that_no_resolver_takes_is_refused_before_the_lookup(value, why):
+    """--controller h1,h2 and --controller=-h were taken as names: DOWN after a failed lookup."""
+    with pytest.raises(InvalidArgumentError, match="not a host name") as info:
+        validate.host(value, "--controller host")
+    assert why in str(info.value) and repr(value) in str(info.value)
 
 
 def test_host_label_limit_is_exactly_63():

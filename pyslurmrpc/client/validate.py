@@ -22,6 +22,8 @@ PORT_MIN, PORT_MAX = 1, 65535
 #: RFC 1035 2.3.4: one label of a host name, and the whole name in text form
 HOST_LABEL_MAX = 63
 HOST_NAME_MAX = 253
+#: what a host name's labels are made of, once IDNA-encoded (RFC 1123, and '_', which resolvers take)
+_HOST_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
 #: sockaddr_un.sun_path holds 108 bytes on Linux, the terminating NUL included
 UNIX_PATH_MAX = 107
 #: the longest timeout: MessageTimeout is a uint16 of seconds in slurm.conf (s_p_get_uint16)
@@ -89,10 +91,23 @@ def host(value, name: str = "host") -> str:
             raise InvalidArgumentError(
                 f"{name} has an empty label or one over {HOST_LABEL_MAX} characters: {shown(value)}")
     try:
-        value.encode("idna")
+        labels = value.rstrip(".").encode("idna").decode("ascii").split(".")
     except UnicodeError as exc:
         raise InvalidArgumentError(f"{name} is not a valid host name ({exc}): {shown(value)}") from None
+    _check_labels(labels, value, name)
     return value
+
+
+def _check_labels(labels: list[str], value: str, name: str) -> None:
+    """Letters, digits, '-' and '_', no label starting with '-': a comma list ("h1,h2") or a
+    word meant as an option ("-h") was taken as a name and failed only at the lookup."""
+    odd = sorted({c for label in labels for c in label} - _HOST_CHARS)
+    if odd:
+        why = "one host only: backups come from slurm.conf" if "," in odd else "only letters, digits, '-', '_' and '.'"
+        raise InvalidArgumentError(f"{name} is not a host name ({why}; not {', '.join(map(repr, odd))}): "
+                                   f"{shown(value)}")
+    if any(label.startswith("-") for label in labels):
+        raise InvalidArgumentError(f"{name} is not a host name (a label begins with '-'): {shown(value)}")
 
 
 def socket_path(value, name: str = "munge_socket"):
