@@ -16,7 +16,7 @@ from pyslurmrpc.wire import Address, Auth, Header, MungeAuthCred, ReturnCodeMsg,
 from pyslurmrpc.wire.constants import SLURM_NO_AUTH_CRED
 from pyslurmrpc.wire.versions import (
     NEWEST, RELEASE_BY_CODE, RELEASES, VERSIONS, Addr, AuthFraming, Payload, Refusal, release_name,
-    version_code,
+    version_code, version_text,
 )
 
 # (name, code, SLURM_MIN_PROTOCOL_VERSION) from src/common/slurm_protocol_common.h at each tag
@@ -86,9 +86,18 @@ def test_unknown_codes_are_named_as_what_they_are(code, text):
 
 
 def test_frame_in_unknown_version_is_a_typed_error_naming_it():
+    """The code is said once: it read "0x2e00 (newer than 26.05, protocol 0x2e00)"."""
     frame = relabel(_rc_frame(NEWEST, 0), 0x2E00)
-    with pytest.raises(UnsupportedVersionError, match=r"0x2e00 \(newer than 26.05, protocol 0x2e00\)"):
+    with pytest.raises(UnsupportedVersionError, match=r"^protocol version 0x2e00 \(newer than 26.05\) is not"):
         decode_message(frame)
+
+
+@pytest.mark.parametrize("code, text", [
+    (0x2200, "0x2200 (19.05)"), (0x2D00, "0x2d00 (26.05)"), (0x2E00, "0x2e00 (newer than 26.05)"),
+    (0x1F00, "0x1f00 (older than 17.11)"), (0x2A01, "0x2a01 (no release)"),
+])
+def test_version_text_says_the_code_once(code, text):
+    assert version_text(code) == text
 
 
 # -- the MUNGE payload -----------------------------------------------------------

@@ -34,7 +34,7 @@ from ..wire.repeats import decode_reply_frame
 from ..wire.constants import HTTP_PREFIX, LENGTH_PREFIX_SIZE, SLURM_NO_AUTH_CRED
 from ..wire.types import Message
 from ..wire.versions import (
-    NEWEST, RELEASE_BY_CODE, RELEASE_STEP, RELEASES, Refusal, has_checkpoint, release_name,
+    NEWEST, RELEASE_BY_CODE, RELEASE_STEP, RELEASES, Refusal, has_checkpoint, release_name, version_text,
 )
 
 #: the return code of every unauthenticated refusal (slurmctld controller.c _on_msg)
@@ -107,8 +107,7 @@ def _classify(sent: int, msg: Message) -> Observation:
         return Observation(sent, Outcome.ANSWERED, reply=msg)
     if not is_refusal(msg):
         return Observation(sent, Outcome.GARBAGE, problem=(
-            f"reply in protocol version 0x{version:04x} ({release_name(version)}), "
-            f"request was 0x{sent:04x} ({release_name(sent)})"))
+            f"reply in protocol version {version_text(version)}, request was {version_text(sent)}"))
     return _hint(sent, version)
 
 
@@ -138,7 +137,7 @@ def wire_version(code: int) -> int:
 def _observe_unknown_version(sent: int, frame: bytes) -> Observation:
     """A header version we do not know: newer ones are read in the newest layout, as a hint."""
     version = int.from_bytes(frame[4:6], "big")
-    named = f"answer in protocol version 0x{version:04x} ({release_name(version)})"
+    named = f"answer in protocol version {version_text(version)}"
     if version < NEWEST:
         return Observation(sent, Outcome.GARBAGE, problem=named)
     try:

@@ -22,7 +22,7 @@ from .bodies import BODY_CLASSES, Body
 from .constants import LENGTH_PREFIX_SIZE, MAX_MSG_SIZE, SLURM_NO_AUTH_CRED
 from .primitives import BadField, FieldError, OversizedField, TruncatedField, UnknownType
 from .types import AUTH_CLASSES, Address, Auth, Forward, Header, Message, RetDataInfo
-from .versions import VERSIONS, VersionSpec, release_name
+from .versions import VERSIONS, VersionSpec, version_text
 
 #: construct-level error -> our error class
 _ERROR_CLASSES = {
@@ -66,7 +66,7 @@ def spec_for(frame: bytes) -> VersionSpec:
     version = int.from_bytes(frame[4:6], "big")
     spec = VERSIONS.get(version)
     if spec is None:
-        raise UnsupportedVersionError(f"protocol version 0x{version:04x} ({release_name(version)}) is not supported",
+        raise UnsupportedVersionError(f"protocol version {version_text(version)} is not supported",
                                       field="header.version", offset=4)
     return spec
 

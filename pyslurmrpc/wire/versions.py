@@ -138,11 +138,23 @@ def release_name(code: int) -> str:
     row = RELEASE_BY_CODE.get(code)
     if row is not None:
         return row.name
+    if OLDEST < code < NEWEST:
+        return f"unknown protocol 0x{code:04x}"  # between two releases: no release has it
+    return f"{_beyond(code)}, protocol 0x{code:04x}"
+
+
+def version_text(code: int) -> str:
+    """"0x2200 (19.05)", "0x2e00 (newer than 26.05)": a code and what it is, the code said once."""
+    row = RELEASE_BY_CODE.get(code)
+    what = row.name if row is not None else "no release" if OLDEST < code < NEWEST else _beyond(code)
+    return f"0x{code:04x} ({what})"
+
+
+def _beyond(code: int) -> str:
+    """Where a code outside the table lies: "newer than 26.05" or "older than 17.11"."""
     if code > NEWEST:
-        return f"newer than {RELEASE_BY_CODE[NEWEST].name}, protocol 0x{code:04x}"
-    if code < OLDEST:
-        return f"older than {RELEASE_BY_CODE[OLDEST].name}, protocol 0x{code:04x}"
-    return f"unknown protocol 0x{code:04x}"  # between two releases: no release has it
+        return f"newer than {RELEASE_BY_CODE[NEWEST].name}"
+    return f"older than {RELEASE_BY_CODE[OLDEST].name}"
 
 
 def release_of(code: int) -> Release | None:
@@ -288,5 +300,5 @@ def version_code(version) -> int:
     if version in VERSIONS:
         return int(version)
     if isinstance(version, int):
-        raise ValueError(f"unsupported protocol version 0x{version:04x} ({release_name(version)})")
+        raise ValueError(f"unsupported protocol version {version_text(version)}")
     raise ValueError(f"unsupported protocol version {version!r}")
