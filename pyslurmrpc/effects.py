@@ -157,6 +157,21 @@ class Parallel:
 
 
 @dataclass(slots=True)
+class Shared:
+    """Run ``flow`` once for every run that asks with an equal ``key`` while it runs (one version
+    detection for many first calls at once).  The first to ask runs it, as a sub-flow; a run that
+    asks meanwhile does not (``flow`` is closed unstarted) and waits for it until it ends or
+    ``deadline`` (the runner's monotonic time) comes.  Result: ``(True, value)`` for the one that
+    ran it and each waiter given its value; ``(False, None)`` for a waiter whose wait ended without
+    one (the flow failed, was cancelled, or the deadline came first), which may then run its own.
+    The one that ran it gets its failure raised."""
+
+    key: Any
+    flow: Any
+    deadline: float
+
+
+@dataclass(slots=True)
 class Invoke:
     """Call ``fn(*args)`` (awaited when it returns an awaitable): for objects outside the flows,
     such as a user's own authenticator with plain ``create``/``verify`` methods."""

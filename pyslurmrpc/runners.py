@@ -15,12 +15,13 @@ import errno
 import inspect
 import os
 import socket
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, TimeoutError as FutureTimeout
 
 from .effects import (
-    Background, Close, Connect, Exchange, ExchangeFailed, Invoke, Now, Parallel, Post, RecvFrame, Send,
-    Sleep, Stat, Transact, WallClock, steps_apart,
+    NOW, Background, Close, Connect, Exchange, ExchangeFailed, Invoke, Now, Parallel, Post, RecvFrame, Send,
+    Shared, Sleep, Stat, Transact, WallClock, steps_apart,
 )
 from .sync_sockets import (
     NONBLOCKING_STREAM, POLLIN, TCP_RECV_CHUNK, TcpStream, ipv4_literal, send_within, tcp_connect, tcp_recv_frame,
@@ -73,6 +74,8 @@ class SyncRunner:
         # a table with no Transact handler takes its steps apart with the table's own handlers
         # (looked up then, so that a handler changed later is the one used)
         self.table.setdefault(Transact, lambda action: _apart(self.table, (), action))
+        self._shared = _SharedRuns()
+        self.table.setdefault(Shared, lambda action: self._shared.run(action, self.run, self.table[Now]))
 
     def run(self, flow):
         table, send, throw, opened, aside = self.table, flow.send, flow.throw, [], []
@@ -114,6 +117,47 @@ class SyncRunner:
             return [self.run(flows[0])]
         with ThreadPoolExecutor(max_workers=min(len(flows), _MAX_PARALLEL)) as pool:
             return list(pool.map(self.run, flows))
+
+
+class _SharedRuns:
+    """The :class:`~pyslurmrpc.effects.Shared` flows under way in a blocking runner, by key: the
+    calls of one client in several threads wait for one run."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._under_way: dict = {}
+
+    def run(self, action: Shared, run, now):
+        key = (os.getpid(), action.key)   # a child forked while one was under way waits for none
+        with self._lock:
+            waited = self._under_way.get(key)
+            if waited is None:
+                mine = self._under_way[key] = _SharedOutcome()
+        if waited is not None:
+            action.flow.close()
+            return waited.wait(action.deadline - now(NOW))
+        try:
+            value = run(action.flow)
+            mine.value = (value,)
+            return True, value
+        finally:
+            with self._lock:
+                del self._under_way[key]
+            mine.done.set()
+
+
+class _SharedOutcome:
+    """A Shared flow's end, for the threads waiting on it: ``value`` (its value,) or None (it failed)."""
+
+    __slots__ = ("done", "value")
+
+    def __init__(self):
+        self.done, self.value = threading.Event(), None
+
+    def wait(self, seconds: float) -> tuple:
+        if seconds > 0 and self.done.wait(seconds) and self.value is not None:
+            return True, self.value[0]
+        return False, None
 
 
 class _Aside:
@@ -388,7 +432,7 @@ def _sync_handlers(runner: SyncRunner) -> dict:
 
 
 #: the blocking run's actions that may wait: a Background flow gets a turn before each
-_WAITS = frozenset({Exchange, Transact, RecvFrame, Sleep})
+_WAITS = frozenset({Exchange, Transact, RecvFrame, Sleep, Shared})
 
 
 SYNC = SyncRunner()
@@ -432,6 +476,8 @@ class AsyncRunner:
         self.table, self.fast = table, fast or {}
         if Transact not in self.fast:    # as the blocking runner: apart, by the tables' own steps
             self.table.setdefault(Transact, self._apart)
+        self.table.setdefault(Shared, self._shared)
+        self._under_way: dict = {}  # Shared flows being run, by (loop, key)
         self._tasks: set = set()  # Background tasks, kept alive until they end
         # runs under way, on any loop: a Post is taken only by a run on its own (the count is not
         # locked; across threads it may be off, which changes only whether a request is posted)
@@ -504,8 +550,43 @@ class AsyncRunner:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    async def _shared(self, action: Shared) -> tuple:
+        """The Shared flow run here, or waited for when another run on this loop runs it."""
+        loop = asyncio.get_running_loop()
+        key = (loop, action.key)
+        waited = self._under_way.get(key)
+        if waited is not None:
+            action.flow.close()
+            return await _wait_shared(waited, action.deadline - self._now())
+        mine = self._under_way[key] = loop.create_future()
+        outcome = None
+        try:
+            value = await self.run(action.flow)
+            outcome = (value,)
+            return True, value
+        finally:   # cancelled too: the waiters go on, each with a flow of its own
+            del self._under_way[key]
+            mine.set_result(outcome)
+
+    def _now(self) -> float:
+        now = self.fast.get(Now)
+        return now(NOW) if now is not None else time.monotonic()
+
     async def _parallel(self, action: Parallel) -> list:
         return list(await asyncio.gather(*(self.run(f) for f in action.flows)))
+
+
+async def _wait_shared(run, seconds: float) -> tuple:
+    """A Shared flow's result, once the run of it that ``run`` (a future) will tell ends within
+    ``seconds``; ``(False, None)`` when it failed or is not over in time."""
+    if seconds <= 0:
+        return False, None
+    try:
+        async with asyncio.timeout(seconds):
+            outcome = await asyncio.shield(run)
+    except TimeoutError:
+        return False, None
+    return (True, outcome[0]) if outcome is not None else (False, None)
 
 
 async def _invoke(action: Invoke):

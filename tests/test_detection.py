@@ -8,11 +8,14 @@ each cost the first request plus at most one round of requests side by side.
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from pyslurmrpc.auth.munge_cred import MungeKey, encode_offline
 from pyslurmrpc.client import calls, detect, flows
-from pyslurmrpc.effects import Parallel
+from pyslurmrpc.effects import Parallel, RecvFrame, Shared
+from pyslurmrpc.runners import AsyncRunner
 from pyslurmrpc.errors import (
     AuthError, CheckpointUnsupported, NoVersionAnsweredError, RemoteProtocolError,
 )
@@ -112,6 +115,56 @@ def test_ping_answers_true_in_one_round_beyond_the_first(code):
     world.frames.clear()
     assert world.run(flows.ping(st)) is True          # cached: one request
     assert len(_sent(world)) == 1
+
+
+@pytest.mark.parametrize("code", ALL, ids=release_name)
+async def test_first_pings_at_once_share_one_round(code):
+    """20 first pings at once on one client each ran the round after their first request: 160
+    requests to 20.11 (a real one logged 500 error lines, 22.05 580). Each still sends its
+    first request; the round is one."""
+    world, rounds = _world(Controller(code))
+
+    async def recv_frame(action):           # the reply comes after the other calls had a turn
+        await asyncio.sleep(0)
+        return world.recv_frame(action)
+
+    async def parallel(action):
+        rounds.append(len(action.flows))
+        return await asyncio.gather(*(runner.run(f) for f in action.flows))
+
+    # the world's table holds its blocking runner's Shared handler: the asyncio runner's own here
+    fast = {k: f for k, f in world.table.items() if k not in (Parallel, RecvFrame, Shared)}
+    runner = AsyncRunner({Parallel: parallel, RecvFrame: recv_frame}, fast=fast)
+    st = state(auth="munge")
+    assert await asyncio.gather(*(runner.run(flows.ping(st)) for _ in range(20))) == [True] * 20
+    assert len(_sent(world)) == 20 + _cost(code)[0] - 1 and len(rounds) <= 1, [hex(v) for v in _sent(world)]
+
+
+async def test_calls_waiting_for_a_round_that_ends_without_a_verdict_run_their_own():
+    """The call running the round is cancelled in it: the others were waiting, not asking."""
+    world, rounds = _world(Controller(0x2600))
+    leader = []
+
+    async def recv_frame(action):
+        await asyncio.sleep(0)
+        return world.recv_frame(action)
+
+    async def parallel(action):
+        rounds.append(len(action.flows))
+        leader.append(asyncio.current_task())
+        await asyncio.sleep(0.05)            # the others reach the round meanwhile
+        return await asyncio.gather(*(runner.run(f) for f in action.flows))
+
+    fast = {k: f for k, f in world.table.items() if k not in (Parallel, RecvFrame, Shared)}
+    runner = AsyncRunner({Parallel: parallel, RecvFrame: recv_frame}, fast=fast)
+    st = state(auth="munge")
+    calls_ = [asyncio.create_task(runner.run(flows.ping(st))) for _ in range(5)]
+    while not leader:
+        await asyncio.sleep(0)
+    leader[0].cancel()
+    done = await asyncio.gather(*calls_, return_exceptions=True)
+    assert sum(isinstance(d, asyncio.CancelledError) for d in done) == 1 and done.count(True) == 4
+    assert len(rounds) > 1 and st.versions[("127.0.0.1", 7001)].code == 0x2600
 
 
 @pytest.mark.parametrize("code", ALL, ids=release_name)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 
 from ..auth.errors import MungeSocketError
-from ..effects import Close, NOW, Parallel, Sleep
+from ..effects import Close, NOW, Parallel, Shared, Sleep
 from ..errors import (
     AuthError, CheckpointUnsupported, ConnectionClosedError, FrameTooLargeError, InvalidArgumentError,
     NoVersionAnsweredError, ProtocolError, PyslurmrpcError, SlurmError, TimeoutTransportError, TransportError,
@@ -111,7 +111,18 @@ def _settle(state: State, endpoint: Endpoint, first: detect.Observation, deadlin
 
     ``deadline``: the first request's exchange and this round share one MessageTimeout.
     ``blind``: ``first`` was a checkpoint call that closed, which tells nothing of the version.
+    Calls of one client that need the same round at once share one: 20 first pings to 20.11
+    sent 160 requests, each refused one a few error lines in slurmctld's log.
     """
+    key = (state, _key(endpoint), first.sent, first.outcome, first.hint, blind)
+    ran, found = yield Shared(key, _round(state, endpoint, first, deadline, blind), deadline)
+    if not ran:     # the round waited for failed or is still going: this call's own, in its own time
+        found = yield from _round(state, endpoint, first, deadline, blind)
+    return found
+
+
+def _round(state: State, endpoint: Endpoint, first: detect.Observation, deadline: float, blind: bool):
+    """:func:`_settle`'s round itself."""
     plan = detect.plan_blind() if blind else detect.plan_after(first)
     if plan.probes:
         yield from _left(state, endpoint, deadline)     # none left: the call ends here

@@ -1,0 +1,115 @@
+"""The Shared action: a flow run once for every run asking with the same key while it runs (one
+detection round for many first calls at once), on both runners."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from pyslurmrpc.effects import NOW, Invoke, Now, Shared
+from pyslurmrpc.runners import AsyncRunner, SyncRunner
+
+WAIT = 10.0        # a waiter's deadline, from now: far beyond what a run here takes
+
+
+class Job:
+    """The shared flow: counts its runs, and ends (or fails) when ``release`` is set."""
+
+    def __init__(self, fail: bool = False):
+        self.runs, self.fail, self.started, self.release = 0, fail, threading.Event(), threading.Event()
+
+    def flow(self):
+        self.runs += 1
+        self.started.set()
+        yield Invoke(self.release.wait, (WAIT,))
+        if self.fail:
+            raise RuntimeError("the round failed")
+        return "verdict"
+
+
+def asking(job: Job, key="ctl", wait: float = WAIT):
+    """A call's flow: the Shared round, and what it got."""
+    deadline = (yield NOW) + wait
+    return (yield Shared(key, job.flow(), deadline))
+
+
+def _sync_runner() -> SyncRunner:
+    return SyncRunner({Now: lambda a: time.monotonic(), Invoke: lambda a: a.fn(*a.args)})
+
+
+def _at_once(runner: SyncRunner, job: Job, flows: list) -> list:
+    """The first flow runs until its round started; then the rest ask; then the round ends."""
+    with ThreadPoolExecutor(len(flows)) as pool:
+        first = pool.submit(runner.run, flows[0])
+        assert job.started.wait(WAIT)
+        rest = [pool.submit(runner.run, f) for f in flows[1:]]
+        time.sleep(0.2)                      # every other thread is waiting by now
+        job.release.set()
+        outcomes = []
+        for future in [first, *rest]:
+            try:
+                outcomes.append(future.result(WAIT))
+            except RuntimeError as exc:
+                outcomes.append(exc)
+    return outcomes
+
+
+def test_threads_asking_at_once_get_the_value_of_one_run():
+    job = Job()
+    assert _at_once(_sync_runner(), job, [asking(job) for _ in range(8)]) == [(True, "verdict")] * 8
+    assert job.runs == 1
+
+
+def test_a_failed_run_is_raised_to_its_runner_and_leaves_the_waiters_to_their_own():
+    job = Job(fail=True)
+    outcomes = _at_once(_sync_runner(), job, [asking(job) for _ in range(4)])
+    assert isinstance(outcomes[0], RuntimeError) and outcomes[1:] == [(False, None)] * 3 and job.runs == 1
+
+
+def test_a_waiter_whose_deadline_comes_first_stops_waiting_on_time():
+    job = Job()
+    outcomes = _at_once(_sync_runner(), job, [asking(job), asking(job, wait=0.05), asking(job, wait=-1)])
+    assert outcomes == [(True, "verdict"), (False, None), (False, None)] and job.runs == 1
+
+
+def test_other_keys_and_later_asks_run_again():
+    job = Job()
+    job.release.set()
+    runner = _sync_runner()
+    assert runner.run(asking(job, "a")) == runner.run(asking(job, "b")) == runner.run(asking(job, "a"))
+    assert job.runs == 3                      # nothing is cached: only runs under way are shared
+
+
+def test_a_runner_with_its_own_table_shares_too():
+    """SyncRunner adds the handler to a table that has none (the scripted world's)."""
+    runner = _sync_runner()
+    assert Shared in runner.table
+
+
+async def test_tasks_asking_at_once_get_the_value_of_one_run():
+    job = Job()
+    runner = AsyncRunner({Invoke: lambda a: asyncio.to_thread(a.fn, *a.args)}, fast={Now: lambda a: time.monotonic()})
+    tasks = [asyncio.create_task(runner.run(asking(job))) for _ in range(8)]
+    await asyncio.to_thread(job.started.wait, WAIT)
+    await asyncio.sleep(0.1)
+    job.release.set()
+    assert await asyncio.gather(*tasks) == [(True, "verdict")] * 8 and job.runs == 1
+
+
+async def test_a_cancelled_run_leaves_the_waiters_to_their_own():
+    job = Job()
+    runner = AsyncRunner({Invoke: lambda a: asyncio.to_thread(a.fn, *a.args)}, fast={Now: lambda a: time.monotonic()})
+    first = asyncio.create_task(runner.run(asking(job)))
+    await asyncio.to_thread(job.started.wait, WAIT)
+    waiters = [asyncio.create_task(runner.run(asking(job))) for _ in range(3)]
+    await asyncio.sleep(0.1)
+    first.cancel()
+    assert await asyncio.gather(*waiters) == [(False, None)] * 3
+    job.release.set()
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    assert job.runs == 1
