@@ -17,6 +17,7 @@ import os
 import socket
 import threading
 import time
+import weakref
 from concurrent.futures import ThreadPoolExecutor, TimeoutError as FutureTimeout
 
 from .effects import (
@@ -124,26 +125,38 @@ class _SharedRuns:
     calls of one client in several threads wait for one run."""
 
     def __init__(self):
+        self._forget()
+        _EVERY_SHARED_RUNS.add(self)
+
+    def _forget(self) -> None:
+        """Nothing under way (a forked child: the parent's runs and its lock's state are not its own)."""
         self._lock = threading.Lock()
         self._under_way: dict = {}
 
     def run(self, action: Shared, run, now):
-        key = (os.getpid(), action.key)   # a child forked while one was under way waits for none
-        with self._lock:
-            waited = self._under_way.get(key)
-            if waited is None:
-                mine = self._under_way[key] = _SharedOutcome()
-        if waited is not None:
-            action.flow.close()
-            return waited.wait(action.deadline - now(NOW))
-        try:
+        key, mine = action.key, None
+        try:   # from before the entry is made: an interrupt anywhere after it still removes it
+            with self._lock:
+                waited = self._under_way.get(key)
+                if waited is None:
+                    mine = _SharedOutcome()
+                    self._under_way[key] = mine
+            if waited is not None:
+                action.flow.close()
+                return waited.wait(action.deadline - now(NOW))
             value = run(action.flow)
             mine.value = (value,)
             return True, value
         finally:
-            with self._lock:
-                del self._under_way[key]
-            mine.done.set()
+            if mine is not None:
+                with self._lock:
+                    self._under_way.pop(key, None)
+                mine.done.set()
+
+
+#: every blocking runner's Shared runs, forgotten in a forked child
+_EVERY_SHARED_RUNS: "weakref.WeakSet[_SharedRuns]" = weakref.WeakSet()
+os.register_at_fork(after_in_child=lambda: [runs._forget() for runs in list(_EVERY_SHARED_RUNS)])
 
 
 class _SharedOutcome:
@@ -557,20 +570,16 @@ class AsyncRunner:
         waited = self._under_way.get(key)
         if waited is not None:
             action.flow.close()
-            return await _wait_shared(waited, action.deadline - self._now())
-        mine = self._under_way[key] = loop.create_future()
-        outcome = None
-        try:
+            return await _wait_shared(waited, action.deadline - await self._step(NOW))
+        mine, outcome = loop.create_future(), None
+        try:       # cancelled too: the waiters go on, each with a flow of its own
+            self._under_way[key] = mine
             value = await self.run(action.flow)
             outcome = (value,)
             return True, value
-        finally:   # cancelled too: the waiters go on, each with a flow of its own
-            del self._under_way[key]
+        finally:
+            self._under_way.pop(key, None)
             mine.set_result(outcome)
-
-    def _now(self) -> float:
-        now = self.fast.get(Now)
-        return now(NOW) if now is not None else time.monotonic()
 
     async def _parallel(self, action: Parallel) -> list:
         return list(await asyncio.gather(*(self.run(f) for f in action.flows)))

@@ -179,3 +179,13 @@ def test_a_quoted_line_without_a_credential_is_shown_as_it_was(tmp_path):
     path.write_bytes(b"job 5 step 0: /home/u/ckpt\n")
     code, _, err = run(path)
     assert code == 2 and "'job 5 step 0: /home/u/ckpt'" in err, err
+
+
+def test_a_long_hex_line_with_a_typo_is_quoted_as_it_was(tmp_path):
+    """Hex digits are base64 characters: a dump line of 64+ digits with a typo further on was
+    quoted as '<withheld: a credential?>', hiding the typo."""
+    line = "00" * 40 + " zz"
+    path = tmp_path / "typo.hex"
+    path.write_text("00 01 02\n" + line + "\n")
+    code, _, err = run(path)
+    assert code == 2 and repr(line[:60]) in err and "withheld" not in err, err

@@ -48,7 +48,7 @@ def test_host_accepted(value):
 
 
 @pytest.mark.parametrize("value, why", [
-    ("h1,h2", "one host only: backups come from slurm.conf; not ','"),
+    ("h1,h2", "one host only: backup controllers are given apart (backups=, slurm.conf's SlurmctldHost); not ','"),
     ("-h", "a label begins with '-'"),
     ("ctl.-x", "a label begins with '-'"),
     ("a/b", "only letters, digits, '-', '_' and '.'; not '/'"),

@@ -4,6 +4,7 @@ detection round for many first calls at once), on both runners."""
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -84,25 +85,74 @@ def test_other_keys_and_later_asks_run_again():
     assert job.runs == 3                      # nothing is cached: only runs under way are shared
 
 
-def test_a_runner_with_its_own_table_shares_too():
-    """SyncRunner adds the handler to a table that has none (the scripted world's)."""
+def test_a_child_forked_while_a_run_is_under_way_waits_for_none():
+    """The parent's run is not the child's: its waiter would have waited out its deadline (and the
+    lock, had another thread held it at the fork, would never be free)."""
+    job = Job()
     runner = _sync_runner()
-    assert Shared in runner.table
+    with ThreadPoolExecutor(1) as pool:
+        under_way = pool.submit(runner.run, asking(job))
+        assert job.started.wait(WAIT)
+        pid = os.fork()
+        if pid == 0:                          # the child: its own run, at once
+            child = Job()
+            child.release.set()
+            os._exit(0 if runner.run(asking(child, wait=WAIT)) == (True, "verdict") else 1)
+        start = time.monotonic()
+        _, status = os.waitpid(pid, 0)
+        job.release.set()
+        assert under_way.result(WAIT) == (True, "verdict")
+    assert os.waitstatus_to_exitcode(status) == 0 and time.monotonic() - start < WAIT / 2
+
+
+def _async_runner(now=None) -> AsyncRunner:
+    now = now or (lambda a: time.monotonic())
+    return AsyncRunner({Invoke: lambda a: asyncio.to_thread(a.fn, *a.args)}, fast={Now: now})
+
+
+async def _tasks_at_once(runner: AsyncRunner, job: Job, flows: list) -> list:
+    first = asyncio.create_task(runner.run(flows[0]))
+    await asyncio.to_thread(job.started.wait, WAIT)
+    rest = [asyncio.create_task(runner.run(f)) for f in flows[1:]]
+    await asyncio.sleep(0.1)
+    job.release.set()
+    return await asyncio.gather(first, *rest, return_exceptions=True)
 
 
 async def test_tasks_asking_at_once_get_the_value_of_one_run():
     job = Job()
-    runner = AsyncRunner({Invoke: lambda a: asyncio.to_thread(a.fn, *a.args)}, fast={Now: lambda a: time.monotonic()})
-    tasks = [asyncio.create_task(runner.run(asking(job))) for _ in range(8)]
-    await asyncio.to_thread(job.started.wait, WAIT)
-    await asyncio.sleep(0.1)
-    job.release.set()
-    assert await asyncio.gather(*tasks) == [(True, "verdict")] * 8 and job.runs == 1
+    assert await _tasks_at_once(_async_runner(), job, [asking(job) for _ in range(8)]) == [(True, "verdict")] * 8
+    assert job.runs == 1
+
+
+async def test_a_failed_task_run_leaves_the_waiters_to_their_own():
+    job = Job(fail=True)
+    outcomes = await _tasks_at_once(_async_runner(), job, [asking(job) for _ in range(4)])
+    assert isinstance(outcomes[0], RuntimeError) and outcomes[1:] == [(False, None)] * 3 and job.runs == 1
+
+
+async def test_a_task_whose_deadline_comes_first_stops_waiting_on_time():
+    job = Job()
+    outcomes = await _tasks_at_once(_async_runner(), job, [asking(job), asking(job, wait=0.05), asking(job, wait=-1)])
+    assert outcomes == [(True, "verdict"), (False, None), (False, None)] and job.runs == 1
+
+
+async def test_a_waiters_deadline_is_read_on_the_runners_own_clock():
+    """A clock the runner awaits (in its table, not its fast steps) was passed over for the
+    machine's: deadlines on another clock had passed, so nobody waited."""
+    job = Job()
+    virtual = 100.0
+
+    async def now(action):
+        return virtual
+    runner = AsyncRunner({Invoke: lambda a: asyncio.to_thread(a.fn, *a.args), Now: now})
+    outcomes = await _tasks_at_once(runner, job, [asking(job) for _ in range(4)])
+    assert outcomes == [(True, "verdict")] * 4 and job.runs == 1
 
 
 async def test_a_cancelled_run_leaves_the_waiters_to_their_own():
     job = Job()
-    runner = AsyncRunner({Invoke: lambda a: asyncio.to_thread(a.fn, *a.args)}, fast={Now: lambda a: time.monotonic()})
+    runner = _async_runner()
     first = asyncio.create_task(runner.run(asking(job)))
     await asyncio.to_thread(job.started.wait, WAIT)
     waiters = [asyncio.create_task(runner.run(asking(job))) for _ in range(3)]

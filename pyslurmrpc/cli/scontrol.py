@@ -124,8 +124,8 @@ def _print_success(op: str, result, out: Outcome) -> None:
 
 
 def _failed(out: Outcome, error: str, lines: list[str], exit_code: int) -> Outcome:
-    """A failure with no Slurm errno: scontrol's lines and exit code (0 for a bad op or
-    step name, as scontrol), and for --json an error object, so stdout is never empty."""
+    """A failure scontrol words itself: its lines and exit code (0 for a bad op or step name,
+    as scontrol), and for --json an error object with errno null, so stdout is never empty."""
     out.stderr += lines
     out.record.update(errno=None, error=error)
     out.exit_code = exit_code

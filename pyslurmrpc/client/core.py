@@ -11,7 +11,7 @@ from ..wire import (
     encode_message, version_code,
 )
 from ..wire.repeats import CredentialTemplate, decode_reply_frame
-from ..wire.versions import without_patch_level
+from ..wire.versions import version_text, without_patch_level
 from . import validate
 from .calls import Call
 from .config import SlurmConfig, read_slurm_conf
@@ -269,7 +269,8 @@ def decode_reply(call: Call, frame: bytes, version: int) -> Message:
     allowed = CHECKPOINT_CODES if version in CHECKPOINT_CODES else {version}
     if reply.version not in allowed:
         raise UnexpectedMessageError(
-            f"{call.name}: reply in protocol version 0x{reply.version:04x}, request was 0x{version:04x}",
+            f"{call.name}: reply in protocol version {version_text(reply.version)}, request was "
+            f"{version_text(version)}",
             field="header.version", offset=4)
     return reply
 

@@ -106,6 +106,11 @@ def _exchange_raw(conn, frame: bytes, timeout: float, endpoint: Endpoint):
         raise
 
 
+#: shared rounds a call waits for before it runs its own: when the call running one is cancelled
+#: (a caller's timeout), one of those that waited runs the next for the others
+SHARED_ROUND_TRIES = 2
+
+
 def _settle(state: State, endpoint: Endpoint, first: detect.Observation, deadline: float, blind: bool = False):
     """The one extra round after ``first``: the verdict (cached) and every observation by version.
 
@@ -115,10 +120,12 @@ def _settle(state: State, endpoint: Endpoint, first: detect.Observation, deadlin
     sent 160 requests, each refused one a few error lines in slurmctld's log.
     """
     key = (state, _key(endpoint), first.sent, first.outcome, first.hint, blind)
-    ran, found = yield Shared(key, _round(state, endpoint, first, deadline, blind), deadline)
-    if not ran:     # the round waited for failed or is still going: this call's own, in its own time
-        found = yield from _round(state, endpoint, first, deadline, blind)
-    return found
+    for _ in range(SHARED_ROUND_TRIES):
+        ran, found = yield Shared(key, _round(state, endpoint, first, deadline, blind), deadline)
+        if ran:
+            return found
+    # the rounds waited for failed or are still going: this call's own, in what is left of its time
+    return (yield from _round(state, endpoint, first, deadline, blind))
 
 
 def _round(state: State, endpoint: Endpoint, first: detect.Observation, deadline: float, blind: bool):

@@ -103,7 +103,8 @@ def _check_labels(labels: list[str], value: str, name: str) -> None:
     word meant as an option ("-h") was taken as a name and failed only at the lookup."""
     odd = sorted({c for label in labels for c in label} - _HOST_CHARS)
     if odd:
-        why = "one host only: backups come from slurm.conf" if "," in odd else "only letters, digits, '-', '_' and '.'"
+        why = ("one host only: backup controllers are given apart (backups=, slurm.conf's SlurmctldHost)"
+               if "," in odd else "only letters, digits, '-', '_' and '.'")
         raise InvalidArgumentError(f"{name} is not a host name ({why}; not {', '.join(map(repr, odd))}): "
                                    f"{shown(value)}")
     if any(label.startswith("-") for label in labels):

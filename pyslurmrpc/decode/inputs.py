@@ -136,9 +136,9 @@ def dumped_bytes(text: bytes, name: str) -> bytes:
         data = parse_hex_dump(text.decode("ascii"))
     except InputError as exc:
         if text.startswith(HTTP_PREFIX):   # text, but neither frames nor a dump: say what it is
-            first = text.splitlines()[0][:60].decode()
+            first = text.splitlines()[0].decode("ascii", "replace")
             raise InputError(f"{name}: an HTTP message, not Slurm frames nor a hex dump (26.05 answers "
-                             f"a request in a version it refuses in HTTP): {first!r}") from None
+                             f"a request in a version it refuses in HTTP): {_quoted(first)}") from None
         raise InputError(f"{name}: {exc}") from None
     if not data:
         raise InputError(f"{name}: the hex dump holds no bytes")

@@ -20,6 +20,8 @@ LONG_BASE64_RUN = 64
 _PREFIX = CRED_PREFIX.encode("ascii")
 _PREFIXED = re.compile(re.escape(_PREFIX) + rb"[A-Za-z0-9+/=:]*")   # ':' too: a damaged one
 _LONG_RUN = re.compile(rb"[A-Za-z0-9+/=]{%d,}:?" % LONG_BASE64_RUN)
+#: what a hex dump's line is made of, which no credential is
+_HEX_DIGITS = re.compile(r"[0-9a-fA-F]+")
 #: how a withheld byte is written in a dump (never a hex digit pair)
 MASK = "--"
 
@@ -48,10 +50,13 @@ WITHHELD_TEXT = "<withheld: a credential?>"
 
 def masked_text(text: str) -> str:
     """``text`` with each part that may be a credential written as :data:`WITHHELD_TEXT` (a line
-    quoted in an error: a file of credentials given as a dump)."""
+    quoted in an error: a file of credentials given as a dump).  A run of hex digits alone stays:
+    it is a dump line with a typo further on, which the user must see (base64 of 64 characters
+    or more is never all hex digits but by a chance of 2**-64)."""
     # one byte per character ('?' for what is not ASCII), so the spans are the text's own places
     for start, end in reversed(withheld_spans(text.encode("ascii", "replace"))):
-        text = text[:start] + WITHHELD_TEXT + text[end:]
+        if not _HEX_DIGITS.fullmatch(text, start, end):
+            text = text[:start] + WITHHELD_TEXT + text[end:]
     return text
 
 
