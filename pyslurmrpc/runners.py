@@ -130,7 +130,7 @@ class _SharedRuns:
 
     def _forget(self) -> None:
         """Nothing under way (a forked child: the parent's runs and its lock's state are not its own)."""
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()    # a signal handler's call may come in while its thread holds it
         self._under_way: dict = {}
 
     def run(self, action: Shared, run, now):
@@ -143,6 +143,8 @@ class _SharedRuns:
                     self._under_way[key] = mine
             if waited is not None:
                 action.flow.close()
+                if waited.thread == threading.get_ident():  # a signal handler's call: it would wait for itself
+                    return False, None
                 return waited.wait(action.deadline - now(NOW))
             value = run(action.flow)
             mine.value = (value,)
@@ -160,12 +162,13 @@ os.register_at_fork(after_in_child=lambda: [runs._forget() for runs in list(_EVE
 
 
 class _SharedOutcome:
-    """A Shared flow's end, for the threads waiting on it: ``value`` (its value,) or None (it failed)."""
+    """A Shared flow's end, for the threads waiting on it: ``value`` (its value,) or None (it failed);
+    ``thread``: the one running it."""
 
-    __slots__ = ("done", "value")
+    __slots__ = ("done", "value", "thread")
 
     def __init__(self):
-        self.done, self.value = threading.Event(), None
+        self.done, self.value, self.thread = threading.Event(), None, threading.get_ident()
 
     def wait(self, seconds: float) -> tuple:
         if seconds > 0 and self.done.wait(seconds) and self.value is not None:

@@ -24,7 +24,7 @@ from pyslurmrpc.wire.constants import SLURM_NO_AUTH_CRED
 from pyslurmrpc.wire.framer import Framer
 from pyslurmrpc.wire.versions import NEWEST, RELEASE_BY_CODE, VERSIONS, Refusal, release_name
 
-from test_flows_scripted import World, ctl, state
+from test_flows_scripted import SILENT, World, ctl, state
 
 FUTURE = 0x2E00
 CODES = sorted(RELEASE_BY_CODE)
@@ -465,3 +465,55 @@ def test_a_refused_prefix_that_is_text_is_named_in_whole_streams_too():
     from pyslurmrpc.decode.frames import decode_stream
     report = decode_stream(b"HTTP/1.1 405 NOT ALLOWED\r\n\r\n", "x")
     assert '(the text "HTTP": an HTTP answer, as 26.05 gives to a version it refuses)' in report.problems[0]
+
+
+class Losing:
+    """``controller``, except that its first request in ``version`` gets no answer (the call times out)."""
+
+    def __init__(self, controller, version: int):
+        self.controller, self.version, self.lost = controller, version, 0
+
+    def __call__(self, frame: bytes, world):
+        if int.from_bytes(frame[4:6], "big") == self.version and not self.lost:
+            self.lost += 1
+            return SILENT
+        return self.controller(frame, world)
+
+
+def test_a_lost_probe_is_no_refusal():
+    """A 26.05 controller whose 0x2d00 probe timed out was named 25.11 by a checkpoint call,
+    and the verdict cached: every later checkpoint call said 25.11 without asking."""
+    world, rounds = _world(Losing(Controller(NEWEST), NEWEST))
+    st = state(auth="munge", timeout=2)
+    with pytest.raises(NoVersionAnsweredError, match=r"fit several releases \(no answer to 0x2d00: "):
+        world.run(flows.checkpoint(st, calls.enable(1, 0)))
+    assert st.versions == {}
+    with pytest.raises(CheckpointUnsupported) as info:
+        world.run(flows.checkpoint(st, calls.enable(1, 0)))
+    assert info.value.version == "26.05"
+
+
+def test_a_ping_whose_round_lost_a_probe_is_still_answered():
+    """The ping has its answer in a version the controller took; which release it is stays open
+    (the lost 0x2700 probe is what tells 22.05 from 23.02), so nothing is cached, and
+    controller_version(), which needs the release itself, says why it has none."""
+    world, rounds = _world(Losing(Controller(0x2600), 0x2700))
+    st = state(auth="munge", timeout=2)
+    assert world.run(flows.ping(st)) is True
+    assert len(rounds) == 1 and 0x2700 in _sent(world) and st.versions == {}
+    world, rounds = _world(Losing(Controller(0x2600), 0x2700))
+    with pytest.raises(NoVersionAnsweredError, match=r"fit several releases \(no answer to 0x2700: "):
+        world.run(flows.controller_version(state(auth="munge", timeout=2)))
+
+
+def test_a_call_waits_for_a_shared_round_half_the_time_it_has_left():
+    """A round that hangs (a lost probe) ends by its own call's deadline: a waiter that waited as
+    long had no time left for its own round, and failed where it would have succeeded alone."""
+    world, rounds = _world(Controller(0x2600))
+    asked = []
+    shared = world.table[Shared]
+    world.table[Shared] = lambda action: asked.append((world.t, action.deadline)) or shared(action)
+    st = state(auth="munge", timeout=10)
+    assert world.run(flows.ping(st)) is True
+    (at, until), = asked
+    assert until == at + (10 - at) * flows.SHARED_WAIT_SHARE == at + (10 - at) / 2

@@ -163,3 +163,27 @@ async def test_a_cancelled_run_leaves_the_waiters_to_their_own():
     with pytest.raises(asyncio.CancelledError):
         await first
     assert job.runs == 1
+
+
+def test_a_call_from_a_signal_handler_in_the_running_thread_does_not_wait_for_itself():
+    """A SIGALRM handler's ping came in while its own thread ran the round: it waited out its
+    deadline for a round that could not go on until it returned."""
+    job, inner = Job(), Job()
+    inner.release.set()
+    runner = _sync_runner()
+    answers = []
+
+    def handler():                           # runs in the thread running the shared flow
+        start = time.monotonic()
+        answers.append((runner.run(asking(inner)), time.monotonic() - start))
+        job.release.set()
+        return True
+
+    def flow():
+        job.runs += 1
+        yield Invoke(handler)
+        return "verdict"
+    job.flow = flow
+    assert runner.run(asking(job)) == (True, "verdict")
+    (got, took), = answers
+    assert got == (False, None) and took < 1 and inner.runs == 0

@@ -63,6 +63,7 @@ class Outcome(str, enum.Enum):
     AUTH_REFUSED = "auth_refused"  # unauthenticated refusal in the request's version
     CLOSED = "closed"              # the connection closed without a byte
     GARBAGE = "garbage"            # bytes that are none of the above
+    LOST = "lost"                  # a probe that got no answer (timed out, not connected): it tells nothing
 
 
 @dataclass(frozen=True)
@@ -266,12 +267,16 @@ def decide(first: Observation, plan: Plan, probes: Mapping[int, Observation]) ->
     if not answered:
         refused = any(o.outcome is Outcome.AUTH_REFUSED for o in seen.values())
         return Verdict(None, hint=first.hint, problem=_nothing_answered(first, seen), auth_refused=refused)
-    asked = set(seen)
+    # a lost probe is no refusal: counted as one, a 26.05 controller whose 0x2d00 probe timed
+    # out was named 25.11, and cached so
+    asked = {v for v, o in seen.items() if o.outcome is not Outcome.LOST}
     fits = [c for c in plan.candidates if _pattern(c, asked) == frozenset(answered)]
     if len(fits) != 1:
+        lost = [o.problem for o in seen.values() if o.outcome is Outcome.LOST]
         return Verdict(None, max(answered), first.hint, problem=(
             f"answers in {_hexes(answered)} of {_hexes(asked)} fit "
-            f"{'no release' if not fits else 'several releases'}"))
+            f"{'no release' if not fits else 'several releases'}"
+            + (f" (no answer to {'; '.join(lost)})" if lost else "")))
     code = fits[0]
     speak = code if code in answered else max(answered)
     return Verdict(code, speak, first.hint)

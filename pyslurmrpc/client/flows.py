@@ -71,8 +71,10 @@ def _ask(state: State, endpoint: Endpoint, version: int, call: calls.Call | None
             yield Close(conn)
         if not probe or _own_munged_failed(exc):   # our munged failing tells nothing of the peer
             raise
-        # an answer whose credential fails is never an answer; nothing else counted: an auth failure
-        outcome = detect.Outcome.AUTH_REFUSED if isinstance(exc, AuthError) else detect.Outcome.GARBAGE
+        # an answer whose credential fails is never an answer; nothing else counted: an auth failure;
+        # no answer at all (a timeout, no connection) tells nothing of the version
+        outcome = (detect.Outcome.AUTH_REFUSED if isinstance(exc, AuthError) else
+                   detect.Outcome.LOST if isinstance(exc, TransportError) else detect.Outcome.GARBAGE)
         return detect.Observation(version, outcome, problem=f"0x{version:04x}: {exc}")
     if log.isEnabledFor(logging.DEBUG):
         log.debug("<- %s 0x%04x %s: %s", endpoint, version, seen.outcome.value,
@@ -109,6 +111,9 @@ def _exchange_raw(conn, frame: bytes, timeout: float, endpoint: Endpoint):
 #: shared rounds a call waits for before it runs its own: when the call running one is cancelled
 #: (a caller's timeout), one of those that waited runs the next for the others
 SHARED_ROUND_TRIES = 2
+#: the share of a call's time left that it waits for a shared round (a round takes milliseconds;
+#: one that hangs ends by its own call's deadline, which would leave a waiter none of its own)
+SHARED_WAIT_SHARE = 0.5
 
 
 def _settle(state: State, endpoint: Endpoint, first: detect.Observation, deadline: float, blind: bool = False):
@@ -121,7 +126,9 @@ def _settle(state: State, endpoint: Endpoint, first: detect.Observation, deadlin
     """
     key = (state, _key(endpoint), first.sent, first.outcome, first.hint, blind)
     for _ in range(SHARED_ROUND_TRIES):
-        ran, found = yield Shared(key, _round(state, endpoint, first, deadline, blind), deadline)
+        now = yield NOW      # a round that hangs (a lost probe) must leave time for this call's own
+        waits_until = now + (deadline - now) * SHARED_WAIT_SHARE
+        ran, found = yield Shared(key, _round(state, endpoint, first, deadline, blind), waits_until)
         if ran:
             return found
     # the rounds waited for failed or are still going: this call's own, in what is left of its time
@@ -136,14 +143,21 @@ def _round(state: State, endpoint: Endpoint, first: detect.Observation, deadline
     seen = yield Parallel(tuple(_ask(state, endpoint, v, probe=True, deadline=deadline) for v in plan.probes))
     answers = dict(zip(plan.probes, seen))
     verdict = detect.decide_blind(plan, answers) if blind else detect.decide(first, plan, answers)
-    if verdict.code is None:
+    if verdict.code is None:    # the release is not known: nothing cached
         state.versions.pop(_key(endpoint), None)
-        if verdict.auth_refused:
-            raise AuthError(f"{endpoint}: {verdict.problem}", code=detect.AUTH_ERROR)
-        raise NoVersionAnsweredError(f"{endpoint}: {verdict.problem}", address=endpoint)
-    state.versions[_key(endpoint)] = verdict
+        if verdict.speak is None:
+            raise _undetermined(endpoint, verdict)
+    else:
+        state.versions[_key(endpoint)] = verdict
     answers.setdefault(first.sent, first)
     return verdict, answers
+
+
+def _undetermined(endpoint: Endpoint, verdict: detect.Verdict) -> PyslurmrpcError:
+    """The error of a round that named no release (a ping only needs a version that answered)."""
+    if verdict.auth_refused:
+        return AuthError(f"{endpoint}: {verdict.problem}", code=detect.AUTH_ERROR)
+    return NoVersionAnsweredError(f"{endpoint}: {verdict.problem}", address=endpoint)
 
 
 def _refused(state: State, endpoint: Endpoint, first: detect.Observation):
@@ -203,6 +217,8 @@ def controller_version(state: State, endpoint: Endpoint | None = None):
     endpoint, conn = yield from reach(state, endpoint)
     first, deadline = yield from _first(state, endpoint, conn, _speaker(state)(None))
     verdict, _ = yield from _settle(state, endpoint, first, deadline)
+    if verdict.code is None:
+        raise _undetermined(endpoint, verdict)
     return verdict.code
 
 
@@ -247,6 +263,8 @@ def _checkpoint_once(state: State, call: calls.Call):
         return first.reply
     blind = first.outcome is detect.Outcome.CLOSED
     verdict, _ = yield from _settle(state, endpoint, first, deadline, blind)
+    if verdict.code is None:
+        raise _undetermined(endpoint, verdict)
     if not verdict.has_checkpoint:
         raise CheckpointUnsupported(str(endpoint), verdict.name)
     if verdict.speak in CHECKPOINT_CODES and verdict.speak != version:
