@@ -517,3 +517,54 @@ def test_a_call_waits_for_a_shared_round_half_the_time_it_has_left():
     assert world.run(flows.ping(st)) is True
     (at, until), = asked
     assert until == at + (10 - at) * flows.SHARED_WAIT_SHARE == at + (10 - at) / 2
+
+
+async def test_calls_at_once_share_a_round_that_nothing_answered():
+    """A controller closing on every credential (another MUNGE key, up to 24.05): the round
+    fails alike for every call, so the ones that waited fail with it instead of each running
+    the round again (20 pings: 160 requests, as unshared)."""
+    closes = lambda frame, world: None
+    world, _ = _world(closes)
+    with pytest.raises(NoVersionAnsweredError):
+        world.run(flows.ping(state(auth="munge")))
+    alone = len(_sent(world))
+
+    world, rounds = _world(closes)
+
+    async def recv_frame(action):
+        await asyncio.sleep(0)
+        return world.recv_frame(action)
+
+    async def parallel(action):
+        rounds.append(len(action.flows))
+        return await asyncio.gather(*(runner.run(f) for f in action.flows))
+
+    fast = {k: f for k, f in world.table.items() if k not in (Parallel, RecvFrame, Shared)}
+    runner = AsyncRunner({Parallel: parallel, RecvFrame: recv_frame}, fast=fast)
+    st = state(auth="munge")
+    done = await asyncio.gather(*(runner.run(flows.ping(st)) for _ in range(20)), return_exceptions=True)
+    assert all(type(d) is NoVersionAnsweredError for d in done) and len({id(d) for d in done}) == 20
+    assert "closed without an answer" in str(done[-1]) and len(rounds) == 1
+    assert len(_sent(world)) == 20 + alone - 1
+
+
+@pytest.mark.parametrize("lost", [True, False], ids=["a-probe-lost", "all-refused"])
+def test_a_round_another_call_ran_that_nothing_answered(lost):
+    """Shared when it failed alike for anyone (every version refused); run again by this call
+    when a probe of it was lost (its failure may be the other call's alone)."""
+    world, rounds = _world(Controller(0x2600))
+    outcome = detect.Outcome.LOST if lost else detect.Outcome.CLOSED
+    theirs = (detect.Verdict(None, problem="nothing answered (theirs)"),
+              {0x2500: detect.Observation(0x2500, outcome, problem="theirs")}, object())
+
+    def another_calls_round(action):
+        action.flow.close()
+        return True, theirs
+    world.table[Shared] = another_calls_round
+    st = state(auth="munge")
+    if lost:
+        assert world.run(flows.ping(st)) is True and len(rounds) == 1 and st.versions
+    else:
+        with pytest.raises(NoVersionAnsweredError, match=r"\(theirs\)"):
+            world.run(flows.ping(st))
+        assert rounds == [] and _sent(world) == [NEWEST]

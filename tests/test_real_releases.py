@@ -208,6 +208,32 @@ def test_a_credential_of_another_key_is_named_as_the_release_answers_it(ctld, st
         assert type(info.value) is NoVersionAnsweredError and "is the authentication" in str(info.value)
 
 
+def test_first_pings_at_once_with_another_key_share_the_failed_round(ctld, stranger, caplog):
+    """20 first pings at once with another cluster's MUNGE key each ran the round that every
+    version refused: 160 requests to 20.11 and 22.05 (680 and 720 error lines in their logs)."""
+    import asyncio
+    import logging
+
+    def requests(call) -> tuple[object, int]:
+        with caplog.at_level(logging.DEBUG, logger="pyslurmrpc.rpc"):
+            caplog.clear()
+            result = call()
+        return result, sum(r.getMessage().startswith("-> ") for r in caplog.records)
+
+    def alone_call():
+        with pytest.raises((AuthError, NoVersionAnsweredError)) as info:
+            Client(ctld.host, ctld.port, munge_socket=stranger.socket_path, timeout=5).ping()
+        return type(info.value)
+    kind, alone = requests(alone_call)
+
+    async def at_once():
+        client = AsyncClient(ctld.host, ctld.port, munge_socket=stranger.socket_path, timeout=5)
+        return await asyncio.gather(*(client.ping() for _ in range(20)), return_exceptions=True)
+    failures, tasks = requests(lambda: asyncio.run(at_once()))
+    assert [type(f) for f in failures] == [kind] * 20
+    assert tasks <= 20 + 10 * (alone - 1), (tasks, alone)   # halfway to unshared: 20 x alone
+
+
 def _error_lines(ctld) -> int:
     """Lines of Slurm's error() ("error: ..."): a debug line may say "Error connecting" of the
     controller's own background connections, which no request of ours caused."""

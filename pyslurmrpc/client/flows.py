@@ -128,15 +128,32 @@ def _settle(state: State, endpoint: Endpoint, first: detect.Observation, deadlin
     for _ in range(SHARED_ROUND_TRIES):
         now = yield NOW      # a round that hangs (a lost probe) must leave time for this call's own
         waits_until = now + (deadline - now) * SHARED_WAIT_SHARE
-        ran, found = yield Shared(key, _round(state, endpoint, first, deadline, blind), waits_until)
-        if ran:
-            return found
+        mine = object()
+        ran, found = yield Shared(key, _round(state, endpoint, first, deadline, blind, mine), waits_until)
+        if ran and (found[2] is mine or not _lost_and_unanswered(found)):
+            return _settled(endpoint, found)
     # the rounds waited for failed or are still going: this call's own, in what is left of its time
-    return (yield from _round(state, endpoint, first, deadline, blind))
+    return _settled(endpoint, (yield from _round(state, endpoint, first, deadline, blind)))
 
 
-def _round(state: State, endpoint: Endpoint, first: detect.Observation, deadline: float, blind: bool):
-    """:func:`_settle`'s round itself."""
+def _lost_and_unanswered(found: tuple) -> bool:
+    """A round another call ran that nothing answered and that lost a probe: its failure may
+    be its own (the refusals of a wrong MUNGE key, every call would meet alike, are shared)."""
+    verdict, answers, _ = found
+    return verdict.speak is None and any(o.outcome is detect.Outcome.LOST for o in answers.values())
+
+
+def _settled(endpoint: Endpoint, found: tuple):
+    """(verdict, answers) of a round, or the error of one that nothing answered."""
+    verdict, answers, _ = found
+    if verdict.code is None and verdict.speak is None:
+        raise _undetermined(endpoint, verdict)
+    return verdict, answers
+
+
+def _round(state: State, endpoint: Endpoint, first: detect.Observation, deadline: float, blind: bool,
+           caller: object = None):
+    """:func:`_settle`'s round itself: (verdict, observations by version, ``caller``)."""
     plan = detect.plan_blind() if blind else detect.plan_after(first)
     if plan.probes:
         yield from _left(state, endpoint, deadline)     # none left: the call ends here
@@ -145,12 +162,10 @@ def _round(state: State, endpoint: Endpoint, first: detect.Observation, deadline
     verdict = detect.decide_blind(plan, answers) if blind else detect.decide(first, plan, answers)
     if verdict.code is None:    # the release is not known: nothing cached
         state.versions.pop(_key(endpoint), None)
-        if verdict.speak is None:
-            raise _undetermined(endpoint, verdict)
     else:
         state.versions[_key(endpoint)] = verdict
     answers.setdefault(first.sent, first)
-    return verdict, answers
+    return verdict, answers, caller
 
 
 def _undetermined(endpoint: Endpoint, verdict: detect.Verdict) -> PyslurmrpcError:
