@@ -117,24 +117,33 @@ def test_ping_answers_true_in_one_round_beyond_the_first(code):
     assert len(_sent(world)) == 1
 
 
+def _interleaving(world, rounds: list, on_round=None) -> AsyncRunner:
+    """The asyncio runner on ``world``, each reply coming after the other calls had a turn (so
+    calls made at once meet in their rounds); ``rounds`` gets each round's size, ``on_round``
+    is awaited as a round starts."""
+    async def recv_frame(action):
+        await asyncio.sleep(0)
+        return world.recv_frame(action)
+
+    async def parallel(action):
+        rounds.append(len(action.flows))
+        if on_round is not None:
+            await on_round()
+        return await asyncio.gather(*(runner.run(f) for f in action.flows))
+
+    # the world's table holds its blocking runner's Shared handler: the asyncio runner's own here
+    fast = {k: f for k, f in world.table.items() if k not in (Parallel, RecvFrame, Shared)}
+    runner = AsyncRunner({Parallel: parallel, RecvFrame: recv_frame}, fast=fast)
+    return runner
+
+
 @pytest.mark.parametrize("code", ALL, ids=release_name)
 async def test_first_pings_at_once_share_one_round(code):
     """20 first pings at once on one client each ran the round after their first request: 160
     requests to 20.11 (a real one logged 500 error lines, 22.05 580). Each still sends its
     first request; the round is one."""
     world, rounds = _world(Controller(code))
-
-    async def recv_frame(action):           # the reply comes after the other calls had a turn
-        await asyncio.sleep(0)
-        return world.recv_frame(action)
-
-    async def parallel(action):
-        rounds.append(len(action.flows))
-        return await asyncio.gather(*(runner.run(f) for f in action.flows))
-
-    # the world's table holds its blocking runner's Shared handler: the asyncio runner's own here
-    fast = {k: f for k, f in world.table.items() if k not in (Parallel, RecvFrame, Shared)}
-    runner = AsyncRunner({Parallel: parallel, RecvFrame: recv_frame}, fast=fast)
+    runner = _interleaving(world, rounds)
     st = state(auth="munge")
     assert await asyncio.gather(*(runner.run(flows.ping(st)) for _ in range(20))) == [True] * 20
     assert len(_sent(world)) == 20 + _cost(code)[0] - 1 and len(rounds) <= 1, [hex(v) for v in _sent(world)]
@@ -146,18 +155,10 @@ async def test_calls_waiting_for_a_round_that_ends_without_a_verdict_run_their_o
     world, rounds = _world(Controller(0x2600))
     leader = []
 
-    async def recv_frame(action):
-        await asyncio.sleep(0)
-        return world.recv_frame(action)
-
-    async def parallel(action):
-        rounds.append(len(action.flows))
+    async def on_round():
         leader.append(asyncio.current_task())
         await asyncio.sleep(0.05)            # the others reach the round meanwhile
-        return await asyncio.gather(*(runner.run(f) for f in action.flows))
-
-    fast = {k: f for k, f in world.table.items() if k not in (Parallel, RecvFrame, Shared)}
-    runner = AsyncRunner({Parallel: parallel, RecvFrame: recv_frame}, fast=fast)
+    runner = _interleaving(world, rounds, on_round)
     st = state(auth="munge")
     calls_ = [asyncio.create_task(runner.run(flows.ping(st))) for _ in range(5)]
     while not leader:
@@ -530,17 +531,7 @@ async def test_calls_at_once_share_a_round_that_nothing_answered():
     alone = len(_sent(world))
 
     world, rounds = _world(closes)
-
-    async def recv_frame(action):
-        await asyncio.sleep(0)
-        return world.recv_frame(action)
-
-    async def parallel(action):
-        rounds.append(len(action.flows))
-        return await asyncio.gather(*(runner.run(f) for f in action.flows))
-
-    fast = {k: f for k, f in world.table.items() if k not in (Parallel, RecvFrame, Shared)}
-    runner = AsyncRunner({Parallel: parallel, RecvFrame: recv_frame}, fast=fast)
+    runner = _interleaving(world, rounds)
     st = state(auth="munge")
     done = await asyncio.gather(*(runner.run(flows.ping(st)) for _ in range(20)), return_exceptions=True)
     assert all(type(d) is NoVersionAnsweredError for d in done) and len({id(d) for d in done}) == 20

@@ -133,30 +133,33 @@ def test_async_client_detects_alike_and_a_cached_ping_is_one_request(ctld, munge
     assert (version, up, len(sent)) == (ctld.release_name, True, 1)
 
 
+def _requests(caplog, call) -> tuple[object, int]:
+    """``call()``'s result and how many requests it sent (pyslurmrpc's -v log lines "-> ...")."""
+    import logging
+
+    with caplog.at_level(logging.DEBUG, logger="pyslurmrpc.rpc"):
+        caplog.clear()
+        result = call()
+    return result, sum(r.getMessage().startswith("-> ") for r in caplog.records)
+
+
 def test_first_pings_at_once_share_one_detection_round(ctld, munged, caplog):
     """20 first pings at once on one client each ran detection's round after their refused first
     request: 500 error lines in 20.11's log and 580 in 22.05's, against 25 and 29 for one ping.
     The round is one now, for the asyncio client's tasks and the blocking client's threads."""
     import asyncio
-    import logging
     from concurrent.futures import ThreadPoolExecutor
 
-    def requests(call) -> tuple[object, int]:
-        with caplog.at_level(logging.DEBUG, logger="pyslurmrpc.rpc"):
-            caplog.clear()
-            result = call()
-        return result, sum(r.getMessage().startswith("-> ") for r in caplog.records)
-
-    up, alone = requests(lambda: _client(ctld, munged).ping())
+    up, alone = _requests(caplog, lambda: _client(ctld, munged).ping())
     assert up is True and alone >= 1
 
     async def at_once():
         client = AsyncClient(ctld.host, ctld.port, munge_socket=munged.socket_path, timeout=10)
         return await asyncio.gather(*(client.ping() for _ in range(20)))
-    ups, tasks = requests(lambda: asyncio.run(at_once()))
+    ups, tasks = _requests(caplog, lambda: asyncio.run(at_once()))
     client = _client(ctld, munged)
     with ThreadPoolExecutor(20) as pool:
-        ups_threads, threads = requests(lambda: list(pool.map(lambda _: client.ping(), range(20))))
+        ups_threads, threads = _requests(caplog, lambda: list(pool.map(lambda _: client.ping(), range(20))))
     assert ups == ups_threads == [True] * 20
     # each sends its first request, and the round after it is shared: 20 + alone - 1 when all
     # were refused while it ran (a first reply that comes after it ended runs another; 24.11's
@@ -212,24 +215,17 @@ def test_first_pings_at_once_with_another_key_share_the_failed_round(ctld, stran
     """20 first pings at once with another cluster's MUNGE key each ran the round that every
     version refused: 160 requests to 20.11 and 22.05 (680 and 720 error lines in their logs)."""
     import asyncio
-    import logging
-
-    def requests(call) -> tuple[object, int]:
-        with caplog.at_level(logging.DEBUG, logger="pyslurmrpc.rpc"):
-            caplog.clear()
-            result = call()
-        return result, sum(r.getMessage().startswith("-> ") for r in caplog.records)
 
     def alone_call():
         with pytest.raises((AuthError, NoVersionAnsweredError)) as info:
             Client(ctld.host, ctld.port, munge_socket=stranger.socket_path, timeout=5).ping()
         return type(info.value)
-    kind, alone = requests(alone_call)
+    kind, alone = _requests(caplog, alone_call)
 
     async def at_once():
         client = AsyncClient(ctld.host, ctld.port, munge_socket=stranger.socket_path, timeout=5)
         return await asyncio.gather(*(client.ping() for _ in range(20)), return_exceptions=True)
-    failures, tasks = requests(lambda: asyncio.run(at_once()))
+    failures, tasks = _requests(caplog, lambda: asyncio.run(at_once()))
     assert [type(f) for f in failures] == [kind] * 20
     assert tasks <= 20 + 10 * (alone - 1), (tasks, alone)   # halfway to unshared: 20 x alone
 
