@@ -162,9 +162,10 @@ class Shared:
     detection for many first calls at once).  The first to ask runs it, as a sub-flow; a run that
     asks meanwhile does not (``flow`` is closed unstarted) and waits for it until it ends or
     ``deadline`` (the runner's monotonic time) comes.  Result: ``(True, value)`` for the one that
-    ran it and each waiter given its value; ``(False, None)`` for a waiter whose wait ended without
-    one (the flow failed, was cancelled, or the deadline came first), which may then run its own.
-    The one that ran it gets its failure raised."""
+    ran it and each waiter given its value; ``(False, None)`` for a waiter whose run ended without
+    one (the flow failed or was cancelled); ``(None, None)`` for one whose deadline came first,
+    or that cannot wait for it (its own thread runs it).  The one that ran it gets its failure
+    raised."""
 
     key: Any
     flow: Any

@@ -144,7 +144,7 @@ class _SharedRuns:
             if waited is not None:
                 action.flow.close()
                 if waited.thread == threading.get_ident():  # a signal handler's call: it would wait for itself
-                    return False, None
+                    return None, None
                 return waited.wait(action.deadline - now(NOW))
             value = run(action.flow)
             mine.value = (value,)
@@ -171,9 +171,9 @@ class _SharedOutcome:
         self.done, self.value, self.thread = threading.Event(), None, threading.get_ident()
 
     def wait(self, seconds: float) -> tuple:
-        if seconds > 0 and self.done.wait(seconds) and self.value is not None:
-            return True, self.value[0]
-        return False, None
+        if seconds <= 0 or not self.done.wait(seconds):
+            return None, None
+        return (True, self.value[0]) if self.value is not None else (False, None)
 
 
 class _Aside:
@@ -590,14 +590,14 @@ class AsyncRunner:
 
 async def _wait_shared(run, seconds: float) -> tuple:
     """A Shared flow's result, once the run of it that ``run`` (a future) will tell ends within
-    ``seconds``; ``(False, None)`` when it failed or is not over in time."""
+    ``seconds``: as :class:`~pyslurmrpc.effects.Shared` says."""
     if seconds <= 0:
-        return False, None
+        return None, None
     try:
         async with asyncio.timeout(seconds):
             outcome = await asyncio.shield(run)
     except TimeoutError:
-        return False, None
+        return None, None
     return (True, outcome[0]) if outcome is not None else (False, None)
 
 

@@ -108,39 +108,48 @@ def _exchange_raw(conn, frame: bytes, timeout: float, endpoint: Endpoint):
         raise
 
 
-#: shared rounds a call waits for before it runs its own: when the call running one is cancelled
-#: (a caller's timeout), one of those that waited runs the next for the others
+#: how long a call waits for the round another call of its client runs, in what its own first
+#: request took (a round of requests side by side takes about one such): a round still going
+#: then is slow or hung (a lost probe), and the call runs its own with nearly all its time left
+SHARED_WAIT_FIRSTS = 2
+#: ... and at least this long (seconds): a first request refused at once says little of a round
+SHARED_WAIT_MIN = 0.01
+#: shared rounds a call looks for before it runs its own (the call running one may be cancelled
+#: or fail: one of those that waited runs the next for the rest; one still going is not waited
+#: for twice)
 SHARED_ROUND_TRIES = 2
-#: the share of a call's time left that it waits for a shared round (a round takes milliseconds;
-#: one that hangs ends by its own call's deadline, which would leave a waiter none of its own)
-SHARED_WAIT_SHARE = 0.5
 
 
-def _settle(state: State, endpoint: Endpoint, first: detect.Observation, deadline: float, blind: bool = False):
+def _settle(state: State, endpoint: Endpoint, first: detect.Observation, deadline: float, blind: bool = False,
+            needs_release: bool = False):
     """The one extra round after ``first``: the verdict (cached) and every observation by version.
 
     ``deadline``: the first request's exchange and this round share one MessageTimeout.
     ``blind``: ``first`` was a checkpoint call that closed, which tells nothing of the version.
     Calls of one client that need the same round at once share one: 20 first pings to 20.11
-    sent 160 requests, each refused one a few error lines in slurmctld's log.
+    sent 160 requests, each refused one a few error lines in slurmctld's log.  A call takes a
+    round another ran only when it answers it as its own would have (``needs_release``: it
+    must name the release, as controller_version and checkpoint calls need); a failed one
+    never: a reset or a lost probe in it may be that call's alone.
     """
     key = (state, _key(endpoint), first.sent, first.outcome, first.hint, blind)
+    started = deadline - state.settings.message_timeout      # when the first request began
     for _ in range(SHARED_ROUND_TRIES):
-        now = yield NOW      # a round that hangs (a lost probe) must leave time for this call's own
-        waits_until = now + (deadline - now) * SHARED_WAIT_SHARE
+        now = yield NOW
+        wait = min(max(SHARED_WAIT_MIN, SHARED_WAIT_FIRSTS * (now - started)), (deadline - now) / 2)
         mine = object()
-        ran, found = yield Shared(key, _round(state, endpoint, first, deadline, blind, mine), waits_until)
-        if ran and (found[2] is mine or not _lost_and_unanswered(found)):
+        ran, found = yield Shared(key, _round(state, endpoint, first, deadline, blind, mine), now + wait)
+        if ran and (found[2] is mine or _answers_for(found[0], needs_release)):
             return _settled(endpoint, found)
-    # the rounds waited for failed or are still going: this call's own, in what is left of its time
+        if ran is None:      # still going: slow or hung, so no more waiting
+            break
+    # no round to take: this call's own, in what is left of its time
     return _settled(endpoint, (yield from _round(state, endpoint, first, deadline, blind)))
 
 
-def _lost_and_unanswered(found: tuple) -> bool:
-    """A round another call ran that nothing answered and that lost a probe: its failure may
-    be its own (the refusals of a wrong MUNGE key, every call would meet alike, are shared)."""
-    verdict, answers, _ = found
-    return verdict.speak is None and any(o.outcome is detect.Outcome.LOST for o in answers.values())
+def _answers_for(verdict: detect.Verdict, needs_release: bool) -> bool:
+    """Whether a round's verdict does for a call that ``needs_release`` (else an answer will do)."""
+    return verdict.code is not None or (not needs_release and verdict.speak is not None)
 
 
 def _settled(endpoint: Endpoint, found: tuple):
@@ -231,7 +240,7 @@ def controller_version(state: State, endpoint: Endpoint | None = None):
     is only what this finds, for the calls after it."""
     endpoint, conn = yield from reach(state, endpoint)
     first, deadline = yield from _first(state, endpoint, conn, _speaker(state)(None))
-    verdict, _ = yield from _settle(state, endpoint, first, deadline)
+    verdict, _ = yield from _settle(state, endpoint, first, deadline, needs_release=True)
     if verdict.code is None:
         raise _undetermined(endpoint, verdict)
     return verdict.code
@@ -277,7 +286,7 @@ def _checkpoint_once(state: State, call: calls.Call):
     if first.outcome is detect.Outcome.ANSWERED:
         return first.reply
     blind = first.outcome is detect.Outcome.CLOSED
-    verdict, _ = yield from _settle(state, endpoint, first, deadline, blind)
+    verdict, _ = yield from _settle(state, endpoint, first, deadline, blind, needs_release=True)
     if verdict.code is None:
         raise _undetermined(endpoint, verdict)
     if not verdict.has_checkpoint:
