@@ -584,3 +584,18 @@ def test_a_round_still_going_is_not_waited_for_twice(outcome, asks):
     world.table[Shared] = another_calls_round
     assert world.run(flows.ping(state(auth="munge"))) is True
     assert len(asked) == asks and len(rounds) == 1
+
+
+def test_a_probe_answered_too_late_to_verify_is_lost_not_munged_failing():
+    """A call whose time went to the controller's answers failed with "SlurmAuthError: Munge
+    decode failed: No time left": blamed on munged, and raised as if munged were down."""
+    controller = Controller(0x2600)
+
+    def late(frame, world):
+        if int.from_bytes(frame[4:6], "big") != NEWEST:
+            world.t += 20                      # past the call's 10 s, with the answer in hand
+        return controller(frame, world)
+    world, rounds = _world(late)
+    with pytest.raises(NoVersionAnsweredError, match="No time left for") as info:
+        world.run(flows.ping(state(auth="munge", timeout=10)))
+    assert not isinstance(info.value, AuthError)

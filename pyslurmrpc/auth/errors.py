@@ -80,6 +80,11 @@ class MungeTimeoutError(MungeSocketError):
     default_code = MungeErr.TIMEOUT
 
 
+class MungeOutOfTimeError(MungeTimeoutError):
+    """The caller's time ran out before munged was asked: munged itself is not at fault
+    (a call whose time went to the controller's answers, not munged's)."""
+
+
 class MungeCredentialFormatError(MungeError):
     """The credential text is not a well-formed MUNGE credential."""
 

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from ..effects import Close, Connect, Exchange, ExchangeFailed, Flow, NOW, Sleep, Stat, Transact, deadline_passed
-from .errors import MungeError, MungeSocketError, munge_error
+from .errors import MungeError, MungeOutOfTimeError, MungeSocketError, munge_error
 from .munge_constants import (
     MAX_RESPONSE_LEN, MSG_HDR_SIZE, SOCKET_CONNECT_ATTEMPTS, SOCKET_CONNECT_RETRY_MS,
     SOCKET_RETRY_ATTEMPTS, SOCKET_RETRY_MS, SOCKET_TIMEOUT_MS, MsgType, MungeErr,
@@ -76,7 +76,7 @@ OUT_OF_TIME = "no time left to try again within the call's time limit"
 
 def out_of_time(err: MungeError) -> MungeError:
     """``err`` (the last failure), saying that no further try fitted in the caller's time."""
-    if OUT_OF_TIME in err.text:          # said once, by whichever retry loop stopped first
+    if OUT_OF_TIME in err.text or isinstance(err, MungeOutOfTimeError):   # said once already
         return err
     return munge_error(err.code, f"{err.text} ({OUT_OF_TIME})", os_errno=err.os_errno)
 
@@ -88,8 +88,8 @@ def _seconds(seconds: float, deadline: Optional[float], now: Optional[float], pa
         return seconds
     left = deadline - now
     if left <= 0:
-        raise munge_error(MungeErr.SOCKET, f'No time left for "{path}" within the call\'s time limit',
-                          os_errno=_errno.ETIMEDOUT)
+        raise MungeOutOfTimeError(f'No time left for "{path}" within the call\'s time limit',
+                                  code=MungeErr.SOCKET, os_errno=_errno.ETIMEDOUT)
     return min(seconds, left)
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 
-from ..auth.errors import MungeSocketError
+from ..auth.errors import MungeOutOfTimeError, MungeSocketError
 from ..effects import Close, NOW, Parallel, Shared, Sleep
 from ..errors import (
     AuthError, CheckpointUnsupported, ConnectionClosedError, FrameTooLargeError, InvalidArgumentError,
@@ -73,8 +73,8 @@ def _ask(state: State, endpoint: Endpoint, version: int, call: calls.Call | None
             raise
         # an answer whose credential fails is never an answer; nothing else counted: an auth failure;
         # no answer at all (a timeout, no connection) tells nothing of the version
-        outcome = (detect.Outcome.AUTH_REFUSED if isinstance(exc, AuthError) else
-                   detect.Outcome.LOST if isinstance(exc, TransportError) else detect.Outcome.GARBAGE)
+        outcome = (detect.Outcome.LOST if isinstance(exc, TransportError) or _out_of_time(exc) else
+                   detect.Outcome.AUTH_REFUSED if isinstance(exc, AuthError) else detect.Outcome.GARBAGE)
         return detect.Observation(version, outcome, problem=f"0x{version:04x}: {exc}")
     if log.isEnabledFor(logging.DEBUG):
         log.debug("<- %s 0x%04x %s: %s", endpoint, version, seen.outcome.value,
@@ -361,5 +361,12 @@ def hop_wait(s: Settings, hop: fanout.Hop, timeout_ms: int) -> float:
 
 
 def _own_munged_failed(exc: Exception) -> bool:
-    """The local munged could not be reached (socket missing, refused, stalled past the budget)."""
-    return isinstance(getattr(exc, "munge_error", None), MungeSocketError)
+    """The local munged could not be reached (socket missing, refused, stalled past the budget);
+    not a call whose time ran out before munged was asked."""
+    failure = getattr(exc, "munge_error", None)
+    return isinstance(failure, MungeSocketError) and not isinstance(failure, MungeOutOfTimeError)
+
+
+def _out_of_time(exc: Exception) -> bool:
+    """The call's time ran out before munged was asked (a probe that tells nothing)."""
+    return isinstance(getattr(exc, "munge_error", None), MungeOutOfTimeError)
