@@ -225,7 +225,9 @@ class ConnectionClosedError(TransportError):
 
 
 class NoVersionAnsweredError(TransportError):
-    """The daemon answered a ping in none of the protocol versions tried.
+    """The daemon's release could not be found: it answered a ping in none of the protocol
+    versions tried (``answered`` False), or its answers fit no single release, as when a
+    probe got no answer in time (``answered`` True: a ping had its answer).
 
     Not a :class:`ConnectionClosedError`: every connection may have worked, but
     no probe got a reply the version detection accepts.  ``slurm_errno`` stays
@@ -233,6 +235,10 @@ class NoVersionAnsweredError(TransportError):
     """
 
     default_errno = int(SlurmErrno.SLURM_PROTOCOL_SOCKET_ZERO_BYTES_SENT)
+
+    def __init__(self, message: str, *, slurm_errno: int | None = None, address=None, answered: bool = False):
+        super().__init__(message, slurm_errno=slurm_errno, address=address)
+        self.answered = answered
 
 
 # --------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import _socket
 import asyncio
+import contextlib
 import errno
 import inspect
 import os
@@ -130,13 +131,26 @@ class _SharedRuns:
 
     def _forget(self) -> None:
         """Nothing under way (a forked child: the parent's runs and its lock's state are not its own)."""
-        self._lock = threading.RLock()    # a signal handler's call may come in while its thread holds it
+        self._lock = threading.Lock()
+        self._here = threading.local()     # .locking: this thread holds the lock
         self._under_way: dict = {}
 
+    @contextlib.contextmanager
+    def _locked(self):
+        self._here.locking = True
+        try:
+            with self._lock:
+                yield
+        finally:
+            self._here.locking = False
+
     def run(self, action: Shared, run, now):
+        if getattr(self._here, "locking", False):   # a signal handler's call while its thread holds the lock
+            action.flow.close()
+            return None, None
         key, mine = action.key, None
         try:   # from before the entry is made: an interrupt anywhere after it still removes it
-            with self._lock:
+            with self._locked():
                 waited = self._under_way.get(key)
                 if waited is None:
                     mine = _SharedOutcome()
@@ -151,7 +165,7 @@ class _SharedRuns:
             return True, value
         finally:
             if mine is not None:
-                with self._lock:
+                with self._locked():
                     self._under_way.pop(key, None)
                 mine.done.set()
 

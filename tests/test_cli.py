@@ -206,6 +206,40 @@ def test_plain_ping_only_pings_and_json_asks_the_release_instead():
     assert as_json.asked == [("controller_version", 0)] and records[0]["version"] == "26.05" and records[0]["up"]
 
 
+class _Undetermined(_Asked):
+    """A controller that answered, but whose release detection could not tell (``answered``),
+    or that answered nothing."""
+
+    def __init__(self, answered: bool):
+        super().__init__()
+        self.answered = answered
+
+    def ping(self, i):
+        super().ping(i)
+        if not self.answered:
+            raise AssertionError("a controller that answered nothing is not pinged again")
+        return True
+
+    def controller_version(self, i):
+        from pyslurmrpc.errors import NoVersionAnsweredError
+
+        super().controller_version(i)
+        raise NoVersionAnsweredError("answers fit several releases", answered=self.answered)
+
+
+def test_json_ping_of_a_controller_whose_release_was_not_told_says_up():
+    """A round that lost a probe names no release: --json said DOWN where plain ping said UP."""
+    from pyslurmrpc.cli.ping import ping_all
+
+    told = _Undetermined(answered=True)
+    record = ping_all(told, with_version=True)[1][0]
+    assert (record["up"], record["version"]) == (True, None) and "error" not in record
+    assert told.asked == [("controller_version", 0), ("ping", 0)]
+    silent = _Undetermined(answered=False)
+    record = ping_all(silent, with_version=True)[1][0]
+    assert record["up"] is False and "several" in record["error"] and silent.asked == [("controller_version", 0)]
+
+
 def test_json_ping_names_the_release_the_controller_speaks(capsys):
     from pyslurmrpc.fake import FakeSlurmctld, fixture_cluster
 

@@ -14,7 +14,7 @@ import pytest
 
 from pyslurmrpc.auth.munge_cred import MungeKey, encode_offline
 from pyslurmrpc.client import calls, detect, flows
-from pyslurmrpc.effects import Parallel, RecvFrame, Shared
+from pyslurmrpc.effects import Connect, Parallel, RecvFrame, Shared
 from pyslurmrpc.runners import AsyncRunner
 from pyslurmrpc.errors import (
     AuthError, CheckpointUnsupported, NoVersionAnsweredError, RemoteProtocolError,
@@ -515,8 +515,8 @@ def test_a_ping_whose_round_lost_a_probe_is_still_answered():
 
 
 @pytest.mark.parametrize("first_took, waits", [
-    (0.0, flows.SHARED_WAIT_MIN),                       # refused at once: the least wait
-    (0.2, 0.2 * flows.SHARED_WAIT_FIRSTS),              # about a round's time, three times over
+    (0.0, 0.1 * flows.SHARED_WAIT_FIRSTS),              # its connect (0.1 s) counts: each probe makes one
+    (0.2, 0.3 * flows.SHARED_WAIT_FIRSTS),              # about a round's time, twice over
     (4.0, (10 - 4.0) / 2),                              # never more than half the time left
 ])
 def test_a_call_waits_for_a_shared_round_about_as_long_as_a_round_takes(first_took, waits):
@@ -530,12 +530,19 @@ def test_a_call_waits_for_a_shared_round_about_as_long_as_a_round_takes(first_to
             world.t += first_took
         return controller(frame, world)
     world, rounds = _world(slow_first)
+    connect = world.table[Connect]
+
+    def slow_connect(action):
+        if not isinstance(action.target, str):
+            world.t += 0.1
+        return connect(action)
+    world.table[Connect] = slow_connect
     asked = []
     shared = world.table[Shared]
     world.table[Shared] = lambda action: asked.append((world.t, action.deadline)) or shared(action)
     assert world.run(flows.ping(state(auth="munge", timeout=10))) is True
     (at, until), = asked
-    assert at == first_took and until == pytest.approx(at + waits)
+    assert at == pytest.approx(0.1 + first_took) and until == pytest.approx(at + waits)
 
 
 THEIRS = {
@@ -569,8 +576,11 @@ def test_a_round_another_call_ran_is_taken_only_when_it_does_for_this_one(kind, 
     assert result == (True if call == "ping" else 0x2600)
 
 
-@pytest.mark.parametrize("outcome, asks", [((None, None), 1), ((False, None), flows.SHARED_ROUND_TRIES)],
-                         ids=["still-going", "ended-without-a-verdict"])
+@pytest.mark.parametrize("outcome, asks", [
+    ((None, None), 1),
+    ((False, None), flows.SHARED_ROUND_TRIES),
+    ((True, (detect.Verdict(None, problem="theirs"), {}, object())), 1),
+], ids=["still-going", "ended-without-a-verdict", "ended-in-one-that-does-not-do"])
 def test_a_round_still_going_is_not_waited_for_twice(outcome, asks):
     """On a slow link (probes 0.4 s, timeout 0.5 s) two waits left too little for the call's own
     round; a round that ended without a verdict may be followed by another call's, worth a look."""
@@ -579,11 +589,12 @@ def test_a_round_still_going_is_not_waited_for_twice(outcome, asks):
 
     def another_calls_round(action):
         action.flow.close()
-        asked.append(action.key)
+        asked.append(action.deadline)
         return outcome
     world.table[Shared] = another_calls_round
     assert world.run(flows.ping(state(auth="munge"))) is True
     assert len(asked) == asks and len(rounds) == 1
+    assert len({deadline for deadline in asked}) == 1     # a second look waits no longer than the first
 
 
 def test_a_probe_answered_too_late_to_verify_is_lost_not_munged_failing():
@@ -599,3 +610,15 @@ def test_a_probe_answered_too_late_to_verify_is_lost_not_munged_failing():
     with pytest.raises(NoVersionAnsweredError, match="No time left for") as info:
         world.run(flows.ping(state(auth="munge", timeout=10)))
     assert not isinstance(info.value, AuthError)
+
+
+def test_probes_that_got_no_answer_do_not_point_at_the_munge_key():
+    """Every probe timed out after a first request that closed: the error said to check the
+    authentication, as if the closes were refusals of our credential."""
+    first = detect.Observation(NEWEST, detect.Outcome.CLOSED)
+    plan = detect.plan_after(first)
+    lost = {v: detect.Observation(v, detect.Outcome.LOST, problem=f"0x{v:04x}: no reply") for v in plan.probes}
+    verdict = detect.decide(first, plan, lost)
+    assert verdict.code is None and "no reply" in verdict.problem and "authentication" not in verdict.problem
+    closed = {v: detect.Observation(v, detect.Outcome.CLOSED) for v in plan.probes}
+    assert "is the authentication" in detect.decide(first, plan, closed).problem

@@ -18,7 +18,7 @@ from pyslurmrpc.auth.munge import AsyncMungeClient, MungeClient, RetryPolicy
 from pyslurmrpc.auth.munge_constants import MsgType
 from pyslurmrpc.auth.munge_proto import pack_header
 from pyslurmrpc.auth.munge_xfer import transaction
-from pyslurmrpc.effects import Close, Connect, Exchange, Now, Sleep, Stat, Transact
+from pyslurmrpc.effects import Close, Connect, Exchange, ExchangeFailed, Now, Sleep, Stat, Transact
 
 from peers import ThreadedServer
 
@@ -89,3 +89,32 @@ def test_the_blocking_client_names_a_body_cut_short(cut_short):
 async def test_the_asyncio_client_names_a_body_cut_short(cut_short):
     with pytest.raises(E.MungeSocketError, match="incomplete message body: 4 of 10 bytes"):
         await AsyncMungeClient(cut_short, retry=FAST).encode()
+
+
+@pytest.mark.parametrize("first", ["reset", "refused"])
+def test_time_that_runs_out_after_munged_failed_is_munged_s_failure(first):
+    """A retry's pause that overran the deadline raised MungeOutOfTimeError ("the caller's time
+    ran out before munged was asked"), so a probe was counted lost though munged had failed."""
+    clock = [0.0]
+
+    def answer(action):
+        kind = type(action)
+        if kind is Now:
+            return clock[0]
+        if kind is Sleep:                      # the pause overruns: the deadline has passed
+            clock[0] += 5.0
+            return None
+        if kind is Transact and first == "reset":
+            raise ExchangeFailed("header", ConnectionResetError(errno.ECONNRESET, "Connection reset by peer"))
+        if kind is Transact:
+            raise ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused")
+        return {Stat: stat.S_IFSOCK}.get(kind)
+    value, _ = drive(transaction("/run/m.sock", MsgType.ENC_REQ, b"body", FAST, deadline=1.0), answer)
+    assert isinstance(value, E.MungeSocketError) and not isinstance(value, E.MungeOutOfTimeError), value
+    assert "no time left to try again" in value.text
+
+
+def test_time_spent_before_munged_was_asked_is_the_callers():
+    value, _ = drive(transaction("/run/m.sock", MsgType.ENC_REQ, b"body", FAST, deadline=1.0),
+                     lambda action: 2.0 if type(action) is Now else None)
+    assert isinstance(value, E.MungeOutOfTimeError) and "No time left for" in value.text

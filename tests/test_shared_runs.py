@@ -187,3 +187,34 @@ def test_a_call_from_a_signal_handler_in_the_running_thread_does_not_wait_for_it
     assert runner.run(asking(job)) == (True, "verdict")
     (got, took), = answers
     assert got == (None, None) and took < 1 and inner.runs == 0
+
+
+def test_a_call_from_a_signal_handler_while_its_thread_holds_the_lock_runs_unshared():
+    """With the lock re-entrant, a handler's call coming in while its thread held it became the
+    round's runner, and every other thread's call blocked on the lock, with no deadline, for
+    as long as that round took."""
+    job, inner = Job(), Job()
+    job.release.set()
+    inner.release.set()
+    runner = _sync_runner()
+    shared = runner._shared
+    answers = []
+
+    class SignalInside:
+        """The lock, with a signal handler's call coming in once it is held."""
+
+        def __init__(self, lock):
+            self.lock, self.fired = lock, False
+
+        def __enter__(self):
+            self.lock.__enter__()
+            if not self.fired:
+                self.fired = True
+                answers.append(runner.run(asking(inner)))
+            return self
+
+        def __exit__(self, *exc):
+            return self.lock.__exit__(*exc)
+    shared._lock = SignalInside(shared._lock)
+    assert runner.run(asking(job)) == (True, "verdict")
+    assert answers == [(None, None)] and inner.runs == 0 and shared._under_way == {}

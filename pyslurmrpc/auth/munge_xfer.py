@@ -81,13 +81,17 @@ def out_of_time(err: MungeError) -> MungeError:
     return munge_error(err.code, f"{err.text} ({OUT_OF_TIME})", os_errno=err.os_errno)
 
 
-def _seconds(seconds: float, deadline: Optional[float], now: Optional[float], path: str) -> float:
+def _seconds(seconds: float, deadline: Optional[float], now: Optional[float], path: str,
+             failed: Optional[MungeError] = None) -> float:
     """``seconds``, cut to what is left before ``deadline`` at ``now`` (read only when there is a
-    deadline: ``None if deadline is None else (yield NOW)``); none left is a MUNGE socket timeout."""
+    deadline: ``None if deadline is None else (yield NOW)``); none left is a MUNGE socket timeout:
+    the caller's time spent before munged was asked, or after munged ``failed`` (its failure)."""
     if deadline is None:    # the hot path does not call: ``wait if deadline is None else ...``
         return seconds
     left = deadline - now
     if left <= 0:
+        if failed is not None:
+            raise out_of_time(failed)
         raise MungeOutOfTimeError(f'No time left for "{path}" within the call\'s time limit',
                                   code=MungeErr.SOCKET, os_errno=_errno.ETIMEDOUT)
     return min(seconds, left)
@@ -122,7 +126,7 @@ def _connect_again(path: str, policy: RetryPolicy, deadline: Optional[float], fa
         attempt += 1
         now = None if deadline is None else (yield NOW)
         try:
-            return (yield Connect(path, _seconds(policy.timeout_ms / 1000, deadline, now, path)))
+            return (yield Connect(path, _seconds(policy.timeout_ms / 1000, deadline, now, path, error)))
         except OSError as err:
             failure = err
     yield from _diagnose(path)
@@ -159,14 +163,15 @@ def transaction(path: Optional[str], req_type: int, body: bytes,
     body_size = _BODY_SIZE[RESPONSE_TYPE[req_type]]
     request = build_request(req_type, body)  # also the length check, before any I/O
     wait = policy.timeout_ms / 1000
-    attempt = 1
+    attempt, failed = 1, None
     while True:    # one action per attempt: every call's credential passes here twice
-        seconds = wait if deadline is None else _seconds(wait, deadline, (yield NOW), path)
+        seconds = wait if deadline is None else _seconds(wait, deadline, (yield NOW), path, failed)
         try:
             size, reply = yield Transact(path, request, MSG_HDR_SIZE, body_size, seconds)
         except OSError as err:           # the connect failed; nothing is open
             conn = yield from _connect_again(path, policy, deadline, err)   # its failure is final
-            outcome = yield from _exchange_on(conn, path, request, body_size, wait, deadline)
+            refused = _os_failure(f'Failed to connect to "{path}"', err)
+            outcome = yield from _exchange_on(conn, path, request, body_size, wait, deadline, refused)
         except (ExchangeFailed, MungeError) as err:   # a MungeError: the answer's header refused
             outcome = _failure(path, err)
         else:
@@ -179,15 +184,16 @@ def transaction(path: Optional[str], req_type: int, body: bytes,
         if deadline_passed((yield NOW), deadline, pause):
             raise out_of_time(outcome) from None
         yield Sleep(pause)
-        attempt += 1
+        attempt, failed = attempt + 1, outcome
         request = build_request(req_type, body, attempt - 1)
 
 
-def _exchange_on(conn, path: str, request: bytes, body_size, wait: float, deadline: Optional[float]) -> Flow:
-    """The rest of an attempt whose connect was tried again: its Exchange on ``conn``, then the
-    close; the response body, or the MungeError the attempt failed with."""
+def _exchange_on(conn, path: str, request: bytes, body_size, wait: float, deadline: Optional[float],
+                 refused: MungeError) -> Flow:
+    """The rest of an attempt whose connect was tried again (after ``refused``): its Exchange on
+    ``conn``, then the close; the response body, or the MungeError the attempt failed with."""
     try:
-        seconds = wait if deadline is None else _seconds(wait, deadline, (yield NOW), path)
+        seconds = wait if deadline is None else _seconds(wait, deadline, (yield NOW), path, refused)
         size, reply = yield Exchange(conn, request, MSG_HDR_SIZE, body_size, seconds)
     except (ExchangeFailed, MungeError) as err:
         outcome = _failure(path, err)

@@ -31,7 +31,7 @@ from ..effects import Background, Flow, Invoke, NOW, Sleep, WallClock, deadline_
 from ..runners import run_async, run_sync
 from .errors import (
     ESLURM_AUTH_CRED_INVALID, ESLURM_AUTH_UNPACK, ESLURM_PROTOCOL_INCOMPLETE_PACKET,
-    SLURM_PROTOCOL_AUTHENTICATION_ERROR, MungeError, SlurmAuthError,
+    SLURM_PROTOCOL_AUTHENTICATION_ERROR, MungeError, MungeOutOfTimeError, SlurmAuthError,
 )
 from .munge import MungeClient
 from .munge_constants import MungeErr
@@ -144,15 +144,20 @@ def slurm_retry(make_flow, retries: int, delay: float, budget: Optional[float],
     deadline = None if budget is None else (yield NOW) + budget
     if end is not None:
         deadline = end if deadline is None else min(deadline, end)
-    attempt = 0
+    attempt, failed = 0, None
     while True:
         try:
             return (yield from make_flow(deadline))
+        except MungeOutOfTimeError:
+            if failed is not None:   # the time ran out after munged failed: that failure is the error
+                raise out_of_time(failed) from None
+            raise
         except MungeError as err:
             if err.code != MungeErr.SOCKET or attempt == retries:
                 raise
             if deadline is not None and deadline_passed((yield NOW), deadline, delay):
                 raise out_of_time(err) from None
+            failed = err
         yield Sleep(delay)
         attempt += 1
 

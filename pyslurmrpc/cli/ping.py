@@ -6,7 +6,7 @@ import logging
 import os
 import socket
 
-from ..errors import PyslurmrpcError
+from ..errors import NoVersionAnsweredError, PyslurmrpcError
 
 log = logging.getLogger("pyslurmrpc.cli")
 
@@ -27,6 +27,18 @@ def display_name(name: str) -> str:
     return socket.gethostname().split(".")[0] if name.lower() == "localhost" else name
 
 
+def _version_and_up(client, index: int) -> tuple:
+    """(release, True); (None, the ping's answer) when the controller answered but its release
+    was not told (a probe of detection's round lost): plain ping says UP then too."""
+    try:
+        return client.controller_version(index), True
+    except NoVersionAnsweredError as exc:
+        if not exc.answered:
+            raise
+        log.debug("no release for controller %d: %s", index, exc)
+        return None, client.ping(index) is True
+
+
 def ping_all(client, with_version: bool = False) -> tuple[list[str], list[dict], bool]:
     """Ping each controller once, no failover; returns (lines, records, all_up).
 
@@ -40,8 +52,7 @@ def ping_all(client, with_version: bool = False) -> tuple[list[str], list[dict],
                   "mode": mode_name(i, len(controllers))}
         try:
             if with_version:
-                record["version"] = client.controller_version(i)
-                up = True
+                record["version"], up = _version_and_up(client, i)
             else:
                 up = client.ping(i) is True
         except PyslurmrpcError as exc:

@@ -298,7 +298,8 @@ def _nothing_answered(first: Observation, seen: Mapping[int, Observation]) -> st
         # 26.05 hands a version it refuses to HTTP, and closes on a credential it cannot read
         # (auth/none to auth/munge): the close among the refusals is the clue
         closed = [v for v, o in seen.items() if o.outcome is Outcome.CLOSED and not o.problem]
-        if closed:
+        lost = any(o.outcome is Outcome.LOST for o in seen.values())
+        if closed and not lost:     # with probes unanswered, the closes may be the same trouble
             worst.append(f"{_hexes(closed)} closed without an answer, as a controller also does on a "
                          f"credential it cannot verify: {_CHECK_AUTH}")
         detail = "; ".join(worst)

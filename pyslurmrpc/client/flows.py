@@ -121,7 +121,7 @@ SHARED_ROUND_TRIES = 2
 
 
 def _settle(state: State, endpoint: Endpoint, first: detect.Observation, deadline: float, blind: bool = False,
-            needs_release: bool = False):
+            needs_release: bool = False, begun: float | None = None):
     """The one extra round after ``first``: the verdict (cached) and every observation by version.
 
     ``deadline``: the first request's exchange and this round share one MessageTimeout.
@@ -130,18 +130,20 @@ def _settle(state: State, endpoint: Endpoint, first: detect.Observation, deadlin
     sent 160 requests, each refused one a few error lines in slurmctld's log.  A call takes a
     round another ran only when it answers it as its own would have (``needs_release``: it
     must name the release, as controller_version and checkpoint calls need); a failed one
-    never: a reset or a lost probe in it may be that call's alone.
+    never: a reset or a lost probe in it may be that call's alone.  ``begun``: when the call
+    began making its first request (its credential and connect too, as each probe's).
     """
     key = (state, _key(endpoint), first.sent, first.outcome, first.hint, blind)
-    started = deadline - state.settings.message_timeout      # when the first request began
+    now = yield NOW
+    took = now - (begun if begun is not None else deadline - state.settings.message_timeout)
+    # one end for every look: a second look must not wait again what the first waited
+    until = now + min(max(SHARED_WAIT_MIN, SHARED_WAIT_FIRSTS * took), (deadline - now) / 2)
     for _ in range(SHARED_ROUND_TRIES):
-        now = yield NOW
-        wait = min(max(SHARED_WAIT_MIN, SHARED_WAIT_FIRSTS * (now - started)), (deadline - now) / 2)
         mine = object()
-        ran, found = yield Shared(key, _round(state, endpoint, first, deadline, blind, mine), now + wait)
+        ran, found = yield Shared(key, _round(state, endpoint, first, deadline, blind, mine), until)
         if ran and (found[2] is mine or _answers_for(found[0], needs_release)):
             return _settled(endpoint, found)
-        if ran is None:      # still going: slow or hung, so no more waiting
+        if ran is not False:   # still going (slow or hung), or one that does not do: not again
             break
     # no round to take: this call's own, in what is left of its time
     return _settled(endpoint, (yield from _round(state, endpoint, first, deadline, blind)))
@@ -181,7 +183,8 @@ def _undetermined(endpoint: Endpoint, verdict: detect.Verdict) -> PyslurmrpcErro
     """The error of a round that named no release (a ping only needs a version that answered)."""
     if verdict.auth_refused:
         return AuthError(f"{endpoint}: {verdict.problem}", code=detect.AUTH_ERROR)
-    return NoVersionAnsweredError(f"{endpoint}: {verdict.problem}", address=endpoint)
+    return NoVersionAnsweredError(f"{endpoint}: {verdict.problem}", address=endpoint,
+                                  answered=verdict.speak is not None)
 
 
 def _refused(state: State, endpoint: Endpoint, first: detect.Observation):
@@ -238,9 +241,10 @@ def controller_version(state: State, endpoint: Endpoint | None = None):
     """The protocol version the controller speaks, asked afresh: a controller upgraded in place
     still answers the release it was cached as (26.05 takes 24.11's requests), so the cache
     is only what this finds, for the calls after it."""
+    begun = yield NOW
     endpoint, conn = yield from reach(state, endpoint)
     first, deadline = yield from _first(state, endpoint, conn, _speaker(state)(None))
-    verdict, _ = yield from _settle(state, endpoint, first, deadline, needs_release=True)
+    verdict, _ = yield from _settle(state, endpoint, first, deadline, needs_release=True, begun=begun)
     if verdict.code is None:
         raise _undetermined(endpoint, verdict)
     return verdict.code
@@ -278,6 +282,7 @@ def _refuse_pinned_without_checkpoint(s: Settings, where: str) -> None:
 def _checkpoint_once(state: State, call: calls.Call):
     """The call's reply Message from the controller that answers, or the too-new verdict."""
     pinned = state.settings.protocol_version
+    begun = yield NOW
     endpoint, conn, cached, version, built = yield from _start(state, None, call, lambda cached: pinned)
     if cached is not None and cached.code is not None and not cached.has_checkpoint:
         yield Close(conn)
@@ -286,7 +291,7 @@ def _checkpoint_once(state: State, call: calls.Call):
     if first.outcome is detect.Outcome.ANSWERED:
         return first.reply
     blind = first.outcome is detect.Outcome.CLOSED
-    verdict, _ = yield from _settle(state, endpoint, first, deadline, blind, needs_release=True)
+    verdict, _ = yield from _settle(state, endpoint, first, deadline, blind, needs_release=True, begun=begun)
     if verdict.code is None:
         raise _undetermined(endpoint, verdict)
     if not verdict.has_checkpoint:
@@ -299,13 +304,14 @@ def _checkpoint_once(state: State, call: calls.Call):
 
 def ping(state: State, endpoint: Endpoint | None = None):
     """REQUEST_PING in the version that worked before, else 26.05's; detection if refused."""
+    begun = yield NOW
     endpoint, conn, cached, version, built = yield from _start(state, endpoint, calls.ping(), _speaker(state))
     first, deadline = yield from _first(state, endpoint, conn, version, built=built)
     if first.outcome is detect.Outcome.ANSWERED:
         if cached is None:   # the version to speak is known; the release is not (yet)
             state.versions[_key(endpoint)] = detect.Verdict(None, speak=first.sent)
         return calls.ping().read_reply(first.reply)
-    verdict, answers = yield from _settle(state, endpoint, first, deadline)
+    verdict, answers = yield from _settle(state, endpoint, first, deadline, begun=begun)
     return calls.ping().read_reply(answers[verdict.speak].reply)
 
 
