@@ -248,7 +248,8 @@ def test_garbage_answer_is_a_typed_error_naming_it():
 
 def test_reply_in_another_version_that_is_no_refusal_is_a_typed_error():
     world, _ = _world(Controller(NEWEST, reply=lambda sent, msg, w: _frame(sent - 0x100, 0, None, SLURM_NO_AUTH_CRED)))
-    with pytest.raises(RemoteProtocolError, match=r"reply in protocol version 0x2c00 \(25.11\), request was 0x2d00 \(26.05\)"):
+    with pytest.raises(RemoteProtocolError,
+                       match=r"reply in protocol version 0x2c00 \(25.11\), request was 0x2d00 \(26.05\)"):
         world.run(flows.ping(state(auth="munge")))
     world, _ = _world(Controller(0x2600, reply=lambda sent, msg, w: _frame(sent - 0x100, 0, _signed(w, sent))))
     with pytest.raises(NoVersionAnsweredError, match="reply in protocol version 0x2400"):

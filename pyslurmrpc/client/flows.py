@@ -110,7 +110,7 @@ def _exchange_raw(conn, frame: bytes, timeout: float, endpoint: Endpoint):
 
 #: how long a call waits for the round another call of its client runs, in what its own first
 #: request took (a round of requests side by side takes about one such): a round still going
-#: then is slow or hung (a lost probe), and the call runs its own with nearly all its time left
+#: then is slow or hung (a lost probe), and the call runs its own with the rest of its time
 SHARED_WAIT_FIRSTS = 2
 #: ... and at least this long (seconds): a first request refused at once says little of a round
 SHARED_WAIT_MIN = 0.01
