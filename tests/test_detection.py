@@ -623,3 +623,36 @@ def test_probes_that_got_no_answer_do_not_point_at_the_munge_key():
     assert verdict.code is None and "no reply" in verdict.problem and "authentication" not in verdict.problem
     closed = {v: detect.Observation(v, detect.Outcome.CLOSED) for v in plan.probes}
     assert "is the authentication" in detect.decide(first, plan, closed).problem
+
+
+def test_a_cached_verdict_another_version_failed_for_stays_while_the_round_runs():
+    """controller_version asks in the newest version: its refusal dropped the cached 22.05
+    verdict until its round ended, so every call made meanwhile ran detection again."""
+    world, rounds = _world(Controller(0x2600))
+    st = state(auth="munge")
+    st.versions[("127.0.0.1", 7001)] = kept = detect.Verdict(0x2600, speak=0x2600)
+    seen = []
+    parallel = world.table[Parallel]
+    world.table[Parallel] = lambda action: seen.append(dict(st.versions)) or parallel(action)
+    assert world.run(flows.controller_version(st)) == 0x2600
+    assert seen[0] == {("127.0.0.1", 7001): kept}
+
+
+def test_a_round_that_names_no_release_leaves_the_cached_verdict():
+    """A late call whose round lost a probe dropped the verdict other calls had just cached."""
+    world, rounds = _world(Losing(Controller(0x2600), 0x2700))
+    st = state(auth="munge", timeout=2)
+    st.versions[("127.0.0.1", 7001)] = kept = detect.Verdict(0x2600, speak=0x2600)
+    with pytest.raises(NoVersionAnsweredError, match="fit several releases"):
+        world.run(flows.controller_version(st))
+    assert st.versions == {("127.0.0.1", 7001): kept}
+    world.frames.clear()
+    assert world.run(flows.ping(st)) is True and _sent(world) == [0x2600]   # spoken at once
+
+
+def test_a_cached_version_that_is_refused_is_still_forgotten():
+    world, rounds = _world(Controller(0x2600))
+    st = state(auth="munge")
+    st.versions[("127.0.0.1", 7001)] = detect.Verdict(0x2A00, speak=0x2A00)    # a 24.11 replaced
+    assert world.run(flows.ping(st)) is True
+    assert _sent(world)[0] == 0x2A00 and st.versions[("127.0.0.1", 7001)].code == 0x2600

@@ -171,9 +171,7 @@ def _round(state: State, endpoint: Endpoint, first: detect.Observation, deadline
     seen = yield Parallel(tuple(_ask(state, endpoint, v, probe=True, deadline=deadline) for v in plan.probes))
     answers = dict(zip(plan.probes, seen))
     verdict = detect.decide_blind(plan, answers) if blind else detect.decide(first, plan, answers)
-    if verdict.code is None:    # the release is not known: nothing cached
-        state.versions.pop(_key(endpoint), None)
-    else:
+    if verdict.code is not None:    # a release not told is not cached (nor is what was kept dropped)
         state.versions[_key(endpoint)] = verdict
     answers.setdefault(first.sent, first)
     return verdict, answers, caller
@@ -233,8 +231,17 @@ def _first(state: State, endpoint: Endpoint, conn, version: int, call: calls.Cal
     if first.outcome in (detect.Outcome.AUTH_REFUSED, detect.Outcome.GARBAGE):
         yield from _refused(state, endpoint, first)
     if first.outcome is not detect.Outcome.ANSWERED:
-        state.versions.pop(_key(endpoint), None)
+        _forget_refused(state, endpoint, version)
     return first, deadline
+
+
+def _forget_refused(state: State, endpoint: Endpoint, version: int) -> None:
+    """Forget the cached verdict if it speaks ``version``, which was just refused; one that speaks
+    another (controller_version asks in the newest; another call's round set it meanwhile)
+    stays: dropped, every call at once ran detection again."""
+    cached = state.versions.get(_key(endpoint))
+    if cached is not None and cached.speak == version:
+        state.versions.pop(_key(endpoint), None)
 
 
 def controller_version(state: State, endpoint: Endpoint | None = None):
