@@ -76,7 +76,7 @@ OUT_OF_TIME = "no time left to try again within the call's time limit"
 
 def out_of_time(err: MungeError) -> MungeError:
     """``err`` (the last failure), saying that no further try fitted in the caller's time."""
-    if OUT_OF_TIME in err.text or isinstance(err, MungeOutOfTimeError):   # said once already
+    if OUT_OF_TIME in err.text:          # said once, by whichever retry loop stopped first
         return err
     return munge_error(err.code, f"{err.text} ({OUT_OF_TIME})", os_errno=err.os_errno)
 

@@ -120,8 +120,8 @@ SHARED_WAIT_MIN = 0.01
 SHARED_ROUND_TRIES = 2
 
 
-def _settle(state: State, endpoint: Endpoint, first: detect.Observation, deadline: float, blind: bool = False,
-            needs_release: bool = False, begun: float | None = None):
+def _settle(state: State, endpoint: Endpoint, first: detect.Observation, deadline: float, begun: float,
+            blind: bool = False, needs_release: bool = False):
     """The one extra round after ``first``: the verdict (cached) and every observation by version.
 
     ``deadline``: the first request's exchange and this round share one MessageTimeout.
@@ -135,7 +135,7 @@ def _settle(state: State, endpoint: Endpoint, first: detect.Observation, deadlin
     """
     key = (state, _key(endpoint), first.sent, first.outcome, first.hint, blind)
     now = yield NOW
-    took = now - (begun if begun is not None else deadline - state.settings.message_timeout)
+    took = now - begun
     # one end for every look: a second look must not wait again what the first waited
     until = now + min(max(SHARED_WAIT_MIN, SHARED_WAIT_FIRSTS * took), (deadline - now) / 2)
     for _ in range(SHARED_ROUND_TRIES):
@@ -251,7 +251,7 @@ def controller_version(state: State, endpoint: Endpoint | None = None):
     begun = yield NOW
     endpoint, conn = yield from reach(state, endpoint)
     first, deadline = yield from _first(state, endpoint, conn, _speaker(state)(None))
-    verdict, _ = yield from _settle(state, endpoint, first, deadline, needs_release=True, begun=begun)
+    verdict, _ = yield from _settle(state, endpoint, first, deadline, begun, needs_release=True)
     if verdict.code is None:
         raise _undetermined(endpoint, verdict)
     return verdict.code
@@ -298,7 +298,7 @@ def _checkpoint_once(state: State, call: calls.Call):
     if first.outcome is detect.Outcome.ANSWERED:
         return first.reply
     blind = first.outcome is detect.Outcome.CLOSED
-    verdict, _ = yield from _settle(state, endpoint, first, deadline, blind, needs_release=True, begun=begun)
+    verdict, _ = yield from _settle(state, endpoint, first, deadline, begun, blind, needs_release=True)
     if verdict.code is None:
         raise _undetermined(endpoint, verdict)
     if not verdict.has_checkpoint:
@@ -318,7 +318,7 @@ def ping(state: State, endpoint: Endpoint | None = None):
         if cached is None:   # the version to speak is known; the release is not (yet)
             state.versions[_key(endpoint)] = detect.Verdict(None, speak=first.sent)
         return calls.ping().read_reply(first.reply)
-    verdict, answers = yield from _settle(state, endpoint, first, deadline, begun=begun)
+    verdict, answers = yield from _settle(state, endpoint, first, deadline, begun)
     return calls.ping().read_reply(answers[verdict.speak].reply)
 
 
