@@ -303,7 +303,7 @@ def _build_value(gen: _Gen, con, source: str, ind: str, ctx: str, up: str = "Non
                 f"{ind}else:",
                 f"{ind}    _r = _s.encode('utf-8', 'surrogateescape')",
                 f"{ind}    if 0 in _r or len(_r) >= {con.limit}: raise FastPathFailed",
-                f"{ind}    out.append({u32}.pack(len(_r) + 1)); out.append(_r); out.append(b'\\0')"]
+                f"{ind}    out += ({u32}.pack(len(_r) + 1), _r, b'\\0')"]
     if isinstance(con, FixedMem):
         u32 = gen.packer(">I")
         return [f"{ind}_m = bytes({source})", f"{ind}if len(_m) != {con.size}: raise FastPathFailed",

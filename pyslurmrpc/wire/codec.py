@@ -85,7 +85,8 @@ def decode_message(frame) -> Message:
     any malformed input; never any other exception.  ``frame`` is bytes, a bytearray or
     a memoryview (a TypeError otherwise: an int was taken as that many NUL bytes).
     """
-    frame = as_frame_bytes(frame)
+    if type(frame) is not bytes:
+        frame = as_frame_bytes(frame)
     declared, version = _PREFIX.unpack_from(frame) if len(frame) >= _PREFIX.size else (None, None)
     spec = VERSIONS.get(version)
     if spec is None or declared != len(frame) - LENGTH_PREFIX_SIZE or declared > MAX_MSG_SIZE:
@@ -95,7 +96,9 @@ def decode_message(frame) -> Message:
         parsed = spec.compiled.parse(frame)
     except Exception:  # the fast path gives no detail: parse again to explain
         raise _explain(spec, frame) from None
-    _check_extent(spec, parsed, frame)
+    end = parsed["end"]
+    if end != len(frame) or parsed["header"]["body_length"] != end - parsed["body_start"]:
+        _check_extent(spec, parsed, frame)   # raises the error that says which
     return _to_message(spec, parsed)  # the fast path's dicts are plain and fresh: adopted as they are
 
 
@@ -195,13 +198,14 @@ def _body(msg_type: int, parsed: dict) -> Body:
 
 def _to_message(spec: VersionSpec, parsed) -> Message:
     h = parsed["header"]  # fresh per parse: becomes the Header's __dict__
-    ret_cnt = h.pop("ret_cnt")
-    h["forward"] = _to_forward(h["forward"])
-    h["ret_list"] = tuple(_to_ret(r) for r in h["ret_list"]) if ret_cnt else ()
+    h["ret_list"] = tuple(map(_to_ret, h["ret_list"])) if h.pop("ret_cnt") else ()
+    forward = h["forward"]
+    h["forward"] = _to_forward(forward) if forward["cnt"] else _NO_FORWARD
     h["orig_addr"] = _to_addr(h["orig_addr"])
-    h.setdefault("msg_index", 0)  # 22.05+ headers have none
-    return frozen_instance(Message, header=_adopt(Header, h), auth=_to_auth(parsed["auth"]),
-                           body=_body(h["msg_type"], parsed["body"]))
+    if "msg_index" not in h:
+        h["msg_index"] = 0  # 22.05+ headers have none
+    return _adopt(Message, {"header": _adopt(Header, h), "auth": _to_auth(parsed["auth"]),
+                            "body": _body(h["msg_type"], parsed["body"])})
 
 
 _NO_FORWARD = Forward()
@@ -210,8 +214,6 @@ _NO_ADDR = Address(None, 0, 0)
 
 
 def _to_forward(f) -> Forward:
-    if not f["cnt"]:
-        return _NO_FORWARD
     return Forward(cnt=f["cnt"], nodelist=f["nodelist"], timeout=f["timeout"],
                    tree_width=f["tree_width"], net_cred=f.get("net_cred"),
                    tree_depth=f.get("tree_depth"))
@@ -233,27 +235,28 @@ def _to_addr(a) -> Address:
     return Address(a["family"], inner["addr"], inner["port"])
 
 
-_AUTH_BY_NAME = {cls.plugin: cls for cls in AUTH_CLASSES.values()}
+#: plugin id (19.05+) or name (older layouts) -> (envelope class, the defaults of the fields its
+#: schema may leave out: the 17.11 auth/none credential has no hostname)
+_AUTH_BY_KEY = {key: (cls, tuple((f.name, f.default) for f in dataclass_fields(cls)
+                                 if f.default is not MISSING and f.name != "plugin_version"))
+                for cls in AUTH_CLASSES.values() for key in (cls.plugin_id, cls.plugin)}
 _AUTH_TYPES = frozenset(AUTH_CLASSES.values())
-#: envelope class -> its fields' defaults (the 17.11 auth/none credential has no hostname)
-_AUTH_DEFAULTS = {cls: tuple((f.name, f.default) for f in dataclass_fields(cls)
-                              if f.default is not MISSING and f.name != "plugin_version")
-                  for cls in AUTH_CLASSES.values()}
 
 
 def _to_auth(a) -> Auth | None:
     if a is None:
         return None
-    if "plugin_id" in a:
-        plugin, version = a["plugin_id"], 0
-        cls = AUTH_CLASSES.get(plugin)
-    else:
+    plugin = a.get("plugin_id")
+    if plugin is None:
         plugin, version = a["plugin_type"], a["plugin_version"]
-        cls = _AUTH_BY_NAME.get(plugin)
-    if cls is None:  # a credential schema without an envelope class: the tables disagree
+    else:
+        version = 0
+    known = _AUTH_BY_KEY.get(plugin)
+    if known is None:  # a credential schema without an envelope class: the tables disagree
         raise UnknownMessageTypeError(f"auth plugin {plugin!r} has no envelope class", field="auth")
+    cls, defaults = known
     values = a["cred"]  # fresh per parse: becomes the envelope's __dict__
-    for name, default in _AUTH_DEFAULTS[cls]:
+    for name, default in defaults:
         if name not in values:
             values[name] = default
     values["plugin_version"] = version
@@ -272,26 +275,26 @@ def encode_message(message: Message, *, body_bytes: bytes | None = None) -> byte
     ret_cnt from ``len(ret_list)``) are computed from the content, so
     ``encode_message(decode_message(f)) == f`` for every frame decode accepts.
     """
-    spec = VERSIONS.get(message.header.version)
+    header, auth = message.header, message.auth
+    spec = VERSIONS.get(header.version)
     if spec is None:
-        raise LocalProtocolError(f"protocol version {message.header.version!r} is not supported",
+        raise LocalProtocolError(f"protocol version {header.version!r} is not supported",
                                  field="header.version", reason=FailureReason.UNSUPPORTED_VERSION)
-    no_auth = spec.layout.no_auth_flag and bool(message.header.flags & SLURM_NO_AUTH_CRED)
-    if (message.auth is None) != no_auth:
+    layout = spec.layout
+    if (auth is None) != (layout.no_auth_flag and bool(header.flags & SLURM_NO_AUTH_CRED)):
         raise LocalProtocolError("auth must be None exactly when flags carry SLURM_NO_AUTH_CRED "
                                  "(23.02 and later headers)", field="auth", reason=FailureReason.INVALID_FIELD)
-    try:
-        body = spec.layout.bodies[message.header.msg_type]
-    except KeyError:
+    msg_type = header.msg_type
+    if msg_type not in layout.bodies:
         raise LocalProtocolError(
-            f"message type {message.header.msg_type} has no schema in {spec.name}",
-            field="header.msg_type", reason=FailureReason.UNKNOWN_MESSAGE_TYPE) from None
-    msg_type = int(message.header.msg_type)
-    tree = {"header": _header_tree(message.header), "auth": _auth_tree(spec, message.auth)}
+            f"message type {msg_type} has no schema in {spec.name}",
+            field="header.msg_type", reason=FailureReason.UNKNOWN_MESSAGE_TYPE)
     if body_bytes is None:
-        body_bytes = _build(spec.compiled_bodies[msg_type], body, _body_fields(msg_type, message.body), "body")
-    tree["header"]["body_length"] = len(body_bytes)
-    head = _build(spec.compiled_head, spec.head, tree, "")
+        msg_type = int(msg_type)
+        body_bytes = _build(spec.compiled_bodies[msg_type], layout.bodies[msg_type],
+                            _body_fields(msg_type, message.body), "body")
+    head = _build(spec.compiled_head, spec.head,
+                  {"header": _header_tree(header, len(body_bytes)), "auth": _auth_tree(spec, auth)}, "")
     return (len(head) + len(body_bytes)).to_bytes(4, "big") + head + body_bytes
 
 
@@ -348,20 +351,27 @@ def _forward_tree(f: Forward) -> dict:
             "net_cred": f.net_cred, "tree_depth": f.tree_depth or 0}
 
 
-def _header_tree(h: Header) -> dict:
+#: orig_addr of a message nobody forwarded, in the pre-20.11 layout (shared: the builders only read it)
+_NO_ADDR_TREE = {"addr": 0, "port": 0}
+
+
+def _header_tree(h: Header, body_length: int) -> dict:
     a = h.orig_addr
-    if a.family is None:
+    if a is _NO_ADDR:
+        addr = _NO_ADDR_TREE
+    elif a.family is None:
         addr = {"addr": a.addr or 0, "port": a.port}
     else:
         addr = {"family": a.family, "in": {"addr": a.addr, "port": a.port} if a.addr is not None else None}
+    ret_list = h.ret_list
     return {
         "version": h.version, "flags": h.flags, "msg_index": h.msg_index, "msg_type": h.msg_type,
-        "body_length": 0,
+        "body_length": body_length,
         "forward": _forward_tree(h.forward),
-        "ret_cnt": len(h.ret_list),
+        "ret_cnt": len(ret_list),
         "ret_list": [{"err": r.err, "msg_type": r.msg_type, "node_name": r.node_name,
                       "body": _body_fields(r.msg_type, r.body, i)}
-                     for i, r in enumerate(h.ret_list)],
+                     for i, r in enumerate(ret_list)] if ret_list else (),
         "orig_addr": addr,
     }
 
