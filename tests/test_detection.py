@@ -17,7 +17,7 @@ from pyslurmrpc.client import calls, detect, flows
 from pyslurmrpc.effects import Connect, Parallel, RecvFrame, Shared
 from pyslurmrpc.runners import AsyncRunner
 from pyslurmrpc.errors import (
-    AuthError, CheckpointUnsupported, NoVersionAnsweredError, RemoteProtocolError,
+    AuthError, CheckpointUnsupported, NoVersionAnsweredError, PyslurmrpcError, RemoteProtocolError,
 )
 from pyslurmrpc.wire import Address, Header, Message, MsgType, MungeAuthCred, ReturnCodeMsg, decode_message, encode_message
 from pyslurmrpc.wire.constants import SLURM_NO_AUTH_CRED
@@ -656,3 +656,25 @@ def test_a_cached_version_that_is_refused_is_still_forgotten():
     st.versions[("127.0.0.1", 7001)] = detect.Verdict(0x2A00, speak=0x2A00)    # a 24.11 replaced
     assert world.run(flows.ping(st)) is True
     assert _sent(world)[0] == 0x2A00 and st.versions[("127.0.0.1", 7001)].code == 0x2600
+
+
+@pytest.mark.parametrize("answer", [SILENT, b"\x00\x00\x00\x04junk"], ids=["timeout", "garbage"])
+def test_a_failed_first_request_leaves_a_verdict_another_call_set_meanwhile(answer):
+    """A call whose first request failed dropped whatever was cached, even the verdict another
+    call's round had just set: every call after it ran detection again."""
+    key = ("127.0.0.1", 7001)
+    st = state(auth="munge", timeout=2)
+    fresh = detect.Verdict(0x2600, speak=0x2600)
+
+    def another_call_settles_meanwhile(frame, world):
+        st.versions[key] = fresh
+        return answer
+    world, _ = _world(another_call_settles_meanwhile)
+    with pytest.raises(PyslurmrpcError):
+        world.run(flows.ping(st))
+    assert st.versions == {key: fresh}
+    # the verdict the call began with is still dropped when it fails (a controller replaced)
+    world, _ = _world(lambda frame, world: answer)
+    with pytest.raises(PyslurmrpcError):
+        world.run(flows.ping(st))
+    assert st.versions == {}

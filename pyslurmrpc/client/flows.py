@@ -185,9 +185,9 @@ def _undetermined(endpoint: Endpoint, verdict: detect.Verdict) -> PyslurmrpcErro
                                   answered=verdict.speak is not None)
 
 
-def _refused(state: State, endpoint: Endpoint, first: detect.Observation):
+def _refused(state: State, endpoint: Endpoint, first: detect.Observation, cached: detect.Verdict | None):
     """Raise for an answer detection cannot go on from (our credential refused, garbage)."""
-    state.versions.pop(_key(endpoint), None)
+    _forget(state, endpoint, cached)
     if first.outcome is detect.Outcome.AUTH_REFUSED:
         raise AuthError(f"{endpoint}: {first.problem}", code=detect.AUTH_ERROR)
     raise UnexpectedMessageError(f"{endpoint}: {first.problem}", field="header")
@@ -217,22 +217,32 @@ def _speaker(state: State):
     return lambda cached: detect.first_version(cached.speak if cached is not None else None, pinned)
 
 
-def _first(state: State, endpoint: Endpoint, conn, version: int, call: calls.Call | None = None, built=None):
+def _first(state: State, endpoint: Endpoint, conn, version: int, cached: detect.Verdict | None,
+           call: calls.Call | None = None, built=None):
     """The first request; a cached version that fails is forgotten (its answer starts detection).
 
+    ``cached``: the controller's verdict when the call began (the one its failure may drop).
     Returns its observation and the deadline detection must keep (one MessageTimeout from
     the first exchange's start covers it and the round after it)."""
     deadline = (yield NOW) + state.settings.message_timeout
     try:
         first = yield from _ask(state, endpoint, version, call, conn=conn, built=built)
     except PyslurmrpcError:
-        state.versions.pop(_key(endpoint), None)
+        _forget(state, endpoint, cached)
         raise
     if first.outcome in (detect.Outcome.AUTH_REFUSED, detect.Outcome.GARBAGE):
-        yield from _refused(state, endpoint, first)
+        yield from _refused(state, endpoint, first, cached)
     if first.outcome is not detect.Outcome.ANSWERED:
         _forget_refused(state, endpoint, version)
     return first, deadline
+
+
+def _forget(state: State, endpoint: Endpoint, cached: detect.Verdict | None) -> None:
+    """Forget the controller's verdict after a call that began with ``cached`` failed (a controller
+    replaced is found afresh), unless another call's round set a newer one meanwhile: dropped,
+    every call after it ran detection again."""
+    if cached is not None and state.versions.get(_key(endpoint)) is cached:
+        state.versions.pop(_key(endpoint), None)
 
 
 def _forget_refused(state: State, endpoint: Endpoint, version: int) -> None:
@@ -250,7 +260,8 @@ def controller_version(state: State, endpoint: Endpoint | None = None):
     is only what this finds, for the calls after it."""
     begun = yield NOW
     endpoint, conn = yield from reach(state, endpoint)
-    first, deadline = yield from _first(state, endpoint, conn, _speaker(state)(None))
+    cached = state.versions.get(_key(endpoint))
+    first, deadline = yield from _first(state, endpoint, conn, _speaker(state)(None), cached)
     verdict, _ = yield from _settle(state, endpoint, first, deadline, begun, needs_release=True)
     if verdict.code is None:
         raise _undetermined(endpoint, verdict)
@@ -294,7 +305,7 @@ def _checkpoint_once(state: State, call: calls.Call):
     if cached is not None and cached.code is not None and not cached.has_checkpoint:
         yield Close(conn)
         raise CheckpointUnsupported(str(endpoint), cached.name)
-    first, deadline = yield from _first(state, endpoint, conn, version, call, built)
+    first, deadline = yield from _first(state, endpoint, conn, version, cached, call, built)
     if first.outcome is detect.Outcome.ANSWERED:
         return first.reply
     blind = first.outcome is detect.Outcome.CLOSED
@@ -313,7 +324,7 @@ def ping(state: State, endpoint: Endpoint | None = None):
     """REQUEST_PING in the version that worked before, else 26.05's; detection if refused."""
     begun = yield NOW
     endpoint, conn, cached, version, built = yield from _start(state, endpoint, calls.ping(), _speaker(state))
-    first, deadline = yield from _first(state, endpoint, conn, version, built=built)
+    first, deadline = yield from _first(state, endpoint, conn, version, cached, built=built)
     if first.outcome is detect.Outcome.ANSWERED:
         if cached is None:   # the version to speak is known; the release is not (yet)
             state.versions[_key(endpoint)] = detect.Verdict(None, speak=first.sent)
