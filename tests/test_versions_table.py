@@ -76,7 +76,7 @@ def test_columns_against_the_sources(name, code, _min):
     (0xFFFF, "newer than 26.05, protocol 0xffff"),
     (0x1F00, "older than 17.11, protocol 0x1f00"),
     (0x0000, "older than 17.11, protocol 0x0000"),
-    (0x2A01, "unknown protocol 0x2a01"),
+    (0x2A01, "no release, protocol 0x2a01"),
 ])
 def test_unknown_codes_are_named_as_what_they_are(code, text):
     assert release_name(code) == text

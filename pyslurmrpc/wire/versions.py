@@ -134,24 +134,23 @@ NEWEST = RELEASES[-1].code
 
 
 def release_name(code: int) -> str:
-    """"19.05" for a known code; an honest description for any other."""
+    """"19.05" for a known code; for any other what it is and the code: "newer than 26.05,
+    protocol 0x2e00", "no release, protocol 0x2a01" (between two releases)."""
     row = RELEASE_BY_CODE.get(code)
-    if row is not None:
-        return row.name
-    if OLDEST < code < NEWEST:
-        return f"unknown protocol 0x{code:04x}"  # between two releases: no release has it
-    return f"{_beyond(code)}, protocol 0x{code:04x}"
+    return row.name if row is not None else f"{_what(code)}, protocol 0x{code:04x}"
 
 
 def version_text(code: int) -> str:
     """"0x2200 (19.05)", "0x2e00 (newer than 26.05)": a code and what it is, the code said once."""
     row = RELEASE_BY_CODE.get(code)
-    what = row.name if row is not None else "no release" if OLDEST < code < NEWEST else _beyond(code)
-    return f"0x{code:04x} ({what})"
+    return f"0x{code:04x} ({row.name if row is not None else _what(code)})"
 
 
-def _beyond(code: int) -> str:
-    """Where a code outside the table lies: "newer than 26.05" or "older than 17.11"."""
+def _what(code: int) -> str:
+    """What a code outside the table is: "no release" between two releases, else where it lies
+    ("newer than 26.05", "older than 17.11")."""
+    if OLDEST < code < NEWEST:
+        return "no release"
     if code > NEWEST:
         return f"newer than {RELEASE_BY_CODE[NEWEST].name}"
     return f"older than {RELEASE_BY_CODE[OLDEST].name}"
