@@ -25,7 +25,7 @@ from pyslurmrpc.decode import MungeOpener, decode_stream
 from pyslurmrpc.decode.render import stream_json, stream_lines
 from pyslurmrpc.fake.daemon_auth import DaemonAuth
 from pyslurmrpc.wire import (
-    Address, CheckpointMsg, Header, Message, MsgType, MungeAuthCred, ReturnCodeMsg, decode_message,
+    Address, CheckpointMsg, CheckpointRespMsg, Header, Message, MsgType, MungeAuthCred, ReturnCodeMsg, decode_message,
     encode_message,
 )
 from pyslurmrpc.wire.types import describe
@@ -119,6 +119,27 @@ def test_rpc_debug_log_and_cli_verbose_redact_credentials(munged, caplog):
     assert_clean(logged, credentials, what="pyslurmrpc.rpc debug log")
     assert "credential redacted" in err.getvalue()
     assert_clean(out.getvalue() + err.getvalue(), credentials, what="pyslurmrpc -v")
+
+
+def test_debug_log_withholds_a_credential_in_a_request_or_reply_string(munged, caplog):
+    """A credential's text in a body's string (an image_dir given by mistake, an error message a
+    peer sends) was logged as it was by -v."""
+    signer = MungeAuth(munged.socket_path)
+    in_request, in_reply = signer.create().credential, signer.create().credential
+
+    def answer(request):
+        version = decode_message(request).version
+        return encode_message(Message(Header(version, MsgType.RESPONSE_CHECKPOINT, orig_addr=Address()),
+                                      signer.create(version),
+                                      CheckpointRespMsg(event_time=1, error_code=5, error_msg=f"see {in_reply}")))
+
+    with ReplayPeer(answer) as peer, caplog.at_level(logging.DEBUG, logger="pyslurmrpc"):
+        client = Client(peer.host, peer.port, auth="munge", munge_socket=munged.socket_path, timeout=5)
+        assert client.checkpoint_error(2, 0) == (5, f"see {in_reply}")
+        client.checkpoint_create(2, 0, 0, image_dir=f"/ckpt/{in_request}")
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "image_dir=<withheld: a credential?>" in logged and "error_msg=<withheld: a credential?>" in logged
+    assert_clean(logged, [in_request, in_reply], what="pyslurmrpc.rpc debug log")
 
 
 def test_capture_decoder_output_redacts_credentials(munged):

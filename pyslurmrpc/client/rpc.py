@@ -19,7 +19,7 @@ from ..errors import (
 from ..wire import Forward, MsgType
 from ..wire.codec import encode_body
 from ..wire.constants import HTTP_PREFIX
-from ..wire.types import describe
+from ..wire.types import describe, fields_text
 from . import calls, detect
 from .core import (
     FAILOVER_PAUSE, SLURMD_CONNECT_RETRIES, SLURMD_RETRY_PAUSE, Endpoint, Settings, decode_reply, reply_limit,
@@ -234,7 +234,7 @@ def _rpc(state: State, call: calls.Call, version: int, endpoint: Endpoint | None
     return endpoint, reply
 
 def _log_request(endpoint: Endpoint, call: calls.Call, version: int) -> None:
-    fields = "".join(f" {k}={v!r}" for k, v in vars(call.body).items())   # a ping has none
+    fields = fields_text(call.body)   # a ping has none
     name = detect.release_name(version)      # "26.05", or "newer than 26.05, protocol 0x2e00"
     label = f"v{name}" if name[:1].isdigit() else f"({name})"
-    log.debug("-> %s %s %s%s", endpoint, call.msg_type.name, label, fields)
+    log.debug("-> %s %s %s%s", endpoint, call.msg_type.name, label, f" {fields}" if fields else "")

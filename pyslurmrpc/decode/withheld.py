@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 
 from ..auth.munge_constants import CRED_PREFIX
+from ..wire.types import WITHHELD_TEXT
 
 #: the shortest run of base64 text withheld without the prefix: a MUNGE credential's
 #: armour is over 100 characters, a path or a node name rarely runs this long unbroken
@@ -44,8 +45,6 @@ def withheld_spans(data: bytes) -> list[tuple[int, int]]:
     return merged
 
 
-#: what a quoted line shows where text that may be a credential was
-WITHHELD_TEXT = "<withheld: a credential?>"
 
 
 def masked_text(text: str) -> str:

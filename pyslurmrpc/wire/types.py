@@ -145,6 +145,19 @@ class Message:
         return self.header.version
 
 
+#: what a log line or a quoted line shows where text that may be a credential was
+WITHHELD_TEXT = "<withheld: a credential?>"
+
+
+def fields_text(body: Body) -> str:
+    """``name=value`` of each field of ``body`` for a log line; a string holding a MUNGE
+    credential's text (an image_dir or an error message that carries one) is withheld."""
+    from ..auth.munge_constants import CRED_PREFIX   # auth imports the wire layer
+
+    return " ".join(f"{k}={WITHHELD_TEXT if isinstance(v, str) and CRED_PREFIX in v else repr(v)}"
+                    for k, v in vars(body).items())
+
+
 def describe(message: Message) -> str:
     """One line for logs: type, version, routing, body fields; the credential is never shown."""
     from .constants import MsgType
@@ -160,7 +173,7 @@ def describe(message: Message) -> str:
         parts.append(f"forward={message.header.forward.nodelist}")
     if message.header.ret_list:
         parts.append("ret_list=" + ",".join(f"{r.node_name}:{r.err}" for r in message.header.ret_list))
-    parts.append(" ".join(f"{k}={v!r}" for k, v in vars(message.body).items()))
+    parts.append(fields_text(message.body))
     if message.auth is not None:
         uid = getattr(message.auth, "uid", None)  # only auth/none states one
         who = f" uid={uid}" if uid is not None else ""
