@@ -658,23 +658,61 @@ def test_a_cached_version_that_is_refused_is_still_forgotten():
     assert _sent(world)[0] == 0x2A00 and st.versions[("127.0.0.1", 7001)].code == 0x2600
 
 
-@pytest.mark.parametrize("answer", [SILENT, b"\x00\x00\x00\x04junk"], ids=["timeout", "garbage"])
-def test_a_failed_first_request_leaves_a_verdict_another_call_set_meanwhile(answer):
-    """A call whose first request failed dropped whatever was cached, even the verdict another
-    call's round had just set: every call after it ran detection again."""
-    key = ("127.0.0.1", 7001)
+def _refusing_credential(frame, world):
+    """Our credential refused: an unauthenticated refusal (23.02+) in the version sent."""
+    return _frame(int.from_bytes(frame[4:6], "big"), detect.AUTH_ERROR, None, SLURM_NO_AUTH_CRED)
+
+
+_GARBAGE = b"\x00\x00\x00\x04junk"
+#: call -> (how it is made, the release of the verdict cached before it began, the answers that fail it)
+_FAILING_CALLS = {
+    "ping": (lambda st: flows.ping(st), 0x2A00, (SILENT, _GARBAGE, _refusing_credential)),
+    "controller_version": (lambda st: flows.controller_version(st), 0x2A00, (SILENT, _GARBAGE, _refusing_credential)),
+    "checkpoint": (lambda st: flows.checkpoint(st, calls.enable(1, 0)), 0x2200, (SILENT, _GARBAGE)),
+}
+
+
+_ANSWER_NAMES = {id(SILENT): "timeout", id(_GARBAGE): "garbage", id(_refusing_credential): "credential-refused"}
+
+
+@pytest.mark.parametrize("kind, answer", [
+    pytest.param(kind, answer, id=f"{kind}-{_ANSWER_NAMES[id(answer)]}")
+    for kind, (_, _, answers) in _FAILING_CALLS.items() for answer in answers])
+def test_a_failed_first_request_leaves_a_verdict_another_call_set_meanwhile(kind, answer):
+    """A call whose first request failed (no answer, garbage, our credential refused) dropped
+    whatever was cached, even the verdict another call's round had just set: every call after
+    it ran detection again."""
+    key, (make, code, _) = ("127.0.0.1", 7001), _FAILING_CALLS[kind]
     st = state(auth="munge", timeout=2)
-    fresh = detect.Verdict(0x2600, speak=0x2600)
+    fresh = detect.Verdict(code, speak=code)
+
+    def reply(frame, world):
+        return answer(frame, world) if callable(answer) else answer
 
     def another_call_settles_meanwhile(frame, world):
         st.versions[key] = fresh
-        return answer
+        return reply(frame, world)
     world, _ = _world(another_call_settles_meanwhile)
     with pytest.raises(PyslurmrpcError):
-        world.run(flows.ping(st))
+        world.run(make(st))
     assert st.versions == {key: fresh}
     # the verdict the call began with is still dropped when it fails (a controller replaced)
-    world, _ = _world(lambda frame, world: answer)
+    world, _ = _world(reply)
     with pytest.raises(PyslurmrpcError):
-        world.run(flows.ping(st))
+        world.run(make(st))
     assert st.versions == {}
+
+
+def test_a_first_ping_answered_leaves_the_release_another_call_named_meanwhile():
+    """A ping that began with nothing cached wrote "speaks 0x2d00, release unknown" over the
+    verdict another call's round had just cached, and a checkpoint call then asked again."""
+    key, fresh = ("127.0.0.1", 7001), detect.Verdict(NEWEST, speak=NEWEST)
+    st = state(auth="munge")
+    controller = Controller(NEWEST)     # the first version a ping sends: answered at once
+
+    def another_call_settles_meanwhile(frame, world):
+        st.versions[key] = fresh
+        return controller(frame, world)
+    world, _ = _world(another_call_settles_meanwhile)
+    assert world.run(flows.ping(st)) is True
+    assert st.versions[key] is fresh

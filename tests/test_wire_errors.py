@@ -212,3 +212,17 @@ def test_encode_takes_only_an_auth_envelope_class():
     assert info.value.field == "auth"
     none = NoneAuthCred(uid=1, gid=2, hostname="h")
     assert decode_message(encode_message(dataclasses.replace(message, auth=none))).auth == none
+
+
+def test_encode_names_the_header_and_auth_fault_before_the_body_s():
+    """With two faults, the one met first in the frame's order is named, as before the encoder
+    built the body first (a bad auth was reported as the body's fault)."""
+    message = decode_message(REQ)
+    bad_body = dataclasses.replace(message, body=PingMsg())
+    with pytest.raises(LocalProtocolError, match="MungeAuthCred or NoneAuthCred") as info:
+        encode_message(dataclasses.replace(bad_body, auth={"credential": "x"}))
+    assert info.value.field == "auth"
+    entry = RetDataInfo("n1", 0, int(MsgType.RESPONSE_SLURM_RC), PingMsg())
+    with pytest.raises(LocalProtocolError, match="ReturnCodeMsg") as info:
+        encode_message(dataclasses.replace(bad_body, header=dataclasses.replace(message.header, ret_list=(entry,))))
+    assert info.value.field == "header.ret_list.0.body"

@@ -289,7 +289,7 @@ _CHECK_AUTH = "is the authentication (AuthType, --auth, the munge key) the contr
 def _nothing_answered(first: Observation, seen: Mapping[int, Observation]) -> str:
     worst = [o.problem for o in seen.values() if o.problem]
     if first.outcome is Outcome.HINT:
-        worst.insert(0, f"an unauthenticated refusal named {release_name(first.hint)}")
+        worst.insert(0, f"an unauthenticated refusal named {version_text(first.hint)}")
     # 17.11-24.05 close without a byte on a credential they cannot verify, too (versions.md)
     if not worst:
         detail = ("every connection closed without an answer, as a controller up to 24.05 also closes on a "

@@ -221,7 +221,7 @@ def _first(state: State, endpoint: Endpoint, conn, version: int, cached: detect.
            call: calls.Call | None = None, built=None):
     """The first request; a cached version that fails is forgotten (its answer starts detection).
 
-    ``cached``: the controller's verdict when the call began (the one its failure may drop).
+    ``cached``: the verdict the call read for ``endpoint`` once connected (the one its failure may drop).
     Returns its observation and the deadline detection must keep (one MessageTimeout from
     the first exchange's start covers it and the round after it)."""
     deadline = (yield NOW) + state.settings.message_timeout
@@ -326,8 +326,9 @@ def ping(state: State, endpoint: Endpoint | None = None):
     endpoint, conn, cached, version, built = yield from _start(state, endpoint, calls.ping(), _speaker(state))
     first, deadline = yield from _first(state, endpoint, conn, version, cached, built=built)
     if first.outcome is detect.Outcome.ANSWERED:
-        if cached is None:   # the version to speak is known; the release is not (yet)
-            state.versions[_key(endpoint)] = detect.Verdict(None, speak=first.sent)
+        if cached is None:   # the version to speak is known; the release is not (yet), unless
+            # another call's round named it meanwhile: that verdict stays
+            state.versions.setdefault(_key(endpoint), detect.Verdict(None, speak=first.sent))
         return calls.ping().read_reply(first.reply)
     verdict, answers = yield from _settle(state, endpoint, first, deadline, begun)
     return calls.ping().read_reply(answers[verdict.speak].reply)

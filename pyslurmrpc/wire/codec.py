@@ -289,12 +289,14 @@ def encode_message(message: Message, *, body_bytes: bytes | None = None) -> byte
         raise LocalProtocolError(
             f"message type {msg_type} has no schema in {spec.name}",
             field="header.msg_type", reason=FailureReason.UNKNOWN_MESSAGE_TYPE)
+    # the header's and auth's faults are named before the body's (the trees raise them)
+    tree = {"header": _header_tree(header), "auth": _auth_tree(spec, auth)}
     if body_bytes is None:
         msg_type = int(msg_type)
         body_bytes = _build(spec.compiled_bodies[msg_type], layout.bodies[msg_type],
                             _body_fields(msg_type, message.body), "body")
-    head = _build(spec.compiled_head, spec.head,
-                  {"header": _header_tree(header, len(body_bytes)), "auth": _auth_tree(spec, auth)}, "")
+    tree["header"]["body_length"] = len(body_bytes)
+    head = _build(spec.compiled_head, spec.head, tree, "")
     return (len(head) + len(body_bytes)).to_bytes(4, "big") + head + body_bytes
 
 
@@ -351,11 +353,11 @@ def _forward_tree(f: Forward) -> dict:
             "net_cred": f.net_cred, "tree_depth": f.tree_depth or 0}
 
 
-#: orig_addr of a message nobody forwarded, in the pre-20.11 layout (shared: the builders only read it)
+#: the tree of _NO_ADDR, orig_addr of a decoded message nobody forwarded (shared: the builders only read it)
 _NO_ADDR_TREE = {"addr": 0, "port": 0}
 
 
-def _header_tree(h: Header, body_length: int) -> dict:
+def _header_tree(h: Header) -> dict:
     a = h.orig_addr
     if a is _NO_ADDR:
         addr = _NO_ADDR_TREE
@@ -366,7 +368,7 @@ def _header_tree(h: Header, body_length: int) -> dict:
     ret_list = h.ret_list
     return {
         "version": h.version, "flags": h.flags, "msg_index": h.msg_index, "msg_type": h.msg_type,
-        "body_length": body_length,
+        "body_length": 0,
         "forward": _forward_tree(h.forward),
         "ret_cnt": len(ret_list),
         "ret_list": [{"err": r.err, "msg_type": r.msg_type, "node_name": r.node_name,
