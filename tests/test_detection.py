@@ -9,6 +9,7 @@ each cost the first request plus at most one round of requests side by side.
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import pytest
 
@@ -716,3 +717,17 @@ def test_a_first_ping_answered_leaves_the_release_another_call_named_meanwhile()
     world, _ = _world(another_call_settles_meanwhile)
     assert world.run(flows.ping(st)) is True
     assert st.versions[key] is fresh
+
+
+def test_the_debug_log_says_what_each_request_got(caplog):
+    """-v said "hint: no answer" for a 24.11 refusal that named its release."""
+    world, _ = _world(Controller(0x2A00))
+    with caplog.at_level(logging.DEBUG, logger="pyslurmrpc"):
+        assert world.run(flows.ping(state(auth="munge"))) is True
+    got = [r.getMessage() for r in caplog.records if r.getMessage().startswith("<-")]
+    assert got[0].endswith("0x2d00 hint: refused without a credential, naming 0x2a00 (24.11)")
+    assert " 0x2a00 answered: RESPONSE_SLURM_RC v24.11 return_code=0" in got[1]
+    world, _ = _world(Controller(0x2600))
+    with caplog.at_level(logging.DEBUG, logger="pyslurmrpc"):
+        world.run(flows.controller_version(state(auth="munge")))
+    assert any(r.getMessage().endswith("0x2d00 closed: no answer") for r in caplog.records)

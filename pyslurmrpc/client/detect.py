@@ -76,6 +76,14 @@ class Observation:
     reply: Optional[Message] = dataclasses.field(default=None, repr=False)  # ANSWERED
     problem: Optional[str] = None    # GARBAGE / AUTH_REFUSED: what was wrong
 
+    def told(self) -> str:
+        """What came back, for a log line (the reply itself is the caller's to describe)."""
+        if self.problem:
+            return self.problem
+        if self.outcome is Outcome.HINT and self.hint is not None:
+            return f"refused without a credential, naming {version_text(self.hint)}"
+        return "no answer"
+
 
 def observe(sent: int, frame: Optional[bytes]) -> Observation:
     """Classify the answer to a request in header version ``sent`` (``None``/b"": closed)."""

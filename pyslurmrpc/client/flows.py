@@ -78,7 +78,7 @@ def _ask(state: State, endpoint: Endpoint, version: int, call: calls.Call | None
         return detect.Observation(version, outcome, problem=f"0x{version:04x}: {exc}")
     if log.isEnabledFor(logging.DEBUG):
         log.debug("<- %s 0x%04x %s: %s", endpoint, version, seen.outcome.value,
-                  describe(seen.reply) if seen.reply is not None else seen.problem or "no answer")
+                  describe(seen.reply) if seen.reply is not None else seen.told())
     return seen
 
 
