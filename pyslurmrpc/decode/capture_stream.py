@@ -70,10 +70,10 @@ def _pcap_records(fh, order: str, per_second: int, linktype: int, warnings: list
             return
         body = read_exact(fh, incl)
         number += 1
-        yield Packet(number, linktype, body, len(body) < incl or incl < orig, sec + frac / per_second)
-        if len(body) < incl:
+        if len(body) < incl:   # said once, here: a packet cut so is never read (a pcapng block neither)
             warnings.append(f"pcap record {number} cut short by the end of the file")
             return
+        yield Packet(number, linktype, body, incl < orig, sec + frac / per_second)
         offset += PCAP_RECORD_HEADER + incl
 
 
