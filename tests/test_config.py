@@ -97,3 +97,16 @@ def test_controllers_built_by_hand_are_numbered_by_their_place():
     assert [e.name for e in settings.controller_order(use_backup=True)] == ["b", "a"]
     assert settings.controller_order(False) == list(settings.controllers)
     assert settings.controller_order(False)[0] is settings.controllers[0]
+
+
+@pytest.mark.parametrize("auth_type", ["auth/slurm", "auth/jwt", "bogus"])
+def test_an_authtype_the_client_cannot_speak_names_its_line(tmp_path, auth_type):
+    """Every other slurm.conf problem named file and line; an unsupported AuthType named the file."""
+    (tmp_path / "more.conf").write_text(f"# included\n\nAuthType={auth_type}\n")
+    conf = tmp_path / "slurm.conf"
+    conf.write_text(f"SlurmctldHost=c1\nInclude {tmp_path / 'more.conf'}\n")
+    with pytest.raises(ConfigError) as info:
+        Client.from_slurm_conf(conf)
+    assert str(info.value) == (f"{tmp_path / 'more.conf'}:3: AuthType {auth_type} is not supported "
+                               "(auth/munge, auth/none)")
+    assert info.value.line == 3

@@ -58,6 +58,8 @@ class SlurmConfig:
     slurmd_port: int = defaults.SLURMD_PORT
     nodes: dict = field(default_factory=dict)  # NodeName -> NodeAddress
     auth_type: str = defaults.AUTH_TYPE
+    #: (file, line) of the AuthType line; None when the default holds
+    auth_type_at: tuple | None = field(default=None, repr=False, compare=False)
     auth_info: str | None = None
     message_timeout: int = defaults.MESSAGE_TIMEOUT
     tcp_timeout: int = defaults.TCP_TIMEOUT
@@ -123,6 +125,12 @@ def _value(scalars, key):
     return scalars.get(key, (defaults.BY_KEY.get(key), None, None))
 
 
+def _given_at(scalars, key) -> tuple | None:
+    """(file, line) where ``key`` was given, or None (its default holds)."""
+    _, where, line = _value(scalars, key)
+    return (where, line) if where is not None else None
+
+
 def _shown(value) -> str:
     """repr() capped at MAX_QUOTED characters: an error never quotes a 50 MB line back."""
     text = repr(value)
@@ -155,7 +163,8 @@ def _build(conf_path, scalars, hosts, nodes) -> SlurmConfig:
         path=str(conf_path), cluster_name=_value(scalars, "clustername")[0],
         controllers=_controllers(hosts, scalars), slurmctld_port=port, slurmctld_port_count=count,
         slurmd_port=_int(scalars, "slurmdport", 1), nodes=nodes,
-        auth_type=_value(scalars, "authtype")[0], auth_info=_value(scalars, "authinfo")[0],
+        auth_type=_value(scalars, "authtype")[0], auth_type_at=_given_at(scalars, "authtype"),
+        auth_info=_value(scalars, "authinfo")[0],
         # a timeout of 0 would fail every call at once: refused rather than passed on
         message_timeout=_int(scalars, "messagetimeout", 1), tcp_timeout=_int(scalars, "tcptimeout", 1),
         slurmctld_timeout=_int(scalars, "slurmctldtimeout"),

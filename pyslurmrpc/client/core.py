@@ -133,7 +133,8 @@ def settings_from_conf(path=None, **overrides) -> Settings:
         raise ConfigError("no SlurmctldHost (or ControlMachine) defined", path=conf.path)
     auth = {"auth/munge": "munge", "auth/none": "none"}.get(conf.auth_type)
     if auth is None and "auth" not in checked:
-        raise ConfigError(f"AuthType {conf.auth_type} is not supported (auth/munge, auth/none)", path=conf.path)
+        path, line = conf.auth_type_at or (conf.path, None)
+        raise ConfigError(f"AuthType {conf.auth_type} is not supported (auth/munge, auth/none)", path=path, line=line)
     base = dict(
         controllers=tuple(Endpoint(c.name, c.addr, conf.slurmctld_port, i) for i, c in enumerate(conf.controllers)),
         port_count=conf.slurmctld_port_count,
