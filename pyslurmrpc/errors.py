@@ -281,11 +281,17 @@ class SlurmError(PyslurmrpcError):
 class CheckpointUnsupported(PyslurmrpcError):
     """The controller speaks only Slurm 20.02 or newer, which removed checkpoint RPCs."""
 
-    def __init__(self, controller: str, version: str, *, pinned: bool = False):
+    def __init__(self, controller: str, version: str, *, pinned: bool = False, nodes: str | None = None,
+                 oldest: str | None = None):
         self.controller = controller
         self.version = version
         self.pinned = pinned    # the caller's protocol_version said the release; nothing was sent
-        if pinned:
+        self.nodes = nodes      # checkpoint_tasks: the node list no slurmd of which can checkpoint ...
+        if nodes is not None:   # ... as the controller takes none older than ``oldest``
+            said = (f"controller {controller} speaks Slurm {version}, whose slurmds are {oldest} or newer: "
+                    f"checkpoint RPCs were removed in Slurm 20.02, so no node of {nodes} can checkpoint "
+                    f"(nothing was sent)")
+        elif pinned:
             said = (f"the client's protocol_version (--protocol) is {version}, a release without checkpoint RPCs "
                     f"(removed in Slurm 20.02): nothing was sent to {controller}")
         else:

@@ -35,12 +35,12 @@ from pyslurmrpc.effects import (
     WallClock,
 )
 from pyslurmrpc.errors import (
-    ConnectionClosedError, ConnectionRefusedTransportError, NoVersionAnsweredError, SlurmError, TimeoutTransportError,
+    CheckpointUnsupported, ConnectionClosedError, ConnectionRefusedTransportError, NoVersionAnsweredError, SlurmError, TimeoutTransportError,
     ConnectTimeoutError, UnreachableError,
 )
 from pyslurmrpc.hostlist import expand
 from pyslurmrpc.slurm_errno import SlurmErrno
-from pyslurmrpc.wire import ForwardFailedMsg, ReturnCodeMsg
+from pyslurmrpc.wire import VERSION_CODES, ForwardFailedMsg, ReturnCodeMsg
 from pyslurmrpc.runners import AsyncRunner, SyncRunner
 from pyslurmrpc.wire import Address, Header, Message, MsgType, RetEntry, decode_message, encode_message
 
@@ -706,3 +706,25 @@ async def test_asyncio_runner_awaits_a_munged_send_that_would_block():
     finally:
         ours.close()
         theirs.close()
+
+
+@pytest.mark.parametrize("release, oldest", [("22.05", "20.11"), ("21.08", "20.02"), ("26.05", "24.11"),
+                                             ("20.11", None), ("20.02", None), ("19.05", None), (None, None)])
+def test_checkpoint_tasks_to_a_cluster_found_to_be_21_08_or_newer_is_refused_at_once(release, oldest):
+    """A controller found to be 22.05 takes only 20.11+ slurmds, none with checkpoint RPCs: every
+    node waited its MessageTimeout and the call said only "Communication connection failure".
+    A 20.11 controller may still have 19.05 slurmds; with nothing known the slurmds are asked."""
+    sd = Slurmds(["n1", "n2"])
+    world = World(sd.daemons())
+    st = state(nodes=sd.nodes())
+    if release is not None:
+        code = VERSION_CODES[release]
+        st.versions[("127.0.0.1", 7001)] = detect.Verdict(code, speak=code)
+    call = flows.tasks(st, 5, 0, 1795460000, None, 7, "n[1-2]")
+    if oldest is None:
+        assert world.run(call) == {"n1": 0, "n2": 0}
+        return
+    with pytest.raises(CheckpointUnsupported, match=rf"speaks Slurm {release}, whose slurmds are {oldest} or "
+                                                    r"newer: .* no node of n\[1-2\] can checkpoint \(nothing was sent\)"):
+        world.run(call)
+    assert world.connects == [] and world.frames == {}

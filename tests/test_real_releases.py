@@ -16,7 +16,7 @@ import time
 import pytest
 
 import test_decode_tcpdump as capture
-from pyslurmrpc import AsyncClient, AuthError, CheckpointUnsupported, Client, NoVersionAnsweredError
+from pyslurmrpc import AsyncClient, AuthError, CheckpointUnsupported, Client, NoVersionAnsweredError, SlurmError
 from pyslurmrpc.decode.cli import decode_source, main as decode_main
 from pyslurmrpc.decode.frames import MungeOpener
 from pyslurmrpc.decode.inputs import load
@@ -60,8 +60,8 @@ def _pyslurmrpc(ctld, *args: str) -> subprocess.CompletedProcess:
     return _run([sys.executable, "-m", "pyslurmrpc", "--conf", ctld.conf_path, *args], ctld.env)
 
 
-def _client(ctld, munged) -> Client:
-    return Client(ctld.host, ctld.port, munge_socket=munged.socket_path, timeout=10)
+def _client(ctld, munged, **kw) -> Client:
+    return Client(ctld.host, ctld.port, munge_socket=munged.socket_path, **{"timeout": 10, **kw})
 
 
 # --------------------------------------------------------------------------
@@ -181,6 +181,22 @@ def test_checkpoint_verdict_names_the_release(ctld, munged):
     cli = _pyslurmrpc(ctld, "checkpoint", "able", "1.0")
     assert cli.returncode == 1 and cli.stdout == ""
     assert f"Slurm {ctld.release_name}" in cli.stderr and "removed in Slurm 20.02" in cli.stderr
+
+
+def test_checkpoint_tasks_after_the_release_was_found(ctld, munged):
+    """Once the controller is known, checkpoint_tasks to its nodes is refused at once when no
+    slurmd it takes can checkpoint (21.08 on), as its own checkpoint calls are; 20.11 may still
+    have 19.05 slurmds, so there the nodes are asked (here: none listens, each a 1001)."""
+    client = _client(ctld, munged, nodes={"n1": ("127.0.0.1", 1)}, timeout=2)   # n1: 1 + 2 connects
+    client.controller_version()
+    if ctld.release_name == "20.11":
+        with pytest.raises(SlurmError) as failed:
+            client.checkpoint_tasks(1, 0, 0, None, 1, "n1")
+        assert failed.value.details == {"n1": 1001}
+        return
+    with pytest.raises(CheckpointUnsupported, match=rf"speaks Slurm {ctld.release_name}, whose slurmds are "
+                                                    r"2\d\.\d\d or newer: .* no node of n1 can checkpoint"):
+        client.checkpoint_tasks(1, 0, 0, None, 1, "n1")
 
 
 #: what a checkpoint call prints when our munged has another key: 24.11 and later refuse the

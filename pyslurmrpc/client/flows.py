@@ -25,7 +25,7 @@ from ..slurm_errno import SlurmErrno
 from ..wire import MsgType
 from ..wire.types import describe
 from ..wire.constants import HTTP_PREFIX
-from ..wire.versions import has_checkpoint, release_name
+from ..wire.versions import has_checkpoint, peers_may_checkpoint, release_name, release_of
 from . import calls, detect, fanout
 from . import validate
 from .core import CHECKPOINT_CODES, Endpoint, Settings, decode_reply
@@ -345,6 +345,7 @@ def tasks(state: State, job_id, step_id, begin_time, image_dir, max_wait, nodeli
     if not hops:
         raise InvalidArgumentError(f"{validate.NODELIST} names no node", argument=validate.NODELIST)
     _refuse_pinned_without_checkpoint(state.settings, f"the slurmds of {nodelist}")
+    _refuse_known_without_checkpoint(state, nodelist)
     timeout_ms = max_wait * 1000 if max_wait else int(state.settings.message_timeout * 1000)
     results = yield Parallel(tuple(_hop(state, call, hop, timeout_ms) for hop in hops))
     gathered = {node: code for result in results for node, code in result.items()}
@@ -353,6 +354,20 @@ def tasks(state: State, job_id, step_id, begin_time, image_dir, max_wait, nodeli
     if rc:
         raise SlurmError(rc, details=codes)
     return codes
+
+
+def _refuse_known_without_checkpoint(state: State, nodelist: str) -> None:
+    """A controller already found to be 21.08 or newer takes only slurmds of 20.02 or newer, none
+    of which has checkpoint RPCs: refused at once, as the controller's own checkpoint calls are
+    (each node waited its MessageTimeout, or closed, and said only "Communication connection
+    failure").  Nothing known: sent as libslurm sends it, the controller not asked."""
+    for endpoint in state.settings.controllers:
+        known = state.versions.get(_key(endpoint))
+        if known is not None and known.code is not None:
+            if not peers_may_checkpoint(known.code):
+                raise CheckpointUnsupported(str(endpoint), known.name, nodes=nodelist,
+                                            oldest=release_name(release_of(known.code).min_code))
+            return
 
 
 def _hop(state: State, call: calls.Call, hop: fanout.Hop, timeout_ms: int):

@@ -160,6 +160,14 @@ def release_of(code: int) -> Release | None:
     return RELEASE_BY_CODE.get(code)
 
 
+def peers_may_checkpoint(code: int) -> bool:
+    """Whether a daemon that a controller of protocol ``code`` still takes may have checkpoint
+    RPCs: its SLURM_MIN_PROTOCOL_VERSION is 19.05 or older (20.11 and before).  A slurmd older
+    than that cannot register with it, so from 21.08 on no node of its cluster can checkpoint."""
+    row = RELEASE_BY_CODE.get(code)
+    return row is not None and (has_checkpoint(code) or has_checkpoint(row.min_code))
+
+
 def has_checkpoint(code: int) -> bool:
     """Checkpoint RPCs exist in 17.11 - 19.05 (removed in 20.02); unknown codes: no."""
     row = RELEASE_BY_CODE.get(code)
