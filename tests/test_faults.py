@@ -334,6 +334,17 @@ def test_reply_with_a_length_prefix_over_the_limit(mode, munged, signer):
 
 
 @pytest.mark.parametrize("mode", MODES)
+def test_a_port_that_answers_in_another_protocol_is_named_with_its_text(mode, munged, signer):
+    """An SSH server's banner was "length prefix 1397966893 over the limit 1048576": the one
+    error without the address, and nothing said the prefix was text."""
+    with ReplayPeer(lambda f: b"SSH-2.0-OpenSSH_9.2p1\r\n") as peer:
+        exc = scenario(mode, lambda: make_client(mode, peer.host, peer.port, munged), FrameTooLargeError,
+                       TIMEOUT, lambda: switch(peer, lambda f: rc_frame(f, signer)))
+    assert str(exc).startswith(f"127.0.0.1:{peer.port}: length prefix 1397966893 over the limit ")
+    assert '(the text "SSH-": not a Slurm frame)' in str(exc) and (exc.field, exc.offset) == ("length", 0)
+
+
+@pytest.mark.parametrize("mode", MODES)
 def test_primary_down_backup_up(mode, munged, healthy_fake):
     """The primary refuses: the backup answers the same call, and stays preferred."""
     down = free_port()

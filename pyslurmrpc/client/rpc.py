@@ -13,12 +13,13 @@ from ..auth.msg_hash import FIRST_HASHED_VERSION, credential_payload, hashes_bod
 from ..auth.slurm_auth import create_flow, verify_flow
 from ..effects import Close, Connect, NOW, PeerClosed, RecvFrame, Send, Sleep, WallClock, deadline_passed, overlapped
 from ..errors import (
-    AuthError, ConnectionClosedError, ConnectionRefusedTransportError, ConnectTimeoutError,
+    AuthError, ConnectionClosedError, ConnectionRefusedTransportError, ConnectTimeoutError, FrameTooLargeError,
     RECEIVE_ERRNO, TimeoutTransportError, TransportError, UnreachableError,
 )
 from ..wire import Forward, MsgType
 from ..wire.codec import encode_body
 from ..wire.constants import HTTP_PREFIX
+from ..wire.framer import prefix_text
 from ..wire.types import describe, fields_text
 from . import calls, detect
 from .core import (
@@ -103,6 +104,10 @@ def _exchange_error(exc: Exception, timeout: float, ep: Endpoint) -> Exception:
         return ConnectionClosedError(f"{ep} reset the connection", address=ep)
     if isinstance(exc, OSError):
         return TransportError(f"{ep}: {exc.strerror or exc}", address=ep, slurm_errno=RECEIVE_ERRNO)
+    if isinstance(exc, FrameTooLargeError) and hasattr(exc, "length"):   # say whose, and what it is
+        error = FrameTooLargeError(f"{ep}: {exc.detail}{prefix_text(exc)}", field=exc.field, offset=exc.offset)
+        error.length = exc.length
+        return error
     return exc
 
 

@@ -20,7 +20,8 @@ from typing import Iterable, Optional
 from ..client.validate import address_text
 from ..errors import ProtocolError
 from ..wire import Framer
-from .frames import FrameReport, MungeOpener, decode_frame, prefix_text
+from ..wire.framer import prefix_text
+from .frames import FrameReport, MungeOpener, decode_frame
 from .packets import TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, Segment
 from .tcp import SEQ_HALF, SEQ_MODULUS, OtherPorts
 

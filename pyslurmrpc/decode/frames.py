@@ -17,6 +17,7 @@ from ..auth.munge_constants import MungeErr
 from ..errors import ProtocolError, PyslurmrpcError
 from ..wire import Framer
 from ..wire.constants import HTTP_PREFIX, LENGTH_PREFIX_SIZE
+from ..wire.framer import prefix_text
 from .fields import Field, read_frame
 
 #: Fields whose value is a bearer credential: never printed, only opened with --munge-key.
@@ -142,20 +143,6 @@ def decode_stream(data: bytes, label: str, opener: Optional[MungeOpener] = None)
         report.frames.append(decode_frame(frame, len(report.frames) + 1, pos, opener))
         pos += len(frame)
     return report
-
-
-def prefix_text(exc: ProtocolError) -> str:
-    """What a refused length prefix is when its four bytes are text: HTTP (26.05 answers a
-    version it refuses so), or some other protocol's."""
-    length = getattr(exc, "length", None)
-    if not isinstance(length, int) or not 0 <= length < 1 << 32:
-        return ""
-    raw = length.to_bytes(LENGTH_PREFIX_SIZE, "big")
-    if not all(0x20 <= b < 0x7F for b in raw):
-        return ""
-    if raw == HTTP_PREFIX:
-        return f' (the text "{raw.decode()}": an HTTP answer, as 26.05 gives to a version it refuses)'
-    return f' (the text "{raw.decode()}": not a Slurm frame)'
 
 
 def _next_frame(framer: Framer, data: bytes, pos: int) -> bytes:

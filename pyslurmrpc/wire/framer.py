@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections import deque
 
-from ..errors import FrameTooLargeError, TruncatedError
-from .constants import LENGTH_PREFIX_SIZE, MAX_MSG_SIZE
+from ..errors import FrameTooLargeError, ProtocolError, TruncatedError
+from .constants import HTTP_PREFIX, LENGTH_PREFIX_SIZE, MAX_MSG_SIZE
 
 
 class Framer:
@@ -129,3 +129,17 @@ class Framer:
             raise TruncatedError(
                 f"stream ended inside a frame ({self._have} bytes buffered{declared})",
                 field="length" if self._need is None else "frame", offset=0)
+
+
+def prefix_text(exc: ProtocolError) -> str:
+    """What a refused length prefix is when its four bytes are text: HTTP (26.05 answers a
+    version it refuses so), or some other protocol's."""
+    length = getattr(exc, "length", None)
+    if not isinstance(length, int) or not 0 <= length < 1 << 32:
+        return ""
+    raw = length.to_bytes(LENGTH_PREFIX_SIZE, "big")
+    if not all(0x20 <= b < 0x7F for b in raw):
+        return ""
+    if raw == HTTP_PREFIX:
+        return f' (the text "{raw.decode()}": an HTTP answer, as 26.05 gives to a version it refuses)'
+    return f' (the text "{raw.decode()}": not a Slurm frame)'
