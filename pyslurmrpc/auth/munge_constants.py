@@ -53,7 +53,7 @@ TTL_MAXIMUM = 0xFFFFFFFF         # MUNGE_TTL_MAXIMUM (-1): munged clamps to max 
 # ---------------------------------------------------------------------------
 # Credential format (src/libcommon/munge_defs.h, src/munged/cred.h, zip.c)
 # ---------------------------------------------------------------------------
-CRED_PREFIX = "MUNGE:"
+from ..wire.constants import CRED_PREFIX  # noqa: E402,F401 - the one definition, where the wire layer reads it
 CRED_SUFFIX = ":"
 CRED_VERSION = 3
 CRED_SALT_LEN = 8

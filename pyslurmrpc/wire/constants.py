@@ -37,6 +37,9 @@ LENGTH_PREFIX_SIZE = 4
 #: it refuses to its HTTP server (http_switch.c http_switch_on_data, rpc_fingerprint), which
 #: answers "HTTP/1.1 405 ..."
 HTTP_PREFIX = b"HTTP"
+#: how a MUNGE credential's text begins (munge 0.5.15 src/munged/enc.c enc_armor, MUNGE_CRED_PREFIX
+#: in src/libcommon/munge_defs.h): what the wire layer withholds where a string may carry one
+CRED_PREFIX = "MUNGE:"
 
 
 class MsgType(enum.IntEnum):

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Optional
 
 from .bodies import Body
-from .constants import AUTH_PLUGIN_NAMES, AuthPluginId
+from .constants import AUTH_PLUGIN_NAMES, CRED_PREFIX, AuthPluginId
 
 
 @dataclass(frozen=True)
@@ -152,8 +152,6 @@ WITHHELD_TEXT = "<withheld: a credential?>"
 def fields_text(body: Body) -> str:
     """``name=value`` of each field of ``body`` for a log line; a string holding a MUNGE
     credential's text (an image_dir or an error message that carries one) is withheld."""
-    from ..auth.munge_constants import CRED_PREFIX   # auth imports the wire layer
-
     return " ".join(f"{k}={WITHHELD_TEXT if isinstance(v, str) and CRED_PREFIX in v else repr(v)}"
                     for k, v in vars(body).items())
 
