@@ -254,7 +254,8 @@ def slurm_checkpoint_error(job_id: int, step_id: int, error_code: Ref, error_msg
 def slurm_checkpoint_tasks(job_id: int, step_id: int, begin_time: int, image_dir: str | None,
                            max_wait: int, nodelist: str) -> int:
     """Ask the slurmds of ``nodelist`` to checkpoint the step's tasks: 0, or -1 with errno
-    the highest code a node gave (1001: a node not reached).  A node list that names no node
+    the highest code a node gave (1001: a node not reached; 1005 when the slurmds cannot
+    checkpoint: Client.checkpoint_tasks's CheckpointUnsupported).  A node list that names no node
     or is no hostlist is -1 with errno SLURM_ERROR (-1), nothing sent, as libslurm's "no list
     was returned"; :func:`last_error` says what was wrong with it."""
     def failed(exc):

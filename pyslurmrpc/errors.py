@@ -287,7 +287,8 @@ class CheckpointUnsupported(PyslurmrpcError):
         self.version = version
         self.pinned = pinned    # the caller's protocol_version said the release; nothing was sent
         self.nodes = nodes      # checkpoint_tasks: the node list no slurmd of which can checkpoint ...
-        if nodes is not None:   # ... as the controller takes none older than ``oldest``
+        self.oldest = oldest    # ... as the controller takes none older than this release
+        if nodes is not None:
             said = (f"controller {controller} speaks Slurm {version}, whose slurmds are {oldest} or newer: "
                     f"checkpoint RPCs were removed in Slurm 20.02, so no node of {nodes} can checkpoint "
                     f"(nothing was sent)")

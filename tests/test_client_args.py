@@ -177,6 +177,7 @@ def test_a_stick_the_controller_would_ignore_is_refused(stick):
 ERRORS = [
     SlurmError(2017, details={"n1": 0, "n2": 1001}), SlurmError(2037, release="17.11"),
     CheckpointUnsupported("ctl (127.0.0.1:6817)", "22.05"),
+    CheckpointUnsupported("ctl (127.0.0.1:6817)", "22.05", nodes="n[1-2]", oldest="20.11"),
     SlurmAuthError("refused", slurm_errno=1007, plugin_errno=6000, munge_error=MungeCredentialExpiredError()),
     MungeSocketError("Failed to connect", os_errno=2), ProtocolError("bad", field="header.version", offset=6),
     TruncatedError("short", field="body.image_dir", offset=40),

@@ -11,6 +11,7 @@ the forwarding tree are then checked to the exact virtual second, instantly.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import errno
 import stat
 import time
@@ -708,23 +709,41 @@ async def test_asyncio_runner_awaits_a_munged_send_that_would_block():
         theirs.close()
 
 
-@pytest.mark.parametrize("release, oldest", [("22.05", "20.11"), ("21.08", "20.02"), ("26.05", "24.11"),
-                                             ("20.11", None), ("20.02", None), ("19.05", None), (None, None)])
-def test_checkpoint_tasks_to_a_cluster_found_to_be_21_08_or_newer_is_refused_at_once(release, oldest):
+#: verdict cached -> (release the refusal names, oldest slurmd release), or None: the nodes are asked
+_TASKS_AFTER = {
+    "22.05": ((0x2600, 0x2600), ("22.05", "20.11")), "21.08": ((0x2500, 0x2500), ("21.08", "20.02")),
+    "26.05": ((0x2D00, 0x2D00), ("26.05", "24.11")),
+    "past the table": ((0x2E00, 0x2D00), ("newer than 26.05, protocol 0x2e00", "24.11")),
+    "answered in 26.05's version": ((None, 0x2D00), ("26.05 or newer", "24.11")),
+    "answered in 21.08's version": ((None, 0x2500), ("21.08 or newer", "20.02")),
+    "answered in 20.11's version": ((None, 0x2400), None), "20.11": ((0x2400, 0x2400), None),
+    "20.02": ((0x2300, 0x2300), None), "19.05": ((0x2200, 0x2200), None), "nothing": (None, None),
+}
+
+
+@pytest.mark.parametrize("port_count", [1, 4])
+@pytest.mark.parametrize("known", sorted(_TASKS_AFTER))
+def test_checkpoint_tasks_to_a_cluster_found_to_be_21_08_or_newer_is_refused_at_once(known, port_count):
     """A controller found to be 22.05 takes only 20.11+ slurmds, none with checkpoint RPCs: every
     node waited its MessageTimeout and the call said only "Communication connection failure".
-    A 20.11 controller may still have 19.05 slurmds; with nothing known the slurmds are asked."""
+    A 20.11 controller may still have 19.05 slurmds; with nothing known the slurmds are asked.
+    A ping answered at once knows only the version it was answered in: a lower bound, enough.
+    With a SlurmctldPort range the verdict is cached under the port a call reached."""
+    verdict, refusal = _TASKS_AFTER[known]
     sd = Slurmds(["n1", "n2"])
     world = World(sd.daemons())
     st = state(nodes=sd.nodes())
-    if release is not None:
-        code = VERSION_CODES[release]
-        st.versions[("127.0.0.1", 7001)] = detect.Verdict(code, speak=code)
+    st.settings = dataclasses.replace(st.settings, port_count=port_count)
+    if verdict is not None:
+        st.versions[("127.0.0.1", 7001 + port_count - 1)] = detect.Verdict(*verdict)
     call = flows.tasks(st, 5, 0, 1795460000, None, 7, "n[1-2]")
-    if oldest is None:
+    if refusal is None:
         assert world.run(call) == {"n1": 0, "n2": 0}
         return
-    with pytest.raises(CheckpointUnsupported, match=rf"speaks Slurm {release}, whose slurmds are {oldest} or "
-                                                    r"newer: .* no node of n\[1-2\] can checkpoint \(nothing was sent\)"):
+    with pytest.raises(CheckpointUnsupported) as info:
         world.run(call)
+    assert str(info.value) == (f"controller 127.0.0.1:7001 speaks Slurm {refusal[0]}, whose slurmds are "
+                               f"{refusal[1]} or newer: checkpoint RPCs were removed in Slurm 20.02, so no "
+                               "node of n[1-2] can checkpoint (nothing was sent)")
+    assert (info.value.nodes, info.value.oldest) == ("n[1-2]", refusal[1])
     assert world.connects == [] and world.frames == {}

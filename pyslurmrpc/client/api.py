@@ -139,6 +139,8 @@ class ClientApi:
         Returns {node: 0} when all succeed; raises SlurmError with the highest
         per-node code, ``.details`` holding every node's code.  The step id is
         0..65535, as libslurm's uint16_t argument (widened to 32 bits on the wire).
+        CheckpointUnsupported, nothing sent, when the release pinned or a controller's
+        release found by an earlier call is one whose slurmds cannot checkpoint (21.08 on).
         """
         return self._run(flows.tasks(self._state, job_id, step_id, begin_time, image_dir, max_wait, nodelist))
 

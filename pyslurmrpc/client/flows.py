@@ -25,7 +25,7 @@ from ..slurm_errno import SlurmErrno
 from ..wire import MsgType
 from ..wire.types import describe
 from ..wire.constants import HTTP_PREFIX
-from ..wire.versions import has_checkpoint, peers_may_checkpoint, release_name, release_of
+from ..wire.versions import has_checkpoint, oldest_peer, peers_may_checkpoint, release_name
 from . import calls, detect, fanout
 from . import validate
 from .core import CHECKPOINT_CODES, Endpoint, Settings, decode_reply
@@ -360,14 +360,28 @@ def _refuse_known_without_checkpoint(state: State, nodelist: str) -> None:
     """A controller already found to be 21.08 or newer takes only slurmds of 20.02 or newer, none
     of which has checkpoint RPCs: refused at once, as the controller's own checkpoint calls are
     (each node waited its MessageTimeout, or closed, and said only "Communication connection
-    failure").  Nothing known: sent as libslurm sends it, the controller not asked."""
-    for endpoint in state.settings.controllers:
-        known = state.versions.get(_key(endpoint))
-        if known is not None and known.code is not None:
-            if not peers_may_checkpoint(known.code):
-                raise CheckpointUnsupported(str(endpoint), known.name, nodes=nodelist,
-                                            oldest=release_name(release_of(known.code).min_code))
+    failure").  A verdict that knows only the version the controller answered in bounds its
+    release from below (a controller never answers in a version newer than its own).
+    Nothing known: sent as libslurm sends it, the controller not asked."""
+    for endpoint, known in _known_controllers(state):
+        at_least = known.code if known.code is not None else known.speak
+        if at_least is None or peers_may_checkpoint(at_least):
             return
+        release = known.name if known.code is not None else f"{release_name(at_least)} or newer"
+        raise CheckpointUnsupported(str(endpoint), release, nodes=nodelist,
+                                    oldest=release_name(oldest_peer(at_least)))
+
+
+def _known_controllers(state: State):
+    """(endpoint, cached verdict) of each controller with one, in failover order; with a
+    SlurmctldPort range a verdict is cached under the port the call reached."""
+    s = state.settings
+    for endpoint in s.controllers:
+        for port in range(endpoint.port, endpoint.port + max(s.port_count, 1)):
+            known = state.versions.get((endpoint.host, port))
+            if known is not None and (known.code is not None or known.speak is not None):
+                yield endpoint, known
+                break
 
 
 def _hop(state: State, call: calls.Call, hop: fanout.Hop, timeout_ms: int):

@@ -16,7 +16,7 @@ from typing import Optional
 from ..auth.munge_constants import MungeErr
 from ..errors import ProtocolError, PyslurmrpcError
 from ..wire import Framer
-from ..wire.constants import HTTP_PREFIX, LENGTH_PREFIX_SIZE
+from ..wire.constants import LENGTH_PREFIX_SIZE
 from ..wire.framer import prefix_text
 from .fields import Field, read_frame
 

@@ -160,12 +160,23 @@ def release_of(code: int) -> Release | None:
     return RELEASE_BY_CODE.get(code)
 
 
-def peers_may_checkpoint(code: int) -> bool:
-    """Whether a daemon that a controller of protocol ``code`` still takes may have checkpoint
-    RPCs: its SLURM_MIN_PROTOCOL_VERSION is 19.05 or older (20.11 and before).  A slurmd older
-    than that cannot register with it, so from 21.08 on no node of its cluster can checkpoint."""
+def oldest_peer(code: int) -> int | None:
+    """The oldest protocol a controller of ``code`` takes from its daemons (its
+    SLURM_MIN_PROTOCOL_VERSION); for a code past the table at least the newest release's (the
+    minimum only rises); None for one the table cannot bound."""
     row = RELEASE_BY_CODE.get(code)
-    return row is not None and (has_checkpoint(code) or has_checkpoint(row.min_code))
+    if row is not None:
+        return row.min_code
+    return RELEASE_BY_CODE[NEWEST].min_code if code > NEWEST else None
+
+
+def peers_may_checkpoint(code: int) -> bool:
+    """Whether a daemon that a controller of protocol ``code`` (or newer) still takes may have
+    checkpoint RPCs: its SLURM_MIN_PROTOCOL_VERSION is 19.05 or older (20.11 and before).  A
+    slurmd older than that cannot register with it, so from 21.08 on no node of its cluster can
+    checkpoint."""
+    oldest = oldest_peer(code)
+    return oldest is None or has_checkpoint(code) or has_checkpoint(oldest)
 
 
 def has_checkpoint(code: int) -> bool:
