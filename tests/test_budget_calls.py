@@ -233,7 +233,9 @@ def test_standby_answers_keep_their_bound():
 
 def test_answered_calls_take_no_time():
     world = World({ctl(7001): answer_rc(), **{ctl(7100 + i): answer_rc() for i in range(3)}})
-    st = _state(10, 2, 1)
-    for call in ("ping()", "ping(0)", "checkpoint_able", "checkpoint_tasks"):
-        world.run(FLOWS[call](st))
+    for calls_on_one_client in (("ping()", "ping(0)", "checkpoint_able"), ("checkpoint_tasks",)):
+        # a client whose ping was answered in 26.05's version knows its slurmds cannot checkpoint
+        st = _state(10, 2, 1)
+        for call in calls_on_one_client:
+            world.run(FLOWS[call](st))
     assert world.t == 0
