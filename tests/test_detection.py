@@ -664,21 +664,19 @@ def _refusing_credential(frame, world):
     return _frame(int.from_bytes(frame[4:6], "big"), detect.AUTH_ERROR, None, SLURM_NO_AUTH_CRED)
 
 
-_GARBAGE = b"\x00\x00\x00\x04junk"
+_FAILING_ANSWERS = {"timeout": SILENT, "garbage": b"\x00\x00\x00\x04junk", "credential-refused": _refusing_credential}
 #: call -> (how it is made, the release of the verdict cached before it began, the answers that fail it)
 _FAILING_CALLS = {
-    "ping": (lambda st: flows.ping(st), 0x2A00, (SILENT, _GARBAGE, _refusing_credential)),
-    "controller_version": (lambda st: flows.controller_version(st), 0x2A00, (SILENT, _GARBAGE, _refusing_credential)),
-    "checkpoint": (lambda st: flows.checkpoint(st, calls.enable(1, 0)), 0x2200, (SILENT, _GARBAGE)),
+    "ping": (lambda st: flows.ping(st), 0x2A00, ("timeout", "garbage", "credential-refused")),
+    "controller_version": (lambda st: flows.controller_version(st), 0x2A00,
+                           ("timeout", "garbage", "credential-refused")),
+    "checkpoint": (lambda st: flows.checkpoint(st, calls.enable(1, 0)), 0x2200, ("timeout", "garbage")),
 }
 
 
-_ANSWER_NAMES = {id(SILENT): "timeout", id(_GARBAGE): "garbage", id(_refusing_credential): "credential-refused"}
-
-
 @pytest.mark.parametrize("kind, answer", [
-    pytest.param(kind, answer, id=f"{kind}-{_ANSWER_NAMES[id(answer)]}")
-    for kind, (_, _, answers) in _FAILING_CALLS.items() for answer in answers])
+    pytest.param(kind, _FAILING_ANSWERS[name], id=f"{kind}-{name}")
+    for kind, (_, _, names) in _FAILING_CALLS.items() for name in names])
 def test_a_failed_first_request_leaves_a_verdict_another_call_set_meanwhile(kind, answer):
     """A call whose first request failed (no answer, garbage, our credential refused) dropped
     whatever was cached, even the verdict another call's round had just set: every call after

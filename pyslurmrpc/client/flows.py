@@ -365,7 +365,7 @@ def _refuse_known_without_checkpoint(state: State, nodelist: str) -> None:
     Nothing known: sent as libslurm sends it, the controller not asked."""
     for endpoint, known in _known_controllers(state):
         at_least = known.code if known.code is not None else known.speak
-        if at_least is None or peers_may_checkpoint(at_least):
+        if peers_may_checkpoint(at_least):
             return
         release = known.name if known.code is not None else f"{release_name(at_least)} or newer"
         raise CheckpointUnsupported(str(endpoint), release, nodes=nodelist,

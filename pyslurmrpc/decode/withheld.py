@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 
 from ..auth.munge_constants import CRED_PREFIX
-from ..wire.types import WITHHELD_TEXT
+from ..wire.types import WITHHELD_TEXT, holds_credential_text  # noqa: F401 - render reads both here
 
 #: the shortest run of base64 text withheld without the prefix: a MUNGE credential's
 #: armour is over 100 characters, a path or a node name rarely runs this long unbroken
@@ -25,12 +25,6 @@ _LONG_RUN = re.compile(rb"[A-Za-z0-9+/=]{%d,}:?" % LONG_BASE64_RUN)
 _HEX_DIGITS = re.compile(r"[0-9a-fA-F]+")
 #: how a withheld byte is written in a dump (never a hex digit pair)
 MASK = "--"
-
-
-def holds_credential_text(data: bytes) -> bool:
-    """Whether ``data`` holds text that begins as a MUNGE credential does (for a decoded string,
-    where a long base64 run alone may be a path's digest)."""
-    return _PREFIX in data
 
 
 def withheld_spans(data: bytes) -> list[tuple[int, int]]:

@@ -149,10 +149,19 @@ class Message:
 WITHHELD_TEXT = "<withheld: a credential?>"
 
 
+_CRED_PREFIX_BYTES = CRED_PREFIX.encode("ascii")
+
+
+def holds_credential_text(value: str | bytes) -> bool:
+    """Whether a string field (text, or its raw bytes) holds text that begins as a MUNGE
+    credential does (a long base64 run alone may be a path's digest)."""
+    return (CRED_PREFIX if isinstance(value, str) else _CRED_PREFIX_BYTES) in value
+
+
 def fields_text(body: Body) -> str:
     """``name=value`` of each field of ``body`` for a log line; a string holding a MUNGE
     credential's text (an image_dir or an error message that carries one) is withheld."""
-    return " ".join(f"{k}={WITHHELD_TEXT if isinstance(v, str) and CRED_PREFIX in v else repr(v)}"
+    return " ".join(f"{k}={WITHHELD_TEXT if isinstance(v, str) and holds_credential_text(v) else repr(v)}"
                     for k, v in vars(body).items())
 
 
