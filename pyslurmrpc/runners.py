@@ -33,6 +33,7 @@ from .transport import next_frame, seconds_left
 from .wire import Framer
 
 _RECV_CHUNK = 4096          # a whole munged response almost always fits in one read
+_DONTWAIT = socket.MSG_DONTWAIT
 _MAX_THREADS = 64           # name lookups in flight at most
 #: Parallel in the blocking runner: one thread per flow (libslurm's forward.c has one per hop), so a
 #: fan-out round takes one hop's time (client_behaviour.md F7a); more flows than this run in turns
@@ -321,9 +322,43 @@ def _sync_transact(action: Transact):
     """A whole munged transaction: connect, send, wait in poll() for the answer, close."""
     conn = _unix_connect(action.path)
     try:
-        return _send_and_read(conn, action)
+        deadline = time.monotonic() + action.timeout
+        answer = _first_answer(conn, action, deadline)
+        if answer is None:
+            _send_rest(conn, action.data, action.timeout)
+            answer = _read_answer(conn, action, deadline)
+        return answer
     finally:
         conn.sock.close()
+
+
+def _first_answer(conn: UnixStream, action: Transact, deadline: float):
+    """The usual transaction written out (every credential passes here twice per call): the
+    request taken whole by one send, the whole answer in one read.  None otherwise, with what
+    was sent and read kept in ``conn`` for the general steps to go on from."""
+    sock, data = conn.sock, action.data
+    try:
+        conn.sent = sock.send(data, _DONTWAIT)
+    except BlockingIOError:
+        return None
+    except OSError as err:
+        raise ExchangeFailed("send", err) from None
+    if conn.sent < len(data):
+        return None
+    try:
+        wait_ready(sock, POLLIN, deadline)
+        conn.pending = sock.recv(_RECV_CHUNK)
+    except BlockingIOError:
+        return None
+    except OSError as err:            # a TimeoutError too
+        raise ExchangeFailed("header", err) from None
+    answer, header_size = conn.pending, action.header_size
+    if len(answer) < header_size:
+        return None
+    size = action.body_size(answer[:header_size])
+    if len(answer) != header_size + size:
+        return None
+    return size, answer[header_size:]
 
 
 def _unix_connect(path: str) -> UnixStream:

@@ -1,5 +1,6 @@
 """decode_offline / encode_offline and the sans-I/O codec, no munged needed."""
 
+import dataclasses
 import json
 import re
 from pathlib import Path
@@ -7,9 +8,11 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from pyslurmrpc.auth import errors as E
-from pyslurmrpc.auth.munge import decode_offline, encode_offline
-from pyslurmrpc.auth.munge_constants import Cipher, Mac, MsgType, MungeErr, Zip, strerror
+from pyslurmrpc.auth import errors as E, munge
+from pyslurmrpc.auth.munge import MungeClient, decode_offline, encode_offline
+from pyslurmrpc.auth.munge_constants import (
+    MSG_HDR_SIZE, TTL_DEFAULT, UID_ANY, Cipher, Mac, MsgType, MungeErr, Zip, strerror,
+)
 from pyslurmrpc.auth.munge_cred import MungeKey, ReplayCache
 from pyslurmrpc.auth.munge_proto import (
     Credential, decode_request_body, encode_request_body, pack_decode_response, pack_encode_response, pack_header,
@@ -140,10 +143,14 @@ def test_proto_round_trips():
 
 def test_decode_response_short_or_long_is_a_socket_error_at_every_length():
     """The DEC_RSP reader works by offsets: every cut of a body, the error text and realm
-    included, is "truncated" and one byte too many "trailing bytes"; never IndexError."""
+    included, is "truncated" and one byte too many "trailing bytes"; never IndexError.  So is
+    munged's usual answer (no error text, no realm), which is read in one unpack."""
     cred = Credential(uid=1, gid=2, payload=b"data", encode_time=10, ttl=3, addr="10.1.2.3", decode_time=11,
                       cipher=Cipher.AES128, mac=Mac.SHA256, zip=Zip.NONE, realm="realm")
-    for body in (pack_decode_response(cred), pack_decode_response(cred, E.munge_error(16, "Replayed"))):
+    usual = dataclasses.replace(cred, realm=None, gid_restriction=7)
+    assert parse_decode_response(pack_decode_response(usual)) == usual
+    for body in (pack_decode_response(cred), pack_decode_response(cred, E.munge_error(16, "Replayed")),
+                 pack_decode_response(usual)):
         for cut in range(len(body)):
             with pytest.raises(E.MungeSocketError, match="DEC_RSP: truncated"):
                 parse_decode_response(body[:cut])
@@ -151,6 +158,17 @@ def test_decode_response_short_or_long_is_a_socket_error_at_every_length():
             parse_decode_response(body + b"\0")
     addressless = pack_decode_response(cred).replace(b"\x04\x0a\x01\x02\x03", b"\x00", 1)
     assert parse_decode_response(addressless).addr == "0.0.0.0"
+    # as long as munged's usual answer (its payload as long as an address), but not laid out as one
+    zeros = dataclasses.replace(usual, payload=b"\0" * 4)
+    assert parse_decode_response(pack_decode_response(zeros).replace(b"\x04\x0a\x01\x02\x03", b"\x00", 1)) \
+        == dataclasses.replace(zeros, addr="0.0.0.0")
+    # a realm moves every field: read where they are, even when the usual layout would fit the length
+    realm = dataclasses.replace(cred, payload=b"", ttl=0x04000000, gid_restriction=4, realm="abc")
+    assert parse_decode_response(pack_decode_response(realm)) == realm
+    # an error code with no text still raises, the credential kept where munged keeps it
+    with pytest.raises(E.MungeCredentialExpiredError) as info:
+        parse_decode_response(bytes([MungeErr.CRED_EXPIRED]) + pack_decode_response(usual)[1:])
+    assert info.value.credential == usual
     with pytest.raises(E.MungeError, match="Invalid credential") as info:
         parse_decode_response(pack_decode_response(cred, E.munge_error(MungeErr.CRED_INVALID, "Invalid credential")))
     assert getattr(info.value, "credential", None) is None       # munged keeps none for this error
@@ -180,3 +198,27 @@ def test_a_key_file_that_cannot_be_read_is_a_munge_error_naming_it(tmp_path):
     with pytest.raises(MungeError, match=f'Failed to open keyfile "{missing}": No such file or directory') as info:
         decode_offline("MUNGE:AAAA:", missing)
     assert info.value.os_errno == 2
+
+
+def test_a_clients_usual_requests_are_built_once_and_stay_each_its_own():
+    """encode()'s usual request (a short bytes payload and a TTL, nothing else) is kept per
+    (payload, TTL): the same arguments give the same bytes, any other argument its own."""
+    client = MungeClient("/nonexistent/munge.socket")
+
+    def request(*args, **kwargs):
+        action = next(client.encode_flow(*args, **kwargs))
+        return parse_encode_request(action.data[MSG_HDR_SIZE:])
+    assert request(b"a").ttl == TTL_DEFAULT and request(b"a", 60).ttl == 60 and request(b"a").ttl == TTL_DEFAULT
+    assert request(b"b", 60).payload == b"b" and request(b"a", 60).payload == b"a"
+    assert request(b"a", 60, uid=5).uid_restriction == 5 and request(b"a", 60).uid_restriction == UID_ANY
+    assert request(b"a", realm="r").realm == "r" and request(b"a").realm is None
+    grows = bytearray(b"x")
+    assert request(grows).payload == b"x"
+    grows += b"y"
+    assert request(grows).payload == b"xy"              # a mutable payload is read each time
+    assert request(b"a", 1).ttl == 1
+    with pytest.raises(TypeError):
+        request(b"a", 1.0)             # a TTL munged cannot take is refused, even equal to one kept
+    for n in range(100):                                 # bounded: the first ones kept, the rest built
+        assert request(n.to_bytes(2, "big")).payload == n.to_bytes(2, "big")
+    assert len(client._usual_bodies) == munge._USUAL_BODIES_KEPT

@@ -232,6 +232,33 @@ def test_a_transact_connects_sends_reads_the_answer_and_closes(listener, run):
     assert not [w for w in caught if issubclass(w.category, ResourceWarning)]   # closed, not dropped
 
 
+@pytest.mark.parametrize("size", [7, 1 << 20], ids=["request", "request-over-the-buffer"])
+@pytest.mark.parametrize("cut", [1, HEADER, HEADER + 1], ids=["header-split", "body-apart", "body-split"])
+def test_a_transact_answered_in_pieces(listener, run, cut, size):
+    """The usual transaction is written out (one send, one read); a request longer than the
+    socket takes at once, or an answer that comes in two pieces, goes on from where it stood:
+    every byte sent once, the answer put together."""
+    path, server = listener
+    request = (bytes(range(256)) * 4096)[:size]    # 1 MiB: more than a UNIX socket buffers
+    answer = b"OK\x05hello"
+    got = bytearray()
+
+    def munged():
+        conn, _ = server.accept()
+        conn.settimeout(2)
+        while len(got) < len(request):
+            got.extend(conn.recv(1 << 16))
+        conn.sendall(answer[:cut])
+        time.sleep(0.05)                      # the runner's first read takes the first piece only
+        conn.sendall(answer[cut:])
+        conn.close()
+    thread = threading.Thread(target=munged)
+    thread.start()
+    assert run(_one(Transact(path, request, HEADER, _size, 5.0))) == (5, b"hello")
+    thread.join(5)
+    assert bytes(got) == request
+
+
 def test_a_transact_whose_connect_fails_raises_the_connects_error(tmp_path, run):
     with pytest.raises(FileNotFoundError):
         run(_one(_transact(str(tmp_path / "nobody"))))

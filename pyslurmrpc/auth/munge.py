@@ -28,6 +28,12 @@ from ..runners import run_async, run_sync
 __all__ = ["MungeClient", "AsyncMungeClient", "Credential", "RetryPolicy", "decode_offline",
            "encode_offline", "MungeKey", "ReplayCache", "DEFAULT_SOCKET"]
 
+#: distinct (payload, ttl) pairs whose ENC_REQ body a client keeps, and the longest payload kept
+#: (a Slurm message hash is 33 bytes)
+_USUAL_BODIES_KEPT = 32
+_USUAL_PAYLOAD_MAX = 64
+
+
 def _u32_or_any(value: Optional[int]) -> int:
     """None (or -1) means "anyone" to munged: all bits set."""
     return 0xFFFFFFFF if value is None else value & 0xFFFFFFFF
@@ -48,8 +54,23 @@ class _Options:
         self.socket_path = os.fspath(socket_path) if socket_path is not None else DEFAULT_SOCKET
         self.retry = retry
         self._defaults = (cipher, mac, zip, realm)
+        self._usual_bodies: dict = {}
 
     def _encode_body(self, payload: bytes, ttl, uid, gid, cipher, mac, zip, realm) -> bytes:
+        # a call's usual request - a bytes payload, munged's or a whole-number TTL, no other
+        # argument - is built once (every Slurm call mints one; a ping's payload repeats)
+        usual = (type(payload) is bytes and len(payload) <= _USUAL_PAYLOAD_MAX and (ttl is None or type(ttl) is int)
+                 and uid is None and gid is None and cipher is None and mac is None and zip is None and realm is None)
+        if usual:
+            body = self._usual_bodies.get((payload, ttl))
+            if body is not None:
+                return body
+        body = self._build_body(payload, ttl, uid, gid, cipher, mac, zip, realm)
+        if usual and len(self._usual_bodies) < _USUAL_BODIES_KEPT:
+            self._usual_bodies[payload, ttl] = body
+        return body
+
+    def _build_body(self, payload: bytes, ttl, uid, gid, cipher, mac, zip, realm) -> bytes:
         d_cipher, d_mac, d_zip, d_realm = self._defaults
         return encode_request_body(
             bytes(payload), ttl=_ttl_field(ttl), uid=_u32_or_any(uid), gid=_u32_or_any(gid),
