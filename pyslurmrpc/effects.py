@@ -260,10 +260,12 @@ def overlapped(first: Flow, other: Flow, undo: Callable[[Any], Flow]) -> Flow:
     and its answer read once ``other`` has ended), or after ``first`` when it asks none or the
     runner declines the :class:`Post`.
 
-    ``first``'s failure is raised first: ``other``'s result, if it had one, goes to ``undo``
-    (a flow: close what it opened).  Otherwise ``other``'s failure is raised.  The posted
-    request's answer is given its own time less what ``other`` took, so that together they
-    keep to ``first``'s limits.
+    The errors come as if ``other`` ran first (libslurm connects, then mints): ``other``'s
+    failure is raised and ``first`` is given up (its posted answer is not waited for, a
+    munged that cannot be reached is not tried again); when ``other`` succeeded, ``first``'s
+    failure is raised and ``other``'s result goes to ``undo`` (a flow: close what it opened).
+    The posted request's answer is given its own time less what ``other`` took, so that
+    together they keep to ``first``'s limits.
     """
     step, arg, outcome, posting = first.send, None, None, True
     while True:
@@ -273,11 +275,17 @@ def overlapped(first: Flow, other: Flow, undo: Callable[[Any], Flow]) -> Flow:
             result = stop.value
             break
         except Exception:
-            if outcome is not None and outcome[0]:
+            if outcome is None:      # other has not run: its failure would have come first
+                outcome = yield from _outcome(other)
+            if outcome[0]:
                 yield from undo(outcome[1])
-            raise
+                raise
+            raise outcome[1] from None
         if posting and outcome is None and type(action) in _POSTED:
             step, arg, outcome, posting = yield from _posted(first, action, other)
+            if outcome is not None and not outcome[0]:
+                first.close()
+                raise outcome[1]
             continue
         try:
             step, arg = first.send, (yield action)
@@ -294,12 +302,13 @@ def overlapped(first: Flow, other: Flow, undo: Callable[[Any], Flow]) -> Flow:
 def _posted(first: Flow, action, other: Flow) -> Flow:
     """``action`` (an Exchange, or a Transact's steps apart) with ``other`` run between its
     request's Post and the read of its answer: (how ``first`` goes on, with what, ``other``'s
-    outcome or None when it has not run, whether a later request may still be posted)."""
+    outcome or None when it has not run, whether a later request may still be posted).  When
+    ``other`` failed, nothing more is done: the caller raises its failure."""
     if type(action) is Transact:
         try:
             conn = yield Connect(action.path, action.timeout)
-        except Exception as exc:         # as the Transact fails: nothing is open
-            return first.throw, exc, None, True
+        except Exception as exc:         # munged not reached: the daemon is tried before any retry
+            return first.throw, exc, (yield from _outcome(other)), True
     else:
         conn = action.conn
     outcome, posting, timeout = None, True, action.timeout
@@ -309,6 +318,10 @@ def _posted(first: Flow, action, other: Flow) -> Flow:
         else:
             posted = yield NOW
             outcome = yield from _outcome(other)
+            if not outcome[0]:
+                if type(action) is Transact:
+                    yield Close(conn)
+                return None, None, outcome, False
             timeout = max(timeout - ((yield NOW) - posted), _LAST_LOOK)
         step, arg = first.send, (yield Exchange(conn, action.data, action.header_size, action.body_size,
                                                 timeout))

@@ -374,10 +374,10 @@ def test_munged_gone_auth_munge_gives_up_after_its_retries():
 def test_auth_munge_retry_stops_at_the_budget():
     """The client gives auth_munge MessageTimeout as a budget: libmunge's connect retries and
     pauses fit in it too (two whole rounds of 10 connects, then 5 more before 5 s)."""
-    world = World(munged=Munged(["refused"] * 10_000))
+    world = World({ctl(7001): answer_rc()}, munged=Munged(["refused"] * 10_000))
     with pytest.raises(SlurmAuthError, match=f'"{MUNGE_PATH}": Connection refused .no time left'):
         world.run(flows.ping(state(auth="munge", timeout=5)))
-    assert world.t <= 5 and len(world.connects) == 25
+    assert world.t <= 5 and [target for _, target in world.connects].count("munged") == 25
 
 
 def _closes_after(seconds):
@@ -412,10 +412,21 @@ def test_stalled_munged_holds_a_call_as_long_as_libslurm_would():
 
 def test_stalled_munged_holds_a_client_call_about_one_message_timeout():
     """The client shrinks libmunge's waits to fit MessageTimeout and starts no retry past it."""
-    world = World(munged=Munged(["stall"] * 10_000))
+    world = World({ctl(7001): answer_rc()}, munged=Munged(["stall"] * 10_000))
     with pytest.raises(SlurmAuthError):
         world.run(flows.ping(state(auth="munge", timeout=10)))
     assert 10 <= world.t <= 10 + 0.1 + 0.2 and world.connects[0][1] == "munged"
+
+
+def test_with_munged_stalled_and_the_controller_refusing_the_connect_is_the_error():
+    """libslurm connects before it asks munged: the controller's refusal (its connect rounds,
+    1 s apart, spent) is the call's error, and the credential posted meanwhile is given up,
+    neither waited for nor asked again."""
+    world = World(munged=Munged(["stall"] * 10_000))
+    with pytest.raises(ConnectionRefusedTransportError):
+        world.run(flows.ping(state(auth="munge", timeout=10)))
+    targets = [target for _, target in world.connects]
+    assert targets == ["munged"] + [ctl(7001)] * 10 and world.t == 9.0
 
 
 def test_reset_during_a_transaction_is_retried_with_the_retry_count_in_the_header():

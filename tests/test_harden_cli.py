@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import socket
 import subprocess
 import sys
 
@@ -183,9 +184,12 @@ def test_decode_port_that_is_not_one_is_named(port):
 
 
 def test_no_munged_gives_a_hint_before_scontrols_line(capsys, tmp_path):
-    """auth/munge with no munged: libslurm logs why before "Protocol authentication error"."""
-    code, out, err = run(capsys, "--controller", "127.0.0.1:1", "--munge-socket", str(tmp_path / "none.sock"),
-                         "--timeout", "2", "checkpoint", "able", "2.0")
+    """auth/munge with no munged: libslurm connects, then logs why before "Protocol
+    authentication error" (a controller that takes the connection and is never sent a byte)."""
+    with socket.create_server(("127.0.0.1", 0)) as listening:
+        code, out, err = run(capsys, "--controller", f"127.0.0.1:{listening.getsockname()[1]}",
+                             "--munge-socket", str(tmp_path / "none.sock"), "--timeout", "2", "checkpoint", "able",
+                             "2.0")
     lines = err.splitlines()
     assert code == 1 and out == ""
     assert lines[0].startswith("pyslurmrpc: error: Munge encode failed: ") and "Did you start munged?" in lines[0]
@@ -206,8 +210,6 @@ def test_fake_on_ipv6_prints_an_address_controller_takes():
 
 def test_fake_on_a_port_in_use_names_the_address():
     """It said "[Errno 98] Address already in use", naming no address."""
-    import socket
-
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import time
 
 import pytest
 
@@ -103,23 +104,34 @@ def test_a_failed_credential_is_raised_first_and_the_connection_closed():
     assert [a.conn for a in script.log[-2:]] == ["ctl-conn", "ctl-conn"]  # munged's (the same stand-in), then undo's
 
 
-def test_a_failed_connect_is_raised_once_the_credential_is_in():
+def test_a_failed_connect_is_raised_without_waiting_for_the_credential():
+    """libslurm connects before it mints: a connect that fails is the call's error, and the
+    credential posted meanwhile is given up, its answer not waited for."""
     script = Script({(Connect, "controller"): ConnectionRefusedTransportError("refused"),
                      Connect: "m", Exchange: (4, b"cred")})
     with pytest.raises(ConnectionRefusedTransportError):
         script.run(overlapped(_mint(), _reach(), _undo))
-    assert kinds(script.log)[-2:] == [("Exchange", None), ("Close", None)]   # the credential was read first
+    assert kinds(script.log) == [("Connect", "munged"), ("Post", None), ("Now", None), ("Connect", "controller")]
+    script = Script({(Connect, "controller"): ConnectionRefusedTransportError("refused"), Connect: "m"})
+    with pytest.raises(ConnectionRefusedTransportError):       # taken apart, munged's connection is closed
+        script.run(overlapped(_mint_whole(), _reach(), _undo))
+    assert kinds(script.log)[-2:] == [("Connect", "controller"), ("Close", None)] and script.log[-1].conn == "m"
 
 
 def test_a_post_that_fails_is_the_exchanges_own_failure_and_the_credential_flow_decides():
     """A send that fails at the Post is thrown into the credential flow as its Exchange's failure:
-    it retries (posting again), and when its tries are spent its error is raised, the daemon
-    never reached."""
+    it retries (posting again), and when its tries are spent its error is raised once the daemon,
+    which libslurm would have connected to first, was reached and its connection closed."""
     script = Script({Connect: "c", Post: ExchangeFailed("send", ConnectionResetError())})
     with pytest.raises(ExchangeFailed):
         script.run(overlapped(_mint(tries=2), _reach(), _undo))
-    assert [k for k in kinds(script.log) if k[0] in ("Connect", "Post")] == [
-        ("Connect", "munged"), ("Post", None), ("Connect", "munged"), ("Post", None)]
+    assert [k for k in kinds(script.log) if k[0] in ("Connect", "Post", "Close")] == [
+        ("Connect", "munged"), ("Post", None), ("Close", None), ("Connect", "munged"), ("Post", None),
+        ("Close", None), ("Connect", "controller"), ("Close", None)]
+    script = Script({(Connect, "controller"): ConnectionRefusedTransportError("refused"), Connect: "c",
+                     Post: ExchangeFailed("send", ConnectionResetError())})
+    with pytest.raises(ConnectionRefusedTransportError):   # both failed: the connect's, as libslurm's
+        script.run(overlapped(_mint(tries=2), _reach(), _undo))
 
 
 @pytest.mark.parametrize("mint", ["steps", "transact"])
@@ -179,13 +191,22 @@ def test_a_transact_whose_exchange_fails_closes_at_once_and_the_credential_flow_
     assert taken == [("Connect", None), ("Connect", None), ("Close", False), ("Transact", None), ("Close", False)]
 
 
-def test_a_transact_whose_connect_fails_is_thrown_into_the_credential_flow_nothing_open():
-    """The credential flow gets the connect's error as its Transact's; its next try is taken
-    apart again (the other flow has not run), and its failure is raised with nothing open."""
-    script = Script({(Connect, "munged"): ConnectionRefusedError(111, "Connection refused"), Connect: "conn"})
+def test_a_transact_whose_connect_fails_lets_the_daemon_be_tried_before_the_credential_flow_goes_on():
+    """munged not reached: the other flow runs at once (libslurm connects first, and a daemon
+    that cannot be reached is the error at once, not after munged's retries); reached, the
+    credential flow gets the connect's error as its Transact's and its next try is whole; its
+    failure is raised, the daemon's connection closed, nothing open."""
+    refused = ConnectionRefusedError(111, "Connection refused")
+    script = Script({(Connect, "munged"): refused, Connect: "conn", Transact: refused})
     with pytest.raises(ConnectionRefusedError):
         script.run(overlapped(_mint_whole(tries=2), _reach(), _undo))
-    assert kinds(script.log) == [("Connect", "munged"), ("Now", None), ("Connect", "munged")]
+    assert kinds(script.log) == [("Connect", "munged"), ("Connect", "controller"), ("Now", None),
+                                 ("Transact", None), ("Close", None)]
+    assert script.log[-1].conn == "conn"
+    script = Script({(Connect, "munged"): refused, (Connect, "controller"): ConnectionRefusedTransportError("no")})
+    with pytest.raises(ConnectionRefusedTransportError):
+        script.run(overlapped(_mint_whole(tries=5), _reach(), _undo))
+    assert kinds(script.log) == [("Connect", "munged"), ("Connect", "controller")]   # munged not tried again
 
 
 def test_steps_apart_gives_each_transact_as_its_steps_and_its_failure_back():
@@ -273,8 +294,17 @@ def test_a_real_ping_to_nobody_fails_on_the_connect_once_the_credential_is_in(mu
         client.ping(0)
 
 
-def test_without_munged_the_credential_is_the_error_even_with_nobody_listening(tmp_path):
+def test_without_munged_and_nobody_listening_the_connect_is_the_error_at_once(tmp_path):
+    """As libslurm's, which connects before it asks munged: no wait for munged's retries."""
     client = Client("127.0.0.1", free_port(), munge_socket=str(tmp_path / "no-munged"), timeout=1)
+    start = time.monotonic()
+    with pytest.raises(ConnectionRefusedTransportError):
+        client.ping(0)
+    assert time.monotonic() - start < 0.5       # munged's connect retries alone take over 2 s
+
+
+def test_without_munged_the_credential_is_the_error_when_the_controller_answers(slurmctld, tmp_path):
+    client = Client(slurmctld.host, slurmctld.port, munge_socket=str(tmp_path / "no-munged"), timeout=1)
     with pytest.raises(AuthError, match="no-munged"):
         client.ping(0)
 

@@ -194,8 +194,8 @@ def _refused(state: State, endpoint: Endpoint, first: detect.Observation, cached
 
 
 def _start(state: State, endpoint: Endpoint | None, call: calls.Call, choose):
-    """The credential and the connection, the connect made while munged mints (a failed
-    credential is still the error raised first: rpc.built_and_reached).
+    """The credential and the connection, the connect made while munged mints (the errors
+    come in libslurm's order, the connect's first: rpc.built_and_reached).
 
     ``choose(cached Verdict or None)`` is the version; it is read for the controller
     expected to answer and again for the one that did (rebuilt when they differ).

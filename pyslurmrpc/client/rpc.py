@@ -171,8 +171,8 @@ def _close_reached(reached):
 def built_and_reached(state: State, call: calls.Call, version: int, endpoint: Endpoint | None,
                       forward: Forward = Forward(), slurmd: bool = False):
     """((frame, credential), (endpoint, connection)): the connect runs while munged mints the
-    credential (libslurm connects, then mints; here the two overlap, and a failed credential
-    is still the error raised first)."""
+    credential (libslurm connects, then mints; here the two overlap, and the errors come in
+    libslurm's order: a failed connect is the error, the credential given up)."""
     return (yield from overlapped(_frame(state, call, version, forward), reach(state, endpoint, slurmd),
                                   _close_reached))
 
