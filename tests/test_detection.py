@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 
 import pytest
 
@@ -729,3 +730,24 @@ def test_the_debug_log_says_what_each_request_got(caplog):
     with caplog.at_level(logging.DEBUG, logger="pyslurmrpc"):
         world.run(flows.controller_version(state(auth="munge")))
     assert any(r.getMessage().endswith("0x2d00 closed: no answer") for r in caplog.records)
+
+
+@pytest.mark.parametrize("setter", ["put", "put_if_absent"])
+def test_a_verdict_set_while_another_call_drops_the_one_it_read_stays(setter):
+    """The cache's changes take one lock: a verdict set while a call decides to drop the one
+    it read waits for the drop, and stays (it fell between the read and the pop before)."""
+    from pyslurmrpc.client._verdicts import Verdicts
+    cache, key = Verdicts(), ("127.0.0.1", 7001)
+    old, new = detect.Verdict(0x2600, speak=0x2600), detect.Verdict(0x2A00, speak=0x2A00)
+    cache.put(key, old)
+    writers = []
+
+    def stale(verdict):
+        writers.append(threading.Thread(target=getattr(cache, setter), args=(key, new)))
+        writers[0].start()
+        writers[0].join(0.2)
+        assert writers[0].is_alive(), "a verdict was set in the middle of a drop"
+        return True
+    cache.drop_if(key, stale)
+    writers[0].join(5)
+    assert cache == {key: new}

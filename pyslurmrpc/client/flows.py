@@ -172,7 +172,7 @@ def _round(state: State, endpoint: Endpoint, first: detect.Observation, deadline
     answers = dict(zip(plan.probes, seen))
     verdict = detect.decide_blind(plan, answers) if blind else detect.decide(first, plan, answers)
     if verdict.code is not None:    # a release not told is not cached (nor is what was kept dropped)
-        state.versions[_key(endpoint)] = verdict
+        state.versions.put(_key(endpoint), verdict)
     answers.setdefault(first.sent, first)
     return verdict, answers, caller
 
@@ -241,17 +241,15 @@ def _forget(state: State, endpoint: Endpoint, cached: detect.Verdict | None) -> 
     """Forget the controller's verdict after a call that began with ``cached`` failed (a controller
     replaced is found afresh), unless another call's round set a newer one meanwhile: dropped,
     every call after it ran detection again."""
-    if cached is not None and state.versions.get(_key(endpoint)) is cached:
-        state.versions.pop(_key(endpoint), None)
+    if cached is not None:
+        state.versions.drop_if(_key(endpoint), lambda verdict: verdict is cached)
 
 
 def _forget_refused(state: State, endpoint: Endpoint, version: int) -> None:
     """Forget the cached verdict if it speaks ``version``, which was just refused; one that speaks
     another (controller_version asks in the newest; another call's round set it meanwhile)
     stays: dropped, every call at once ran detection again."""
-    cached = state.versions.get(_key(endpoint))
-    if cached is not None and cached.speak == version:
-        state.versions.pop(_key(endpoint), None)
+    state.versions.drop_if(_key(endpoint), lambda verdict: verdict.speak == version)
 
 
 def controller_version(state: State, endpoint: Endpoint | None = None):
@@ -328,7 +326,7 @@ def ping(state: State, endpoint: Endpoint | None = None):
     if first.outcome is detect.Outcome.ANSWERED:
         if cached is None:   # the version to speak is known; the release is not (yet), unless
             # another call's round named it meanwhile: that verdict stays
-            state.versions.setdefault(_key(endpoint), detect.Verdict(None, speak=first.sent))
+            state.versions.put_if_absent(_key(endpoint), detect.Verdict(None, speak=first.sent))
         return calls.ping().read_reply(first.reply)
     verdict, answers = yield from _settle(state, endpoint, first, deadline, begun)
     return calls.ping().read_reply(answers[verdict.speak].reply)
@@ -378,7 +376,7 @@ def _known_controllers(state: State):
     s = state.settings
     for endpoint in s.controllers:
         for port in range(endpoint.port, endpoint.port + max(s.port_count, 1)):
-            known = state.versions.get((endpoint.host, port))
+            known = state.versions.get(_key(endpoint, port))
             if known is not None and (known.code is not None or known.speak is not None):
                 yield endpoint, known
                 break

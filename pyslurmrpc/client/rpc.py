@@ -22,6 +22,7 @@ from ..wire.constants import HTTP_PREFIX
 from ..wire.framer import prefix_text
 from ..wire.types import describe, fields_text
 from . import calls, detect
+from ._verdicts import Verdicts
 from .core import (
     FAILOVER_PAUSE, SLURMD_CONNECT_RETRIES, SLURMD_RETRY_PAUSE, Endpoint, Settings, decode_reply, reply_limit,
     request_frame,
@@ -45,11 +46,12 @@ class State:
         self.auth = auth
         self.seed = seed
         self.use_backup = False
-        self.versions: dict[tuple[str, int], detect.Verdict] = {}
+        self.versions = Verdicts()
 
 
-def _key(endpoint: Endpoint) -> tuple[str, int]:
-    return (endpoint.host, endpoint.port)
+def _key(endpoint: Endpoint, port: int | None = None) -> tuple[str, int]:
+    """The verdict cache's key of ``endpoint`` (at ``port``, one of a SlurmctldPort range)."""
+    return (endpoint.host, endpoint.port if port is None else port)
 
 
 # ---------------------------------------------------------------------------
