@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import enum
 
+from ..wire.constants import CRED_PREFIX  # noqa: F401 - re-exported: defined where the wire layer reads it
+
 # ---------------------------------------------------------------------------
 # Client <-> munged message framing (src/libcommon/m_msg.h)
 # ---------------------------------------------------------------------------
@@ -51,9 +53,9 @@ TTL_DEFAULT = 0                  # ask munged for its default ttl
 TTL_MAXIMUM = 0xFFFFFFFF         # MUNGE_TTL_MAXIMUM (-1): munged clamps to max ttl
 
 # ---------------------------------------------------------------------------
-# Credential format (src/libcommon/munge_defs.h, src/munged/cred.h, zip.c)
+# Credential format (src/libcommon/munge_defs.h, src/munged/cred.h, zip.c; CRED_PREFIX
+# "MUNGE:" comes from pyslurmrpc.wire.constants, above)
 # ---------------------------------------------------------------------------
-from ..wire.constants import CRED_PREFIX  # noqa: E402,F401 - the one definition, where the wire layer reads it
 CRED_SUFFIX = ":"
 CRED_VERSION = 3
 CRED_SALT_LEN = 8
