@@ -33,7 +33,6 @@ from .transport import next_frame, seconds_left
 from .wire import Framer
 
 _RECV_CHUNK = 4096          # a whole munged response almost always fits in one read
-_DONTWAIT = socket.MSG_DONTWAIT
 _MAX_THREADS = 64           # name lookups in flight at most
 #: Parallel in the blocking runner: one thread per flow (libslurm's forward.c has one per hop), so a
 #: fan-out round takes one hop's time (client_behaviour.md F7a); more flows than this run in turns
@@ -336,14 +335,8 @@ def _first_answer(conn: UnixStream, action: Transact, deadline: float):
     """The usual transaction written out (every credential passes here twice per call): the
     request taken whole by one send, the whole answer in one read.  None otherwise, with what
     was sent and read kept in ``conn`` for the general steps to go on from."""
-    sock, data = conn.sock, action.data
-    try:
-        conn.sent = sock.send(data, _DONTWAIT)
-    except BlockingIOError:
-        return None
-    except OSError as err:
-        raise ExchangeFailed("send", err) from None
-    if conn.sent < len(data):
+    sock = conn.sock
+    if not _send_some(conn, action.data):
         return None
     try:
         wait_ready(sock, POLLIN, deadline)
@@ -740,17 +733,20 @@ def _aside_exchange(action: Exchange):
 def _try_post(action: Post | Exchange):
     """Send what the non-blocking socket takes of a request: None once all of it went out,
     else _AWAIT."""
-    conn, data = action.conn, action.data
+    return None if _send_some(action.conn, action.data) else _AWAIT
+
+
+def _send_some(conn: UnixStream, data: bytes) -> bool:
+    """Send what the non-blocking socket takes of the rest of ``data`` (from ``conn.sent``);
+    True once all of it went out.  A failure is an Exchange's (ExchangeFailed "send")."""
     if conn.sent < len(data):
         try:
             conn.sent += conn.sock.send(data[conn.sent:] if conn.sent else data)
         except BlockingIOError:
-            return _AWAIT
+            return False
         except OSError as err:
             raise ExchangeFailed("send", err) from None
-        if conn.sent < len(data):
-            return _AWAIT
-    return None
+    return conn.sent >= len(data)
 
 
 def _try_exchange(action: Exchange):
