@@ -284,7 +284,7 @@ def overlapped(first: Flow, other: Flow, undo: Callable[[Any], Flow]) -> Flow:
         if posting and outcome is None and type(action) in _POSTED:
             step, arg, outcome, posting = yield from _posted(first, action, other)
             if outcome is not None and not outcome[0]:
-                first.close()
+                _give_up(first)
                 raise outcome[1]
             continue
         try:
@@ -331,6 +331,16 @@ def _posted(first: Flow, action, other: Flow) -> Flow:
     if type(action) is Transact:         # once answered, closed at the next wait: it costs no time
         yield Close(conn, later=answered)
     return step, arg, outcome, posting
+
+
+def _give_up(flow: Flow) -> None:
+    """Close ``flow``, which will not be resumed; one that yields in its ``finally`` (an
+    authenticator of a caller's own) cannot run it here, and its RuntimeError would replace
+    the error being raised: what it holds is closed with the run."""
+    try:
+        flow.close()
+    except RuntimeError:
+        pass
 
 
 def _outcome(flow: Flow) -> Flow:

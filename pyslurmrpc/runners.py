@@ -348,7 +348,10 @@ def _first_answer(conn: UnixStream, action: Transact, deadline: float):
     answer, header_size = conn.pending, action.header_size
     if len(answer) < header_size:
         return None
-    size = action.body_size(answer[:header_size])
+    try:
+        size = action.body_size(answer[:header_size])
+    except OSError as err:            # as _read_answer words a header refused so
+        raise ExchangeFailed("header", err) from None
     if len(answer) != header_size + size:
         return None
     return size, answer[header_size:]

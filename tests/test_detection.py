@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 
 import pytest
 
 from pyslurmrpc.auth.munge_cred import MungeKey, encode_offline
 from pyslurmrpc.client import calls, detect, flows
+from pyslurmrpc.client.rpc import Verdicts
 from pyslurmrpc.effects import Connect, Parallel, RecvFrame, Shared
 from pyslurmrpc.runners import AsyncRunner
 from pyslurmrpc.errors import (
@@ -732,22 +732,46 @@ def test_the_debug_log_says_what_each_request_got(caplog):
     assert any(r.getMessage().endswith("0x2d00 closed: no answer") for r in caplog.records)
 
 
-@pytest.mark.parametrize("setter", ["put", "put_if_absent"])
-def test_a_verdict_set_while_another_call_drops_the_one_it_read_stays(setter):
-    """The cache's changes take one lock: a verdict set while a call decides to drop the one
-    it read waits for the drop, and stays (it fell between the read and the pop before)."""
-    from pyslurmrpc.client._verdicts import Verdicts
-    cache, key = Verdicts(), ("127.0.0.1", 7001)
-    old, new = detect.Verdict(0x2600, speak=0x2600), detect.Verdict(0x2A00, speak=0x2A00)
-    cache.put(key, old)
-    writers = []
+def test_a_verdict_set_while_a_call_drops_the_one_it_read_stays():
+    """drop_if takes the verdict out and puts it back unless stale: one another thread sets
+    meanwhile stays (read, then popped, it was dropped with the stale one)."""
+    key, old = ("127.0.0.1", 7001), detect.Verdict(0x2600, speak=0x2600)
+    new = detect.Verdict(0x2A00, speak=0x2A00)
+    cache = Verdicts({key: old})
 
     def stale(verdict):
-        writers.append(threading.Thread(target=getattr(cache, setter), args=(key, new)))
-        writers[0].start()
-        writers[0].join(0.2)
-        assert writers[0].is_alive(), "a verdict was set in the middle of a drop"
-        return True
+        cache[key] = new               # another call's round, just now
+        return verdict is old
     cache.drop_if(key, stale)
-    writers[0].join(5)
     assert cache == {key: new}
+    cache.drop_if(key, lambda verdict: False)
+    assert cache == {key: new}          # not stale: put back
+    cache.drop_if(key, lambda verdict: True)
+    assert cache == {}
+
+
+class _RacyVerdicts(Verdicts):
+    """A cache where another call's verdict lands just before each pop, once."""
+
+    def __init__(self, fresh, *args):
+        super().__init__(*args)
+        self.fresh = fresh
+
+    def pop(self, key, *default):
+        if self.fresh is not None:
+            self[key], self.fresh = self.fresh, None
+        return super().pop(key, *default)
+
+
+@pytest.mark.parametrize("kind", sorted(_FAILING_CALLS))
+def test_a_failed_call_drops_its_verdict_without_dropping_one_landing_just_then(kind):
+    """The flows drop a verdict through drop_if: one set by another call between the read and
+    the pop stays."""
+    key, (make, code, _) = ("127.0.0.1", 7001), _FAILING_CALLS[kind]
+    st = state(auth="munge", timeout=2)
+    fresh = detect.Verdict(code, speak=code)
+    st.versions = _RacyVerdicts(fresh, {key: detect.Verdict(code, speak=code)})
+    world, _ = _world(lambda frame, world: _FAILING_ANSWERS["garbage"])   # the first request fails
+    with pytest.raises(PyslurmrpcError):
+        world.run(make(st))
+    assert st.versions == {key: fresh}

@@ -165,6 +165,10 @@ def test_decode_response_short_or_long_is_a_socket_error_at_every_length():
     # a realm moves every field: read where they are, even when the usual layout would fit the length
     realm = dataclasses.replace(cred, payload=b"", ttl=0x04000000, gid_restriction=4, realm="abc")
     assert parse_decode_response(pack_decode_response(realm)) == realm
+    # so does an error text (with success: munged sends none, but it is read where it is)
+    texted = dataclasses.replace(cred, payload=b"p" * 253, ttl=0x00040000, gid_restriction=1, realm=None,
+                                 cipher=Cipher.NONE)
+    assert parse_decode_response(b"\0\3ab\0" + pack_decode_response(texted)[2:]) == texted
     # an error code with no text still raises, the credential kept where munged keeps it
     with pytest.raises(E.MungeCredentialExpiredError) as info:
         parse_decode_response(bytes([MungeErr.CRED_EXPIRED]) + pack_decode_response(usual)[1:])

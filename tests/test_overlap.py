@@ -118,6 +118,19 @@ def test_a_failed_connect_is_raised_without_waiting_for_the_credential():
     assert kinds(script.log)[-2:] == [("Connect", "controller"), ("Close", None)] and script.log[-1].conn == "m"
 
 
+def test_a_failed_connect_is_the_error_even_when_the_credential_flow_cannot_be_closed():
+    """A credential flow of a caller's own that yields in its ``finally`` cannot be closed
+    where it is given up: its RuntimeError must not replace the connect's failure."""
+    def stubborn():
+        try:
+            return (yield Exchange("m", b"ENC", 11, len, 5.0))[1]
+        finally:
+            yield Close("m")
+    script = Script({(Connect, "controller"): ConnectionRefusedTransportError("refused")})
+    with pytest.raises(ConnectionRefusedTransportError):
+        script.run(overlapped(stubborn(), _reach(), _undo))
+
+
 def test_a_post_that_fails_is_the_exchanges_own_failure_and_the_credential_flow_decides():
     """A send that fails at the Post is thrown into the credential flow as its Exchange's failure:
     it retries (posting again), and when its tries are spent its error is raised once the daemon,

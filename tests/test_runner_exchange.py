@@ -259,6 +259,39 @@ def test_a_transact_answered_in_pieces(listener, run, cut, size):
     assert bytes(got) == request
 
 
+def _one_answer(server, answer: bytes) -> threading.Thread:
+    def munged():
+        conn, _ = server.accept()
+        conn.settimeout(2)
+        conn.recv(100)
+        conn.sendall(answer)
+        conn.close()
+    thread = threading.Thread(target=munged)
+    thread.start()
+    return thread
+
+
+def test_a_transact_answer_with_bytes_after_it_gives_the_answer_alone(listener, run):
+    path, server = listener
+    thread = _one_answer(server, b"OK\x05helloEXTRA")      # all in the first read
+    assert run(_one(_transact(path))) == (5, b"hello")
+    thread.join(5)
+
+
+def test_a_header_refused_with_an_oserror_fails_in_the_header_step(listener, run):
+    """body_size may refuse a header with any exception; an OSError is the header step's
+    failure (ExchangeFailed), not a connect's, whichever read the header came in."""
+    path, server = listener
+
+    def refuse(header):
+        raise ConnectionAbortedError("refused header")
+    thread = _one_answer(server, b"OK\x05hello")
+    with pytest.raises(ExchangeFailed) as failed:
+        run(_one(Transact(path, b"request", HEADER, refuse, 2.0)))
+    thread.join(5)
+    assert failed.value.step == "header" and isinstance(failed.value.error, ConnectionAbortedError)
+
+
 def test_a_transact_whose_connect_fails_raises_the_connects_error(tmp_path, run):
     with pytest.raises(FileNotFoundError):
         run(_one(_transact(str(tmp_path / "nobody"))))

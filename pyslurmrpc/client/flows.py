@@ -172,7 +172,7 @@ def _round(state: State, endpoint: Endpoint, first: detect.Observation, deadline
     answers = dict(zip(plan.probes, seen))
     verdict = detect.decide_blind(plan, answers) if blind else detect.decide(first, plan, answers)
     if verdict.code is not None:    # a release not told is not cached (nor is what was kept dropped)
-        state.versions.put(_key(endpoint), verdict)
+        state.versions[_key(endpoint)] = verdict
     answers.setdefault(first.sent, first)
     return verdict, answers, caller
 
@@ -326,7 +326,7 @@ def ping(state: State, endpoint: Endpoint | None = None):
     if first.outcome is detect.Outcome.ANSWERED:
         if cached is None:   # the version to speak is known; the release is not (yet), unless
             # another call's round named it meanwhile: that verdict stays
-            state.versions.put_if_absent(_key(endpoint), detect.Verdict(None, speak=first.sent))
+            state.versions.setdefault(_key(endpoint), detect.Verdict(None, speak=first.sent))
         return calls.ping().read_reply(first.reply)
     verdict, answers = yield from _settle(state, endpoint, first, deadline, begun)
     return calls.ping().read_reply(answers[verdict.speak].reply)

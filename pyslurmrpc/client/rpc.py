@@ -8,6 +8,7 @@ checkpoint calls, ping, fan-out) from them.
 from __future__ import annotations
 
 import logging
+from typing import Callable
 
 from ..auth.msg_hash import FIRST_HASHED_VERSION, credential_payload, hashes_body
 from ..auth.slurm_auth import create_flow, verify_flow
@@ -22,7 +23,6 @@ from ..wire.constants import HTTP_PREFIX
 from ..wire.framer import prefix_text
 from ..wire.types import describe, fields_text
 from . import calls, detect
-from ._verdicts import Verdicts
 from .core import (
     FAILOVER_PAUSE, SLURMD_CONNECT_RETRIES, SLURMD_RETRY_PAUSE, Endpoint, Settings, decode_reply, reply_limit,
     request_frame,
@@ -37,6 +37,22 @@ _HTTP_LENGTH = int.from_bytes(HTTP_PREFIX, "big")
 # ---------------------------------------------------------------------------
 # shared mutable state of one client (a flag and a cache, both safe to race on)
 # ---------------------------------------------------------------------------
+class Verdicts(dict):
+    """The controllers' verdicts by :func:`_key`, shared by every call of a client, threads
+    included.  Setting one is a dict operation (whole under the GIL); dropping one only if it
+    is the one a call read is :meth:`drop_if`."""
+
+    def drop_if(self, key: tuple[str, int], stale: Callable[[detect.Verdict], bool]) -> None:
+        """Drop the verdict under ``key`` if ``stale`` says so.  Taken out first and put back
+        if not stale, so that a verdict another thread sets meanwhile stays: reading it, then
+        popping it, dropped one set in between (no lock: a signal handler's call cannot
+        deadlock on it, a forked child inherits none held).  Meanwhile a reader finds none
+        and runs detection."""
+        verdict = self.pop(key, None)
+        if verdict is not None and not stale(verdict):
+            self.setdefault(key, verdict)
+
+
 class State:
     """``auth``: the authenticator (pyslurmrpc.auth.slurm_auth); ``seed``: what libslurm adds
     to the time to spread clients over SlurmctldPort ranges (its pid)."""
