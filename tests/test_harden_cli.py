@@ -10,6 +10,7 @@ import sys
 import pytest
 
 from pyslurmrpc.cli import _parser, main, make_client
+from pyslurmrpc.testing.netio import free_port
 from pyslurmrpc.wire import decode_message
 
 from peers import ReplayPeer
@@ -194,6 +195,21 @@ def test_no_munged_gives_a_hint_before_scontrols_line(capsys, tmp_path):
     assert code == 1 and out == ""
     assert lines[0].startswith("pyslurmrpc: error: Munge encode failed: ") and "Did you start munged?" in lines[0]
     assert lines[1] == "scontrol_checkpoint error: Protocol authentication error"
+
+
+def test_a_ping_down_for_want_of_munged_says_so_on_stderr(capsys, tmp_path):
+    """DOWN alone blamed a healthy controller: like scontrol's, the ping logs why our munged
+    could not mint the credential (on stderr, with --json too); a controller that is down
+    itself is not blamed on munged."""
+    with socket.create_server(("127.0.0.1", 0)) as listening:
+        for json_flag in ([], ["--json"]):
+            code, out, err = run(capsys, "--controller", f"127.0.0.1:{listening.getsockname()[1]}",
+                                 "--munge-socket", str(tmp_path / "none.sock"), "--timeout", "1", *json_flag, "ping")
+            assert code == 1 and ("is DOWN" in out if not json_flag else '"up": false' in out)
+            assert err.startswith("pyslurmrpc: error: Munge encode failed: ") and "Did you start munged?" in err
+    code, out, err = run(capsys, "--controller", f"127.0.0.1:{free_port()}", "--munge-socket",
+                         str(tmp_path / "none.sock"), "ping")
+    assert code == 1 and "is DOWN" in out and err == ""
 
 
 def test_fake_on_ipv6_prints_an_address_controller_takes():

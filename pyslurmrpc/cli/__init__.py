@@ -128,8 +128,8 @@ def _ping(opts) -> int:
     except PyslurmrpcError as exc:  # no slurm.conf, a bad --controller: no controller to report on
         _emit(opts, [], [f"pyslurmrpc: {exc}"], [{"error": str(exc), "up": False}])
         return 1
-    lines, records, _ = ping_all(client, with_version=opts.json)
-    _emit(opts, lines, [], records)
+    lines, records, _, errors = ping_all(client, with_version=opts.json)
+    _emit(opts, lines, errors, records)
     # scontrol 22.05+ (scontrol.c _ping_slurmctld) exits 1 when no controller answered;
     # 19.05's always exited 0.  A script needs to tell them apart: the newer rule.
     return 1 if opts.args or not any(r["up"] for r in records) else 0

@@ -7,6 +7,7 @@ import os
 import socket
 
 from ..errors import NoVersionAnsweredError, PyslurmrpcError
+from .scontrol import local_munge_hint
 
 log = logging.getLogger("pyslurmrpc.cli")
 
@@ -39,14 +40,16 @@ def _version_and_up(client, index: int) -> tuple:
         return None, client.ping(index) is True
 
 
-def ping_all(client, with_version: bool = False) -> tuple[list[str], list[dict], bool]:
-    """Ping each controller once, no failover; returns (lines, records, all_up).
+def ping_all(client, with_version: bool = False) -> tuple[list[str], list[dict], bool, list[str]]:
+    """Ping each controller once, no failover; returns (lines, records, all_up, error lines).
+    The error lines are what libslurm logs on stderr when this host's munged could not mint
+    the credential: DOWN alone blames the controller.
 
     ``with_version``: each record gets the controller's release, found by
     ``controller_version(i)`` (its answer is the ping: the release is asked afresh, which
     costs more requests than a ping on a cached version, so only the JSON output asks)."""
     controllers = client.settings.controllers
-    lines, records, all_up = [], [], True
+    lines, records, all_up, errors = [], [], True, []
     for i, ctl in enumerate(controllers):
         record = {"controller": ctl.name, "host": ctl.host, "port": ctl.port,
                   "mode": mode_name(i, len(controllers))}
@@ -58,6 +61,9 @@ def ping_all(client, with_version: bool = False) -> tuple[list[str], list[dict],
         except PyslurmrpcError as exc:
             up = False
             record["error"] = str(exc)
+            hint = local_munge_hint(exc)
+            if hint:
+                errors.append(hint)
             log.debug("Slurmctld(%s) is DOWN: %s", record["mode"], exc)   # -v: why, as --json's "error" says
         record["up"] = up
         all_up &= up
@@ -65,4 +71,4 @@ def ping_all(client, with_version: bool = False) -> tuple[list[str], list[dict],
         records.append(record)
     if not all_up and os.getuid() == 0:
         lines.extend(BANNER)
-    return lines, records, all_up
+    return lines, records, all_up, errors

@@ -30,6 +30,15 @@ OPERATIONS = (("able", 1), ("complete", 2), ("disable", 1), ("enable", 2), ("cre
 ARG_PARSERS = {"create": "wait", "requeue": "wait", "vacate": "wait", "restart": "restart"}
 
 
+def local_munge_hint(exc: PyslurmrpcError) -> str | None:
+    """The line libslurm logs (auth_munge.c) when this host's munged could not mint the
+    credential: the hint a bare "Protocol authentication error", or a ping's DOWN, lacks
+    (munged not running, a wrong socket).  None for any other failure."""
+    if isinstance(exc, AuthError) and str(exc).startswith(LOCAL_MUNGE_FAILURE):
+        return f"pyslurmrpc: error: {str(exc).split(' [slurm errno', 1)[0]}"
+    return None
+
+
 @dataclass
 class Outcome:
     """What the command prints and its exit code."""
@@ -170,10 +179,9 @@ def checkpoint(client_factory, words: list[str]) -> Outcome:
             out.stdout.append("No")
             out.record["result"] = "No"
             return out
-        if isinstance(exc, AuthError) and str(exc).startswith(LOCAL_MUNGE_FAILURE):
-            # libslurm logs this line (auth_munge.c) before scontrol's: the hint a bare
-            # "Protocol authentication error" lacks (munged not running, wrong socket)
-            out.stderr.append(f"pyslurmrpc: error: {str(exc).split(' [slurm errno', 1)[0]}")
+        hint = local_munge_hint(exc)
+        if hint:
+            out.stderr.append(hint)
         out.stderr.append(f"scontrol_checkpoint error: {text_of(errno)}")
         out.exit_code = 1
         return out
