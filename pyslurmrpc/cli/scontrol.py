@@ -32,8 +32,9 @@ ARG_PARSERS = {"create": "wait", "requeue": "wait", "vacate": "wait", "restart":
 
 def local_munge_hint(exc: PyslurmrpcError) -> str | None:
     """The line libslurm logs (auth_munge.c) when this host's munged could not mint the
-    credential: the hint a bare "Protocol authentication error", or a ping's DOWN, lacks
-    (munged not running, a wrong socket).  None for any other failure."""
+    credential: the hint a bare authentication error (SLURM_PROTOCOL_AUTHENTICATION_ERROR's
+    text), or a ping's DOWN, lacks (munged not running, a wrong socket).  None for any
+    other failure."""
     if isinstance(exc, AuthError) and str(exc).startswith(LOCAL_MUNGE_FAILURE):
         return f"pyslurmrpc: error: {str(exc).split(' [slurm errno', 1)[0]}"
     return None
