@@ -323,10 +323,7 @@ def _sync_transact(action: Transact):
     try:
         deadline = time.monotonic() + action.timeout
         answer = _first_answer(conn, action, deadline)
-        if answer is None:
-            _send_rest(conn, action.data, action.timeout)
-            answer = _read_answer(conn, action, deadline)
-        return answer
+        return answer if answer is not None else _send_and_read(conn, action, deadline)
     finally:
         conn.sock.close()
 
@@ -416,10 +413,12 @@ def _sync_exchange(action: Exchange):
     return _send_and_read(action.conn, action)
 
 
-def _send_and_read(conn: UnixStream, action: Exchange | Transact):
-    """``action``'s request sent (what a Post or a Background turn left of it) and its answer
-    read on ``conn``, the two within the action's timeout together."""
-    deadline = time.monotonic() + action.timeout
+def _send_and_read(conn: UnixStream, action: Exchange | Transact, deadline: float | None = None):
+    """``action``'s request sent (what a Post, a Background turn or :func:`_first_answer` left
+    of it) and its answer read on ``conn``, the two within the action's timeout together
+    (``deadline``: when that began elsewhere)."""
+    if deadline is None:
+        deadline = time.monotonic() + action.timeout
     _send_rest(conn, action.data, action.timeout)
     return _read_answer(conn, action, deadline)
 

@@ -11,10 +11,11 @@ from typing import Iterator, Optional
 
 from ..wire.constants import MsgType
 from ..wire.msg_types_by_release import msg_type_name
+from ..wire.types import holds_credential_text
 from .annotate import iso_time, json_value, meaning, show_value
 from .fields import Field
 from .frames import SECRET_FIELDS, FrameReport, StreamReport
-from .withheld import MASK, holds_credential_text, masked_hex, withheld_spans
+from .withheld import MASK, masked_hex, withheld_spans
 
 #: Raw bytes shown on a field line; longer fields are cut with an ellipsis.
 RAW_SHOWN = 8

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 
 from ..auth.munge_constants import CRED_PREFIX
-from ..wire.types import WITHHELD_TEXT, holds_credential_text  # noqa: F401 - render reads both here
+from ..wire.types import WITHHELD_TEXT
 
 #: the shortest run of base64 text withheld without the prefix: a MUNGE credential's
 #: armour is over 100 characters, a path or a node name rarely runs this long unbroken
@@ -37,8 +37,6 @@ def withheld_spans(data: bytes) -> list[tuple[int, int]]:
         else:
             merged.append((start, end))
     return merged
-
-
 
 
 def masked_text(text: str) -> str:

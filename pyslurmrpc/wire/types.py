@@ -147,8 +147,6 @@ class Message:
 
 #: what a log line or a quoted line shows where text that may be a credential was
 WITHHELD_TEXT = "<withheld: a credential?>"
-
-
 _CRED_PREFIX_BYTES = CRED_PREFIX.encode("ascii")
 
 
