@@ -52,6 +52,7 @@ def test_versus_real_controller_every_figure_with_ratio(munged, slurmctld):
     assert set(py["async_calls_per_s_by_processes"]) == {"1", "2", "4", "8"}  # asyncio, as many processes
     assert all(n > 0 for n in py["async_calls_per_s_by_processes"].values()), py
     rows = {f["figure"]: f for f in v["figures"]}
+    by_label = {r["label"]: r["us"] for r in report["munge"]}
     assert rows["best_throughput"]["pyslurmrpc"] == max(
         [*py["async_calls_per_s"].values(), *py["async_calls_per_s_by_processes"].values()])
     assert set(rows) == FIGURES
@@ -62,6 +63,20 @@ def test_versus_real_controller_every_figure_with_ratio(munged, slurmctld):
         assert row["goal"] and row["limited_by"]
         assert row["met"] is versus.goal_met(name, row["pyslurmrpc"], row["pyslurmrpc"] / row["c"]), row
     assert rows["checkpoint_frame_us"]["met"] is (rows["checkpoint_frame_us"]["pyslurmrpc"] <= 10)
+    # the floor (bench/floor.py) took its turns too, plain and premint; its figure in each row it has one for
+    for side in v["floor"].values():
+        assert len(side["rounds"]) == SEQUENTIAL_ROUNDS and side["failed"] == 0, side
+    floors = {"sequential_p50": v["floor"]["plain"]["sequential_ms"]["p50"],
+              "sequential_p50_premint": v["floor"]["premint"]["sequential_ms"]["p50"],
+              "cpu_per_call": v["floor"]["plain"]["cpu_us_per_call"],
+              "cpu_per_call_premint": v["floor"]["premint"]["cpu_us_per_call"],
+              "munge_encode": by_label["floor encode (floor.py)"], "munge_decode": by_label["floor decode (floor.py)"]}
+    for name, least in floors.items():
+        row = rows[name]
+        assert row["floor"] == pytest.approx(least, abs=1e-3) and least > 0, row
+        assert row["floor_ratio"] == pytest.approx(least / row["c"], rel=0.01), row
+        assert row["floor_met"] is versus.goal_met(name, least, least / row["c"]), row
+    assert "floor" not in rows["best_throughput"] and "floor" not in rows["checkpoint_frame_us"]
 
 
 def test_versus_starts_the_harness_controller_without_controller(munged):
@@ -124,7 +139,7 @@ def test_the_bench_finds_libslurm_without_loading_it(monkeypatch):
     monkeypatch.setattr(versus, "sequential", lambda call, n: {"sequential_ms": {"p50": 1}, "cpu_us_per_call": 1,
                                                                 "calls": n, "failed": 0})
     monkeypatch.setattr(versus, "_median_of", lambda rounds: {"rounds": rounds})
-    _, _, c = versus._sequential_rounds(None, "conf", "ping", 1, 60, None, None)
+    _, _, c, _ = versus._sequential_rounds(None, "conf", "ping", 1, 60, None, None, (None, None))
     assert c["loaded"] and c["path"] == _ctypes.__file__
 
 
@@ -171,13 +186,14 @@ def test_sequential_sides_take_each_place_in_the_order_equally_often(monkeypatch
         return {"sequential_ms": {"p50": 0.4}, "cpu_us_per_call": 90.0, "calls": n, "failed": 0}
     monkeypatch.setattr(versus, "sequential", fake_sequential)
     monkeypatch.setattr(libslurm, "run_sequential", fake_libslurm)
-    py, pm, c = versus._sequential_rounds("/lib/x.so", "conf", "ping", 0, 600, lambda: "plain", lambda: "premint")
-    rounds = versus.SEQUENTIAL_ROUNDS
-    assert len(order) == 3 * rounds and c["loaded"] and len(py["rounds"]) == len(pm["rounds"]) == rounds
-    places = [order[i::3] for i in range(3)]      # who ran first, second, third in each round
+    py, pm, c, least = versus._sequential_rounds("/lib/x.so", "conf", "ping", 0, 600, lambda: "plain",
+                                                 lambda: "premint", (lambda: "floor", lambda: "floor premint"))
+    rounds, sides = versus.SEQUENTIAL_ROUNDS, ("plain", "premint", "libslurm", "floor", "floor premint")
+    assert len(order) == 5 * rounds and c["loaded"] and len(py["rounds"]) == len(pm["rounds"]) == rounds
+    assert len(least["plain"]["rounds"]) == len(least["premint"]["rounds"]) == rounds
+    places = [order[i::5] for i in range(5)]      # who ran first, second, ... fifth in each round
     for place in places:
-        assert {side: place.count(side) for side in ("plain", "premint", "libslurm")} == \
-            dict.fromkeys(("plain", "premint", "libslurm"), rounds // 3), order
+        assert {side: place.count(side) for side in sides} == dict.fromkeys(sides, rounds // 5), order
 
 
 def test_micro_benchmarks_rotate_who_goes_first():
@@ -337,8 +353,10 @@ def test_the_table_says_whether_each_goal_is_met_with_three_decimals():
          "libslurm": {"loaded": True, "path": "/x.so", **side(), "calls_per_s_by_processes": {"1": 5}},
          "pyslurmrpc": {**side(), "premint": {**side(), "depth": 8}, "async_calls_per_s": {"1": 3},
                         "async_in_flight_per_process": 1, "async_calls_per_s_by_processes": {"1": 3}}}
+    rows[0].update(floor=84.0, floor_ratio=1.05, floor_met=True)
     lines = _render_versus(v)
     decode = next(line for line in lines if "munge_decode" in line)
     frame = next(line for line in lines if "checkpoint_frame_us" in line)
-    assert "1.104x" in decode and decode.split()[-3:] == ["<=", "1.1", "no"]
-    assert frame.split()[-4:] == ["<=", "10", "us", "yes"]
+    assert "1.104x" in decode and decode.split()[-6:] == ["84", "1.050x", "<=", "1.1", "no", "yes"]
+    assert frame.split()[-9:] == ["-", "-", "-", "-", "<=", "10", "us", "yes", "-"]
+    assert any(line.strip().startswith("floor: the least Python") for line in lines)

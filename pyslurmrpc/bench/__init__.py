@@ -116,7 +116,7 @@ def _versus(opts, socket_path, report) -> dict:
     except Exception as err:  # no slurmctld here, or the controller refused: say so, measure the rest
         return {"skipped": _why(err, opts)}
     result["figures"] = versus.figures(result["pyslurmrpc"], result["libslurm"], report.get("munge", []),
-                                       report.get("codec", []))
+                                       report.get("codec", []), result["floor"])
     return result
 
 
@@ -158,13 +158,15 @@ def _render_versus(v) -> list[str]:
     lines = ["", f"pyslurmrpc vs libslurm/libmunge, {v['op']}, {v['target']}, same run",
              f"  libslurm: {c['path']}" + (f" (under {c['loader']})" if c.get("loader") else "")
              if c.get("loaded") else f"  libslurm: not measured ({c['why_not']})",
-             f"  {'figure':<24}{'unit':>8}{'pyslurmrpc':>12}{'C':>12}{'ratio':>9}  {'goal':<10}met"]
+             f"  {'figure':<24}{'unit':>8}{'pyslurmrpc':>12}{'C':>12}{'ratio':>9}{'floor':>10}{'ratio':>9}  "
+             f"{'goal':<10}{'met':<5}floor met"]
     for f in v["figures"]:
-        c_val = "-" if f["c"] is None else f"{f['c']:g}"
-        ratio = "-" if f["ratio"] is None else f"{f['ratio']:.3f}x"   # 1.10x could be 1.104x: not met
-        met = {True: "yes", False: "no", None: "-"}[f.get("met")]
-        lines.append(f"  {f['figure']:<24}{f['unit']:>8}{f['pyslurmrpc']:>12g}{c_val:>12}{ratio:>9}  "
-                     f"{f['goal']:<10}{met}")
+        met, floor_met = (_YES_NO[f.get(key)] for key in ("met", "floor_met"))
+        lines.append(f"  {f['figure']:<24}{f['unit']:>8}{f['pyslurmrpc']:>12g}{_value(f['c']):>12}"
+                     f"{_times(f['ratio']):>9}{_value(f.get('floor')):>10}{_times(f.get('floor_ratio')):>9}  "
+                     f"{f['goal']:<10}{met:<5}{floor_met}")
+    lines.append("  floor: the least Python making the same system calls (bench/floor.py); a goal even the "
+                 "floor misses is out of pure Python's reach on this machine")
     py = v["pyslurmrpc"]
     tails = [("pyslurmrpc", py), (f"with premint={py['premint'].get('depth', '?')}", py["premint"])]
     if c.get("loaded"):
@@ -179,6 +181,17 @@ def _render_versus(v) -> list[str]:
         lines.append("  libslurm calls/s by processes: "
                      + "  ".join(f"{k}: {n}" for k, n in c["calls_per_s_by_processes"].items()))
     return lines
+
+
+_YES_NO = {True: "yes", False: "no", None: "-"}
+
+
+def _value(figure) -> str:
+    return "-" if figure is None else f"{figure:g}"
+
+
+def _times(ratio) -> str:
+    return "-" if ratio is None else f"{ratio:.3f}x"   # 1.10x could be 1.104x: not met
 
 
 def _render_fanout(rows) -> list[str]:

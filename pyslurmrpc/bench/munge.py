@@ -8,9 +8,12 @@ import ctypes.util
 import time
 
 from ..auth.munge import AsyncMungeClient, MungeClient, decode_offline
+from . import floor
 from .timing import ROUNDS, WARMUP, per_call_us, taking_turns
 
 MUNGE_OPT_SOCKET = 8  # munge.h: munge_ctx_set option for the socket path
+#: the rows of the hand-written floor (floor.py): the least Python of a munged transaction
+FLOOR_ENCODE, FLOOR_DECODE = "floor encode (floor.py)", "floor decode (floor.py)"
 
 
 def libmunge(socket_path: str):
@@ -63,20 +66,24 @@ def _async_us(path: str, n: int, in_flight: int) -> float:
 def run(socket_path: str, key_file: str | None = None, n: int = 3000) -> list[dict]:
     """Rows of (label, µs per credential), pure Python and libmunge side by side (taking turns)."""
     client = MungeClient(socket_path)
-    fns = {"pure-Python encode": client.encode}
+    fns = {"pure-Python encode": client.encode, FLOOR_ENCODE: floor.munge_encode(socket_path)}
     c_funcs = libmunge(socket_path)
     if c_funcs:
         fns["libmunge munge_encode (C)"] = c_funcs[0]
     timed = taking_turns(fns, n)
     # every decode needs a fresh credential (munged refuses a replay): minted before the clock runs
     creds = iter([client.encode() for _ in range(n * (ROUNDS + 1) + WARMUP)])
-    dec = {"pure-Python decode": lambda: client.decode(next(creds))}
+    floor_creds = iter([client.encode() for _ in range(n * (ROUNDS + 1) + WARMUP)])
+    floor_decode = floor.munge_decode(socket_path)
+    dec = {"pure-Python decode": lambda: client.decode(next(creds)),
+           FLOOR_DECODE: lambda: floor_decode(next(floor_creds))}
     if c_funcs:
         c_encode, c_decode = c_funcs
         c_creds = iter([c_encode() for _ in range(n * (ROUNDS + 1) + WARMUP)])
         dec["libmunge munge_decode (C)"] = lambda: c_decode(next(c_creds))
     timed.update(taking_turns(dec, n))
-    order = ["pure-Python encode", "pure-Python decode", "libmunge munge_encode (C)", "libmunge munge_decode (C)"]
+    order = ["pure-Python encode", "pure-Python decode", "libmunge munge_encode (C)", "libmunge munge_decode (C)",
+             FLOOR_ENCODE, FLOOR_DECODE]
     rows = [{"label": label, "us": timed[label]} for label in order if label in timed]
     if key_file:
         one = client.encode()

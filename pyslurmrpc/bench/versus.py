@@ -21,14 +21,16 @@ from ..client import AsyncClient, Client
 from ..wire import version_code
 from ..wire.versions import has_checkpoint
 from . import aioburst, libslurm
+from .floor import CallFloor
+from .munge import FLOOR_DECODE, FLOOR_ENCODE
 from .libslurm import sequential
 from .timing import rotated
 
 #: asyncio calls in flight tried for pyslurmrpc's best throughput; processes tried for libslurm's
 IN_FLIGHT = (1, 4, 16, 64)
-#: sequential measurements: pyslurmrpc, with premint, and libslurm take turns this many times
-#: (a multiple of 3: each of the three runs first, second and third equally often)
-SEQUENTIAL_ROUNDS = 6
+#: sequential measurements: pyslurmrpc, with premint, libslurm and the two floors (floor.py) take
+#: turns this many times (a multiple of 5: each of the five takes each place equally often)
+SEQUENTIAL_ROUNDS = 10
 PROCESSES = (1, 2, 4, 8)
 #: credentials the "premint" client keeps minted ahead (Client(premint=...)): its stock is refilled
 #: in one call when it runs dry, so 7 calls in 8 mint nothing (auth/premint.py)
@@ -92,9 +94,10 @@ def target(opts, munge_socket):
         yield ctld.host, ctld.port, ctld.conf_path, f"real slurmctld {ctld.release} (test harness)", c_side
 
 
-def _op(client: Client, job: int) -> str:
+def _op(client: Client) -> tuple[str, int]:
+    """The RPC to measure and the protocol version the controller speaks."""
     code = version_code(client.controller_version())
-    return "checkpoint_able" if has_checkpoint(code) else "ping"
+    return ("checkpoint_able" if has_checkpoint(code) else "ping"), code
 
 
 def _client_call(client, op: str, job: int):
@@ -138,12 +141,13 @@ def _median_of(rounds: list[dict]) -> dict:
                        for r in rounds]}
 
 
-def _sequential_rounds(path, conf, op, job, n, plain, minted, loader=None) -> tuple[dict, dict, dict]:
-    """pyslurmrpc, pyslurmrpc with premint and libslurm, taking turns for SEQUENTIAL_ROUNDS rounds
-    of n / rounds calls each, in a rotating order, so that the machine's drift and the place in
-    the order fall on all three alike."""
+def _sequential_rounds(path, conf, op, job, n, plain, minted, floors, loader=None) -> tuple[dict, dict, dict, dict]:
+    """pyslurmrpc, pyslurmrpc with premint, libslurm and ``floors`` (the floor's plain and
+    premint calls), taking turns for SEQUENTIAL_ROUNDS rounds of n / rounds calls each, in a
+    rotating order, so that the machine's drift and the place in the order fall on all alike.
+    Returns pyslurmrpc's, premint's, libslurm's and {"plain": ..., "premint": ...} of the floor."""
     per = max(n // SEQUENTIAL_ROUNDS, 20)
-    py, pm, c = [], [], []
+    py, pm, c, fp, fm = [], [], [], [], []
     loaded, why = (path, None) if path else libslurm.choose(loader)
 
     def run_c():
@@ -153,7 +157,8 @@ def _sequential_rounds(path, conf, op, job, n, plain, minted, loader=None) -> tu
                 c.append(libslurm.run_sequential(loaded, conf, op, job, per, loader=loader))
             except (RuntimeError, OSError) as err:
                 why = str(err)
-    turns = [lambda: py.append(sequential(plain, per)), lambda: pm.append(sequential(minted, per)), run_c]
+    turns = [lambda: py.append(sequential(plain, per)), lambda: pm.append(sequential(minted, per)), run_c,
+             lambda: fp.append(sequential(floors[0], per)), lambda: fm.append(sequential(floors[1], per))]
     for round_ in range(SEQUENTIAL_ROUNDS):
         # each side takes each place in the order equally often: before each turn's warm-up,
         # whatever ran just after the libslurm child measured up to 20% slower (it had been idle
@@ -162,7 +167,7 @@ def _sequential_rounds(path, conf, op, job, n, plain, minted, loader=None) -> tu
             turn()
     lib = {"loaded": False, "path": loaded, "loader": loader, "why_not": why} if why else {
         "loaded": True, "path": loaded, "loader": loader, **_median_of(c)}
-    return _median_of(py), _median_of(pm), lib
+    return _median_of(py), _median_of(pm), lib, {"plain": _median_of(fp), "premint": _median_of(fm)}
 
 
 def _libslurm_bursts(c: dict, conf, op, job, seconds) -> dict:
@@ -197,10 +202,12 @@ def goal_met(name: str, mine: float, ratio: float | None) -> bool | None:
     return value <= bound if op == "<=" else value >= bound
 
 
-def figures(py: dict, c: dict, munge_rows: list[dict], codec_rows: list[dict]) -> list[dict]:
-    """The side-by-side rows: pyslurmrpc, C, ratio, goal, what limits it."""
+def figures(py: dict, c: dict, munge_rows: list[dict], codec_rows: list[dict], floor: dict | None = None) -> list[dict]:
+    """The side-by-side rows: pyslurmrpc, C, ratio, goal, what limits it; and the floor's figure
+    (floor.py), its ratio and whether even it meets the goal, where there is one."""
     c_ok = c.get("loaded")
     by = {r["label"]: r["us"] for r in munge_rows}
+    floors = _floor_figures(floor or {}, by)
     frame = next((r["decode_plus_encode_us"] for r in codec_rows if r["message"] == "REQUEST_CHECKPOINT"), None)
     rows = [
         ("sequential_p50", "ms", py["sequential_ms"]["p50"], c["sequential_ms"]["p50"] if c_ok else None),
@@ -220,21 +227,38 @@ def figures(py: dict, c: dict, munge_rows: list[dict], codec_rows: list[dict]) -
         if mine is None:
             continue
         exact = None if not theirs else mine / theirs
-        out.append({"figure": name, "unit": unit, "pyslurmrpc": round(mine, 3),
-                    "c": None if theirs is None else round(theirs, 3), "ratio": _ratio(mine, theirs),
-                    "goal": goal_text(name), "met": goal_met(name, mine, exact), "limited_by": LIMITED_BY[name]})
+        row = {"figure": name, "unit": unit, "pyslurmrpc": round(mine, 3),
+               "c": None if theirs is None else round(theirs, 3), "ratio": _ratio(mine, theirs),
+               "goal": goal_text(name), "met": goal_met(name, mine, exact), "limited_by": LIMITED_BY[name]}
+        least = floors.get(name)
+        if least is not None:
+            row.update(floor=round(least, 3), floor_ratio=_ratio(least, theirs),
+                       floor_met=goal_met(name, least, None if not theirs else least / theirs))
+        out.append(row)
     return out
+
+
+def _floor_figures(floor: dict, munge_by_label: dict) -> dict:
+    """The floor's figure for each row it has one for (floor.py; munge.py's floor rows)."""
+    out = {"munge_encode": munge_by_label.get(FLOOR_ENCODE), "munge_decode": munge_by_label.get(FLOOR_DECODE)}
+    for suffix, side in (("", floor.get("plain")), ("_premint", floor.get("premint"))):
+        if side:
+            out["sequential_p50" + suffix] = side["sequential_ms"]["p50"]
+            out["cpu_per_call" + suffix] = side["cpu_us_per_call"]
+    return {name: value for name, value in out.items() if value is not None}
 
 
 def run(opts, munge_socket: str) -> dict:
     """Measure pyslurmrpc and libslurm against one controller; the munge/codec rows are added by the caller."""
     with target(opts, munge_socket) as (host, port, conf, description, (lib, loader)):
         client = Client(host, port, auth="munge", munge_socket=munge_socket, timeout=30)
-        op = _op(client, opts.job)
+        op, code = _op(client)
         minting = Client(host, port, auth="munge", munge_socket=munge_socket, timeout=30, premint=PREMINT_DEPTH)
-        py, py["premint"], c = _sequential_rounds(lib, conf, op, opts.job, opts.n,
-                                                  _client_call(client, op, opts.job),
-                                                  _client_call(minting, op, opts.job), loader)
+        floor = CallFloor(client, op, opts.job, code, munge_socket, PREMINT_DEPTH)
+        py, py["premint"], c, floors = _sequential_rounds(lib, conf, op, opts.job, opts.n,
+                                                          _client_call(client, op, opts.job),
+                                                          _client_call(minting, op, opts.job),
+                                                          (floor.plain, floor.premint), loader)
         py["async_calls_per_s"] = asyncio_best(
             AsyncClient(host, port, auth="munge", munge_socket=munge_socket, timeout=30), op, opts.job,
             opts.seconds)
@@ -249,5 +273,5 @@ def run(opts, munge_socket: str) -> dict:
                                                           "minted_ahead": counts.minted_ahead,
                                                           "thrown_away": counts.thrown_away,
                                                           "in_stock": counts.in_stock})
-    return {"target": description, "op": op, "pyslurmrpc": py, "libslurm": c,
+    return {"target": description, "op": op, "pyslurmrpc": py, "libslurm": c, "floor": floors,
             "cpu_count": os.cpu_count()}
