@@ -293,3 +293,26 @@ def test_a_good_socket_name_is_checked_once(munged, monkeypatch):
         client.decode(client.encode())
     info = munge_xfer._check_path.cache_info()
     assert (info.misses, info.hits) == (1, 5)
+
+
+def test_the_usual_answer_takes_no_runner(munged, monkeypatch):
+    """The blocking client's first attempt is the runner's Transact handler called at once: a
+    whole answer never enters a flow (every credential of a blocking call passes here)."""
+    from pyslurmrpc.auth import munge
+    monkeypatch.setattr(munge, "run_sync", lambda flow: pytest.fail("the usual answer went through a flow"))
+    client = MungeClient(munged.socket_path)
+    assert client.decode(client.encode(b"x")).payload == b"x"
+
+
+def test_a_first_attempt_cut_short_goes_on_as_the_second(tmp_path, monkeypatch):
+    """Its outcome is handed to the flow, which goes on with libmunge's retries from there: the
+    second request carries retry 1 and the first attempt is not made again."""
+    from pyslurmrpc import runners
+    path = str(tmp_path / "fake")
+    t, seen = _fake_munged(path, ["drop", "ok"])
+    transacts = []
+    handler = runners.SYNC.table[runners.Transact]
+    monkeypatch.setitem(runners.SYNC.table, runners.Transact, lambda a: transacts.append(a) or handler(a))
+    assert MungeClient(path, retry=FAST).encode() == "MUNGE:AAAA:"
+    t.join(5)
+    assert [r for _, r, _ in seen] == [0, 1] and len(transacts) == 2

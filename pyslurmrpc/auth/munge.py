@@ -21,9 +21,9 @@ from .munge_proto import (
     Credential, decode_request_body, encode_request_body, parse_decode_response,
     parse_encode_response,
 )
-from .munge_xfer import LIBMUNGE_RETRY, RetryPolicy, transaction
-from ..effects import Flow
-from ..runners import run_async, run_sync
+from .munge_xfer import LIBMUNGE_RETRY, RetryPolicy, first_transact, transaction
+from ..effects import Flow, Transact
+from ..runners import SYNC, run_async, run_sync
 
 __all__ = ["MungeClient", "AsyncMungeClient", "Credential", "RetryPolicy", "decode_offline",
            "encode_offline", "MungeKey", "ReplayCache", "DEFAULT_SOCKET"]
@@ -117,11 +117,27 @@ class MungeClient(_Options):
         ``ttl`` None = munged's default, negative = munged's maximum.
         ``uid``/``gid`` restrict who may decode it (None = anyone).
         """
-        return run_sync(self.encode_flow(payload, ttl, uid, gid, realm=realm, cipher=cipher, mac=mac, zip=zip))
+        body = self._encode_body(payload, ttl, uid, gid, cipher, mac, zip, realm)
+        return parse_encode_response(self._transact(MsgType.ENC_REQ, body))
 
     def decode(self, credential: Union[str, bytes]) -> Credential:
         """Ask munged to validate ``credential``; returns who encoded it and what it carries."""
-        return run_sync(self.decode_flow(credential))
+        return parse_decode_response(self._transact(MsgType.DEC_REQ, decode_request_body(credential)))
+
+    def _transact(self, req_type: int, body: bytes) -> bytes:
+        """munged's response body: the first attempt at once by the blocking runner's own Transact
+        handler (as :meth:`encode_flow` on that runner, less its layers); a failure, or an answer
+        cut short, goes on in the flow with libmunge's retries (munge_xfer.first_transact)."""
+        action = first_transact(self.socket_path, req_type, body, self.retry)
+        try:
+            size, reply = SYNC.table[Transact](action)
+        except Exception as exc:          # as the runner hands it into the flow
+            first = exc
+        else:
+            if len(reply) == size:
+                return reply
+            first = (size, reply)
+        return run_sync(transaction(self.socket_path, req_type, body, self.retry, first=first))
 
 
 class AsyncMungeClient(_Options):
