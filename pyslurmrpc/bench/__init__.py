@@ -165,8 +165,8 @@ def _render_versus(v) -> list[str]:
         lines.append(f"  {f['figure']:<24}{f['unit']:>8}{f['pyslurmrpc']:>12g}{_value(f['c']):>12}"
                      f"{_times(f['ratio']):>9}{_value(f.get('floor')):>10}{_times(f.get('floor_ratio')):>9}  "
                      f"{f['goal']:<10}{met:<5}{floor_met}")
-    lines.append("  floor: the least Python making the same system calls (bench/floor.py); a goal even the "
-                 "floor misses is out of pure Python's reach on this machine")
+    lines += ["  floor: the least Python making the same system calls (bench/floor.py); a goal even",
+              "  the floor misses is out of pure Python's reach on this machine"]
     py = v["pyslurmrpc"]
     tails = [("pyslurmrpc", py), (f"with premint={py['premint'].get('depth', '?')}", py["premint"])]
     if c.get("loaded"):
