@@ -2,6 +2,7 @@
 
 import asyncio
 import os
+import re
 import socket
 import threading
 import time
@@ -16,6 +17,9 @@ from pyslurmrpc.auth.munge_proto import (
 )
 from pyslurmrpc.errors import AuthError
 from pyslurmrpc.testing.ci import needs_root
+
+#: the largest TTL a request carries (a uint32)
+TTL_FIELD_MAX = 2 ** 32 - 1
 
 FAST = RetryPolicy(connect_attempts=3, connect_backoff_ms=1, xfer_attempts=3, xfer_backoff_ms=1,
                    timeout_ms=2000)
@@ -316,3 +320,35 @@ def test_a_first_attempt_cut_short_goes_on_as_the_second(tmp_path, monkeypatch):
     assert MungeClient(path, retry=FAST).encode() == "MUNGE:AAAA:"
     t.join(5)
     assert [r for _, r, _ in seen] == [0, 1] and len(transacts) == 2
+
+
+@pytest.mark.parametrize("kwargs, says", [
+    ({"uid": 2 ** 32}, "uid must be -1 (anyone) or an id from 0 to 4294967294, not 4294967296"),
+    ({"gid": -2}, "gid must be -1 (anyone) or an id from 0 to 4294967294, not -2"),
+    ({"uid": "root"}, "uid must be an integer, not str 'root'"),
+    ({"ttl": 2 ** 32 + 1}, "ttl must be seconds up to 4294967295"),
+    ({"ttl": 1.5}, "ttl must be an integer, not float 1.5"),
+    ({"ttl": True}, "ttl must be an integer, not bool True"),
+    ({"payload": 5}, "payload must be bytes, a bytearray or a memoryview, not int"),
+    ({"payload": [1, 2]}, "payload must be bytes, a bytearray or a memoryview, not list"),
+])
+def test_an_argument_munged_would_take_as_another_is_refused_before_any_io(kwargs, says, monkeypatch):
+    """uid 2**32 would have been uid 0 on the wire, ttl 2**32+1 one second, 5 five NUL bytes."""
+    from pyslurmrpc import runners
+    from pyslurmrpc.errors import InvalidArgumentError
+    monkeypatch.setitem(runners.SYNC.table, runners.Transact, lambda a: pytest.fail("asked munged"))
+    for client in (MungeClient("/nowhere"), AsyncMungeClient("/nowhere")):
+        with pytest.raises(InvalidArgumentError, match=re.escape(says)):
+            if isinstance(client, MungeClient):
+                client.encode(**kwargs)
+            else:
+                asyncio.run(client.encode(**kwargs))
+
+
+def test_the_largest_ids_and_ttl_and_anyone_still_go_through(munged):
+    client = MungeClient(munged.socket_path)
+    cred = client.decode(client.encode(bytearray(b"p"), ttl=TTL_FIELD_MAX, uid=os.getuid(), gid=-1))
+    assert cred.payload == b"p" and cred.uid_restriction == os.getuid() and cred.gid_restriction is None
+    assert cred.ttl > 0                       # munged's own maximum, as `munge -t` with a huge TTL
+    with pytest.raises(E.MungeError):         # the largest id is an id: restricted to it, not anyone
+        client.decode(client.encode(b"", uid=2 ** 32 - 2))

@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 from typing import Optional, Union
 
-from .munge_constants import DEFAULT_SOCKET, TTL_DEFAULT, TTL_MAXIMUM, Cipher, Mac, MsgType, Zip
+from .munge_constants import DEFAULT_SOCKET, TTL_DEFAULT, TTL_MAXIMUM, UID_ANY, Cipher, Mac, MsgType, Zip
 from .munge_cred import MungeKey, ReplayCache, decode_offline, encode_offline
 from .munge_proto import (
     Credential, decode_request_body, encode_request_body, parse_decode_response,
@@ -23,6 +23,7 @@ from .munge_proto import (
 )
 from .munge_xfer import LIBMUNGE_RETRY, RetryPolicy, first_transact, transaction
 from ..effects import Flow, Transact
+from ..errors import InvalidArgumentError
 from ..runners import SYNC, run_async, run_sync
 
 __all__ = ["MungeClient", "AsyncMungeClient", "Credential", "RetryPolicy", "decode_offline",
@@ -34,15 +35,40 @@ _USUAL_BODIES_KEPT = 32
 _USUAL_PAYLOAD_MAX = 64
 
 
-def _u32_or_any(value: Optional[int]) -> int:
-    """None (or -1) means "anyone" to munged: all bits set."""
-    return 0xFFFFFFFF if value is None else value & 0xFFFFFFFF
+def _u32_or_any(name: str, value: Optional[int]) -> int:
+    """A uid/gid restriction's field: None or -1 means "anyone" to munged (all bits set); any
+    other value must name an id (a larger number would wrap into another id, silently)."""
+    if value is None:
+        return UID_ANY
+    _whole(name, value)
+    if value == -1:
+        return UID_ANY                  # == GID_ANY
+    if not 0 <= value < UID_ANY:
+        raise InvalidArgumentError(f"{name} must be -1 (anyone) or an id from 0 to {UID_ANY - 1}, not {value!r}")
+    return value
 
 
 def _ttl_field(ttl: Optional[int]) -> int:
     if ttl is None:
         return TTL_DEFAULT
+    _whole("ttl", ttl)
+    if ttl > TTL_MAXIMUM:               # a uint32 on the wire: no silent wrap
+        raise InvalidArgumentError(f"ttl must be seconds up to {TTL_MAXIMUM} (negative: munged's maximum), "
+                                   f"not {ttl!r}")
     return TTL_MAXIMUM if ttl < 0 else ttl
+
+
+def _whole(name: str, value) -> None:
+    """Refuse anything but an int (a bool too), naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidArgumentError(f"{name} must be an integer, not {type(value).__name__} {value!r}")
+
+
+def _payload_bytes(payload) -> bytes:
+    """The payload as bytes: only bytes-like objects (bytes(5) would be five NULs, bytes([1, 2]) two bytes)."""
+    if not isinstance(payload, (bytes, bytearray, memoryview)):
+        raise InvalidArgumentError(f"payload must be bytes, a bytearray or a memoryview, not {type(payload).__name__}")
+    return bytes(payload)
 
 
 class _Options:
@@ -73,7 +99,7 @@ class _Options:
     def _build_body(self, payload: bytes, ttl, uid, gid, cipher, mac, zip, realm) -> bytes:
         d_cipher, d_mac, d_zip, d_realm = self._defaults
         return encode_request_body(
-            bytes(payload), ttl=_ttl_field(ttl), uid=_u32_or_any(uid), gid=_u32_or_any(gid),
+            _payload_bytes(payload), ttl=_ttl_field(ttl), uid=_u32_or_any("uid", uid), gid=_u32_or_any("gid", gid),
             cipher=d_cipher if cipher is None else cipher, mac=d_mac if mac is None else mac,
             zip=d_zip if zip is None else zip, realm=d_realm if realm is None else realm)
 

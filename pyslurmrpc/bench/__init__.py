@@ -158,15 +158,15 @@ def _render_versus(v) -> list[str]:
     lines = ["", f"pyslurmrpc vs libslurm/libmunge, {v['op']}, {v['target']}, same run",
              f"  libslurm: {c['path']}" + (f" (under {c['loader']})" if c.get("loader") else "")
              if c.get("loaded") else f"  libslurm: not measured ({c['why_not']})",
-             f"  {'figure':<24}{'unit':>8}{'pyslurmrpc':>12}{'C':>12}{'ratio':>9}{'floor':>10}{'ratio':>9}  "
+             f"  {'figure':<24}{'unit':>8}{'pyslurmrpc':>12}{'C':>12}{'ratio':>9}{'floor':>10}{'floor/C':>9}  "
              f"{'goal':<10}{'met':<5}floor met"]
     for f in v["figures"]:
         met, floor_met = (_YES_NO[f.get(key)] for key in ("met", "floor_met"))
         lines.append(f"  {f['figure']:<24}{f['unit']:>8}{f['pyslurmrpc']:>12g}{_value(f['c']):>12}"
                      f"{_times(f['ratio']):>9}{_value(f.get('floor')):>10}{_times(f.get('floor_ratio')):>9}  "
                      f"{f['goal']:<10}{met:<5}{floor_met}")
-    lines += ["  floor: the least Python making the same system calls (bench/floor.py); a goal even",
-              "  the floor misses is out of pure Python's reach on this machine"]
+    lines += ["  floor: the least Python making the same system calls (pyslurmrpc/bench/floor.py);",
+              "  a goal even the floor misses is out of a Python client's reach on this machine"]
     py = v["pyslurmrpc"]
     tails = [("pyslurmrpc", py), (f"with premint={py['premint'].get('depth', '?')}", py["premint"])]
     if c.get("loaded"):

@@ -230,10 +230,9 @@ def figures(py: dict, c: dict, munge_rows: list[dict], codec_rows: list[dict], f
         row = {"figure": name, "unit": unit, "pyslurmrpc": round(mine, 3),
                "c": None if theirs is None else round(theirs, 3), "ratio": _ratio(mine, theirs),
                "goal": goal_text(name), "met": goal_met(name, mine, exact), "limited_by": LIMITED_BY[name]}
-        least = floors.get(name)
-        if least is not None:
-            row.update(floor=round(least, 3), floor_ratio=_ratio(least, theirs),
-                       floor_met=goal_met(name, least, None if not theirs else least / theirs))
+        least = floors.get(name)       # None: no floor for it (throughput, the codec) or not measured
+        row.update(floor=None if least is None else round(least, 3), floor_ratio=_ratio(least, theirs),
+                   floor_met=None if least is None else goal_met(name, least, None if not theirs else least / theirs))
         out.append(row)
     return out
 
