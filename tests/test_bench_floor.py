@@ -6,18 +6,25 @@ decoded) would be a floor too low: each test here fails then.
 
 from __future__ import annotations
 
+import gc
 import os
+import socket
+import threading
 import tomllib
+import warnings
 
 import pytest
 
 from pyslurmrpc import Client
-from pyslurmrpc.auth.errors import MungeCredentialReplayedError
+from pyslurmrpc.auth.errors import MungeCredentialReplayedError, MungeError
 from pyslurmrpc.auth.munge import MungeClient
 from pyslurmrpc.auth.slurm_auth import MungeAuth
 from pyslurmrpc.bench import floor
 from pyslurmrpc.bench.rpc import BENCH_JOB, CLUSTER_TOML
 from pyslurmrpc.fake import Cluster, FakeSlurmctld
+from pyslurmrpc.errors import SlurmError
+from pyslurmrpc.slurm_errno import SlurmErrno
+from pyslurmrpc.testing import MungedHarness
 from pyslurmrpc.wire import version_code
 
 SLURM_19_05 = 0x2200
@@ -87,3 +94,96 @@ def test_the_munge_floor_mints_and_decodes_as_munged_does(munged):
     with pytest.raises(MungeCredentialReplayedError):
         decode(cred)
     assert MungeClient(munged.socket_path).decode(mint()).payload == b"payload"
+
+
+def _ping_floor(munged, slurmctld, depth=2) -> floor.CallFloor:
+    client = Client(slurmctld.host, slurmctld.port, auth="munge", munge_socket=munged.socket_path, timeout=10)
+    return floor.CallFloor(client, "ping", 0, version_code(client.controller_version()), munged.socket_path, depth)
+
+
+def test_a_reply_refusing_the_call_fails_the_floor_call(munged):
+    """The reply is read by the library's own rules: an error code raises, as the client's
+    call would (the bench counts it failed, never a fast success)."""
+    cluster = Cluster.from_dict(tomllib.loads(CLUSTER_TOML))
+    with FakeSlurmctld(cluster, plugin="simulated", auth=MungeAuth(munged.socket_path)) as ctld:
+        client = Client(ctld.host, ctld.port, auth="munge", munge_socket=munged.socket_path, timeout=10)
+        least = floor.CallFloor(client, "checkpoint_able", 424242, SLURM_19_05, munged.socket_path, 1)
+        for call in (least.plain, least.premint):
+            with pytest.raises(SlurmError) as err:
+                call()
+            assert err.value.errno == SlurmErrno.ESLURM_INVALID_JOB_ID
+
+
+def test_a_credential_the_controller_cannot_verify_fails_the_floor_call(munged, slurmctld):
+    """22.05 closes on a credential of another key: the floor call fails (no reply to time)."""
+    least = _ping_floor(munged, slurmctld)
+    with MungedHarness(key=b"another key, not the controller's munged's" * 2) as other:
+        least._stock = [floor.munge_encode(other.socket_path, least_payload(least, munged))()]
+    with pytest.raises(ConnectionError):
+        least.premint()
+
+
+def least_payload(least, munged) -> bytes:
+    """The payload the floor's credentials carry (its template's)."""
+    return MungeClient(munged.socket_path).decode(least._mint()).payload
+
+
+def _listener():
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(4)
+    return srv
+
+
+def test_a_controller_that_never_answers_times_the_floor_call_out(munged, slurmctld, monkeypatch):
+    least = _ping_floor(munged, slurmctld)
+    monkeypatch.setattr(floor, "_POLL_MS", 200)
+    with _listener() as silent:
+        least._address = silent.getsockname()       # connects (the backlog takes it), never answers
+        for call in (least.plain, least.premint):
+            with pytest.raises(TimeoutError):
+                call()
+
+
+def test_a_length_prefix_over_a_replys_limit_is_refused_as_it_arrives(munged, slurmctld):
+    least = _ping_floor(munged, slurmctld)
+    with _listener() as liar:
+        least._address = liar.getsockname()
+
+        def answer():
+            conn, _ = liar.accept()
+            with conn:
+                conn.recv(65536)
+                conn.sendall(b"\xff\xff\xff\xff")
+                conn.recv(1)                          # until the floor closes
+        t = threading.Thread(target=answer, daemon=True)
+        t.start()
+        with pytest.raises(ConnectionError, match="over the"):
+            least.premint()
+        t.join(5)
+
+
+def test_a_failed_mint_leaves_no_connection_open(munged, slurmctld, tmp_path):
+    """munged answering garbage after the TCP connect: the floor closes the connection too."""
+    least = _ping_floor(munged, slurmctld)
+    fake = str(tmp_path / "munge.socket")
+    srv = socket.socket(socket.AF_UNIX)
+    srv.bind(fake)
+    srv.listen(1)
+
+    def garbage():
+        conn, _ = srv.accept()
+        with conn:
+            conn.recv(4096)
+            conn.sendall(b"not munged's answer")
+    t = threading.Thread(target=garbage, daemon=True)
+    t.start()
+    least._path = fake
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always", ResourceWarning)
+        with pytest.raises(MungeError):
+            least.plain()
+        gc.collect()
+    t.join(5)
+    srv.close()
+    assert not [w for w in seen if issubclass(w.category, ResourceWarning)], [str(w.message) for w in seen]

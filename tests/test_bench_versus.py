@@ -7,6 +7,7 @@ C side can be loaded; none is judged (benchmarks print, tests never time).
 from __future__ import annotations
 
 import _ctypes
+import collections
 import json
 import os
 import statistics
@@ -195,6 +196,10 @@ def test_sequential_sides_take_each_place_in_the_order_equally_often(monkeypatch
     places = [order[i::5] for i in range(5)]      # who ran first, second, ... fifth in each round
     for place in places:
         assert {side: place.count(side) for side in sides} == dict.fromkeys(sides, rounds // 5), order
+    # ... and each runs right after each other side equally often (twice in ten rounds)
+    rounds_ = [order[i:i + 5] for i in range(0, len(order), 5)]
+    after = collections.Counter((r[i], r[i + 1]) for r in rounds_ for i in range(4))
+    assert set(after.values()) == {2} and len(after) == 5 * 4, after
 
 
 def test_micro_benchmarks_rotate_who_goes_first():

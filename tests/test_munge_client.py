@@ -308,7 +308,7 @@ def test_the_usual_answer_takes_no_runner(munged, monkeypatch):
     assert client.decode(client.encode(b"x")).payload == b"x"
 
 
-def test_a_first_attempt_cut_short_goes_on_as_the_second(tmp_path, monkeypatch):
+def test_a_first_attempt_without_an_answer_goes_on_as_the_second(tmp_path, monkeypatch):
     """Its outcome is handed to the flow, which goes on with libmunge's retries from there: the
     second request carries retry 1 and the first attempt is not made again."""
     from pyslurmrpc import runners
@@ -352,3 +352,9 @@ def test_the_largest_ids_and_ttl_and_anyone_still_go_through(munged):
     assert cred.ttl > 0                       # munged's own maximum, as `munge -t` with a huge TTL
     with pytest.raises(E.MungeError):         # the largest id is an id: restricted to it, not anyone
         client.decode(client.encode(b"", uid=2 ** 32 - 2))
+
+
+def test_a_first_attempt_and_a_deadline_are_not_given_together():
+    from pyslurmrpc.auth import munge_xfer
+    with pytest.raises(ValueError, match="no deadline"):
+        next(munge_xfer.transaction("/x", MsgType.ENC_REQ, b"", deadline=1.0, first=(0, b"")))

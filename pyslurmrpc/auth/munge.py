@@ -2,7 +2,9 @@
 
 Both clients run the same flows (:meth:`_Options.encode_flow`, ``decode_flow``:
 message codec in :mod:`.munge_proto`, retry rules in :mod:`.munge_xfer`) on the
-blocking or the asyncio runner.  No libmunge needed.
+blocking or the asyncio runner; the blocking client makes a transaction's usual first
+attempt by the runner's own handler and enters the flow only past it
+(:func:`.munge_xfer.first_transact`).  No libmunge needed.
 
 >>> client = MungeClient()                     # /run/munge/munge.socket.2
 >>> cred = client.encode(b"hello", ttl=60)

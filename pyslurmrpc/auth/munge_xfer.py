@@ -158,9 +158,9 @@ def first_transact(path: Optional[str], req_type: int, body: bytes,
     """The Transact of a transaction's first attempt with no deadline, after the checks made
     before any I/O (a bad socket name, an over-long request: raised here as the flow raises them).
 
-    A blocking client performs it at once, with no runner between (every credential of a
-    call passes here: the runner and flow layers cost a MUNGE encode ~10% in wall time), and
-    hands :func:`transaction` its outcome (``first``) only when it is not the usual whole answer.
+    A blocking client performs it at once, with no runner between (the runner and flow layers
+    cost about 5 µs per call: 4-7% of a MUNGE encode or decode in an A/B run), and hands
+    :func:`transaction` its outcome (``first``) only when it is not the usual whole answer.
     """
     _check_path(path)
     return Transact(path, build_request(req_type, body), MSG_HDR_SIZE, _BODY_SIZE[RESPONSE_TYPE[req_type]],
@@ -169,13 +169,16 @@ def first_transact(path: Optional[str], req_type: int, body: bytes,
 
 def transaction(path: Optional[str], req_type: int, body: bytes,
                 policy: RetryPolicy = LIBMUNGE_RETRY, deadline: Optional[float] = None,
-                first: object = None) -> Flow:
+                first: "tuple[int, bytes] | BaseException | None" = None) -> Flow:
     """One request/response exchange with munged (a flow); returns the response body.
 
     ``deadline``: monotonic time by which it succeeds or fails (None: libmunge's limits only).
     ``first``: the outcome of the first attempt's :func:`first_transact`, already performed by
-    the caller (its result, or the exception it raised); the flow goes on from there.
+    the caller (its result, or the exception it raised); the flow goes on from there.  Only
+    for a transaction with no deadline (first_transact's attempt has none to keep).
     """
+    if first is not None and deadline is not None:
+        raise ValueError("a first attempt made outside the flow had no deadline to keep: give one or the other")
     _check_path(path)
     body_size = _BODY_SIZE[RESPONSE_TYPE[req_type]]
     request = build_request(req_type, body)  # also the length check, before any I/O
@@ -211,7 +214,7 @@ def transaction(path: Optional[str], req_type: int, body: bytes,
         request = build_request(req_type, body, attempt - 1)
 
 
-def _outcome(first):
+def _outcome(first: "tuple[int, bytes] | BaseException") -> tuple[int, bytes]:
     """A first attempt's result (size, reply), or its exception raised again here."""
     if isinstance(first, BaseException):
         raise first

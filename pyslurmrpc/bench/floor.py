@@ -1,90 +1,125 @@
 """The floor under pyslurmrpc's figures: the least Python that makes a call's system calls.
 
-Each floor call is written out by hand on blocking sockets: no timeouts, no failover, no
-version detection, no typed result, and of the reply only what tells a failed call (a
-frame cut short, munged refusing the reply's credential).  The frame is the client's own,
-made once by the library's encoder; each call puts its own credential in (every
-credential of one payload has one length).  Whatever pyslurmrpc costs beyond the floor is
-the library's; whatever the floor costs beyond libslurm and libmunge is the interpreter's
-and the machine's, and no pure-Python client can go below it.  A goal the floor does not
-meet is out of reach here (README, "The floor").
+Each floor call is written out by hand with the system calls pyslurmrpc's blocking client
+makes (munged: a non-blocking socket, connect, send, poll, recv, close; the controller: a
+socket bounded by SO_SNDTIMEO, connect, send, poll, recv, close), each wait bounded by
+:data:`FLOOR_TIMEOUT`, and no more Python than that needs: no failover, no version
+detection, no retries.  The request is the client's own frame, made once by the library's
+encoder, with each call's credential put in (every credential of one payload has one
+length); the reply is read whole, decoded and read by the library's own rules (a refusal
+raises, as the client's call would), and its credential, where it has one, verified at
+munged.  Whatever pyslurmrpc costs beyond the floor is the library's; whatever the floor
+costs beyond libslurm and libmunge is the interpreter's and the machine's (README, "The
+floor under the figures").
 """
 
 from __future__ import annotations
 
+import select
 import socket
 import struct
 
 from ..auth.munge import MungeClient
-from ..auth.munge_constants import CRED_SUFFIX, MSG_HDR_SIZE, MsgType
+from ..auth.munge_constants import MAX_RESPONSE_LEN, MSG_HDR_SIZE, MsgType
 from ..auth.munge_proto import (
     build_request, decode_request_body, encode_request_body, parse_decode_response, parse_encode_response,
     unpack_header,
 )
 from ..client import calls
+from ..client.core import reply_limit
 from ..client.rpc import _frame
 from ..runners import run_sync
-from ..wire.constants import CRED_PREFIX
+from ..sync_sockets import kernel_timeval
+from ..wire import MungeAuthCred
+from ..wire.repeats import decode_reply_frame
 
-#: what one recv() asks for: a munged answer or a reply frame arrives in one
+#: seconds each connect, send and wait of a floor call may take (the bench's clients' timeout)
+FLOOR_TIMEOUT = 30
+_POLL_MS = FLOOR_TIMEOUT * 1000
+#: what one recv() asks for: munged's answers are small; Slurm sends a reply's length prefix
+#: on its own, then the rest (a reply's second read usually holds all of it)
 _CHUNK = 65536
-#: Slurm's frame length prefix (slurm_msg_sendto): a big-endian uint32 sent on its own
+#: Slurm's frame length prefix (slurm_msg_sendto): a big-endian uint32
 _PREFIX = struct.Struct(">I")
-_CRED_START, _CRED_END = CRED_PREFIX.encode(), CRED_SUFFIX.encode()
-#: a reply frame is searched for a credential only this far in (header and auth come first)
-_CRED_SEARCH = 4096
 
 
-def _munged_answer(sock) -> bytes:
-    """The body of munged's answer on ``sock`` (header checked by the library's unpack_header)."""
-    data = sock.recv(_CHUNK)
+def _wait(sock) -> None:
+    """Until ``sock`` can be read (an error or hang-up counts), at most FLOOR_TIMEOUT."""
+    poller = select.poll()
+    poller.register(sock, select.POLLIN)
+    if not poller.poll(_POLL_MS):
+        raise TimeoutError(f"no answer within {FLOOR_TIMEOUT} s")
+
+
+def _read(sock, have: bytes) -> bytes:
+    """``have`` and what comes next on the non-blocking ``sock``, waiting for it first."""
+    _wait(sock)
+    chunk = sock.recv(_CHUNK, socket.MSG_DONTWAIT)
+    if not chunk:
+        raise ConnectionError("the peer closed before its answer was whole")
+    return have + chunk
+
+
+def _munged_answer(sock, rsp: int) -> bytes:
+    """The body of munged's answer of type ``rsp``, its header checked as the library checks it."""
+    data = _read(sock, b"")
     while len(data) < MSG_HDR_SIZE:
-        data += _more(sock)
-    need = MSG_HDR_SIZE + unpack_header(data[:MSG_HDR_SIZE])[2]
+        data = _read(sock, data)
+    need = MSG_HDR_SIZE + unpack_header(data[:MSG_HDR_SIZE], rsp, MAX_RESPONSE_LEN)[2]
     while len(data) < need:
-        data += _more(sock)
+        data = _read(sock, data)
     return data[MSG_HDR_SIZE:need]
 
 
-def _more(sock) -> bytes:
-    chunk = sock.recv(_CHUNK)
-    if not chunk:
-        raise ConnectionError("the peer closed before its answer was whole")
-    return chunk
-
-
-def _transact(path: str, request: bytes) -> bytes:
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+def _munged(path: str):
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
     try:
         sock.connect(path)
-        sock.sendall(request)
-        return _munged_answer(sock)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def _transact(path: str, request: bytes, rsp: int) -> bytes:
+    sock = _munged(path)
+    try:
+        _send_small(sock, request)
+        return _munged_answer(sock, rsp)
     finally:
         sock.close()
+
+
+def _send_small(sock, request: bytes) -> None:
+    """One send() of a request that fits a fresh socket's buffer (anything else is refused)."""
+    if sock.send(request) != len(request):
+        raise ConnectionError(f"a {len(request)}-byte request did not go out in one send")
 
 
 def munge_encode(path: str, payload: bytes = b""):
     """A callable minting one credential (bytes) for ``payload`` at munged's ``path``."""
     request = build_request(MsgType.ENC_REQ, encode_request_body(payload))
-    return lambda: parse_encode_response(_transact(path, request)).encode()
+    return lambda: parse_encode_response(_transact(path, request, MsgType.ENC_RSP)).encode()
 
 
 def munge_decode(path: str):
     """A callable decoding one credential at munged's ``path`` (munged's refusal raises)."""
-    return lambda cred: parse_decode_response(_transact(path, build_request(MsgType.DEC_REQ,
-                                                                            decode_request_body(cred))))
+    return lambda cred: parse_decode_response(_transact(path, build_request(MsgType.DEC_REQ, decode_request_body(cred)),
+                                                        MsgType.DEC_RSP))
 
 
 class CallFloor:
     """One RPC of ``client``'s (``op``: "ping" or "checkpoint_able" of ``job``), the floor way.
 
-    :meth:`plain` mints its credential as it connects (munged's answer read once the TCP
-    connect returned, the best order there is); :meth:`premint` takes one of ``depth`` minted
-    together when the last ran out, as ``Client(premint=depth)`` refills its stock."""
+    :meth:`plain` connects while munged mints its credential (munged's answer read once the
+    TCP connect returned, as the client overlaps them); :meth:`premint` takes a credential
+    from a stock of ``depth``, which the call that finds it empty mints one after another
+    before its request (``Client(premint=depth)`` refills its stock in one call too, its mints
+    during that call's waits)."""
 
     def __init__(self, client, op: str, job: int, version: int, munge_socket: str, depth: int):
-        call = calls.ping() if op == "ping" else calls.able(job, 0)
-        frame, cred = run_sync(_frame(client._state, call, version))
+        self._call = calls.ping() if op == "ping" else calls.able(job, 0)
+        frame, cred = run_sync(_frame(client._state, self._call, version))
         text = cred.credential.encode()
         at = frame.index(text)
         self._head, self._tail, self._cred_len = frame[:at], frame[at + len(text):], len(text)
@@ -93,9 +128,9 @@ class CallFloor:
         self._mint_request = build_request(MsgType.ENC_REQ, encode_request_body(payload))
         self._mint = munge_encode(munge_socket, payload)
         self._decode = munge_decode(munge_socket)
-        self._path, self._address = munge_socket, (client._state.settings.controllers[0].host,
-                                                    client._state.settings.controllers[0].port)
-        self._depth, self._stock = depth, []
+        controller = client._state.settings.controllers[0]
+        self._path, self._address = munge_socket, (controller.host, controller.port)
+        self._depth, self._stock, self._limit = depth, [], reply_limit()
 
     def _framed(self, cred: bytes) -> bytes:
         if len(cred) != self._cred_len:
@@ -105,41 +140,49 @@ class CallFloor:
 
     def _connect(self):
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, kernel_timeval(FLOOR_TIMEOUT))
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             sock.connect(self._address)
         except BaseException:
             sock.close()
             raise
         return sock
 
-    def plain(self) -> None:
-        munged = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    def plain(self):
+        munged = _munged(self._path)
         try:
-            munged.connect(self._path)
-            munged.sendall(self._mint_request)
+            _send_small(munged, self._mint_request)
             sock = self._connect()
-            cred = parse_encode_response(_munged_answer(munged)).encode()
+            try:
+                frame = self._framed(parse_encode_response(_munged_answer(munged, MsgType.ENC_RSP)).encode())
+            except BaseException:
+                sock.close()
+                raise
         finally:
             munged.close()
-        self._exchange(sock, self._framed(cred))
+        return self._exchange(sock, frame)
 
-    def premint(self) -> None:
+    def premint(self):
         if not self._stock:
             self._stock = [self._mint() for _ in range(self._depth)]
-        self._exchange(self._connect(), self._framed(self._stock.pop()))
+        return self._exchange(self._connect(), self._framed(self._stock.pop()))
 
-    def _exchange(self, sock, frame: bytes) -> None:
+    def _exchange(self, sock, frame: bytes):
+        """Send ``frame``, read the whole reply, verify its credential; the call's result."""
         try:
-            sock.sendall(frame)
-            data = sock.recv(_CHUNK)
+            sock.sendall(frame)                     # bounded by SO_SNDTIMEO
+            data = _read(sock, b"")
             while len(data) < _PREFIX.size:
-                data += _more(sock)
-            need = _PREFIX.size + _PREFIX.unpack_from(data)[0]
-            while len(data) < need:
-                data += _more(sock)
+                data = _read(sock, data)
+            size = _PREFIX.unpack_from(data)[0]
+            if size > self._limit:
+                raise ConnectionError(f"a reply of {size} bytes is over the {self._limit} a reply may have")
+            while len(data) < _PREFIX.size + size:
+                data = _read(sock, data)
         finally:
             sock.close()
-        start = data.find(_CRED_START, 0, _CRED_SEARCH)
-        if start >= 0:            # 23.02+ replies carry none (SLURM_NO_AUTH_CRED)
-            self._decode(data[start:data.index(_CRED_END, start + len(_CRED_START)) + 1])
+        reply = decode_reply_frame(data)
+        if type(reply.auth) is MungeAuthCred:       # 23.02+ replies carry none (SLURM_NO_AUTH_CRED)
+            self._decode(reply.auth.credential)
+        return self._call.read_reply(reply)

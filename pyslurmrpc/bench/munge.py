@@ -72,14 +72,15 @@ def run(socket_path: str, key_file: str | None = None, n: int = 3000) -> list[di
         fns["libmunge munge_encode (C)"] = c_funcs[0]
     timed = taking_turns(fns, n)
     # every decode needs a fresh credential (munged refuses a replay): minted before the clock runs
-    creds = iter([client.encode() for _ in range(n * (ROUNDS + 1) + WARMUP)])
-    floor_creds = iter([client.encode() for _ in range(n * (ROUNDS + 1) + WARMUP)])
+    decodes = n * (ROUNDS + 1) + WARMUP
+    creds = iter([client.encode() for _ in range(decodes)])
+    floor_creds = iter([client.encode() for _ in range(decodes)])
     floor_decode = floor.munge_decode(socket_path)
     dec = {"pure-Python decode": lambda: client.decode(next(creds)),
            FLOOR_DECODE: lambda: floor_decode(next(floor_creds))}
     if c_funcs:
         c_encode, c_decode = c_funcs
-        c_creds = iter([c_encode() for _ in range(n * (ROUNDS + 1) + WARMUP)])
+        c_creds = iter([c_encode() for _ in range(decodes)])
         dec["libmunge munge_decode (C)"] = lambda: c_decode(next(c_creds))
     timed.update(taking_turns(dec, n))
     order = ["pure-Python encode", "pure-Python decode", "libmunge munge_encode (C)", "libmunge munge_decode (C)",

@@ -20,6 +20,21 @@ def rotated(turns: list, round_: int) -> list:
     return turns[shift:] + turns[:shift]
 
 
+def balanced_orders(n: int) -> list[list[int]]:
+    """Orders of ``n`` sides (a Williams design) in which each takes each place equally often
+    and comes right after each other side equally often: n orders for an even n, 2n for an odd
+    one.  A side measured right after another can pay for it (versus.py): each pays alike."""
+    first, low, high = [0], 1, n - 1
+    while len(first) < n:              # 0, 1, n-1, 2, n-2, ...
+        first.append(low)
+        low += 1
+        if len(first) < n:
+            first.append(high)
+            high -= 1
+    rows = [[(side + shift) % n for side in first] for shift in range(n)]
+    return rows if n % 2 == 0 else rows + [row[::-1] for row in rows]
+
+
 def taking_turns(fns: dict, n: int, rounds: int = ROUNDS) -> dict:
     """µs per call of each of ``fns`` (label -> callable): the best of ``rounds`` runs of ``n``
     calls, the callables taking turns round by round so that the machine's drift falls on all,

@@ -24,13 +24,13 @@ from . import aioburst, libslurm
 from .floor import CallFloor
 from .munge import FLOOR_DECODE, FLOOR_ENCODE
 from .libslurm import sequential
-from .timing import rotated
+from .timing import balanced_orders
 
 #: asyncio calls in flight tried for pyslurmrpc's best throughput; processes tried for libslurm's
 IN_FLIGHT = (1, 4, 16, 64)
 #: sequential measurements: pyslurmrpc, with premint, libslurm and the two floors (floor.py) take
-#: turns this many times (a multiple of 5: each of the five takes each place equally often)
-SEQUENTIAL_ROUNDS = 10
+#: turns this many times, in the orders of timing.balanced_orders (for five sides: ten)
+SEQUENTIAL_ROUNDS = len(balanced_orders(5))
 PROCESSES = (1, 2, 4, 8)
 #: credentials the "premint" client keeps minted ahead (Client(premint=...)): its stock is refilled
 #: in one call when it runs dry, so 7 calls in 8 mint nothing (auth/premint.py)
@@ -143,8 +143,9 @@ def _median_of(rounds: list[dict]) -> dict:
 
 def _sequential_rounds(path, conf, op, job, n, plain, minted, floors, loader=None) -> tuple[dict, dict, dict, dict]:
     """pyslurmrpc, pyslurmrpc with premint, libslurm and ``floors`` (the floor's plain and
-    premint calls), taking turns for SEQUENTIAL_ROUNDS rounds of n / rounds calls each, in a
-    rotating order, so that the machine's drift and the place in the order fall on all alike.
+    premint calls), taking turns for SEQUENTIAL_ROUNDS rounds of n / rounds calls each, in
+    balanced orders, so that the machine's drift, the place in the order and the side just
+    before fall on all alike.
     Returns pyslurmrpc's, premint's, libslurm's and {"plain": ..., "premint": ...} of the floor."""
     per = max(n // SEQUENTIAL_ROUNDS, 20)
     py, pm, c, fp, fm = [], [], [], [], []
@@ -159,12 +160,12 @@ def _sequential_rounds(path, conf, op, job, n, plain, minted, floors, loader=Non
                 why = str(err)
     turns = [lambda: py.append(sequential(plain, per)), lambda: pm.append(sequential(minted, per)), run_c,
              lambda: fp.append(sequential(floors[0], per)), lambda: fm.append(sequential(floors[1], per))]
-    for round_ in range(SEQUENTIAL_ROUNDS):
-        # each side takes each place in the order equally often: before each turn's warm-up,
-        # whatever ran just after the libslurm child measured up to 20% slower (it had been idle
-        # longest); what place effect the warm-up leaves falls on all three alike
-        for turn in rotated(turns, round_):
-            turn()
+    for order in balanced_orders(len(turns)):
+        # each side takes each place and follows each other side equally often: before each
+        # turn's warm-up, whatever ran just after the libslurm child measured up to 20% slower
+        # (it had been idle longest); what the warm-up leaves of that falls on all alike
+        for side in order:
+            turns[side]()
     lib = {"loaded": False, "path": loaded, "loader": loader, "why_not": why} if why else {
         "loaded": True, "path": loaded, "loader": loader, **_median_of(c)}
     return _median_of(py), _median_of(pm), lib, {"plain": _median_of(fp), "premint": _median_of(fm)}
