@@ -322,23 +322,25 @@ def test_a_first_attempt_without_an_answer_goes_on_as_the_second(tmp_path, monke
     assert [r for _, r, _ in seen] == [0, 1] and len(transacts) == 2
 
 
-@pytest.mark.parametrize("kwargs, says", [
-    ({"uid": 2 ** 32}, "uid must be -1 (anyone) or an id from 0 to 4294967294, not 4294967296"),
-    ({"gid": -2}, "gid must be -1 (anyone) or an id from 0 to 4294967294, not -2"),
-    ({"uid": "root"}, "uid must be an integer, not str 'root'"),
-    ({"ttl": 2 ** 32 + 1}, "ttl must be seconds up to 4294967295"),
-    ({"ttl": 1.5}, "ttl must be an integer, not float 1.5"),
-    ({"ttl": True}, "ttl must be an integer, not bool True"),
-    ({"payload": 5}, "payload must be bytes, a bytearray or a memoryview, not int"),
-    ({"payload": [1, 2]}, "payload must be bytes, a bytearray or a memoryview, not list"),
+@pytest.mark.parametrize("kwargs, error, says", [
+    ({"uid": 2 ** 32}, "range", "uid must be -1 (anyone) or an id from 0 to 4294967294, not 4294967296"),
+    ({"gid": -2}, "range", "gid must be -1 (anyone) or an id from 0 to 4294967294, not -2"),
+    ({"uid": "root"}, TypeError, "uid must be an integer, not str 'root'"),
+    ({"ttl": 2 ** 32 + 1}, "range", "ttl must be seconds up to 4294967295"),
+    ({"ttl": 1.5}, TypeError, "ttl must be an integer, not float 1.5"),
+    ({"ttl": True}, TypeError, "ttl must be an integer, not bool True"),
+    ({"payload": 5}, TypeError, "payload must be bytes, a bytearray or a memoryview, not int"),
+    ({"payload": [1, 2]}, TypeError, "payload must be bytes, a bytearray or a memoryview, not list"),
 ])
-def test_an_argument_munged_would_take_as_another_is_refused_before_any_io(kwargs, says, monkeypatch):
-    """uid 2**32 would have been uid 0 on the wire, ttl 2**32+1 one second, 5 five NUL bytes."""
+def test_an_argument_munged_would_take_as_another_is_refused_before_any_io(kwargs, error, says, monkeypatch):
+    """uid 2**32 would have been uid 0 on the wire, ttl 2**32+1 one second, 5 five NUL bytes:
+    a value out of range is an InvalidArgumentError (a ValueError), a wrong type a TypeError."""
     from pyslurmrpc import runners
     from pyslurmrpc.errors import InvalidArgumentError
+    error = InvalidArgumentError if error == "range" else error
     monkeypatch.setitem(runners.SYNC.table, runners.Transact, lambda a: pytest.fail("asked munged"))
     for client in (MungeClient("/nowhere"), AsyncMungeClient("/nowhere")):
-        with pytest.raises(InvalidArgumentError, match=re.escape(says)):
+        with pytest.raises(error, match=re.escape(says)):
             if isinstance(client, MungeClient):
                 client.encode(**kwargs)
             else:

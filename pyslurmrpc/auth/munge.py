@@ -61,15 +61,15 @@ def _ttl_field(ttl: Optional[int]) -> int:
 
 
 def _whole(name: str, value) -> None:
-    """Refuse anything but an int (a bool too), naming ``name``."""
+    """Refuse anything but an int (a bool too): a TypeError naming ``name``."""
     if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidArgumentError(f"{name} must be an integer, not {type(value).__name__} {value!r}")
+        raise TypeError(f"{name} must be an integer, not {type(value).__name__} {value!r}")
 
 
 def _payload_bytes(payload) -> bytes:
     """The payload as bytes: only bytes-like objects (bytes(5) would be five NULs, bytes([1, 2]) two bytes)."""
     if not isinstance(payload, (bytes, bytearray, memoryview)):
-        raise InvalidArgumentError(f"payload must be bytes, a bytearray or a memoryview, not {type(payload).__name__}")
+        raise TypeError(f"payload must be bytes, a bytearray or a memoryview, not {type(payload).__name__}")
     return bytes(payload)
 
 
