@@ -188,9 +188,21 @@ def test_permission_denied(munged):
     assert os.WEXITSTATUS(status) == 13
 
 
-def test_socket_path_too_long():
-    with pytest.raises(E.MungeOverflowError):
+def test_socket_path_too_long(munged, tmp_path):
+    """As libmunge's _m_msg_client_connect: stat() first, so a missing over-long path says it
+    is missing; one that exists and is a socket is too long to connect to (EMUNGE_OVERFLOW)."""
+    with pytest.raises(E.MungeError, match="Failed to access .*No such file or directory") as err:
         MungeClient("/" + "x" * 200).encode()
+    assert err.value.code == MungeErr.SOCKET
+    deep = tmp_path / ("d" * 60) / ("e" * 60)
+    deep.mkdir(parents=True)
+    (deep / "file").write_text("")
+    with pytest.raises(E.MungeError, match="Invalid file type for socket"):
+        MungeClient(str(deep / "file")).encode()
+    os.symlink(munged.socket_path, deep / "munge.socket")
+    for client in (MungeClient(str(deep / "munge.socket")), AsyncMungeClient(str(deep / "munge.socket"))):
+        with pytest.raises(E.MungeOverflowError, match="Exceeded maximum length of 108 bytes"):
+            asyncio.run(client.encode()) if isinstance(client, AsyncMungeClient) else client.encode()
 
 
 # --- retry behaviour against a scripted fake munged --------------------------------
@@ -275,9 +287,9 @@ def test_repr_has_no_secrets(munged):
 
 @pytest.mark.parametrize("path, code, text", [
     ("", MungeErr.SOCKET, "MUNGE socket name is undefined"),
-    ("/run/" + "m" * 103, MungeErr.OVERFLOW, "Exceeded maximum length of 108 bytes for socket pathname"),
+    ("/run/" + "m" * 103, MungeErr.SOCKET, "Failed to access"),   # stat()ed first, as libmunge does
 ])
-def test_a_bad_socket_name_is_refused_every_time_before_any_io(path, code, text, monkeypatch):
+def test_a_bad_socket_name_is_refused_every_time_without_a_connect(path, code, text, monkeypatch):
     """libmunge's checks of the name (remembered only for a good one): each call refuses again."""
     from pyslurmrpc import runners
     monkeypatch.setitem(runners.SYNC.table, runners.Connect, lambda a: pytest.fail("connected"))
@@ -291,11 +303,11 @@ def test_a_bad_socket_name_is_refused_every_time_before_any_io(path, code, text,
 
 def test_a_good_socket_name_is_checked_once(munged, monkeypatch):
     from pyslurmrpc.auth import munge_xfer
-    munge_xfer._check_path.cache_clear()
+    munge_xfer._path_fits.cache_clear()
     client = MungeClient(munged.socket_path)
     for _ in range(3):
         client.decode(client.encode())
-    info = munge_xfer._check_path.cache_info()
+    info = munge_xfer._path_fits.cache_info()
     assert (info.misses, info.hits) == (1, 5)
 
 

@@ -157,6 +157,8 @@ class MungeClient(_Options):
         handler (as :meth:`encode_flow` on that runner, less its layers); a failure, or an answer
         cut short, goes on in the flow with libmunge's retries (munge_xfer.first_transact)."""
         action = first_transact(self.socket_path, req_type, body, self.retry)
+        if action is None:                # a name too long to connect to: the flow says why
+            return run_sync(transaction(self.socket_path, req_type, body, self.retry))
         try:
             size, reply = SYNC.table[Transact](action)
         except Exception as exc:          # as the runner hands it into the flow

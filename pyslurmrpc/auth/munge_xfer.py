@@ -144,25 +144,33 @@ _BODY_SIZE = {rsp: (lambda header, rsp=rsp: unpack_header(header, rsp, MAX_RESPO
 
 
 @functools.lru_cache(maxsize=_PATHS_KEPT)
-def _check_path(path: Optional[str]) -> None:
-    """libmunge's checks of the socket's name (a good one is remembered: every call passes here)."""
+def _path_fits(path: Optional[str]) -> bool:
+    """Whether the socket's name fits sun_path; an undefined name raises (every call passes here:
+    an answer is remembered, a refusal is not)."""
     if not path:
         raise munge_error(MungeErr.SOCKET, "MUNGE socket name is undefined")
-    if len(os.fsencode(path)) >= SUN_PATH_MAX:
-        raise munge_error(MungeErr.OVERFLOW,
-                          f"Exceeded maximum length of {SUN_PATH_MAX} bytes for socket pathname")
+    return len(os.fsencode(path)) < SUN_PATH_MAX
+
+
+def _too_long(path: str) -> Flow:
+    """A name longer than sun_path, refused as libmunge refuses it: after its stat(), so that a
+    missing path or one that is no socket says that first (``_m_msg_client_connect``)."""
+    yield from _diagnose(path)
+    raise munge_error(MungeErr.OVERFLOW, f"Exceeded maximum length of {SUN_PATH_MAX} bytes for socket pathname")
 
 
 def first_transact(path: Optional[str], req_type: int, body: bytes,
-                   policy: RetryPolicy = LIBMUNGE_RETRY) -> Transact:
+                   policy: RetryPolicy = LIBMUNGE_RETRY) -> Optional[Transact]:
     """The Transact of a transaction's first attempt with no deadline, after the checks made
-    before any I/O (a bad socket name, an over-long request: raised here as the flow raises them).
+    before any I/O (an undefined socket name, an over-long request: raised here as the flow
+    raises them); None for a name too long to connect to (the flow says what is wrong with it).
 
     A blocking client performs it at once, with no runner between (the runner and flow layers
     cost about 5 µs per call: 4-7% of a MUNGE encode or decode in an A/B run), and hands
     :func:`transaction` its outcome (``first``) only when it is not the usual whole answer.
     """
-    _check_path(path)
+    if not _path_fits(path):
+        return None
     return Transact(path, build_request(req_type, body), MSG_HDR_SIZE, _BODY_SIZE[RESPONSE_TYPE[req_type]],
                     policy.timeout_ms / 1000)
 
@@ -179,7 +187,8 @@ def transaction(path: Optional[str], req_type: int, body: bytes,
     """
     if first is not None and deadline is not None:
         raise ValueError("a first attempt made outside the flow had no deadline to keep: give one or the other")
-    _check_path(path)
+    if not _path_fits(path):
+        yield from _too_long(path)
     body_size = _BODY_SIZE[RESPONSE_TYPE[req_type]]
     request = build_request(req_type, body)  # also the length check, before any I/O
     wait = policy.timeout_ms / 1000
