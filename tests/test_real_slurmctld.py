@@ -101,6 +101,16 @@ def test_wire_ping_2205_gets_slurm_rc_0(slurmctld, auth, munged):
     assert decode_offline(reply.auth.credential, munged.key_file).payload == cred.payload
 
 
+def test_a_debian_slurmctld_takes_the_same_credential_twice(slurmctld, auth):
+    """Debian builds Slurm with MULTIPLE_SLURMD, whose auth_munge counts munged's
+    EMUNGE_CRED_REPLAYED as a success (_decode_cred): the very same request, credential and
+    all, is answered twice (protocol_specs/security.md section 4)."""
+    request = ping_frame(auth, 0x2600)
+    for _ in range(2):
+        reply = decode_message(exchange(slurmctld.host, slurmctld.port, request).frames[0])
+        assert (reply.header.msg_type, reply.body.return_code) == (MsgType.RESPONSE_SLURM_RC, 0)
+
+
 @pytest.mark.parametrize("version", sorted(VERSIONS), ids=lambda v: f"{v:#06x}-{VERSIONS[v].name}")
 def test_ping_in_every_header_version(slurmctld, auth, version):
     ex = exchange(slurmctld.host, slurmctld.port, ping_frame(auth, version))
