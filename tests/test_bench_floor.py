@@ -25,9 +25,7 @@ from pyslurmrpc.fake import Cluster, FakeSlurmctld
 from pyslurmrpc.errors import SlurmError
 from pyslurmrpc.slurm_errno import SlurmErrno
 from pyslurmrpc.testing import MungedHarness
-from pyslurmrpc.wire import version_code
 
-SLURM_19_05 = 0x2200
 
 
 def _counted(ctld) -> list:
@@ -43,7 +41,7 @@ def _counted(ctld) -> list:
 
 def _checkpoint_floor(ctld, munged, depth=3) -> floor.CallFloor:
     client = Client(ctld.host, ctld.port, auth="munge", munge_socket=munged.socket_path, timeout=10)
-    return floor.CallFloor(client, "checkpoint_able", BENCH_JOB, SLURM_19_05, munged.socket_path, depth)
+    return floor.CallFloor(client, "checkpoint_able", BENCH_JOB, munged.socket_path, depth)
 
 
 def test_floor_calls_reach_the_controller_each_with_a_fresh_credential(munged):
@@ -77,7 +75,8 @@ def test_a_reply_credential_munged_refuses_fails_the_floor_call(munged):
 
 def test_floor_against_a_real_22_05_decodes_each_reply_credential(munged, slurmctld):
     client = Client(slurmctld.host, slurmctld.port, auth="munge", munge_socket=munged.socket_path, timeout=10)
-    least = floor.CallFloor(client, "ping", 0, version_code(client.controller_version()), munged.socket_path, 2)
+    client.controller_version()
+    least = floor.CallFloor(client, "ping", 0, munged.socket_path, 2)
     decoded = []
     least._decode = lambda cred, decode=least._decode: decoded.append(decode(cred))
     for _ in range(3):
@@ -98,7 +97,8 @@ def test_the_munge_floor_mints_and_decodes_as_munged_does(munged):
 
 def _ping_floor(munged, slurmctld, depth=2) -> floor.CallFloor:
     client = Client(slurmctld.host, slurmctld.port, auth="munge", munge_socket=munged.socket_path, timeout=10)
-    return floor.CallFloor(client, "ping", 0, version_code(client.controller_version()), munged.socket_path, depth)
+    client.controller_version()      # as the bench does first: the release known, as for its calls
+    return floor.CallFloor(client, "ping", 0, munged.socket_path, depth)
 
 
 def test_a_reply_refusing_the_call_fails_the_floor_call(munged):
@@ -107,7 +107,7 @@ def test_a_reply_refusing_the_call_fails_the_floor_call(munged):
     cluster = Cluster.from_dict(tomllib.loads(CLUSTER_TOML))
     with FakeSlurmctld(cluster, plugin="simulated", auth=MungeAuth(munged.socket_path)) as ctld:
         client = Client(ctld.host, ctld.port, auth="munge", munge_socket=munged.socket_path, timeout=10)
-        least = floor.CallFloor(client, "checkpoint_able", 424242, SLURM_19_05, munged.socket_path, 1)
+        least = floor.CallFloor(client, "checkpoint_able", 424242, munged.socket_path, 1)
         for call in (least.plain, least.premint):
             with pytest.raises(SlurmError) as err:
                 call()
@@ -187,3 +187,60 @@ def test_a_failed_mint_leaves_no_connection_open(munged, slurmctld, tmp_path):
     t.join(5)
     srv.close()
     assert not [w for w in seen if issubclass(w.category, ResourceWarning)], [str(w.message) for w in seen]
+
+
+def _no_resource_warning(call, error):
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always", ResourceWarning)
+        with pytest.raises(error):
+            call()
+        gc.collect()
+    assert not [w for w in seen if issubclass(w.category, ResourceWarning)], [str(w.message) for w in seen]
+
+
+def test_the_floor_sends_the_version_the_clients_own_ping_sends(munged, slurmctld, monkeypatch):
+    from pyslurmrpc import runners
+    least = _ping_floor(munged, slurmctld)
+    client = Client(slurmctld.host, slurmctld.port, auth="munge", munge_socket=munged.socket_path, timeout=10)
+    client.controller_version()
+    sent = []
+    handler = runners.SYNC.table[runners.Send]
+    monkeypatch.setitem(runners.SYNC.table, runners.Send, lambda a: sent.append(bytes(a.data)) or handler(a))
+    client.ping()
+    assert [int.from_bytes(frame[4:6], "big") for frame in sent] == [least.version]
+    assert int.from_bytes(least._head[4:6], "big") == least.version
+
+
+def test_the_floor_makes_the_clients_socket_calls_and_leaves_nothing_open(munged, slurmctld, tmp_path):
+    least = _ping_floor(munged, slurmctld)
+    sock = least._connect()                                 # the connect bounded as the client's is
+    try:
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, 16) != bytes(16)
+    finally:
+        sock.close()
+    _no_resource_warning(floor.munge_encode(str(tmp_path / "none.socket")), FileNotFoundError)
+    least._stock = ["MUNGE:too short:".encode()]           # a credential the frame cannot hold
+    _no_resource_warning(least.premint, RuntimeError)
+
+
+def test_the_floor_checks_munged_answers_type(tmp_path, munged):
+    """An encode's answer to a decode is refused, as the library's munged exchange refuses it."""
+    fake = str(tmp_path / "munge.socket")
+    srv = socket.socket(socket.AF_UNIX)
+    srv.bind(fake)
+    srv.listen(1)
+    from pyslurmrpc.auth.munge_constants import MsgType
+    from pyslurmrpc.auth.munge_proto import pack_encode_response, pack_header
+
+    def wrong_type():
+        conn, _ = srv.accept()
+        with conn:
+            conn.recv(4096)
+            body = pack_encode_response("MUNGE:AAAA:")
+            conn.sendall(pack_header(MsgType.ENC_RSP, len(body)) + body)
+    t = threading.Thread(target=wrong_type, daemon=True)
+    t.start()
+    with pytest.raises(MungeError, match="unexpected message type"):
+        floor.munge_decode(fake)(MungeClient(munged.socket_path).encode())
+    t.join(5)
+    srv.close()

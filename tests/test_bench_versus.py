@@ -366,3 +366,14 @@ def test_the_table_says_whether_each_goal_is_met_with_three_decimals():
     assert "1.104x" in decode and decode.split()[-6:] == ["84", "1.050x", "<=", "1.1", "no", "yes"]
     assert frame.split()[-9:] == ["-", "-", "-", "-", "<=", "10", "us", "yes", "-"]
     assert any(line.strip().startswith("floor: the least Python") for line in lines)
+
+
+@pytest.mark.parametrize("n", range(1, 9))
+def test_balanced_orders_balance_places_and_predecessors(n):
+    from pyslurmrpc.bench.timing import balanced_orders
+    orders = balanced_orders(n)
+    assert len(orders) == (n if n % 2 == 0 else 2 * n) and all(sorted(o) == list(range(n)) for o in orders)
+    for place in range(n):
+        assert set(collections.Counter(o[place] for o in orders).values()) == {len(orders) // n}
+    after = collections.Counter((o[i], o[i + 1]) for o in orders for i in range(n - 1))
+    assert len(after) == n * (n - 1) and len(set(after.values())) <= 1

@@ -110,3 +110,19 @@ def test_an_authtype_the_client_cannot_speak_names_its_line(tmp_path, auth_type)
     assert str(info.value) == (f"{tmp_path / 'more.conf'}:3: AuthType {auth_type} is not supported "
                                "(auth/munge, auth/none)")
     assert info.value.line == 3
+
+
+@pytest.mark.parametrize("written, ttl", [
+    ("60", 60), ("0", None), ("-5", None), ("", None),
+    ("99999999999", 1215752191),            # atoi: a C long cut to a C int, as glibc does
+    ("99999999999999999999", None),         # past a C long: strtol's LONG_MAX, then -1 as an int
+])
+def test_authinfo_ttl_is_read_as_libslurms_atoi(tmp_path, written, ttl):
+    """slurm_get_auth_ttl (src/common/slurm_protocol_api.c, 22.05): atoi of what follows
+    "ttl=", negative as 0 (munged's default); a client from such a file still works."""
+    path = tmp_path / "slurm.conf"
+    path.write_text(f"ClusterName=c\nSlurmctldHost=h(127.0.0.1)\nAuthType=auth/munge\n"
+                    f"AuthInfo=socket=/run/m.sock,ttl={written}\n")
+    conf = read_slurm_conf(path)
+    assert conf.auth_ttl == ttl
+    assert Client.from_slurm_conf(path).settings.auth_ttl == ttl

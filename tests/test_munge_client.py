@@ -1,5 +1,6 @@
 """MungeClient / AsyncMungeClient against a real munged (tests/conftest.py ``munged``)."""
 
+import array
 import asyncio
 import os
 import re
@@ -11,7 +12,7 @@ import pytest
 
 from pyslurmrpc.auth import errors as E
 from pyslurmrpc.auth.munge import AsyncMungeClient, MungeClient, RetryPolicy, decode_offline, encode_offline
-from pyslurmrpc.auth.munge_constants import Cipher, Mac, MsgType, MungeErr, Zip
+from pyslurmrpc.auth.munge_constants import GID_ANY, UID_ANY, Cipher, Mac, MsgType, MungeErr, Zip
 from pyslurmrpc.auth.munge_proto import (
     build_request, pack_encode_response, pack_header, parse_encode_request, unpack_header,
 )
@@ -335,14 +336,15 @@ def test_a_first_attempt_without_an_answer_goes_on_as_the_second(tmp_path, monke
 
 
 @pytest.mark.parametrize("kwargs, error, says", [
-    ({"uid": 2 ** 32}, "range", "uid must be -1 (anyone) or an id from 0 to 4294967294, not 4294967296"),
-    ({"gid": -2}, "range", "gid must be -1 (anyone) or an id from 0 to 4294967294, not -2"),
+    ({"uid": 2 ** 32}, "range", "uid must be -1 or 4294967295 (anyone) or an id from 0 to 4294967294, not 4294967296"),
+    ({"gid": -2}, "range", "gid must be -1 or 4294967295 (anyone) or an id from 0 to 4294967294, not -2"),
     ({"uid": "root"}, TypeError, "uid must be an integer, not str 'root'"),
     ({"ttl": 2 ** 32 + 1}, "range", "ttl must be seconds up to 4294967295"),
     ({"ttl": 1.5}, TypeError, "ttl must be an integer, not float 1.5"),
     ({"ttl": True}, TypeError, "ttl must be an integer, not bool True"),
-    ({"payload": 5}, TypeError, "payload must be bytes, a bytearray or a memoryview, not int"),
-    ({"payload": [1, 2]}, TypeError, "payload must be bytes, a bytearray or a memoryview, not list"),
+    ({"payload": 5}, TypeError, "payload must be bytes-like (bytes, bytearray, memoryview, array...), not int"),
+    ({"payload": [1, 2]}, TypeError, "payload must be bytes-like (bytes, bytearray, memoryview, array...), not list"),
+    ({"payload": "text"}, TypeError, "payload must be bytes-like (bytes, bytearray, memoryview, array...), not str"),
 ])
 def test_an_argument_munged_would_take_as_another_is_refused_before_any_io(kwargs, error, says, monkeypatch):
     """uid 2**32 would have been uid 0 on the wire, ttl 2**32+1 one second, 5 five NUL bytes:
@@ -359,10 +361,23 @@ def test_an_argument_munged_would_take_as_another_is_refused_before_any_io(kwarg
                 asyncio.run(client.encode(**kwargs))
 
 
+class _Index:
+    """An integer-like object (as numpy's integers are): it has __index__."""
+
+    def __init__(self, n):
+        self.n = n
+
+    def __index__(self):
+        return self.n
+
+
 def test_the_largest_ids_and_ttl_and_anyone_still_go_through(munged):
     client = MungeClient(munged.socket_path)
     cred = client.decode(client.encode(bytearray(b"p"), ttl=TTL_FIELD_MAX, uid=os.getuid(), gid=-1))
     assert cred.payload == b"p" and cred.uid_restriction == os.getuid() and cred.gid_restriction is None
+    anyone = client.decode(client.encode(array.array("B", b"ab"), uid=UID_ANY, gid=_Index(GID_ANY)))
+    assert anyone.payload == b"ab" and anyone.uid_restriction is None and anyone.gid_restriction is None
+    assert client.decode(client.encode(b"", uid=_Index(os.getuid()))).uid_restriction == os.getuid()
     assert cred.ttl > 0                       # munged's own maximum, as `munge -t` with a huge TTL
     with pytest.raises(E.MungeError):         # the largest id is an id: restricted to it, not anyone
         client.decode(client.encode(b"", uid=2 ** 32 - 2))

@@ -14,6 +14,7 @@ b'hello'
 
 from __future__ import annotations
 
+import operator
 import os
 from typing import Optional, Union
 
@@ -38,39 +39,48 @@ _USUAL_PAYLOAD_MAX = 64
 
 
 def _u32_or_any(name: str, value: Optional[int]) -> int:
-    """A uid/gid restriction's field: None or -1 means "anyone" to munged (all bits set); any
-    other value must name an id (a larger number would wrap into another id, silently)."""
+    """A uid/gid restriction's field: None, -1 or all bits set (MUNGE_UID_ANY) mean "anyone" to
+    munged; any other value must name an id (a larger number would wrap into another id)."""
     if value is None:
         return UID_ANY
-    _whole(name, value)
-    if value == -1:
-        return UID_ANY                  # == GID_ANY
+    value = _whole(name, value)
+    if value in (-1, UID_ANY):           # UID_ANY == GID_ANY
+        return UID_ANY
     if not 0 <= value < UID_ANY:
-        raise InvalidArgumentError(f"{name} must be -1 (anyone) or an id from 0 to {UID_ANY - 1}, not {value!r}")
+        raise InvalidArgumentError(f"{name} must be -1 or {UID_ANY} (anyone) or an id from 0 to {UID_ANY - 1}, "
+                                   f"not {value!r}")
     return value
 
 
 def _ttl_field(ttl: Optional[int]) -> int:
     if ttl is None:
         return TTL_DEFAULT
-    _whole("ttl", ttl)
+    ttl = _whole("ttl", ttl)
     if ttl > TTL_MAXIMUM:               # a uint32 on the wire: no silent wrap
         raise InvalidArgumentError(f"ttl must be seconds up to {TTL_MAXIMUM} (negative: munged's maximum), "
                                    f"not {ttl!r}")
     return TTL_MAXIMUM if ttl < 0 else ttl
 
 
-def _whole(name: str, value) -> None:
-    """Refuse anything but an int (a bool too): a TypeError naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an integer, not {type(value).__name__} {value!r}")
+def _whole(name: str, value) -> int:
+    """``value`` as an int: anything with ``__index__`` (a numpy integer too), not a bool (a
+    TypeError naming ``name`` otherwise)."""
+    if not isinstance(value, bool):
+        try:
+            return operator.index(value)
+        except TypeError:
+            pass
+    raise TypeError(f"{name} must be an integer, not {type(value).__name__} {value!r}")
 
 
 def _payload_bytes(payload) -> bytes:
-    """The payload as bytes: only bytes-like objects (bytes(5) would be five NULs, bytes([1, 2]) two bytes)."""
-    if not isinstance(payload, (bytes, bytearray, memoryview)):
-        raise TypeError(f"payload must be bytes, a bytearray or a memoryview, not {type(payload).__name__}")
-    return bytes(payload)
+    """The payload as bytes: any bytes-like object (a buffer); not an int (bytes(5) would be
+    five NULs), a list or a str (a TypeError naming the payload)."""
+    try:
+        return memoryview(payload).tobytes()
+    except TypeError:
+        raise TypeError(f"payload must be bytes-like (bytes, bytearray, memoryview, array...), "
+                        f"not {type(payload).__name__}") from None
 
 
 class _Options:

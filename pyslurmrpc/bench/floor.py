@@ -15,6 +15,7 @@ floor under the figures").
 
 from __future__ import annotations
 
+import _socket
 import select
 import socket
 import struct
@@ -27,7 +28,8 @@ from ..auth.munge_proto import (
 )
 from ..client import calls
 from ..client.core import reply_limit
-from ..client.rpc import _frame
+from ..client.flows import _speaker
+from ..client.rpc import _frame, _key
 from ..runners import run_sync
 from ..sync_sockets import kernel_timeval
 from ..wire import MungeAuthCred
@@ -72,7 +74,7 @@ def _munged_answer(sock, rsp: int) -> bytes:
 
 
 def _munged(path: str):
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
+    sock = _socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
     try:
         sock.connect(path)
     except BaseException:
@@ -117,9 +119,10 @@ class CallFloor:
     before its request (``Client(premint=depth)`` refills its stock in one call too, its mints
     during that call's waits)."""
 
-    def __init__(self, client, op: str, job: int, version: int, munge_socket: str, depth: int):
+    def __init__(self, client, op: str, job: int, munge_socket: str, depth: int):
         self._call = calls.ping() if op == "ping" else calls.able(job, 0)
-        frame, cred = run_sync(_frame(client._state, self._call, version))
+        self.version = _sent_version(client, op)
+        frame, cred = run_sync(_frame(client._state, self._call, self.version))
         text = cred.credential.encode()
         at = frame.index(text)
         self._head, self._tail, self._cred_len = frame[:at], frame[at + len(text):], len(text)
@@ -139,7 +142,7 @@ class CallFloor:
         return self._head + cred + self._tail
 
     def _connect(self):
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock = _socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, kernel_timeval(FLOOR_TIMEOUT))
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -166,7 +169,8 @@ class CallFloor:
     def premint(self):
         if not self._stock:
             self._stock = [self._mint() for _ in range(self._depth)]
-        return self._exchange(self._connect(), self._framed(self._stock.pop()))
+        frame = self._framed(self._stock.pop())
+        return self._exchange(self._connect(), frame)
 
     def _exchange(self, sock, frame: bytes):
         """Send ``frame``, read the whole reply, verify its credential; the call's result."""
@@ -186,3 +190,13 @@ class CallFloor:
         if type(reply.auth) is MungeAuthCred:       # 23.02+ replies carry none (SLURM_NO_AUTH_CRED)
             self._decode(reply.auth.credential)
         return self._call.read_reply(reply)
+
+
+def _sent_version(client, op: str) -> int:
+    """The header version ``client``'s own call sends (its controller's release known): a ping
+    speaks what worked before, the checkpoint calls their pinned version (client/flows.py)."""
+    state = client._state
+    if op != "ping":
+        return state.settings.protocol_version
+    controller = state.settings.controller_order(state.use_backup)[0]
+    return _speaker(state)(state.versions.get(_key(controller)))

@@ -94,10 +94,9 @@ def target(opts, munge_socket):
         yield ctld.host, ctld.port, ctld.conf_path, f"real slurmctld {ctld.release} (test harness)", c_side
 
 
-def _op(client: Client) -> tuple[str, int]:
-    """The RPC to measure and the protocol version the controller speaks."""
+def _op(client: Client) -> str:
     code = version_code(client.controller_version())
-    return ("checkpoint_able" if has_checkpoint(code) else "ping"), code
+    return "checkpoint_able" if has_checkpoint(code) else "ping"
 
 
 def _client_call(client, op: str, job: int):
@@ -161,9 +160,10 @@ def _sequential_rounds(path, conf, op, job, n, plain, minted, floors, loader=Non
     turns = [lambda: py.append(sequential(plain, per)), lambda: pm.append(sequential(minted, per)), run_c,
              lambda: fp.append(sequential(floors[0], per)), lambda: fm.append(sequential(floors[1], per))]
     for order in balanced_orders(len(turns)):
-        # each side takes each place and follows each other side equally often: before each
-        # turn's warm-up, whatever ran just after the libslurm child measured up to 20% slower
-        # (it had been idle longest); what the warm-up leaves of that falls on all alike
+        # each side takes each place and, within a round, follows each other side equally
+        # often (across a round's end, 2 or 3 times in 10): before each turn's warm-up,
+        # whatever ran just after the libslurm child measured up to 20% slower (it had been
+        # idle longest); what the warm-up leaves of that falls on all nearly alike
         for side in order:
             turns[side]()
     lib = {"loaded": False, "path": loaded, "loader": loader, "why_not": why} if why else {
@@ -252,9 +252,9 @@ def run(opts, munge_socket: str) -> dict:
     """Measure pyslurmrpc and libslurm against one controller; the munge/codec rows are added by the caller."""
     with target(opts, munge_socket) as (host, port, conf, description, (lib, loader)):
         client = Client(host, port, auth="munge", munge_socket=munge_socket, timeout=30)
-        op, code = _op(client)
+        op = _op(client)
         minting = Client(host, port, auth="munge", munge_socket=munge_socket, timeout=30, premint=PREMINT_DEPTH)
-        floor = CallFloor(client, op, opts.job, code, munge_socket, PREMINT_DEPTH)
+        floor = CallFloor(client, op, opts.job, munge_socket, PREMINT_DEPTH)
         py, py["premint"], c, floors = _sequential_rounds(lib, conf, op, opts.job, opts.n,
                                                           _client_call(client, op, opts.job),
                                                           _client_call(minting, op, opts.job),

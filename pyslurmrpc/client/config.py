@@ -15,6 +15,7 @@ from pathlib import Path
 
 from .. import defaults
 from ..errors import ConfigError
+from ..wire.constants import C_INT_MIN, C_LONG_MAX, C_LONG_MIN
 from ..hostlist import HostlistError, expand
 
 MAX_INCLUDE_DEPTH = 16
@@ -83,7 +84,7 @@ class SlurmConfig:
         if not self.auth_info or "ttl=" not in self.auth_info:
             return None
         digits = re.match(r"-?\d*", self.auth_info.split("ttl=", 1)[1]).group()
-        return max(int(digits or 0), 0) or None
+        return max(_c_atoi(digits), 0) or None
 
     @property
     def slurm_uid(self) -> int | None:
@@ -91,6 +92,13 @@ class SlurmConfig:
             return pwd.getpwnam(self.slurm_user).pw_uid
         except KeyError:
             return int(self.slurm_user) if self.slurm_user.isdigit() else None
+
+
+def _c_atoi(digits: str) -> int:
+    """What glibc's atoi makes of ``digits`` (slurm_get_auth_ttl reads AuthInfo's ttl so): strtol,
+    clamped to a C long, then cut to a C int (99999999999 is 1215752191; past a long, -1)."""
+    value = min(max(int(digits) if digits.strip("-") else 0, C_LONG_MIN), C_LONG_MAX)
+    return (value - C_INT_MIN) % 2 ** 32 + C_INT_MIN
 
 
 def find_slurm_conf(path=None) -> Path:

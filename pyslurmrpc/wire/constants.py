@@ -25,6 +25,7 @@ SLURM_PENDING_STEP = 0xFFFFFFFD
 INFINITE = 0xFFFFFFFF
 #: a C int (32 bits on every platform Slurm runs on): what libslurm and libmunge take as one
 C_INT_MIN, C_INT_MAX = -2**31, 2**31 - 1
+C_LONG_MIN, C_LONG_MAX = -2**63, 2**63 - 1   # a C long on the 64-bit machines Slurm runs on
 
 #: MAX_MSG_SIZE (src/common/slurm_protocol_socket.c; src/common/pack.h in 25.11,
 #: 26.05): the largest length prefix a daemon accepts (1 GiB, 17.11 to 26.05).
