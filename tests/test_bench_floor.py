@@ -6,6 +6,7 @@ decoded) would be a floor too low: each test here fails then.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import socket
@@ -163,30 +164,33 @@ def test_a_length_prefix_over_a_replys_limit_is_refused_as_it_arrives(munged, sl
         t.join(5)
 
 
-def test_a_failed_mint_leaves_no_connection_open(munged, slurmctld, tmp_path):
-    """munged answering garbage after the TCP connect: the floor closes the connection too."""
-    least = _ping_floor(munged, slurmctld)
-    fake = str(tmp_path / "munge.socket")
+@contextlib.contextmanager
+def _one_answer_munged(tmp_path, answer: bytes):
+    """A socket path where a fake munged reads one request and answers ``answer``."""
+    path = str(tmp_path / "munge.socket")
     srv = socket.socket(socket.AF_UNIX)
-    srv.bind(fake)
+    srv.bind(path)
     srv.listen(1)
 
-    def garbage():
+    def serve():
         conn, _ = srv.accept()
         with conn:
             conn.recv(4096)
-            conn.sendall(b"not munged's answer")
-    t = threading.Thread(target=garbage, daemon=True)
+            conn.sendall(answer)
+    t = threading.Thread(target=serve, daemon=True)
     t.start()
-    least._path = fake
-    with warnings.catch_warnings(record=True) as seen:
-        warnings.simplefilter("always", ResourceWarning)
-        with pytest.raises(MungeError):
-            least.plain()
-        gc.collect()
-    t.join(5)
-    srv.close()
-    assert not [w for w in seen if issubclass(w.category, ResourceWarning)], [str(w.message) for w in seen]
+    try:
+        yield path
+    finally:
+        t.join(5)
+        srv.close()
+
+
+def test_a_failed_mint_leaves_no_connection_open(munged, slurmctld, tmp_path):
+    """munged answering garbage after the TCP connect: the floor closes the connection too."""
+    least = _ping_floor(munged, slurmctld)
+    with _one_answer_munged(tmp_path, b"not munged's answer") as least._path:
+        _no_resource_warning(least.plain, MungeError)
 
 
 def _no_resource_warning(call, error):
@@ -225,22 +229,9 @@ def test_the_floor_makes_the_clients_socket_calls_and_leaves_nothing_open(munged
 
 def test_the_floor_checks_munged_answers_type(tmp_path, munged):
     """An encode's answer to a decode is refused, as the library's munged exchange refuses it."""
-    fake = str(tmp_path / "munge.socket")
-    srv = socket.socket(socket.AF_UNIX)
-    srv.bind(fake)
-    srv.listen(1)
     from pyslurmrpc.auth.munge_constants import MsgType
     from pyslurmrpc.auth.munge_proto import pack_encode_response, pack_header
-
-    def wrong_type():
-        conn, _ = srv.accept()
-        with conn:
-            conn.recv(4096)
-            body = pack_encode_response("MUNGE:AAAA:")
-            conn.sendall(pack_header(MsgType.ENC_RSP, len(body)) + body)
-    t = threading.Thread(target=wrong_type, daemon=True)
-    t.start()
-    with pytest.raises(MungeError, match="unexpected message type"):
-        floor.munge_decode(fake)(MungeClient(munged.socket_path).encode())
-    t.join(5)
-    srv.close()
+    body = pack_encode_response("MUNGE:AAAA:")
+    with _one_answer_munged(tmp_path, pack_header(MsgType.ENC_RSP, len(body)) + body) as fake:
+        with pytest.raises(MungeError, match="unexpected message type"):
+            floor.munge_decode(fake)(MungeClient(munged.socket_path).encode())
