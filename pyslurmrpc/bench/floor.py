@@ -21,11 +21,11 @@ import socket
 import struct
 
 from ..auth.munge import MungeClient
-from ..auth.munge_constants import MAX_RESPONSE_LEN, MSG_HDR_SIZE, MsgType
+from ..auth.munge_constants import MSG_HDR_SIZE, MsgType
 from ..auth.munge_proto import (
     build_request, decode_request_body, encode_request_body, parse_decode_response, parse_encode_response,
-    unpack_header,
 )
+from ..auth.munge_xfer import _BODY_SIZE
 from ..client import calls
 from ..client.core import reply_limit
 from ..client.flows import _speaker
@@ -67,7 +67,7 @@ def _munged_answer(sock, rsp: int) -> bytes:
     data = _read(sock, b"")
     while len(data) < MSG_HDR_SIZE:
         data = _read(sock, data)
-    need = MSG_HDR_SIZE + unpack_header(data[:MSG_HDR_SIZE], rsp, MAX_RESPONSE_LEN)[2]
+    need = MSG_HDR_SIZE + _BODY_SIZE[rsp](data[:MSG_HDR_SIZE])
     while len(data) < need:
         data = _read(sock, data)
     return data[MSG_HDR_SIZE:need]
@@ -100,7 +100,11 @@ def _send_small(sock, request: bytes) -> None:
 
 def munge_encode(path: str, payload: bytes = b""):
     """A callable minting one credential (bytes) for ``payload`` at munged's ``path``."""
-    request = build_request(MsgType.ENC_REQ, encode_request_body(payload))
+    return _encoder(path, build_request(MsgType.ENC_REQ, encode_request_body(payload)))
+
+
+def _encoder(path: str, request: bytes):
+    """A callable sending the ENC_REQ ``request`` to munged's ``path``: the credential (bytes)."""
     return lambda: parse_encode_response(_transact(path, request, MsgType.ENC_RSP)).encode()
 
 
@@ -129,7 +133,7 @@ class CallFloor:
         # the template's own credential is never sent: decoding it spends nothing
         payload = MungeClient(munge_socket).decode(text).payload
         self._mint_request = build_request(MsgType.ENC_REQ, encode_request_body(payload))
-        self._mint = munge_encode(munge_socket, payload)
+        self._mint = _encoder(munge_socket, self._mint_request)
         self._decode = munge_decode(munge_socket)
         controller = client._state.settings.controllers[0]
         self._path, self._address = munge_socket, (controller.host, controller.port)
